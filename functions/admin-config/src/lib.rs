@@ -1,0 +1,220 @@
+//! `admin-config`: the operator's and the tenant admin's API.
+//!
+//! * `POST /v1/tenants` (operator key): a tenant and its first admin key.
+//! * `POST|GET /v1/admin/api-keys`, `DELETE /v1/admin/api-keys/{key_id}` (admin key).
+//! * `GET /v1/admin/accounts` (admin key): connected accounts, paginated.
+//! * `GET|PUT /v1/admin/google-client`, `GET|PATCH /v1/admin/settings`.
+
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::app::AppState;
+use shared::domain::{Account, ApiKey, ApiKeyId, ApiKeyScope, TenantId};
+use shared::http::{AdminCaller, ApiError, ApiJson, ApiPath, ApiQuery, OperatorCaller};
+use shared::services::{api_keys, tenants};
+
+/// This function's routes, to serve alone ([`router`]) or merged with the others (the
+/// local server).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants", post(create_tenant))
+        .route("/v1/admin/api-keys", post(create_key).get(list_keys))
+        .route("/v1/admin/api-keys/{key_id}", delete(delete_key))
+        .route("/v1/admin/accounts", get(list_accounts))
+        .route(
+            "/v1/admin/google-client",
+            get(not_yet("the Google client configuration"))
+                .put(not_yet("the Google client configuration")),
+        )
+        .route(
+            "/v1/admin/settings",
+            get(not_yet("tenant settings")).patch(not_yet("tenant settings")),
+        )
+}
+
+/// The function's whole router, as Lambda runs it.
+pub fn router(state: AppState) -> Router {
+    shared::http::finish(routes(), state)
+}
+
+fn not_yet(
+    what: &'static str,
+) -> impl Fn(AdminCaller) -> std::future::Ready<ApiError> + Clone + Send + 'static {
+    move |_caller| std::future::ready(ApiError::not_implemented(what))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    #[serde(default)]
+    id: Option<TenantId>,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct KeyView {
+    id: ApiKeyId,
+    name: String,
+    scope: ApiKeyScope,
+    prefix: String,
+    created_at: String,
+}
+
+impl From<&ApiKey> for KeyView {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            scope: k.scope,
+            prefix: k.prefix.clone(),
+            created_at: rfc3339(k.created_at),
+        }
+    }
+}
+
+/// A key with its plaintext: the only time it is shown.
+#[derive(Serialize)]
+struct CreatedKeyView {
+    #[serde(flatten)]
+    key: KeyView,
+    key_secret: String,
+}
+
+impl From<api_keys::CreatedKey> for CreatedKeyView {
+    fn from(c: api_keys::CreatedKey) -> Self {
+        Self {
+            key: KeyView::from(&c.key),
+            key_secret: c.plaintext,
+        }
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn create_tenant(
+    _: OperatorCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(http::StatusCode, Json<serde_json::Value>), ApiError> {
+    let (tenant, key) = tenants::create(
+        &app,
+        tenants::NewTenant {
+            id: body.id,
+            name: body.name,
+        },
+    )
+    .await?;
+    Ok((
+        http::StatusCode::CREATED,
+        Json(serde_json::json!({
+            "tenant": {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_at)},
+            "admin_key": CreatedKeyView::from(key),
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    scope: ApiKeyScope,
+}
+
+async fn create_key(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<(http::StatusCode, Json<CreatedKeyView>), ApiError> {
+    let created = api_keys::create(&app, &caller.tenant, &body.name, body.scope).await?;
+    Ok((http::StatusCode::CREATED, Json(created.into())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageParams {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    page: Option<String>,
+}
+
+impl PageParams {
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(l @ 1..=200) => Ok(l),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be between 1 and 200",
+            )),
+        }
+    }
+}
+
+async fn list_keys(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let records = api_keys::list(
+        &app,
+        &caller.tenant,
+        params.limit()?,
+        params.page.as_deref(),
+    )
+    .await?;
+    let items: Vec<KeyView> = records.items.iter().map(KeyView::from).collect();
+    Ok(Json(
+        serde_json::json!({"items": items, "next_page": records.next}),
+    ))
+}
+
+async fn delete_key(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiPath(key_id): ApiPath<ApiKeyId>,
+) -> Result<http::StatusCode, ApiError> {
+    api_keys::delete(&app, &caller.tenant, &key_id).await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct AccountView {
+    user: String,
+    status: shared::domain::AccountStatus,
+    google_email: Option<String>,
+    products: shared::domain::Products,
+    last_sync_at: Option<String>,
+    last_error: Option<String>,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        Self {
+            user: a.user.to_string(),
+            status: a.status,
+            google_email: a.google_email.clone(),
+            products: a.products.clone(),
+            last_sync_at: a.last_sync_at.map(rfc3339),
+            last_error: a.last_error.clone(),
+        }
+    }
+}
+
+async fn list_accounts(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let records = app
+        .store
+        .list_accounts(&caller.tenant, params.limit()?, params.page.as_deref())
+        .await?;
+    let items: Vec<AccountView> = records.items.iter().map(AccountView::from).collect();
+    Ok(Json(
+        serde_json::json!({"items": items, "next_page": records.next}),
+    ))
+}

@@ -1,0 +1,20 @@
+//! Lambda entry point: set-up only.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let app = Arc::new(shared::app::App::from_env().await?);
+    app.config.require_queue_url()?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let app = app.clone();
+        async move {
+            sync_scheduler::handle(&app, event.payload)
+                .await
+                .map_err(|e| e.message)
+        }
+    }))
+    .await
+}

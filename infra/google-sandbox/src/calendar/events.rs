@@ -1,0 +1,1051 @@
+//! Calendar events: the operations behind events.insert/get/patch/update/delete/list/
+//! instances, on the sandbox state. Handlers and the UI both call these.
+
+use axum::http::StatusCode;
+use base64::Engine;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Map, Value};
+
+use super::recurrence::{
+    duration, format_date_time, parse_event_time, shifted_end, Recurrence, When,
+};
+use crate::clock::rfc3339_millis;
+use crate::errors::{ApiError, Surface};
+use crate::params::Params;
+use crate::state::{Calendar, PageCursor, SortKey, State, StoredEvent, SyncCursor};
+
+const S: Surface = Surface::Calendar;
+const MAX_INSTANCES: usize = 2500;
+
+/// Properties a client may write; everything else in a request body is ignored.
+const WRITABLE: &[&str] = &[
+    "anyoneCanAddSelf",
+    "attachments",
+    "attendees",
+    "attendeesOmitted",
+    "birthdayProperties",
+    "colorId",
+    "conferenceData",
+    "description",
+    "end",
+    "endTimeUnspecified",
+    "eventType",
+    "extendedProperties",
+    "focusTimeProperties",
+    "gadget",
+    "guestsCanInviteOthers",
+    "guestsCanModify",
+    "guestsCanSeeOtherGuests",
+    "iCalUID",
+    "id",
+    "location",
+    "locked",
+    "outOfOfficeProperties",
+    "privateCopy",
+    "recurrence",
+    "reminders",
+    "sequence",
+    "source",
+    "start",
+    "status",
+    "summary",
+    "transparency",
+    "visibility",
+    "workingLocationProperties",
+];
+
+pub fn invalid(message: &str) -> ApiError {
+    ApiError::new(S, StatusCode::BAD_REQUEST, "invalid", message)
+}
+
+fn required(message: &str) -> ApiError {
+    ApiError::new(S, StatusCode::BAD_REQUEST, "required", message)
+}
+
+pub fn not_found() -> ApiError {
+    ApiError::not_found(S)
+}
+
+/// What a write changed, for push notifications.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub calendar_id: String,
+}
+
+/// Resolves `primary` and checks the caller owns the calendar.
+pub fn resolve_calendar(st: &State, user: &str, calendar_id: &str) -> Result<String, ApiError> {
+    let id = if calendar_id == "primary" {
+        user
+    } else {
+        calendar_id
+    };
+    match st.calendars.get(id) {
+        Some(cal) if cal.owner == user => Ok(id.to_string()),
+        _ => Err(not_found()),
+    }
+}
+
+fn calendar_mut<'a>(st: &'a mut State, id: &str) -> Result<&'a mut Calendar, ApiError> {
+    st.calendars.get_mut(id).ok_or_else(not_found)
+}
+
+pub fn etag_for(now: Timestamp, seq: u64) -> String {
+    format!("\"{}{:06}\"", now.as_millisecond(), seq % 1_000_000)
+}
+
+/// Parses a JSON request body into an object.
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::new(
+            S,
+            StatusCode::BAD_REQUEST,
+            "parseError",
+            "Parse Error",
+        )),
+    }
+}
+
+fn keep_writable(body: Map<String, Value>) -> Map<String, Value> {
+    body.into_iter()
+        .filter(|(k, v)| WRITABLE.contains(&k.as_str()) && !v.is_null())
+        .collect()
+}
+
+/// JSON merge patch: objects merge, `null` removes, everything else replaces.
+fn merge(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                target.remove(&k);
+            }
+            Value::Object(inner) => match target.get_mut(&k) {
+                Some(Value::Object(existing)) => merge(existing, inner),
+                _ => {
+                    let mut fresh = Map::new();
+                    merge(&mut fresh, inner);
+                    target.insert(k, Value::Object(fresh));
+                }
+            },
+            other => {
+                target.insert(k, other);
+            }
+        }
+    }
+}
+
+fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    body.get(key).and_then(Value::as_str)
+}
+
+/// Validates a complete event body; returns its start and end.
+fn validate(body: &mut Map<String, Value>, cal_tz: &str) -> Result<(When, When), ApiError> {
+    let start_v = body
+        .get("start")
+        .ok_or_else(|| required("Missing start time."))?;
+    let end_v = body
+        .get("end")
+        .ok_or_else(|| required("Missing end time."))?;
+    let start = parse_event_time(start_v, cal_tz).map_err(|m| map_time_err(&m))?;
+    let end = parse_event_time(end_v, cal_tz).map_err(|m| map_time_err(&m))?;
+    for (key, when) in [("start", &start), ("end", &end)] {
+        if let (When::At(z), Some(Value::Object(obj))) = (when, body.get_mut(key)) {
+            obj.insert("dateTime".into(), json!(format_date_time(z)));
+        }
+    }
+    if start.is_date() != end.is_date() {
+        return Err(invalid(
+            "Start and end times must either both be date or both be dateTime.",
+        ));
+    }
+    let tz = recurrence_tz(&start, cal_tz);
+    let empty = match (&start, &end) {
+        (When::Date(a), When::Date(b)) => b <= a,
+        _ => end.instant(&tz) < start.instant(&tz),
+    };
+    if empty {
+        return Err(ApiError::new(
+            S,
+            StatusCode::BAD_REQUEST,
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+        )
+        .with_location("parameter", "timeMax"));
+    }
+    if let Some(rec) = body.get("recurrence") {
+        let lines = string_array(rec).ok_or_else(|| invalid("Invalid recurrence rule."))?;
+        if !start.is_date() && body.get("start").and_then(|s| s.get("timeZone")).is_none() {
+            return Err(required("Missing time zone definition for start time."));
+        }
+        Recurrence::parse(&lines, &tz).map_err(|m| invalid(&m))?;
+    }
+    if let Some(color) = str_field(body, "colorId") {
+        if !matches!(color.parse::<u8>(), Ok(1..=11)) {
+            return Err(invalid("Invalid value for: colorId"));
+        }
+    }
+    if let Some(status) = body.get("status") {
+        if !matches!(
+            status.as_str(),
+            Some("confirmed" | "tentative" | "cancelled")
+        ) {
+            return Err(invalid("Invalid value for: status"));
+        }
+    }
+    if let Some(vis) = body.get("visibility") {
+        if !matches!(
+            vis.as_str(),
+            Some("default" | "public" | "private" | "confidential")
+        ) {
+            return Err(invalid("Invalid value for: visibility"));
+        }
+    }
+    if let Some(t) = body.get("transparency") {
+        if !matches!(t.as_str(), Some("opaque" | "transparent")) {
+            return Err(invalid("Invalid value for: transparency"));
+        }
+    }
+    if let Some(ext) = body.get("extendedProperties") {
+        let ok = ext.as_object().is_some_and(|m| {
+            m.iter().all(|(k, v)| {
+                (k == "private" || k == "shared")
+                    && v.as_object()
+                        .is_some_and(|props| props.values().all(Value::is_string))
+            })
+        });
+        if !ok {
+            return Err(invalid("Invalid value for: extendedProperties"));
+        }
+    }
+    if let Some(attendees) = body.get_mut("attendees") {
+        let list = attendees
+            .as_array_mut()
+            .ok_or_else(|| invalid("Invalid value for: attendees"))?;
+        for a in list.iter_mut() {
+            let obj = a
+                .as_object_mut()
+                .ok_or_else(|| invalid("Invalid value for: attendees"))?;
+            if !obj.get("email").is_some_and(Value::is_string) {
+                return Err(required("Missing attendee email."));
+            }
+            match obj.get("responseStatus").and_then(Value::as_str) {
+                None => {
+                    obj.insert("responseStatus".into(), json!("needsAction"));
+                }
+                Some("needsAction" | "declined" | "tentative" | "accepted") => {}
+                Some(_) => return Err(invalid("Invalid attendee responseStatus.")),
+            }
+        }
+    }
+    Ok((start, end))
+}
+
+fn map_time_err(message: &str) -> ApiError {
+    if message.starts_with("Missing") {
+        required(message)
+    } else {
+        invalid(message)
+    }
+}
+
+fn string_array(v: &Value) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+fn recurrence_tz(start: &When, cal_tz: &str) -> TimeZone {
+    match start {
+        When::At(z) => z.time_zone().clone(),
+        When::Date(_) => TimeZone::get(cal_tz).unwrap_or(TimeZone::UTC),
+    }
+}
+
+/// Sets the server-owned fields of an event.
+fn finalize(
+    body: &mut Map<String, Value>,
+    cal: &Calendar,
+    id: &str,
+    created: &str,
+    now: Timestamp,
+) {
+    body.insert("kind".into(), json!("calendar#event"));
+    body.insert("id".into(), json!(id));
+    body.entry("status").or_insert(json!("confirmed"));
+    let eid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{id} {}", cal.id));
+    body.insert(
+        "htmlLink".into(),
+        json!(format!("https://www.google.com/calendar/event?eid={eid}")),
+    );
+    body.insert("created".into(), json!(created));
+    body.insert("updated".into(), json!(rfc3339_millis(now)));
+    if !body.get("iCalUID").is_some_and(Value::is_string) {
+        body.insert("iCalUID".into(), json!(format!("{id}@google.com")));
+    }
+    if !body.get("sequence").is_some_and(Value::is_i64) {
+        body.insert("sequence".into(), json!(0));
+    }
+    body.insert("creator".into(), json!({"email": cal.owner, "self": true}));
+    let mut organizer = json!({"email": cal.id, "self": true});
+    if cal.id != cal.owner {
+        organizer["displayName"] = json!(cal.summary);
+    }
+    body.insert("organizer".into(), organizer);
+    body.entry("reminders")
+        .or_insert(json!({"useDefault": true}));
+    body.entry("eventType").or_insert(json!("default"));
+    if let Some(Value::Array(attendees)) = body.get_mut("attendees") {
+        for a in attendees.iter_mut() {
+            if a.get("email").and_then(Value::as_str) == Some(cal.owner.as_str()) {
+                a["self"] = json!(true);
+                a["organizer"] = json!(true);
+            }
+        }
+    }
+}
+
+/// Records a write of `id` in `cal`: new sequence number, `updated`, etag.
+fn touch(cal: &mut Calendar, id: &str, now: Timestamp) {
+    cal.seq += 1;
+    let seq = cal.seq;
+    cal.updated = now;
+    cal.etag = etag_for(now, seq);
+    if let Some(ev) = cal.events.get_mut(id) {
+        ev.mod_seq = seq;
+        ev.body.insert("updated".into(), json!(rfc3339_millis(now)));
+        ev.body.insert("etag".into(), json!(etag_for(now, seq)));
+    }
+}
+
+fn significant_change(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
+    [
+        "start",
+        "end",
+        "recurrence",
+        "location",
+        "summary",
+        "description",
+    ]
+    .iter()
+    .any(|k| old.get(*k) != new.get(*k))
+}
+
+/// events.insert
+pub fn insert(
+    st: &mut State,
+    now: Timestamp,
+    calendar_id: &str,
+    body: &[u8],
+) -> Result<(Value, Changed), ApiError> {
+    let body = parse_body(body)?;
+    let mut body = keep_writable(body);
+    body.remove("originalStartTime");
+    let cal = calendar_mut(st, calendar_id)?;
+    let id = match body.get("id") {
+        Some(Value::String(id)) => {
+            if !crate::ids::is_valid_event_id(id) {
+                return Err(invalid("Invalid resource id value."));
+            }
+            if cal.events.contains_key(id) {
+                return Err(ApiError::new(
+                    S,
+                    StatusCode::CONFLICT,
+                    "duplicate",
+                    "The requested identifier already exists.",
+                ));
+            }
+            id.clone()
+        }
+        Some(_) => return Err(invalid("Invalid resource id value.")),
+        None => crate::ids::base32hex(26),
+    };
+    validate(&mut body, &cal.time_zone)?;
+    finalize(&mut body, cal, &id, &rfc3339_millis(now), now);
+    cal.next_order += 1;
+    let order = cal.next_order;
+    cal.events.insert(
+        id.clone(),
+        StoredEvent {
+            body,
+            mod_seq: 0,
+            order,
+        },
+    );
+    touch(cal, &id, now);
+    let out = cal.events.get(&id).map(|e| Value::Object(e.body.clone()));
+    Ok((
+        out.unwrap_or(Value::Null),
+        Changed {
+            calendar_id: calendar_id.to_string(),
+        },
+    ))
+}
+
+fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), ApiError> {
+    match if_match {
+        Some(m) if m != "*" && m != etag => Err(ApiError::new(
+            S,
+            StatusCode::PRECONDITION_FAILED,
+            "conditionNotMet",
+            "Precondition Failed",
+        )
+        .with_location("header", "If-Match")),
+        _ => Ok(()),
+    }
+}
+
+/// Splits an instance id `{master}_{suffix}`.
+fn split_instance_id(id: &str) -> Option<(&str, &str)> {
+    let (master, suffix) = id.rsplit_once('_')?;
+    let ok = (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_digit()))
+        || (suffix.len() == 16 && suffix.ends_with('Z') && suffix.as_bytes().get(8) == Some(&b'T'));
+    ok.then_some((master, suffix))
+}
+
+fn horizon_after(now: Timestamp, days: i64) -> Timestamp {
+    now.checked_add(SignedDuration::from_hours(24 * days))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// Expands a recurring master into instance bodies (exceptions substituted).
+fn expand(cal: &Calendar, master: &StoredEvent, until: Timestamp) -> Vec<Map<String, Value>> {
+    let body = &master.body;
+    let Some(lines) = body.get("recurrence").and_then(string_array) else {
+        return Vec::new();
+    };
+    let (Some(sv), Some(ev)) = (body.get("start"), body.get("end")) else {
+        return Vec::new();
+    };
+    let (Ok(start), Ok(end)) = (
+        parse_event_time(sv, &cal.time_zone),
+        parse_event_time(ev, &cal.time_zone),
+    ) else {
+        return Vec::new();
+    };
+    let tz = recurrence_tz(&start, &cal.time_zone);
+    let Ok(rec) = Recurrence::parse(&lines, &tz) else {
+        return Vec::new();
+    };
+    let dur = duration(&start, &end);
+    let master_id = body.get("id").and_then(Value::as_str).unwrap_or("");
+    rec.occurrences(&start, until, MAX_INSTANCES)
+        .into_iter()
+        .map(|occ| {
+            let iid = format!("{master_id}_{}", occ.id_suffix());
+            if let Some(exception) = cal.events.get(&iid) {
+                return exception.body.clone();
+            }
+            let mut inst = body.clone();
+            inst.remove("recurrence");
+            inst.insert("id".into(), json!(iid));
+            inst.insert("recurringEventId".into(), json!(master_id));
+            inst.insert("originalStartTime".into(), occ.to_json());
+            inst.insert("start".into(), occ.to_json());
+            inst.insert("end".into(), shifted_end(&occ, dur).to_json());
+            inst
+        })
+        .collect()
+}
+
+/// Finds an instance (materialized or virtual) of a recurring event by id.
+fn find_instance(cal: &Calendar, id: &str) -> Option<Map<String, Value>> {
+    let (master_id, suffix) = split_instance_id(id)?;
+    let master = cal.events.get(master_id)?;
+    let until = suffix_instant(suffix)?
+        .checked_add(SignedDuration::from_hours(48))
+        .ok()?;
+    expand(cal, master, until)
+        .into_iter()
+        .find(|inst| inst.get("id").and_then(Value::as_str) == Some(id))
+}
+
+fn suffix_instant(suffix: &str) -> Option<Timestamp> {
+    let date = suffix.get(0..8)?;
+    let iso = format!(
+        "{}-{}-{}T00:00:00Z",
+        date.get(0..4)?,
+        date.get(4..6)?,
+        date.get(6..8)?
+    );
+    iso.parse().ok()
+}
+
+/// events.get (also virtual instances).
+pub fn get(st: &State, calendar_id: &str, event_id: &str) -> Result<Value, ApiError> {
+    let cal = st.calendars.get(calendar_id).ok_or_else(not_found)?;
+    if let Some(ev) = cal.events.get(event_id) {
+        return Ok(Value::Object(ev.body.clone()));
+    }
+    find_instance(cal, event_id)
+        .map(Value::Object)
+        .ok_or_else(not_found)
+}
+
+/// events.patch (`replace == false`) and events.update (`replace == true`).
+pub fn modify(
+    st: &mut State,
+    now: Timestamp,
+    calendar_id: &str,
+    event_id: &str,
+    body: &[u8],
+    if_match: Option<&str>,
+    replace: bool,
+) -> Result<(Value, Changed), ApiError> {
+    let patch = keep_writable(parse_body(body)?);
+    modify_with(st, now, calendar_id, event_id, patch, if_match, replace)
+}
+
+pub fn modify_with(
+    st: &mut State,
+    now: Timestamp,
+    calendar_id: &str,
+    event_id: &str,
+    mut patch: Map<String, Value>,
+    if_match: Option<&str>,
+    replace: bool,
+) -> Result<(Value, Changed), ApiError> {
+    let cal = calendar_mut(st, calendar_id)?;
+    patch.remove("id");
+    patch.remove("recurringEventId");
+    patch.remove("originalStartTime");
+    let (current, exists) = match cal.events.get(event_id) {
+        Some(ev) => (ev.body.clone(), true),
+        None => (find_instance(cal, event_id).ok_or_else(not_found)?, false),
+    };
+    let etag = current.get("etag").and_then(Value::as_str).unwrap_or("");
+    check_if_match(if_match, etag)?;
+    let mut next = if replace {
+        let mut fresh = patch;
+        for keep in ["recurringEventId", "originalStartTime", "iCalUID"] {
+            if let Some(v) = current.get(keep) {
+                fresh.entry(keep).or_insert(v.clone());
+            }
+        }
+        fresh
+    } else {
+        let mut merged = current.clone();
+        merge(&mut merged, patch);
+        merged
+    };
+    validate(&mut next, &cal.time_zone)?;
+    let created = current
+        .get("created")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| rfc3339_millis(now));
+    let old_seq = current.get("sequence").and_then(Value::as_i64).unwrap_or(0);
+    let client_seq = next
+        .get("sequence")
+        .and_then(Value::as_i64)
+        .unwrap_or(old_seq);
+    let bump = i64::from(significant_change(&current, &next));
+    next.insert("sequence".into(), json!(client_seq.max(old_seq + bump)));
+    if next.get("recurringEventId").is_some() {
+        next.remove("recurrence");
+    }
+    finalize(&mut next, cal, event_id, &created, now);
+    if exists {
+        if let Some(ev) = cal.events.get_mut(event_id) {
+            ev.body = next;
+        }
+    } else {
+        cal.next_order += 1;
+        let order = cal.next_order;
+        cal.events.insert(
+            event_id.to_string(),
+            StoredEvent {
+                body: next,
+                mod_seq: 0,
+                order,
+            },
+        );
+    }
+    touch(cal, event_id, now);
+    let out = cal
+        .events
+        .get(event_id)
+        .map(|e| Value::Object(e.body.clone()))
+        .unwrap_or(Value::Null);
+    Ok((
+        out,
+        Changed {
+            calendar_id: calendar_id.to_string(),
+        },
+    ))
+}
+
+/// events.delete: marks the event cancelled (exceptions of a master too).
+pub fn delete(
+    st: &mut State,
+    now: Timestamp,
+    calendar_id: &str,
+    event_id: &str,
+    if_match: Option<&str>,
+) -> Result<Changed, ApiError> {
+    let cal = calendar_mut(st, calendar_id)?;
+    let current = match cal.events.get(event_id) {
+        Some(ev) => {
+            if ev.is_cancelled() {
+                return Err(ApiError::new(
+                    S,
+                    StatusCode::GONE,
+                    "deleted",
+                    "Resource has been deleted",
+                ));
+            }
+            ev.body.clone()
+        }
+        None => find_instance(cal, event_id).ok_or_else(not_found)?,
+    };
+    check_if_match(
+        if_match,
+        current.get("etag").and_then(Value::as_str).unwrap_or(""),
+    )?;
+    if !cal.events.contains_key(event_id) {
+        let mut body = current;
+        body.remove("recurrence");
+        cal.next_order += 1;
+        let order = cal.next_order;
+        cal.events.insert(
+            event_id.to_string(),
+            StoredEvent {
+                body,
+                mod_seq: 0,
+                order,
+            },
+        );
+    }
+    if let Some(ev) = cal.events.get_mut(event_id) {
+        ev.body.insert("status".into(), json!("cancelled"));
+    }
+    touch(cal, event_id, now);
+    let exceptions: Vec<String> = cal
+        .events
+        .iter()
+        .filter(|(_, e)| e.recurring_event_id() == Some(event_id) && !e.is_cancelled())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in exceptions {
+        if let Some(ev) = cal.events.get_mut(&id) {
+            ev.body.insert("status".into(), json!("cancelled"));
+        }
+        touch(cal, &id, now);
+    }
+    Ok(Changed {
+        calendar_id: calendar_id.to_string(),
+    })
+}
+
+fn parse_time_param(p: &Params, name: &str) -> Result<Option<Timestamp>, ApiError> {
+    match p.non_empty(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<Timestamp>()
+            .map(Some)
+            .map_err(|_| invalid("Bad Request").with_location("parameter", "timeMin")),
+    }
+}
+
+fn max_results(p: &Params, default: usize, max: usize) -> Result<usize, ApiError> {
+    match p.non_empty("maxResults") {
+        None => Ok(default),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(max).min(max)),
+            _ => Err(invalid(&format!(
+                "Invalid value '{v}'. Values must be within the range: [1, {max}]"
+            ))),
+        },
+    }
+}
+
+fn event_range(body: &Map<String, Value>, cal_tz: &str) -> Option<(Timestamp, Timestamp)> {
+    let tz = TimeZone::get(cal_tz).unwrap_or(TimeZone::UTC);
+    let s = parse_event_time(body.get("start")?, cal_tz).ok()?;
+    let e = parse_event_time(body.get("end")?, cal_tz).ok()?;
+    Some((s.instant(&tz), e.instant(&tz)))
+}
+
+fn overlaps(
+    range: Option<(Timestamp, Timestamp)>,
+    min: Option<Timestamp>,
+    max: Option<Timestamp>,
+) -> bool {
+    let Some((s, e)) = range else { return true };
+    min.is_none_or(|m| e > m || (e == s && s >= m)) && max.is_none_or(|m| s < m)
+}
+
+fn ext_matches(body: &Map<String, Value>, kind: &str, filters: &[&str]) -> bool {
+    filters.iter().all(|f| {
+        let Some((k, v)) = f.split_once('=') else {
+            return false;
+        };
+        body.get("extendedProperties")
+            .and_then(|e| e.get(kind))
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            == Some(v)
+    })
+}
+
+fn text_matches(body: &Map<String, Value>, q: &str) -> bool {
+    let q = q.to_lowercase();
+    let mut hay = String::new();
+    for key in ["summary", "description", "location"] {
+        if let Some(s) = str_field(body, key) {
+            hay.push_str(&s.to_lowercase());
+            hay.push('\n');
+        }
+    }
+    if let Some(Value::Array(att)) = body.get("attendees") {
+        for a in att {
+            for key in ["email", "displayName"] {
+                if let Some(s) = a.get(key).and_then(Value::as_str) {
+                    hay.push_str(&s.to_lowercase());
+                    hay.push('\n');
+                }
+            }
+        }
+    }
+    q.split_whitespace().all(|w| hay.contains(w))
+}
+
+fn start_ms(body: &Map<String, Value>, cal_tz: &str) -> i128 {
+    event_range(body, cal_tz)
+        .map(|(s, _)| i128::from(s.as_millisecond()))
+        .unwrap_or(0)
+}
+
+fn updated_ms(body: &Map<String, Value>) -> i128 {
+    str_field(body, "updated")
+        .and_then(|u| u.parse::<Timestamp>().ok())
+        .map(|t| i128::from(t.as_millisecond()))
+        .unwrap_or(0)
+}
+
+const SYNC_FORBIDDEN: &[&str] = &[
+    "iCalUID",
+    "orderBy",
+    "privateExtendedProperty",
+    "q",
+    "sharedExtendedProperty",
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+];
+
+fn full_sync_required() -> ApiError {
+    ApiError::new(
+        S,
+        StatusCode::GONE,
+        "fullSyncRequired",
+        "Sync token is no longer valid, a full sync is required.",
+    )
+}
+
+/// Looks up a Calendar sync token; 410 when unknown or invalidated.
+fn sync_since(st: &State, cal: &Calendar, token: &str) -> Result<u64, ApiError> {
+    match st.sync_tokens.get(token) {
+        Some(c)
+            if c.owner == cal.owner
+                && c.collection == format!("cal:{}", cal.id)
+                && c.epoch == cal.sync_epoch =>
+        {
+            Ok(c.seq)
+        }
+        _ => Err(full_sync_required()),
+    }
+}
+
+/// The list envelope (`calendar#events`).
+fn envelope(cal: &Calendar, items: Vec<Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("kind".into(), json!("calendar#events"));
+    out.insert("etag".into(), json!(cal.etag));
+    out.insert("summary".into(), json!(cal.summary));
+    out.insert("description".into(), json!(""));
+    out.insert("updated".into(), json!(rfc3339_millis(cal.updated)));
+    out.insert("timeZone".into(), json!(cal.time_zone));
+    out.insert("accessRole".into(), json!("owner"));
+    out.insert(
+        "defaultReminders".into(),
+        json!([{"method": "popup", "minutes": 30}]),
+    );
+    out.insert("items".into(), Value::Array(items));
+    out
+}
+
+/// events.list
+pub fn list(
+    st: &mut State,
+    now: Timestamp,
+    horizon_days: i64,
+    calendar_id: &str,
+    p: &Params,
+) -> Result<Value, ApiError> {
+    let cal = st.calendars.get(calendar_id).ok_or_else(not_found)?;
+    let max = max_results(p, 250, 2500)?;
+    let single = p.flag("singleEvents");
+    let show_deleted = p.flag("showDeleted");
+    let collection = format!("cal:{}:events", cal.id);
+    let cursor = match p.non_empty("pageToken") {
+        Some(t) => Some(
+            st.page_tokens
+                .get(t)
+                .filter(|c| c.collection == collection)
+                .cloned()
+                .ok_or_else(|| {
+                    invalid("Invalid page token value.").with_location("parameter", "pageToken")
+                })?,
+        ),
+        None => None,
+    };
+    let since = match p.non_empty("syncToken") {
+        Some(token) => {
+            if let Some(bad) = SYNC_FORBIDDEN.iter().find(|k| p.has(k)) {
+                return Err(invalid(&format!(
+                    "The parameter {bad} cannot be used together with syncToken."
+                ))
+                .with_location("parameter", "syncToken"));
+            }
+            Some(sync_since(st, cal, token)?)
+        }
+        None => None,
+    };
+    let since = cursor.as_ref().and_then(|c| c.since).or(since);
+    let order_by = p.non_empty("orderBy");
+    match order_by {
+        None | Some("updated") => {}
+        Some("startTime") if single => {}
+        Some("startTime") => {
+            return Err(invalid(
+                "The requested ordering is not available for the particular query.",
+            )
+            .with_location("parameter", "orderBy"))
+        }
+        Some(_) => {
+            return Err(invalid("Invalid value for: orderBy").with_location("parameter", "orderBy"))
+        }
+    }
+    let time_min = parse_time_param(p, "timeMin")?;
+    let time_max = parse_time_param(p, "timeMax")?;
+    if let (Some(a), Some(b)) = (time_min, time_max) {
+        if b <= a {
+            return Err(ApiError::new(
+                S,
+                StatusCode::BAD_REQUEST,
+                "timeRangeEmpty",
+                "The specified time range is empty.",
+            )
+            .with_location("parameter", "timeMax"));
+        }
+    }
+    let updated_min = parse_time_param(p, "updatedMin")?;
+    let ical = p.non_empty("iCalUID");
+    let private = p.get_all("privateExtendedProperty");
+    let shared = p.get_all("sharedExtendedProperty");
+    let q = p.non_empty("q");
+    let horizon = time_max.unwrap_or_else(|| horizon_after(now, horizon_days));
+
+    let passes = |body: &Map<String, Value>| -> bool {
+        ical.is_none_or(|u| str_field(body, "iCalUID") == Some(u))
+            && ext_matches(body, "private", &private)
+            && ext_matches(body, "shared", &shared)
+            && q.is_none_or(|q| text_matches(body, q))
+            && updated_min.is_none_or(|m| {
+                str_field(body, "updated")
+                    .and_then(|u| u.parse::<Timestamp>().ok())
+                    .is_some_and(|u| u >= m)
+            })
+    };
+    let key_of = |ev_order: u64, mod_seq: u64, body: &Map<String, Value>| -> SortKey {
+        let id = str_field(body, "id").unwrap_or("").to_string();
+        if since.is_some() {
+            (i128::from(mod_seq), start_ms(body, &cal.time_zone), id)
+        } else {
+            match order_by {
+                Some("startTime") => (start_ms(body, &cal.time_zone), 0, id),
+                Some("updated") => (updated_ms(body), 0, id),
+                _ => (i128::from(ev_order), start_ms(body, &cal.time_zone), id),
+            }
+        }
+    };
+
+    let mut items: Vec<(SortKey, Value)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for ev in cal.events.values() {
+        if let Some(s) = since {
+            if ev.mod_seq <= s {
+                continue;
+            }
+        }
+        let body = &ev.body;
+        let is_exception = ev.recurring_event_id().is_some();
+        let master_cancelled = ev
+            .recurring_event_id()
+            .and_then(|m| cal.events.get(m))
+            .is_some_and(StoredEvent::is_cancelled);
+        let is_master = body.get("recurrence").is_some();
+        if since.is_some() {
+            if single && is_master && !ev.is_cancelled() {
+                for inst in expand(cal, ev, horizon) {
+                    let k = key_of(ev.order, ev.mod_seq, &inst);
+                    if seen.insert(k.2.clone()) {
+                        items.push((k, Value::Object(inst)));
+                    }
+                }
+            } else if seen.insert(str_field(body, "id").unwrap_or("").to_string()) {
+                items.push((
+                    key_of(ev.order, ev.mod_seq, body),
+                    Value::Object(body.clone()),
+                ));
+            }
+            continue;
+        }
+        if single {
+            if is_exception {
+                continue;
+            }
+            if is_master && !ev.is_cancelled() {
+                for inst in expand(cal, ev, horizon) {
+                    let cancelled = inst.get("status").and_then(Value::as_str) == Some("cancelled");
+                    if cancelled && !show_deleted {
+                        continue;
+                    }
+                    if !overlaps(event_range(&inst, &cal.time_zone), time_min, time_max)
+                        || !passes(&inst)
+                    {
+                        continue;
+                    }
+                    let k = key_of(ev.order, ev.mod_seq, &inst);
+                    items.push((k, Value::Object(inst)));
+                }
+                continue;
+            }
+            if ev.is_cancelled() && !show_deleted {
+                continue;
+            }
+        } else {
+            if master_cancelled && !show_deleted {
+                continue;
+            }
+            if ev.is_cancelled() && !is_exception && !show_deleted {
+                continue;
+            }
+        }
+        let in_window = if is_master && !single {
+            time_min.is_none() && time_max.is_none()
+                || expand(cal, ev, horizon)
+                    .iter()
+                    .any(|i| overlaps(event_range(i, &cal.time_zone), time_min, time_max))
+        } else {
+            overlaps(event_range(body, &cal.time_zone), time_min, time_max)
+        };
+        if !in_window || !passes(body) {
+            continue;
+        }
+        items.push((
+            key_of(ev.order, ev.mod_seq, body),
+            Value::Object(body.clone()),
+        ));
+    }
+    let snapshot = cursor.as_ref().map(|c| c.snapshot_seq).unwrap_or(cal.seq);
+    let (page, next_key) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), max);
+    let mut out = envelope(cal, page);
+    let epoch = cal.sync_epoch;
+    let cal_id = cal.id.clone();
+    let owner = cal.owner.clone();
+    match next_key {
+        Some(after) => {
+            let token = st.issue_page_token(PageCursor {
+                collection,
+                after,
+                snapshot_seq: snapshot,
+                since,
+            });
+            out.insert("nextPageToken".into(), json!(token));
+        }
+        None => {
+            let token = st.issue_sync_token(SyncCursor {
+                owner,
+                collection: format!("cal:{cal_id}"),
+                seq: snapshot,
+                epoch,
+                issued_at: now,
+            });
+            out.insert("nextSyncToken".into(), json!(token));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// events.instances
+pub fn instances(
+    st: &mut State,
+    now: Timestamp,
+    horizon_days: i64,
+    calendar_id: &str,
+    event_id: &str,
+    p: &Params,
+) -> Result<Value, ApiError> {
+    let cal = st.calendars.get(calendar_id).ok_or_else(not_found)?;
+    let master = cal.events.get(event_id).ok_or_else(not_found)?;
+    let max = max_results(p, 250, 2500)?;
+    let show_deleted = p.flag("showDeleted");
+    let time_min = parse_time_param(p, "timeMin")?;
+    let time_max = parse_time_param(p, "timeMax")?;
+    let original_start = p.non_empty("originalStart");
+    let collection = format!("cal:{}:instances:{event_id}", cal.id);
+    let cursor = match p.non_empty("pageToken") {
+        Some(t) => Some(
+            st.page_tokens
+                .get(t)
+                .filter(|c| c.collection == collection)
+                .cloned()
+                .ok_or_else(|| invalid("Invalid page token value."))?,
+        ),
+        None => None,
+    };
+    let horizon = time_max.unwrap_or_else(|| horizon_after(now, horizon_days));
+    let list: Vec<Map<String, Value>> = if master.body.get("recurrence").is_some() {
+        expand(cal, master, horizon)
+    } else {
+        vec![master.body.clone()]
+    };
+    let items: Vec<(SortKey, Value)> = list
+        .into_iter()
+        .filter(|i| show_deleted || i.get("status").and_then(Value::as_str) != Some("cancelled"))
+        .filter(|i| overlaps(event_range(i, &cal.time_zone), time_min, time_max))
+        .filter(|i| {
+            original_start.is_none_or(|o| {
+                let want = o.parse::<Timestamp>().ok();
+                i.get("originalStartTime")
+                    .and_then(|v| parse_event_time(v, &cal.time_zone).ok())
+                    .map(|w| Some(w.instant(&TimeZone::UTC)) == want)
+                    .unwrap_or(false)
+            })
+        })
+        .map(|i| {
+            let k = (
+                start_ms(&i, &cal.time_zone),
+                0,
+                str_field(&i, "id").unwrap_or("").to_string(),
+            );
+            (k, Value::Object(i))
+        })
+        .collect();
+    let (page, next_key) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), max);
+    let mut out = envelope(cal, page);
+    let snapshot = cal.seq;
+    if let Some(after) = next_key {
+        let token = st.issue_page_token(PageCursor {
+            collection,
+            after,
+            snapshot_seq: snapshot,
+            since: None,
+        });
+        out.insert("nextPageToken".into(), json!(token));
+    }
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,279 @@
+//! Fault injection (rate limits, 429, 5xx, latency, dropped pushes) and the middleware that
+//! applies faults and writes the request log.
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::errors::{ApiError, Surface};
+use crate::state::{LoggedRequest, State as SandboxState};
+use crate::Sandbox;
+
+/// What an injected fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// 403 `rateLimitExceeded` (domain `usageLimits`).
+    RateLimitExceeded,
+    /// 403 `userRateLimitExceeded` (domain `usageLimits`).
+    UserRateLimitExceeded,
+    /// 429 with `Retry-After`.
+    TooManyRequests,
+    /// 500 `backendError`.
+    InternalError,
+    /// 503 `backendError`.
+    Unavailable,
+    /// Adds `latency_ms` before the request is handled.
+    Latency,
+    /// Push notifications are not delivered (message numbers still advance).
+    DropPush,
+}
+
+/// A fault to inject. Without `count` and `probability` it fires on every matching request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultSpec {
+    pub kind: FaultKind,
+    /// Only requests of this user (email); all users when absent.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Fires this many times, then disappears.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Fires with this probability (0..=1).
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Only paths starting with this prefix; by default every Calendar and People API path.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+}
+
+impl FaultSpec {
+    pub fn new(kind: FaultKind) -> Self {
+        FaultSpec {
+            kind,
+            user: None,
+            count: None,
+            probability: None,
+            path_prefix: None,
+            retry_after_secs: None,
+            latency_ms: None,
+        }
+    }
+    pub fn user(mut self, email: &str) -> Self {
+        self.user = Some(email.to_string());
+        self
+    }
+    pub fn count(mut self, n: u32) -> Self {
+        self.count = Some(n);
+        self
+    }
+    pub fn probability(mut self, p: f64) -> Self {
+        self.probability = Some(p);
+        self
+    }
+    pub fn path_prefix(mut self, prefix: &str) -> Self {
+        self.path_prefix = Some(prefix.to_string());
+        self
+    }
+    pub fn retry_after_secs(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+    pub fn latency_ms(mut self, ms: u64) -> Self {
+        self.latency_ms = Some(ms);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fault {
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+}
+
+pub fn inject(st: &mut SandboxState, spec: FaultSpec) -> u64 {
+    st.next_fault_id += 1;
+    let id = st.next_fault_id;
+    st.faults.push(Fault { id, spec });
+    id
+}
+
+fn matches(fault: &Fault, user: Option<&str>, path: &str, api_path: bool) -> bool {
+    if let Some(u) = &fault.spec.user {
+        if user != Some(u.as_str()) {
+            return false;
+        }
+    }
+    match &fault.spec.path_prefix {
+        Some(prefix) => path.starts_with(prefix.as_str()),
+        None => api_path,
+    }
+}
+
+/// Consumes one firing of `fault` if it fires now.
+fn fires(fault: &mut Fault) -> bool {
+    if fault.spec.count == Some(0) {
+        return false;
+    }
+    if let Some(p) = fault.spec.probability {
+        if rand::thread_rng().gen::<f64>() >= p {
+            return false;
+        }
+    }
+    if let Some(n) = fault.spec.count.as_mut() {
+        *n -= 1;
+    }
+    true
+}
+
+/// Picks the faults that fire for this request: total added latency and the error, if any.
+fn take(
+    st: &mut SandboxState,
+    user: Option<&str>,
+    path: &str,
+    api_path: bool,
+) -> (u64, Option<FaultSpec>) {
+    let mut latency = 0;
+    let mut error = None;
+    for fault in st.faults.iter_mut() {
+        if fault.spec.kind == FaultKind::DropPush || !matches(fault, user, path, api_path) {
+            continue;
+        }
+        if fault.spec.kind != FaultKind::Latency && error.is_some() {
+            continue;
+        }
+        if fires(fault) {
+            if fault.spec.kind == FaultKind::Latency {
+                latency += fault.spec.latency_ms.unwrap_or(0);
+            } else {
+                error = Some(fault.spec.clone());
+            }
+        }
+    }
+    st.faults.retain(|f| f.spec.count != Some(0));
+    (latency, error)
+}
+
+/// Whether a push notification for `user` must be dropped now.
+pub fn drop_push(st: &mut SandboxState, user: &str) -> bool {
+    let mut dropped = false;
+    for fault in st.faults.iter_mut() {
+        if fault.spec.kind != FaultKind::DropPush {
+            continue;
+        }
+        if fault.spec.user.as_deref().is_some_and(|u| u != user) {
+            continue;
+        }
+        if fires(fault) {
+            dropped = true;
+            break;
+        }
+    }
+    st.faults.retain(|f| f.spec.count != Some(0));
+    dropped
+}
+
+pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
+    let people = surface == Surface::People;
+    match spec.kind {
+        FaultKind::RateLimitExceeded => {
+            let e = ApiError::new(
+                surface,
+                StatusCode::FORBIDDEN,
+                "rateLimitExceeded",
+                "Rate Limit Exceeded",
+            )
+            .with_domain("usageLimits");
+            if people {
+                e.with_info("RATE_LIMIT_EXCEEDED")
+            } else {
+                e
+            }
+        }
+        FaultKind::UserRateLimitExceeded => {
+            let e = ApiError::new(
+                surface,
+                StatusCode::FORBIDDEN,
+                "userRateLimitExceeded",
+                "User Rate Limit Exceeded",
+            )
+            .with_domain("usageLimits");
+            if people {
+                e.with_info("RATE_LIMIT_EXCEEDED")
+            } else {
+                e
+            }
+        }
+        FaultKind::TooManyRequests => {
+            let e = ApiError::new(
+                surface,
+                StatusCode::TOO_MANY_REQUESTS,
+                "rateLimitExceeded",
+                "Rate Limit Exceeded",
+            )
+            .with_domain("usageLimits")
+            .with_header(
+                header::RETRY_AFTER,
+                spec.retry_after_secs.unwrap_or(1).to_string(),
+            );
+            if people {
+                e.with_info("RATE_LIMIT_EXCEEDED")
+            } else {
+                e
+            }
+        }
+        FaultKind::InternalError => ApiError::new(
+            surface,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "backendError",
+            if people {
+                "Internal error encountered."
+            } else {
+                "Backend Error"
+            },
+        ),
+        FaultKind::Unavailable | FaultKind::Latency | FaultKind::DropPush => ApiError::new(
+            surface,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backendError",
+            "The service is currently unavailable.",
+        ),
+    }
+}
+
+/// Applies injected faults to Google API requests and records every request in the log.
+pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let surface = Surface::of_path(&path);
+    let user = crate::auth::bearer(req.headers()).and_then(|t| sandbox.state().user_of_token(t));
+    let api_path = matches!(surface, Some(Surface::Calendar | Surface::People))
+        && !path.starts_with("/batch/");
+    let (latency, error) = take(&mut sandbox.state(), user.as_deref(), &path, api_path);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    let resp = match error {
+        Some(spec) => error_for(&spec, surface.unwrap_or(Surface::Calendar)).into_response(),
+        None => next.run(req).await,
+    };
+    let at = crate::clock::rfc3339_millis(sandbox.now());
+    sandbox.state().log.push(LoggedRequest {
+        method,
+        path,
+        query,
+        status: resp.status().as_u16(),
+        user,
+        at,
+    });
+    resp
+}

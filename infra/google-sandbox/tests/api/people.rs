@@ -1,0 +1,627 @@
+//! People v1: contacts, sync tokens, etags, batch limits, contact groups.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+fn contact(given: &str, email: &str) -> Value {
+    json!({
+        "names": [{"givenName": given, "familyName": "Doe"}],
+        "emailAddresses": [{"value": email, "type": "work"}],
+        "phoneNumbers": [{"value": "+49 30 1234567", "type": "mobile"}],
+        "organizations": [{"name": "ACME", "title": "CTO"}],
+        "addresses": [{"streetAddress": "Main St 1", "city": "Berlin", "countryCode": "DE", "type": "home"}],
+        "biographies": [{"value": "met at conf", "contentType": "TEXT_PLAIN"}],
+        "clientData": [{"key": "crmId", "value": "c-1"}],
+    })
+}
+
+const FIELDS: &str = "names,emailAddresses,phoneNumbers,organizations,addresses,biographies,clientData,memberships,metadata";
+
+async fn create(app: &TestApp, token: &str, body: &Value) -> Value {
+    app.ok(
+        "people.people.createContact",
+        Method::POST,
+        &format!("/v1/people:createContact?personFields={FIELDS}"),
+        token,
+        Some(body),
+    )
+    .await
+}
+
+fn grpc_status(v: &Value) -> &str {
+    v["error"]["status"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn create_get_update_delete_with_etags() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let p = create(&app, &token, &contact("Jane", "jane@example.com")).await;
+    let rn = p["resourceName"].as_str().unwrap().to_string();
+    assert!(
+        rn.starts_with("people/c") && rn[8..].bytes().all(|b| b.is_ascii_digit()),
+        "{rn}"
+    );
+    assert_eq!(p["names"][0]["displayName"], "Jane Doe");
+    assert_eq!(p["emailAddresses"][0]["formattedType"], "Work");
+    assert_eq!(p["emailAddresses"][0]["metadata"]["primary"], true);
+    assert_eq!(p["metadata"]["sources"][0]["type"], "CONTACT");
+    assert_eq!(
+        p["memberships"][0]["contactGroupMembership"]["contactGroupResourceName"],
+        "contactGroups/myContacts"
+    );
+    assert_eq!(p["clientData"][0]["key"], "crmId");
+    let etag = p["etag"].as_str().unwrap().to_string();
+
+    let got = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            &format!("/v1/{rn}?personFields=names"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["names"][0]["givenName"], "Jane");
+    assert!(
+        got.get("emailAddresses").is_none(),
+        "personFields masks the response"
+    );
+    let (status, _, err) = app
+        .call(Method::GET, &format!("/v1/{rn}"), &token, None, &[])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(grpc_status(&err), "INVALID_ARGUMENT");
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            &format!("/v1/{rn}?personFields=bogus"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // update: needs updatePersonFields and the current etag
+    let update = json!({"etag": etag, "names": [{"givenName": "Janet", "familyName": "Doe"}]});
+    let path = format!("/v1/{rn}:updateContact?personFields=names,emailAddresses");
+    let (status, _, err) = app
+        .call(Method::PATCH, &path, &token, Some(&update), &[])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "missing updatePersonFields"
+    );
+    assert_eq!(grpc_status(&err), "INVALID_ARGUMENT");
+    let path = format!("{path}&updatePersonFields=names");
+    let (status, _, err) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &token,
+            Some(&json!({"names": [{"givenName": "X"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "missing etag");
+    assert_eq!(grpc_status(&err), "FAILED_PRECONDITION");
+    let updated = app
+        .ok(
+            "people.people.updateContact",
+            Method::PATCH,
+            &path,
+            &token,
+            Some(&update),
+        )
+        .await;
+    assert_eq!(updated["names"][0]["givenName"], "Janet");
+    assert_eq!(
+        updated["emailAddresses"][0]["value"], "jane@example.com",
+        "fields outside the mask are kept"
+    );
+    assert_ne!(updated["etag"], etag.as_str());
+    let (status, _, err) = app
+        .call(Method::PATCH, &path, &token, Some(&update), &[])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "stale etag");
+    assert_eq!(grpc_status(&err), "FAILED_PRECONDITION");
+    assert_eq!(err["error"]["errors"][0]["reason"], "failedPrecondition");
+
+    // unknown fields are rejected like Google does
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            "/v1/people:createContact",
+            &token,
+            Some(&json!({"nickname": "x"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Unknown name"));
+
+    let deleted = app
+        .ok(
+            "people.people.deleteContact",
+            Method::DELETE,
+            &format!("/v1/{rn}:deleteContact"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(deleted, json!({}));
+    let (status, _, err) = app
+        .call(
+            Method::GET,
+            &format!("/v1/{rn}?personFields=names"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(grpc_status(&err), "NOT_FOUND");
+    let (status, _, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/{rn}:deleteContact"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let me = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            "/v1/people/me?personFields=names,emailAddresses",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(me["emailAddresses"][0]["value"], ALICE);
+}
+
+#[tokio::test]
+async fn connections_sync_tokens_across_pages_and_deletions() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let p = create(
+            &app,
+            &token,
+            &contact(&format!("P{i}"), &format!("p{i}@example.com")),
+        )
+        .await;
+        names.push(p["resourceName"].as_str().unwrap().to_string());
+    }
+    let (status, _, err) = app
+        .call(Method::GET, "/v1/people/me/connections", &token, None, &[])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "personFields is required");
+    assert_eq!(grpc_status(&err), "INVALID_ARGUMENT");
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/v1/people/me/connections?personFields=names&pageSize=1001",
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // full sync in pages of 2
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    let sync = loop {
+        let mut path = "/v1/people/me/connections?personFields=names,emailAddresses&pageSize=2&requestSyncToken=true".to_string();
+        if !page_token.is_empty() {
+            path.push_str(&format!(
+                "&pageToken={}",
+                google_sandbox_encode(&page_token)
+            ));
+        }
+        let page = app
+            .ok(
+                "people.people.connections.list",
+                Method::GET,
+                &path,
+                &token,
+                None,
+            )
+            .await;
+        assert_eq!(page["totalItems"], 5);
+        for c in page["connections"].as_array().unwrap() {
+            seen.push(c["resourceName"].as_str().unwrap().to_string());
+        }
+        match page["nextPageToken"].as_str() {
+            Some(t) => {
+                assert!(page.get("nextSyncToken").is_none());
+                page_token = t.to_string();
+            }
+            None => {
+                break page["nextSyncToken"]
+                    .as_str()
+                    .expect("sync token on last page")
+                    .to_string()
+            }
+        }
+    };
+    assert_eq!(seen, names);
+
+    // changes: one update, one delete, one create
+    let current = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            &format!("/v1/{}?personFields=names", names[0]),
+            &token,
+            None,
+        )
+        .await;
+    app.ok(
+        "people.people.updateContact",
+        Method::PATCH,
+        &format!("/v1/{}:updateContact?updatePersonFields=names", names[0]),
+        &token,
+        Some(&json!({"etag": current["etag"], "names": [{"givenName": "Renamed"}]})),
+    )
+    .await;
+    app.ok(
+        "people.people.deleteContact",
+        Method::DELETE,
+        &format!("/v1/{}:deleteContact", names[1]),
+        &token,
+        None,
+    )
+    .await;
+    let newp = create(&app, &token, &contact("New", "new@example.com")).await;
+
+    let path = format!(
+        "/v1/people/me/connections?personFields=names&syncToken={}",
+        google_sandbox_encode(&sync)
+    );
+    let changes = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &path,
+            &token,
+            None,
+        )
+        .await;
+    let conns = changes["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 3);
+    let deleted = conns
+        .iter()
+        .find(|c| c["resourceName"] == names[1].as_str())
+        .unwrap();
+    assert_eq!(deleted["metadata"]["deleted"], true);
+    assert!(deleted.get("names").is_none());
+    assert!(conns
+        .iter()
+        .any(|c| c["resourceName"] == newp["resourceName"]));
+    let sync2 = changes["nextSyncToken"].as_str().unwrap().to_string();
+
+    // expiry after 7 days and invalidation via the control endpoint
+    app.sandbox.advance_clock(7 * 24 * 3600 + 1);
+    let token = app.token_all(ALICE).await;
+    let path = format!(
+        "/v1/people/me/connections?personFields=names&syncToken={}",
+        google_sandbox_encode(&sync2)
+    );
+    let (status, _, err) = app.call(Method::GET, &path, &token, None, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(grpc_status(&err), "FAILED_PRECONDITION");
+    assert_eq!(err["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
+    assert_eq!(
+        err["error"]["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.ErrorInfo"
+    );
+
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(full["connections"].as_array().unwrap().len(), 5);
+    let fresh = full["nextSyncToken"].as_str().unwrap().to_string();
+    app.sandbox.invalidate_sync_tokens(ALICE);
+    let path = format!(
+        "/v1/people/me/connections?personFields=names&syncToken={}",
+        google_sandbox_encode(&fresh)
+    );
+    let (status, _, err) = app.call(Method::GET, &path, &token, None, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
+}
+
+#[tokio::test]
+async fn batch_contacts_and_their_limits() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let contacts: Vec<Value> = (0..3)
+        .map(|i| json!({"contactPerson": contact(&format!("B{i}"), &format!("b{i}@example.com"))}))
+        .collect();
+    let created = app
+        .ok(
+            "people.people.batchCreateContacts",
+            Method::POST,
+            "/v1/people:batchCreateContacts",
+            &token,
+            Some(&json!({"contacts": contacts, "readMask": "names,emailAddresses"})),
+        )
+        .await;
+    let people = created["createdPeople"].as_array().unwrap();
+    assert_eq!(people.len(), 3);
+    assert_eq!(people[0]["httpStatusCode"], 200);
+    let rns: Vec<String> = people
+        .iter()
+        .map(|p| p["person"]["resourceName"].as_str().unwrap().to_string())
+        .collect();
+
+    let query: String = rns.iter().map(|r| format!("resourceNames={r}&")).collect();
+    let got = app
+        .ok(
+            "people.people.getBatchGet",
+            Method::GET,
+            &format!("/v1/people:batchGet?{query}resourceNames=people/c1&personFields=names"),
+            &token,
+            None,
+        )
+        .await;
+    let responses = got["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 4);
+    assert_eq!(responses[3]["httpStatusCode"], 404);
+
+    let mut updates = serde_json::Map::new();
+    for p in people {
+        let rn = p["person"]["resourceName"].as_str().unwrap();
+        updates.insert(rn.to_string(), json!({"etag": p["person"]["etag"], "names": [{"givenName": "Batch", "familyName": rn}]}));
+    }
+    let updated = app
+        .ok(
+            "people.people.batchUpdateContacts",
+            Method::POST,
+            "/v1/people:batchUpdateContacts",
+            &token,
+            Some(&json!({"contacts": updates, "updateMask": "names", "readMask": "names"})),
+        )
+        .await;
+    assert_eq!(updated["updateResult"].as_object().unwrap().len(), 3);
+    assert_eq!(
+        updated["updateResult"][&rns[0]]["person"]["names"][0]["givenName"],
+        "Batch"
+    );
+    // the same etags again are stale now
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            "/v1/people:batchUpdateContacts",
+            &token,
+            Some(&json!({"contacts": updates, "updateMask": "names", "readMask": "names"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(grpc_status(&err), "FAILED_PRECONDITION");
+
+    let deleted = app
+        .ok(
+            "people.people.batchDeleteContacts",
+            Method::POST,
+            "/v1/people:batchDeleteContacts",
+            &token,
+            Some(&json!({"resourceNames": rns})),
+        )
+        .await;
+    assert_eq!(deleted, json!({}));
+
+    // limits: 200 creates / 200 updates / 500 deletes
+    let many: Vec<Value> = (0..201)
+        .map(|i| json!({"contactPerson": {"names": [{"givenName": format!("x{i}")}]}}))
+        .collect();
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/people:batchCreateContacts",
+            &token,
+            Some(&json!({"contacts": many, "readMask": "names"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/people:batchCreateContacts",
+            &token,
+            Some(&json!({"contacts": [{"contactPerson": {}}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "readMask required");
+    let mut too_many = serde_json::Map::new();
+    for i in 0..201 {
+        too_many.insert(format!("people/c{i}"), json!({"etag": "x"}));
+    }
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/people:batchUpdateContacts",
+            &token,
+            Some(&json!({"contacts": too_many, "updateMask": "names", "readMask": "names"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let names: Vec<String> = (0..501).map(|i| format!("people/c{i}")).collect();
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/people:batchDeleteContacts",
+            &token,
+            Some(&json!({"resourceNames": names})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn contact_groups_and_membership() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let groups = app
+        .ok(
+            "people.contactGroups.list",
+            Method::GET,
+            "/v1/contactGroups",
+            &token,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = groups["contactGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["resourceName"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"contactGroups/myContacts"));
+    assert!(names.contains(&"contactGroups/starred"));
+
+    let g = app
+        .ok(
+            "people.contactGroups.create",
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": "CRM"}})),
+        )
+        .await;
+    assert_eq!(g["groupType"], "USER_CONTACT_GROUP");
+    assert_eq!(g["memberCount"], 0);
+    let grn = g["resourceName"].as_str().unwrap().to_string();
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": "CRM"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(grpc_status(&err), "ALREADY_EXISTS");
+
+    let p = create(&app, &token, &contact("Member", "m@example.com")).await;
+    let rn = p["resourceName"].as_str().unwrap().to_string();
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
+            &token,
+            None,
+        )
+        .await;
+    let sync = full["nextSyncToken"].as_str().unwrap().to_string();
+    let res = app
+        .ok(
+            "people.contactGroups.members.modify",
+            Method::POST,
+            &format!("/v1/{grn}/members:modify"),
+            &token,
+            Some(&json!({"resourceNamesToAdd": [rn, "people/c999"]})),
+        )
+        .await;
+    assert_eq!(res["notFoundResourceNames"], json!(["people/c999"]));
+    let got = app
+        .ok(
+            "people.contactGroups.get",
+            Method::GET,
+            &format!("/v1/{grn}?maxMembers=10"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["memberCount"], 1);
+    assert_eq!(got["memberResourceNames"], json!([rn]));
+    let person = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            &format!("/v1/{rn}?personFields=memberships"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(person["memberships"].as_array().unwrap().len(), 2);
+    // membership changes show up in incremental sync
+    let changes = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &format!(
+                "/v1/people/me/connections?personFields=names&syncToken={}",
+                google_sandbox_encode(&sync)
+            ),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(changes["connections"].as_array().unwrap().len(), 1);
+
+    let res = app
+        .ok(
+            "people.contactGroups.members.modify",
+            Method::POST,
+            &format!("/v1/{grn}/members:modify"),
+            &token,
+            Some(&json!({"resourceNamesToRemove": [rn]})),
+        )
+        .await;
+    assert!(res.get("notFoundResourceNames").is_none());
+    let res = app
+        .ok(
+            "people.contactGroups.members.modify",
+            Method::POST,
+            "/v1/contactGroups/myContacts/members:modify",
+            &token,
+            Some(&json!({"resourceNamesToRemove": [rn]})),
+        )
+        .await;
+    assert_eq!(
+        res["canNotRemoveLastContactGroupResourceNames"],
+        json!([rn])
+    );
+    let (status, _, _) = app
+        .call(Method::GET, "/v1/contactGroups/nope", &token, None, &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/contactGroups/friends/members:modify",
+            &token,
+            Some(&json!({"resourceNamesToAdd": [rn]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,350 @@
+//! events.watch / channels.stop and real webhook deliveries.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode as AxStatus};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const EVENTS: &str = "/calendar/v3/calendars/primary/events";
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, usize)>>>,
+    fail_first: Arc<AtomicUsize>,
+    attempts: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    fn count(&self) -> usize {
+        self.got.lock().map(|g| g.len()).unwrap_or(0)
+    }
+    fn header(&self, i: usize, name: &str) -> String {
+        let g = self.got.lock().unwrap();
+        g[i].0
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// A tiny webhook receiver on 127.0.0.1:0; answers 503 to the first `fail_first` calls.
+async fn receiver(fail_first: usize) -> (Receiver, String) {
+    let r = Receiver::default();
+    r.fail_first.store(fail_first, Ordering::SeqCst);
+    let state = r.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let state = state.clone();
+            async move {
+                state.attempts.fetch_add(1, Ordering::SeqCst);
+                if state.fail_first.load(Ordering::SeqCst) > 0 {
+                    state.fail_first.fetch_sub(1, Ordering::SeqCst);
+                    return AxStatus::SERVICE_UNAVAILABLE;
+                }
+                state.got.lock().unwrap().push((headers, body.len()));
+                AxStatus::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (r, format!("http://{addr}/hook"))
+}
+
+async fn watch(app: &TestApp, token: &str, id: &str, address: &str, ttl: Option<&str>) -> Value {
+    let mut body =
+        json!({"id": id, "type": "web_hook", "address": address, "token": "secret-token"});
+    if let Some(t) = ttl {
+        body["params"] = json!({"ttl": t});
+    }
+    app.ok(
+        "calendar.events.watch",
+        Method::POST,
+        &format!("{EVENTS}/watch"),
+        token,
+        Some(&body),
+    )
+    .await
+}
+
+fn event() -> Value {
+    json!({"summary": "pushy", "start": {"date": "2026-12-24"}, "end": {"date": "2026-12-25"}})
+}
+
+async fn wait_for(r: &Receiver, n: usize) -> bool {
+    let r = r.clone();
+    eventually(3000, move || r.count() >= n).await
+}
+
+#[tokio::test]
+async fn watch_sends_sync_then_exists_with_google_headers() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(0).await;
+    let ch = watch(&app, &token, "chan-1", &address, Some("3600")).await;
+    assert_eq!(ch["kind"], "api#channel");
+    assert_eq!(ch["id"], "chan-1");
+    assert_eq!(ch["token"], "secret-token");
+    let resource_id = ch["resourceId"].as_str().unwrap().to_string();
+    let expiration: i64 = ch["expiration"].as_str().unwrap().parse().unwrap();
+    assert!(expiration > 0);
+    assert!(ch["resourceUri"]
+        .as_str()
+        .unwrap()
+        .contains("/calendar/v3/calendars/"));
+
+    assert!(wait_for(&r, 1).await, "sync message");
+    assert_eq!(r.header(0, "x-goog-resource-state"), "sync");
+    assert_eq!(r.header(0, "x-goog-message-number"), "1");
+
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        EVENTS,
+        &token,
+        Some(&event()),
+    )
+    .await;
+    assert!(wait_for(&r, 2).await, "exists message");
+    assert_eq!(r.header(1, "x-goog-channel-id"), "chan-1");
+    assert_eq!(r.header(1, "x-goog-channel-token"), "secret-token");
+    assert_eq!(r.header(1, "x-goog-resource-id"), resource_id);
+    assert_eq!(
+        r.header(1, "x-goog-resource-uri"),
+        ch["resourceUri"].as_str().unwrap()
+    );
+    assert_eq!(r.header(1, "x-goog-resource-state"), "exists");
+    assert_eq!(r.header(1, "x-goog-message-number"), "2");
+    let exp = r.header(1, "x-goog-channel-expiration");
+    assert!(exp.ends_with(" GMT") && exp.contains(", "), "{exp}");
+    assert_eq!(r.got.lock().unwrap()[1].1, 0, "empty body");
+
+    // a channel on Bob's calendar is not notified by Alice's changes
+    let bob = app.token_all(BOB).await;
+    let (rb, address_b) = receiver(0).await;
+    watch(&app, &bob, "chan-bob", &address_b, None).await;
+    assert!(wait_for(&rb, 1).await);
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        EVENTS,
+        &token,
+        Some(&event()),
+    )
+    .await;
+    assert!(wait_for(&r, 3).await);
+    assert_eq!(rb.count(), 1);
+
+    // duplicate channel id
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!("{EVENTS}/watch"),
+            &token,
+            Some(&json!({"id": "chan-1", "type": "web_hook", "address": address})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reason(&err), "channelIdNotUnique");
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            &format!("{EVENTS}/watch"),
+            &token,
+            Some(&json!({"id": "chan-x", "type": "carrier_pigeon", "address": address})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn stopped_and_expired_channels_stop_sending() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(0).await;
+    let ch = watch(&app, &token, "chan-stop", &address, None).await;
+    assert!(wait_for(&r, 1).await);
+    let stop = json!({"id": "chan-stop", "resourceId": ch["resourceId"]});
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/calendar/v3/channels/stop",
+            &token,
+            Some(&stop),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            "/calendar/v3/channels/stop",
+            &token,
+            Some(&stop),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(reason(&err), "notFound");
+
+    let (r2, address2) = receiver(0).await;
+    watch(&app, &token, "chan-exp", &address2, Some("60")).await;
+    assert!(wait_for(&r2, 1).await);
+    app.sandbox.advance_clock(61);
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        EVENTS,
+        &token,
+        Some(&event()),
+    )
+    .await;
+    // the UI path also notifies; give deliveries a moment, then check nothing arrived
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(r.count(), 1, "stopped channel got a message");
+    assert_eq!(r2.count(), 1, "expired channel got a message");
+}
+
+#[tokio::test]
+async fn deliveries_retry_on_5xx_and_faults_can_drop_pushes() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(2).await;
+    watch(&app, &token, "chan-retry", &address, None).await;
+    assert!(wait_for(&r, 1).await, "sync delivered after two 503s");
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 3);
+
+    app.sandbox.inject_fault(
+        google_sandbox::FaultSpec::new(google_sandbox::FaultKind::DropPush)
+            .user(ALICE)
+            .count(1),
+    );
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        EVENTS,
+        &token,
+        Some(&event()),
+    )
+    .await;
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        EVENTS,
+        &token,
+        Some(&event()),
+    )
+    .await;
+    assert!(wait_for(&r, 2).await);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(r.count(), 2, "one of two notifications dropped");
+    assert_eq!(
+        r.header(1, "x-goog-message-number"),
+        "3",
+        "dropped message still used a number"
+    );
+}
+
+#[tokio::test]
+async fn ui_edits_fire_push_notifications() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let ev = app
+        .ok(
+            "calendar.events.insert",
+            Method::POST,
+            EVENTS,
+            &token,
+            Some(&event()),
+        )
+        .await;
+    let id = ev["id"].as_str().unwrap();
+    let (r, address) = receiver(0).await;
+    watch(&app, &token, "chan-ui", &address, None).await;
+    assert!(wait_for(&r, 1).await);
+
+    let html = app
+        .http
+        .get(app.url("/_sandbox/ui"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(ALICE));
+    let html = app
+        .http
+        .get(app.url(&format!("/_sandbox/ui/users/{ALICE}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("pushy"));
+    let form_url = app.url(&format!("/_sandbox/ui/calendars/{ALICE}/events/{id}"));
+    let html = app
+        .http
+        .get(&form_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"summary\""));
+    let resp = app
+        .http
+        .post(&form_url)
+        .form(&[
+            ("summary", "edited in ui"),
+            ("description", "d"),
+            ("start", "2026-12-26"),
+            ("end", "2026-12-27"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(wait_for(&r, 2).await, "UI edit notifies");
+    let got = app
+        .ok(
+            "calendar.events.get",
+            Method::GET,
+            &format!("{EVENTS}/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["summary"], "edited in ui");
+    assert_eq!(got["start"]["date"], "2026-12-26");
+    let resp = app
+        .http
+        .post(format!("{form_url}/delete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(wait_for(&r, 3).await, "UI delete notifies");
+    let got = app
+        .ok(
+            "calendar.events.get",
+            Method::GET,
+            &format!("{EVENTS}/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["status"], "cancelled");
+}

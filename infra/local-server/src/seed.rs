@@ -1,0 +1,102 @@
+//! First-start seeding: the operator key, the token-encryption key and a demo tenant with an
+//! admin key. The demo credentials are kept in the data folder (local use only) so every
+//! start can print them.
+
+use anyhow::{Context, Result};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use shared::app::App;
+use shared::crypto::{random_token, TokenCipher};
+use shared::domain::{ApiKeyScope, TenantId};
+use shared::secrets::names;
+use shared::services::{api_keys, tenants};
+use std::path::Path;
+
+pub const DEMO_TENANT: &str = "demo";
+
+#[derive(Serialize, Deserialize)]
+pub struct DemoCredentials {
+    pub operator_key: String,
+    pub tenant: String,
+    pub admin_key: String,
+}
+
+impl std::fmt::Debug for DemoCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoCredentials")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn secret_or_create(
+    app: &App,
+    name: &str,
+    make: impl FnOnce() -> SecretString,
+) -> Result<SecretString> {
+    if let Some(v) = app.secrets.get(name).await? {
+        return Ok(v);
+    }
+    let value = make();
+    app.secrets.put(name, value.clone()).await?;
+    Ok(value)
+}
+
+/// Seeds what is missing and returns the demo credentials.
+pub async fn seed(app: &App, data_dir: &Path) -> Result<DemoCredentials> {
+    let operator = secret_or_create(app, names::OPERATOR_KEY, || {
+        SecretString::from(format!("op_{}", random_token(32)))
+    })
+    .await?;
+    secret_or_create(app, names::TOKEN_KEY, TokenCipher::generate_secret).await?;
+
+    let file = data_dir.join("demo-credentials.json");
+    if let Ok(bytes) = std::fs::read(&file) {
+        if let Ok(saved) = serde_json::from_slice::<DemoCredentials>(&bytes) {
+            let tenant = TenantId::parse(&saved.tenant)?;
+            if app.store.get_tenant(&tenant).await?.is_some() {
+                return Ok(DemoCredentials {
+                    operator_key: operator.expose_secret().to_owned(),
+                    ..saved
+                });
+            }
+        }
+    }
+
+    let tenant = TenantId::parse(DEMO_TENANT)?;
+    let admin_key = if app.store.get_tenant(&tenant).await?.is_some() {
+        // The tenant exists (e.g. a shared DynamoDB table) but we lost its key: mint another.
+        api_keys::create(app, &tenant, "local demo admin key", ApiKeyScope::Admin)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?
+            .plaintext
+    } else {
+        let (_, key) = tenants::create(
+            app,
+            tenants::NewTenant {
+                id: Some(tenant.clone()),
+                name: "Demo CRM customer".into(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        key.plaintext
+    };
+    let creds = DemoCredentials {
+        operator_key: operator.expose_secret().to_owned(),
+        tenant: tenant.to_string(),
+        admin_key,
+    };
+    std::fs::create_dir_all(data_dir).context("creating the data folder")?;
+    let saved = DemoCredentials {
+        operator_key: String::new(),
+        tenant: creds.tenant.clone(),
+        admin_key: creds.admin_key.clone(),
+    };
+    std::fs::write(&file, serde_json::to_vec_pretty(&saved)?).context("saving demo credentials")?;
+    Ok(creds)
+}
+
+/// The OAuth client the local server registers in the Google sandbox.
+pub const SANDBOX_CLIENT_ID: &str = "demo-client.apps.googleusercontent.com";
+pub const SANDBOX_CLIENT_SECRET: &str = "demo-secret";

@@ -1,0 +1,182 @@
+use super::{AccountId, Direction, TenantId, UserId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A Google product a connection can cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Product {
+    Calendar,
+    Contacts,
+    Gmail,
+}
+
+/// A set of products (kept sorted, no repeats).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<Product>", into = "Vec<Product>")]
+pub struct Products(Vec<Product>);
+
+impl Products {
+    pub fn all() -> Self {
+        Self(vec![Product::Calendar, Product::Contacts, Product::Gmail])
+    }
+    pub fn contains(&self, p: Product) -> bool {
+        self.0.contains(&p)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Product> + '_ {
+        self.0.iter().copied()
+    }
+    pub fn is_subset_of(&self, other: &Products) -> bool {
+        self.0.iter().all(|p| other.contains(*p))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<Product>> for Products {
+    fn from(mut v: Vec<Product>) -> Self {
+        v.sort();
+        v.dedup();
+        Self(v)
+    }
+}
+
+impl From<Products> for Vec<Product> {
+    fn from(p: Products) -> Self {
+        p.0
+    }
+}
+
+/// The connection's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Syncing.
+    Active,
+    /// Google refused the grant for good (`invalid_grant`, …): no retries until the user
+    /// reconnects.
+    NeedsReauth,
+    /// Sync stopped by the user or the admin; the grant is kept.
+    Paused,
+    /// The user disconnected: grant revoked, tokens deleted.
+    Disconnected,
+}
+
+/// What can happen to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountEvent {
+    /// The OAuth flow completed (first connect or reconnect).
+    Connected,
+    /// Google answered a permanent OAuth error.
+    PermanentAuthError,
+    Pause,
+    Resume,
+    Disconnect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an account that is {from:?} cannot take {event:?}")]
+pub struct InvalidTransition {
+    pub from: AccountStatus,
+    pub event: AccountEvent,
+}
+
+impl AccountStatus {
+    /// The state machine: the only way an account's status changes.
+    pub fn on(self, event: AccountEvent) -> Result<AccountStatus, InvalidTransition> {
+        use AccountEvent as E;
+        use AccountStatus as S;
+        match (self, event) {
+            (_, E::Connected) => Ok(S::Active),
+            (_, E::Disconnect) => Ok(S::Disconnected),
+            (S::Active | S::Paused | S::NeedsReauth, E::PermanentAuthError) => Ok(S::NeedsReauth),
+            (S::Active | S::Paused, E::Pause) => Ok(S::Paused),
+            (S::Paused, E::Resume) => Ok(S::Active),
+            (from, event) => Err(InvalidTransition { from, event }),
+        }
+    }
+
+    /// Whether the sync machinery should work on an account in this state.
+    pub fn syncs(self) -> bool {
+        self == AccountStatus::Active
+    }
+}
+
+/// Per-connection choices (defaults come from the tenant's settings).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AccountSettings {
+    /// Where CRM events are written (`primary` unless chosen).
+    #[serde(default)]
+    pub main_calendar: Option<String>,
+    /// Calendars read into the CRM, never written.
+    #[serde(default)]
+    pub monitored_calendars: Vec<String>,
+    #[serde(default)]
+    pub direction: Option<Direction>,
+    /// Events before this date are not synced.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub sync_since: Option<OffsetDateTime>,
+    /// `contactGroups/…` resource name of the synced contact group.
+    #[serde(default)]
+    pub contact_group: Option<String>,
+}
+
+/// A CRM user's Google connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub status: AccountStatus,
+    #[serde(default)]
+    pub google_email: Option<String>,
+    #[serde(default)]
+    pub google_subject: Option<String>,
+    #[serde(default)]
+    pub products: Products,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// AES-256-GCM ciphertext of the refresh token (see `crypto`), never the token.
+    #[serde(default)]
+    pub refresh_token_ciphertext: Option<String>,
+    #[serde(default)]
+    pub settings: AccountSettings,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_sync_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccountEvent as E;
+    use super::AccountStatus as S;
+
+    #[test]
+    fn state_machine() {
+        assert_eq!(S::Active.on(E::PermanentAuthError), Ok(S::NeedsReauth));
+        assert_eq!(S::NeedsReauth.on(E::Connected), Ok(S::Active));
+        assert_eq!(S::Active.on(E::Pause), Ok(S::Paused));
+        assert_eq!(S::Paused.on(E::Resume), Ok(S::Active));
+        assert_eq!(S::Disconnected.on(E::Connected), Ok(S::Active));
+        assert_eq!(S::NeedsReauth.on(E::Disconnect), Ok(S::Disconnected));
+        assert!(S::Disconnected.on(E::Resume).is_err());
+        assert!(S::NeedsReauth.on(E::Resume).is_err());
+        assert!(S::Disconnected.on(E::PermanentAuthError).is_err());
+        assert!(S::Active.syncs() && !S::Paused.syncs() && !S::NeedsReauth.syncs());
+    }
+
+    #[test]
+    fn products_are_a_set() {
+        let p: super::Products = serde_json::from_str(r#"["gmail","calendar","gmail"]"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"["calendar","gmail"]"#
+        );
+    }
+}

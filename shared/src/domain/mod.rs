@@ -1,0 +1,27 @@
+//! The product's nouns. Identifiers are newtypes that parse once at the edge
+//! ([`ids`]); records are plain serde structs stored through the store port.
+
+pub mod account;
+pub mod api_key;
+pub mod channel;
+pub mod cursor;
+pub mod feed;
+pub mod ids;
+pub mod oauth_session;
+pub mod pair;
+pub mod settings;
+pub mod tenant;
+
+pub use account::{Account, AccountEvent, AccountStatus, Product, Products};
+pub use api_key::{ApiKey, ApiKeyScope};
+pub use channel::{ChannelState, WatchChannel};
+pub use cursor::Cursor;
+pub use feed::{ChangeKind, ChangeRecord};
+pub use ids::{AccountId, ApiKeyId, CrmId, IdError, TenantId, UserId};
+pub use oauth_session::OAuthSession;
+pub use pair::{Collection, PairStatus};
+pub use settings::{
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, PrivateEventPolicy,
+    TenantSettings,
+};
+pub use tenant::Tenant;

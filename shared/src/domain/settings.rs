@@ -1,0 +1,98 @@
+use super::Products;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    TwoWay,
+    CrmToGoogle,
+    GoogleToCrm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The side modified later wins.
+    #[default]
+    LatestWins,
+    CrmWins,
+    GoogleWins,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionPolicy {
+    /// A delete on one side only unlinks (contacts: leave the group / CRM untags).
+    #[default]
+    UnlinkOnly,
+    Propagate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivateEventPolicy {
+    Skip,
+    #[default]
+    BusyOnly,
+    Full,
+}
+
+/// Defaults for new connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionDefaults {
+    pub direction: Direction,
+    pub conflict_policy: ConflictPolicy,
+    pub deletion_policy: DeletionPolicy,
+    pub private_events: PrivateEventPolicy,
+    /// How far back a full sync reaches, in days.
+    pub sync_since_days: u32,
+    /// Google `colorId` per CRM event type (`meeting`, `call`).
+    pub event_colors: BTreeMap<String, String>,
+    /// Name of the Google contact group created when a user picks none.
+    pub contact_group_name: String,
+}
+
+impl Default for ConnectionDefaults {
+    fn default() -> Self {
+        Self {
+            direction: Direction::TwoWay,
+            conflict_policy: ConflictPolicy::LatestWins,
+            deletion_policy: DeletionPolicy::UnlinkOnly,
+            private_events: PrivateEventPolicy::BusyOnly,
+            sync_since_days: 30,
+            event_colors: BTreeMap::new(),
+            contact_group_name: "CRM".to_owned(),
+        }
+    }
+}
+
+/// A tenant's policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    pub products_allowed: Products,
+    pub defaults: ConnectionDefaults,
+    /// CRM return URLs users may be sent back to after connecting (prefix match on origin
+    /// and path).
+    pub allowed_return_urls: Vec<String>,
+    pub webhook_url: Option<String>,
+    /// Name of the secret that signs webhooks to the CRM, when a webhook URL is set.
+    pub webhook_secret_ref: Option<String>,
+    /// All sync paused for the tenant.
+    pub sync_paused: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            products_allowed: Products::all(),
+            defaults: ConnectionDefaults::default(),
+            allowed_return_urls: Vec::new(),
+            webhook_url: None,
+            webhook_secret_ref: None,
+            sync_paused: false,
+        }
+    }
+}

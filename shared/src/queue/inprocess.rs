@@ -1,0 +1,81 @@
+//! The in-process queue: what the local server runs its worker from. Deduplicates like a
+//! FIFO queue (same id within five minutes is dropped).
+
+use super::{Message, Queue, QueueError, SyncJob};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+
+pub struct InProcessQueue {
+    tx: mpsc::UnboundedSender<SyncJob>,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl InProcessQueue {
+    /// The queue and the receiving end the worker loop reads.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<SyncJob>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                tx,
+                seen: Mutex::new(HashMap::new()),
+            },
+            rx,
+        )
+    }
+}
+
+#[async_trait]
+impl Queue for InProcessQueue {
+    async fn send(&self, messages: Vec<Message>) -> Result<(), QueueError> {
+        let total = messages.len();
+        let mut failed = 0;
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, at| now.duration_since(*at) < DEDUP_WINDOW);
+        for m in messages {
+            if seen.contains_key(&m.dedup_id) {
+                continue;
+            }
+            seen.insert(m.dedup_id, now);
+            if self.tx.send(m.job).is_err() {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            return Err(QueueError::Partial { failed, total });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{TenantId, UserId};
+    use crate::queue::SyncReason;
+
+    #[tokio::test]
+    async fn deduplicates_within_the_window() {
+        let (q, mut rx) = InProcessQueue::new();
+        let job = SyncJob {
+            tenant: TenantId::parse("acme").unwrap(),
+            user: UserId::parse("u1").unwrap(),
+            calendar: None,
+            reason: SyncReason::Manual,
+        };
+        let m = |id: &str| Message {
+            job: job.clone(),
+            dedup_id: id.into(),
+        };
+        q.send(vec![m("a"), m("a"), m("b")]).await.unwrap();
+        q.send(vec![m("b")]).await.unwrap();
+        assert_eq!(rx.recv().await, Some(job.clone()));
+        assert_eq!(rx.recv().await, Some(job));
+        assert!(rx.try_recv().is_err());
+    }
+}

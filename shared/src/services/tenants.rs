@@ -1,0 +1,48 @@
+//! Creating tenants (operator).
+
+use crate::app::App;
+use crate::domain::{ApiKeyScope, Tenant, TenantId, TenantSettings};
+use crate::http::ApiError;
+use crate::services::api_keys::{self, CreatedKey};
+use crate::store::StoreError;
+
+pub struct NewTenant {
+    pub id: Option<TenantId>,
+    pub name: String,
+}
+
+/// Validates a display name (tenant, key): 1–200 characters, no control characters.
+pub fn validate_name(field: &str, name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field} must be 1 to 200 characters without control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates a tenant with default settings and its first admin key (shown once).
+pub async fn create(app: &App, new: NewTenant) -> Result<(Tenant, CreatedKey), ApiError> {
+    let name = validate_name("name", &new.name)?;
+    let tenant = Tenant {
+        id: new.id.unwrap_or_else(TenantId::generate),
+        name,
+        created_at: app.clock.now(),
+        settings: TenantSettings::default(),
+        google_client_id: None,
+        google_client_secret_ref: None,
+    };
+    let created = api_keys::build(app, &tenant.id, "initial admin key", ApiKeyScope::Admin);
+    match app.store.create_tenant(&tenant, &created.key).await {
+        Ok(()) => {
+            tracing::info!(tenant = %tenant.id, "tenant created");
+            Ok((tenant, created))
+        }
+        Err(StoreError::ConditionFailed) => Err(ApiError::conflict(
+            "tenant_exists",
+            format!("a tenant with id {} already exists", tenant.id),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,141 @@
+//! The one key builder for the table, with every access pattern next to its keys.
+//!
+//! | entity | PK | SK | GSI1PK / GSI1SK | GSI2PK / GSI2SK | TTL |
+//! |---|---|---|---|---|---|
+//! | tenant | `TENANT#{t}` | `TENANT` | | | |
+//! | API key | `APIKEY#{key}` | `APIKEY` | `TENANT#{t}#APIKEYS` / `{key}` | | |
+//! | account | `TENANT#{t}#USER#{u}` | `ACCOUNT` | `TENANT#{t}#ACCOUNTS` / `{u}` | | |
+//! | pair | `TENANT#{t}#USER#{u}` | `PAIR#{collection}#{crm id}` | `TENANT#{t}#USER#{u}#GID#{collection}` / `{google id}` | | |
+//! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
+//! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
+//! | change record | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
+//! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
+//!
+//! Access patterns (every one a `GetItem` or a `Query`, never a `Scan`):
+//! 1. Authenticate an API key: get `APIKEY#{key}` (the key id is part of the key).
+//! 2. List a tenant's API keys: query GSI1 `TENANT#{t}#APIKEYS`.
+//! 3. Get a tenant: get `TENANT#{t}`.
+//! 4. Get a user's account: get `TENANT#{t}#USER#{u}` / `ACCOUNT`.
+//! 5. List a tenant's accounts: query GSI1 `TENANT#{t}#ACCOUNTS`.
+//! 6. Get a pair by CRM id: get `PAIR#{collection}#{crm id}`; list a user's pairs: query
+//!    `TENANT#{t}#USER#{u}` with SK prefix `PAIR#{collection}#`.
+//! 7. Find a pair by Google id: query GSI1 `TENANT#{t}#USER#{u}#GID#{collection}` = `{google id}`.
+//! 8. Read/checkpoint a sync cursor: get `CURSOR#{scope}` in the user's partition.
+//! 9. Look a channel up from a Google notification: get `CHANNEL#{channel}`; a user's
+//!    channels: query GSI1 `TENANT#{t}#USER#{u}#CHANNELS`.
+//! 10. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor.
+//! 11. Consume an OAuth session once: delete `OAUTH#{state}` on condition it exists.
+
+use crate::domain::{ApiKeyId, Collection, TenantId, UserId};
+
+use super::Key;
+
+/// Attribute names, shared by the DynamoDB adapter, the page tokens and the template.
+pub mod attr {
+    pub const PK: &str = "PK";
+    pub const SK: &str = "SK";
+    pub const GSI1PK: &str = "GSI1PK";
+    pub const GSI1SK: &str = "GSI1SK";
+    pub const GSI2PK: &str = "GSI2PK";
+    pub const GSI2SK: &str = "GSI2SK";
+    pub const TTL: &str = "ttl";
+    pub const VERSION: &str = "v";
+    pub const DATA: &str = "d";
+}
+
+fn user_pk(t: &TenantId, u: &UserId) -> String {
+    format!("TENANT#{t}#USER#{u}")
+}
+
+pub fn tenant(t: &TenantId) -> Key {
+    Key::new(format!("TENANT#{t}"), "TENANT")
+}
+
+pub fn api_key(id: &ApiKeyId) -> Key {
+    Key::new(format!("APIKEY#{id}"), "APIKEY")
+}
+
+pub fn api_key_gsi1(t: &TenantId, id: &ApiKeyId) -> Key {
+    Key::new(api_keys_of(t), id.as_str())
+}
+
+pub fn api_keys_of(t: &TenantId) -> String {
+    format!("TENANT#{t}#APIKEYS")
+}
+
+pub fn account(t: &TenantId, u: &UserId) -> Key {
+    Key::new(user_pk(t, u), "ACCOUNT")
+}
+
+pub fn account_gsi1(t: &TenantId, u: &UserId) -> Key {
+    Key::new(accounts_of(t), u.as_str())
+}
+
+pub fn accounts_of(t: &TenantId) -> String {
+    format!("TENANT#{t}#ACCOUNTS")
+}
+
+pub fn pair(t: &TenantId, u: &UserId, c: Collection, crm_id: &str) -> Key {
+    Key::new(user_pk(t, u), format!("{}{crm_id}", pairs_prefix(c)))
+}
+
+pub fn pairs_partition(t: &TenantId, u: &UserId) -> String {
+    user_pk(t, u)
+}
+
+pub fn pairs_prefix(c: Collection) -> String {
+    format!("PAIR#{}#", c.as_str())
+}
+
+pub fn pair_gsi1(t: &TenantId, u: &UserId, c: Collection, google_id: &str) -> Key {
+    Key::new(pairs_by_google_id(t, u, c), google_id)
+}
+
+pub fn pairs_by_google_id(t: &TenantId, u: &UserId, c: Collection) -> String {
+    format!("{}#GID#{}", user_pk(t, u), c.as_str())
+}
+
+pub fn cursor(t: &TenantId, u: &UserId, scope: &str) -> Key {
+    Key::new(user_pk(t, u), format!("CURSOR#{scope}"))
+}
+
+pub fn channel(id: &str) -> Key {
+    Key::new(format!("CHANNEL#{id}"), "CHANNEL")
+}
+
+pub fn channel_gsi1(t: &TenantId, u: &UserId, calendar: &str, id: &str) -> Key {
+    Key::new(channels_of(t, u), format!("{calendar}#{id}"))
+}
+
+pub fn channels_of(t: &TenantId, u: &UserId) -> String {
+    format!("{}#CHANNELS", user_pk(t, u))
+}
+
+pub fn feed_partition(t: &TenantId) -> String {
+    format!("TENANT#{t}#FEED")
+}
+
+pub fn feed_record(t: &TenantId, id: &str) -> Key {
+    Key::new(feed_partition(t), id)
+}
+
+pub fn oauth_session(state: &str) -> Key {
+    Key::new(format!("OAUTH#{state}"), "SESSION")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_never_share_a_partition() {
+        let a = TenantId::parse("acme").unwrap();
+        let b = TenantId::parse("acme-2").unwrap();
+        let u = UserId::parse("u1").unwrap();
+        assert_ne!(account(&a, &u).pk, account(&b, &u).pk);
+        assert!(!account(&b, &u)
+            .pk
+            .starts_with(&format!("{}#", account(&a, &u).pk)));
+        assert_ne!(feed_partition(&a), feed_partition(&b));
+    }
+}

@@ -1,0 +1,373 @@
+//! Domain operations over the store port. One implementation, whatever the adapter:
+//! records are serialized into an item's data, keyed by [`keys`](super::keys).
+
+use super::{keys, Condition, Index, Item, Key, Page, PageToken, Query, SharedTable, SortKey};
+use super::{StoreError, StoreResult, WriteOp};
+use crate::domain::{
+    Account, ApiKey, ApiKeyId, ChangeRecord, Collection, Cursor, OAuthSession, PairStatus, Tenant,
+    TenantId, UserId, WatchChannel,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A record as read, with the version to write it back under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// One page of records.
+#[derive(Debug, Clone)]
+pub struct Records<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// How long change-feed records are kept.
+pub const FEED_RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Clone)]
+pub struct Store {
+    table: SharedTable,
+}
+
+fn to_data<T: Serialize>(value: &T) -> StoreResult<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> StoreResult<Versioned<T>> {
+    let version = item.version;
+    let value = serde_json::from_value(item.data)
+        .map_err(|e| StoreError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))?;
+    Ok(Versioned { value, version })
+}
+
+impl Store {
+    pub fn new(table: SharedTable) -> Self {
+        Self { table }
+    }
+
+    pub fn table(&self) -> &SharedTable {
+        &self.table
+    }
+
+    async fn get_as<T: DeserializeOwned>(&self, key: &Key) -> StoreResult<Option<Versioned<T>>> {
+        self.table.get(key).await?.map(from_item).transpose()
+    }
+
+    async fn page_of<T: DeserializeOwned>(&self, query: Query) -> StoreResult<Records<T>> {
+        let Page { items, next } = self.table.query(query).await?;
+        Ok(Records {
+            items: items
+                .into_iter()
+                .map(|i| from_item(i).map(|v| v.value))
+                .collect::<StoreResult<_>>()?,
+            next: next.map(|t| t.encode()),
+        })
+    }
+
+    fn page_token(page: Option<&str>) -> StoreResult<Option<PageToken>> {
+        page.map(PageToken::decode).transpose()
+    }
+
+    /// Writes `item` as a new record (version 1) or over `expected` (optimistic).
+    async fn write(&self, item: Item, expected: Option<u64>) -> StoreResult<u64> {
+        let (version, cond) = match expected {
+            None => (1, Condition::NotExists),
+            Some(v) => (v + 1, Condition::Version(v)),
+        };
+        self.table.put(item.with_version(version), cond).await?;
+        Ok(version)
+    }
+
+    // ---- tenants and API keys -------------------------------------------------------------
+
+    fn tenant_item(tenant: &Tenant) -> StoreResult<Item> {
+        Ok(Item::new(keys::tenant(&tenant.id), to_data(tenant)?))
+    }
+
+    fn api_key_item(key: &ApiKey) -> StoreResult<Item> {
+        Ok(Item::new(keys::api_key(&key.id), to_data(key)?)
+            .with_gsi1(keys::api_key_gsi1(&key.tenant, &key.id)))
+    }
+
+    /// Creates a tenant and its first key together; `ConditionFailed` if the id is taken.
+    pub async fn create_tenant(&self, tenant: &Tenant, first_key: &ApiKey) -> StoreResult<()> {
+        self.table
+            .transact(vec![
+                WriteOp::Put(Self::tenant_item(tenant)?, Condition::NotExists),
+                WriteOp::Put(Self::api_key_item(first_key)?, Condition::NotExists),
+            ])
+            .await
+    }
+
+    pub async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Versioned<Tenant>>> {
+        self.get_as(&keys::tenant(id)).await
+    }
+
+    pub async fn update_tenant(&self, tenant: &Tenant, expected: u64) -> StoreResult<u64> {
+        self.write(Self::tenant_item(tenant)?, Some(expected)).await
+    }
+
+    /// Adds a key to an existing tenant (the tenant must exist).
+    pub async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        self.table
+            .transact(vec![
+                WriteOp::Check(keys::tenant(&key.tenant), Condition::Exists),
+                WriteOp::Put(Self::api_key_item(key)?, Condition::NotExists),
+            ])
+            .await
+    }
+
+    pub async fn get_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        Ok(self.get_as(&keys::api_key(id)).await?.map(|v| v.value))
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        page: Option<&str>,
+    ) -> StoreResult<Records<ApiKey>> {
+        let query = Query::partition(Index::Gsi1, keys::api_keys_of(tenant))
+            .limit(limit)
+            .page(Self::page_token(page)?);
+        self.page_of(query).await
+    }
+
+    /// Deletes a key of `tenant`. `Ok(false)` if the tenant has no such key — including when
+    /// the key belongs to another tenant.
+    pub async fn delete_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> StoreResult<bool> {
+        let key = keys::api_key(id);
+        let Some(found) = self.get_as::<ApiKey>(&key).await? else {
+            return Ok(false);
+        };
+        if &found.value.tenant != tenant {
+            return Ok(false);
+        }
+        match self
+            .table
+            .delete(&key, Condition::Version(found.version))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- accounts -------------------------------------------------------------------------
+
+    fn account_item(a: &Account) -> StoreResult<Item> {
+        Ok(Item::new(keys::account(&a.tenant, &a.user), to_data(a)?)
+            .with_gsi1(keys::account_gsi1(&a.tenant, &a.user)))
+    }
+
+    pub async fn get_account(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> StoreResult<Option<Versioned<Account>>> {
+        self.get_as(&keys::account(tenant, user)).await
+    }
+
+    /// Creates (`expected = None`) or updates an account under optimistic concurrency.
+    pub async fn put_account(&self, account: &Account, expected: Option<u64>) -> StoreResult<u64> {
+        self.write(Self::account_item(account)?, expected).await
+    }
+
+    pub async fn list_accounts(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        page: Option<&str>,
+    ) -> StoreResult<Records<Account>> {
+        let query = Query::partition(Index::Gsi1, keys::accounts_of(tenant))
+            .limit(limit)
+            .page(Self::page_token(page)?);
+        self.page_of(query).await
+    }
+
+    // ---- OAuth sessions -------------------------------------------------------------------
+
+    pub async fn create_oauth_session(&self, s: &OAuthSession) -> StoreResult<()> {
+        let item = Item::new(keys::oauth_session(&s.state), to_data(s)?)
+            .with_ttl(s.expires_at.unix_timestamp());
+        self.table.put(item, Condition::NotExists).await
+    }
+
+    /// Consumes a session exactly once: the first caller gets it, every later one `None`
+    /// (as does everyone after it expired).
+    pub async fn take_oauth_session(&self, state: &str) -> StoreResult<Option<OAuthSession>> {
+        match self
+            .table
+            .delete(&keys::oauth_session(state), Condition::Exists)
+            .await
+        {
+            Ok(Some(item)) => Ok(Some(from_item(item)?.value)),
+            Ok(None) | Err(StoreError::ConditionFailed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- pairs ----------------------------------------------------------------------------
+
+    fn pair_item(t: &TenantId, u: &UserId, p: &PairStatus) -> StoreResult<Item> {
+        let mut item = Item::new(
+            keys::pair(t, u, p.collection, p.crm_id.as_str()),
+            to_data(p)?,
+        );
+        if let Some(gid) = &p.google_id {
+            item = item.with_gsi1(keys::pair_gsi1(t, u, p.collection, gid));
+        }
+        Ok(item)
+    }
+
+    pub async fn get_pair(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        crm_id: &str,
+    ) -> StoreResult<Option<Versioned<PairStatus>>> {
+        self.get_as(&keys::pair(t, u, c, crm_id)).await
+    }
+
+    /// Creates (`expected = None`: the "create once" lock) or updates a pair.
+    pub async fn put_pair(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        pair: &PairStatus,
+        expected: Option<u64>,
+    ) -> StoreResult<u64> {
+        self.write(Self::pair_item(t, u, pair)?, expected).await
+    }
+
+    pub async fn find_pair_by_google_id(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        google_id: &str,
+    ) -> StoreResult<Option<Versioned<PairStatus>>> {
+        let query = Query::partition(Index::Gsi1, keys::pairs_by_google_id(t, u, c))
+            .sort(SortKey::Between(google_id.to_owned(), google_id.to_owned()))
+            .limit(1);
+        let page = self.table.query(query).await?;
+        match page.items.into_iter().next() {
+            // The index is eventually consistent: confirm on the table.
+            Some(item) => self.get_as(&item.key).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list_pairs(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        limit: u32,
+        page: Option<&str>,
+    ) -> StoreResult<Records<PairStatus>> {
+        let query = Query::partition(Index::Primary, keys::pairs_partition(t, u))
+            .sort(SortKey::BeginsWith(keys::pairs_prefix(c)))
+            .limit(limit)
+            .page(Self::page_token(page)?);
+        self.page_of(query).await
+    }
+
+    // ---- cursors --------------------------------------------------------------------------
+
+    pub async fn get_cursor(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        scope: &str,
+    ) -> StoreResult<Option<Versioned<Cursor>>> {
+        self.get_as(&keys::cursor(t, u, scope)).await
+    }
+
+    pub async fn put_cursor(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        cursor: &Cursor,
+        expected: Option<u64>,
+    ) -> StoreResult<u64> {
+        let item = Item::new(keys::cursor(t, u, &cursor.scope), to_data(cursor)?);
+        self.write(item, expected).await
+    }
+
+    // ---- watch channels -------------------------------------------------------------------
+
+    pub async fn put_channel(&self, ch: &WatchChannel, expected: Option<u64>) -> StoreResult<u64> {
+        let item = Item::new(keys::channel(&ch.id), to_data(ch)?)
+            .with_gsi1(keys::channel_gsi1(
+                &ch.tenant,
+                &ch.user,
+                &ch.calendar_id,
+                &ch.id,
+            ))
+            .with_ttl(ch.expires_at.unix_timestamp() + 24 * 3600);
+        self.write(item, expected).await
+    }
+
+    pub async fn get_channel(&self, id: &str) -> StoreResult<Option<Versioned<WatchChannel>>> {
+        self.get_as(&keys::channel(id)).await
+    }
+
+    pub async fn list_channels(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        limit: u32,
+        page: Option<&str>,
+    ) -> StoreResult<Records<WatchChannel>> {
+        let query = Query::partition(Index::Gsi1, keys::channels_of(t, u))
+            .limit(limit)
+            .page(Self::page_token(page)?);
+        self.page_of(query).await
+    }
+
+    // ---- change feed ----------------------------------------------------------------------
+
+    /// Appends to the tenant's feed (record ids are ULIDs: ordered, unique).
+    pub async fn append_change(&self, record: &ChangeRecord) -> StoreResult<()> {
+        let item = Item::new(
+            keys::feed_record(&record.tenant, &record.id),
+            to_data(record)?,
+        )
+        .with_ttl(record.created_at.unix_timestamp() + FEED_RETENTION_SECS);
+        self.table.put(item, Condition::NotExists).await
+    }
+
+    /// The feed after `after` (a record id), oldest first.
+    pub async fn list_changes(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ChangeRecord>> {
+        let mut query = Query::partition(Index::Primary, keys::feed_partition(tenant)).limit(limit);
+        if let Some(after) = after {
+            query = query.sort(SortKey::After(after.to_owned()));
+        }
+        let mut out = Vec::new();
+        // Expired records can make a page short: keep reading until full or done.
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            for item in page.items {
+                out.push(from_item::<ChangeRecord>(item)?.value);
+            }
+            match page.next {
+                Some(next) if out.len() < limit as usize => query.page = Some(next),
+                _ => break,
+            }
+            query.limit = limit.saturating_sub(out.len() as u32).max(1);
+        }
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+}

@@ -1,0 +1,121 @@
+//! Shared test plumbing: real AWS wire endpoints (started by `infra/scripts/test.sh`), fresh
+//! tables, the product's App on real adapters, and an HTTP server on 127.0.0.1.
+#![allow(dead_code)]
+
+use shared::app::{App, AppState};
+use shared::clock::{ManualClock, SharedClock};
+use shared::config::{Config, GoogleEndpoints};
+use shared::queue::sqs::SqsQueue;
+use shared::secrets::{aws::SecretsManager, Secrets};
+use shared::store::{dynamo, SharedTable, Store};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An endpoint the test command exports; a test that needs it fails loudly without it.
+pub fn endpoint(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with infra/scripts/test.sh, which starts moto and DynamoDB Local")
+    })
+}
+
+pub fn dynamodb_local() -> String {
+    endpoint("CGS_DYNAMODB_ENDPOINT")
+}
+
+pub fn moto() -> String {
+    endpoint("CGS_MOTO_ENDPOINT")
+}
+
+pub async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    shared::aws::static_config(endpoint, "us-east-1").await
+}
+
+/// A name no other test (or earlier run against the same server) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
+    )
+}
+
+pub fn manual_clock() -> ManualClock {
+    ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC))
+}
+
+/// A fresh DynamoDB table at `endpoint`, created with the product's schema.
+pub async fn fresh_dynamo_table(endpoint: &str, clock: SharedClock) -> SharedTable {
+    let client = aws_sdk_dynamodb::Client::new(&sdk(endpoint).await);
+    let name = unique("cgs-test");
+    dynamo::create_table_if_missing(&client, &name)
+        .await
+        .expect("create table");
+    Arc::new(dynamo::DynamoTable::new(client, name, clock))
+}
+
+/// A fresh FIFO queue on moto; returns its URL.
+pub async fn fresh_fifo_queue(client: &aws_sdk_sqs::Client) -> String {
+    client
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique("cgs-q")))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
+}
+
+/// The operator key the test apps are seeded with.
+pub const OPERATOR_KEY: &str = "op_test_operator_key_0123456789abcdef";
+
+/// The product on its production adapters: DynamoDB Local for the table, moto for Secrets
+/// Manager and SQS.
+pub async fn aws_app() -> AppState {
+    let clock: SharedClock = Arc::new(shared::clock::SystemClock);
+    let table = fresh_dynamo_table(&dynamodb_local(), clock.clone()).await;
+    let moto_sdk = sdk(&moto()).await;
+    let prefix = format!("{}/", unique("stack"));
+    let secrets = SecretsManager::new(
+        aws_sdk_secretsmanager::Client::new(&moto_sdk),
+        prefix.clone(),
+        Duration::from_secs(60),
+    );
+    secrets
+        .put(
+            shared::secrets::names::OPERATOR_KEY,
+            OPERATOR_KEY.to_owned().into(),
+        )
+        .await
+        .expect("seed operator key");
+    let sqs = aws_sdk_sqs::Client::new(&moto_sdk);
+    let queue_url = fresh_fifo_queue(&sqs).await;
+    Arc::new(App {
+        config: Config {
+            table_name: "unused".into(),
+            secrets_prefix: prefix,
+            queue_url: Some(queue_url.clone()),
+            public_base_url: "http://127.0.0.1:9".into(),
+            google: GoogleEndpoints::single_host("http://127.0.0.1:9"),
+        },
+        store: Store::new(table),
+        secrets: Arc::new(secrets),
+        queue: Arc::new(SqsQueue::new(sqs, queue_url)),
+        clock,
+    })
+}
+
+/// Serves `router` on 127.0.0.1 (random port); returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.ok();
+    });
+    format!("http://{addr}")
+}

@@ -1,0 +1,124 @@
+//! The HTTP functions as Lambda runs them: real API Gateway HTTP API (payload 2.0) events
+//! through `lambda_http`'s request conversion into each function's router, and an SQS event
+//! into the worker's handler.
+
+mod common;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use lambda_http::{Body, RequestExt};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn apigw_v2_event(method: &str, path: &str, auth: &str, body: Option<&str>) -> String {
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {
+            "authorization": format!("Bearer {auth}"),
+            "content-type": "application/json",
+            "host": "abc123.execute-api.us-east-1.amazonaws.com"
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "crm"},
+            "requestId": "req-1",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "22/Nov/2026:02:00:00 +0000",
+            "timeEpoch": 1795312800000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+async fn invoke(router: axum::Router, event: &str) -> (u16, Value) {
+    let request = lambda_http::request::from_str(event).expect("API Gateway v2 event");
+    assert!(request.request_context_ref().is_some());
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        Body::Text(t) => axum::body::Body::from(t),
+        Body::Binary(b) => axum::body::Body::from(b),
+        _ => axum::body::Body::empty(),
+    };
+    let response = router
+        .oneshot(http::Request::from_parts(parts, body))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn admin_config_handles_api_gateway_events() {
+    let app = common::aws_app().await;
+    let event = apigw_v2_event(
+        "POST",
+        "/v1/tenants",
+        common::OPERATOR_KEY,
+        Some(r#"{"id":"lambda-t","name":"From Lambda"}"#),
+    );
+    let (status, v) = invoke(admin_config::router(app.clone()), &event).await;
+    assert_eq!(status, 201, "{v}");
+    let admin = v["admin_key"]["key_secret"].as_str().unwrap();
+
+    let event = apigw_v2_event("GET", "/v1/admin/api-keys", admin, None);
+    let (status, v) = invoke(admin_config::router(app.clone()), &event).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+
+    // Each function answers only its own routes, with a JSON 404 for the rest.
+    let event = apigw_v2_event("GET", "/v1/admin/api-keys", admin, None);
+    let (status, v) = invoke(crm_api::router(app.clone()), &event).await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["code"], "not_found");
+
+    let event = apigw_v2_event("GET", "/v1/users/u1/google", "cgs_bad", None);
+    let (status, v) = invoke(crm_api::router(app), &event).await;
+    assert_eq!(status, 401, "{v}");
+}
+
+#[tokio::test]
+async fn worker_reports_only_the_failed_messages() {
+    let app = common::aws_app().await;
+    let mut event = SqsEvent::default();
+    for (id, body) in [
+        (
+            "m1",
+            r#"{"tenant":"acme","user":"u1","reason":"scheduled"}"#,
+        ),
+        ("m2", "not json"),
+        (
+            "m3",
+            r#"{"tenant":"BAD#","user":"u1","reason":"scheduled"}"#,
+        ),
+        (
+            "m4",
+            r#"{"tenant":"acme","user":"u2","calendar":"primary","reason":"push"}"#,
+        ),
+    ] {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        event.records.push(m);
+    }
+    let response = sync_worker::handle(&app, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m2", "m3"]);
+}

@@ -1,0 +1,528 @@
+//! One conformance suite for the store port, run against every adapter: the embedded table
+//! (in memory and file-backed), DynamoDB Local and moto's DynamoDB — the last two over the
+//! real DynamoDB wire protocol.
+
+mod common;
+
+use serde_json::json;
+use shared::clock::{Clock, ManualClock, SharedClock};
+use shared::store::embedded::EmbeddedTable;
+use shared::store::{
+    Condition, Index, Item, Key, PageToken, Query, SharedTable, SortKey, StoreError, WriteOp,
+};
+use std::sync::Arc;
+
+type Backend = (SharedTable, ManualClock);
+
+async fn embedded() -> Backend {
+    let clock = common::manual_clock();
+    let shared: SharedClock = Arc::new(clock.clone());
+    (Arc::new(EmbeddedTable::in_memory(shared)), clock)
+}
+
+async fn embedded_file() -> Backend {
+    let clock = common::manual_clock();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let dir = std::env::temp_dir().join(common::unique("cgs-embedded"));
+    let table = EmbeddedTable::open(dir.join("store.json"), shared).expect("open");
+    (Arc::new(table), clock)
+}
+
+async fn dynamodb_local() -> Backend {
+    let clock = common::manual_clock();
+    let table =
+        common::fresh_dynamo_table(&common::dynamodb_local(), Arc::new(clock.clone())).await;
+    (table, clock)
+}
+
+async fn moto_dynamodb() -> Backend {
+    let clock = common::manual_clock();
+    let table = common::fresh_dynamo_table(&common::moto(), Arc::new(clock.clone())).await;
+    (table, clock)
+}
+
+fn item(pk: &str, sk: &str, data: serde_json::Value) -> Item {
+    Item::new(Key::new(pk, sk), data)
+}
+
+async fn collect(table: &SharedTable, mut q: Query) -> Vec<Item> {
+    let mut out = Vec::new();
+    for _ in 0..1000 {
+        let page = table.query(q.clone()).await.expect("query");
+        out.extend(page.items);
+        match page.next {
+            Some(next) => q.page = Some(next),
+            None => return out,
+        }
+    }
+    panic!("pagination does not end");
+}
+
+fn sks(items: &[Item]) -> Vec<String> {
+    items.iter().map(|i| i.key.sk.clone()).collect()
+}
+
+// ---- the suite ------------------------------------------------------------------------------
+
+async fn create_once_and_read_back((t, _): Backend) {
+    let data = json!({
+        "name": "Zoë — 東京", "n": 42, "neg": -7, "f": 2.5, "ok": true, "none": null,
+        "empty": "", "list": [1, "two", {"three": [3]}], "nested": {"a": {"b": "c"}}
+    });
+    let it = item("P#1", "S#1", data.clone()).with_gsi1(Key::new("G#1", "x"));
+    t.put(it.clone(), Condition::NotExists)
+        .await
+        .expect("create");
+    let got = t.get(&it.key).await.unwrap().expect("present");
+    assert_eq!(got.data, data);
+    assert_eq!(got.version, 1);
+    assert_eq!(got.gsi1, Some(Key::new("G#1", "x")));
+    assert!(matches!(
+        t.put(it.clone(), Condition::NotExists).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(t.get(&Key::new("P#1", "S#2")).await.unwrap().is_none());
+}
+
+async fn optimistic_versions((t, _): Backend) {
+    let k = Key::new("P#v", "S");
+    assert!(matches!(
+        t.put(item("P#v", "S", json!({})), Condition::Version(1))
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(matches!(
+        t.put(item("P#v", "S", json!({})), Condition::Exists).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    t.put(item("P#v", "S", json!({"n": 1})), Condition::NotExists)
+        .await
+        .unwrap();
+    t.put(
+        item("P#v", "S", json!({"n": 2})).with_version(2),
+        Condition::Version(1),
+    )
+    .await
+    .unwrap();
+    // A writer still holding version 1 loses.
+    assert!(matches!(
+        t.put(
+            item("P#v", "S", json!({"n": 3})).with_version(2),
+            Condition::Version(1)
+        )
+        .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    let got = t.get(&k).await.unwrap().unwrap();
+    assert_eq!((got.version, got.data), (2, json!({"n": 2})));
+    t.put(item("P#v", "S", json!({"n": 9})), Condition::Exists)
+        .await
+        .unwrap();
+    t.put(item("P#v", "S", json!({"n": 10})), Condition::None)
+        .await
+        .unwrap();
+}
+
+async fn concurrent_updates_have_one_winner((t, _): Backend) {
+    t.put(item("P#race", "S", json!({"w": -1})), Condition::NotExists)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            t.put(
+                item("P#race", "S", json!({"w": w})).with_version(2),
+                Condition::Version(1),
+            )
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(StoreError::ConditionFailed) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn delete_returns_the_item_once((t, _): Backend) {
+    t.put(item("P#d", "S", json!({"x": 1})), Condition::NotExists)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            t.delete(&Key::new("P#d", "S"), Condition::Exists).await
+        }));
+    }
+    let mut got = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Some(i)) => {
+                assert_eq!(i.data, json!({"x": 1}));
+                got += 1;
+            }
+            Ok(None) => panic!("delete under Exists returned nothing"),
+            Err(StoreError::ConditionFailed) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(got, 1, "exactly one consumer");
+    assert!(t.get(&Key::new("P#d", "S")).await.unwrap().is_none());
+    // Unconditional delete of nothing is fine and returns nothing.
+    assert!(t
+        .delete(&Key::new("P#d", "S"), Condition::None)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn query_order_conditions_and_isolation((t, _): Backend) {
+    for i in 0..25 {
+        t.put(
+            item("P#q", &format!("E#{i:03}"), json!({"i": i})),
+            Condition::NotExists,
+        )
+        .await
+        .unwrap();
+    }
+    t.put(item("P#q", "F#000", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+    t.put(item("P#q2", "E#000", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+    t.put(item("P#", "E#000", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+
+    let all = collect(&t, Query::partition(Index::Primary, "P#q").limit(7)).await;
+    assert_eq!(all.len(), 26);
+    let mut expected: Vec<String> = (0..25).map(|i| format!("E#{i:03}")).collect();
+    expected.push("F#000".into());
+    assert_eq!(sks(&all), expected);
+
+    let desc = collect(
+        &t,
+        Query::partition(Index::Primary, "P#q")
+            .limit(4)
+            .descending(),
+    )
+    .await;
+    let mut rev = expected.clone();
+    rev.reverse();
+    assert_eq!(sks(&desc), rev);
+
+    let prefix = collect(
+        &t,
+        Query::partition(Index::Primary, "P#q")
+            .sort(SortKey::BeginsWith("E#".into()))
+            .limit(10),
+    )
+    .await;
+    assert_eq!(prefix.len(), 25);
+    let after = collect(
+        &t,
+        Query::partition(Index::Primary, "P#q").sort(SortKey::After("E#020".into())),
+    )
+    .await;
+    assert_eq!(sks(&after), ["E#021", "E#022", "E#023", "E#024", "F#000"]);
+    let between = collect(
+        &t,
+        Query::partition(Index::Primary, "P#q")
+            .sort(SortKey::Between("E#003".into(), "E#005".into())),
+    )
+    .await;
+    assert_eq!(sks(&between), ["E#003", "E#004", "E#005"]);
+    let at_most = collect(
+        &t,
+        Query::partition(Index::Primary, "P#q").sort(SortKey::AtMost("E#001".into())),
+    )
+    .await;
+    assert_eq!(sks(&at_most), ["E#000", "E#001"]);
+    // Other partitions never leak in, not even ones whose key is a prefix.
+    let other = collect(&t, Query::partition(Index::Primary, "P#")).await;
+    assert_eq!(other.len(), 1);
+    assert!(collect(&t, Query::partition(Index::Primary, "P#none"))
+        .await
+        .is_empty());
+}
+
+async fn secondary_indexes((t, _): Backend) {
+    for i in 0..12 {
+        let it = item(&format!("P#{i}"), "S", json!({"i": i}))
+            .with_gsi1(Key::new("TENANT#a#KEYS", format!("k{i:02}")))
+            .with_gsi2(Key::new(
+                format!("DUE#{}", i % 2),
+                format!("{:05}", 100 - i),
+            ));
+        t.put(it, Condition::NotExists).await.unwrap();
+    }
+    t.put(
+        item("P#x", "S", json!({})).with_gsi1(Key::new("TENANT#b#KEYS", "k00")),
+        Condition::NotExists,
+    )
+    .await
+    .unwrap();
+    t.put(item("P#y", "S", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+
+    let a = collect(&t, Query::partition(Index::Gsi1, "TENANT#a#KEYS").limit(5)).await;
+    assert_eq!(a.len(), 12);
+    let gsi_sks: Vec<String> = a.iter().map(|i| i.gsi1.clone().unwrap().sk).collect();
+    let expected: Vec<String> = (0..12).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(gsi_sks, expected);
+    assert_eq!(
+        collect(&t, Query::partition(Index::Gsi1, "TENANT#b#KEYS"))
+            .await
+            .len(),
+        1
+    );
+
+    let due = collect(
+        &t,
+        Query::partition(Index::Gsi2, "DUE#0")
+            .sort(SortKey::AtMost("00096".into()))
+            .limit(2),
+    )
+    .await;
+    let ids: Vec<i64> = due.iter().map(|i| i.data["i"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![10, 8, 6, 4]);
+}
+
+async fn expired_items_are_gone((t, clock): Backend) {
+    let now = clock.now_unix();
+    t.put(
+        item("P#ttl", "A", json!({})).with_ttl(now + 60),
+        Condition::NotExists,
+    )
+    .await
+    .unwrap();
+    t.put(
+        item("P#ttl", "B", json!({})).with_ttl(now + 3600),
+        Condition::NotExists,
+    )
+    .await
+    .unwrap();
+    t.put(item("P#ttl", "C", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+    assert_eq!(
+        collect(&t, Query::partition(Index::Primary, "P#ttl"))
+            .await
+            .len(),
+        3
+    );
+
+    clock.advance(time::Duration::seconds(61));
+    assert!(t.get(&Key::new("P#ttl", "A")).await.unwrap().is_none());
+    assert_eq!(
+        sks(&collect(&t, Query::partition(Index::Primary, "P#ttl").limit(1)).await),
+        ["B", "C"]
+    );
+    // An expired item is absent for conditions too.
+    assert!(matches!(
+        t.put(item("P#ttl", "A", json!({})), Condition::Exists)
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(matches!(
+        t.delete(&Key::new("P#ttl", "A"), Condition::Exists).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    t.put(
+        item("P#ttl", "A", json!({"again": true})),
+        Condition::NotExists,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t.get(&Key::new("P#ttl", "A")).await.unwrap().unwrap().data,
+        json!({"again": true})
+    );
+}
+
+async fn transactions_are_all_or_nothing((t, _): Backend) {
+    t.put(
+        item("P#t", "EXISTING", json!({"v": 1})),
+        Condition::NotExists,
+    )
+    .await
+    .unwrap();
+    let failing = vec![
+        WriteOp::Put(item("P#t", "NEW1", json!({})), Condition::NotExists),
+        WriteOp::Put(
+            item("P#t", "EXISTING", json!({"v": 2})),
+            Condition::NotExists,
+        ),
+    ];
+    assert!(matches!(
+        t.transact(failing).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(t.get(&Key::new("P#t", "NEW1")).await.unwrap().is_none());
+    assert_eq!(
+        t.get(&Key::new("P#t", "EXISTING"))
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+        json!({"v": 1})
+    );
+
+    let check_fails = vec![
+        WriteOp::Check(Key::new("P#t", "MISSING"), Condition::Exists),
+        WriteOp::Put(item("P#t", "NEW2", json!({})), Condition::None),
+    ];
+    assert!(matches!(
+        t.transact(check_fails).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(t.get(&Key::new("P#t", "NEW2")).await.unwrap().is_none());
+
+    t.put(item("P#t", "OTHER", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+    let ok = vec![
+        WriteOp::Check(Key::new("P#t", "OTHER"), Condition::Version(1)),
+        WriteOp::Put(item("P#t", "NEW3", json!({"ok": 1})), Condition::NotExists),
+        WriteOp::Delete(Key::new("P#t", "EXISTING"), Condition::Exists),
+    ];
+    t.transact(ok).await.unwrap();
+    assert!(t.get(&Key::new("P#t", "EXISTING")).await.unwrap().is_none());
+    assert!(t.get(&Key::new("P#t", "NEW3")).await.unwrap().is_some());
+
+    let twice = vec![
+        WriteOp::Put(item("P#t", "X", json!({})), Condition::None),
+        WriteOp::Delete(Key::new("P#t", "X"), Condition::None),
+    ];
+    assert!(matches!(
+        t.transact(twice).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let too_many: Vec<WriteOp> = (0..101)
+        .map(|i| WriteOp::Put(item("P#t", &format!("M{i}"), json!({})), Condition::None))
+        .collect();
+    assert!(matches!(
+        t.transact(too_many).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        t.transact(vec![]).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn page_tokens_are_checked((t, _): Backend) {
+    assert!(matches!(
+        PageToken::decode("not base64 !"),
+        Err(StoreError::InvalidPageToken)
+    ));
+    assert!(matches!(
+        PageToken::decode("e30"),
+        Err(StoreError::InvalidPageToken)
+    ));
+    for i in 0..3 {
+        t.put(
+            item("P#pt", &format!("S{i}"), json!({})),
+            Condition::NotExists,
+        )
+        .await
+        .unwrap();
+    }
+    let first = t
+        .query(Query::partition(Index::Primary, "P#pt").limit(1))
+        .await
+        .unwrap();
+    let token = PageToken::decode(&first.next.clone().expect("more").encode()).unwrap();
+    let second = t
+        .query(
+            Query::partition(Index::Primary, "P#pt")
+                .limit(1)
+                .page(Some(token)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sks(&second.items), ["S1"]);
+    // A token from one partition is refused on another.
+    t.put(item("P#other", "S0", json!({})), Condition::NotExists)
+        .await
+        .unwrap();
+    let token = PageToken::decode(&first.next.clone().unwrap().encode()).unwrap();
+    assert!(matches!(
+        t.query(Query::partition(Index::Primary, "P#other").page(Some(token)))
+            .await,
+        Err(StoreError::InvalidPageToken)
+    ));
+}
+
+async fn invalid_items_are_rejected((t, _): Backend) {
+    assert!(t
+        .put(
+            item("P#i", "S", json!(["not", "an", "object"])),
+            Condition::None
+        )
+        .await
+        .is_err());
+    assert!(t
+        .put(item("", "S", json!({})), Condition::None)
+        .await
+        .is_err());
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod embedded_memory { $(#[tokio::test] async fn $case() { super::$case(super::embedded().await).await } )* }
+        mod embedded_file { $(#[tokio::test] async fn $case() { super::$case(super::embedded_file().await).await } )* }
+        mod dynamodb_local { $(#[tokio::test] async fn $case() { super::$case(super::dynamodb_local().await).await } )* }
+        mod moto_dynamodb { $(#[tokio::test] async fn $case() { super::$case(super::moto_dynamodb().await).await } )* }
+    };
+}
+
+conformance!(
+    create_once_and_read_back,
+    optimistic_versions,
+    concurrent_updates_have_one_winner,
+    delete_returns_the_item_once,
+    query_order_conditions_and_isolation,
+    secondary_indexes,
+    expired_items_are_gone,
+    transactions_are_all_or_nothing,
+    page_tokens_are_checked,
+    invalid_items_are_rejected,
+);
+
+/// The file-backed embedded table keeps everything across a reopen (the local server's
+/// restarts).
+#[tokio::test]
+async fn embedded_file_survives_reopen() {
+    let clock: SharedClock = Arc::new(common::manual_clock());
+    let file = std::env::temp_dir()
+        .join(common::unique("cgs-reopen"))
+        .join("store.json");
+    {
+        let t = EmbeddedTable::open(&file, clock.clone()).unwrap();
+        use shared::store::Table;
+        t.put(
+            item("P", "S", json!({"kept": true})).with_gsi1(Key::new("G", "1")),
+            Condition::NotExists,
+        )
+        .await
+        .unwrap();
+    }
+    let t: SharedTable = Arc::new(EmbeddedTable::open(&file, clock).unwrap());
+    assert_eq!(
+        t.get(&Key::new("P", "S")).await.unwrap().unwrap().data,
+        json!({"kept": true})
+    );
+    assert_eq!(
+        collect(&t, Query::partition(Index::Gsi1, "G")).await.len(),
+        1
+    );
+}
