@@ -3,6 +3,7 @@
 use crate::aws;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::google::Google;
 use crate::queue::{sqs::SqsQueue, SharedQueue};
 use crate::secrets::{aws::SecretsManager, SharedSecrets};
 use crate::store::{dynamo::DynamoTable, Store};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 pub struct App {
     pub config: Config,
+    pub google: Google,
     pub store: Store,
     pub secrets: SharedSecrets,
     pub queue: SharedQueue,
@@ -23,6 +25,24 @@ pub type AppState = Arc<App>;
 pub const SECRETS_CACHE_TTL: Duration = Duration::from_secs(300);
 
 impl App {
+    /// Wires the ports together; the Google client is built from the configuration.
+    pub fn new(
+        config: Config,
+        store: Store,
+        secrets: SharedSecrets,
+        queue: SharedQueue,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            google: Google::new(config.google.clone()),
+            config,
+            store,
+            secrets,
+            queue,
+            clock,
+        }
+    }
+
     /// The production wiring: DynamoDB, Secrets Manager and SQS from the SDK configuration.
     /// A function that never enqueues may run without `QUEUE_URL`; its queue then refuses.
     pub fn on_aws(config: Config, sdk: &aws_config::SdkConfig) -> Self {
@@ -41,13 +61,13 @@ impl App {
             aws_sdk_sqs::Client::new(sdk),
             config.queue_url.clone().unwrap_or_default(),
         );
-        Self {
+        Self::new(
             config,
-            store: Store::new(Arc::new(table)),
-            secrets: Arc::new(secrets),
-            queue: Arc::new(queue),
+            Store::new(Arc::new(table)),
+            Arc::new(secrets),
+            Arc::new(queue),
             clock,
-        }
+        )
     }
 
     /// `on_aws` with the SDK configuration from the environment.

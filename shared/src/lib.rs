@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod google;
 pub mod http;
 pub mod queue;
 pub mod secrets;

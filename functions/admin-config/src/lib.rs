@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use shared::app::AppState;
 use shared::domain::{Account, ApiKey, ApiKeyId, ApiKeyScope, TenantId};
 use shared::http::{AdminCaller, ApiError, ApiJson, ApiPath, ApiQuery, OperatorCaller};
-use shared::services::{api_keys, tenants};
+use shared::services::{api_keys, google_client, settings, tenants};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -23,24 +23,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/accounts", get(list_accounts))
         .route(
             "/v1/admin/google-client",
-            get(not_yet("the Google client configuration"))
-                .put(not_yet("the Google client configuration")),
+            get(get_google_client).put(put_google_client),
         )
         .route(
             "/v1/admin/settings",
-            get(not_yet("tenant settings")).patch(not_yet("tenant settings")),
+            get(get_settings).patch(patch_settings),
         )
 }
 
 /// The function's whole router, as Lambda runs it.
 pub fn router(state: AppState) -> Router {
     shared::http::finish(routes(), state)
-}
-
-fn not_yet(
-    what: &'static str,
-) -> impl Fn(AdminCaller) -> std::future::Ready<ApiError> + Clone + Send + 'static {
-    move |_caller| std::future::ready(ApiError::not_implemented(what))
 }
 
 #[derive(Deserialize)]
@@ -217,4 +210,35 @@ async fn list_accounts(
     Ok(Json(
         serde_json::json!({"items": items, "next_page": records.next}),
     ))
+}
+
+async fn get_google_client(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<Json<google_client::GoogleClientView>, ApiError> {
+    Ok(Json(google_client::get(&app, &caller.tenant).await?))
+}
+
+/// Accepts `{client_id, client_secret}` or Google's downloaded `client_secret.json` as is.
+async fn put_google_client(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Json<google_client::GoogleClientView>, ApiError> {
+    Ok(Json(google_client::put(&app, &caller.tenant, body).await?))
+}
+
+async fn get_settings(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<Json<settings::SettingsView>, ApiError> {
+    Ok(Json(settings::get(&app, &caller.tenant).await?))
+}
+
+async fn patch_settings(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiJson(patch): ApiJson<settings::SettingsPatch>,
+) -> Result<Json<settings::SettingsView>, ApiError> {
+    Ok(Json(settings::patch(&app, &caller.tenant, patch).await?))
 }

@@ -1,23 +1,31 @@
 //! `crm-api`: the CRM backend's data plane (sync-scoped keys). Connect links, account
 //! status and settings, record pushes, the change feed, Gmail tokens.
 
+use axum::extract::State;
 use axum::routing::{get, post, put};
-use axum::Router;
+use axum::{Json, Router};
+use serde::Deserialize;
 use shared::app::AppState;
-use shared::domain::UserId;
-use shared::http::{ApiError, ApiPath, SyncCaller};
+use shared::domain::{CrmId, UserId};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, SyncCaller};
+use shared::services::{accounts, connect, feed};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/users/{user}/google/connect", post(user_not_yet))
+        .route("/v1/users/{user}/google/connect", post(start_connect))
         .route(
             "/v1/users/{user}/google",
-            get(user_not_yet).patch(user_not_yet).delete(user_not_yet),
+            get(get_account).patch(patch_account).delete(disconnect),
         )
-        .route("/v1/users/{user}/google/calendars", get(user_not_yet))
-        .route("/v1/users/{user}/google/contact-groups", get(user_not_yet))
+        .route("/v1/users/{user}/google/calendars", get(list_calendars))
+        .route(
+            "/v1/users/{user}/google/contact-groups",
+            get(list_contact_groups),
+        )
+        .route("/v1/users/{user}/gmail/token", post(gmail_token))
+        .route("/v1/changes", get(list_changes))
         .route("/v1/users/{user}/sync", post(user_not_yet))
         .route(
             "/v1/users/{user}/events/{crm_id}",
@@ -30,8 +38,6 @@ pub fn routes() -> Router<AppState> {
             put(record_not_yet).delete(record_not_yet),
         )
         .route("/v1/users/{user}/contacts:push", post(user_not_yet))
-        .route("/v1/users/{user}/gmail/token", post(user_not_yet))
-        .route("/v1/changes", get(tenant_not_yet))
         .route("/v1/changes/ack", post(tenant_not_yet))
 }
 
@@ -40,8 +46,117 @@ pub fn router(state: AppState) -> Router {
     shared::http::finish(routes(), state)
 }
 
-// The data plane arrives with the connection, calendar and contacts work; until then every
-// route authenticates, validates its path and answers 501.
+async fn start_connect(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    ApiJson(req): ApiJson<connect::ConnectRequest>,
+) -> Result<(http::StatusCode, Json<connect::ConnectLink>), ApiError> {
+    let link = connect::start(&app, &caller.tenant, &user, req).await?;
+    Ok((http::StatusCode::CREATED, Json(link)))
+}
+
+async fn get_account(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+) -> Result<Json<accounts::AccountView>, ApiError> {
+    Ok(Json(accounts::view(
+        &accounts::get(&app, &caller.tenant, &user).await?,
+    )))
+}
+
+async fn patch_account(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    ApiJson(patch): ApiJson<accounts::AccountPatch>,
+) -> Result<Json<accounts::AccountView>, ApiError> {
+    let account = accounts::patch(&app, &caller.tenant, &user, patch).await?;
+    Ok(Json(accounts::view(&account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisconnectParams {
+    /// Keep the sync pairs so a later reconnect resumes without duplicates (default true).
+    #[serde(default)]
+    keep_pairs: Option<bool>,
+}
+
+async fn disconnect(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    ApiQuery(params): ApiQuery<DisconnectParams>,
+) -> Result<Json<accounts::Disconnected>, ApiError> {
+    let keep = params.keep_pairs.unwrap_or(true);
+    Ok(Json(
+        accounts::disconnect(&app, &caller.tenant, &user, keep).await?,
+    ))
+}
+
+async fn list_calendars(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = accounts::calendars(&app, &caller.tenant, &user).await?;
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+async fn list_contact_groups(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = accounts::contact_groups(&app, &caller.tenant, &user).await?;
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+async fn gmail_token(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+) -> Result<Json<accounts::GmailToken>, ApiError> {
+    Ok(Json(
+        accounts::gmail_token(&app, &caller.tenant, &user).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesParams {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list_changes(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiQuery(params): ApiQuery<ChangesParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = match params.limit {
+        None => 100,
+        Some(l @ 1..=500) => l,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be between 1 and 500",
+            ))
+        }
+    };
+    let items = feed::list(&app, &caller.tenant, params.after.as_deref(), limit).await?;
+    let next = items.last().map(|r| r.id.clone()).or(params.after);
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_cursor": next }),
+    ))
+}
+
+// Record pushes, sync-now and acknowledgements arrive with the calendar and contacts work;
+// until then these routes authenticate, validate their path and answer 501.
 
 async fn user_not_yet(_: SyncCaller, ApiPath(_user): ApiPath<UserId>) -> ApiError {
     ApiError::not_implemented("this endpoint")
@@ -49,7 +164,7 @@ async fn user_not_yet(_: SyncCaller, ApiPath(_user): ApiPath<UserId>) -> ApiErro
 
 async fn record_not_yet(
     _: SyncCaller,
-    ApiPath((_user, _crm_id)): ApiPath<(UserId, shared::domain::CrmId)>,
+    ApiPath((_user, _crm_id)): ApiPath<(UserId, CrmId)>,
 ) -> ApiError {
     ApiError::not_implemented("this endpoint")
 }

@@ -1,10 +1,13 @@
 //! `oauth-callback`: where Google sends the user's browser back after consent
-//! (`GET /oauth/callback`).
+//! (`GET /oauth/callback`). It completes the connection and sends the browser back to the
+//! CRM's return URL with the outcome, or shows a plain page when the CRM gave none.
 
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use shared::app::AppState;
-use shared::http::ApiError;
+use shared::services::connect::{self, CallbackParams, Outcome};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -17,6 +20,68 @@ pub fn router(state: AppState) -> Router {
     shared::http::finish(routes(), state)
 }
 
-async fn callback() -> ApiError {
-    ApiError::not_implemented("connecting a Google account")
+fn page(status: http::StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
+         <h1>{title}</h1><p>{message}</p></body></html>",
+        title = html_escape(title),
+        message = html_escape(message),
+    );
+    let mut response = (status, Html(body)).into_response();
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn callback(
+    State(app): State<AppState>,
+    params: Result<Query<CallbackParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let finished = match connect::finish(&app, params).await {
+        Ok(f) => f,
+        Err(e) => {
+            return page(
+                http::StatusCode::BAD_REQUEST,
+                "Sign-in link expired",
+                &e.to_string(),
+            )
+        }
+    };
+    if let Some(to) = finished.redirect {
+        return Redirect::to(&to).into_response();
+    }
+    match finished.outcome {
+        Outcome::Connected { missing } if missing.is_empty() => page(
+            http::StatusCode::OK,
+            "Google account connected",
+            "Your Google account is connected. You can close this window.",
+        ),
+        Outcome::Connected { .. } => page(
+            http::StatusCode::OK,
+            "Google account partly connected",
+            "Your Google account is connected, but not every permission was granted. Connect again from the CRM to grant the rest.",
+        ),
+        Outcome::Denied => page(
+            http::StatusCode::OK,
+            "Not connected",
+            "You declined access to your Google account. Nothing was connected.",
+        ),
+        Outcome::Failed(reason) => page(
+            http::StatusCode::BAD_GATEWAY,
+            "Could not connect",
+            &format!("Connecting your Google account failed ({reason}). Please try again from the CRM."),
+        ),
+    }
 }

@@ -145,15 +145,9 @@ impl ErrorDetail {
     pub fn body(&self) -> Value {
         match self.surface {
             Surface::People => {
-                let domain = if self.domain.starts_with("grpc:") {
-                    "global"
-                } else {
-                    self.domain.as_str()
-                };
                 let mut err = json!({
                     "code": self.status.as_u16(),
                     "message": self.message,
-                    "errors": [{"message": self.message, "domain": domain, "reason": self.reason}],
                     "status": self.grpc_status(),
                 });
                 if let Some(info) = &self.info_reason {

@@ -9,6 +9,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::{ApiError, Surface};
+use crate::fields::Selection;
 use crate::state::{LoggedRequest, State as SandboxState};
 use crate::Sandbox;
 
@@ -249,6 +250,38 @@ pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
     }
 }
 
+/// Successful JSON API responses: applies the `fields` selection and sets `ETag` from the
+/// resource's `etag`.
+async fn postprocess(resp: Response, selection: Option<Selection>) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !resp.status().is_success() || !is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    if let Some(etag) = value.get("etag").and_then(serde_json::Value::as_str) {
+        if let Ok(v) = header::HeaderValue::from_str(etag) {
+            parts.headers.insert(header::ETAG, v);
+        }
+    }
+    let value = match selection {
+        Some(sel) => sel.apply(&value),
+        None => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&value).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// Applies injected faults to Google API requests and records every request in the log.
 pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
@@ -262,9 +295,23 @@ pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: 
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
+    let fields = crate::params::Params::parse(query.as_deref().unwrap_or(""))
+        .non_empty("fields")
+        .map(str::to_string);
     let resp = match error {
         Some(spec) => error_for(&spec, surface.unwrap_or(Surface::Calendar)).into_response(),
-        None => next.run(req).await,
+        None => match (surface, fields.as_deref().map(Selection::parse)) {
+            (Some(s), Some(None)) => ApiError::new(
+                s,
+                StatusCode::BAD_REQUEST,
+                "invalidParameter",
+                "Invalid field selection",
+            )
+            .with_location("parameter", "fields")
+            .into_response(),
+            (Some(_), selection) => postprocess(next.run(req).await, selection.flatten()).await,
+            (None, _) => next.run(req).await,
+        },
     };
     let at = crate::clock::rfc3339_millis(sandbox.now());
     sandbox.state().log.push(LoggedRequest {

@@ -20,6 +20,7 @@ mod clock;
 mod control;
 mod errors;
 mod faults;
+mod fields;
 mod ids;
 mod oauth;
 mod paging;
@@ -35,7 +36,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 
-pub use errors::Surface;
 pub use faults::{FaultKind, FaultSpec};
 pub use state::LoggedRequest;
 
@@ -243,6 +243,15 @@ impl Sandbox {
     /// Sets the lifetime of access tokens issued from now on.
     pub fn set_access_token_ttl(&self, secs: i64) {
         self.state().access_token_ttl_secs = secs;
+    }
+
+    /// Mints an access token directly (no consent round trip) for tests that only need a
+    /// bearer token; scopes are full URLs or the short names `email` / `profile` / `openid`.
+    pub fn issue_access_token(&self, client_id: &str, email: &str, scopes: &[&str]) -> String {
+        let scopes: std::collections::BTreeSet<String> =
+            scopes.iter().map(|s| crate::scopes::normalize(s)).collect();
+        let mut st = self.state();
+        oauth::issue_access(self, &mut st, email, client_id, &scopes).0
     }
 
     /// Revokes every grant of `email` (all clients): its access and refresh tokens die.

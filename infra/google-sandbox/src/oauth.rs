@@ -31,6 +31,7 @@ pub fn routes() -> Router<Sandbox> {
         .route("/userinfo/v2/me", get(userinfo_v2))
         .route("/v1/userinfo", get(userinfo_oidc).post(userinfo_oidc))
         .route("/oauth2/v3/userinfo", get(userinfo_oidc))
+        .route("/oauth2/v2/tokeninfo", post(tokeninfo).get(tokeninfo))
 }
 
 /// A validated authorization request.
@@ -41,6 +42,7 @@ struct AuthRequest {
     scopes: Vec<String>,
     state: Option<String>,
     offline: bool,
+    force_consent: bool,
     include_granted_scopes: bool,
     login_hint: Option<String>,
     challenge: Option<(String, String)>,
@@ -164,6 +166,9 @@ fn validate(st: &SandboxState, p: &Params) -> Result<AuthRequest, Response> {
         scopes,
         state,
         offline: p.get("access_type") == Some("offline"),
+        force_consent: p
+            .get("prompt")
+            .is_some_and(|v| v.split([' ', '+']).any(|x| x == "consent")),
         include_granted_scopes: p.flag("include_granted_scopes"),
         login_hint: p.non_empty("login_hint").map(str::to_string),
         challenge,
@@ -187,6 +192,14 @@ fn approve(sandbox: &Sandbox, req: &AuthRequest, user: &str) -> Response {
         .entry(key)
         .or_default()
         .extend(req.scopes.iter().cloned());
+    // Google issues a refresh token on the first consent of a user to a client, and again
+    // only when the app forces the consent screen (`prompt=consent`).
+    let offline = req.offline
+        && (req.force_consent
+            || !st
+                .refresh_tokens
+                .values()
+                .any(|t| t.user == user && t.client_id == req.client_id));
     let code = format!("4/0{}", ids::token(32));
     st.codes.insert(
         code.clone(),
@@ -196,7 +209,7 @@ fn approve(sandbox: &Sandbox, req: &AuthRequest, user: &str) -> Response {
             user: user.to_string(),
             scopes: granted.clone(),
             code_challenge: req.challenge.clone(),
-            offline: req.offline,
+            offline,
             nonce: req.nonce.clone(),
             expires_at: now
                 .checked_add(SignedDuration::from_secs(ttl))
@@ -222,10 +235,20 @@ fn deny(req: &AuthRequest) -> Response {
 
 /// `GET /o/oauth2/v2/auth`: consent page, or an immediate decision with `sandbox_auto`.
 async fn authorize(State(sandbox): State<Sandbox>, p: Params) -> Response {
-    let req = match validate(&sandbox.state(), &p) {
+    let mut req = match validate(&sandbox.state(), &p) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    // Granular consent: the user unticks some of the requested scopes. `sandbox_grant` lists
+    // the scopes the simulated user keeps (space-separated); the rest are not granted.
+    if let Some(keep) = p.get("sandbox_grant") {
+        let keep: Vec<String> = keep
+            .split([' ', '+'])
+            .filter(|s| !s.is_empty())
+            .map(scopes::normalize)
+            .collect();
+        req.scopes.retain(|s| keep.contains(s));
+    }
     if let Some(auto) = p.get("sandbox_auto") {
         if auto == "deny" {
             return deny(&req);
@@ -425,7 +448,7 @@ fn id_token(
     ))
 }
 
-fn issue_access(
+pub fn issue_access(
     sandbox: &Sandbox,
     st: &mut SandboxState,
     user: &str,
@@ -565,7 +588,6 @@ fn token_inner(sandbox: &Sandbox, headers: &HeaderMap, p: &Params) -> Result<Val
             },
         );
         v["refresh_token"] = json!(refresh);
-        v["refresh_token_expires_in"] = json!(604799);
     }
     if stored.scopes.contains("openid") {
         if let Some(id) = id_token(
@@ -693,6 +715,43 @@ async fn userinfo_oidc(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Re
         v["name"] = json!(u.name);
         v["given_name"] = json!(g);
         v["family_name"] = json!(f);
+    }
+    Json(v).into_response()
+}
+
+/// `POST /oauth2/v2/tokeninfo?access_token=…` (oauth2.v2 `Tokeninfo`).
+async fn tokeninfo(State(sandbox): State<Sandbox>, q: Params, body: Bytes) -> Response {
+    let form = Params::parse(&String::from_utf8_lossy(&body));
+    let token = q
+        .non_empty("access_token")
+        .or_else(|| form.non_empty("access_token"))
+        .map(str::to_string);
+    let now = sandbox.now();
+    let st = sandbox.state();
+    let found = token
+        .as_deref()
+        .and_then(|t| st.access_tokens.get(t))
+        .filter(|t| t.expires_at > now);
+    let Some(t) = found else {
+        return OAuthError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid Value")
+            .into_response();
+    };
+    let Some(u) = st.users.get(&t.user) else {
+        return OAuthError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid Value")
+            .into_response();
+    };
+    let mut v = json!({
+        "issued_to": t.client_id,
+        "audience": t.client_id,
+        "user_id": u.sub,
+        "scope": t.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+        "expires_in": t.expires_at.duration_since(now).as_secs(),
+    });
+    if t.scopes
+        .contains(&format!("{}userinfo.email", scopes::PREFIX))
+    {
+        v["email"] = json!(u.email);
+        v["verified_email"] = json!(true);
     }
     Json(v).into_response()
 }

@@ -104,15 +104,9 @@ async fn main() -> Result<()> {
         public_base_url: settings.public_base_url.clone(),
         google,
     };
-    let app: AppState = Arc::new(App {
-        config,
-        store: Store::new(table),
-        secrets,
-        queue,
-        clock,
-    });
+    let app: AppState = Arc::new(App::new(config, Store::new(table), secrets, queue, clock));
 
-    let creds = local_server::seed::seed(&app, &settings.data_dir).await?;
+    let creds = local_server::seed::seed(&app, &settings.data_dir, settings.sandbox).await?;
 
     match jobs {
         Some(rx) => {

@@ -9,7 +9,7 @@ use shared::app::App;
 use shared::crypto::{random_token, TokenCipher};
 use shared::domain::{ApiKeyScope, TenantId};
 use shared::secrets::names;
-use shared::services::{api_keys, tenants};
+use shared::services::{api_keys, google_client, tenants};
 use std::path::Path;
 
 pub const DEMO_TENANT: &str = "demo";
@@ -42,8 +42,29 @@ async fn secret_or_create(
     Ok(value)
 }
 
-/// Seeds what is missing and returns the demo credentials.
-pub async fn seed(app: &App, data_dir: &Path) -> Result<DemoCredentials> {
+/// Seeds what is missing and returns the demo credentials. In sandbox mode the demo tenant
+/// also gets the sandbox's OAuth client and may return users to the local server's pages.
+pub async fn seed(app: &App, data_dir: &Path, sandbox: bool) -> Result<DemoCredentials> {
+    let creds = seed_tenant(app, data_dir).await?;
+    if sandbox {
+        let tenant = TenantId::parse(&creds.tenant)?;
+        let t = tenants::get(app, &tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if t.google_client_id.is_none() {
+            let body = serde_json::json!({
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+            });
+            google_client::put(app, &tenant, body)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    Ok(creds)
+}
+
+async fn seed_tenant(app: &App, data_dir: &Path) -> Result<DemoCredentials> {
     let operator = secret_or_create(app, names::OPERATOR_KEY, || {
         SecretString::from(format!("op_{}", random_token(32)))
     })

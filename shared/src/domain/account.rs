@@ -122,6 +122,13 @@ pub struct AccountSettings {
     pub contact_group: Option<String>,
 }
 
+impl Account {
+    /// Whether the user granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
 /// A CRM user's Google connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
@@ -140,6 +147,14 @@ pub struct Account {
     /// AES-256-GCM ciphertext of the refresh token (see `crypto`), never the token.
     #[serde(default)]
     pub refresh_token_ciphertext: Option<String>,
+    /// The cached access token, sealed like the refresh token, and when it expires.
+    #[serde(default)]
+    pub access_token_ciphertext: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub access_token_expires_at: Option<OffsetDateTime>,
+    /// Why the account needs the user to reconnect (`invalid_grant`, …).
+    #[serde(default)]
+    pub reauth_reason: Option<String>,
     #[serde(default)]
     pub settings: AccountSettings,
     #[serde(with = "time::serde::rfc3339")]

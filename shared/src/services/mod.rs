@@ -1,4 +1,11 @@
 //! Use cases, called by the HTTP functions (which only decode and encode).
 
+pub mod accounts;
 pub mod api_keys;
+pub mod connect;
+pub mod feed;
+pub mod google_client;
+pub mod settings;
 pub mod tenants;
+pub mod tokens;
+pub mod validate;

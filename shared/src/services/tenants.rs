@@ -1,4 +1,4 @@
-//! Creating tenants (operator).
+//! Creating tenants (operator), and changing a tenant's record safely.
 
 use crate::app::App;
 use crate::domain::{ApiKeyScope, Tenant, TenantId, TenantSettings};
@@ -45,4 +45,40 @@ pub async fn create(app: &App, new: NewTenant) -> Result<(Tenant, CreatedKey), A
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The caller's tenant (it exists: its key was just checked, but it could be mid-deletion).
+pub async fn get(app: &App, id: &TenantId) -> Result<Tenant, ApiError> {
+    Ok(app
+        .store
+        .get_tenant(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant not found"))?
+        .value)
+}
+
+/// Read-modify-write of a tenant under optimistic concurrency, retried on a lost race.
+pub async fn update<T>(
+    app: &App,
+    id: &TenantId,
+    mut change: impl FnMut(&mut Tenant) -> Result<T, ApiError>,
+) -> Result<(Tenant, T), ApiError> {
+    for _ in 0..5 {
+        let current = app
+            .store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant not found"))?;
+        let mut tenant = current.value;
+        let out = change(&mut tenant)?;
+        match app.store.update_tenant(&tenant, current.version).await {
+            Ok(_) => return Ok((tenant, out)),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "concurrent_update",
+        "the tenant was changed concurrently; retry",
+    ))
 }

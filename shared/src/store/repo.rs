@@ -371,3 +371,28 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Deletes a user's pairs and cursors (after a disconnect that does not keep them, or
+    /// when a different Google account takes the user's place). Returns how many items went.
+    pub async fn purge_sync_state(&self, t: &TenantId, u: &UserId) -> StoreResult<usize> {
+        let mut deleted = 0;
+        for prefix in ["PAIR#", "CURSOR#"] {
+            let mut query = Query::partition(Index::Primary, keys::pairs_partition(t, u))
+                .sort(SortKey::BeginsWith(prefix.to_owned()))
+                .limit(100);
+            loop {
+                let page = self.table.query(query.clone()).await?;
+                for item in page.items {
+                    self.table.delete(&item.key, Condition::None).await?;
+                    deleted += 1;
+                }
+                match page.next {
+                    Some(next) => query.page = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -75,7 +75,20 @@ pub const OPERATOR_KEY: &str = "op_test_operator_key_0123456789abcdef";
 /// The product on its production adapters: DynamoDB Local for the table, moto for Secrets
 /// Manager and SQS.
 pub async fn aws_app() -> AppState {
-    let clock: SharedClock = Arc::new(shared::clock::SystemClock);
+    aws_app_with(
+        "http://127.0.0.1:9",
+        GoogleEndpoints::single_host("http://127.0.0.1:9"),
+        Arc::new(shared::clock::SystemClock),
+    )
+    .await
+}
+
+/// `aws_app` with a public URL, Google endpoints and a clock of the test's choosing.
+pub async fn aws_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> AppState {
     let table = fresh_dynamo_table(&dynamodb_local(), clock.clone()).await;
     let moto_sdk = sdk(&moto()).await;
     let prefix = format!("{}/", unique("stack"));
@@ -91,31 +104,48 @@ pub async fn aws_app() -> AppState {
         )
         .await
         .expect("seed operator key");
+    secrets
+        .put(
+            shared::secrets::names::TOKEN_KEY,
+            shared::crypto::TokenCipher::generate_secret(),
+        )
+        .await
+        .expect("seed token key");
     let sqs = aws_sdk_sqs::Client::new(&moto_sdk);
     let queue_url = fresh_fifo_queue(&sqs).await;
-    Arc::new(App {
-        config: Config {
+    Arc::new(App::new(
+        Config {
             table_name: "unused".into(),
             secrets_prefix: prefix,
             queue_url: Some(queue_url.clone()),
-            public_base_url: "http://127.0.0.1:9".into(),
-            google: GoogleEndpoints::single_host("http://127.0.0.1:9"),
+            public_base_url: public_base_url.into(),
+            google,
         },
-        store: Store::new(table),
-        secrets: Arc::new(secrets),
-        queue: Arc::new(SqsQueue::new(sqs, queue_url)),
+        Store::new(table),
+        Arc::new(secrets),
+        Arc::new(SqsQueue::new(sqs, queue_url)),
         clock,
-    })
+    ))
 }
 
 /// Serves `router` on 127.0.0.1 (random port); returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
+    let (listener, base) = bind().await;
+    serve_on(listener, router);
+    base
+}
+
+/// A listener on 127.0.0.1 and its base URL (to know the public URL before building the app).
+pub async fn bind() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    (listener, format!("http://{addr}"))
+}
+
+pub fn serve_on(listener: tokio::net::TcpListener, router: axum::Router) {
     tokio::spawn(async move {
         axum::serve(listener, router).await.ok();
     });
-    format!("http://{addr}")
 }

@@ -361,6 +361,19 @@ pub fn insert(
         Some(_) => return Err(invalid("Invalid resource id value.")),
         None => crate::ids::base32hex(26),
     };
+    if let Some(uid) = str_field(&body, "iCalUID") {
+        let taken = cal.events.values().any(|e| {
+            e.recurring_event_id().is_none() && str_field(&e.body, "iCalUID") == Some(uid)
+        });
+        if taken {
+            return Err(ApiError::new(
+                S,
+                StatusCode::CONFLICT,
+                "duplicate",
+                "The requested identifier already exists.",
+            ));
+        }
+    }
     validate(&mut body, &cal.time_zone)?;
     finalize(&mut body, cal, &id, &rfc3339_millis(now), now);
     cal.next_order += 1;
@@ -764,7 +777,6 @@ fn envelope(cal: &Calendar, items: Vec<Value>) -> Map<String, Value> {
     out.insert("kind".into(), json!("calendar#events"));
     out.insert("etag".into(), json!(cal.etag));
     out.insert("summary".into(), json!(cal.summary));
-    out.insert("description".into(), json!(""));
     out.insert("updated".into(), json!(rfc3339_millis(cal.updated)));
     out.insert("timeZone".into(), json!(cal.time_zone));
     out.insert("accessRole".into(), json!("owner"));

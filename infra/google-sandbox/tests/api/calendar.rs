@@ -282,3 +282,82 @@ async fn insert_validation_errors() {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
     );
 }
+
+#[tokio::test]
+async fn fields_partial_response_and_etag_header() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let body = json!({"summary": "s", "description": "d", "start": {"date": "2026-12-24"}, "end": {"date": "2026-12-25"}});
+    let (status, headers, ev) = app
+        .call(
+            Method::POST,
+            "/calendar/v3/calendars/primary/events",
+            &token,
+            Some(&body),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["etag"].to_str().unwrap(),
+        ev["etag"].as_str().unwrap()
+    );
+    let path = "/calendar/v3/calendars/primary/events?fields=nextSyncToken,items(id,start/date)";
+    let list = app
+        .ok("calendar.events.list", Method::GET, path, &token, None)
+        .await;
+    assert_eq!(list.as_object().unwrap().len(), 2, "{list}");
+    assert_eq!(
+        list["items"][0],
+        json!({"id": ev["id"], "start": {"date": "2026-12-24"}})
+    );
+    let (status, _, err) = app
+        .call(
+            Method::GET,
+            "/calendar/v3/calendars/primary/events?fields=items(id",
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reason(&err), "invalidParameter");
+    let person = app
+        .ok(
+            "people.people.createContact",
+            Method::POST,
+            "/v1/people:createContact?fields=resourceName",
+            &token,
+            Some(&json!({"names": [{"givenName": "F"}]})),
+        )
+        .await;
+    assert_eq!(person.as_object().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn ical_uid_is_unique_per_calendar() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let path = "/calendar/v3/calendars/primary/events";
+    let mut body = json!({"iCalUID": "meeting-1@crm.example", "start": {"date": "2026-12-24"}, "end": {"date": "2026-12-25"}});
+    let ev = app
+        .ok(
+            "calendar.events.insert",
+            Method::POST,
+            path,
+            &token,
+            Some(&body),
+        )
+        .await;
+    assert_eq!(ev["iCalUID"], "meeting-1@crm.example");
+    let (status, _, err) = app.call(Method::POST, path, &token, Some(&body), &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(reason(&err), "duplicate");
+    body["iCalUID"] = json!("meeting-2@crm.example");
+    let (status, _, _) = app.call(Method::POST, path, &token, Some(&body), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    // Bob's calendar is separate
+    let bob = app.token_all(BOB).await;
+    let (status, _, _) = app.call(Method::POST, path, &bob, Some(&body), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+}

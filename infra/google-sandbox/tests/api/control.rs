@@ -340,4 +340,11 @@ fn schema_validator_rejects_what_google_would_not_send() {
             &json!({"email": "a@b.c", "verified_email": true})
         )
         .is_empty());
+    assert!(d
+        .validate_schema("Userinfo", &json!({"id": "1"}))
+        .is_empty());
+    assert!(!d
+        .validate_schema("Userinfo", &json!({"sub": "1"}))
+        .is_empty());
+    assert!(!d.validate_schema("NoSuchSchema", &json!({})).is_empty());
 }

@@ -7,6 +7,7 @@ mod calendar;
 mod common;
 mod control;
 mod oauth;
+mod oauth2_crate;
 mod people;
 mod push;
 mod recurrence;

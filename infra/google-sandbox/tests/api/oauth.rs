@@ -574,3 +574,71 @@ async fn userinfo_endpoints() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn refresh_token_only_on_first_consent_or_prompt_consent() {
+    let app = spawn().await;
+    let first = app.grant(ALICE, CAL).await;
+    assert!(first["refresh_token"].is_string());
+    let again = app.grant(ALICE, CAL).await;
+    assert!(
+        again.get("refresh_token").is_none(),
+        "Google omits it on re-consent"
+    );
+    let code = app
+        .code(ALICE, CAL, "&access_type=offline&prompt=consent")
+        .await;
+    let (_, forced) = app.exchange(&code, &[]).await;
+    assert!(forced["refresh_token"].is_string());
+}
+
+#[tokio::test]
+async fn tokeninfo_describes_access_tokens() {
+    let app = spawn().await;
+    let token = app.token(ALICE, &format!("email {CAL}")).await;
+    let path = format!("/oauth2/v2/tokeninfo?access_token={token}");
+    let info = app
+        .ok("oauth2.tokeninfo", Method::POST, &path, "", None)
+        .await;
+    assert_eq!(info["issued_to"], CLIENT_ID);
+    assert_eq!(info["email"], ALICE);
+    assert!(info["scope"].as_str().unwrap().contains(CAL));
+    assert!(info["expires_in"].as_i64().unwrap() > 3500);
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            "/oauth2/v2/tokeninfo?access_token=nope",
+            "",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn minted_tokens_work_without_the_consent_round_trip() {
+    let app = spawn().await;
+    let token = app.sandbox.issue_access_token(CLIENT_ID, BOB, &[CAL]);
+    let cal = app
+        .ok(
+            "calendar.calendars.get",
+            Method::GET,
+            "/calendar/v3/calendars/primary",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(cal["id"], BOB);
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/v1/people/me/connections?personFields=names",
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

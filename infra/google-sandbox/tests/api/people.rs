@@ -129,7 +129,11 @@ async fn create_get_update_delete_with_etags() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "stale etag");
     assert_eq!(grpc_status(&err), "FAILED_PRECONDITION");
-    assert_eq!(err["error"]["errors"][0]["reason"], "failedPrecondition");
+    assert!(err["error"]["message"].as_str().unwrap().contains("etag"));
+    assert!(
+        err["error"].get("errors").is_none(),
+        "People errors have no apiary errors[]"
+    );
 
     // unknown fields are rejected like Google does
     let (status, _, err) = app

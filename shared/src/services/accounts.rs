@@ -1,0 +1,491 @@
+//! A CRM user's Google connection: status and settings (validated against what Google really
+//! has), the live calendar and contact-group lists, disconnect, and Gmail access tokens.
+
+use super::tokens::{access_token, google_error, TokenError};
+use crate::app::App;
+use crate::domain::{
+    Account, AccountEvent, AccountStatus, ChannelState, Direction, Product, Products, TenantId,
+    UserId,
+};
+use crate::google::api::{CalendarEntry, ContactGroup};
+use crate::google::oauth::SCOPE_GMAIL;
+use crate::http::ApiError;
+use crate::store::StoreError;
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const MAX_MONITORED_CALENDARS: usize = 50;
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Read-modify-write of an account under optimistic concurrency, retried on a lost race.
+pub async fn update(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    mut change: impl FnMut(&mut Account) -> Result<(), ApiError>,
+) -> Result<Account, ApiError> {
+    for _ in 0..5 {
+        let current =
+            app.store.get_account(t, u).await?.ok_or_else(|| {
+                ApiError::not_found("no Google account is connected for this user")
+            })?;
+        let mut account = current.value;
+        change(&mut account)?;
+        account.updated_at = app.clock.now();
+        match app.store.put_account(&account, Some(current.version)).await {
+            Ok(_) => return Ok(account),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "concurrent_update",
+        "the account was changed concurrently; retry",
+    ))
+}
+
+/// What the CRM sees of an account (never a token).
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub user: String,
+    pub status: AccountStatus,
+    pub google_email: Option<String>,
+    pub products: Products,
+    pub reauth_reason: Option<String>,
+    pub settings: SettingsView,
+    pub last_sync_at: Option<String>,
+    pub last_error: Option<String>,
+    pub connected_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub main_calendar: Option<String>,
+    pub monitored_calendars: Vec<String>,
+    pub direction: Option<Direction>,
+    pub sync_since: Option<String>,
+    pub contact_group: Option<String>,
+}
+
+pub fn view(a: &Account) -> AccountView {
+    AccountView {
+        user: a.user.to_string(),
+        status: a.status,
+        google_email: a.google_email.clone(),
+        products: a.products.clone(),
+        reauth_reason: a.reauth_reason.clone(),
+        settings: SettingsView {
+            main_calendar: a.settings.main_calendar.clone(),
+            monitored_calendars: a.settings.monitored_calendars.clone(),
+            direction: a.settings.direction,
+            sync_since: a.settings.sync_since.map(rfc3339),
+            contact_group: a.settings.contact_group.clone(),
+        },
+        last_sync_at: a.last_sync_at.map(rfc3339),
+        last_error: a.last_error.clone(),
+        connected_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+    }
+}
+
+pub async fn get(app: &App, t: &TenantId, u: &UserId) -> Result<Account, ApiError> {
+    Ok(app
+        .store
+        .get_account(t, u)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no Google account is connected for this user"))?
+        .value)
+}
+
+fn require_product(a: &Account, p: Product, what: &str) -> Result<(), ApiError> {
+    if a.products.contains(p) {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "product_not_connected",
+            format!("{what} needs the {p:?} product; reconnect the account with it"),
+        ))
+    }
+}
+
+/// The user's calendars, live from Google.
+pub async fn calendars(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+) -> Result<Vec<CalendarEntry>, ApiError> {
+    require_product(
+        &get(app, t, u).await?,
+        Product::Calendar,
+        "listing calendars",
+    )?;
+    let token = access_token(app, t, u).await?;
+    app.google
+        .calendar_list(&token.token)
+        .await
+        .map_err(google_error)
+}
+
+/// The user's contact groups, live from Google.
+pub async fn contact_groups(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+) -> Result<Vec<ContactGroup>, ApiError> {
+    require_product(
+        &get(app, t, u).await?,
+        Product::Contacts,
+        "listing contact groups",
+    )?;
+    let token = access_token(app, t, u).await?;
+    app.google
+        .contact_groups(&token.token)
+        .await
+        .map_err(google_error)
+}
+
+/// Accepts `2026-01-31` or an RFC 3339 date-time.
+fn parse_since(v: &str) -> Result<OffsetDateTime, ApiError> {
+    if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(v, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            ApiError::invalid("sync_since must be a date (2026-01-31) or an RFC 3339 date-time")
+        })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    pub main_calendar: Option<String>,
+    pub monitored_calendars: Option<Vec<String>>,
+    pub direction: Option<Direction>,
+    pub sync_since: Option<String>,
+    pub contact_group: Option<String>,
+    /// Pause or resume this account's sync.
+    pub paused: Option<bool>,
+}
+
+/// Changes a connection's settings; calendars and groups must exist in the user's Google
+/// account (checked live), and nothing changes if any part is invalid.
+pub async fn patch(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    p: AccountPatch,
+) -> Result<Account, ApiError> {
+    let account = get(app, t, u).await?;
+    if account.status == AccountStatus::Disconnected {
+        return Err(ApiError::conflict(
+            "not_connected",
+            "the account is disconnected",
+        ));
+    }
+    let mut main = None;
+    let mut monitored = None;
+    if p.main_calendar.is_some() || p.monitored_calendars.is_some() {
+        require_product(&account, Product::Calendar, "calendar settings")?;
+        let list = calendars(app, t, u).await?;
+        let find = |id: &str| {
+            list.iter()
+                .find(|c| c.id == id || (id == "primary" && c.primary == Some(true)))
+        };
+        if let Some(id) = &p.main_calendar {
+            let entry = find(id).ok_or_else(|| {
+                ApiError::invalid(format!("main_calendar: the user has no calendar {id:?}"))
+            })?;
+            if !entry.writable() {
+                return Err(ApiError::invalid(format!(
+                    "main_calendar: the user cannot write to {id:?} (access role {})",
+                    entry.access_role
+                )));
+            }
+            main = Some(entry.id.clone());
+        }
+        if let Some(ids) = &p.monitored_calendars {
+            if ids.len() > MAX_MONITORED_CALENDARS {
+                return Err(ApiError::invalid(format!(
+                    "monitored_calendars holds at most {MAX_MONITORED_CALENDARS} calendars"
+                )));
+            }
+            let mut resolved = Vec::new();
+            for id in ids {
+                let entry = find(id).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "monitored_calendars: the user has no calendar {id:?}"
+                    ))
+                })?;
+                if !resolved.contains(&entry.id) {
+                    resolved.push(entry.id.clone());
+                }
+            }
+            monitored = Some(resolved);
+        }
+    }
+    let mut group = None;
+    if let Some(g) = &p.contact_group {
+        require_product(&account, Product::Contacts, "the contact group")?;
+        let groups = contact_groups(app, t, u).await?;
+        if !groups.iter().any(|x| &x.resource_name == g) {
+            return Err(ApiError::invalid(format!(
+                "contact_group: the user has no contact group {g:?} (use its resourceName, contactGroups/…)"
+            )));
+        }
+        group = Some(g.clone());
+    }
+    let since = p.sync_since.as_deref().map(parse_since).transpose()?;
+    let mut paused_changed = None;
+    let updated = update(app, t, u, |a| {
+        if let Some(m) = &main {
+            a.settings.main_calendar = Some(m.clone());
+        }
+        if let Some(m) = &monitored {
+            a.settings.monitored_calendars = m.clone();
+        }
+        if let Some(d) = p.direction {
+            a.settings.direction = Some(d);
+        }
+        if let Some(s) = since {
+            a.settings.sync_since = Some(s);
+        }
+        if let Some(g) = &group {
+            a.settings.contact_group = Some(g.clone());
+        }
+        paused_changed = None;
+        if let Some(pause) = p.paused {
+            let event = if pause {
+                AccountEvent::Pause
+            } else {
+                AccountEvent::Resume
+            };
+            let wanted = if pause {
+                AccountStatus::Paused
+            } else {
+                AccountStatus::Active
+            };
+            if a.status != wanted {
+                a.status = a.status.on(event).map_err(|e| {
+                    ApiError::conflict(
+                        "invalid_transition",
+                        format!("cannot {}: {e}", if pause { "pause" } else { "resume" }),
+                    )
+                })?;
+                paused_changed = Some(a.status);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    if paused_changed.is_some() {
+        super::feed::account_status(app, &updated, None).await?;
+    }
+    Ok(updated)
+}
+
+/// The result of a disconnect.
+#[derive(Debug, Serialize)]
+pub struct Disconnected {
+    #[serde(flatten)]
+    pub account: AccountView,
+    /// Whether Google confirmed the revocation (false if Google could not be reached; the
+    /// tokens are deleted either way).
+    pub revoked: bool,
+    pub pairs_kept: bool,
+}
+
+/// Disconnects: stops the account's watch channels, revokes the grant at Google, deletes the
+/// tokens, marks the account `disconnected`, and keeps or purges its pairs. Idempotent.
+pub async fn disconnect(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    keep_pairs: bool,
+) -> Result<Disconnected, ApiError> {
+    let account = get(app, t, u).await?;
+    let mut revoked = account.status == AccountStatus::Disconnected;
+    if account.status != AccountStatus::Disconnected {
+        // Channels first: stopping them needs a live token, which revocation kills.
+        stop_channels(app, t, u).await?;
+        if let Some(sealed) = &account.refresh_token_ciphertext {
+            let cipher = crate::crypto::TokenCipher::load(app.secrets.as_ref())
+                .await
+                .map_err(|e| ApiError::internal(&e, true))?;
+            match cipher.open(sealed, t, &account.id) {
+                Ok(refresh) => {
+                    for attempt in 0..3 {
+                        match app.google.revoke(&refresh).await {
+                            Ok(()) => {
+                                revoked = true;
+                                break;
+                            }
+                            Err(e) if e.is_transient() && attempt < 2 => {
+                                tokio::time::sleep(super::tokens::backoff(attempt + 1)).await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(tenant = %t, user = %u, error = %e, "revoking the grant failed; tokens deleted anyway");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %t, user = %u, error = %e, "stored token unreadable")
+                }
+            }
+        }
+    }
+    let updated = update(app, t, u, |a| {
+        a.status = a
+            .status
+            .on(AccountEvent::Disconnect)
+            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+        a.refresh_token_ciphertext = None;
+        a.access_token_ciphertext = None;
+        a.access_token_expires_at = None;
+        a.reauth_reason = None;
+        Ok(())
+    })
+    .await?;
+    if !keep_pairs {
+        let purged = app.store.purge_sync_state(t, u).await?;
+        tracing::info!(tenant = %t, user = %u, purged, "sync state purged");
+    }
+    if account.status != AccountStatus::Disconnected {
+        tracing::info!(tenant = %t, user = %u, revoked, "account disconnected");
+        super::feed::account_status(app, &updated, None).await?;
+    }
+    Ok(Disconnected {
+        account: view(&updated),
+        revoked,
+        pairs_kept: keep_pairs,
+    })
+}
+
+/// Stops every active watch channel of the user (best effort at Google; always in the store).
+async fn stop_channels(app: &App, t: &TenantId, u: &UserId) -> Result<(), ApiError> {
+    let mut page: Option<String> = None;
+    let token = access_token(app, t, u).await.ok();
+    loop {
+        let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
+        for ch in records
+            .items
+            .into_iter()
+            .filter(|c| c.state == ChannelState::Active)
+        {
+            if let Some(token) = &token {
+                if let Err(e) = app
+                    .google
+                    .stop_channel(&token.token, &ch.id, &ch.resource_id)
+                    .await
+                {
+                    tracing::warn!(channel = %ch.id, error = %e, "stopping a channel at Google failed");
+                }
+            }
+            if let Some(current) = app.store.get_channel(&ch.id).await? {
+                let mut stopped = current.value;
+                stopped.state = ChannelState::Stopped;
+                match app.store.put_channel(&stopped, Some(current.version)).await {
+                    Ok(_) | Err(StoreError::ConditionFailed) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        match records.next {
+            Some(next) => page = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A Gmail access token with the XOAUTH2 string for IMAP and SMTP.
+#[derive(Serialize)]
+pub struct GmailToken {
+    pub email: String,
+    pub access_token: String,
+    pub expires_at: String,
+    /// `base64("user=" email "\x01auth=Bearer " token "\x01\x01")`, for `AUTHENTICATE XOAUTH2`.
+    pub xoauth2: String,
+    pub imap: MailServer,
+    pub smtp: MailServer,
+}
+
+#[derive(Serialize)]
+pub struct MailServer {
+    pub host: &'static str,
+    pub port: u16,
+    pub security: &'static str,
+}
+
+pub fn xoauth2(email: &str, token: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("user={email}\x01auth=Bearer {token}\x01\x01"))
+}
+
+pub async fn gmail_token(app: &App, t: &TenantId, u: &UserId) -> Result<GmailToken, ApiError> {
+    let account = get(app, t, u).await?;
+    if account.status == AccountStatus::Disconnected {
+        return Err(TokenError::NotConnected.into());
+    }
+    if !account.products.contains(Product::Gmail) || !account.has_scope(SCOPE_GMAIL) {
+        return Err(ApiError::conflict(
+            "product_not_connected",
+            "the user did not grant Gmail access; reconnect with the gmail product",
+        ));
+    }
+    let token = access_token(app, t, u).await?;
+    let email =
+        token.account.google_email.clone().ok_or_else(|| {
+            ApiError::conflict("not_connected", "the account has no Google e-mail")
+        })?;
+    let secret = token.token.expose_secret();
+    Ok(GmailToken {
+        xoauth2: xoauth2(&email, secret),
+        access_token: secret.to_owned(),
+        expires_at: rfc3339(token.expires_at),
+        email,
+        imap: MailServer {
+            host: "imap.gmail.com",
+            port: 993,
+            security: "tls",
+        },
+        smtp: MailServer {
+            host: "smtp.gmail.com",
+            port: 465,
+            security: "tls",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xoauth2_string() {
+        // The example of Google's XOAUTH2 protocol page.
+        assert_eq!(
+            xoauth2("someuser@example.com", "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"),
+            "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ=="
+        );
+    }
+
+    #[test]
+    fn sync_since_accepts_dates_and_times() {
+        assert_eq!(
+            parse_since("2026-01-31").unwrap().unix_timestamp(),
+            1_769_817_600
+        );
+        assert!(parse_since("2026-01-31T10:00:00+02:00").is_ok());
+        assert!(parse_since("31/01/2026").is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! Connecting a CRM user's Google account: the authorization link (state + PKCE, stored
+//! server-side for ten minutes, single use) and the callback that completes it.
+
+use super::validate::{email, return_url_allowed, web_url};
+use crate::app::App;
+use crate::crypto::{random_token, TokenCipher};
+use crate::domain::{
+    Account, AccountEvent, AccountId, AccountSettings, AccountStatus, OAuthSession, Product,
+    Products, TenantId, UserId,
+};
+use crate::google::oauth::{granted_products, scopes_for};
+use crate::http::ApiError;
+use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// How long a connect link stays valid.
+pub const SESSION_TTL: time::Duration = time::Duration::minutes(10);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    pub products: Products,
+    #[serde(default)]
+    pub return_url: Option<String>,
+    #[serde(default)]
+    pub login_hint: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectLink {
+    pub authorization_url: String,
+    pub expires_at: String,
+}
+
+/// Starts a connection: validates the request against the tenant's policies and returns the
+/// Google authorization URL.
+pub async fn start(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    req: ConnectRequest,
+) -> Result<ConnectLink, ApiError> {
+    if req.products.is_empty() {
+        return Err(ApiError::invalid(
+            "products: choose at least one of calendar, contacts, gmail",
+        ));
+    }
+    let tenant = super::tenants::get(app, t).await?;
+    if !req.products.is_subset_of(&tenant.settings.products_allowed) {
+        return Err(ApiError::new(
+            http::StatusCode::FORBIDDEN,
+            "product_not_allowed",
+            "the tenant's admin does not allow one of these products",
+        ));
+    }
+    let return_url = match &req.return_url {
+        Some(u) => {
+            let url = web_url("return_url", u)?;
+            if !return_url_allowed(&tenant.settings.allowed_return_urls, &url) {
+                return Err(ApiError::invalid(
+                    "return_url is not among the tenant's allowed return URLs (admin settings)",
+                ));
+            }
+            Some(url.to_string())
+        }
+        None => None,
+    };
+    let login_hint = req
+        .login_hint
+        .as_deref()
+        .map(|h| email("login_hint", h))
+        .transpose()?;
+    let client = super::google_client::oauth_client(app, t).await?;
+    let state = random_token(32);
+    let auth = app
+        .google
+        .authorization(
+            &client,
+            &app.config.oauth_callback_url(),
+            &state,
+            &scopes_for(&req.products),
+            login_hint.as_deref(),
+        )
+        .map_err(super::tokens::google_error)?;
+    let expires_at = app.clock.now() + SESSION_TTL;
+    let session = OAuthSession {
+        state,
+        tenant: t.clone(),
+        user: u.clone(),
+        products: req.products,
+        return_url,
+        pkce_verifier: auth.pkce_verifier,
+        expires_at,
+    };
+    app.store.create_oauth_session(&session).await?;
+    tracing::info!(tenant = %t, user = %u, "connect link issued");
+    Ok(ConnectLink {
+        authorization_url: auth.url,
+        expires_at: expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    })
+}
+
+/// What Google sends back to the callback.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// How a callback ended, for the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Connected; `missing` lists products the user did not grant.
+    Connected {
+        missing: Vec<Product>,
+    },
+    Denied,
+    Failed(&'static str),
+}
+
+impl Outcome {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Connected { missing } if missing.is_empty() => "connected",
+            Outcome::Connected { .. } => "partial",
+            Outcome::Denied => "denied",
+            Outcome::Failed(_) => "error",
+        }
+    }
+}
+
+/// The end of a callback: where to send the browser (the CRM's return URL), or a page.
+#[derive(Debug)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub user: Option<UserId>,
+    pub redirect: Option<String>,
+}
+
+/// A callback that cannot be tied to a session (unknown, reused or expired `state`).
+#[derive(Debug, thiserror::Error)]
+#[error("this sign-in link has expired or was already used; start again from the CRM")]
+pub struct InvalidState;
+
+fn redirect_to(return_url: &str, user: &UserId, outcome: &Outcome) -> Option<String> {
+    let mut url = url::Url::parse(return_url).ok()?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("google_connect", outcome.code());
+        q.append_pair("user", user.as_str());
+        match outcome {
+            Outcome::Connected { missing } if !missing.is_empty() => {
+                let names: Vec<&str> = missing
+                    .iter()
+                    .map(|p| match p {
+                        Product::Calendar => "calendar",
+                        Product::Contacts => "contacts",
+                        Product::Gmail => "gmail",
+                    })
+                    .collect();
+                q.append_pair("missing", &names.join(","));
+            }
+            Outcome::Failed(reason) => {
+                q.append_pair("error", reason);
+            }
+            _ => {}
+        }
+    }
+    Some(url.to_string())
+}
+
+/// Completes a connection. A session is consumed by its first use, whatever the outcome.
+pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, InvalidState> {
+    let state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or(InvalidState)?;
+    let session = match app.store.take_oauth_session(state).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(InvalidState),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the OAuth session failed");
+            return Ok(Finished {
+                outcome: Outcome::Failed("temporarily_unavailable"),
+                user: None,
+                redirect: None,
+            });
+        }
+    };
+    let outcome = match (&params.error, &params.code) {
+        (Some(e), _) if e == "access_denied" => Outcome::Denied,
+        (Some(_), _) => Outcome::Failed("google_error"),
+        (None, Some(code)) if !code.is_empty() => complete(app, &session, code)
+            .await
+            .unwrap_or_else(Outcome::Failed),
+        (None, _) => Outcome::Failed("missing_code"),
+    };
+    tracing::info!(tenant = %session.tenant, user = %session.user, outcome = outcome.code(), "connect finished");
+    Ok(Finished {
+        redirect: session
+            .return_url
+            .as_deref()
+            .and_then(|r| redirect_to(r, &session.user, &outcome)),
+        user: Some(session.user),
+        outcome,
+    })
+}
+
+async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outcome, &'static str> {
+    let (t, u) = (&session.tenant, &session.user);
+    let client = super::google_client::oauth_client(app, t)
+        .await
+        .map_err(|_| "google_client_missing")?;
+    let now = app.clock.now();
+    let tokens = app
+        .google
+        .exchange_code(
+            &client,
+            &app.config.oauth_callback_url(),
+            code,
+            &session.pkce_verifier,
+            now,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(tenant = %t, user = %u, error = %e, "code exchange failed");
+            "token_exchange_failed"
+        })?;
+    let identity = app.google.identity(&tokens.access_token).await.map_err(|e| {
+        tracing::warn!(tenant = %t, user = %u, error = %e, "reading the Google identity failed");
+        "identity_unavailable"
+    })?;
+    let granted: Vec<String> = tokens.scopes.clone().unwrap_or_else(|| {
+        scopes_for(&session.products)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    let products = granted_products(&session.products, &granted);
+    if products.is_empty() {
+        return Ok(Outcome::Failed("insufficient_scopes"));
+    }
+    let missing: Vec<Product> = session
+        .products
+        .iter()
+        .filter(|p| !products.contains(*p))
+        .collect();
+    let cipher = TokenCipher::load(app.secrets.as_ref()).await.map_err(|e| {
+        tracing::error!(error = %e, "token-encryption key unavailable");
+        "temporarily_unavailable"
+    })?;
+
+    for _ in 0..5 {
+        let existing = app
+            .store
+            .get_account(t, u)
+            .await
+            .map_err(|_| "temporarily_unavailable")?;
+        let (mut account, version) = match existing {
+            Some(found) => (found.value, Some(found.version)),
+            None => {
+                let tenant = super::tenants::get(app, t)
+                    .await
+                    .map_err(|_| "temporarily_unavailable")?;
+                let account = Account {
+                    id: AccountId::generate(),
+                    tenant: t.clone(),
+                    user: u.clone(),
+                    status: AccountStatus::Disconnected,
+                    google_email: None,
+                    google_subject: None,
+                    products: Products::default(),
+                    scopes: Vec::new(),
+                    refresh_token_ciphertext: None,
+                    access_token_ciphertext: None,
+                    access_token_expires_at: None,
+                    reauth_reason: None,
+                    settings: AccountSettings {
+                        direction: Some(tenant.settings.defaults.direction),
+                        sync_since: Some(
+                            now - time::Duration::days(i64::from(
+                                tenant.settings.defaults.sync_since_days,
+                            )),
+                        ),
+                        ..AccountSettings::default()
+                    },
+                    created_at: now,
+                    updated_at: now,
+                    last_sync_at: None,
+                    last_error: None,
+                };
+                (account, None)
+            }
+        };
+        let other_google_account = account
+            .google_subject
+            .as_deref()
+            .is_some_and(|s| s != identity.sub);
+        if other_google_account && account.status != AccountStatus::Disconnected {
+            return Ok(Outcome::Failed("different_google_account"));
+        }
+        let refresh = match (&tokens.refresh_token, other_google_account) {
+            (Some(r), _) => cipher
+                .seal(r, t, &account.id)
+                .map_err(|_| "temporarily_unavailable")?,
+            // Google omits the refresh token when it already issued one; keep ours.
+            (None, false) => account
+                .refresh_token_ciphertext
+                .clone()
+                .ok_or("no_refresh_token")?,
+            (None, true) => return Ok(Outcome::Failed("no_refresh_token")),
+        };
+        let reconnect = version.is_some();
+        account.status = account
+            .status
+            .on(AccountEvent::Connected)
+            .map_err(|_| "invalid_state")?;
+        account.google_email = Some(identity.email.clone());
+        account.google_subject = Some(identity.sub.clone());
+        account.products = products.clone();
+        account.scopes = granted.clone();
+        account.refresh_token_ciphertext = Some(refresh);
+        account.access_token_ciphertext = Some(
+            cipher
+                .seal(&tokens.access_token, t, &account.id)
+                .map_err(|_| "temporarily_unavailable")?,
+        );
+        account.access_token_expires_at = Some(tokens.expires_at);
+        account.reauth_reason = None;
+        account.last_error = None;
+        account.updated_at = now;
+        match app.store.put_account(&account, version).await {
+            Ok(_) => {
+                if other_google_account {
+                    // Pairs and cursors belonged to the previous Google account.
+                    app.store
+                        .purge_sync_state(t, u)
+                        .await
+                        .map_err(|_| "temporarily_unavailable")?;
+                }
+                if let Err(e) = super::feed::account_status(app, &account, None).await {
+                    tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
+                }
+                tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
+                return Ok(Outcome::Connected { missing });
+            }
+            Err(StoreError::ConditionFailed) => continue,
+            Err(_) => return Err("temporarily_unavailable"),
+        }
+    }
+    Err("temporarily_unavailable")
+}

@@ -1,0 +1,75 @@
+//! The tenant's change feed: what the CRM must learn about, in order.
+
+use crate::app::App;
+use crate::domain::{Account, AccountStatus, ChangeKind, ChangeRecord, TenantId};
+use crate::http::ApiError;
+use serde_json::json;
+
+/// Appends a record (ids are ULIDs, so the feed is ordered by time of writing).
+pub async fn append(
+    app: &App,
+    tenant: &TenantId,
+    user: &crate::domain::UserId,
+    kind: ChangeKind,
+    data: serde_json::Value,
+) -> Result<ChangeRecord, ApiError> {
+    let record = ChangeRecord {
+        id: ulid::Ulid::new().to_string(),
+        tenant: tenant.clone(),
+        user: user.clone(),
+        kind,
+        crm_id: None,
+        google_id: None,
+        data,
+        created_at: app.clock.now(),
+    };
+    app.store.append_change(&record).await?;
+    Ok(record)
+}
+
+/// Tells the CRM an account changed state (connected, needs reconnecting, disconnected).
+pub async fn account_status(
+    app: &App,
+    account: &Account,
+    reason: Option<&str>,
+) -> Result<ChangeRecord, ApiError> {
+    let status = match account.status {
+        AccountStatus::Active => "active",
+        AccountStatus::NeedsReauth => "needs_reauth",
+        AccountStatus::Paused => "paused",
+        AccountStatus::Disconnected => "disconnected",
+    };
+    append(
+        app,
+        &account.tenant,
+        &account.user,
+        ChangeKind::AccountStatusChanged,
+        json!({
+            "status": status,
+            "reason": reason,
+            "google_email": account.google_email,
+            "products": account.products,
+        }),
+    )
+    .await
+}
+
+/// The feed after `after` (exclusive), oldest first.
+pub async fn list(
+    app: &App,
+    tenant: &TenantId,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ChangeRecord>, ApiError> {
+    let after = after
+        .map(|a| {
+            a.parse::<ulid::Ulid>().map(|u| u.to_string()).map_err(|_| {
+                ApiError::bad_request("invalid_query", "after must be the id of a change record")
+            })
+        })
+        .transpose()?;
+    Ok(app
+        .store
+        .list_changes(tenant, after.as_deref(), limit)
+        .await?)
+}

@@ -1,0 +1,292 @@
+//! A tenant's policies: products allowed, defaults for new connections, allowed CRM return
+//! URLs, the CRM webhook (with a signing secret generated and shown once), pause/resume.
+
+use super::validate::web_url;
+use crate::app::App;
+use crate::domain::{
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, PrivateEventPolicy, Products,
+    TenantId, TenantSettings,
+};
+use crate::http::ApiError;
+use crate::secrets::names;
+use base64::Engine as _;
+use rand::RngCore;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+
+/// Google Calendar's event colour ids (`colors.get`, `event`): "1" to "11".
+const EVENT_COLOR_IDS: std::ops::RangeInclusive<u8> = 1..=11;
+/// CRM event types a colour can be set for.
+pub const EVENT_TYPES: &[&str] = &["meeting", "call"];
+const MAX_RETURN_URLS: usize = 20;
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub products_allowed: Products,
+    pub defaults: ConnectionDefaults,
+    pub allowed_return_urls: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret_set: bool,
+    pub sync_paused: bool,
+    /// Only in the answer that created or rotated it: the CRM stores it to verify webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_signing_secret: Option<String>,
+}
+
+fn view(s: &TenantSettings, new_secret: Option<String>) -> SettingsView {
+    SettingsView {
+        products_allowed: s.products_allowed.clone(),
+        defaults: s.defaults.clone(),
+        allowed_return_urls: s.allowed_return_urls.clone(),
+        webhook_url: s.webhook_url.clone(),
+        webhook_secret_set: s.webhook_secret_ref.is_some(),
+        sync_paused: s.sync_paused,
+        webhook_signing_secret: new_secret,
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsPatch {
+    pub direction: Option<Direction>,
+    pub conflict_policy: Option<ConflictPolicy>,
+    pub deletion_policy: Option<DeletionPolicy>,
+    pub private_events: Option<PrivateEventPolicy>,
+    pub sync_since_days: Option<u32>,
+    /// Replaces the whole map.
+    pub event_colors: Option<BTreeMap<String, String>>,
+    pub contact_group_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub products_allowed: Option<Products>,
+    pub defaults: Option<DefaultsPatch>,
+    pub allowed_return_urls: Option<Vec<String>>,
+    /// `null` removes the webhook (and its secret).
+    #[serde(default, deserialize_with = "nullable")]
+    pub webhook_url: Option<Option<String>>,
+    /// A new signing secret for the existing webhook.
+    pub rotate_webhook_secret: Option<bool>,
+    pub sync_paused: Option<bool>,
+}
+
+fn apply_defaults(d: &mut ConnectionDefaults, p: DefaultsPatch) -> Result<(), ApiError> {
+    if let Some(v) = p.direction {
+        d.direction = v;
+    }
+    if let Some(v) = p.conflict_policy {
+        d.conflict_policy = v;
+    }
+    if let Some(v) = p.deletion_policy {
+        d.deletion_policy = v;
+    }
+    if let Some(v) = p.private_events {
+        d.private_events = v;
+    }
+    if let Some(days) = p.sync_since_days {
+        if !(1..=3650).contains(&days) {
+            return Err(ApiError::invalid(
+                "defaults.sync_since_days must be 1 to 3650",
+            ));
+        }
+        d.sync_since_days = days;
+    }
+    if let Some(colors) = p.event_colors {
+        for (kind, color) in &colors {
+            if !EVENT_TYPES.contains(&kind.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "defaults.event_colors: unknown event type {kind:?} (expected meeting or call)"
+                )));
+            }
+            if !color
+                .parse::<u8>()
+                .is_ok_and(|c| EVENT_COLOR_IDS.contains(&c))
+            {
+                return Err(ApiError::invalid(format!(
+                    "defaults.event_colors.{kind}: Google event colour ids are \"1\" to \"11\""
+                )));
+            }
+        }
+        d.event_colors = colors;
+    }
+    if let Some(name) = p.contact_group_name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "defaults.contact_group_name must be 1 to 100 characters",
+            ));
+        }
+        d.contact_group_name = name.to_owned();
+    }
+    Ok(())
+}
+
+fn new_signing_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+pub async fn get(app: &App, tenant: &TenantId) -> Result<SettingsView, ApiError> {
+    Ok(view(
+        &super::tenants::get(app, tenant).await?.settings,
+        None,
+    ))
+}
+
+/// Validates the whole patch first, then applies it; nothing changes if any part is invalid.
+pub async fn patch(
+    app: &App,
+    tenant: &TenantId,
+    patch: SettingsPatch,
+) -> Result<SettingsView, ApiError> {
+    let current = super::tenants::get(app, tenant).await?.settings;
+    let mut next = current.clone();
+    if let Some(p) = patch.products_allowed {
+        next.products_allowed = p;
+    }
+    if let Some(d) = patch.defaults {
+        apply_defaults(&mut next.defaults, d)?;
+    }
+    if let Some(urls) = patch.allowed_return_urls {
+        if urls.len() > MAX_RETURN_URLS {
+            return Err(ApiError::invalid(format!(
+                "allowed_return_urls holds at most {MAX_RETURN_URLS} URLs"
+            )));
+        }
+        let mut clean = Vec::with_capacity(urls.len());
+        for u in &urls {
+            let parsed = web_url("allowed_return_urls", u)?;
+            if parsed.query().is_some() {
+                return Err(ApiError::invalid(
+                    "allowed_return_urls: list URLs without a query string",
+                ));
+            }
+            clean.push(parsed.to_string());
+        }
+        clean.dedup();
+        next.allowed_return_urls = clean;
+    }
+    if let Some(sync_paused) = patch.sync_paused {
+        next.sync_paused = sync_paused;
+    }
+
+    // The webhook: a new URL gets a secret if it has none; rotation replaces it.
+    let secret_name = names::webhook_signing(tenant);
+    let mut new_secret = None;
+    match patch.webhook_url {
+        Some(Some(url)) => {
+            next.webhook_url = Some(web_url("webhook_url", &url)?.to_string());
+            if next.webhook_secret_ref.is_none() || patch.rotate_webhook_secret == Some(true) {
+                new_secret = Some(new_signing_secret());
+            }
+        }
+        Some(None) => {
+            if patch.rotate_webhook_secret == Some(true) {
+                return Err(ApiError::invalid(
+                    "rotate_webhook_secret needs a webhook_url",
+                ));
+            }
+            next.webhook_url = None;
+        }
+        None if patch.rotate_webhook_secret == Some(true) => {
+            if next.webhook_url.is_none() {
+                return Err(ApiError::invalid(
+                    "rotate_webhook_secret needs a webhook_url",
+                ));
+            }
+            new_secret = Some(new_signing_secret());
+        }
+        None => {}
+    }
+    if let Some(secret) = &new_secret {
+        app.secrets
+            .put(&secret_name, SecretString::from(secret.clone()))
+            .await?;
+        next.webhook_secret_ref = Some(secret_name.clone());
+    }
+    let removing_webhook = next.webhook_url.is_none() && current.webhook_secret_ref.is_some();
+    if removing_webhook {
+        next.webhook_secret_ref = None;
+    }
+
+    let (saved, ()) = super::tenants::update(app, tenant, |t| {
+        t.settings = next.clone();
+        Ok(())
+    })
+    .await?;
+    if removing_webhook {
+        app.secrets.delete(&secret_name).await?;
+    }
+    tracing::info!(tenant = %tenant, "tenant settings changed");
+    Ok(view(&saved.settings, new_secret))
+}
+
+/// The tenant's webhook signing secret, when a webhook is set.
+pub async fn webhook_secret(
+    app: &App,
+    tenant: &TenantId,
+) -> Result<Option<SecretString>, ApiError> {
+    Ok(app.secrets.get(&names::webhook_signing(tenant)).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_validated() {
+        let mut d = ConnectionDefaults::default();
+        let bad_color = DefaultsPatch {
+            event_colors: Some(BTreeMap::from([("meeting".into(), "12".into())])),
+            ..Default::default()
+        };
+        assert!(apply_defaults(&mut d, bad_color).is_err());
+        let bad_kind = DefaultsPatch {
+            event_colors: Some(BTreeMap::from([("party".into(), "1".into())])),
+            ..Default::default()
+        };
+        assert!(apply_defaults(&mut d, bad_kind).is_err());
+        let ok = DefaultsPatch {
+            event_colors: Some(BTreeMap::from([("call".into(), "11".into())])),
+            sync_since_days: Some(90),
+            ..Default::default()
+        };
+        apply_defaults(&mut d, ok).unwrap();
+        assert_eq!(d.sync_since_days, 90);
+        assert!(apply_defaults(
+            &mut d,
+            DefaultsPatch {
+                sync_since_days: Some(0),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn patches_reject_unknown_fields_and_tell_null_from_absent() {
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"nope": 1}"#).is_err());
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"defaults": {"nope": 1}}"#).is_err());
+        let p: SettingsPatch = serde_json::from_str(r#"{"webhook_url": null}"#).unwrap();
+        assert_eq!(p.webhook_url, Some(None));
+        let p: SettingsPatch = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(p.webhook_url, None);
+        assert!(new_signing_secret().starts_with("whsec_"));
+    }
+}

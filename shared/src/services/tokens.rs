@@ -1,0 +1,236 @@
+//! The token lifecycle: a valid access token for an account, refreshed at most once at a time
+//! per account in this process and cached (sealed) in the store for every other instance;
+//! permanent OAuth errors move the account to `needs_reauth` and tell the CRM; transient ones
+//! are retried with backoff.
+
+use crate::app::App;
+use crate::crypto::TokenCipher;
+use crate::domain::{Account, AccountEvent, AccountStatus, TenantId, UserId};
+use crate::google::GoogleError;
+use crate::http::ApiError;
+use crate::store::repo::Versioned;
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A cached token is used while it has at least this much life left.
+const MIN_REMAINING: time::Duration = time::Duration::minutes(5);
+/// Attempts for a transient refresh failure.
+const REFRESH_ATTEMPTS: u32 = 3;
+
+pub struct AccessToken {
+    pub token: SecretString,
+    pub expires_at: OffsetDateTime,
+    pub account: Account,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no connected Google account for this user")]
+    NotConnected,
+    #[error("the Google account must be reconnected ({0})")]
+    NeedsReauth(String),
+    #[error(transparent)]
+    Google(GoogleError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NotConnected => {
+                ApiError::conflict("not_connected", "the user has no connected Google account")
+            }
+            TokenError::NeedsReauth(reason) => ApiError::conflict(
+                "needs_reauth",
+                format!("Google refused the grant ({reason}); the user must reconnect"),
+            ),
+            TokenError::Google(e) => google_error(e),
+            TokenError::Api(e) => e,
+        }
+    }
+}
+
+/// A Google failure as the CRM sees it.
+pub fn google_error(e: GoogleError) -> ApiError {
+    match e {
+        GoogleError::Reauth(reason) => ApiError::conflict(
+            "needs_reauth",
+            format!("Google refused the grant ({reason}); the user must reconnect"),
+        ),
+        GoogleError::Transient(_) => ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "google_unavailable",
+            "Google is unavailable or rate limiting; retry later",
+        ),
+        GoogleError::Rejected { status, reason } => ApiError::new(
+            http::StatusCode::BAD_GATEWAY,
+            "google_error",
+            format!("Google refused the request ({status} {reason})"),
+        ),
+    }
+}
+
+fn lock_for(key: String) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    locks.retain(|_, l| Arc::strong_count(l) > 1);
+    locks.entry(key).or_default().clone()
+}
+
+async fn cipher(app: &App) -> Result<TokenCipher, ApiError> {
+    TokenCipher::load(app.secrets.as_ref()).await.map_err(|e| {
+        tracing::error!(error = %e, "token-encryption key unavailable");
+        ApiError::internal(&e, true)
+    })
+}
+
+fn cached(app: &App, cipher: &TokenCipher, a: &Account) -> Option<AccessToken> {
+    let (Some(sealed), Some(exp)) = (&a.access_token_ciphertext, a.access_token_expires_at) else {
+        return None;
+    };
+    if exp - app.clock.now() < MIN_REMAINING {
+        return None;
+    }
+    let token = cipher.open(sealed, &a.tenant, &a.id).ok()?;
+    Some(AccessToken {
+        token,
+        expires_at: exp,
+        account: a.clone(),
+    })
+}
+
+async fn load(app: &App, t: &TenantId, u: &UserId) -> Result<Versioned<Account>, TokenError> {
+    let found = app
+        .store
+        .get_account(t, u)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or(TokenError::NotConnected)?;
+    match found.value.status {
+        AccountStatus::Active | AccountStatus::Paused => Ok(found),
+        AccountStatus::NeedsReauth => Err(TokenError::NeedsReauth(
+            found
+                .value
+                .reauth_reason
+                .clone()
+                .unwrap_or_else(|| "reconnect".into()),
+        )),
+        AccountStatus::Disconnected => Err(TokenError::NotConnected),
+    }
+}
+
+/// A valid access token for the user's account.
+pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessToken, TokenError> {
+    let cipher = cipher(app).await?;
+    if let Some(hit) = cached(app, &cipher, &load(app, t, u).await?.value) {
+        return Ok(hit);
+    }
+    // One refresh at a time per account in this process; others wait and reuse its result.
+    let lock = lock_for(format!("{t}/{u}"));
+    let _guard = lock.lock().await;
+    let current = load(app, t, u).await?;
+    if let Some(hit) = cached(app, &cipher, &current.value) {
+        return Ok(hit);
+    }
+    let sealed = current
+        .value
+        .refresh_token_ciphertext
+        .as_deref()
+        .ok_or(TokenError::NotConnected)?;
+    let refresh_token = cipher
+        .open(sealed, t, &current.value.id)
+        .map_err(|e| ApiError::internal(&e, false))?;
+    let client = super::google_client::oauth_client(app, t).await?;
+    let redirect = app.config.oauth_callback_url();
+
+    let mut attempt = 0;
+    let tokens = loop {
+        match app
+            .google
+            .refresh(&client, &redirect, &refresh_token, app.clock.now())
+            .await
+        {
+            Ok(tokens) => break tokens,
+            Err(GoogleError::Reauth(reason)) => {
+                mark_needs_reauth(app, t, u, &reason).await?;
+                return Err(TokenError::NeedsReauth(reason));
+            }
+            Err(e) if e.is_transient() && attempt + 1 < REFRESH_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(TokenError::Google(e)),
+        }
+    };
+
+    let access_sealed = cipher
+        .seal(&tokens.access_token, t, &current.value.id)
+        .map_err(|e| ApiError::internal(&e, false))?;
+    let refresh_sealed = tokens
+        .refresh_token
+        .as_ref()
+        .map(|r| cipher.seal(r, t, &current.value.id))
+        .transpose()
+        .map_err(|e| ApiError::internal(&e, false))?;
+    let expires_at = tokens.expires_at;
+    let account = super::accounts::update(app, t, u, |a| {
+        a.access_token_ciphertext = Some(access_sealed.clone());
+        a.access_token_expires_at = Some(expires_at);
+        if let Some(r) = &refresh_sealed {
+            a.refresh_token_ciphertext = Some(r.clone());
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(AccessToken {
+        token: tokens.access_token,
+        expires_at,
+        account,
+    })
+}
+
+/// Full-jitter exponential backoff: a random wait in [0, 200 ms · 2^attempt).
+pub fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let cap = 200u64.saturating_mul(1 << attempt.min(8));
+    Duration::from_millis(rand::thread_rng().gen_range(0..cap.max(1)))
+}
+
+/// Moves the account to `needs_reauth` (once) and tells the CRM through the change feed.
+pub async fn mark_needs_reauth(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let mut changed = false;
+    let account = super::accounts::update(app, t, u, |a| {
+        changed = false;
+        if a.status == AccountStatus::NeedsReauth || a.status == AccountStatus::Disconnected {
+            return Ok(());
+        }
+        a.status = a
+            .status
+            .on(AccountEvent::PermanentAuthError)
+            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+        a.reauth_reason = Some(reason.to_owned());
+        a.last_error = Some(format!("Google refused the grant: {reason}"));
+        a.access_token_ciphertext = None;
+        a.access_token_expires_at = None;
+        changed = true;
+        Ok(())
+    })
+    .await?;
+    if changed {
+        tracing::warn!(tenant = %t, user = %u, reason, "account needs reauthorization");
+        super::feed::account_status(app, &account, Some(reason)).await?;
+    }
+    Ok(())
+}
