@@ -10,9 +10,11 @@
 
 pub mod app;
 pub mod aws;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod domain;
 pub mod google;
 pub mod http;

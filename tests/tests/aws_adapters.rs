@@ -118,6 +118,7 @@ fn job(tenant: &str, user: &str) -> SyncJob {
         user: UserId::parse(user).unwrap(),
         calendar: None,
         reason: SyncReason::Scheduled,
+        confirm_mass_deletion: false,
     }
 }
 

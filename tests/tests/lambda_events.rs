@@ -114,7 +114,8 @@ async fn worker_reports_only_the_failed_messages() {
         m.body = Some(body.into());
         event.records.push(m);
     }
-    let response = sync_worker::handle(&app, event).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let response = sync_worker::handle(&app, event, deadline).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

@@ -6,9 +6,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shared::app::AppState;
+use shared::calendar::model::CrmEvent;
 use shared::domain::{CrmId, UserId};
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, SyncCaller};
-use shared::services::{accounts, connect, feed};
+use shared::services::{accounts, calendar, connect, feed};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -26,19 +27,17 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/users/{user}/gmail/token", post(gmail_token))
         .route("/v1/changes", get(list_changes))
-        .route("/v1/users/{user}/sync", post(user_not_yet))
+        .route("/v1/users/{user}/sync", post(sync_now))
         .route(
             "/v1/users/{user}/events/{crm_id}",
-            get(record_not_yet)
-                .put(record_not_yet)
-                .delete(record_not_yet),
+            get(get_event).put(put_event).delete(delete_event),
         )
         .route(
             "/v1/users/{user}/contacts/{crm_id}",
             put(record_not_yet).delete(record_not_yet),
         )
         .route("/v1/users/{user}/contacts:push", post(user_not_yet))
-        .route("/v1/changes/ack", post(tenant_not_yet))
+        .route("/v1/changes/ack", post(ack_changes))
 }
 
 /// The function's whole router, as Lambda runs it.
@@ -155,8 +154,78 @@ async fn list_changes(
     ))
 }
 
-// Record pushes, sync-now and acknowledgements arrive with the calendar and contacts work;
-// until then these routes authenticate, validate their path and answer 501.
+async fn put_event(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath((user, crm_id)): ApiPath<(UserId, CrmId)>,
+    ApiJson(event): ApiJson<CrmEvent>,
+) -> Result<(http::StatusCode, Json<calendar::PairView>), ApiError> {
+    let (queued, view) = calendar::put(&app, &caller.tenant, &user, &crm_id, event).await?;
+    let status = if queued {
+        http::StatusCode::ACCEPTED
+    } else {
+        http::StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+async fn delete_event(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath((user, crm_id)): ApiPath<(UserId, CrmId)>,
+) -> Result<(http::StatusCode, Json<calendar::PairView>), ApiError> {
+    let view = calendar::delete(&app, &caller.tenant, &user, &crm_id).await?;
+    Ok((http::StatusCode::ACCEPTED, Json(view)))
+}
+
+async fn get_event(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath((user, crm_id)): ApiPath<(UserId, CrmId)>,
+) -> Result<Json<calendar::PairView>, ApiError> {
+    Ok(Json(
+        calendar::get(&app, &caller.tenant, &user, &crm_id).await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncNow {
+    /// Carry out deletions the mass-deletion guard held back.
+    #[serde(default)]
+    confirm_mass_deletion: bool,
+}
+
+async fn sync_now(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    body: axum::body::Bytes,
+) -> Result<(http::StatusCode, Json<serde_json::Value>), ApiError> {
+    // The body is optional: empty means the defaults.
+    let request: SyncNow = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncNow::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(e.to_string()))?
+    };
+    calendar::sync_now(&app, &caller.tenant, &user, request.confirm_mass_deletion).await?;
+    Ok((
+        http::StatusCode::ACCEPTED,
+        Json(serde_json::json!({"queued": true})),
+    ))
+}
+
+async fn ack_changes(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiJson(ack): ApiJson<calendar::Ack>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = calendar::ack(&app, &caller.tenant, ack).await?;
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+// Contacts arrive with the contacts work; until then these routes authenticate, validate
+// their path and answer 501.
 
 async fn user_not_yet(_: SyncCaller, ApiPath(_user): ApiPath<UserId>) -> ApiError {
     ApiError::not_implemented("this endpoint")
@@ -166,9 +235,5 @@ async fn record_not_yet(
     _: SyncCaller,
     ApiPath((_user, _crm_id)): ApiPath<(UserId, CrmId)>,
 ) -> ApiError {
-    ApiError::not_implemented("this endpoint")
-}
-
-async fn tenant_not_yet(_: SyncCaller) -> ApiError {
     ApiError::not_implemented("this endpoint")
 }

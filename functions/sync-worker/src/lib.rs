@@ -1,8 +1,13 @@
-//! `sync-worker`: consumes the sync queue (SQS FIFO, partial batch responses).
+//! `sync-worker`: consumes the sync queue (SQS FIFO, partial batch responses). Each message
+//! is one account's sync job; only the messages that failed transiently are reported, so SQS
+//! retries just those (and moves them to the dead-letter queue after the redrive count).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::App;
-use shared::queue::SyncJob;
+use shared::domain::Product;
+use shared::queue::{SyncJob, SyncReason};
+use shared::services::calendar::engine::{self, SyncError};
+use std::time::{Duration, Instant};
 
 /// Why a message could not be processed.
 #[derive(Debug, thiserror::Error)]
@@ -11,16 +16,23 @@ pub enum JobError {
     Malformed(#[from] serde_json::Error),
     #[error(transparent)]
     Store(#[from] shared::store::StoreError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
 }
 
-/// Processes a batch; only the messages that failed are reported, so SQS retries just those
-/// (and moves them to the dead-letter queue after the redrive count).
-pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
+/// Time kept in hand before the invocation's deadline (to record state and answer).
+const SAFETY_MARGIN: Duration = Duration::from_secs(10);
+/// At most this long delivering webhooks after a job.
+const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Processes a batch of messages before `deadline`.
+pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let stop = deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline);
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let result = match serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or("")) {
-            Ok(job) => run(app, &job).await,
+            Ok(job) => run(app, &job, stop).await,
             Err(e) => Err(JobError::Malformed(e)),
         };
         if let Err(error) = result {
@@ -34,7 +46,9 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 }
 
 /// Runs one job. Accounts that are gone or not active are skipped: their jobs are done.
-pub async fn run(app: &App, job: &SyncJob) -> Result<(), JobError> {
+/// Permanent problems (the grant refused: the account is now `needs_reauth`) end the job;
+/// transient ones fail it so the queue retries.
+pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobError> {
     let Some(account) = app.store.get_account(&job.tenant, &job.user).await? else {
         tracing::info!(tenant = %job.tenant, user = %job.user, "no account; job dropped");
         return Ok(());
@@ -43,7 +57,88 @@ pub async fn run(app: &App, job: &SyncJob) -> Result<(), JobError> {
         tracing::info!(tenant = %job.tenant, user = %job.user, status = ?account.value.status, "account not active; job dropped");
         return Ok(());
     }
-    // Calendar and contacts collections plug in here (issues 5 and 7).
-    tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, "sync job processed");
+    if account.value.products.contains(Product::Calendar) {
+        sync_calendar(app, job, deadline).await?;
+    }
+    deliver(app, job, deadline).await;
     Ok(())
+}
+
+/// Sends the tenant's change feed to its webhook, within what is left of the invocation
+/// (the pull feed stays the source of truth; what is not delivered now is next time).
+async fn deliver(app: &App, job: &SyncJob, deadline: Instant) {
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .min(DELIVERY_BUDGET);
+    if budget.is_zero() {
+        return;
+    }
+    match shared::delivery::deliver_pending(app, &job.tenant, budget).await {
+        Ok(report) if report.delivered > 0 || report.failures > 0 => {
+            tracing::info!(tenant = %job.tenant, delivered = report.delivered, failures = report.failures, outcome = ?report.outcome, "webhook delivery");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(tenant = %job.tenant, error = %e, "webhook delivery failed"),
+    }
+}
+
+async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobError> {
+    {
+        // A record change only needs the CRM's waiting changes pushed; everything else reads
+        // Google's changes first.
+        let read_google = job.reason != SyncReason::RecordChange;
+        let result = engine::sync_account(
+            app,
+            &job.tenant,
+            &job.user,
+            job.calendar.as_deref(),
+            read_google,
+            job.confirm_mass_deletion,
+            deadline,
+        )
+        .await;
+        match result {
+            Ok(report) => {
+                tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
+                if !report.incomplete.is_empty() {
+                    continue_later(app, job).await;
+                }
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e, "calendar sync failed");
+                record_error(app, job, &e.to_string()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queues the rest of a pass that hit the deadline (the cursor kept its page).
+async fn continue_later(app: &App, job: &SyncJob) {
+    let mut next = job.clone();
+    next.reason = SyncReason::Continuation;
+    let message = shared::queue::Message {
+        dedup_id: shared::queue::dedup_id(&[&job.group_id(), "continue", &ulid_like(app)]),
+        job: next,
+    };
+    if let Err(e) = app.queue.send(vec![message]).await {
+        tracing::error!(error = %e, "could not queue the continuation");
+    }
+}
+
+fn ulid_like(app: &App) -> String {
+    app.clock.now().unix_timestamp_nanos().to_string()
+}
+
+async fn record_error(app: &App, job: &SyncJob, error: &str) {
+    let message = error.to_owned();
+    let result = shared::services::accounts::update(app, &job.tenant, &job.user, |a| {
+        a.last_error = Some(message.clone());
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record the sync error");
+    }
 }

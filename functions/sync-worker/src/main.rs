@@ -3,6 +3,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -11,7 +12,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     app.config.require_queue_url()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
-        async move { Ok::<_, lambda_runtime::Error>(sync_worker::handle(&app, event.payload).await) }
+        // The invocation's deadline (epoch milliseconds) as an Instant.
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+        let deadline = Instant::now() + left;
+        async move {
+            Ok::<_, lambda_runtime::Error>(sync_worker::handle(&app, event.payload, deadline).await)
+        }
     }))
     .await
 }

@@ -11,7 +11,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 /// Runs every job of the in-process queue, one at a time, as the worker Lambda would.
 pub async fn run_in_process(app: AppState, mut jobs: UnboundedReceiver<SyncJob>) {
     while let Some(job) = jobs.recv().await {
-        if let Err(error) = sync_worker::run(&app, &job).await {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        if let Err(error) = sync_worker::run(&app, &job, deadline).await {
             tracing::warn!(%error, tenant = %job.tenant, user = %job.user, "sync job failed");
         }
     }
@@ -47,7 +48,8 @@ pub async fn poll_sqs(app: AppState, client: aws_sdk_sqs::Client, url: String) {
             record.receipt_handle = m.receipt_handle.clone();
             event.records.push(record);
         }
-        let response = sync_worker::handle(&app, event).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let response = sync_worker::handle(&app, event, deadline).await;
         let failed: HashSet<String> = response
             .batch_item_failures
             .into_iter()

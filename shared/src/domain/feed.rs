@@ -9,6 +9,11 @@ pub enum ChangeKind {
     EventCreated,
     EventUpdated,
     EventDeleted,
+    /// The link between a CRM event and its Google event is gone (deletion policy
+    /// `unlink_only`): the CRM keeps its record, Google keeps its event.
+    EventUnlinked,
+    /// A calendar's pass would have deleted too many events: paused, nothing deleted.
+    MassDeletionBlocked,
     ContactCreated,
     ContactUpdated,
     ContactDeleted,

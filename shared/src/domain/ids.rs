@@ -165,6 +165,34 @@ impl TenantId {
     }
 }
 
+impl CrmId {
+    /// The placeholder id of a record born in Google that the CRM has not named yet: `~`
+    /// and the Google id. `~` is outside the CRM id alphabet, so it never collides.
+    pub fn google_born(google_id: &str) -> Self {
+        Self(format!("~{google_id}"))
+    }
+
+    pub fn is_google_born(&self) -> bool {
+        self.0.starts_with('~')
+    }
+
+    /// Reads a CRM id as stored, where the Google-born placeholder form is allowed too (the
+    /// API never accepts it).
+    pub fn deserialize_stored<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.strip_prefix('~') {
+            Some(rest)
+                if !rest.is_empty()
+                    && rest.len() <= 1024
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Ok(Self(s))
+            }
+            _ => Self::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 impl AccountId {
     pub fn generate() -> Self {
         Self(ulid::Ulid::new().to_string())

@@ -25,6 +25,7 @@ impl Collection {
 pub struct PairStatus {
     pub account: AccountId,
     pub collection: Collection,
+    #[serde(deserialize_with = "CrmId::deserialize_stored")]
     pub crm_id: CrmId,
     #[serde(default)]
     pub crm_version: Option<String>,
@@ -51,4 +52,42 @@ pub struct PairStatus {
     /// resurrect or re-delete.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
+    /// The CRM's latest content, normalized (what a sync pushes; compared by hash with
+    /// `crm_hash`, the content as of the last sync).
+    #[serde(default)]
+    pub crm_content: Option<serde_json::Value>,
+    /// When the CRM last modified the record (its `updated_at`, or when we received it).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub crm_modified: Option<OffsetDateTime>,
+    /// The CRM deleted the record (not yet carried out on Google).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub crm_deleted_at: Option<OffsetDateTime>,
+    /// Born in Google and not yet acknowledged by the CRM with a CRM id.
+    #[serde(default)]
+    pub google_born: bool,
+}
+
+impl PairStatus {
+    /// A fresh pair for a CRM record.
+    pub fn new(account: AccountId, collection: Collection, crm_id: CrmId) -> Self {
+        Self {
+            account,
+            collection,
+            crm_id,
+            crm_version: None,
+            crm_hash: None,
+            google_id: None,
+            container: None,
+            google_etag: None,
+            google_hash: None,
+            generation: 0,
+            last_synced_at: None,
+            last_error: None,
+            deleted_at: None,
+            crm_content: None,
+            crm_modified: None,
+            crm_deleted_at: None,
+            google_born: false,
+        }
+    }
 }

@@ -95,6 +95,10 @@ pub fn classify_status(status: u16, body: &[u8]) -> GoogleError {
         {
             GoogleError::Transient(format!("HTTP 403 {reason}"))
         }
+        404 => GoogleError::NotFound(reason),
+        409 => GoogleError::Conflict(reason),
+        410 => GoogleError::Gone(reason),
+        412 => GoogleError::PreconditionFailed(reason),
         _ => GoogleError::Rejected { status, reason },
     }
 }

@@ -3,7 +3,10 @@
 //! URLs (Google itself, or the Google sandbox — the code cannot tell them apart).
 
 pub mod api;
+pub mod batch;
+pub mod calendar;
 pub mod oauth;
+pub mod retry;
 
 use crate::config::GoogleEndpoints;
 use std::time::Duration;
@@ -44,6 +47,20 @@ pub enum GoogleError {
     /// permission, an unknown resource).
     #[error("Google answered {status}: {reason}")]
     Rejected { status: u16, reason: String },
+    /// 404: the resource does not exist (or the caller may not see it). Carries Google's
+    /// reason code.
+    #[error("Google has no such resource: {0}")]
+    NotFound(String),
+    /// 409: the resource already exists (e.g. a client-chosen event id, `duplicate`).
+    #[error("Google reports a conflict: {0}")]
+    Conflict(String),
+    /// 412: an `If-Match` etag no longer matches; re-read and decide again.
+    #[error("Google's copy changed since it was read: {0}")]
+    PreconditionFailed(String),
+    /// 410: a sync token Google no longer honours (`fullSyncRequired`: list again without
+    /// it) or a resource already deleted (`deleted`).
+    #[error("Google no longer has it: {0}")]
+    Gone(String),
 }
 
 impl GoogleError {

@@ -67,6 +67,7 @@ mod tests {
             user: UserId::parse("u1").unwrap(),
             calendar: None,
             reason: SyncReason::Manual,
+            confirm_mass_deletion: false,
         };
         let m = |id: &str| Message {
             job: job.clone(),

@@ -30,6 +30,10 @@ pub struct SyncJob {
     #[serde(default)]
     pub calendar: Option<String>,
     pub reason: SyncReason,
+    /// Carry out a pass's deletions even above the mass-deletion threshold (the user or the
+    /// CRM confirmed them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm_mass_deletion: bool,
 }
 
 impl SyncJob {

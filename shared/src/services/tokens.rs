@@ -71,6 +71,19 @@ pub fn google_error(e: GoogleError) -> ApiError {
             "google_error",
             format!("Google refused the request ({status} {reason})"),
         ),
+        GoogleError::NotFound(_) => ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            "google_not_found",
+            "The Google resource does not exist or is not visible to this account",
+        ),
+        GoogleError::Conflict(_) | GoogleError::PreconditionFailed(_) => ApiError::conflict(
+            "google_conflict",
+            "The Google resource already exists or changed concurrently; retry after re-reading",
+        ),
+        GoogleError::Gone(_) => ApiError::conflict(
+            "google_gone",
+            "The Google resource or sync state is gone; a full resync is required",
+        ),
     }
 }
 

@@ -5,10 +5,11 @@
 //! | tenant | `TENANT#{t}` | `TENANT` | | | |
 //! | API key | `APIKEY#{key}` | `APIKEY` | `TENANT#{t}#APIKEYS` / `{key}` | | |
 //! | account | `TENANT#{t}#USER#{u}` | `ACCOUNT` | `TENANT#{t}#ACCOUNTS` / `{u}` | | |
-//! | pair | `TENANT#{t}#USER#{u}` | `PAIR#{collection}#{crm id}` | `TENANT#{t}#USER#{u}#GID#{collection}` / `{google id}` | | |
+//! | pair | `TENANT#{t}#USER#{u}` | `PAIR#{collection}#{crm id}` | `TENANT#{t}#USER#{u}#GID#{collection}` / `{google id}` | `TENANT#{t}#USER#{u}#DIRTY#{collection}` / `{crm id}` while the CRM side waits for the worker | |
 //! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
 //! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
 //! | change record | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
+//! | webhook delivery cursor | `TENANT#{t}` | `DELIVERY` | | | |
 //! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
 //!
 //! Access patterns (every one a `GetItem` or a `Query`, never a `Scan`):
@@ -20,11 +21,14 @@
 //! 6. Get a pair by CRM id: get `PAIR#{collection}#{crm id}`; list a user's pairs: query
 //!    `TENANT#{t}#USER#{u}` with SK prefix `PAIR#{collection}#`.
 //! 7. Find a pair by Google id: query GSI1 `TENANT#{t}#USER#{u}#GID#{collection}` = `{google id}`.
-//! 8. Read/checkpoint a sync cursor: get `CURSOR#{scope}` in the user's partition.
-//! 9. Look a channel up from a Google notification: get `CHANNEL#{channel}`; a user's
-//!    channels: query GSI1 `TENANT#{t}#USER#{u}#CHANNELS`.
-//! 10. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor.
-//! 11. Consume an OAuth session once: delete `OAUTH#{state}` on condition it exists.
+//! 8. The pairs whose CRM side changed since the last pass: query GSI2
+//!    `TENANT#{t}#USER#{u}#DIRTY#{collection}` (sparse: only waiting pairs carry it).
+//! 9. Read/checkpoint a sync cursor: get `CURSOR#{scope}` in the user's partition.
+//! 10. Look a channel up from a Google notification: get `CHANNEL#{channel}`; a user's
+//!     channels: query GSI1 `TENANT#{t}#USER#{u}#CHANNELS`.
+//! 11. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor.
+//! 12. Consume an OAuth session once: delete `OAUTH#{state}` on condition it exists.
+//! 13. Read/advance a tenant's webhook delivery cursor (and its lease): get `TENANT#{t}` / `DELIVERY`.
 
 use crate::domain::{ApiKeyId, Collection, TenantId, UserId};
 
@@ -95,6 +99,14 @@ pub fn pairs_by_google_id(t: &TenantId, u: &UserId, c: Collection) -> String {
     format!("{}#GID#{}", user_pk(t, u), c.as_str())
 }
 
+pub fn dirty_pair(t: &TenantId, u: &UserId, c: Collection, crm_id: &str) -> Key {
+    Key::new(dirty_pairs_of(t, u, c), crm_id)
+}
+
+pub fn dirty_pairs_of(t: &TenantId, u: &UserId, c: Collection) -> String {
+    format!("{}#DIRTY#{}", user_pk(t, u), c.as_str())
+}
+
 pub fn cursor(t: &TenantId, u: &UserId, scope: &str) -> Key {
     Key::new(user_pk(t, u), format!("CURSOR#{scope}"))
 }
@@ -117,6 +129,12 @@ pub fn feed_partition(t: &TenantId) -> String {
 
 pub fn feed_record(t: &TenantId, id: &str) -> Key {
     Key::new(feed_partition(t), id)
+}
+
+/// The tenant's webhook delivery cursor and lease (not in the feed partition, so a feed
+/// query never returns it).
+pub fn delivery_cursor(t: &TenantId) -> Key {
+    Key::new(format!("TENANT#{t}"), "DELIVERY")
 }
 
 pub fn oauth_session(state: &str) -> Key {

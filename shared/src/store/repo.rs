@@ -213,13 +213,16 @@ impl Store {
 
     // ---- pairs ----------------------------------------------------------------------------
 
-    fn pair_item(t: &TenantId, u: &UserId, p: &PairStatus) -> StoreResult<Item> {
+    fn pair_item(t: &TenantId, u: &UserId, p: &PairStatus, dirty: bool) -> StoreResult<Item> {
         let mut item = Item::new(
             keys::pair(t, u, p.collection, p.crm_id.as_str()),
             to_data(p)?,
         );
         if let Some(gid) = &p.google_id {
             item = item.with_gsi1(keys::pair_gsi1(t, u, p.collection, gid));
+        }
+        if dirty {
+            item = item.with_gsi2(keys::dirty_pair(t, u, p.collection, p.crm_id.as_str()));
         }
         Ok(item)
     }
@@ -234,7 +237,8 @@ impl Store {
         self.get_as(&keys::pair(t, u, c, crm_id)).await
     }
 
-    /// Creates (`expected = None`: the "create once" lock) or updates a pair.
+    /// Creates (`expected = None`: the "create once" lock) or updates a pair that has nothing
+    /// waiting for the worker.
     pub async fn put_pair(
         &self,
         t: &TenantId,
@@ -242,7 +246,83 @@ impl Store {
         pair: &PairStatus,
         expected: Option<u64>,
     ) -> StoreResult<u64> {
-        self.write(Self::pair_item(t, u, pair)?, expected).await
+        self.write(Self::pair_item(t, u, pair, false)?, expected)
+            .await
+    }
+
+    /// Like [`Self::put_pair`], marking the pair as changed on the CRM side (the worker's
+    /// next pass finds it through the dirty index).
+    pub async fn put_dirty_pair(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        pair: &PairStatus,
+        expected: Option<u64>,
+    ) -> StoreResult<u64> {
+        self.write(Self::pair_item(t, u, pair, true)?, expected)
+            .await
+    }
+
+    /// The user's pairs with CRM changes waiting for the worker.
+    pub async fn list_dirty_pairs(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        limit: u32,
+        page: Option<&str>,
+    ) -> StoreResult<Records<Versioned<PairStatus>>> {
+        let query = Query::partition(Index::Gsi2, keys::dirty_pairs_of(t, u, c))
+            .limit(limit)
+            .page(Self::page_token(page)?);
+        let Page { items, next } = self.table.query(query).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            // The index is eventually consistent: read the pair itself, and skip it if it is
+            // no longer dirty.
+            let fresh = self.table.get(&item.key).await?;
+            if let Some(fresh) = fresh.filter(|i| i.gsi2.is_some()) {
+                out.push(from_item(fresh)?);
+            }
+        }
+        Ok(Records {
+            items: out,
+            next: next.map(|t| t.encode()),
+        })
+    }
+
+    /// How many pairs (tombstones included) the user has in a collection.
+    pub async fn count_pairs(&self, t: &TenantId, u: &UserId, c: Collection) -> StoreResult<usize> {
+        let mut query = Query::partition(Index::Primary, keys::pairs_partition(t, u))
+            .sort(SortKey::BeginsWith(keys::pairs_prefix(c)))
+            .limit(1000);
+        let mut n = 0;
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            n += page.items.len();
+            match page.next {
+                Some(next) => query.page = Some(next),
+                None => return Ok(n),
+            }
+        }
+    }
+
+    /// Replaces a pair's key (a Google-born pair gets the CRM id the CRM gave it): the new
+    /// pair is created only if the id is free, and the old one removed, atomically.
+    pub async fn rekey_pair(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        old: &Versioned<PairStatus>,
+        new: &PairStatus,
+    ) -> StoreResult<()> {
+        let old_key = keys::pair(t, u, old.value.collection, old.value.crm_id.as_str());
+        self.table
+            .transact(vec![
+                WriteOp::Delete(old_key, Condition::Version(old.version)),
+                WriteOp::Put(Self::pair_item(t, u, new, false)?, Condition::NotExists),
+            ])
+            .await
     }
 
     pub async fn find_pair_by_google_id(
@@ -394,5 +474,27 @@ impl Store {
             }
         }
         Ok(deleted)
+    }
+}
+
+impl Store {
+    // ---- webhook delivery cursor (see `crate::delivery`) -----------------------------------
+
+    pub async fn get_delivery_cursor(
+        &self,
+        t: &TenantId,
+    ) -> StoreResult<Option<Versioned<crate::delivery::DeliveryCursor>>> {
+        self.get_as(&keys::delivery_cursor(t)).await
+    }
+
+    /// Creates (`expected = None`) or updates the cursor under optimistic concurrency: the
+    /// version is what makes the delivery lease exclusive.
+    pub async fn put_delivery_cursor(
+        &self,
+        cursor: &crate::delivery::DeliveryCursor,
+        expected: Option<u64>,
+    ) -> StoreResult<u64> {
+        let item = Item::new(keys::delivery_cursor(&cursor.tenant), to_data(cursor)?);
+        self.write(item, expected).await
     }
 }

@@ -2,6 +2,8 @@
 //! tables, the product's App on real adapters, and an HTTP server on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod world;
+
 use shared::app::{App, AppState};
 use shared::clock::{ManualClock, SharedClock};
 use shared::config::{Config, GoogleEndpoints};

@@ -1,0 +1,381 @@
+//! A CRM meeting or call as the CRM sends it (`PUT /v1/users/{user}/events/{crm_id}`),
+//! validated strictly at the edge.
+
+use crate::http::ApiError;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    #[default]
+    Meeting,
+    Call,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Meeting => "meeting",
+            EventKind::Call => "call",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "meeting" => Some(EventKind::Meeting),
+            "call" => Some(EventKind::Call),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Default,
+    Public,
+    Private,
+    Confidential,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Default => "default",
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::Confidential => "confidential",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            "confidential" => Visibility::Confidential,
+            _ => Visibility::Default,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Response {
+    #[default]
+    NeedsAction,
+    Declined,
+    Tentative,
+    Accepted,
+}
+
+impl Response {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Response::NeedsAction => "needsAction",
+            Response::Declined => "declined",
+            Response::Tentative => "tentative",
+            Response::Accepted => "accepted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "declined" => Response::Declined,
+            "tentative" => Response::Tentative,
+            "accepted" => Response::Accepted,
+            _ => Response::NeedsAction,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attendee {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub response: Response,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+/// A start or end: a date (all-day, end exclusive) or an instant with its UTC offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventTime {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_time: Option<String>,
+}
+
+/// A CRM event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmEvent {
+    #[serde(rename = "type", default)]
+    pub kind: EventKind,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    pub start: EventTime,
+    pub end: EventTime,
+    /// IANA time zone of a timed event (`Europe/Paris`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attendees: Vec<Attendee>,
+    /// `RRULE:`, `EXDATE`, `RDATE` lines of a recurring series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recurrence: Vec<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// The CRM's own version of the record (any string that changes with each edit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// When the CRM last modified it (decides "latest wins" conflicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Links the record to an existing Google event (e.g. one the CRM learned from the feed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_event_id: Option<String>,
+}
+
+pub const MAX_TITLE: usize = 1024;
+pub const MAX_DESCRIPTION: usize = 8192;
+pub const MAX_LOCATION: usize = 1024;
+pub const MAX_ATTENDEES: usize = 500;
+pub const MAX_RECURRENCE_LINES: usize = 50;
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::invalid(msg)
+}
+
+/// Parses a date `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format).ok()
+}
+
+/// Parses an RFC 3339 instant with an explicit offset.
+pub fn parse_instant(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// Whether `name` is an IANA time zone.
+pub fn valid_time_zone(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && jiff::tz::TimeZone::get(name).is_ok()
+}
+
+fn check_time(field: &str, t: &EventTime) -> Result<(), ApiError> {
+    match (&t.date, &t.date_time) {
+        (Some(d), None) => parse_date(d)
+            .map(|_| ())
+            .ok_or_else(|| invalid(format!("{field}.date must be YYYY-MM-DD"))),
+        (None, Some(dt)) => parse_instant(dt).map(|_| ()).ok_or_else(|| {
+            invalid(format!(
+                "{field}.date_time must be RFC 3339 with an offset (2026-03-01T10:00:00+01:00)"
+            ))
+        }),
+        _ => Err(invalid(format!(
+            "{field} needs exactly one of date or date_time"
+        ))),
+    }
+}
+
+fn clean_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
+    if v.chars().count() > max {
+        return Err(invalid(format!("{field} is longer than {max} characters")));
+    }
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(invalid(format!("{field} contains control characters")));
+    }
+    Ok(())
+}
+
+impl CrmEvent {
+    /// Strict validation: what Google would refuse, or would silently change, is refused here.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.title.trim().is_empty() {
+            return Err(invalid("title must not be empty"));
+        }
+        clean_text("title", &self.title, MAX_TITLE)?;
+        if let Some(d) = &self.description {
+            clean_text("description", d, MAX_DESCRIPTION)?;
+        }
+        if let Some(l) = &self.location {
+            clean_text("location", l, MAX_LOCATION)?;
+        }
+        check_time("start", &self.start)?;
+        check_time("end", &self.end)?;
+        match (
+            &self.start.date,
+            &self.end.date,
+            &self.start.date_time,
+            &self.end.date_time,
+        ) {
+            (Some(s), Some(e), None, None) => {
+                if parse_date(e) <= parse_date(s) {
+                    return Err(invalid(
+                        "end.date must be after start.date (the end date is exclusive)",
+                    ));
+                }
+            }
+            (None, None, Some(s), Some(e)) => {
+                if parse_instant(e) <= parse_instant(s) {
+                    return Err(invalid("end must be after start"));
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "start and end must both be dates or both be date-times",
+                ))
+            }
+        }
+        if let Some(tz) = &self.time_zone {
+            if !valid_time_zone(tz) {
+                return Err(invalid(format!(
+                    "time_zone {tz:?} is not an IANA time zone"
+                )));
+            }
+        } else if !self.recurrence.is_empty() && self.start.date_time.is_some() {
+            return Err(invalid("a recurring timed event needs a time_zone"));
+        }
+        if self.attendees.len() > MAX_ATTENDEES {
+            return Err(invalid(format!("at most {MAX_ATTENDEES} attendees")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.attendees {
+            crate::services::validate::email("attendees[].email", &a.email)?;
+            if !seen.insert(a.email.to_lowercase()) {
+                return Err(invalid(format!("attendee {} appears twice", a.email)));
+            }
+            if let Some(n) = &a.name {
+                clean_text("attendees[].name", n, 256)?;
+            }
+        }
+        if self.recurrence.len() > MAX_RECURRENCE_LINES {
+            return Err(invalid(format!(
+                "at most {MAX_RECURRENCE_LINES} recurrence lines"
+            )));
+        }
+        let mut rrules = 0;
+        for line in &self.recurrence {
+            let upper = line.trim().to_ascii_uppercase();
+            let ok = upper.starts_with("RRULE:")
+                || upper.starts_with("EXDATE")
+                || upper.starts_with("RDATE");
+            if !ok || line.len() > 2048 || line.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "recurrence line {line:?}: expected RRULE:, EXDATE or RDATE (RFC 5545)"
+                )));
+            }
+            if upper.starts_with("RRULE:") {
+                rrules += 1;
+                if !upper.contains("FREQ=") {
+                    return Err(invalid(format!("recurrence line {line:?} has no FREQ")));
+                }
+            }
+        }
+        if rrules > 1 {
+            return Err(invalid("a series has at most one RRULE"));
+        }
+        if let Some(u) = &self.updated_at {
+            if parse_instant(u).is_none() {
+                return Err(invalid("updated_at must be RFC 3339"));
+            }
+        }
+        if let Some(v) = &self.version {
+            clean_text("version", v, 128)?;
+        }
+        if let Some(id) = &self.google_event_id {
+            if id.is_empty()
+                || id.len() > 1024
+                || id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(invalid("google_event_id is not a Google event id"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meeting() -> CrmEvent {
+        serde_json::from_value(serde_json::json!({
+            "type": "meeting", "title": "Kick-off",
+            "start": {"date_time": "2026-03-01T10:00:00+01:00"},
+            "end": {"date_time": "2026-03-01T11:00:00+01:00"},
+            "time_zone": "Europe/Paris"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn valid_events_pass() {
+        meeting().validate().unwrap();
+        let mut all_day = meeting();
+        all_day.start = EventTime {
+            date: Some("2026-03-01".into()),
+            date_time: None,
+        };
+        all_day.end = EventTime {
+            date: Some("2026-03-02".into()),
+            date_time: None,
+        };
+        all_day.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_events_are_refused() {
+        type Mutation = Box<dyn Fn(&mut CrmEvent)>;
+        let cases: Vec<Mutation> = vec![
+            Box::new(|e| e.title = "  ".into()),
+            Box::new(|e| e.end.date_time = Some("2026-03-01T09:00:00+01:00".into())),
+            Box::new(|e| e.start.date_time = Some("2026-03-01 10:00".into())),
+            Box::new(|e| e.start.date = Some("2026-03-01".into())),
+            Box::new(|e| e.time_zone = Some("Mars/Olympus".into())),
+            Box::new(|e| e.recurrence = vec!["FREQ=DAILY".into()]),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=DAILY".into(), "RRULE:FREQ=WEEKLY".into()]
+            }),
+            Box::new(|e| {
+                e.attendees = vec![
+                    Attendee {
+                        email: "a@x.com".into(),
+                        name: None,
+                        response: Response::Accepted,
+                        optional: false,
+                    },
+                    Attendee {
+                        email: "A@x.com".into(),
+                        name: None,
+                        response: Response::Accepted,
+                        optional: false,
+                    },
+                ]
+            }),
+            Box::new(|e| e.title = "a\u{0}b".into()),
+        ];
+        for (i, mutate) in cases.iter().enumerate() {
+            let mut e = meeting();
+            mutate(&mut e);
+            assert!(e.validate().is_err(), "case {i} accepted");
+        }
+        assert!(serde_json::from_value::<CrmEvent>(
+            serde_json::json!({"title": "x", "start": {}, "end": {}, "bogus": 1})
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,1095 @@
+//! The calendar sync passes: read Google's changes (incremental `events.list` per calendar,
+//! checkpointed page by page) and push the CRM's waiting changes (through the batch endpoint),
+//! deciding every pair with [`crate::calendar::decide`] and committing a pair's status row
+//! only after the remote write succeeded.
+
+use crate::app::App;
+use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
+use crate::calendar::normal::{Normalized, PROP_CRM_ID, PROP_TENANT, PROP_TYPE};
+use crate::domain::{
+    Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, PairStatus,
+    PrivateEventPolicy, Tenant, TenantId, UserId,
+};
+use crate::google::batch::BatchResponse;
+use crate::google::calendar::{CalendarRequest, Event, ListEvents, SendUpdates};
+use crate::google::GoogleError;
+use crate::http::ApiError;
+use crate::services::tokens::{access_token, TokenError};
+use crate::store::repo::Versioned;
+use crate::store::{StoreError, StoreResult};
+use secrecy::SecretString;
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A pass stops deleting and reports when it would delete at least this many of a calendar's
+/// pairs…
+pub const MASS_DELETION_MIN: usize = 25;
+/// …and at least this share of them.
+pub const MASS_DELETION_SHARE: f64 = 0.3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Google(#[from] GoogleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl SyncError {
+    /// Worth trying again later (the worker leaves the message for SQS to redeliver).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Google(e) => e.is_transient(),
+            SyncError::Token(TokenError::Google(e)) => e.is_transient(),
+            SyncError::Store(e) => e.is_retryable(),
+            SyncError::Api(e) => e.status.is_server_error(),
+            _ => false,
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub google_events_read: usize,
+    pub pushed_to_google: usize,
+    pub deleted_in_google: usize,
+    pub changes_for_crm: usize,
+    pub conflicts: usize,
+    /// Calendars whose pass stopped before the end (deadline); a continuation is due.
+    pub incomplete: Vec<String>,
+    /// Calendars whose deletions were held back by the mass-deletion guard.
+    pub blocked: Vec<String>,
+}
+
+/// The hash of stored normalized content (`None` if unreadable).
+pub fn content_hash(v: &Value) -> Option<String> {
+    serde_json::from_value::<Normalized>(v.clone())
+        .ok()
+        .map(|n| n.hash())
+}
+
+/// The Google event id of a CRM record: base32hex (Google's alphabet for client ids) of a
+/// hash of tenant, user, CRM id and generation — the same every time, so a retried insert can
+/// only answer 409, never duplicate.
+pub fn google_event_id(t: &TenantId, u: &UserId, crm_id: &CrmId, generation: u32) -> String {
+    use sha2::Digest;
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let digest = sha2::Sha256::digest(format!(
+        "crm-google-sync/event/{t}/{u}/{crm_id}/{generation}"
+    ));
+    let mut out = String::with_capacity(32);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for byte in &digest[..20] {
+        buffer = (buffer << 8) | u32::from(*byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    out
+}
+
+/// Stores a pair whose CRM side waits for the worker.
+pub async fn save_dirty(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    pair: &PairStatus,
+    version: Option<u64>,
+) -> StoreResult<()> {
+    app.store
+        .put_dirty_pair(t, u, pair, version)
+        .await
+        .map(|_| ())
+}
+
+fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
+    s.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+}
+
+/// Everything a pass needs about the account.
+struct Ctx<'a> {
+    app: &'a App,
+    tenant: Tenant,
+    account: Account,
+    token: SecretString,
+    policy: Policy,
+    main_calendar: String,
+    send_updates: SendUpdates,
+    confirm_mass_deletion: bool,
+    report: Report,
+}
+
+impl Ctx<'_> {
+    fn t(&self) -> &TenantId {
+        &self.tenant.id
+    }
+
+    fn u(&self) -> &UserId {
+        &self.account.user
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.app.clock.now()
+    }
+
+    /// The policy for a calendar: monitored calendars are read into the CRM, never written.
+    fn policy_for(&self, calendar: &str) -> Policy {
+        if calendar == self.main_calendar {
+            self.policy
+        } else {
+            Policy {
+                direction: Direction::GoogleToCrm,
+                ..self.policy
+            }
+        }
+    }
+
+    /// The body the product writes to Google for a pair: the fields it owns, its private
+    /// extended properties, and the tenant's colour for the event type.
+    fn google_body(&self, pair: &PairStatus, content: &Normalized) -> Map<String, Value> {
+        let mut body = content.to_google();
+        body.insert(
+            "extendedProperties".into(),
+            json!({"private": {
+                PROP_TENANT: self.t().as_str(),
+                PROP_CRM_ID: pair.crm_id.as_str(),
+                PROP_TYPE: content.kind.as_str(),
+            }}),
+        );
+        if let Some(color) = self
+            .tenant
+            .settings
+            .defaults
+            .event_colors
+            .get(content.kind.as_str())
+        {
+            body.insert("colorId".into(), json!(color));
+        }
+        body
+    }
+
+    async fn feed(
+        &mut self,
+        kind: ChangeKind,
+        pair: &PairStatus,
+        data: Value,
+    ) -> Result<(), SyncError> {
+        let record = ChangeRecord {
+            id: ulid::Ulid::new().to_string(),
+            tenant: self.t().clone(),
+            user: self.u().clone(),
+            kind,
+            crm_id: (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string()),
+            google_id: pair.google_id.clone(),
+            data,
+            created_at: self.now(),
+        };
+        self.app.store.append_change(&record).await?;
+        self.report.changes_for_crm += 1;
+        Ok(())
+    }
+}
+
+async fn context<'a>(
+    app: &'a App,
+    t: &TenantId,
+    u: &UserId,
+    confirm: bool,
+) -> Result<Ctx<'a>, SyncError> {
+    let token = access_token(app, t, u).await?;
+    let tenant = super::super::tenants::get(app, t).await?;
+    let account = token.account.clone();
+    let defaults = &tenant.settings.defaults;
+    let policy = Policy {
+        direction: account.settings.direction.unwrap_or(defaults.direction),
+        conflicts: defaults.conflict_policy,
+        deletions: defaults.deletion_policy,
+    };
+    Ok(Ctx {
+        app,
+        main_calendar: account
+            .settings
+            .main_calendar
+            .clone()
+            .unwrap_or_else(|| "primary".to_owned()),
+        token: token.token,
+        tenant,
+        account,
+        policy,
+        send_updates: SendUpdates::None,
+        confirm_mass_deletion: confirm,
+        report: Report::default(),
+    })
+}
+
+/// A full pass for an account: Google's changes on every synced calendar (or only
+/// `calendar`), then the CRM's waiting changes. Stops between pages at `deadline`.
+pub async fn sync_account(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    calendar: Option<&str>,
+    read_google: bool,
+    confirm_mass_deletion: bool,
+    deadline: Instant,
+) -> Result<Report, SyncError> {
+    let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
+    if read_google {
+        let mut calendars = vec![ctx.main_calendar.clone()];
+        for c in &ctx.account.settings.monitored_calendars {
+            if !calendars.contains(c) {
+                calendars.push(c.clone());
+            }
+        }
+        if let Some(only) = calendar {
+            calendars.retain(|c| c == only || (only == "primary" && *c == ctx.main_calendar));
+        }
+        for cal in calendars {
+            read_calendar(&mut ctx, &cal, deadline).await?;
+        }
+    }
+    push_waiting(&mut ctx).await?;
+    let now = ctx.now();
+    let blocked = !ctx.report.blocked.is_empty();
+    super::super::accounts::update(app, t, u, |a| {
+        a.last_sync_at = Some(now);
+        if !blocked {
+            a.last_error = None;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(ctx.report)
+}
+
+// ---- Google → CRM ------------------------------------------------------------------------
+
+async fn read_calendar(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    deadline: Instant,
+) -> Result<(), SyncError> {
+    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    let scope = format!("calendar:{calendar}");
+    let stored = ctx.app.store.get_cursor(&t, &u, &scope).await?;
+    let (mut cursor, mut version) = match stored {
+        Some(Versioned { value, version }) => (value, Some(version)),
+        None => (
+            Cursor {
+                account: ctx.account.id.clone(),
+                scope: scope.clone(),
+                sync_token: None,
+                page_token: None,
+                updated_at: ctx.now(),
+            },
+            None,
+        ),
+    };
+    let since = ctx.account.settings.sync_since.unwrap_or_else(|| {
+        ctx.now() - time::Duration::days(i64::from(ctx.tenant.settings.defaults.sync_since_days))
+    });
+    let mut deletions = 0usize;
+    loop {
+        let full = cursor.sync_token.is_none();
+        let params = ListEvents {
+            sync_token: cursor.sync_token.clone(),
+            page_token: cursor.page_token.clone(),
+            time_min: full.then(|| since.format(&Rfc3339).unwrap_or_default()),
+            show_deleted: !full,
+            max_results: Some(250),
+            ..ListEvents::default()
+        };
+        let page = match ctx
+            .app
+            .google
+            .list_events(&ctx.token, calendar, &params)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if e.is_full_sync_required() => {
+                tracing::info!(tenant = %t, user = %u, calendar, "sync token expired; full resync");
+                cursor.sync_token = None;
+                cursor.page_token = None;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ctx.report.google_events_read += page.items.len();
+
+        // The mass-deletion guard looks at the whole page before anything is deleted.
+        let page_deletions = page.items.iter().filter(|e| e.is_cancelled()).count();
+        if !ctx.confirm_mass_deletion && page_deletions > 0 {
+            let total = deletions + page_deletions;
+            if total >= MASS_DELETION_MIN {
+                let pairs = ctx
+                    .app
+                    .store
+                    .count_pairs(&t, &u, Collection::Calendar)
+                    .await?;
+                if total as f64 >= MASS_DELETION_SHARE * pairs as f64 {
+                    return block_mass_deletion(ctx, calendar, total, pairs).await;
+                }
+            }
+        }
+        deletions += page_deletions;
+
+        for event in &page.items {
+            apply_google_event(ctx, calendar, event).await?;
+        }
+        cursor.updated_at = ctx.now();
+        match page.next_page_token {
+            Some(next) => cursor.page_token = Some(next),
+            None => {
+                cursor.page_token = None;
+                cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
+            }
+        }
+        version = Some(ctx.app.store.put_cursor(&t, &u, &cursor, version).await?);
+        if cursor.page_token.is_none() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            ctx.report.incomplete.push(calendar.to_owned());
+            return Ok(());
+        }
+    }
+}
+
+async fn block_mass_deletion(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    deletions: usize,
+    pairs: usize,
+) -> Result<(), SyncError> {
+    tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, deletions, pairs, "mass deletion held back");
+    ctx.report.blocked.push(calendar.to_owned());
+    let record = ChangeRecord {
+        id: ulid::Ulid::new().to_string(),
+        tenant: ctx.t().clone(),
+        user: ctx.u().clone(),
+        kind: ChangeKind::MassDeletionBlocked,
+        crm_id: None,
+        google_id: None,
+        data: json!({
+            "calendar_id": calendar,
+            "deletions": deletions,
+            "pairs": pairs,
+            "resume": "POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}",
+        }),
+        created_at: ctx.now(),
+    };
+    ctx.app.store.append_change(&record).await?;
+    let message = format!("calendar {calendar}: {deletions} deletions held back (of {pairs} events); confirm to carry them out");
+    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    super::super::accounts::update(ctx.app, &t, &u, |a| {
+        a.last_error = Some(message.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// What the CRM sees of private events of monitored calendars, per the tenant's policy.
+fn apply_privacy(
+    policy: PrivateEventPolicy,
+    event: &Event,
+    mut n: Normalized,
+) -> Option<Normalized> {
+    let private = matches!(
+        event.visibility.as_deref(),
+        Some("private" | "confidential")
+    );
+    if !private {
+        return Some(n);
+    }
+    match policy {
+        PrivateEventPolicy::Skip => None,
+        PrivateEventPolicy::Full => Some(n),
+        PrivateEventPolicy::BusyOnly => {
+            n.title = "Busy".to_owned();
+            n.description.clear();
+            n.location.clear();
+            n.attendees.clear();
+            Some(n)
+        }
+    }
+}
+
+fn google_json(event: &Event) -> Value {
+    serde_json::to_value(event).unwrap_or(Value::Null)
+}
+
+async fn apply_google_event(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    event: &Event,
+) -> Result<(), SyncError> {
+    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    // An exception of a recurring series (a moved, changed or cancelled instance): the CRM
+    // hears of it on the series' record.
+    if let Some(master) = &event.recurring_event_id {
+        if let Some(pair) = ctx
+            .app
+            .store
+            .find_pair_by_google_id(&t, &u, Collection::Calendar, master)
+            .await?
+        {
+            if pair.value.deleted_at.is_none() {
+                let n = Normalized::from_google(&google_json(event));
+                ctx.feed(
+                    ChangeKind::EventUpdated,
+                    &pair.value,
+                    json!({
+                        "calendar_id": calendar,
+                        "exception": {
+                            "google_event_id": event.id,
+                            "original_start": event.original_start_time,
+                            "cancelled": event.is_cancelled(),
+                            "event": (!event.is_cancelled()).then(|| n.to_crm()),
+                        },
+                    }),
+                )
+                .await?;
+            }
+        }
+        return Ok(());
+    }
+    let ours = event
+        .extended_properties
+        .as_ref()
+        .filter(|p| p.private.get(PROP_TENANT).map(String::as_str) == Some(t.as_str()))
+        .and_then(|p| p.private.get(PROP_CRM_ID))
+        .and_then(|id| CrmId::parse(id).ok());
+    let mut found = match &ours {
+        Some(crm_id) => {
+            ctx.app
+                .store
+                .get_pair(&t, &u, Collection::Calendar, crm_id.as_str())
+                .await?
+        }
+        None => None,
+    };
+    if found.is_none() {
+        found = ctx
+            .app
+            .store
+            .find_pair_by_google_id(&t, &u, Collection::Calendar, &event.id)
+            .await?;
+    }
+    let is_main = calendar == ctx.main_calendar;
+    let content = if event.is_cancelled() {
+        None
+    } else {
+        let n = Normalized::from_google(&google_json(event));
+        if is_main {
+            Some(n)
+        } else {
+            match apply_privacy(ctx.tenant.settings.defaults.private_events, event, n) {
+                Some(n) => Some(n),
+                None => return Ok(()),
+            }
+        }
+    };
+    let (pair, version) = match found {
+        Some(Versioned { value, version }) => (value, Some(version)),
+        None if event.is_cancelled() => return Ok(()),
+        None => {
+            let mut pair = PairStatus::new(
+                ctx.account.id.clone(),
+                Collection::Calendar,
+                CrmId::google_born(&event.id),
+            );
+            pair.google_born = true;
+            pair.google_id = Some(event.id.clone());
+            pair.container = Some(calendar.to_owned());
+            (pair, None)
+        }
+    };
+    if pair.deleted_at.is_some() {
+        // A tombstone: late news of a deleted pair neither resurrects nor re-deletes it.
+        return Ok(());
+    }
+    let google_hash = content.as_ref().map(Normalized::hash);
+    let modified = parse_time(event.updated.as_deref()).unwrap_or_else(|| ctx.now());
+    let google = match &google_hash {
+        Some(h) => Side::Present { hash: h, modified },
+        None => Side::Deleted { at: modified },
+    };
+    execute(ctx, calendar, pair, version, google, Some(event), content).await
+}
+
+// ---- deciding and carrying out ------------------------------------------------------------
+
+fn crm_side<'p>(pair: &'p PairStatus, hash: &'p Option<String>) -> Side<'p> {
+    if let Some(at) = pair.crm_deleted_at {
+        return Side::Deleted { at };
+    }
+    match hash {
+        Some(h) => Side::Present {
+            hash: h,
+            modified: pair.crm_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        },
+        None => Side::Absent,
+    }
+}
+
+fn conflict_data(d: &Decision, winner: &str) -> Value {
+    json!({
+        "winner": winner,
+        "policy": match d.reason {
+            Reason::ConflictCrmWins => "crm_wins",
+            Reason::ConflictGoogleWins => "google_wins",
+            _ => "latest_wins",
+        },
+    })
+}
+
+/// Decides one pair against a known Google state and carries the decision out.
+async fn execute(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    mut pair: PairStatus,
+    version: Option<u64>,
+    google: Side<'_>,
+    event: Option<&Event>,
+    google_content: Option<Normalized>,
+) -> Result<(), SyncError> {
+    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
+    let crm = crm_side(&pair, &crm_hash_now);
+    let base = Baseline {
+        crm_hash: pair.crm_hash.as_deref(),
+        google_hash: pair.google_hash.as_deref(),
+    };
+    let d = decide(base, crm, google, ctx.policy_for(calendar));
+    if d.conflict {
+        ctx.report.conflicts += 1;
+    }
+    let now = ctx.now();
+    let google_hash = google_content.as_ref().map(Normalized::hash);
+    match d.action {
+        Action::Nothing => {
+            // Nothing to copy, but remember Google's latest etag (a change outside the fields
+            // we sync, such as a reminder), or the next conditional write would fail.
+            let etag = event.and_then(|e| e.etag.clone());
+            if etag.is_none() || etag == pair.google_etag {
+                return Ok(());
+            }
+            pair.google_etag = etag;
+        }
+        Action::Baseline => {
+            pair.crm_hash = google_hash.clone();
+            pair.google_hash = google_hash;
+            pair.google_etag = event.and_then(|e| e.etag.clone()).or(pair.google_etag);
+        }
+        Action::PullToCrm => {
+            let Some(content) = google_content else {
+                return Ok(());
+            };
+            let created = pair.crm_content.is_none();
+            pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id);
+            pair.container = Some(calendar.to_owned());
+            let data = json!({
+                "calendar_id": calendar,
+                "event": content.to_crm(),
+                "html_link": event.and_then(|e| e.html_link.clone()),
+                "google_updated": event.and_then(|e| e.updated.clone()),
+                "conflict": d.conflict.then(|| conflict_data(&d, "google")),
+                "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
+            });
+            let kind = if created || d.reason == Reason::EditBeatsDelete {
+                ChangeKind::EventCreated
+            } else {
+                ChangeKind::EventUpdated
+            };
+            if d.reason == Reason::EditBeatsDelete {
+                pair.crm_deleted_at = None;
+            }
+            ctx.feed(kind, &pair, data).await?;
+            pair.crm_content = serde_json::to_value(&content).ok();
+            pair.crm_hash = google_hash.clone();
+            pair.google_hash = google_hash;
+            pair.crm_modified = event
+                .and_then(|e| parse_time(e.updated.as_deref()))
+                .or(Some(now));
+            pair.google_etag = event.and_then(|e| e.etag.clone());
+        }
+        Action::PushToGoogle => {
+            let Some(content) = pair
+                .crm_content
+                .clone()
+                .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
+            else {
+                return Ok(());
+            };
+            let live = event.filter(|e| !e.is_cancelled());
+            let written = match live {
+                Some(e) => {
+                    let body = Value::Object(ctx.google_body(&pair, &content));
+                    let etag = e.etag.as_deref();
+                    match ctx
+                        .app
+                        .google
+                        .patch_event(&ctx.token, calendar, &e.id, &body, etag, ctx.send_updates)
+                        .await
+                    {
+                        Ok(w) => w,
+                        // Changed again since we read it: the next pass reads and decides anew.
+                        Err(GoogleError::PreconditionFailed(_)) => return Ok(()),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => {
+                    if pair.google_id.is_some() {
+                        // Deleted in Google, edited in the CRM: the edit wins with a new event.
+                        pair.generation += 1;
+                    }
+                    insert(ctx, calendar, &mut pair, &content).await?
+                }
+            };
+            if d.conflict {
+                ctx.feed(
+                    ChangeKind::ConflictResolved,
+                    &pair,
+                    conflict_data(&d, "crm"),
+                )
+                .await?;
+            }
+            record_written(&mut pair, &written, &content, calendar);
+            ctx.report.pushed_to_google += 1;
+        }
+        Action::DeleteInGoogle => {
+            if let (Some(gid), Some(e)) = (pair.google_id.clone(), event) {
+                let etag = e.etag.as_deref();
+                match ctx
+                    .app
+                    .google
+                    .delete_event(&ctx.token, calendar, &gid, etag, ctx.send_updates)
+                    .await
+                {
+                    Ok(()) => ctx.report.deleted_in_google += 1,
+                    Err(GoogleError::PreconditionFailed(_)) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            pair.deleted_at = Some(now);
+        }
+        Action::DeleteInCrm => {
+            ctx.feed(
+                ChangeKind::EventDeleted,
+                &pair,
+                json!({"calendar_id": calendar}),
+            )
+            .await?;
+            pair.deleted_at = Some(now);
+        }
+        Action::Unlink => {
+            if pair.crm_deleted_at.is_none() {
+                ctx.feed(
+                    ChangeKind::EventUnlinked,
+                    &pair,
+                    json!({"calendar_id": calendar, "reason": "deleted_in_google"}),
+                )
+                .await?;
+            }
+            pair.deleted_at = Some(now);
+        }
+        Action::Tombstone => {
+            pair.deleted_at.get_or_insert(now);
+        }
+    }
+    pair.last_synced_at = Some(now);
+    pair.last_error = None;
+    match ctx.app.store.put_pair(&t, &u, &pair, version).await {
+        // Changed under us (a CRM push during the pass): the next pass decides again.
+        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn record_written(pair: &mut PairStatus, written: &Event, content: &Normalized, calendar: &str) {
+    pair.google_id = Some(written.id.clone());
+    pair.container = Some(calendar.to_owned());
+    pair.google_etag = written.etag.clone();
+    pair.google_hash = Some(Normalized::from_google(&google_json(written)).hash());
+    pair.crm_hash = Some(content.hash());
+    pair.deleted_at = None;
+}
+
+/// Inserts the pair's event under its derived id. A 409 means an earlier attempt got there
+/// (or the id was used before): reuse the live event, or move to the next generation.
+async fn insert(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    pair: &mut PairStatus,
+    content: &Normalized,
+) -> Result<Event, SyncError> {
+    for _ in 0..3 {
+        let id = google_event_id(ctx.t(), ctx.u(), &pair.crm_id, pair.generation);
+        let mut body = ctx.google_body(pair, content);
+        body.insert("id".into(), json!(id));
+        let event: Event = serde_json::from_value(Value::Object(body.clone()))
+            .map_err(|e| ApiError::internal(&e, false))?;
+        match ctx
+            .app
+            .google
+            .insert_event(&ctx.token, calendar, &event, ctx.send_updates)
+            .await
+        {
+            Ok(e) => return Ok(e),
+            Err(GoogleError::Conflict(_)) => {
+                match ctx.app.google.get_event(&ctx.token, calendar, &id).await? {
+                    Some(existing) if !existing.is_cancelled() => {
+                        let etag = existing.etag.as_deref();
+                        body.remove("id");
+                        let written = ctx
+                            .app
+                            .google
+                            .patch_event(
+                                &ctx.token,
+                                calendar,
+                                &id,
+                                &Value::Object(body),
+                                etag,
+                                ctx.send_updates,
+                            )
+                            .await?;
+                        return Ok(written);
+                    }
+                    _ => pair.generation += 1,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SyncError::Api(ApiError::conflict(
+        "insert_conflict",
+        "could not find a free event id",
+    )))
+}
+
+// ---- CRM → Google: the waiting changes, in batches ----------------------------------------
+
+/// One waiting pair and what will be done with it.
+struct Planned {
+    pair: PairStatus,
+    version: u64,
+    content: Option<Normalized>,
+    decision: Decision,
+    request: Option<CalendarRequest>,
+}
+
+async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
+    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    let mut page: Option<String> = None;
+    let mut planned = Vec::new();
+    loop {
+        let records = ctx
+            .app
+            .store
+            .list_dirty_pairs(&t, &u, Collection::Calendar, 200, page.as_deref())
+            .await?;
+        for Versioned {
+            value: pair,
+            version,
+        } in records.items
+        {
+            if let Some(p) = plan(ctx, pair, version).await? {
+                planned.push(p);
+            }
+        }
+        match records.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    let requests: Vec<CalendarRequest> = planned.iter().filter_map(|p| p.request.clone()).collect();
+    let mut answers = if requests.is_empty() {
+        Vec::new()
+    } else {
+        ctx.app.google.batch(&ctx.token, requests).await?
+    }
+    .into_iter();
+    for p in planned {
+        let answer = if p.request.is_some() {
+            answers.next()
+        } else {
+            None
+        };
+        finish(ctx, p, answer).await?;
+    }
+    Ok(())
+}
+
+/// Decides a waiting pair, assuming Google still holds what the last sync saw (the read pass
+/// just brought any newer Google change in).
+async fn plan(
+    ctx: &mut Ctx<'_>,
+    mut pair: PairStatus,
+    version: u64,
+) -> Result<Option<Planned>, SyncError> {
+    let calendar = pair
+        .container
+        .clone()
+        .unwrap_or_else(|| ctx.main_calendar.clone());
+    if pair.deleted_at.is_some() {
+        return Ok(Some(Planned {
+            pair,
+            version,
+            content: None,
+            decision: decide(Baseline::default(), Side::Absent, Side::Absent, ctx.policy),
+            request: None,
+        }));
+    }
+    if pair.google_id.is_some() && pair.google_hash.is_none() {
+        // Linked by the CRM to an existing Google event we have not read yet: read it.
+        let gid = pair.google_id.clone().unwrap_or_default();
+        let event = ctx
+            .app
+            .google
+            .get_event(&ctx.token, &calendar, &gid)
+            .await?;
+        let content = event
+            .as_ref()
+            .filter(|e| !e.is_cancelled())
+            .map(|e| Normalized::from_google(&google_json(e)));
+        let hash = content.as_ref().map(Normalized::hash);
+        let google = match (&hash, &event) {
+            (Some(h), Some(e)) => Side::Present {
+                hash: h,
+                modified: parse_time(e.updated.as_deref()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            },
+            _ => {
+                pair.google_id = None;
+                Side::Absent
+            }
+        };
+        execute(
+            ctx,
+            &calendar,
+            pair,
+            Some(version),
+            google,
+            event.as_ref(),
+            content,
+        )
+        .await?;
+        return Ok(None);
+    }
+    let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
+    let google = match (&pair.google_id, &pair.google_hash) {
+        (Some(_), Some(h)) => Side::Present {
+            hash: h,
+            modified: OffsetDateTime::UNIX_EPOCH,
+        },
+        _ => Side::Absent,
+    };
+    let d = decide(
+        Baseline {
+            crm_hash: pair.crm_hash.as_deref(),
+            google_hash: pair.google_hash.as_deref(),
+        },
+        crm_side(&pair, &crm_hash_now),
+        google,
+        ctx.policy_for(&calendar),
+    );
+    let content = pair
+        .crm_content
+        .clone()
+        .and_then(|v| serde_json::from_value::<Normalized>(v).ok());
+    let request = match (d.action, &content, &pair.google_id) {
+        (Action::PushToGoogle, Some(c), Some(gid)) => Some(CalendarRequest::patch_event(
+            &calendar,
+            gid,
+            &Value::Object(ctx.google_body(&pair, c)),
+            pair.google_etag.as_deref(),
+            ctx.send_updates,
+        )),
+        (Action::PushToGoogle, Some(c), None) => {
+            pair.container = Some(calendar.clone());
+            let mut body = ctx.google_body(&pair, c);
+            body.insert(
+                "id".into(),
+                json!(google_event_id(
+                    ctx.t(),
+                    ctx.u(),
+                    &pair.crm_id,
+                    pair.generation
+                )),
+            );
+            let event: Event = serde_json::from_value(Value::Object(body))
+                .map_err(|e| ApiError::internal(&e, false))?;
+            Some(CalendarRequest::insert_event(
+                &calendar,
+                &event,
+                ctx.send_updates,
+            )?)
+        }
+        (Action::DeleteInGoogle, _, Some(gid)) => Some(CalendarRequest::delete_event(
+            &calendar,
+            gid,
+            pair.google_etag.as_deref(),
+            ctx.send_updates,
+        )),
+        _ => None,
+    };
+    Ok(Some(Planned {
+        pair,
+        version,
+        content,
+        decision: d,
+        request,
+    }))
+}
+
+/// Records the outcome of one planned change.
+async fn finish(
+    ctx: &mut Ctx<'_>,
+    p: Planned,
+    answer: Option<BatchResponse>,
+) -> Result<(), SyncError> {
+    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    let Planned {
+        mut pair,
+        version,
+        content,
+        decision,
+        ..
+    } = p;
+    let calendar = pair
+        .container
+        .clone()
+        .unwrap_or_else(|| ctx.main_calendar.clone());
+    let now = ctx.now();
+    let mut still_waiting = false;
+    match (decision.action, answer) {
+        (Action::PushToGoogle, Some(a)) if a.is_success() => {
+            if let (Ok(written), Some(c)) = (serde_json::from_value::<Event>(a.body), &content) {
+                record_written(&mut pair, &written, c, &calendar);
+                ctx.report.pushed_to_google += 1;
+            }
+        }
+        (Action::PushToGoogle, Some(a)) if a.status == 409 => {
+            // A retried insert: the event is there (or its id is spent) — settle it alone.
+            if let Some(c) = &content {
+                let written = insert(ctx, &calendar, &mut pair, c).await?;
+                record_written(&mut pair, &written, c, &calendar);
+                ctx.report.pushed_to_google += 1;
+            }
+        }
+        (Action::DeleteInGoogle, Some(a))
+            if a.is_success() || a.status == 404 || a.status == 410 =>
+        {
+            pair.deleted_at = Some(now);
+            ctx.report.deleted_in_google += 1;
+        }
+        (Action::PushToGoogle | Action::DeleteInGoogle, Some(a)) => match a.error() {
+            // Google changed it meanwhile (412), or a passing failure: the next pass reads
+            // Google's version first and decides again.
+            Some(GoogleError::PreconditionFailed(_)) => still_waiting = true,
+            Some(e) if e.is_transient() => still_waiting = true,
+            Some(e) => pair.last_error = Some(e.to_string()),
+            None => {}
+        },
+        (Action::Unlink | Action::Tombstone, _) => {
+            pair.deleted_at.get_or_insert(now);
+        }
+        (Action::Baseline, _) => {
+            pair.crm_hash = pair.crm_content.as_ref().and_then(content_hash);
+        }
+        (Action::Nothing, _) if decision.reason == Reason::DirectionForbids => {
+            pair.last_error = Some(
+                "this calendar is not written by the sync (direction or monitored calendar)".into(),
+            );
+        }
+        _ => {}
+    }
+    if !still_waiting {
+        pair.last_synced_at = Some(now);
+    }
+    let saved = if still_waiting {
+        ctx.app
+            .store
+            .put_dirty_pair(&t, &u, &pair, Some(version))
+            .await
+    } else {
+        ctx.app.store.put_pair(&t, &u, &pair, Some(version)).await
+    };
+    match saved {
+        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives a Google-born pair the CRM id the CRM created for it.
+pub async fn link_google_born(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    google_id: &str,
+    crm_id: &CrmId,
+) -> Result<&'static str, ApiError> {
+    if let Some(existing) = app
+        .store
+        .get_pair(t, u, Collection::Calendar, crm_id.as_str())
+        .await?
+    {
+        return Ok(if existing.value.google_id.as_deref() == Some(google_id) {
+            "already_linked"
+        } else {
+            "conflict"
+        });
+    }
+    let Some(born) = app
+        .store
+        .get_pair(
+            t,
+            u,
+            Collection::Calendar,
+            CrmId::google_born(google_id).as_str(),
+        )
+        .await?
+    else {
+        return Ok("unknown");
+    };
+    let mut linked = born.value.clone();
+    linked.crm_id = crm_id.clone();
+    linked.google_born = false;
+    match app.store.rekey_pair(t, u, &born, &linked).await {
+        Ok(()) => Ok("linked"),
+        Err(StoreError::ConditionFailed) => Ok("conflict"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_stable_base32hex() {
+        let t = TenantId::parse("acme").unwrap();
+        let u = UserId::parse("u1").unwrap();
+        let c = CrmId::parse("MTG-1").unwrap();
+        let a = google_event_id(&t, &u, &c, 0);
+        assert_eq!(a, google_event_id(&t, &u, &c, 0));
+        assert_ne!(a, google_event_id(&t, &u, &c, 1));
+        assert_ne!(
+            a,
+            google_event_id(&TenantId::parse("other").unwrap(), &u, &c, 0)
+        );
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .chars()
+            .all(|ch| ch.is_ascii_digit() || ('a'..='v').contains(&ch)));
+    }
+}

@@ -1,0 +1,236 @@
+//! The tenant and user world the connect, calendar and log tests share: the Google sandbox,
+//! the product on DynamoDB Local and moto, a tenant with its Google client, keys, and helpers
+//! for the connect flow as a browser would run it.
+#![allow(dead_code)]
+
+use google_sandbox::{Sandbox, SandboxConfig};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shared::app::AppState;
+use shared::clock::{ManualClock, SharedClock};
+use shared::config::GoogleEndpoints;
+use shared::domain::{TenantId, UserId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const CLIENT_ID: &str = "123456789012-test.apps.googleusercontent.com";
+pub const CLIENT_SECRET: &str = "GOCSPX-test-secret-value";
+pub const RETURN_URL: &str = "https://crm.example.com/settings/google";
+
+pub struct Env {
+    pub api: String,
+    pub app: AppState,
+    pub sandbox: Sandbox,
+    pub sandbox_url: String,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    pub tenant: TenantId,
+    pub admin: String,
+    pub sync: String,
+}
+
+impl Env {
+    /// A tenant whose admin registered the Google client and allowed the CRM's return URL.
+    pub async fn new() -> Self {
+        let env = Self::bare().await;
+        let (s, v) = env
+            .call(
+                "PUT",
+                "/v1/admin/google-client",
+                &env.admin,
+                Some(json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = env
+            .call(
+                "PATCH",
+                "/v1/admin/settings",
+                &env.admin,
+                Some(json!({"allowed_return_urls": [RETURN_URL]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        env
+    }
+
+    /// A tenant with nothing configured.
+    pub async fn bare() -> Self {
+        let sandbox = Sandbox::new(SandboxConfig::default())
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let (listener, api) = super::bind().await;
+        sandbox.sandbox.add_client(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            &[&format!("{api}/oauth/callback")],
+        );
+        sandbox
+            .sandbox
+            .add_user("alice@example.com", "Alice Example");
+        sandbox.sandbox.add_user("bob@example.com", "Bob Example");
+        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+        let shared_clock: SharedClock = Arc::new(clock.clone());
+        let app = super::aws_app_with(
+            &api,
+            GoogleEndpoints::single_host(&sandbox.base_url),
+            shared_clock,
+        )
+        .await;
+        super::serve_on(listener, local_server::router(app.clone()));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let created: Value = http
+            .post(format!("{api}/v1/tenants"))
+            .bearer_auth(super::OPERATOR_KEY)
+            .json(&json!({"name": "Acme"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let admin = created["admin_key"]["key_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let tenant = TenantId::parse(created["tenant"]["id"].as_str().unwrap()).unwrap();
+        let sync: Value = http
+            .post(format!("{api}/v1/admin/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "crm", "scope": "sync"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            api,
+            app,
+            sandbox_url: sandbox.base_url.clone(),
+            sandbox: sandbox.sandbox,
+            clock,
+            http,
+            tenant,
+            admin,
+            sync: sync["key_secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.api),
+            )
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Asks for a connect link.
+    pub async fn link(&self, user: &str, products: &[&str], hint: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                &format!("/v1/users/{user}/google/connect"),
+                &self.sync,
+                Some(json!({"products": products, "return_url": RETURN_URL, "login_hint": hint})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["authorization_url"].as_str().unwrap().to_owned()
+    }
+
+    /// Google's consent answered by the simulated user; returns where Google sends the browser.
+    pub async fn consent(&self, link: &str, extra: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{link}{extra}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::FOUND,
+            "{}",
+            resp.text().await.unwrap()
+        );
+        resp.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// The browser arriving at our callback: the status and where we send it.
+    pub async fn callback(&self, location: &str) -> (StatusCode, Option<String>, String) {
+        let resp = self.http.get(location).send().await.unwrap();
+        let status = resp.status();
+        let to = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (status, to, resp.text().await.unwrap())
+    }
+
+    /// The whole connect flow with the user approving; returns the CRM return URL's query.
+    pub async fn connect(
+        &self,
+        user: &str,
+        products: &[&str],
+        hint: &str,
+        extra: &str,
+    ) -> HashMap<String, String> {
+        let link = self.link(user, products, hint).await;
+        let back = self
+            .consent(&link, &format!("&sandbox_auto=approve{extra}"))
+            .await;
+        assert!(
+            back.starts_with(&format!("{}/oauth/callback?", self.api)),
+            "{back}"
+        );
+        let (status, to, body) = self.callback(&back).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        query_of(&to.expect("redirect to the CRM"))
+    }
+
+    pub async fn account(&self, user: &str) -> (StatusCode, Value) {
+        self.call("GET", &format!("/v1/users/{user}/google"), &self.sync, None)
+            .await
+    }
+
+    pub async fn stored_account(&self, user: &str) -> shared::domain::Account {
+        self.app
+            .store
+            .get_account(&self.tenant, &UserId::parse(user).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+    }
+
+    pub async fn changes(&self) -> Vec<Value> {
+        let (s, v) = self.call("GET", "/v1/changes", &self.sync, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["items"].as_array().unwrap().clone()
+    }
+}
+
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    let url = url::Url::parse(url).unwrap();
+    assert!(url.as_str().starts_with(RETURN_URL), "{url}");
+    url.query_pairs().into_owned().collect()
+}
