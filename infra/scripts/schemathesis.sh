@@ -1,24 +1,36 @@
 #!/usr/bin/env bash
 # Fuzzes the HTTP API against its contract, docs/openapi.yaml, with Schemathesis.
 #
-# Installs Schemathesis (pinned) into .tools/schemathesis-venv, starts the local server
-# (`cargo run -p local-server`: embedded store and secrets, Google sandbox) on free ports with
-# a throwaway data folder, takes the operator key and the demo tenant's admin key from that
-# folder, runs `schemathesis run` (every check, bounded) and stops the server. Exits with
-# Schemathesis' status.
+#   infra/scripts/schemathesis.sh [extra `schemathesis run` arguments...]
+#
+# Installs Schemathesis (pinned) into .tools/schemathesis-venv and builds the local server
+# (phase 1, with the network: registries only); then, inside a private network namespace
+# (`unshare -n`: only loopback, so nothing the fuzzer stores, such as a webhook URL, can make
+# the server reach another host), starts the local server (`cargo run -p local-server`:
+# embedded store and secrets, Google sandbox) on free ports with a throwaway data folder,
+# takes the operator key and the demo tenant's admin key from that folder, runs
+# `schemathesis run` (every check, bounded in examples and time) and stops the server.
+# Exits with Schemathesis' status; on failure the server log and the reports are kept.
 #
 # Knobs (environment): ST_MAX_EXAMPLES (default 30 per operation), ST_MAX_TIME (seconds for
-# the whole run, default 240), ST_CHECKS (default: every check), ST_SEED, ST_WORKERS (default 1),
-# ST_REPORT_DIR (keep the JUnit and NDJSON reports there). Extra arguments go to
-# `schemathesis run` as they are.
+# the whole run, default 240: the fuzzing and stateful phases repeat until it is spent),
+# ST_CHECKS (default: every check), ST_SEED, ST_WORKERS (default 1), ST_REPORT_DIR (where
+# the JUnit and NDJSON reports go), CGS_NO_NETNS=1 (stay in the host network namespace).
 #
-# Operations tagged `not-available-yet` answer 501 by design: for them the checks that judge
-# the status of an answer to good or bad input (not_a_server_error, positive_data_acceptance,
-# negative_data_rejection, missing_required_header) are off; the conformance checks stay on.
+# Per-operation settings (the generated config below):
+# * operations tagged `not-available-yet` answer 501 by design: the checks that judge the
+#   status of an answer to good or bad input (not_a_server_error, positive_data_acceptance,
+#   negative_data_rejection, missing_required_header) are off for them; conformance stays;
+# * positive_data_acceptance also accepts the answers the schema cannot foresee: 400 for an
+#   opaque page token or OAuth `state` that was never handed out, 422 where the code checks a
+#   value against stored state or other fields (a return URL against the allow-list, a
+#   client file's redirect URIs, `rotate_webhook_secret` without a webhook, an event's end
+#   before its start or an unknown time zone).
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
 
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.tools/schemathesis-venv"
 STAMP="$VENV/.schemathesis-$SCHEMATHESIS_VERSION"
@@ -27,21 +39,41 @@ SPEC="$ROOT/docs/openapi.yaml"
 log() { printf '[schemathesis] %s\n' "$*" >&2; }
 die() { printf '[schemathesis] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# ---- Schemathesis ---------------------------------------------------------------------
-if [[ -f "$STAMP" && -x "$VENV/bin/schemathesis" ]]; then
-  log "schemathesis $SCHEMATHESIS_VERSION up to date"
-else
-  command -v python3 >/dev/null || die "python3 not found (need 3.10+)"
-  rm -rf "$VENV"
-  log "creating $VENV"
-  python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
-  log "pip install schemathesis==$SCHEMATHESIS_VERSION"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-    "schemathesis==$SCHEMATHESIS_VERSION"
-  touch "$STAMP"
+cd "$ROOT"
+
+# ---- phase 1: outside the namespace (registries reachable) ----------------------------
+if [[ -z "${CGS_ST_IN_NETNS:-}" ]]; then
+  if [[ -f "$STAMP" && -x "$VENV/bin/schemathesis" ]]; then
+    log "schemathesis $SCHEMATHESIS_VERSION up to date"
+  else
+    command -v python3 >/dev/null || die "python3 not found (need 3.10+)"
+    rm -rf "$VENV"
+    log "creating $VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
+    log "pip install schemathesis==$SCHEMATHESIS_VERSION"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+      "schemathesis==$SCHEMATHESIS_VERSION"
+    touch "$STAMP"
+  fi
+  log "building the local server"
+  cargo build -q -p local-server
+
+  if [[ "${CGS_NO_NETNS:-0}" != "1" ]] && unshare -n -- true 2>/dev/null; then
+    log "entering a private network namespace (unshare -n)"
+    CGS_ST_IN_NETNS=1 exec unshare -n -- bash "$SELF" "$@"
+  fi
+  if [[ "${CGS_NO_NETNS:-0}" != "1" ]]; then
+    log "WARNING: cannot create a network namespace (unshare -n needs root or user namespaces);"
+    log "WARNING: running in the host namespace: a fuzzed webhook URL could point anywhere"
+  fi
+  export CGS_ST_IN_NETNS=host
 fi
 
-# ---- the local server -----------------------------------------------------------------
+# ---- phase 2: the local server ---------------------------------------------------------
+if [[ "$CGS_ST_IN_NETNS" == "1" ]]; then
+  ip link set lo up 2>/dev/null || die "cannot bring up lo in the namespace (need iproute2 'ip')"
+fi
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -52,9 +84,9 @@ SANDBOX_PORT="$(free_port)"
 while [[ "$SANDBOX_PORT" == "$PORT" ]]; do SANDBOX_PORT="$(free_port)"; done
 BASE="http://127.0.0.1:$PORT"
 SERVER_PID=""
+KEEP_WORK=0
 
-cleanup() {
-  local rc=$?
+stop_server() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     log "stopping the local server (pid $SERVER_PID)"
     kill -INT "$SERVER_PID" 2>/dev/null || true
@@ -65,8 +97,13 @@ cleanup() {
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  if [[ $rc -ne 0 && -f "$WORK/server.log" ]]; then
-    log "server log: $WORK/server.log (kept)"
+  SERVER_PID=""
+}
+cleanup() {
+  local rc=$?
+  stop_server
+  if [[ $rc -ne 0 || $KEEP_WORK -eq 1 ]]; then
+    log "kept $WORK (server.log, reports)"
   else
     rm -rf "$WORK"
   fi
@@ -75,14 +112,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cd "$ROOT"
-log "building the local server"
-cargo build -q -p local-server
 log "starting the local server on $BASE (data in $DATA_DIR)"
-# `cargo run` replaces itself with the server (exec), so $! is the server.
+# `cargo run` replaces itself with the server (exec), so $! is the server. Already built in
+# phase 1: --offline, the namespace has no network.
 CGS_DATA_DIR="$DATA_DIR" CGS_PORT="$PORT" CGS_SANDBOX_PORT="$SANDBOX_PORT" \
   PUBLIC_BASE_URL="$BASE" RUST_LOG="${RUST_LOG:-warn}" \
-  cargo run -q -p local-server >"$WORK/server.log" 2>&1 &
+  cargo run -q --offline -p local-server >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 ready=""
@@ -107,11 +142,11 @@ CGS_ST_OPERATOR_KEY="$(python3 -c 'import json, sys; print(json.load(open(sys.ar
 [[ -n "$CGS_ST_ADMIN_KEY" && -n "$CGS_ST_OPERATOR_KEY" ]] || die "no demo admin key or operator key in $DATA_DIR"
 export CGS_ST_ADMIN_KEY CGS_ST_OPERATOR_KEY
 
-# ---- the run --------------------------------------------------------------------------
+# ---- phase 3: the run ------------------------------------------------------------------
 CONFIG="$WORK/schemathesis.toml"
 cat >"$CONFIG" <<'TOML'
 # Each security scheme of docs/openapi.yaml gets its key: the operator key for
-# `operatorKey`, the demo tenant's admin key (admin scope covers sync) for `tenantKey`.
+# `operatorKey`, the demo tenant's admin key (the admin scope covers sync) for `tenantKey`.
 [auth.openapi.operatorKey]
 bearer = "${CGS_ST_OPERATOR_KEY}"
 
@@ -126,11 +161,16 @@ checks.positive_data_acceptance.enabled = false
 checks.negative_data_rejection.enabled = false
 checks.missing_required_header.enabled = false
 
-# A page token is opaque and only valid as handed out (`next_page`): a generated one is
-# rightly refused with 400 `invalid_page_token`.
+# An opaque token that was never handed out (a page token, an OAuth state) is rightly
+# refused with 400.
 [[operations]]
-include-operation-id = ["listApiKeys", "listAccounts"]
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+include-operation-id = ["listApiKeys", "listAccounts", "oauthCallback"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+# Values checked against stored state or against other fields: 422 for a schema-valid body.
+[[operations]]
+include-operation-id = ["putGoogleClient", "patchSettings", "connectGoogle", "putEvent"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 TOML
 
 REPORT_DIR="${ST_REPORT_DIR:-$WORK/report}"
@@ -144,7 +184,7 @@ args=(
   --continue-on-failure
   --report junit,ndjson --report-dir "$REPORT_DIR"
 )
-# Every check is on unless ST_CHECKS names some (a CLI --checks would also override the
+# Every check is on unless ST_CHECKS names some (a --checks option would also override the
 # per-operation settings above).
 [[ -n "${ST_CHECKS:-}" ]] && args+=(--checks "$ST_CHECKS")
 [[ -n "${ST_SEED:-}" ]] && args+=(--seed "$ST_SEED")
@@ -156,12 +196,5 @@ status=$?
 set -e
 if [[ $status -ne 0 ]]; then
   log "failures found (exit $status); reports in $REPORT_DIR"
-  # keep the work folder (server log, reports) for a look
-  trap - EXIT
-  kill -INT "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  log "server log: $WORK/server.log"
 fi
 exit $status

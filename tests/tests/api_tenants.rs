@@ -527,3 +527,114 @@ async fn keys_are_stored_hashed() {
     assert!(!raw.contains(secret_part), "{raw}");
     assert_eq!(item.data["hash"].as_str().unwrap().len(), 64);
 }
+
+/// Two admins deleting each other's key at the same moment: one wins, the other is told it
+/// holds the last admin key — the tenant is never locked out.
+#[tokio::test]
+async fn concurrent_deletes_never_remove_the_last_admin_key() {
+    let api = std::sync::Arc::new(Api::start().await);
+    for round in 0..8 {
+        let (_, a) = api
+            .create_tenant(json!({"name": format!("Race {round}")}))
+            .await;
+        let (s, b) = api
+            .call(
+                "POST",
+                "/v1/admin/api-keys",
+                Some(&a),
+                Some(json!({"name": "second", "scope": "admin"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let b_secret = b["key_secret"].as_str().unwrap().to_owned();
+        let b_id = b["id"].as_str().unwrap().to_owned();
+        let (_, keys) = api.call("GET", "/v1/admin/api-keys", Some(&a), None).await;
+        let a_id = keys["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .find(|id| *id != b_id)
+            .unwrap();
+        let (api1, api2) = (api.clone(), api.clone());
+        let (a1, b1) = (a.clone(), b_secret.clone());
+        let one = tokio::spawn(async move {
+            api1.call(
+                "DELETE",
+                &format!("/v1/admin/api-keys/{a_id}"),
+                Some(&b1),
+                None,
+            )
+            .await
+        });
+        let two = tokio::spawn(async move {
+            api2.call(
+                "DELETE",
+                &format!("/v1/admin/api-keys/{b_id}"),
+                Some(&a1),
+                None,
+            )
+            .await
+        });
+        let (r1, r2) = (one.await.unwrap(), two.await.unwrap());
+        let statuses = [r1.0, r2.0];
+        assert!(statuses.contains(&StatusCode::NO_CONTENT), "{statuses:?}");
+        // The loser either saw the last-key rule or had its own key deleted under it.
+        assert!(
+            statuses.iter().all(|s| [
+                StatusCode::NO_CONTENT,
+                StatusCode::CONFLICT,
+                StatusCode::UNAUTHORIZED
+            ]
+            .contains(s)),
+            "{statuses:?}"
+        );
+        let a_works = api
+            .call("GET", "/v1/admin/api-keys", Some(&a), None)
+            .await
+            .0
+            == StatusCode::OK;
+        let b_works = api
+            .call("GET", "/v1/admin/api-keys", Some(&b_secret), None)
+            .await
+            .0
+            == StatusCode::OK;
+        assert!(
+            a_works ^ b_works,
+            "exactly one admin key is left (a: {a_works}, b: {b_works})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bodies_must_be_json_objects() {
+    let api = Api::start().await;
+    let (_, admin) = api.create_tenant(json!({"name": "T"})).await;
+    let (s, v) = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(common::OPERATOR_KEY),
+            Some(json!(["arr-tenant", "From an array"])),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, v) = api
+        .call(
+            "POST",
+            "/v1/admin/api-keys",
+            Some(&admin),
+            Some(json!(["from an array", "admin"])),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, v) = api
+        .call(
+            "GET",
+            "/v1/changes?after=ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
+}

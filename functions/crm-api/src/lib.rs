@@ -8,7 +8,7 @@ use serde::Deserialize;
 use shared::app::AppState;
 use shared::calendar::model::CrmEvent;
 use shared::domain::{CrmId, UserId};
-use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, SyncCaller};
+use shared::http::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, SyncCaller};
 use shared::services::{accounts, calendar, connect, feed};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
@@ -200,14 +200,8 @@ async fn sync_now(
     SyncCaller(caller): SyncCaller,
     State(app): State<AppState>,
     ApiPath(user): ApiPath<UserId>,
-    body: axum::body::Bytes,
+    ApiJsonOrEmpty(request): ApiJsonOrEmpty<SyncNow>,
 ) -> Result<(http::StatusCode, Json<serde_json::Value>), ApiError> {
-    // The body is optional: empty means the defaults.
-    let request: SyncNow = if body.iter().all(u8::is_ascii_whitespace) {
-        SyncNow::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(e.to_string()))?
-    };
     calendar::sync_now(&app, &caller.tenant, &user, request.confirm_mass_deletion).await?;
     Ok((
         http::StatusCode::ACCEPTED,

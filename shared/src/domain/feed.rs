@@ -39,3 +39,51 @@ pub struct ChangeRecord {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
+
+impl ChangeRecord {
+    /// A record with a fresh id: ULIDs from one generator per process, so ids are strictly
+    /// increasing even within a millisecond (the feed's order is its id order).
+    pub fn new(
+        tenant: TenantId,
+        user: UserId,
+        kind: ChangeKind,
+        data: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: next_id(),
+            tenant,
+            user,
+            kind,
+            crm_id: None,
+            google_id: None,
+            data,
+            created_at: now,
+        }
+    }
+}
+
+fn next_id() -> String {
+    use std::sync::{Mutex, OnceLock};
+    static GENERATOR: OnceLock<Mutex<ulid::Generator>> = OnceLock::new();
+    let mut generator = GENERATOR
+        .get_or_init(|| Mutex::new(ulid::Generator::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Overflow needs 2^80 ids in one millisecond; fall back to a plain ULID regardless.
+    generator
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_within_a_millisecond() {
+        let ids: Vec<String> = (0..1000).map(|_| next_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -17,4 +17,8 @@ pub struct Tenant {
     /// Name of the secret holding the Google client secret, when one is set.
     #[serde(default)]
     pub google_client_secret_ref: Option<String>,
+    /// How many admin keys the tenant has (kept with the keys in one transaction, so the last
+    /// one can never be deleted, even by two concurrent requests). 0 means "not counted yet".
+    #[serde(default)]
+    pub admin_keys: u32,
 }

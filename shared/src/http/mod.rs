@@ -7,7 +7,7 @@ pub mod extract;
 
 pub use auth::{AdminCaller, Caller, OperatorCaller, SyncCaller};
 pub use error::ApiError;
-pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 
 use crate::app::AppState;
 use axum::Router;

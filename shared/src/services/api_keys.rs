@@ -39,14 +39,46 @@ pub async fn create(
 ) -> Result<CreatedKey, ApiError> {
     let name = crate::services::tenants::validate_name("name", name)?;
     let created = build(app, tenant, &name, scope);
-    match app.store.create_api_key(&created.key).await {
-        Ok(()) => {
-            tracing::info!(tenant = %tenant, key_id = %created.key.id, "API key created");
-            Ok(created)
+    for _ in 0..5 {
+        let result = if scope == ApiKeyScope::Admin {
+            let current = app
+                .store
+                .get_tenant(tenant)
+                .await?
+                .ok_or_else(|| ApiError::not_found("tenant not found"))?;
+            let mut t = current.value;
+            t.admin_keys = admin_keys(app, &t).await? + 1;
+            app.store
+                .create_api_key(&created.key, Some((&t, current.version)))
+                .await
+        } else {
+            app.store.create_api_key(&created.key, None).await
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant, key_id = %created.key.id, "API key created");
+                return Ok(created);
+            }
+            // The tenant changed meanwhile (admin keys), or it does not exist.
+            Err(StoreError::ConditionFailed) if scope == ApiKeyScope::Admin => continue,
+            Err(StoreError::ConditionFailed) => {
+                return Err(ApiError::not_found("tenant not found"))
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(StoreError::ConditionFailed) => Err(ApiError::not_found("tenant not found")),
-        Err(e) => Err(e.into()),
     }
+    Err(ApiError::conflict(
+        "concurrent_update",
+        "the tenant was changed concurrently; retry",
+    ))
+}
+
+/// The tenant's admin-key count (counted once for records from before the count existed).
+async fn admin_keys(app: &App, t: &crate::domain::Tenant) -> Result<u32, ApiError> {
+    if t.admin_keys > 0 {
+        return Ok(t.admin_keys);
+    }
+    Ok(count_admin_keys(app, &t.id).await? as u32)
 }
 
 pub async fn list(
@@ -67,18 +99,52 @@ pub async fn delete(app: &App, tenant: &TenantId, id: &ApiKeyId) -> Result<(), A
     if &key.tenant != tenant {
         return Err(ApiError::not_found("no such API key"));
     }
-    if key.scope == ApiKeyScope::Admin && count_admin_keys(app, tenant).await? <= 1 {
-        return Err(ApiError::conflict(
-            "last_admin_key",
-            "this is the tenant's last admin key; create another admin key first",
-        ));
+    if key.scope != ApiKeyScope::Admin {
+        return if app.store.delete_api_key(tenant, id).await? {
+            tracing::info!(tenant = %tenant, key_id = %id, "API key deleted");
+            Ok(())
+        } else {
+            Err(ApiError::not_found("no such API key"))
+        };
     }
-    if app.store.delete_api_key(tenant, id).await? {
-        tracing::info!(tenant = %tenant, key_id = %id, "API key deleted");
-        Ok(())
-    } else {
-        Err(ApiError::not_found("no such API key"))
+    // An admin key: the count and the key change together, so two concurrent deletes cannot
+    // both pass the "not the last one" check.
+    for _ in 0..5 {
+        let current = app
+            .store
+            .get_tenant(tenant)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant not found"))?;
+        let mut t = current.value;
+        let count = admin_keys(app, &t).await?;
+        if count <= 1 {
+            return Err(ApiError::conflict(
+                "last_admin_key",
+                "this is the tenant's last admin key; create another admin key first",
+            ));
+        }
+        t.admin_keys = count - 1;
+        match app
+            .store
+            .delete_api_key_with_tenant(id, &t, current.version)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant, key_id = %id, "API key deleted");
+                return Ok(());
+            }
+            Err(StoreError::ConditionFailed) => {
+                if app.store.get_api_key(id).await?.is_none() {
+                    return Err(ApiError::not_found("no such API key"));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(ApiError::conflict(
+        "concurrent_update",
+        "the tenant was changed concurrently; retry",
+    ))
 }
 
 async fn count_admin_keys(app: &App, tenant: &TenantId) -> Result<usize, ApiError> {

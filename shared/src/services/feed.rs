@@ -13,16 +13,7 @@ pub async fn append(
     kind: ChangeKind,
     data: serde_json::Value,
 ) -> Result<ChangeRecord, ApiError> {
-    let record = ChangeRecord {
-        id: ulid::Ulid::new().to_string(),
-        tenant: tenant.clone(),
-        user: user.clone(),
-        kind,
-        crm_id: None,
-        google_id: None,
-        data,
-        created_at: app.clock.now(),
-    };
+    let record = ChangeRecord::new(tenant.clone(), user.clone(), kind, data, app.clock.now());
     app.store.append_change(&record).await?;
     Ok(record)
 }
@@ -61,11 +52,18 @@ pub async fn list(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<ChangeRecord>, ApiError> {
+    let invalid =
+        || ApiError::bad_request("invalid_query", "after must be the id of a change record");
     let after = after
         .map(|a| {
-            a.parse::<ulid::Ulid>().map(|u| u.to_string()).map_err(|_| {
-                ApiError::bad_request("invalid_query", "after must be the id of a change record")
-            })
+            // A ULID's first character is at most 7 (26 base32 digits hold 128 bits); the
+            // decoder would silently wrap a larger one.
+            if a.len() != 26 || !matches!(a.as_bytes()[0], b'0'..=b'7') {
+                return Err(invalid());
+            }
+            a.parse::<ulid::Ulid>()
+                .map(|u| u.to_string())
+                .map_err(|_| invalid())
         })
         .transpose()?;
     Ok(app

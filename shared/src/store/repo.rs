@@ -110,12 +110,44 @@ impl Store {
         self.write(Self::tenant_item(tenant)?, Some(expected)).await
     }
 
-    /// Adds a key to an existing tenant (the tenant must exist).
-    pub async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+    /// Adds a key to an existing tenant. With `tenant` (the tenant as changed by the caller,
+    /// and the version it was read at) the tenant is written in the same transaction — how
+    /// the admin-key count stays exact.
+    pub async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        tenant: Option<(&Tenant, u64)>,
+    ) -> StoreResult<()> {
+        let tenant_op = match tenant {
+            Some((t, version)) => WriteOp::Put(
+                Self::tenant_item(t)?.with_version(version + 1),
+                Condition::Version(version),
+            ),
+            None => WriteOp::Check(keys::tenant(&key.tenant), Condition::Exists),
+        };
         self.table
             .transact(vec![
-                WriteOp::Check(keys::tenant(&key.tenant), Condition::Exists),
+                tenant_op,
                 WriteOp::Put(Self::api_key_item(key)?, Condition::NotExists),
+            ])
+            .await
+    }
+
+    /// Deletes a key and writes its tenant (changed by the caller, read at `tenant_version`)
+    /// in one transaction.
+    pub async fn delete_api_key_with_tenant(
+        &self,
+        key: &ApiKeyId,
+        tenant: &Tenant,
+        tenant_version: u64,
+    ) -> StoreResult<()> {
+        self.table
+            .transact(vec![
+                WriteOp::Put(
+                    Self::tenant_item(tenant)?.with_version(tenant_version + 1),
+                    Condition::Version(tenant_version),
+                ),
+                WriteOp::Delete(keys::api_key(key), Condition::Exists),
             ])
             .await
     }

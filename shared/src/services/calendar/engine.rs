@@ -183,16 +183,10 @@ impl Ctx<'_> {
         pair: &PairStatus,
         data: Value,
     ) -> Result<(), SyncError> {
-        let record = ChangeRecord {
-            id: ulid::Ulid::new().to_string(),
-            tenant: self.t().clone(),
-            user: self.u().clone(),
-            kind,
-            crm_id: (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string()),
-            google_id: pair.google_id.clone(),
-            data,
-            created_at: self.now(),
-        };
+        let mut record =
+            ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
+        record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
+        record.google_id = pair.google_id.clone();
         self.app.store.append_change(&record).await?;
         self.report.changes_for_crm += 1;
         Ok(())
@@ -372,21 +366,18 @@ async fn block_mass_deletion(
 ) -> Result<(), SyncError> {
     tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, deletions, pairs, "mass deletion held back");
     ctx.report.blocked.push(calendar.to_owned());
-    let record = ChangeRecord {
-        id: ulid::Ulid::new().to_string(),
-        tenant: ctx.t().clone(),
-        user: ctx.u().clone(),
-        kind: ChangeKind::MassDeletionBlocked,
-        crm_id: None,
-        google_id: None,
-        data: json!({
+    let record = ChangeRecord::new(
+        ctx.t().clone(),
+        ctx.u().clone(),
+        ChangeKind::MassDeletionBlocked,
+        json!({
             "calendar_id": calendar,
             "deletions": deletions,
             "pairs": pairs,
             "resume": "POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}",
         }),
-        created_at: ctx.now(),
-    };
+        ctx.now(),
+    );
     ctx.app.store.append_change(&record).await?;
     let message = format!("calendar {calendar}: {deletions} deletions held back (of {pairs} events); confirm to carry them out");
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
@@ -1061,6 +1052,10 @@ pub async fn link_google_born(
     else {
         return Ok("unknown");
     };
+    if born.value.deleted_at.is_some() {
+        // Gone from Google before the CRM named it: nothing to link.
+        return Ok("deleted");
+    }
     let mut linked = born.value.clone();
     linked.crm_id = crm_id.clone();
     linked.google_born = false;

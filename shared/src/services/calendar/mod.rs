@@ -267,8 +267,9 @@ pub struct Ack {
 pub struct AckResult {
     pub google_event_id: String,
     pub crm_id: String,
-    /// `linked`, `already_linked`, `unknown` (no such Google-born event), or `conflict`
-    /// (the CRM id is already paired with another event).
+    /// `linked`, `already_linked`, `unknown` (no such Google-born event), `deleted` (the
+    /// event was deleted in Google before the acknowledgement), or `conflict` (the CRM id is
+    /// already paired with another event).
     pub result: &'static str,
 }
 
