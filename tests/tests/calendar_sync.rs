@@ -687,3 +687,41 @@ async fn bad_events_are_refused_with_clear_errors() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_stale_etag_is_settled_by_reading_the_event_again() {
+    let cal = Cal::new().await;
+    cal.put("MTG-1", meeting("Etags")).await;
+    cal.run(SyncReason::RecordChange).await;
+    let e = cal.google_events().await.remove(0);
+    // Google changes something we do not sync (its etag changes); no read pass follows.
+    cal.env
+        .app
+        .google
+        .patch_event(
+            &cal.alice,
+            "primary",
+            &e.id,
+            &json!({"reminders": {"useDefault": false}}),
+            None,
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    let mut m = meeting("Etags");
+    m["location"] = json!("Room 9");
+    cal.put("MTG-1", m).await;
+    cal.run(SyncReason::RecordChange).await;
+    let e = cal.google_events().await.remove(0);
+    assert_eq!(e.location.as_deref(), Some("Room 9"));
+    let (_, v) = cal
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/events/MTG-1"),
+            &cal.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(v["state"], "synced", "{v}");
+}

@@ -843,37 +843,7 @@ async fn plan(
     }
     if pair.google_id.is_some() && pair.google_hash.is_none() {
         // Linked by the CRM to an existing Google event we have not read yet: read it.
-        let gid = pair.google_id.clone().unwrap_or_default();
-        let event = ctx
-            .app
-            .google
-            .get_event(&ctx.token, &calendar, &gid)
-            .await?;
-        let content = event
-            .as_ref()
-            .filter(|e| !e.is_cancelled())
-            .map(|e| Normalized::from_google(&google_json(e)));
-        let hash = content.as_ref().map(Normalized::hash);
-        let google = match (&hash, &event) {
-            (Some(h), Some(e)) => Side::Present {
-                hash: h,
-                modified: parse_time(e.updated.as_deref()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            },
-            _ => {
-                pair.google_id = None;
-                Side::Absent
-            }
-        };
-        execute(
-            ctx,
-            &calendar,
-            pair,
-            Some(version),
-            google,
-            event.as_ref(),
-            content,
-        )
-        .await?;
+        decide_fresh(ctx, &calendar, pair, version).await?;
         return Ok(None);
     }
     let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
@@ -942,6 +912,45 @@ async fn plan(
     }))
 }
 
+/// Reads the pair's Google event now and decides with it.
+async fn decide_fresh(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    mut pair: PairStatus,
+    version: u64,
+) -> Result<(), SyncError> {
+    let gid = pair.google_id.clone().unwrap_or_default();
+    let event = ctx.app.google.get_event(&ctx.token, calendar, &gid).await?;
+    let content = event
+        .as_ref()
+        .filter(|e| !e.is_cancelled())
+        .map(|e| Normalized::from_google(&google_json(e)));
+    let hash = content.as_ref().map(Normalized::hash);
+    let google = match (&hash, &event) {
+        (Some(h), Some(e)) => Side::Present {
+            hash: h,
+            modified: parse_time(e.updated.as_deref()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        },
+        // Gone from Google after we synced it.
+        _ if pair.google_hash.is_some() => Side::Deleted { at: ctx.now() },
+        // A link to an event that does not exist: nothing is linked.
+        _ => {
+            pair.google_id = None;
+            Side::Absent
+        }
+    };
+    execute(
+        ctx,
+        calendar,
+        pair,
+        Some(version),
+        google,
+        event.as_ref(),
+        content,
+    )
+    .await
+}
+
 /// Records the outcome of one planned change.
 async fn finish(
     ctx: &mut Ctx<'_>,
@@ -986,7 +995,11 @@ async fn finish(
         (Action::PushToGoogle | Action::DeleteInGoogle, Some(a)) => match a.error() {
             // Google changed it meanwhile (412), or a passing failure: the next pass reads
             // Google's version first and decides again.
-            Some(GoogleError::PreconditionFailed(_)) => still_waiting = true,
+            // Google changed it since our last read (and no incremental read will bring the
+            // change again): read it now and decide with what Google really holds.
+            Some(GoogleError::PreconditionFailed(_)) => {
+                return decide_fresh(ctx, &calendar, pair, version).await;
+            }
             Some(e) if e.is_transient() => still_waiting = true,
             Some(e) => pair.last_error = Some(e.to_string()),
             None => {}
