@@ -119,6 +119,7 @@ fn job(tenant: &str, user: &str) -> SyncJob {
         calendar: None,
         reason: SyncReason::Scheduled,
         confirm_mass_deletion: false,
+        record: None,
     }
 }
 

@@ -90,6 +90,7 @@ impl Sim {
             calendar: None,
             reason,
             confirm_mass_deletion: false,
+            record: None,
         };
         sync_worker::run(
             &self.env.app,

@@ -100,6 +100,7 @@ async fn run(env: &Env, reason: SyncReason) {
         calendar: None,
         reason,
         confirm_mass_deletion: false,
+        record: None,
     };
     sync_worker::run(&env.app, &job, Instant::now() + Duration::from_secs(60))
         .await

@@ -65,6 +65,7 @@ impl Cal {
             calendar: None,
             reason,
             confirm_mass_deletion: false,
+            record: None,
         };
         sync_worker::run(
             &self.env.app,
@@ -631,6 +632,7 @@ async fn a_mass_deletion_in_google_is_held_back_until_confirmed() {
         calendar: None,
         reason: SyncReason::Manual,
         confirm_mass_deletion: true,
+        record: None,
     };
     sync_worker::run(&cal.env.app, &job, Instant::now() + Duration::from_secs(60))
         .await

@@ -740,7 +740,7 @@ async fn settings_are_checked_against_what_google_has() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["settings"]["main_calendar"], "alice@example.com");
+    assert_eq!(v["settings"]["main_calendar"], "primary");
     assert_eq!(v["settings"]["monitored_calendars"], json!([team]));
     assert_eq!(v["settings"]["direction"], "google_to_crm");
 

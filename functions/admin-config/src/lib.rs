@@ -9,6 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::app::AppState;
+use shared::clock::rfc3339;
 use shared::domain::{Account, ApiKey, ApiKeyId, ApiKeyScope, TenantId};
 use shared::http::{AdminCaller, ApiError, ApiJson, ApiPath, ApiQuery, OperatorCaller};
 use shared::services::{api_keys, google_client, settings, tenants};
@@ -80,11 +81,6 @@ impl From<api_keys::CreatedKey> for CreatedKeyView {
             key_secret: c.plaintext,
         }
     }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 async fn create_tenant(

@@ -25,18 +25,31 @@ const SAFETY_MARGIN: Duration = Duration::from_secs(10);
 /// At most this long delivering webhooks after a job.
 const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
 
-/// Processes a batch of messages before `deadline`.
+/// Processes a batch of messages before `deadline`. As SQS FIFO requires, the first failed
+/// message and every one after it are reported failed (and so retried, in order); so are the
+/// messages the deadline leaves no time for.
 pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let stop = deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline);
+    let mut failed = false;
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
-        let result = match serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or("")) {
-            Ok(job) => run(app, &job, stop).await,
-            Err(e) => Err(JobError::Malformed(e)),
-        };
-        if let Err(error) = result {
-            tracing::warn!(message_id = %id, %error, "sync job failed");
+        if !failed && Instant::now() >= stop {
+            tracing::info!(message_id = %id, "no time left in this invocation; the message returns to the queue");
+            failed = true;
+        }
+        if !failed {
+            let result =
+                match serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or("")) {
+                    Ok(job) => run(app, &job, stop).await,
+                    Err(e) => Err(JobError::Malformed(e)),
+                };
+            if let Err(error) = result {
+                tracing::warn!(message_id = %id, %error, "sync job failed");
+                failed = true;
+            }
+        }
+        if failed {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -55,6 +68,11 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     };
     if !account.value.status.syncs() {
         tracing::info!(tenant = %job.tenant, user = %job.user, status = ?account.value.status, "account not active; job dropped");
+        return Ok(());
+    }
+    let tenant = app.store.get_tenant(&job.tenant).await?;
+    if tenant.is_none_or(|t| t.value.settings.sync_paused) {
+        tracing::info!(tenant = %job.tenant, "sync paused for the tenant; job dropped");
         return Ok(());
     }
     if account.value.products.contains(Product::Calendar) {
@@ -91,10 +109,13 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<()
             app,
             &job.tenant,
             &job.user,
-            job.calendar.as_deref(),
-            read_google,
-            job.confirm_mass_deletion,
-            deadline,
+            engine::PassOptions {
+                calendar: job.calendar.as_deref(),
+                read_google,
+                confirm_mass_deletion: job.confirm_mass_deletion,
+                record: job.record.as_ref(),
+                deadline,
+            },
         )
         .await;
         match result {
@@ -107,7 +128,7 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<()
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e, "calendar sync failed");
-                record_error(app, job, &e.to_string()).await;
+                record_error(app, job, &e.public_message()).await;
             }
         }
     }

@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// Keys of `extendedProperties.private` the product owns.
 pub const PROP_TENANT: &str = "crmTenant";
+pub const PROP_USER: &str = "crmUser";
 pub const PROP_CRM_ID: &str = "crmId";
 pub const PROP_TYPE: &str = "crmType";
 

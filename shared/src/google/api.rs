@@ -110,25 +110,34 @@ impl Google {
         query: &[(&str, &str)],
         token: &SecretString,
     ) -> Result<T, GoogleError> {
-        let resp = self
-            .http
-            .get(url)
-            .query(query)
-            .bearer_auth(token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| GoogleError::Transient(format!("request failed: {}", e.without_url())))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| {
-            GoogleError::Transient(format!("reading the answer: {}", e.without_url()))
-        })?;
-        if !(200..300).contains(&status) {
-            return Err(classify_status(status, &body));
-        }
-        serde_json::from_slice(&body).map_err(|e| GoogleError::Rejected {
-            status,
-            reason: format!("unexpected answer: {e}"),
+        // Through the one retry policy, like every Calendar call.
+        super::retry::with_retry(&super::retry::RetryPolicy::current(), || async {
+            let resp = self
+                .http
+                .get(url)
+                .query(query)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| {
+                    GoogleError::Transient(format!("request failed: {}", e.without_url()))
+                })?;
+            let status = resp.status().as_u16();
+            if let Some(wait) = super::retry::retry_after(status, resp.headers()) {
+                super::retry::note_retry_after(wait);
+            }
+            let body = resp.bytes().await.map_err(|e| {
+                GoogleError::Transient(format!("reading the answer: {}", e.without_url()))
+            })?;
+            if !(200..300).contains(&status) {
+                return Err(classify_status(status, &body));
+            }
+            serde_json::from_slice(&body).map_err(|e| GoogleError::Rejected {
+                status,
+                reason: format!("unexpected answer: {e}"),
+            })
         })
+        .await
     }
 
     /// The identity behind an access token (OpenID Connect userinfo).

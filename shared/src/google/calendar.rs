@@ -573,7 +573,8 @@ impl Google {
             .await
         {
             Ok(event) => Ok(Some(event)),
-            Err(GoogleError::NotFound(_)) => Ok(None),
+            // 410: deleted (and purged); either way there is no event to read.
+            Err(GoogleError::NotFound(_) | GoogleError::Gone(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }

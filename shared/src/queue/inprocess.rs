@@ -68,6 +68,7 @@ mod tests {
             calendar: None,
             reason: SyncReason::Manual,
             confirm_mass_deletion: false,
+            record: None,
         };
         let m = |id: &str| Message {
             job: job.clone(),

@@ -34,6 +34,9 @@ pub struct SyncJob {
     /// CRM confirmed them).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirm_mass_deletion: bool,
+    /// The record whose change queued the job (read directly by the worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<crate::domain::CrmId>,
 }
 
 impl SyncJob {

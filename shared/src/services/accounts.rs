@@ -3,6 +3,7 @@
 
 use super::tokens::{access_token, google_error, TokenError};
 use crate::app::App;
+use crate::clock::rfc3339;
 use crate::domain::{
     Account, AccountEvent, AccountStatus, ChannelState, Direction, Product, Products, TenantId,
     UserId,
@@ -18,10 +19,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 const MAX_MONITORED_CALENDARS: usize = 50;
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
 
 /// Read-modify-write of an account under optimistic concurrency, retried on a lost race.
 pub async fn update(
@@ -210,7 +207,12 @@ pub async fn patch(
                     entry.access_role
                 )));
             }
-            main = Some(entry.id.clone());
+            // The primary calendar is kept as `primary`, the name the sync uses for it.
+            main = Some(if entry.primary == Some(true) {
+                "primary".to_owned()
+            } else {
+                entry.id.clone()
+            });
         }
         if let Some(ids) = &p.monitored_calendars {
             if ids.len() > MAX_MONITORED_CALENDARS {
@@ -322,19 +324,13 @@ pub async fn disconnect(
                 .map_err(|e| ApiError::internal(&e, true))?;
             match cipher.open(sealed, t, &account.id) {
                 Ok(refresh) => {
-                    for attempt in 0..3 {
-                        match app.google.revoke(&refresh).await {
-                            Ok(()) => {
-                                revoked = true;
-                                break;
-                            }
-                            Err(e) if e.is_transient() && attempt < 2 => {
-                                tokio::time::sleep(super::tokens::backoff(attempt + 1)).await;
-                            }
-                            Err(e) => {
-                                tracing::warn!(tenant = %t, user = %u, error = %e, "revoking the grant failed; tokens deleted anyway");
-                                break;
-                            }
+                    let policy = crate::google::retry::RetryPolicy::current().with_max_attempts(3);
+                    match crate::google::retry::with_retry(&policy, || app.google.revoke(&refresh))
+                        .await
+                    {
+                        Ok(()) => revoked = true,
+                        Err(e) => {
+                            tracing::warn!(tenant = %t, user = %u, error = %e, "revoking the grant failed; tokens deleted anyway");
                         }
                     }
                 }

@@ -82,7 +82,7 @@ pub struct SettingsPatch {
     pub sync_paused: Option<bool>,
 }
 
-fn apply_defaults(d: &mut ConnectionDefaults, p: DefaultsPatch) -> Result<(), ApiError> {
+fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), ApiError> {
     if let Some(v) = p.direction {
         d.direction = v;
     }
@@ -103,7 +103,7 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: DefaultsPatch) -> Result<(), Ap
         }
         d.sync_since_days = days;
     }
-    if let Some(colors) = p.event_colors {
+    if let Some(colors) = p.event_colors.clone() {
         for (kind, color) in &colors {
             if !EVENT_TYPES.contains(&kind.as_str()) {
                 return Err(ApiError::invalid(format!(
@@ -121,7 +121,7 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: DefaultsPatch) -> Result<(), Ap
         }
         d.event_colors = colors;
     }
-    if let Some(name) = p.contact_group_name {
+    if let Some(name) = &p.contact_group_name {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(ApiError::invalid(
@@ -150,27 +150,58 @@ pub async fn get(app: &App, tenant: &TenantId) -> Result<SettingsView, ApiError>
 }
 
 /// Validates the whole patch first, then applies it; nothing changes if any part is invalid.
+/// Validates the whole patch and applies it to the tenant's current settings, inside the
+/// tenant's optimistic update (concurrent patches never overwrite each other); nothing
+/// changes if any part is invalid. A new webhook signing secret is stored after the settings
+/// that refer to it, and shown once.
 pub async fn patch(
     app: &App,
     tenant: &TenantId,
     patch: SettingsPatch,
 ) -> Result<SettingsView, ApiError> {
-    let current = super::tenants::get(app, tenant).await?.settings;
-    let mut next = current.clone();
-    if let Some(p) = patch.products_allowed {
-        next.products_allowed = p;
+    let candidate = new_signing_secret();
+    let secret_name = names::webhook_signing(tenant);
+    let local = super::validate::is_loopback(&app.config.public_base_url);
+    let (saved, (new_secret, removed)) = super::tenants::update(app, tenant, |t| {
+        apply(&mut t.settings, &patch, &candidate, &secret_name, local)
+    })
+    .await?;
+    if let Some(secret) = &new_secret {
+        app.secrets
+            .put(&secret_name, SecretString::from(secret.clone()))
+            .await?;
     }
-    if let Some(d) = patch.defaults {
+    if removed {
+        app.secrets.delete(&secret_name).await?;
+    }
+    tracing::info!(tenant = %tenant, "tenant settings changed");
+    Ok(view(&saved.settings, new_secret))
+}
+
+/// Applies a patch to settings; returns the new signing secret (when one is due) and whether
+/// the webhook's secret was removed.
+fn apply(
+    next: &mut TenantSettings,
+    patch: &SettingsPatch,
+    candidate_secret: &str,
+    secret_name: &str,
+    local: bool,
+) -> Result<(Option<String>, bool), ApiError> {
+    let had_secret = next.webhook_secret_ref.is_some();
+    if let Some(p) = &patch.products_allowed {
+        next.products_allowed = p.clone();
+    }
+    if let Some(d) = &patch.defaults {
         apply_defaults(&mut next.defaults, d)?;
     }
-    if let Some(urls) = patch.allowed_return_urls {
+    if let Some(urls) = &patch.allowed_return_urls {
         if urls.len() > MAX_RETURN_URLS {
             return Err(ApiError::invalid(format!(
                 "allowed_return_urls holds at most {MAX_RETURN_URLS} URLs"
             )));
         }
         let mut clean = Vec::with_capacity(urls.len());
-        for u in &urls {
+        for u in urls {
             let parsed = web_url("allowed_return_urls", u)?;
             if parsed.query().is_some() {
                 return Err(ApiError::invalid(
@@ -185,56 +216,39 @@ pub async fn patch(
     if let Some(sync_paused) = patch.sync_paused {
         next.sync_paused = sync_paused;
     }
-
     // The webhook: a new URL gets a secret if it has none; rotation replaces it.
-    let secret_name = names::webhook_signing(tenant);
-    let mut new_secret = None;
-    match patch.webhook_url {
+    let rotate = patch.rotate_webhook_secret == Some(true);
+    let mut new_secret = false;
+    match &patch.webhook_url {
         Some(Some(url)) => {
-            next.webhook_url = Some(web_url("webhook_url", &url)?.to_string());
-            if next.webhook_secret_ref.is_none() || patch.rotate_webhook_secret == Some(true) {
-                new_secret = Some(new_signing_secret());
-            }
+            next.webhook_url =
+                Some(super::validate::server_url("webhook_url", url, local)?.to_string());
+            new_secret = !had_secret || rotate;
         }
-        Some(None) => {
-            if patch.rotate_webhook_secret == Some(true) {
-                return Err(ApiError::invalid(
-                    "rotate_webhook_secret needs a webhook_url",
-                ));
-            }
-            next.webhook_url = None;
+        Some(None) if rotate => {
+            return Err(ApiError::invalid(
+                "rotate_webhook_secret needs a webhook_url",
+            ));
         }
-        None if patch.rotate_webhook_secret == Some(true) => {
+        Some(None) => next.webhook_url = None,
+        None if rotate => {
             if next.webhook_url.is_none() {
                 return Err(ApiError::invalid(
                     "rotate_webhook_secret needs a webhook_url",
                 ));
             }
-            new_secret = Some(new_signing_secret());
+            new_secret = true;
         }
         None => {}
     }
-    if let Some(secret) = &new_secret {
-        app.secrets
-            .put(&secret_name, SecretString::from(secret.clone()))
-            .await?;
-        next.webhook_secret_ref = Some(secret_name.clone());
+    if new_secret {
+        next.webhook_secret_ref = Some(secret_name.to_owned());
     }
-    let removing_webhook = next.webhook_url.is_none() && current.webhook_secret_ref.is_some();
-    if removing_webhook {
+    let removed = next.webhook_url.is_none() && had_secret;
+    if removed {
         next.webhook_secret_ref = None;
     }
-
-    let (saved, ()) = super::tenants::update(app, tenant, |t| {
-        t.settings = next.clone();
-        Ok(())
-    })
-    .await?;
-    if removing_webhook {
-        app.secrets.delete(&secret_name).await?;
-    }
-    tracing::info!(tenant = %tenant, "tenant settings changed");
-    Ok(view(&saved.settings, new_secret))
+    Ok((new_secret.then(|| candidate_secret.to_owned()), removed))
 }
 
 /// The tenant's webhook signing secret, when a webhook is set.
@@ -256,22 +270,22 @@ mod tests {
             event_colors: Some(BTreeMap::from([("meeting".into(), "12".into())])),
             ..Default::default()
         };
-        assert!(apply_defaults(&mut d, bad_color).is_err());
+        assert!(apply_defaults(&mut d, &bad_color).is_err());
         let bad_kind = DefaultsPatch {
             event_colors: Some(BTreeMap::from([("party".into(), "1".into())])),
             ..Default::default()
         };
-        assert!(apply_defaults(&mut d, bad_kind).is_err());
+        assert!(apply_defaults(&mut d, &bad_kind).is_err());
         let ok = DefaultsPatch {
             event_colors: Some(BTreeMap::from([("call".into(), "11".into())])),
             sync_since_days: Some(90),
             ..Default::default()
         };
-        apply_defaults(&mut d, ok).unwrap();
+        apply_defaults(&mut d, &ok).unwrap();
         assert_eq!(d.sync_since_days, 90);
         assert!(apply_defaults(
             &mut d,
-            DefaultsPatch {
+            &DefaultsPatch {
                 sync_since_days: Some(0),
                 ..Default::default()
             }

@@ -6,13 +6,13 @@
 use crate::app::App;
 use crate::crypto::TokenCipher;
 use crate::domain::{Account, AccountEvent, AccountStatus, TenantId, UserId};
+use crate::google::retry::{with_retry, RetryPolicy};
 use crate::google::GoogleError;
 use crate::http::ApiError;
 use crate::store::repo::Versioned;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 use time::OffsetDateTime;
 
 /// A cached token is used while it has at least this much life left.
@@ -163,24 +163,19 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     let client = super::google_client::oauth_client(app, t).await?;
     let redirect = app.config.oauth_callback_url();
 
-    let mut attempt = 0;
-    let tokens = loop {
-        match app
-            .google
+    let policy = RetryPolicy::current().with_max_attempts(REFRESH_ATTEMPTS);
+    let refreshed = with_retry(&policy, || {
+        app.google
             .refresh(&client, &redirect, &refresh_token, app.clock.now())
-            .await
-        {
-            Ok(tokens) => break tokens,
-            Err(GoogleError::Reauth(reason)) => {
-                mark_needs_reauth(app, t, u, &reason).await?;
-                return Err(TokenError::NeedsReauth(reason));
-            }
-            Err(e) if e.is_transient() && attempt + 1 < REFRESH_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(e) => return Err(TokenError::Google(e)),
+    })
+    .await;
+    let tokens = match refreshed {
+        Ok(tokens) => tokens,
+        Err(GoogleError::Reauth(reason)) => {
+            mark_needs_reauth(app, t, u, &reason).await?;
+            return Err(TokenError::NeedsReauth(reason));
         }
+        Err(e) => return Err(TokenError::Google(e)),
     };
 
     let access_sealed = cipher
@@ -207,13 +202,6 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         expires_at,
         account,
     })
-}
-
-/// Full-jitter exponential backoff: a random wait in [0, 200 ms · 2^attempt).
-pub fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap = 200u64.saturating_mul(1 << attempt.min(8));
-    Duration::from_millis(rand::thread_rng().gen_range(0..cap.max(1)))
 }
 
 /// Moves the account to `needs_reauth` (once) and tells the CRM through the change feed.

@@ -29,6 +29,49 @@ pub fn web_url(field: &str, value: &str) -> Result<Url, ApiError> {
     Ok(url)
 }
 
+/// Whether a URL points at this machine (the local server's own public URL, say).
+pub fn is_loopback(url: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
+}
+
+/// A URL the product will POST to from its servers (the CRM webhook): a [`web_url`] that, in
+/// a deployment that is not itself local, must not name this machine or a private network
+/// by address (no requests to the runtime's or the VPC's internal services).
+pub fn server_url(field: &str, value: &str, local_deployment: bool) -> Result<Url, ApiError> {
+    let url = web_url(field, value)?;
+    if local_deployment {
+        return Ok(url);
+    }
+    let internal = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        None => true,
+    };
+    if internal {
+        return Err(ApiError::invalid(format!(
+            "{field}: must be a public address"
+        )));
+    }
+    Ok(url)
+}
+
 /// Whether `candidate` is allowed by one of `allowed`: same scheme, host and port, and a path
 /// equal to the allowed path or below it (`/settings` allows `/settings` and
 /// `/settings/google`, not `/settingsX`). Query strings are free.
@@ -99,6 +142,23 @@ mod tests {
             &[],
             &Url::parse("https://crm.example.com/settings").unwrap()
         ));
+    }
+
+    #[test]
+    fn server_urls_stay_public_outside_local_runs() {
+        for bad in [
+            "http://127.0.0.1:9001/2018-06-01/runtime",
+            "https://localhost/x",
+            "https://10.0.0.5/hook",
+            "https://169.254.169.254/latest",
+            "https://[::1]/x",
+            "https://192.168.1.2/",
+        ] {
+            assert!(server_url("u", bad, false).is_err(), "{bad}");
+        }
+        assert!(server_url("u", "https://crm.example.com/hooks", false).is_ok());
+        assert!(server_url("u", "http://127.0.0.1:3000/hooks", true).is_ok());
+        assert!(is_loopback("http://127.0.0.1:8080") && !is_loopback("https://api.example.com"));
     }
 
     #[test]

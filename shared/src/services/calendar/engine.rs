@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
-use crate::calendar::normal::{Normalized, PROP_CRM_ID, PROP_TENANT, PROP_TYPE};
+use crate::calendar::normal::{Normalized, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER};
 use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, PairStatus,
     PrivateEventPolicy, Tenant, TenantId, UserId,
@@ -47,11 +47,34 @@ impl SyncError {
         match self {
             SyncError::Google(e) => e.is_transient(),
             SyncError::Token(TokenError::Google(e)) => e.is_transient(),
+            SyncError::Token(TokenError::Api(e)) | SyncError::Api(e) => e.status.is_server_error(),
             SyncError::Store(e) => e.is_retryable(),
-            SyncError::Api(e) => e.status.is_server_error(),
             _ => false,
         }
     }
+
+    /// What may be shown to the CRM (the account's `last_error`): no backend detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            SyncError::Token(e) => e.to_string(),
+            SyncError::Google(e) => e.to_string(),
+            SyncError::Store(_) => "the store was unavailable; the sync will be retried".into(),
+            SyncError::Api(e) => e.message.clone(),
+        }
+    }
+}
+
+/// What one pass covers.
+#[derive(Debug, Clone, Copy)]
+pub struct PassOptions<'a> {
+    /// Only this calendar (a push notification), or all of the account's.
+    pub calendar: Option<&'a str>,
+    /// Read Google's changes (not needed when only the CRM's waiting changes are pushed).
+    pub read_google: bool,
+    pub confirm_mass_deletion: bool,
+    /// A pair known to be waiting (read directly, in case the index has not caught up).
+    pub record: Option<&'a CrmId>,
+    pub deadline: Instant,
 }
 
 /// What a pass did.
@@ -161,6 +184,7 @@ impl Ctx<'_> {
             "extendedProperties".into(),
             json!({"private": {
                 PROP_TENANT: self.t().as_str(),
+                PROP_USER: self.u().as_str(),
                 PROP_CRM_ID: pair.crm_id.as_str(),
                 PROP_TYPE: content.kind.as_str(),
             }}),
@@ -231,11 +255,15 @@ pub async fn sync_account(
     app: &App,
     t: &TenantId,
     u: &UserId,
-    calendar: Option<&str>,
-    read_google: bool,
-    confirm_mass_deletion: bool,
-    deadline: Instant,
+    options: PassOptions<'_>,
 ) -> Result<Report, SyncError> {
+    let PassOptions {
+        calendar,
+        read_google,
+        confirm_mass_deletion,
+        record,
+        deadline,
+    } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
     if read_google {
         let mut calendars = vec![ctx.main_calendar.clone()];
@@ -251,7 +279,7 @@ pub async fn sync_account(
             read_calendar(&mut ctx, &cal, deadline).await?;
         }
     }
-    push_waiting(&mut ctx).await?;
+    push_waiting(&mut ctx, record).await?;
     let now = ctx.now();
     let blocked = !ctx.report.blocked.is_empty();
     super::super::accounts::update(app, t, u, |a| {
@@ -292,6 +320,8 @@ async fn read_calendar(
         ctx.now() - time::Duration::days(i64::from(ctx.tenant.settings.defaults.sync_since_days))
     });
     let mut deletions = 0usize;
+    // One full resync per pass at most: a second 410 in a row fails the pass.
+    let mut reset = false;
     loop {
         let full = cursor.sync_token.is_none();
         let params = ListEvents {
@@ -309,7 +339,8 @@ async fn read_calendar(
             .await
         {
             Ok(page) => page,
-            Err(e) if e.is_full_sync_required() => {
+            Err(e) if e.is_full_sync_required() && !reset => {
+                reset = true;
                 tracing::info!(tenant = %t, user = %u, calendar, "sync token expired; full resync");
                 cursor.sync_token = None;
                 cursor.page_token = None;
@@ -319,16 +350,31 @@ async fn read_calendar(
         };
         ctx.report.google_events_read += page.items.len();
 
-        // The mass-deletion guard looks at the whole page before anything is deleted.
-        let page_deletions = page.items.iter().filter(|e| e.is_cancelled()).count();
-        if !ctx.confirm_mass_deletion && page_deletions > 0 {
-            let total = deletions + page_deletions;
-            if total >= MASS_DELETION_MIN {
-                let pairs = ctx
+        // The mass-deletion guard looks at the whole page before anything is deleted: it
+        // counts the cancellations that would end a live pair of this calendar.
+        let mut page_deletions = 0usize;
+        if !ctx.confirm_mass_deletion {
+            for e in page
+                .items
+                .iter()
+                .filter(|e| e.is_cancelled() && e.recurring_event_id.is_none())
+            {
+                let pair = ctx
                     .app
                     .store
-                    .count_pairs(&t, &u, Collection::Calendar)
+                    .find_pair_by_google_id(&t, &u, Collection::Calendar, &e.id)
                     .await?;
+                if pair.is_some_and(|p| {
+                    p.value.deleted_at.is_none() && p.value.container.as_deref() == Some(calendar)
+                }) {
+                    page_deletions += 1;
+                }
+            }
+        }
+        if page_deletions > 0 {
+            let total = deletions + page_deletions;
+            if total >= MASS_DELETION_MIN {
+                let pairs = live_pairs(ctx, calendar).await?;
                 if total as f64 >= MASS_DELETION_SHARE * pairs as f64 {
                     return block_mass_deletion(ctx, calendar, total, pairs).await;
                 }
@@ -358,6 +404,34 @@ async fn read_calendar(
     }
 }
 
+/// How many live pairs the calendar has.
+async fn live_pairs(ctx: &Ctx<'_>, calendar: &str) -> Result<usize, SyncError> {
+    let mut page: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let records = ctx
+            .app
+            .store
+            .list_pairs(
+                ctx.t(),
+                ctx.u(),
+                Collection::Calendar,
+                1000,
+                page.as_deref(),
+            )
+            .await?;
+        n += records
+            .items
+            .iter()
+            .filter(|p| p.deleted_at.is_none() && p.container.as_deref() == Some(calendar))
+            .count();
+        match records.next {
+            Some(next) => page = Some(next),
+            None => return Ok(n),
+        }
+    }
+}
+
 async fn block_mass_deletion(
     ctx: &mut Ctx<'_>,
     calendar: &str,
@@ -366,6 +440,14 @@ async fn block_mass_deletion(
 ) -> Result<(), SyncError> {
     tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, deletions, pairs, "mass deletion held back");
     ctx.report.blocked.push(calendar.to_owned());
+    let message = format!("calendar {calendar}: {deletions} deletions held back (of {pairs} events); confirm to carry them out");
+    // Told once: later passes that hit the same block do not repeat the record.
+    let already_told = ctx.account.last_error.as_deref().is_some_and(|e| {
+        e.starts_with(&format!("calendar {calendar}: ")) && e.contains("held back")
+    });
+    if already_told {
+        return Ok(());
+    }
     let record = ChangeRecord::new(
         ctx.t().clone(),
         ctx.u().clone(),
@@ -379,7 +461,6 @@ async fn block_mass_deletion(
         ctx.now(),
     );
     ctx.app.store.append_change(&record).await?;
-    let message = format!("calendar {calendar}: {deletions} deletions held back (of {pairs} events); confirm to carry them out");
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
     super::super::accounts::update(ctx.app, &t, &u, |a| {
         a.last_error = Some(message.clone());
@@ -434,8 +515,14 @@ async fn apply_google_event(
             .find_pair_by_google_id(&t, &u, Collection::Calendar, master)
             .await?
         {
-            if pair.value.deleted_at.is_none() {
-                let n = Normalized::from_google(&google_json(event));
+            let same_calendar = pair.value.container.as_deref() == Some(calendar);
+            let n = Normalized::from_google(&google_json(event));
+            let n = if calendar == ctx.main_calendar {
+                Some(n)
+            } else {
+                apply_privacy(ctx.tenant.settings.defaults.private_events, event, n)
+            };
+            if let (true, true, Some(n)) = (pair.value.deleted_at.is_none(), same_calendar, n) {
                 ctx.feed(
                     ChangeKind::EventUpdated,
                     &pair.value,
@@ -458,15 +545,18 @@ async fn apply_google_event(
         .extended_properties
         .as_ref()
         .filter(|p| p.private.get(PROP_TENANT).map(String::as_str) == Some(t.as_str()))
+        .filter(|p| p.private.get(PROP_USER).map(String::as_str) == Some(u.as_str()))
         .and_then(|p| p.private.get(PROP_CRM_ID))
         .and_then(|id| CrmId::parse(id).ok());
     let mut found = match &ours {
-        Some(crm_id) => {
-            ctx.app
-                .store
-                .get_pair(&t, &u, Collection::Calendar, crm_id.as_str())
-                .await?
-        }
+        // Our own event, found by the CRM id it carries — unless the pair has moved on to
+        // another event since (a restored copy of an event we replaced is not the pair's).
+        Some(crm_id) => ctx
+            .app
+            .store
+            .get_pair(&t, &u, Collection::Calendar, crm_id.as_str())
+            .await?
+            .filter(|p| p.value.google_id.as_deref().is_none_or(|g| g == event.id)),
         None => None,
     };
     if found.is_none() {
@@ -476,6 +566,8 @@ async fn apply_google_event(
             .find_pair_by_google_id(&t, &u, Collection::Calendar, &event.id)
             .await?;
     }
+    // The same event id appears in every attendee's calendar: a pair belongs to one calendar.
+    let found = found.filter(|p| p.value.container.as_deref().is_none_or(|c| c == calendar));
     let is_main = calendar == ctx.main_calendar;
     let content = if event.is_cancelled() {
         None
@@ -554,7 +646,7 @@ async fn execute(
     event: Option<&Event>,
     google_content: Option<Normalized>,
 ) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    let loaded = pair.clone();
     let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
     let crm = crm_side(&pair, &crm_hash_now);
     let base = Baseline {
@@ -700,11 +792,63 @@ async fn execute(
     }
     pair.last_synced_at = Some(now);
     pair.last_error = None;
-    match ctx.app.store.put_pair(&t, &u, &pair, version).await {
-        // Changed under us (a CRM push during the pass): the next pass decides again.
-        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
+    commit(ctx, &loaded, pair, version, false).await
+}
+
+/// Saves a pair after its decision was carried out. If the row changed meanwhile (the CRM
+/// pushed during the pass), the outcome is merged into the fresh row rather than lost: the
+/// Google side is what this pass did, the CRM side stays the newer one — still waiting.
+async fn commit(
+    ctx: &Ctx<'_>,
+    loaded: &PairStatus,
+    mut pair: PairStatus,
+    mut version: Option<u64>,
+    mut dirty: bool,
+) -> Result<(), SyncError> {
+    let (t, u) = (ctx.t(), ctx.u());
+    for _ in 0..5 {
+        let saved = if dirty {
+            ctx.app.store.put_dirty_pair(t, u, &pair, version).await
+        } else {
+            ctx.app.store.put_pair(t, u, &pair, version).await
+        };
+        match saved {
+            Ok(_) => return Ok(()),
+            Err(StoreError::ConditionFailed) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(fresh) = ctx
+            .app
+            .store
+            .get_pair(t, u, pair.collection, pair.crm_id.as_str())
+            .await?
+        else {
+            // Re-keyed or gone (an acknowledgement raced us): nothing left to merge into.
+            return Ok(());
+        };
+        let crm_moved = fresh.value.crm_content != loaded.crm_content
+            || fresh.value.crm_deleted_at != loaded.crm_deleted_at
+            || fresh.value.generation != loaded.generation;
+        if crm_moved {
+            let mut merged = fresh.value;
+            merged.google_id = pair.google_id.clone();
+            merged.google_etag = pair.google_etag.clone();
+            merged.google_hash = pair.google_hash.clone();
+            merged.container = pair.container.clone();
+            merged.crm_hash = pair.crm_hash.clone();
+            merged.last_synced_at = pair.last_synced_at;
+            if merged.generation < pair.generation {
+                merged.generation = pair.generation;
+            }
+            pair = merged;
+            dirty = true;
+        }
+        version = Some(fresh.version);
     }
+    Err(SyncError::Api(ApiError::conflict(
+        "concurrent_update",
+        "the pair kept changing during the pass",
+    )))
 }
 
 fn record_written(pair: &mut PairStatus, written: &Event, content: &Normalized, calendar: &str) {
@@ -772,6 +916,8 @@ async fn insert(
 
 /// One waiting pair and what will be done with it.
 struct Planned {
+    /// The pair as read (to merge into if the CRM changes it meanwhile).
+    loaded: PairStatus,
     pair: PairStatus,
     version: u64,
     content: Option<Normalized>,
@@ -779,10 +925,28 @@ struct Planned {
     request: Option<CalendarRequest>,
 }
 
-async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
+async fn push_waiting(ctx: &mut Ctx<'_>, record: Option<&CrmId>) -> Result<(), SyncError> {
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
     let mut page: Option<String> = None;
     let mut planned = Vec::new();
+    // The pair the job was queued for, read directly: the dirty index is eventually
+    // consistent and may not list it yet.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(id) = record {
+        if let Some(Versioned { value, version }) = ctx
+            .app
+            .store
+            .get_pair(&t, &u, Collection::Calendar, id.as_str())
+            .await?
+        {
+            if super::waiting(&value) {
+                seen.insert(value.crm_id.clone());
+                if let Some(p) = plan(ctx, value, version).await? {
+                    planned.push(p);
+                }
+            }
+        }
+    }
     loop {
         let records = ctx
             .app
@@ -794,6 +958,9 @@ async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
             version,
         } in records.items
         {
+            if seen.contains(&pair.crm_id) {
+                continue;
+            }
             if let Some(p) = plan(ctx, pair, version).await? {
                 planned.push(p);
             }
@@ -828,12 +995,14 @@ async fn plan(
     mut pair: PairStatus,
     version: u64,
 ) -> Result<Option<Planned>, SyncError> {
+    let loaded = pair.clone();
     let calendar = pair
         .container
         .clone()
         .unwrap_or_else(|| ctx.main_calendar.clone());
     if pair.deleted_at.is_some() {
         return Ok(Some(Planned {
+            loaded,
             pair,
             version,
             content: None,
@@ -904,6 +1073,7 @@ async fn plan(
         _ => None,
     };
     Ok(Some(Planned {
+        loaded,
         pair,
         version,
         content,
@@ -957,8 +1127,8 @@ async fn finish(
     p: Planned,
     answer: Option<BatchResponse>,
 ) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
     let Planned {
+        loaded,
         mut pair,
         version,
         content,
@@ -993,13 +1163,12 @@ async fn finish(
             ctx.report.deleted_in_google += 1;
         }
         (Action::PushToGoogle | Action::DeleteInGoogle, Some(a)) => match a.error() {
-            // Google changed it meanwhile (412), or a passing failure: the next pass reads
-            // Google's version first and decides again.
             // Google changed it since our last read (and no incremental read will bring the
             // change again): read it now and decide with what Google really holds.
             Some(GoogleError::PreconditionFailed(_)) => {
                 return decide_fresh(ctx, &calendar, pair, version).await;
             }
+            // A passing failure: the pair stays waiting for the next pass.
             Some(e) if e.is_transient() => still_waiting = true,
             Some(e) => pair.last_error = Some(e.to_string()),
             None => {}
@@ -1020,18 +1189,7 @@ async fn finish(
     if !still_waiting {
         pair.last_synced_at = Some(now);
     }
-    let saved = if still_waiting {
-        ctx.app
-            .store
-            .put_dirty_pair(&t, &u, &pair, Some(version))
-            .await
-    } else {
-        ctx.app.store.put_pair(&t, &u, &pair, Some(version)).await
-    };
-    match saved {
-        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    commit(ctx, &loaded, pair, Some(version), still_waiting).await
 }
 
 /// Gives a Google-born pair the CRM id the CRM created for it.

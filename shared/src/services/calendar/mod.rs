@@ -7,18 +7,14 @@ pub mod engine;
 use crate::app::App;
 use crate::calendar::model::{parse_instant, CrmEvent};
 use crate::calendar::normal::Normalized;
+use crate::clock::rfc3339;
 use crate::domain::{AccountStatus, Collection, CrmId, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
 
 /// What the CRM sees of a pair.
 #[derive(Debug, Serialize)]
@@ -33,10 +29,15 @@ pub struct PairView {
     pub last_error: Option<String>,
 }
 
-pub fn view(p: &PairStatus) -> PairView {
-    let pending = p.deleted_at.is_none()
+/// Whether the pair's CRM side waits for the worker.
+pub fn waiting(p: &PairStatus) -> bool {
+    p.deleted_at.is_none()
         && (p.crm_deleted_at.is_some()
-            || p.crm_content.as_ref().and_then(engine::content_hash) != p.crm_hash);
+            || p.crm_content.as_ref().and_then(engine::content_hash) != p.crm_hash)
+}
+
+pub fn view(p: &PairStatus) -> PairView {
+    let pending = waiting(p);
     let state = if p.deleted_at.is_some() {
         "deleted"
     } else if p.last_error.is_some() {
@@ -78,21 +79,22 @@ async fn require_account(
     Ok(account)
 }
 
-/// Asks the worker to sync the account. `change` names what triggered it, so the same
-/// change queued twice (a retried request) is one job, while distinct changes are not lost.
+/// Asks the worker to push a record's change. `change` names it, so the same change queued
+/// twice (a retried request) is one job, while distinct changes are not lost.
 pub async fn enqueue(
     app: &App,
     t: &TenantId,
     u: &UserId,
-    reason: SyncReason,
+    record: &CrmId,
     change: &str,
 ) -> Result<(), ApiError> {
     let job = SyncJob {
         tenant: t.clone(),
         user: u.clone(),
         calendar: None,
-        reason,
+        reason: SyncReason::RecordChange,
         confirm_mass_deletion: false,
+        record: Some(record.clone()),
     };
     let message = Message {
         dedup_id: dedup_id(&[&job.group_id(), "calendar", change]),
@@ -144,11 +146,42 @@ pub async fn put(
         if stale(&pair, incoming) {
             return Ok((false, view(&pair)));
         }
-        let same = pair.deleted_at.is_none()
-            && pair.crm_deleted_at.is_none()
-            && pair.crm_content.as_ref() == Some(&content);
-        if same {
+        let same = pair.crm_deleted_at.is_none() && pair.crm_content.as_ref() == Some(&content);
+        // The same content again: nothing new — even for a tombstone, which only an edit
+        // newer than the deletion brings back (so a periodic re-push does not resurrect an
+        // event deleted in Google). A change still waiting is queued again, in case the first
+        // queueing failed.
+        if same && (pair.deleted_at.is_none() || incoming.is_none()) {
+            if waiting(&pair) {
+                enqueue(
+                    app,
+                    t,
+                    u,
+                    crm_id,
+                    &format!(
+                        "put/{crm_id}/{}",
+                        pair.crm_modified.map(rfc3339).unwrap_or_default()
+                    ),
+                )
+                .await?;
+            }
             return Ok((false, view(&pair)));
+        }
+        if let Some(link) = &event.google_event_id {
+            if pair.google_id.as_deref() != Some(link.as_str()) {
+                if let Some(other) = app
+                    .store
+                    .find_pair_by_google_id(t, u, Collection::Calendar, link)
+                    .await?
+                {
+                    if other.value.crm_id != *crm_id {
+                        return Err(ApiError::conflict(
+                            "google_event_linked",
+                            "that Google event is already paired (for an event born in Google, use POST /v1/changes/ack)",
+                        ));
+                    }
+                }
+            }
         }
         if pair.deleted_at.is_some() {
             // Re-created after a delete: a new Google event (a new id generation).
@@ -175,7 +208,7 @@ pub async fn put(
                     "put/{crm_id}/{}",
                     pair.crm_modified.map(rfc3339).unwrap_or_default()
                 );
-                enqueue(app, t, u, SyncReason::RecordChange, &change).await?;
+                enqueue(app, t, u, crm_id, &change).await?;
                 return Ok((true, view(&pair)));
             }
             Err(StoreError::ConditionFailed) => continue,
@@ -209,19 +242,15 @@ pub async fn delete(
             return Err(ApiError::not_found("no such event"));
         };
         if pair.crm_deleted_at.is_some() || pair.deleted_at.is_some() {
+            if waiting(&pair) {
+                enqueue(app, t, u, crm_id, &format!("delete/{crm_id}")).await?;
+            }
             return Ok(view(&pair));
         }
         pair.crm_deleted_at = Some(app.clock.now());
         match engine::save_dirty(app, t, u, &pair, Some(version)).await {
             Ok(()) => {
-                enqueue(
-                    app,
-                    t,
-                    u,
-                    SyncReason::RecordChange,
-                    &format!("delete/{crm_id}"),
-                )
-                .await?;
+                enqueue(app, t, u, crm_id, &format!("delete/{crm_id}")).await?;
                 return Ok(view(&pair));
             }
             Err(StoreError::ConditionFailed) => continue,
@@ -313,6 +342,7 @@ pub async fn sync_now(
         calendar: None,
         reason: SyncReason::Manual,
         confirm_mass_deletion,
+        record: None,
     };
     let message = Message {
         dedup_id: dedup_id(&[&job.group_id(), "manual", &ulid::Ulid::new().to_string()]),
