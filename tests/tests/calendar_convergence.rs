@@ -17,10 +17,9 @@ use serde_json::{json, Value};
 use shared::calendar::model::CrmEvent;
 use shared::calendar::normal::Normalized;
 use shared::domain::UserId;
-use shared::google::calendar::{Event, ListEvents, SendUpdates};
-use shared::queue::{SyncJob, SyncReason};
+use shared::google::calendar::{Event, SendUpdates};
+use shared::queue::SyncReason;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 const USER: &str = "u-sim";
 const ALICE: &str = "alice@example.com";
@@ -84,21 +83,7 @@ impl Sim {
     }
 
     async fn run(&self, reason: SyncReason) {
-        let job = SyncJob {
-            tenant: self.env.tenant.clone(),
-            user: UserId::parse(USER).unwrap(),
-            calendar: None,
-            reason,
-            confirm_mass_deletion: false,
-            record: None,
-        };
-        sync_worker::run(
-            &self.env.app,
-            &job,
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+        self.env.run_job(USER, reason).await;
         let account = self.env.stored_account(USER).await;
         assert!(
             account.last_error.is_none(),
@@ -127,25 +112,7 @@ impl Sim {
     }
 
     async fn google_events(&self) -> Vec<Event> {
-        let mut out = Vec::new();
-        let mut params = ListEvents {
-            max_results: Some(2500),
-            ..ListEvents::default()
-        };
-        loop {
-            let page = self
-                .env
-                .app
-                .google
-                .list_events(&self.alice, "primary", &params)
-                .await
-                .unwrap();
-            out.extend(page.items);
-            match page.next_page_token {
-                Some(p) => params.page_token = Some(p),
-                None => return out,
-            }
-        }
+        self.env.google_events(&self.alice).await
     }
 
     fn live_crm(&self) -> Vec<String> {

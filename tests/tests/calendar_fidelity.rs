@@ -10,10 +10,8 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::calendar::model::CrmEvent;
 use shared::calendar::normal::Normalized;
-use shared::domain::UserId;
-use shared::google::calendar::{Event, ListEvents, SendUpdates};
-use shared::queue::{SyncJob, SyncReason};
-use std::time::{Duration, Instant};
+use shared::google::calendar::{Event, SendUpdates};
+use shared::queue::SyncReason;
 
 const USER: &str = "u-fid";
 const ALICE: &str = "alice@example.com";
@@ -94,30 +92,11 @@ async fn setup() -> (Env, SecretString) {
 }
 
 async fn run(env: &Env, reason: SyncReason) {
-    let job = SyncJob {
-        tenant: env.tenant.clone(),
-        user: UserId::parse(USER).unwrap(),
-        calendar: None,
-        reason,
-        confirm_mass_deletion: false,
-        record: None,
-    };
-    sync_worker::run(&env.app, &job, Instant::now() + Duration::from_secs(60))
-        .await
-        .unwrap();
+    env.run_job(USER, reason).await;
 }
 
 async fn events(env: &Env, alice: &SecretString) -> Vec<Event> {
-    let params = ListEvents {
-        max_results: Some(2500),
-        ..ListEvents::default()
-    };
-    env.app
-        .google
-        .list_events(alice, "primary", &params)
-        .await
-        .unwrap()
-        .items
+    env.google_events(alice).await
 }
 
 fn normalized_crm(v: &Value) -> Normalized {

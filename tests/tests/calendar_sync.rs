@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::calendar::normal::Normalized;
 use shared::domain::{Collection, TenantId, UserId};
-use shared::google::calendar::{Event, ListEvents, SendUpdates};
+use shared::google::calendar::{Event, SendUpdates};
 use shared::queue::{SyncJob, SyncReason};
 use std::time::{Duration, Instant};
 
@@ -57,23 +57,8 @@ impl Cal {
         &self.env.tenant
     }
 
-    /// One worker job, as SQS would deliver it.
     async fn run(&self, reason: SyncReason) {
-        let job = SyncJob {
-            tenant: self.env.tenant.clone(),
-            user: UserId::parse(USER).unwrap(),
-            calendar: None,
-            reason,
-            confirm_mass_deletion: false,
-            record: None,
-        };
-        sync_worker::run(
-            &self.env.app,
-            &job,
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+        self.env.run_job(USER, reason).await;
     }
 
     async fn put(&self, crm_id: &str, event: Value) -> (StatusCode, Value) {
@@ -87,27 +72,8 @@ impl Cal {
             .await
     }
 
-    /// Every event in alice's primary calendar, as Google holds them.
     async fn google_events(&self) -> Vec<Event> {
-        let mut out = Vec::new();
-        let mut params = ListEvents {
-            max_results: Some(2500),
-            ..ListEvents::default()
-        };
-        loop {
-            let page = self
-                .env
-                .app
-                .google
-                .list_events(&self.alice, "primary", &params)
-                .await
-                .unwrap();
-            out.extend(page.items);
-            match page.next_page_token {
-                Some(p) => params.page_token = Some(p),
-                None => return out,
-            }
-        }
+        self.env.google_events(&self.alice).await
     }
 
     async fn feed(&self) -> Vec<Value> {

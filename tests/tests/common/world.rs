@@ -234,3 +234,44 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
     assert!(url.as_str().starts_with(RETURN_URL), "{url}");
     url.query_pairs().into_owned().collect()
 }
+
+impl Env {
+    /// One worker job for `user`, as SQS would deliver it.
+    pub async fn run_job(&self, user: &str, reason: shared::queue::SyncReason) {
+        let job = shared::queue::SyncJob {
+            tenant: self.tenant.clone(),
+            user: UserId::parse(user).unwrap(),
+            calendar: None,
+            reason,
+            confirm_mass_deletion: false,
+            record: None,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        sync_worker::run(&self.app, &job, deadline).await.unwrap();
+    }
+
+    /// Every event of the primary calendar behind `token`, as Google holds them.
+    pub async fn google_events(
+        &self,
+        token: &secrecy::SecretString,
+    ) -> Vec<shared::google::calendar::Event> {
+        let mut out = Vec::new();
+        let mut params = shared::google::calendar::ListEvents {
+            max_results: Some(2500),
+            ..Default::default()
+        };
+        loop {
+            let page = self
+                .app
+                .google
+                .list_events(token, "primary", &params)
+                .await
+                .unwrap();
+            out.extend(page.items);
+            match page.next_page_token {
+                Some(p) => params.page_token = Some(p),
+                None => return out,
+            }
+        }
+    }
+}
