@@ -375,26 +375,10 @@ async fn stop_channels(app: &App, t: &TenantId, u: &UserId) -> Result<(), ApiErr
         let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
         for ch in records
             .items
-            .into_iter()
+            .iter()
             .filter(|c| c.state == ChannelState::Active)
         {
-            if let Some(token) = &token {
-                if let Err(e) = app
-                    .google
-                    .stop_channel(&token.token, &ch.id, &ch.resource_id)
-                    .await
-                {
-                    tracing::warn!(channel = %ch.id, error = %e, "stopping a channel at Google failed");
-                }
-            }
-            if let Some(current) = app.store.get_channel(&ch.id).await? {
-                let mut stopped = current.value;
-                stopped.state = ChannelState::Stopped;
-                match app.store.put_channel(&stopped, Some(current.version)).await {
-                    Ok(_) | Err(StoreError::ConditionFailed) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            super::calendar::channels::stop(app, token.as_ref().map(|t| &t.token), ch).await;
         }
         match records.next {
             Some(next) => page = Some(next),

@@ -277,6 +277,8 @@ pub async fn sync_account(
         }
         for cal in calendars {
             read_calendar(&mut ctx, &cal, deadline).await?;
+            let account = ctx.account.id.clone();
+            super::channels::ensure(app, &ctx.token, t, u, &account, &cal).await?;
         }
     }
     push_waiting(&mut ctx, record).await?;

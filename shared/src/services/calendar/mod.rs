@@ -2,6 +2,7 @@
 //! the pair's state, acknowledgements of Google-born events, and "sync now". The passes that
 //! talk to Google are in [`engine`].
 
+pub mod channels;
 pub mod engine;
 
 use crate::app::App;

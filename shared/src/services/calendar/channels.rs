@@ -1,0 +1,178 @@
+//! Push channels (`events.watch`): one per calendar the product reads, so Google tells us
+//! of changes within seconds; renewed before expiry (the new channel first, the old one
+//! stopped only after the new one works); polling stays the safety net when one cannot be
+//! made.
+
+use super::engine::SyncError;
+use crate::app::App;
+use crate::crypto::{constant_time_eq, random_token, sha256_hex};
+use crate::domain::{AccountId, ChannelState, TenantId, UserId, WatchChannel};
+use crate::google::calendar::WatchRequest;
+use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
+use crate::store::StoreError;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+/// How long a channel is asked to live. Google caps Calendar channels at about a month; a
+/// week keeps renewals rare while a lost channel is replaced within days even without the
+/// scheduler's safety polling.
+pub const CHANNEL_TTL_SECS: u64 = 7 * 24 * 3600;
+/// A channel with less life than this left is renewed.
+pub const RENEW_BEFORE: time::Duration = time::Duration::days(1);
+/// Notifications of one channel within this window collapse into one sync job.
+pub const BURST_WINDOW_SECS: i64 = 10;
+
+/// Makes sure `calendar` has a live channel; creates or renews it. Failures are logged and
+/// leave the calendar to polling (they never fail the pass).
+pub async fn ensure(
+    app: &App,
+    token: &SecretString,
+    t: &TenantId,
+    u: &UserId,
+    account: &AccountId,
+    calendar: &str,
+) -> Result<(), SyncError> {
+    let now = app.clock.now();
+    let mut current = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
+        current.extend(
+            records
+                .items
+                .into_iter()
+                .filter(|c| c.calendar_id == calendar && c.state == ChannelState::Active),
+        );
+        match records.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    if current.iter().any(|c| c.expires_at - now > RENEW_BEFORE) {
+        return Ok(());
+    }
+    let secret = random_token(32);
+    let id = format!("cgs-{}", random_token(18));
+    let request = WatchRequest {
+        id: id.clone(),
+        token: SecretString::from(secret.clone()),
+        address: app.config.google_webhook_url(),
+        ttl_secs: Some(CHANNEL_TTL_SECS),
+    };
+    let made = match app.google.watch_events(token, calendar, &request).await {
+        Ok(made) => made,
+        Err(e) => {
+            tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no push channel; the calendar is polled");
+            return Ok(());
+        }
+    };
+    let expires_at = made
+        .expiration_ms
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .unwrap_or(now + time::Duration::seconds(CHANNEL_TTL_SECS as i64));
+    let channel = WatchChannel {
+        id: made.id,
+        tenant: t.clone(),
+        user: u.clone(),
+        account: account.clone(),
+        calendar_id: calendar.to_owned(),
+        resource_id: made.resource_id,
+        token_hash: sha256_hex(secret.as_bytes()),
+        expires_at,
+        state: ChannelState::Active,
+    };
+    app.store.put_channel(&channel, None).await?;
+    tracing::info!(tenant = %t, user = %u, calendar, "push channel opened");
+    // The new channel works: the old ones can go.
+    for old in current {
+        stop(app, Some(token), &old).await;
+    }
+    Ok(())
+}
+
+/// Stops a channel at Google (best effort; skipped without a token, e.g. once the grant is
+/// gone — the channel then simply expires) and marks it stopped.
+pub async fn stop(app: &App, token: Option<&SecretString>, channel: &WatchChannel) {
+    if let Some(token) = token {
+        if let Err(e) = app
+            .google
+            .stop_channel(token, &channel.id, &channel.resource_id)
+            .await
+        {
+            tracing::warn!(channel = %channel.id, error = %e, "stopping a channel at Google failed");
+        }
+    }
+    match app.store.get_channel(&channel.id).await {
+        Ok(Some(current)) => {
+            let mut stopped = current.value;
+            stopped.state = ChannelState::Stopped;
+            match app.store.put_channel(&stopped, Some(current.version)).await {
+                Ok(_) | Err(StoreError::ConditionFailed) => {}
+                Err(e) => {
+                    tracing::warn!(channel = %channel.id, error = %e, "could not mark a channel stopped")
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(channel = %channel.id, error = %e, "could not read a channel"),
+    }
+}
+
+/// A Google notification, as its headers carry it.
+pub struct Notification<'a> {
+    pub channel_id: &'a str,
+    pub token: Option<&'a str>,
+    pub resource_id: &'a str,
+    pub state: &'a str,
+}
+
+/// What a notification came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The channel's first message.
+    Handshake,
+    /// A sync of the channel's calendar is queued (or was, within the burst window).
+    Queued,
+    /// Not ours, stopped, expired, or forged: nothing done.
+    Unknown,
+    Forged,
+}
+
+/// Checks a notification against its channel and queues a sync of that one calendar. Does
+/// not call Google.
+pub async fn notify(app: &App, n: Notification<'_>) -> Result<Outcome, crate::http::ApiError> {
+    let Some(channel) = app.store.get_channel(n.channel_id).await? else {
+        return Ok(Outcome::Unknown);
+    };
+    let c = channel.value;
+    let now = app.clock.now();
+    if c.state != ChannelState::Active || c.expires_at <= now {
+        return Ok(Outcome::Unknown);
+    }
+    let presented = sha256_hex(n.token.unwrap_or("").as_bytes());
+    if !constant_time_eq(presented.as_bytes(), c.token_hash.as_bytes())
+        || !constant_time_eq(n.resource_id.as_bytes(), c.resource_id.as_bytes())
+    {
+        return Ok(Outcome::Forged);
+    }
+    match n.state {
+        "sync" => return Ok(Outcome::Handshake),
+        "exists" | "not_exists" => {}
+        _ => return Ok(Outcome::Unknown),
+    }
+    let job = SyncJob {
+        tenant: c.tenant.clone(),
+        user: c.user.clone(),
+        calendar: Some(c.calendar_id.clone()),
+        reason: SyncReason::Push,
+        confirm_mass_deletion: false,
+        record: None,
+    };
+    let slot = (now.unix_timestamp() / BURST_WINDOW_SECS).to_string();
+    let message = Message {
+        dedup_id: dedup_id(&[&job.group_id(), "push", &c.id, &slot]),
+        job,
+    };
+    app.queue.send(vec![message]).await?;
+    Ok(Outcome::Queued)
+}

@@ -1,0 +1,206 @@
+//! Push first: a pass opens a watch channel per calendar; Google's notifications reach the
+//! webhook, which checks the channel and its token and queues a sync of that one calendar
+//! (on SQS FIFO, moto) without calling Google; forged and unknown notifications are refused
+//! and queue nothing; disconnecting stops the channel.
+
+mod common;
+
+use common::world::{Env, CLIENT_ID};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shared::domain::{ChannelState, UserId};
+use shared::google::calendar::{Event, SendUpdates};
+use shared::queue::{SyncJob, SyncReason};
+use std::time::{Duration, Instant};
+
+const USER: &str = "u-push";
+const ALICE: &str = "alice@example.com";
+
+async fn sqs(env: &Env) -> (aws_sdk_sqs::Client, String) {
+    let client = aws_sdk_sqs::Client::new(&common::sdk(&common::moto()).await);
+    (client, env.app.config.queue_url.clone().unwrap())
+}
+
+/// The sync jobs on the queue (received and deleted), waiting up to `wait` for at least one.
+async fn drain(client: &aws_sdk_sqs::Client, url: &str, wait: Duration) -> Vec<SyncJob> {
+    let deadline = Instant::now() + wait;
+    let mut jobs = Vec::new();
+    loop {
+        let got = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages.unwrap_or_default();
+        for m in &messages {
+            jobs.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if (messages.is_empty() && !jobs.is_empty()) || Instant::now() >= deadline {
+            return jobs;
+        }
+        if messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn channels(env: &Env) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("{}/_sandbox/channels", env.sandbox_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["channels"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_change_in_google_is_pushed_queued_and_synced() {
+    let env = Env::new().await;
+    env.connect(USER, &["calendar"], ALICE, "").await;
+    let (client, url) = sqs(&env).await;
+    env.run_job(USER, SyncReason::Scheduled).await;
+
+    // The pass opened a channel to our webhook.
+    let open = channels(&env).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(
+        open[0]["address"],
+        format!("{}/webhooks/google/calendar", env.api)
+    );
+    let stored = env
+        .app
+        .store
+        .list_channels(&env.tenant, &UserId::parse(USER).unwrap(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(stored.items.len(), 1);
+    assert_eq!(stored.items[0].state, ChannelState::Active);
+    // A second pass keeps it (no renewal while it is healthy).
+    env.run_job(USER, SyncReason::Scheduled).await;
+    assert_eq!(channels(&env).await.len(), 1);
+    drain(&client, &url, Duration::from_millis(200)).await;
+
+    // The user adds an event in Google: Google posts to the webhook, which queues a sync of
+    // that calendar.
+    let alice = SecretString::from(env.sandbox.issue_access_token(
+        CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/calendar"],
+    ));
+    let e: Event = serde_json::from_value(json!({"summary": "Pushed", "start": {"date": "2027-02-01"}, "end": {"date": "2027-02-02"}})).unwrap();
+    let e = env
+        .app
+        .google
+        .insert_event(&alice, "primary", &e, SendUpdates::None)
+        .await
+        .unwrap();
+    let jobs = drain(&client, &url, Duration::from_secs(10)).await;
+    assert!(!jobs.is_empty(), "the notification queued nothing");
+    assert!(
+        jobs.iter()
+            .all(|j| j.reason == SyncReason::Push && j.calendar.as_deref() == Some("primary")),
+        "{jobs:?}"
+    );
+    // The worker runs the job: the CRM hears of the event.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    sync_worker::run(&env.app, &jobs[0], deadline)
+        .await
+        .unwrap();
+    let feed = env.changes().await;
+    assert!(
+        feed.iter()
+            .any(|r| r["kind"] == "event_created" && r["google_id"] == e.id.as_str()),
+        "{feed:?}"
+    );
+
+    // Disconnecting stops the channel, at Google and in the store.
+    let (s, _) = env
+        .call(
+            "DELETE",
+            &format!("/v1/users/{USER}/google"),
+            &env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(channels(&env).await.is_empty());
+    let stored = env
+        .app
+        .store
+        .list_channels(&env.tenant, &UserId::parse(USER).unwrap(), 10, None)
+        .await
+        .unwrap();
+    assert!(stored
+        .items
+        .iter()
+        .all(|c| c.state == ChannelState::Stopped));
+}
+
+#[tokio::test]
+async fn forged_unknown_and_malformed_notifications_queue_nothing() {
+    let env = Env::new().await;
+    env.connect(USER, &["calendar"], ALICE, "").await;
+    let (client, url) = sqs(&env).await;
+    env.run_job(USER, SyncReason::Scheduled).await;
+    drain(&client, &url, Duration::from_millis(300)).await;
+    let channel = env
+        .app
+        .store
+        .list_channels(&env.tenant, &UserId::parse(USER).unwrap(), 10, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut req = env
+            .http
+            .post(format!("{}/webhooks/google/calendar", env.api));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let goog = |id: &str, token: &str, resource: &str, state: &str| {
+        vec![
+            ("X-Goog-Channel-ID", id.to_owned()),
+            ("X-Goog-Channel-Token", token.to_owned()),
+            ("X-Goog-Resource-ID", resource.to_owned()),
+            ("X-Goog-Resource-State", state.to_owned()),
+            ("X-Goog-Message-Number", "7".to_owned()),
+        ]
+    };
+    let forged = post(goog(
+        &channel.id,
+        "not-the-token",
+        &channel.resource_id,
+        "exists",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let unknown = post(goog("cgs-nosuchchannel", "x", "r", "exists"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let malformed = post(vec![("X-Goog-Channel-ID", channel.id.clone())])
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        drain(&client, &url, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "nothing may be queued"
+    );
+}
