@@ -204,3 +204,78 @@ async fn forged_unknown_and_malformed_notifications_queue_nothing() {
         "nothing may be queued"
     );
 }
+
+#[tokio::test]
+async fn one_worker_per_account_and_channels_stop_when_the_grant_dies() {
+    let env = Env::new().await;
+    env.connect(USER, &["calendar"], ALICE, "").await;
+    env.run_job(USER, SyncReason::Scheduled).await;
+    let user = UserId::parse(USER).unwrap();
+
+    // Another worker holds the account: this one hands the message back.
+    assert!(env
+        .app
+        .store
+        .acquire_lease(
+            &env.tenant,
+            &user,
+            "other-worker",
+            env.app.clock.now_unix() + 60
+        )
+        .await
+        .unwrap());
+    let job = SyncJob {
+        tenant: env.tenant.clone(),
+        user: user.clone(),
+        calendar: None,
+        reason: SyncReason::Manual,
+        confirm_mass_deletion: false,
+        record: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    assert!(matches!(
+        sync_worker::run(&env.app, &job, deadline).await,
+        Err(sync_worker::JobError::Busy)
+    ));
+    env.app
+        .store
+        .release_lease(&env.tenant, &user, "other-worker")
+        .await
+        .unwrap();
+    sync_worker::run(&env.app, &job, deadline).await.unwrap();
+    // A lease that ran out (a crashed worker) does not block.
+    assert!(env
+        .app
+        .store
+        .acquire_lease(&env.tenant, &user, "crashed", env.app.clock.now_unix() + 1)
+        .await
+        .unwrap());
+    env.clock.advance(time::Duration::seconds(2));
+    sync_worker::run(&env.app, &job, deadline).await.unwrap();
+
+    // The user revokes access: the next pass finds the grant gone, the account needs
+    // reauthorization, and its channel no longer takes notifications.
+    let channel = env
+        .app
+        .store
+        .list_channels(&env.tenant, &user, 10, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    env.sandbox.revoke_user_grants(ALICE);
+    env.clock.advance(time::Duration::hours(2));
+    sync_worker::run(&env.app, &job, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (_, account) = env.account(USER).await;
+    assert_eq!(account["status"], "needs_reauth");
+    let stored = env
+        .app
+        .store
+        .get_channel(&channel.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.value.state, ChannelState::Stopped);
+}

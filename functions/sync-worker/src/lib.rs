@@ -18,10 +18,16 @@ pub enum JobError {
     Store(#[from] shared::store::StoreError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// Another worker holds the account's lease; the message comes back later.
+    #[error("another worker is syncing this account")]
+    Busy,
 }
 
 /// Time kept in hand before the invocation's deadline (to record state and answer).
 const SAFETY_MARGIN: Duration = Duration::from_secs(10);
+/// How long a worker's lease on an account lasts (longer than the worker's timeout, so a
+/// crashed run's lease frees itself).
+const LEASE_SECS: i64 = 360;
 /// At most this long delivering webhooks after a job.
 const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
 
@@ -75,11 +81,33 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         tracing::info!(tenant = %job.tenant, "sync paused for the tenant; job dropped");
         return Ok(());
     }
-    if account.value.products.contains(Product::Calendar) {
-        sync_calendar(app, job, deadline).await?;
+    // One worker per account at a time, even outside FIFO ordering (a redelivery racing a
+    // slow run, the local server next to a Lambda): a lease in the store, released after.
+    let holder = shared::crypto::random_token(12);
+    let until = app.clock.now_unix() + LEASE_SECS;
+    if !app
+        .store
+        .acquire_lease(&job.tenant, &job.user, &holder, until)
+        .await?
+    {
+        return Err(JobError::Busy);
     }
-    deliver(app, job, deadline).await;
-    Ok(())
+    let result = async {
+        if account.value.products.contains(Product::Calendar) {
+            sync_calendar(app, job, deadline).await?;
+        }
+        deliver(app, job, deadline).await;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = app
+        .store
+        .release_lease(&job.tenant, &job.user, &holder)
+        .await
+    {
+        tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+    }
+    result
 }
 
 /// Sends the tenant's change feed to its webhook, within what is left of the invocation

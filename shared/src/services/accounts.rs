@@ -5,8 +5,7 @@ use super::tokens::{access_token, google_error, TokenError};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::domain::{
-    Account, AccountEvent, AccountStatus, ChannelState, Direction, Product, Products, TenantId,
-    UserId,
+    Account, AccountEvent, AccountStatus, Direction, Product, Products, TenantId, UserId,
 };
 use crate::google::api::{CalendarEntry, ContactGroup};
 use crate::google::oauth::SCOPE_GMAIL;
@@ -369,22 +368,9 @@ pub async fn disconnect(
 
 /// Stops every active watch channel of the user (best effort at Google; always in the store).
 async fn stop_channels(app: &App, t: &TenantId, u: &UserId) -> Result<(), ApiError> {
-    let mut page: Option<String> = None;
     let token = access_token(app, t, u).await.ok();
-    loop {
-        let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
-        for ch in records
-            .items
-            .iter()
-            .filter(|c| c.state == ChannelState::Active)
-        {
-            super::calendar::channels::stop(app, token.as_ref().map(|t| &t.token), ch).await;
-        }
-        match records.next {
-            Some(next) => page = Some(next),
-            None => return Ok(()),
-        }
-    }
+    super::calendar::channels::stop_all(app, t, u, token.as_ref().map(|t| &t.token)).await?;
+    Ok(())
 }
 
 /// A Gmail access token with the XOAUTH2 string for IMAP and SMTP.

@@ -11,6 +11,7 @@
 //! | change record | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
 //! | webhook delivery cursor | `TENANT#{t}` | `DELIVERY` | | | |
 //! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
+//! | worker lease | `TENANT#{t}#USER#{u}` | `LEASE` | | | the lease's end |
 //!
 //! Access patterns (every one a `GetItem` or a `Query`, never a `Scan`):
 //! 1. Authenticate an API key: get `APIKEY#{key}` (the key id is part of the key).
@@ -29,6 +30,8 @@
 //! 11. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor.
 //! 12. Consume an OAuth session once: delete `OAUTH#{state}` on condition it exists.
 //! 13. Read/advance a tenant's webhook delivery cursor (and its lease): get `TENANT#{t}` / `DELIVERY`.
+//! 14. Take / release the worker's lease on an account: put `LEASE` in the user's partition on
+//!     condition no live one exists (an expired lease counts as absent); delete it after.
 
 use crate::domain::{ApiKeyId, Collection, TenantId, UserId};
 
@@ -135,6 +138,10 @@ pub fn feed_record(t: &TenantId, id: &str) -> Key {
 /// query never returns it).
 pub fn delivery_cursor(t: &TenantId) -> Key {
     Key::new(format!("TENANT#{t}"), "DELIVERY")
+}
+
+pub fn lease(t: &TenantId, u: &UserId) -> Key {
+    Key::new(user_pk(t, u), "LEASE")
 }
 
 pub fn oauth_session(state: &str) -> Key {

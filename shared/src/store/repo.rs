@@ -530,3 +530,41 @@ impl Store {
         self.write(item, expected).await
     }
 }
+
+impl Store {
+    /// Takes the account's worker lease until `until` (Unix seconds) for `holder`; `false`
+    /// when another live lease holds it. An expired lease is free.
+    pub async fn acquire_lease(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        holder: &str,
+        until: i64,
+    ) -> StoreResult<bool> {
+        let item =
+            Item::new(keys::lease(t, u), serde_json::json!({"holder": holder})).with_ttl(until);
+        match self.table.put(item, Condition::NotExists).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases the lease if `holder` still holds it.
+    pub async fn release_lease(&self, t: &TenantId, u: &UserId, holder: &str) -> StoreResult<()> {
+        let key = keys::lease(t, u);
+        if let Some(item) = self.table.get(&key).await? {
+            if item.data["holder"].as_str() == Some(holder) {
+                match self
+                    .table
+                    .delete(&key, Condition::Version(item.version))
+                    .await
+                {
+                    Ok(_) | Err(StoreError::ConditionFailed) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}

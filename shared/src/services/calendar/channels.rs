@@ -90,6 +90,30 @@ pub async fn ensure(
     Ok(())
 }
 
+/// Stops every active channel of the user (at Google too when a token is given).
+pub async fn stop_all(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    token: Option<&SecretString>,
+) -> Result<(), StoreError> {
+    let mut page: Option<String> = None;
+    loop {
+        let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
+        for ch in records
+            .items
+            .iter()
+            .filter(|c| c.state == ChannelState::Active)
+        {
+            stop(app, token, ch).await;
+        }
+        match records.next {
+            Some(next) => page = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Stops a channel at Google (best effort; skipped without a token, e.g. once the grant is
 /// gone — the channel then simply expires) and marks it stopped.
 pub async fn stop(app: &App, token: Option<&SecretString>, channel: &WatchChannel) {
