@@ -38,6 +38,8 @@ SPEC="$ROOT/docs/openapi.yaml"
 
 log() { printf '[schemathesis] %s\n' "$*" >&2; }
 die() { printf '[schemathesis] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=infra/scripts/netns.sh
+source "$ROOT/infra/scripts/netns.sh"
 
 cd "$ROOT"
 
@@ -58,25 +60,12 @@ if [[ -z "${CGS_ST_IN_NETNS:-}" ]]; then
   log "building the local server"
   cargo build -q -p local-server
 
-  if [[ "${CGS_NO_NETNS:-0}" != "1" ]] && unshare -n -- true 2>/dev/null; then
-    log "entering a private network namespace (unshare -n)"
-    CGS_ST_IN_NETNS=1 exec unshare -n -- bash "$SELF" "$@"
-  fi
-  if [[ "${CGS_NO_NETNS:-0}" != "1" ]]; then
-    log "WARNING: cannot create a network namespace (unshare -n needs root or user namespaces);"
-    log "WARNING: running in the host namespace: a fuzzed webhook URL could point anywhere"
-  fi
-  export CGS_ST_IN_NETNS=host
+  enter_netns CGS_ST_IN_NETNS "$SELF" \
+    "running in the host namespace: a fuzzed webhook URL could point anywhere" "$@"
 fi
 
 # ---- phase 2: the local server ---------------------------------------------------------
-if [[ "$CGS_ST_IN_NETNS" == "1" ]]; then
-  ip link set lo up 2>/dev/null || die "cannot bring up lo in the namespace (need iproute2 'ip')"
-fi
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+loopback_up "$CGS_ST_IN_NETNS"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/cgs-schemathesis.XXXXXX")"
 DATA_DIR="$WORK/data"
 PORT="$(free_port)"

@@ -25,6 +25,8 @@ READY_TIMEOUT="${CGS_READY_TIMEOUT:-60}"
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 die() { printf '[test.sh] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=infra/scripts/netns.sh
+source "$ROOT/infra/scripts/netns.sh"
 
 cd "$ROOT"
 
@@ -36,27 +38,14 @@ if [[ -z "${CGS_IN_NETNS:-}" ]]; then
     cargo test --workspace --no-run --locked
   fi
 
-  if [[ "${CGS_NO_NETNS:-0}" != "1" ]] && unshare -n -- true 2>/dev/null; then
-    log "entering a private network namespace (unshare -n)"
-    CGS_IN_NETNS=1 exec unshare -n -- bash "$SELF" "$@"
-  fi
-  if [[ "${CGS_NO_NETNS:-0}" != "1" ]]; then
-    log "WARNING: cannot create a network namespace (unshare -n needs root or user namespaces);"
-    log "WARNING: running on 127.0.0.1 in the host namespace: DynamoDB Local listens on all interfaces"
-  fi
-  export CGS_IN_NETNS=host
+  enter_netns CGS_IN_NETNS "$SELF" \
+    "running on 127.0.0.1 in the host namespace: DynamoDB Local listens on all interfaces" "$@"
 fi
 
 # ---- phase 2: start the servers --------------------------------------------------------
-if [[ "$CGS_IN_NETNS" == "1" ]]; then
-  ip link set lo up 2>/dev/null || die "cannot bring up lo in the namespace (need iproute2 'ip')"
-fi
+loopback_up "$CGS_IN_NETNS"
 mkdir -p "$LOGS"
 PY="$TOOLS/venv/bin/python"
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 PIDS=()
 # shellcheck disable=SC2317  # called from the EXIT trap

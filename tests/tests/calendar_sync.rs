@@ -541,13 +541,17 @@ async fn an_expired_sync_token_resyncs_without_duplicates() {
         .env
         .app
         .store
-        .count_pairs(
+        .list_pairs(
             cal.tenant(),
             &UserId::parse(USER).unwrap(),
             Collection::Calendar,
+            1000,
+            None,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .items
+        .len();
     assert_eq!(pairs, 2);
 }
 

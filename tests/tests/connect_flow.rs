@@ -270,23 +270,8 @@ async fn a_user_connects_and_the_token_is_encrypted_at_rest() {
         .unwrap()
         .unwrap();
     let raw = raw_item.data.to_string();
-    let cipher = shared::crypto::TokenCipher::load(env.app.secrets.as_ref())
-        .await
-        .unwrap();
-    let refresh = cipher
-        .open(
-            account.refresh_token_ciphertext.as_deref().unwrap(),
-            &env.tenant,
-            &account.id,
-        )
-        .unwrap();
-    let access = cipher
-        .open(
-            account.access_token_ciphertext.as_deref().unwrap(),
-            &env.tenant,
-            &account.id,
-        )
-        .unwrap();
+    let (refresh, access) = env.stored_tokens("u-alice").await;
+    let access = access.unwrap();
     assert!(refresh.expose_secret().len() > 10 && access.expose_secret().len() > 10);
     assert!(
         !raw.contains(refresh.expose_secret()),
@@ -618,17 +603,7 @@ async fn disconnect_revokes_at_google_and_is_idempotent() {
     let env = Env::new().await;
     env.connect("u1", &["calendar"], "alice@example.com", "")
         .await;
-    let account = env.stored_account("u1").await;
-    let cipher = shared::crypto::TokenCipher::load(env.app.secrets.as_ref())
-        .await
-        .unwrap();
-    let refresh = cipher
-        .open(
-            account.refresh_token_ciphertext.as_deref().unwrap(),
-            &env.tenant,
-            &account.id,
-        )
-        .unwrap();
+    let (refresh, _) = env.stored_tokens("u1").await;
 
     env.sandbox.clear_request_log();
     let (s, v) = env

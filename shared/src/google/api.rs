@@ -1,8 +1,10 @@
 //! The REST calls of Google's APIs the product makes (identity, calendar list, contact
 //! groups, channel stop); answers read into the fields the product uses.
 
+use super::calendar::CalendarRequest;
+use super::retry::{with_retry, RetryPolicy};
 use super::{Google, GoogleError};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -104,40 +106,26 @@ pub fn classify_status(status: u16, body: &[u8]) -> GoogleError {
 }
 
 impl Google {
+    /// A GET through the one retry policy and the shared send-and-classify step.
     async fn get_json<T: DeserializeOwned>(
         &self,
         url: &str,
         query: &[(&str, &str)],
         token: &SecretString,
     ) -> Result<T, GoogleError> {
-        // Through the one retry policy, like every Calendar call.
-        super::retry::with_retry(&super::retry::RetryPolicy::current(), || async {
-            let resp = self
-                .http
-                .get(url)
-                .query(query)
-                .bearer_auth(token.expose_secret())
-                .send()
-                .await
-                .map_err(|e| {
-                    GoogleError::Transient(format!("request failed: {}", e.without_url()))
-                })?;
-            let status = resp.status().as_u16();
-            if let Some(wait) = super::retry::retry_after(status, resp.headers()) {
-                super::retry::note_retry_after(wait);
-            }
-            let body = resp.bytes().await.map_err(|e| {
-                GoogleError::Transient(format!("reading the answer: {}", e.without_url()))
+        let url =
+            reqwest::Url::parse_with_params(url, query).map_err(|_| GoogleError::Rejected {
+                status: 0,
+                reason: "invalid Google URL in configuration".into(),
             })?;
-            if !(200..300).contains(&status) {
-                return Err(classify_status(status, &body));
-            }
-            serde_json::from_slice(&body).map_err(|e| GoogleError::Rejected {
-                status,
-                reason: format!("unexpected answer: {e}"),
-            })
+        let answer = with_retry(&RetryPolicy::current(), || {
+            self.send_once(token, reqwest::Method::GET, url.as_str(), &[], None)
         })
-        .await
+        .await?;
+        serde_json::from_slice(&answer.body).map_err(|e| GoogleError::Rejected {
+            status: answer.status,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// The identity behind an access token (OpenID Connect userinfo).
@@ -203,21 +191,16 @@ impl Google {
         channel_id: &str,
         resource_id: &str,
     ) -> Result<(), GoogleError> {
-        let url = format!("{}/calendar/v3/channels/stop", self.endpoints.calendar_base);
-        let resp = self
-            .http
-            .post(url)
-            .bearer_auth(token.expose_secret())
-            .json(&serde_json::json!({"id": channel_id, "resourceId": resource_id}))
-            .send()
-            .await
-            .map_err(|e| GoogleError::Transient(format!("request failed: {}", e.without_url())))?;
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) || status == 404 {
-            return Ok(());
+        let request = CalendarRequest {
+            method: reqwest::Method::POST,
+            target: "/calendar/v3/channels/stop".to_owned(),
+            body: Some(serde_json::json!({"id": channel_id, "resourceId": resource_id})),
+            if_match: None,
+        };
+        match self.execute(token, &request).await {
+            Ok(_) | Err(GoogleError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
-        let body = resp.bytes().await.unwrap_or_default();
-        Err(classify_status(status, &body))
     }
 }
 

@@ -251,14 +251,6 @@ fn apply(
     Ok((new_secret.then(|| candidate_secret.to_owned()), removed))
 }
 
-/// The tenant's webhook signing secret, when a webhook is set.
-pub async fn webhook_secret(
-    app: &App,
-    tenant: &TenantId,
-) -> Result<Option<SecretString>, ApiError> {
-    Ok(app.secrets.get(&names::webhook_signing(tenant)).await?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

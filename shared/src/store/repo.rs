@@ -323,22 +323,6 @@ impl Store {
         })
     }
 
-    /// How many pairs (tombstones included) the user has in a collection.
-    pub async fn count_pairs(&self, t: &TenantId, u: &UserId, c: Collection) -> StoreResult<usize> {
-        let mut query = Query::partition(Index::Primary, keys::pairs_partition(t, u))
-            .sort(SortKey::BeginsWith(keys::pairs_prefix(c)))
-            .limit(1000);
-        let mut n = 0;
-        loop {
-            let page = self.table.query(query.clone()).await?;
-            n += page.items.len();
-            match page.next {
-                Some(next) => query.page = Some(next),
-                None => return Ok(n),
-            }
-        }
-    }
-
     /// Replaces a pair's key (a Google-born pair gets the CRM id the CRM gave it): the new
     /// pair is created only if the id is free, and the old one removed, atomically.
     pub async fn rekey_pair(

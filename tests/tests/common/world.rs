@@ -236,6 +236,23 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
 }
 
 impl Env {
+    /// The user's stored refresh and access tokens, opened with the deployment's key (what
+    /// a test needs to check that neither appears anywhere in clear).
+    pub async fn stored_tokens(
+        &self,
+        user: &str,
+    ) -> (secrecy::SecretString, Option<secrecy::SecretString>) {
+        let account = self.stored_account(user).await;
+        let cipher = shared::crypto::TokenCipher::load(self.app.secrets.as_ref())
+            .await
+            .unwrap();
+        let open = |sealed: &str| cipher.open(sealed, &self.tenant, &account.id).unwrap();
+        (
+            open(account.refresh_token_ciphertext.as_deref().unwrap()),
+            account.access_token_ciphertext.as_deref().map(open),
+        )
+    }
+
     /// One worker job for `user`, as SQS would deliver it.
     pub async fn run_job(&self, user: &str, reason: shared::queue::SyncReason) {
         let job = shared::queue::SyncJob {

@@ -16,7 +16,7 @@ use crate::google::GoogleError;
 use crate::http::ApiError;
 use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::Versioned;
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreError;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
@@ -118,20 +118,6 @@ pub fn google_event_id(t: &TenantId, u: &UserId, crm_id: &CrmId, generation: u32
         }
     }
     out
-}
-
-/// Stores a pair whose CRM side waits for the worker.
-pub async fn save_dirty(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-    pair: &PairStatus,
-    version: Option<u64>,
-) -> StoreResult<()> {
-    app.store
-        .put_dirty_pair(t, u, pair, version)
-        .await
-        .map(|_| ())
 }
 
 fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {

@@ -203,8 +203,8 @@ pub async fn put(
         pair.crm_modified = Some(incoming.unwrap_or_else(|| app.clock.now()));
         pair.crm_deleted_at = None;
         pair.last_error = None;
-        match engine::save_dirty(app, t, u, &pair, version).await {
-            Ok(()) => {
+        match app.store.put_dirty_pair(t, u, &pair, version).await {
+            Ok(_) => {
                 let change = format!(
                     "put/{crm_id}/{}",
                     pair.crm_modified.map(rfc3339).unwrap_or_default()
@@ -249,8 +249,8 @@ pub async fn delete(
             return Ok(view(&pair));
         }
         pair.crm_deleted_at = Some(app.clock.now());
-        match engine::save_dirty(app, t, u, &pair, Some(version)).await {
-            Ok(()) => {
+        match app.store.put_dirty_pair(t, u, &pair, Some(version)).await {
+            Ok(_) => {
                 enqueue(app, t, u, crm_id, &format!("delete/{crm_id}")).await?;
                 return Ok(view(&pair));
             }
