@@ -76,6 +76,16 @@ impl Cal {
         self.env.google_events(&self.alice).await
     }
 
+    /// The user edits an event in Google Calendar (a patch of the given fields).
+    async fn edit_in_google(&self, id: &str, fields: &Value) {
+        self.env
+            .app
+            .google
+            .patch_event(&self.alice, "primary", id, fields, None, SendUpdates::None)
+            .await
+            .unwrap();
+    }
+
     async fn feed(&self) -> Vec<Value> {
         self.env.changes().await
     }
@@ -195,19 +205,8 @@ async fn google_edits_reach_the_crm_feed_and_patches_keep_attendees() {
     let e = cal.google_events().await.remove(0);
 
     // The user renames it in Google.
-    cal.env
-        .app
-        .google
-        .patch_event(
-            &cal.alice,
-            "primary",
-            &e.id,
-            &json!({"summary": "Planning (Q3)"}),
-            None,
-            SendUpdates::None,
-        )
-        .await
-        .unwrap();
+    cal.edit_in_google(&e.id, &json!({"summary": "Planning (Q3)"}))
+        .await;
     cal.run(SyncReason::Push).await;
     let feed = cal.feed().await;
     let updated: Vec<&Value> = feed
@@ -227,12 +226,7 @@ async fn google_edits_reach_the_crm_feed_and_patches_keep_attendees() {
 
     // The CRM then changes the location: a patch of our fields only; Google's own additions
     // (here a reminder) survive, and attendees stay.
-    cal.env
-        .app
-        .google
-        .patch_event(&cal.alice, "primary", &e.id, &json!({"reminders": {"useDefault": false, "overrides": [{"method": "popup", "minutes": 5}]}}), None, SendUpdates::None)
-        .await
-        .unwrap();
+    cal.edit_in_google(&e.id, &json!({"reminders": {"useDefault": false, "overrides": [{"method": "popup", "minutes": 5}]}})).await;
     cal.run(SyncReason::Push).await;
     let mut m = meeting("Planning (Q3)");
     m["location"] = json!("Room 7");
@@ -325,19 +319,8 @@ async fn conflicts_follow_the_later_edit_by_default() {
     cal.run(SyncReason::RecordChange).await;
     let e = cal.google_events().await.remove(0);
     // Google edited now; the CRM's edit carries an older time: Google wins.
-    cal.env
-        .app
-        .google
-        .patch_event(
-            &cal.alice,
-            "primary",
-            &e.id,
-            &json!({"summary": "Budget (Google)"}),
-            None,
-            SendUpdates::None,
-        )
-        .await
-        .unwrap();
+    cal.edit_in_google(&e.id, &json!({"summary": "Budget (Google)"}))
+        .await;
     let mut crm_edit = meeting("Budget (CRM)");
     crm_edit["updated_at"] = json!("2026-01-02T00:00:00Z");
     cal.put("MTG-1", crm_edit).await;
@@ -434,19 +417,8 @@ async fn an_edit_beats_a_delete() {
     cal.run(SyncReason::RecordChange).await;
     let e = cal.google_events().await.remove(0);
     // Google edits, the CRM deletes before it heard: the edit wins, the CRM gets it back.
-    cal.env
-        .app
-        .google
-        .patch_event(
-            &cal.alice,
-            "primary",
-            &e.id,
-            &json!({"summary": "Contested (edited)"}),
-            None,
-            SendUpdates::None,
-        )
-        .await
-        .unwrap();
+    cal.edit_in_google(&e.id, &json!({"summary": "Contested (edited)"}))
+        .await;
     cal.env
         .call(
             "DELETE",
@@ -667,19 +639,8 @@ async fn a_stale_etag_is_settled_by_reading_the_event_again() {
     cal.run(SyncReason::RecordChange).await;
     let e = cal.google_events().await.remove(0);
     // Google changes something we do not sync (its etag changes); no read pass follows.
-    cal.env
-        .app
-        .google
-        .patch_event(
-            &cal.alice,
-            "primary",
-            &e.id,
-            &json!({"reminders": {"useDefault": false}}),
-            None,
-            SendUpdates::None,
-        )
-        .await
-        .unwrap();
+    cal.edit_in_google(&e.id, &json!({"reminders": {"useDefault": false}}))
+        .await;
     let mut m = meeting("Etags");
     m["location"] = json!("Room 9");
     cal.put("MTG-1", m).await;
