@@ -225,17 +225,49 @@ async fn google_edits_reach_the_crm_feed_and_patches_keep_attendees() {
     );
 
     // The CRM then changes the location: a patch of our fields only; Google's own additions
-    // (here a reminder) survive, and attendees stay.
-    cal.edit_in_google(&e.id, &json!({"reminders": {"useDefault": false, "overrides": [{"method": "popup", "minutes": 5}]}})).await;
+    // (a reminder, and a meeting room booked in Google) survive, and attendees stay.
+    let room = "c_1880rooms4th@resource.calendar.google.com";
+    let mut attendees = serde_json::to_value(e.attendees.clone().unwrap()).unwrap();
+    attendees.as_array_mut().unwrap().push(
+        json!({"email": room, "displayName": "4th floor", "resource": true, "responseStatus": "accepted"}),
+    );
+    cal.edit_in_google(&e.id, &json!({"reminders": {"useDefault": false, "overrides": [{"method": "popup", "minutes": 5}]}, "attendees": attendees})).await;
     cal.run(SyncReason::Push).await;
+    assert_eq!(
+        cal.feed().await.len(),
+        feed.len(),
+        "a room is not the CRM's business: no record"
+    );
     let mut m = meeting("Planning (Q3)");
     m["location"] = json!("Room 7");
     cal.put("MTG-1", m).await;
     cal.run(SyncReason::RecordChange).await;
     let e = cal.google_events().await.remove(0);
     assert_eq!(e.location.as_deref(), Some("Room 7"));
-    assert_eq!(e.attendees.as_ref().unwrap().len(), 2);
+    let attendees = e.attendees.as_ref().unwrap();
+    assert_eq!(attendees.len(), 3, "{attendees:?}");
+    assert!(attendees
+        .iter()
+        .any(|a| a.email.as_deref() == Some(room) && a.resource == Some(true)));
     assert_eq!(e.reminders.as_ref().unwrap().use_default, Some(false));
+
+    // Removing a person in the CRM still removes them, and keeps the room.
+    let mut m = meeting("Planning (Q3)");
+    m["location"] = json!("Room 7");
+    m["attendees"].as_array_mut().unwrap().pop();
+    cal.put("MTG-1", m).await;
+    cal.run(SyncReason::RecordChange).await;
+    let e = cal.google_events().await.remove(0);
+    let emails: Vec<_> = e
+        .attendees
+        .unwrap()
+        .into_iter()
+        .filter_map(|a| a.email)
+        .collect();
+    assert_eq!(
+        emails,
+        vec!["carol@example.org".to_owned(), room.to_owned()]
+    );
 }
 
 #[tokio::test]

@@ -65,6 +65,11 @@ pub struct PairStatus {
     /// Born in Google and not yet acknowledged by the CRM with a CRM id.
     #[serde(default)]
     pub google_born: bool,
+    /// Attendees of the Google event the CRM does not model (rooms and other resources), as
+    /// Google last showed them: a CRM edit's attendee list is sent with them, so a room booked
+    /// in Google is not dropped by the next CRM change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub google_resources: Vec<serde_json::Value>,
 }
 
 impl PairStatus {
@@ -88,6 +93,7 @@ impl PairStatus {
             crm_modified: None,
             crm_deleted_at: None,
             google_born: false,
+            google_resources: Vec::new(),
         }
     }
 }

@@ -166,6 +166,14 @@ impl Ctx<'_> {
     /// extended properties, and the tenant's colour for the event type.
     fn google_body(&self, pair: &PairStatus, content: &Normalized) -> Map<String, Value> {
         let mut body = content.to_google();
+        if let Some(Value::Array(attendees)) = body.get_mut("attendees") {
+            for resource in &pair.google_resources {
+                let email = resource["email"].as_str();
+                if !attendees.iter().any(|a| a["email"].as_str() == email) {
+                    attendees.push(resource.clone());
+                }
+            }
+        }
         body.insert(
             "extendedProperties".into(),
             json!({"private": {
@@ -488,6 +496,17 @@ fn google_json(event: &Event) -> Value {
     serde_json::to_value(event).unwrap_or(Value::Null)
 }
 
+/// The event's attendees the CRM does not model (rooms and other resources).
+fn resources_of(event: &Event) -> Vec<Value> {
+    event
+        .attendees
+        .iter()
+        .flatten()
+        .filter(|a| a.resource == Some(true))
+        .filter_map(|a| serde_json::to_value(a).ok())
+        .collect()
+}
+
 async fn apply_google_event(
     ctx: &mut Ctx<'_>,
     calendar: &str,
@@ -635,6 +654,9 @@ async fn execute(
     google_content: Option<Normalized>,
 ) -> Result<(), SyncError> {
     let loaded = pair.clone();
+    if let Some(e) = event.filter(|e| !e.is_cancelled()) {
+        pair.google_resources = resources_of(e);
+    }
     let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
     let crm = crm_side(&pair, &crm_hash_now);
     let base = Baseline {
@@ -823,6 +845,7 @@ async fn commit(
             merged.google_etag = pair.google_etag.clone();
             merged.google_hash = pair.google_hash.clone();
             merged.container = pair.container.clone();
+            merged.google_resources = pair.google_resources.clone();
             merged.crm_hash = pair.crm_hash.clone();
             merged.last_synced_at = pair.last_synced_at;
             if merged.generation < pair.generation {
@@ -843,6 +866,7 @@ fn record_written(pair: &mut PairStatus, written: &Event, content: &Normalized, 
     pair.google_id = Some(written.id.clone());
     pair.container = Some(calendar.to_owned());
     pair.google_etag = written.etag.clone();
+    pair.google_resources = resources_of(written);
     pair.google_hash = Some(Normalized::from_google(&google_json(written)).hash());
     pair.crm_hash = Some(content.hash());
     pair.deleted_at = None;
