@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::calendar::model::CrmEvent;
-use shared::calendar::normal::Normalized;
+use shared::calendar::normal::{instance_suffix, Normalized};
 use shared::google::calendar::{Event, SendUpdates};
 use shared::queue::SyncReason;
 
@@ -74,6 +74,24 @@ fn corpus() -> Vec<(&'static str, Value)> {
             json!({"title": "Contract review", "description": "Clause. ".repeat(900), "start": {"date_time": "2027-08-01T10:00:00Z"}, "end": {"date_time": "2027-08-01T12:00:00Z"}, "time_zone": "UTC"}),
         ),
         (
+            "series with moved, edited and cancelled occurrences",
+            json!({"title": "Weekly review", "start": {"date_time": "2027-03-22T16:00:00+01:00"}, "end": {"date_time": "2027-03-22T17:00:00+01:00"}, "time_zone": "Europe/Amsterdam",
+            "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=6"],
+            "attendees": [{"email": "bo@example.org", "response": "accepted"}, {"email": "cy@example.org", "response": "needsAction"}],
+            "exceptions": [
+                // Across the DST change: the rule keeps 16:00 local, the move is to 18:00 local.
+                {"original_start": {"date_time": "2027-03-29T16:00:00+02:00"}, "start": {"date_time": "2027-03-29T18:00:00+02:00"}, "end": {"date_time": "2027-03-29T19:30:00+02:00"}},
+                {"original_start": {"date_time": "2027-04-05T14:00:00Z"}, "cancelled": true},
+                {"original_start": {"date_time": "2027-04-12T16:00:00+02:00"}, "title": "Weekly review — Q2 kick-off", "location": "Zaal 3",
+                 "attendees": [{"email": "bo@example.org", "response": "declined"}, {"email": "cy@example.org", "response": "accepted"}, {"email": "di@example.org"}]}
+            ]}),
+        ),
+        (
+            "all-day series with a cancelled day",
+            json!({"title": "Conference", "start": {"date": "2027-05-10"}, "end": {"date": "2027-05-11"}, "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"],
+                   "exceptions": [{"original_start": {"date": "2027-05-11"}, "cancelled": true}]}),
+        ),
+        (
             "private",
             json!({"title": "Doctor", "visibility": "private", "start": {"date_time": "2027-09-01T08:00:00+01:00"}, "end": {"date_time": "2027-09-01T08:30:00+01:00"}, "time_zone": "Europe/London"}),
         ),
@@ -99,6 +117,22 @@ async fn events(env: &Env, alice: &SecretString) -> Vec<Event> {
     env.google_events(alice).await
 }
 
+/// Google's picture of one event: a series with its exceptions (the other items of the list).
+fn normalized_google(g: &Event, all: &[Event]) -> Normalized {
+    let all: Vec<Value> = all
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    Normalized::from_google_series(&serde_json::to_value(g).unwrap(), &all)
+}
+
+/// The series masters and single events (not the instances of series).
+fn masters(all: &[Event]) -> Vec<&Event> {
+    all.iter()
+        .filter(|e| e.recurring_event_id.is_none())
+        .collect()
+}
+
 fn normalized_crm(v: &Value) -> Normalized {
     Normalized::from_crm(&serde_json::from_value::<CrmEvent>(v.clone()).unwrap())
 }
@@ -119,7 +153,8 @@ async fn crm_to_google_to_crm() {
         assert_eq!(s, StatusCode::ACCEPTED, "{name}: {v}");
     }
     run(&env, SyncReason::RecordChange).await;
-    let google = events(&env, &alice).await;
+    let all = events(&env, &alice).await;
+    let google = masters(&all);
     assert_eq!(google.len(), corpus().len());
     for (i, (name, e)) in corpus().into_iter().enumerate() {
         let g = google
@@ -133,7 +168,7 @@ async fn crm_to_google_to_crm() {
             })
             .unwrap_or_else(|| panic!("{name} not in Google"));
         assert_eq!(
-            Normalized::from_google(&serde_json::to_value(g).unwrap()),
+            normalized_google(g, &all),
             normalized_crm(&e),
             "{name}: CRM → Google"
         );
@@ -179,17 +214,48 @@ async fn crm_to_google_to_crm() {
 async fn google_to_crm_to_google() {
     let (env, alice) = setup().await;
     run(&env, SyncReason::Scheduled).await;
-    // The same corpus, created in Google by the user.
+    // The same corpus, created in Google by the user: each event, then each exception on its
+    // occurrence's instance (moved or edited: a patch; cancelled: a delete).
     for (_, e) in corpus() {
         let n = normalized_crm(&e);
         let mut body = Value::Object(n.to_google());
         body.as_object_mut().unwrap().retain(|_, v| !v.is_null());
         let event: Event = serde_json::from_value(body).unwrap();
-        env.app
+        let master = env
+            .app
             .google
             .insert_event(&alice, "primary", &event, SendUpdates::None)
             .await
             .unwrap();
+        for x in &n.exceptions {
+            let id = format!(
+                "{}_{}",
+                master.id,
+                instance_suffix(&x.original_start).unwrap()
+            );
+            if x.cancelled {
+                env.app
+                    .google
+                    .delete_event(&alice, "primary", &id, None, SendUpdates::None)
+                    .await
+                    .unwrap();
+            } else {
+                let mut fields = n.occurrence(x).to_google();
+                fields.remove("recurrence");
+                env.app
+                    .google
+                    .patch_event(
+                        &alice,
+                        "primary",
+                        &id,
+                        &Value::Object(fields),
+                        None,
+                        SendUpdates::None,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
     }
     run(&env, SyncReason::Push).await;
     let feed = env.changes().await;
@@ -198,19 +264,26 @@ async fn google_to_crm_to_google() {
         .filter(|r| r["kind"] == "event_created")
         .collect();
     assert_eq!(created.len(), corpus().len());
-    // What the CRM receives normalizes to what Google holds.
+    // What the CRM receives normalizes to what Google holds, and is what the user made.
     let google = events(&env, &alice).await;
     for r in &created {
         let g = google
             .iter()
             .find(|g| r["google_id"] == g.id.as_str())
             .unwrap();
+        let received = normalized_crm(&r["data"]["event"]);
         assert_eq!(
-            normalized_crm(&r["data"]["event"]),
-            Normalized::from_google(&serde_json::to_value(g).unwrap()),
+            received,
+            normalized_google(g, &google),
             "Google → CRM: {}",
             r["data"]["event"]["title"]
         );
+        let made = corpus()
+            .into_iter()
+            .map(|(_, e)| normalized_crm(&e))
+            .find(|n| n.title == received.title)
+            .unwrap();
+        assert_eq!(received.exceptions, made.exceptions, "{}", made.title);
     }
     // The CRM stores them, acknowledges, and pushes them back as they came: Google is not
     // written to, and nothing changes there.

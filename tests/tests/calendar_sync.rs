@@ -690,3 +690,132 @@ async fn a_stale_etag_is_settled_by_reading_the_event_again() {
         .await;
     assert_eq!(v["state"], "synced", "{v}");
 }
+
+#[tokio::test]
+async fn exceptions_of_a_series_follow_edits_both_ways() {
+    let cal = Cal::new().await;
+    let series = |exceptions: Value| {
+        json!({
+            "title": "Weekly demo", "start": {"date_time": "2026-07-06T15:00:00+02:00"},
+            "end": {"date_time": "2026-07-06T15:30:00+02:00"}, "time_zone": "Europe/Paris",
+            "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"], "exceptions": exceptions,
+        })
+    };
+    let moved = json!({"original_start": {"date_time": "2026-07-13T15:00:00+02:00"},
+        "start": {"date_time": "2026-07-14T09:00:00+02:00"}, "end": {"date_time": "2026-07-14T09:30:00+02:00"}});
+    assert_eq!(
+        cal.put("SER-1", series(json!([moved]))).await.0,
+        StatusCode::ACCEPTED
+    );
+    cal.run(SyncReason::RecordChange).await;
+    let master = cal
+        .google_events()
+        .await
+        .into_iter()
+        .find(|e| e.recurrence.is_some())
+        .unwrap();
+    let instance = |suffix: &str| format!("{}_{suffix}", master.id);
+    let got = |id: String| {
+        let alice = &cal.alice;
+        let app = &cal.env.app;
+        async move {
+            app.google
+                .get_event(alice, "primary", &id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let starts_at = |e: Event| {
+        let t = e.start.and_then(|s| s.date_time).unwrap();
+        time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp()
+    };
+    let utc = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp()
+    };
+    let e = got(instance("20260713T130000Z")).await;
+    assert_eq!(starts_at(e), utc("2026-07-14T07:00:00Z"), "moved in Google");
+
+    // The user cancels the occurrence of 20 July in Google: the CRM hears of the series with
+    // both exceptions, for the cost of the incremental list plus one read of the series.
+    cal.env
+        .app
+        .google
+        .delete_event(
+            &cal.alice,
+            "primary",
+            &instance("20260720T130000Z"),
+            None,
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    cal.env.sandbox.clear_request_log();
+    cal.run(SyncReason::Push).await;
+    let lists = cal.google_requests("/calendar/v3/calendars/primary/events");
+    assert!(
+        lists <= 3,
+        "{lists} Calendar requests for one changed occurrence"
+    );
+    let feed = cal.feed().await;
+    let update = feed
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "event_updated" && r["crm_id"] == "SER-1")
+        .expect("the series' update");
+    let exceptions = update["data"]["event"]["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions.len(), 2, "{exceptions:?}");
+    assert_eq!(exceptions[1]["cancelled"], true);
+    assert_eq!(
+        exceptions[1]["original_start"]["date_time"],
+        "2026-07-20T13:00:00Z"
+    );
+
+    // The CRM takes that in and drops the move: the occurrence of 13 July goes back to the
+    // rule's time, the cancellation stays.
+    let cancelled =
+        json!({"original_start": {"date_time": "2026-07-20T15:00:00+02:00"}, "cancelled": true});
+    assert_eq!(
+        cal.put("SER-1", series(json!([cancelled]))).await.0,
+        StatusCode::ACCEPTED
+    );
+    cal.run(SyncReason::RecordChange).await;
+    let e = got(instance("20260713T130000Z")).await;
+    assert_eq!(
+        starts_at(e),
+        utc("2026-07-13T13:00:00Z"),
+        "back to the rule"
+    );
+    let e = got(instance("20260720T130000Z")).await;
+    assert!(e.is_cancelled());
+    // And nothing echoes back to the CRM.
+    let before = cal.feed().await.len();
+    cal.run(SyncReason::Scheduled).await;
+    assert_eq!(cal.feed().await.len(), before);
+
+    // An occurrence the rule does not have is reported on the pair, not retried forever.
+    let bogus =
+        json!({"original_start": {"date_time": "2026-07-15T15:00:00+02:00"}, "title": "Nope"});
+    cal.put("SER-1", series(json!([cancelled, bogus]))).await;
+    cal.run(SyncReason::RecordChange).await;
+    let (s, v) = cal
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/events/SER-1"),
+            &cal.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not an occurrence")),
+        "{v}"
+    );
+}

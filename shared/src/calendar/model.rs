@@ -113,6 +113,31 @@ pub struct EventTime {
     pub date_time: Option<String>,
 }
 
+/// A change to one occurrence of a recurring series: moved, edited or cancelled. Fields left
+/// out are the series' own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmException {
+    /// The occurrence's start as the series' rule gives it (what identifies the occurrence).
+    pub original_start: EventTime,
+    /// The occurrence does not take place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Moved: the occurrence's new start and end (both, or neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<EventTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<EventTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attendees: Option<Vec<Attendee>>,
+}
+
 /// A CRM event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +159,9 @@ pub struct CrmEvent {
     /// `RRULE:`, `EXDATE`, `RDATE` lines of a recurring series.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recurrence: Vec<String>,
+    /// Occurrences of the series that differ from the rule (moved, edited, cancelled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<CrmException>,
     #[serde(default)]
     pub visibility: Visibility,
     /// The CRM's own version of the record (any string that changes with each edit).
@@ -152,6 +180,7 @@ pub const MAX_DESCRIPTION: usize = 8192;
 pub const MAX_LOCATION: usize = 1024;
 pub const MAX_ATTENDEES: usize = 500;
 pub const MAX_RECURRENCE_LINES: usize = 50;
+pub const MAX_EXCEPTIONS: usize = 200;
 
 fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::invalid(msg)
@@ -201,7 +230,134 @@ fn clean_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A start and an end: both dates or both date-times, the end after the start.
+fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), ApiError> {
+    check_time(&format!("{prefix}start"), start)?;
+    check_time(&format!("{prefix}end"), end)?;
+    match (&start.date, &end.date, &start.date_time, &end.date_time) {
+        (Some(s), Some(e), None, None) => {
+            if parse_date(e) <= parse_date(s) {
+                return Err(invalid(format!(
+                    "{prefix}end.date must be after {prefix}start.date (the end date is exclusive)"
+                )));
+            }
+        }
+        (None, None, Some(s), Some(e)) => {
+            if parse_instant(e) <= parse_instant(s) {
+                return Err(invalid(format!("{prefix}end must be after {prefix}start")));
+            }
+        }
+        _ => {
+            return Err(invalid(format!(
+                "{prefix}start and {prefix}end must both be dates or both be date-times"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn check_attendees(prefix: &str, attendees: &[Attendee]) -> Result<(), ApiError> {
+    if attendees.len() > MAX_ATTENDEES {
+        return Err(invalid(format!(
+            "{prefix}attendees: at most {MAX_ATTENDEES}"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for a in attendees {
+        crate::services::validate::email(&format!("{prefix}attendees[].email"), &a.email)?;
+        if !seen.insert(a.email.to_lowercase()) {
+            return Err(invalid(format!(
+                "{prefix}attendees: {} appears twice",
+                a.email
+            )));
+        }
+        if let Some(n) = &a.name {
+            clean_text(&format!("{prefix}attendees[].name"), n, 256)?;
+        }
+    }
+    Ok(())
+}
+
 impl CrmEvent {
+    fn validate_exceptions(&self) -> Result<(), ApiError> {
+        if self.exceptions.is_empty() {
+            return Ok(());
+        }
+        if self.recurrence.is_empty() {
+            return Err(invalid("exceptions need a recurring series (recurrence)"));
+        }
+        if self.exceptions.len() > MAX_EXCEPTIONS {
+            return Err(invalid(format!("at most {MAX_EXCEPTIONS} exceptions")));
+        }
+        let all_day = self.start.date.is_some();
+        let mut seen = std::collections::HashSet::new();
+        for (i, x) in self.exceptions.iter().enumerate() {
+            let p = format!("exceptions[{i}].");
+            check_time(&format!("{p}original_start"), &x.original_start)?;
+            if x.original_start.date.is_some() != all_day {
+                return Err(invalid(format!(
+                    "{p}original_start must be a {} like the series' start",
+                    if all_day { "date" } else { "date_time" }
+                )));
+            }
+            let key = match (&x.original_start.date, &x.original_start.date_time) {
+                (Some(d), _) => d.clone(),
+                (None, Some(dt)) => parse_instant(dt)
+                    .map(|t| t.unix_timestamp().to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            if !seen.insert(key) {
+                return Err(invalid(format!(
+                    "{p}original_start: the occurrence appears twice"
+                )));
+            }
+            let overrides = x.title.is_some()
+                || x.description.is_some()
+                || x.location.is_some()
+                || x.start.is_some()
+                || x.end.is_some()
+                || x.attendees.is_some();
+            if x.cancelled && overrides {
+                return Err(invalid(format!(
+                    "{p}: a cancelled occurrence has no other fields"
+                )));
+            }
+            if let Some(t) = &x.title {
+                if t.trim().is_empty() {
+                    return Err(invalid(format!("{p}title must not be empty")));
+                }
+                clean_text(&format!("{p}title"), t, MAX_TITLE)?;
+            }
+            if let Some(d) = &x.description {
+                clean_text(&format!("{p}description"), d, MAX_DESCRIPTION)?;
+            }
+            if let Some(l) = &x.location {
+                clean_text(&format!("{p}location"), l, MAX_LOCATION)?;
+            }
+            match (&x.start, &x.end) {
+                (Some(s), Some(e)) => {
+                    check_span(&p, s, e)?;
+                    if s.date.is_some() != all_day {
+                        return Err(invalid(format!(
+                            "{p}start and end must be of the series' kind (dates or date-times)"
+                        )));
+                    }
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "{p}start and end come together (a moved occurrence needs both)"
+                    )))
+                }
+            }
+            if let Some(a) = &x.attendees {
+                check_attendees(&p, a)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Strict validation: what Google would refuse, or would silently change, is refused here.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.title.trim().is_empty() {
@@ -214,32 +370,7 @@ impl CrmEvent {
         if let Some(l) = &self.location {
             clean_text("location", l, MAX_LOCATION)?;
         }
-        check_time("start", &self.start)?;
-        check_time("end", &self.end)?;
-        match (
-            &self.start.date,
-            &self.end.date,
-            &self.start.date_time,
-            &self.end.date_time,
-        ) {
-            (Some(s), Some(e), None, None) => {
-                if parse_date(e) <= parse_date(s) {
-                    return Err(invalid(
-                        "end.date must be after start.date (the end date is exclusive)",
-                    ));
-                }
-            }
-            (None, None, Some(s), Some(e)) => {
-                if parse_instant(e) <= parse_instant(s) {
-                    return Err(invalid("end must be after start"));
-                }
-            }
-            _ => {
-                return Err(invalid(
-                    "start and end must both be dates or both be date-times",
-                ))
-            }
-        }
+        check_span("", &self.start, &self.end)?;
         if let Some(tz) = &self.time_zone {
             if !valid_time_zone(tz) {
                 return Err(invalid(format!(
@@ -249,19 +380,7 @@ impl CrmEvent {
         } else if !self.recurrence.is_empty() && self.start.date_time.is_some() {
             return Err(invalid("a recurring timed event needs a time_zone"));
         }
-        if self.attendees.len() > MAX_ATTENDEES {
-            return Err(invalid(format!("at most {MAX_ATTENDEES} attendees")));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for a in &self.attendees {
-            crate::services::validate::email("attendees[].email", &a.email)?;
-            if !seen.insert(a.email.to_lowercase()) {
-                return Err(invalid(format!("attendee {} appears twice", a.email)));
-            }
-            if let Some(n) = &a.name {
-                clean_text("attendees[].name", n, 256)?;
-            }
-        }
+        check_attendees("", &self.attendees)?;
         if self.recurrence.len() > MAX_RECURRENCE_LINES {
             return Err(invalid(format!(
                 "at most {MAX_RECURRENCE_LINES} recurrence lines"
@@ -288,6 +407,7 @@ impl CrmEvent {
         if rrules > 1 {
             return Err(invalid("a series has at most one RRULE"));
         }
+        self.validate_exceptions()?;
         if let Some(u) = &self.updated_at {
             if parse_instant(u).is_none() {
                 return Err(invalid("updated_at must be RFC 3339"));
@@ -311,6 +431,11 @@ impl CrmEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn exception(v: serde_json::Value) -> CrmException {
+        serde_json::from_value(v).unwrap()
+    }
 
     fn meeting() -> CrmEvent {
         serde_json::from_value(serde_json::json!({
@@ -325,6 +450,17 @@ mod tests {
     #[test]
     fn valid_events_pass() {
         meeting().validate().unwrap();
+        let mut series = meeting();
+        series.recurrence = vec!["RRULE:FREQ=WEEKLY;COUNT=4".into()];
+        series.exceptions = vec![
+            exception(
+                json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "cancelled": true}),
+            ),
+            exception(
+                json!({"original_start": {"date_time": "2026-03-15T10:00:00+01:00"}, "start": {"date_time": "2026-03-15T12:00:00+01:00"}, "end": {"date_time": "2026-03-15T13:00:00+01:00"}, "title": "Moved"}),
+            ),
+        ];
+        series.validate().unwrap();
         let mut all_day = meeting();
         all_day.start = EventTime {
             date: Some("2026-03-01".into()),
@@ -367,6 +503,53 @@ mod tests {
                 ]
             }),
             Box::new(|e| e.title = "a\u{0}b".into()),
+            // Exceptions: only on a series; well-formed, unique, consistent.
+            Box::new(|e| {
+                e.exceptions = vec![exception(
+                    json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "cancelled": true}),
+                )]
+            }),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=WEEKLY".into()];
+                e.exceptions = vec![exception(
+                    json!({"original_start": {"date": "2026-03-08"}, "cancelled": true}),
+                )];
+            }),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=WEEKLY".into()];
+                e.exceptions = vec![
+                    exception(
+                        json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "cancelled": true}),
+                    ),
+                    exception(
+                        json!({"original_start": {"date_time": "2026-03-08T09:00:00Z"}, "title": "x"}),
+                    ),
+                ];
+            }),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=WEEKLY".into()];
+                e.exceptions = vec![exception(
+                    json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "cancelled": true, "title": "x"}),
+                )];
+            }),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=WEEKLY".into()];
+                e.exceptions = vec![exception(
+                    json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "start": {"date_time": "2026-03-08T11:00:00+01:00"}}),
+                )];
+            }),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=WEEKLY".into()];
+                e.exceptions = vec![exception(
+                    json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "start": {"date_time": "2026-03-08T11:00:00+01:00"}, "end": {"date_time": "2026-03-08T10:30:00+01:00"}}),
+                )];
+            }),
+            Box::new(|e| {
+                e.recurrence = vec!["RRULE:FREQ=WEEKLY".into()];
+                e.exceptions = vec![exception(
+                    json!({"original_start": {"date_time": "2026-03-08T10:00:00+01:00"}, "title": " "}),
+                )];
+            }),
         ];
         for (i, mutate) in cases.iter().enumerate() {
             let mut e = meeting();

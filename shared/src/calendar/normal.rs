@@ -7,7 +7,10 @@
 //! optional), recurrence lines, visibility. Not covered (presentation or Google-only):
 //! colour, reminders, conference data, the organizer.
 
-use super::model::{parse_instant, Attendee, CrmEvent, EventKind, EventTime, Response, Visibility};
+use super::model::{
+    parse_date, parse_instant, Attendee, CrmEvent, CrmException, EventKind, EventTime, Response,
+    Visibility,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -18,7 +21,7 @@ pub const PROP_USER: &str = "crmUser";
 pub const PROP_CRM_ID: &str = "crmId";
 pub const PROP_TYPE: &str = "crmType";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     Date(String),
@@ -46,6 +49,102 @@ pub struct Normalized {
     pub attendees: Vec<NAttendee>,
     pub recurrence: Vec<String>,
     pub visibility: Visibility,
+    /// Occurrences of a series that differ from its rule, sorted by original start. Left out
+    /// of the JSON when empty, so the hash of a plain event is what it always was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<NException>,
+}
+
+/// One occurrence of a series that differs from the rule, in canonical form: only what
+/// differs from the series (a field equal to the series' own is left out; start and end are
+/// kept only when the occurrence moved or changed length), so a CRM exception and the Google
+/// instance it became compare equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NException {
+    pub original_start: When,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<When>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<When>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attendees: Option<Vec<NAttendee>>,
+}
+
+impl NException {
+    /// The occurrence as the rule has it (no exception).
+    pub fn plain(original_start: When) -> Self {
+        Self {
+            original_start,
+            cancelled: false,
+            title: None,
+            description: None,
+            location: None,
+            start: None,
+            end: None,
+            attendees: None,
+        }
+    }
+}
+
+/// An occurrence with every field filled in (before canonicalization).
+struct Occurrence {
+    original_start: When,
+    cancelled: bool,
+    title: String,
+    description: String,
+    location: String,
+    start: When,
+    end: When,
+    attendees: Vec<NAttendee>,
+}
+
+/// `w + (to - from)`: where an occurrence starting at `w` ends, for a series running from
+/// `from` to `to`.
+fn shifted(w: &When, from: &When, to: &When) -> Option<When> {
+    match (w, from, to) {
+        (When::Date(w), When::Date(f), When::Date(t)) => {
+            let days = parse_date(t)? - parse_date(f)?;
+            let end = parse_date(w)?.checked_add(days)?;
+            Some(When::Date(end.to_string()))
+        }
+        (When::Instant(w), When::Instant(f), When::Instant(t)) => {
+            let len = parse_instant(t)? - parse_instant(f)?;
+            let end = parse_instant(w)?.checked_add(len)?;
+            Some(When::Instant(end.format(&Rfc3339).ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// The suffix Google gives an occurrence's instance id (`{series id}_{suffix}`): the original
+/// start as `YYYYMMDD` (all-day) or `YYYYMMDDTHHMMSSZ` (UTC).
+pub fn instance_suffix(original_start: &When) -> Option<String> {
+    match original_start {
+        When::Date(d) => {
+            parse_date(d)?;
+            Some(d.replace('-', ""))
+        }
+        When::Instant(i) => {
+            let t = parse_instant(i)?.to_offset(time::UtcOffset::UTC);
+            Some(format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ))
+        }
+    }
 }
 
 fn text(v: Option<&str>) -> String {
@@ -63,6 +162,37 @@ fn when_from_crm(t: &EventTime) -> When {
         (Some(d), _) => When::Date(d.clone()),
         (None, Some(dt)) => When::Instant(instant_utc(dt).unwrap_or_else(|| dt.clone())),
         (None, None) => When::Date(String::new()),
+    }
+}
+
+/// A Google `EventDateTime`.
+fn when_of(v: &Value) -> When {
+    match (v["date"].as_str(), v["dateTime"].as_str()) {
+        (Some(d), _) => When::Date(d.to_owned()),
+        (None, Some(dt)) => When::Instant(instant_utc(dt).unwrap_or_else(|| dt.to_owned())),
+        _ => When::Date(String::new()),
+    }
+}
+
+impl From<&Attendee> for NAttendee {
+    fn from(a: &Attendee) -> Self {
+        NAttendee {
+            email: a.email.clone(),
+            name: a.name.clone(),
+            response: a.response,
+            optional: a.optional,
+        }
+    }
+}
+
+impl From<&NAttendee> for Attendee {
+    fn from(a: &NAttendee) -> Self {
+        Attendee {
+            email: a.email.clone(),
+            name: a.name.clone(),
+            response: a.response,
+            optional: a.optional,
+        }
     }
 }
 
@@ -103,30 +233,148 @@ impl Normalized {
                 Some(_) => e.time_zone.clone(),
                 None => None,
             },
-            attendees: normalize_attendees(
-                e.attendees
-                    .iter()
-                    .map(|a| NAttendee {
-                        email: a.email.clone(),
-                        name: a.name.clone(),
-                        response: a.response,
-                        optional: a.optional,
-                    })
-                    .collect(),
-            ),
+            attendees: normalize_attendees(e.attendees.iter().map(NAttendee::from).collect()),
             recurrence: normalize_recurrence(&e.recurrence),
             visibility: e.visibility,
+            exceptions: Vec::new(),
         }
+        .with_exceptions(e.exceptions.iter().map(|x| {
+            move |series: &Normalized| {
+                let original_start = when_from_crm(&x.original_start);
+                let start = x.start.as_ref().map(when_from_crm);
+                let end = x.end.as_ref().map(when_from_crm);
+                Occurrence {
+                    title: x
+                        .title
+                        .as_deref()
+                        .map_or_else(|| series.title.clone(), |t| t.trim().to_owned()),
+                    description: x
+                        .description
+                        .as_deref()
+                        .map_or_else(|| series.description.clone(), |d| text(Some(d))),
+                    location: x
+                        .location
+                        .as_deref()
+                        .map_or_else(|| series.location.clone(), |l| text(Some(l))),
+                    end: end
+                        .or_else(|| series.occurrence_end(&original_start))
+                        .unwrap_or_else(|| original_start.clone()),
+                    start: start.unwrap_or_else(|| original_start.clone()),
+                    attendees: x.attendees.as_ref().map_or_else(
+                        || series.attendees.clone(),
+                        |a| normalize_attendees(a.iter().map(NAttendee::from).collect()),
+                    ),
+                    cancelled: x.cancelled,
+                    original_start,
+                }
+            }
+        }))
+    }
+
+    /// A series with its exceptions: each occurrence is built against the series and kept,
+    /// in canonical form, only if it differs from it.
+    fn with_exceptions<F>(mut self, occurrences: impl Iterator<Item = F>) -> Self
+    where
+        F: FnOnce(&Normalized) -> Occurrence,
+    {
+        let mut list: Vec<NException> = occurrences
+            .filter_map(|build| self.canonical(build(&self)))
+            .collect();
+        list.sort_by(|a, b| a.original_start.cmp(&b.original_start));
+        list.dedup_by(|a, b| a.original_start == b.original_start);
+        self.exceptions = list;
+        self
+    }
+
+    /// Where an occurrence starting at `original_start` ends by the rule.
+    fn occurrence_end(&self, original_start: &When) -> Option<When> {
+        shifted(original_start, &self.start, &self.end)
+    }
+
+    fn canonical(&self, o: Occurrence) -> Option<NException> {
+        if o.cancelled {
+            return Some(NException {
+                cancelled: true,
+                ..NException::plain(o.original_start)
+            });
+        }
+        let default_end = self.occurrence_end(&o.original_start);
+        let moved = o.start != o.original_start || Some(&o.end) != default_end.as_ref();
+        let x = NException {
+            title: (o.title != self.title).then_some(o.title),
+            description: (o.description != self.description).then_some(o.description),
+            location: (o.location != self.location).then_some(o.location),
+            start: moved.then_some(o.start),
+            end: moved.then_some(o.end),
+            attendees: (o.attendees != self.attendees).then_some(o.attendees),
+            original_start: o.original_start,
+            cancelled: false,
+        };
+        let differs = x.title.is_some()
+            || x.description.is_some()
+            || x.location.is_some()
+            || x.start.is_some()
+            || x.attendees.is_some();
+        differs.then_some(x)
+    }
+
+    /// A Google series: the master and its exceptions (the instances `events.list` returns
+    /// next to it; an instance that does not differ from the series is no exception).
+    pub fn from_google_series(master: &Value, instances: &[Value]) -> Self {
+        let id = master["id"].as_str();
+        Self::from_google(master).with_exceptions(
+            instances
+                .iter()
+                .filter(move |i| i["recurringEventId"].as_str() == id && id.is_some())
+                .map(|i| {
+                    move |_: &Normalized| {
+                        let n = Self::from_google(i);
+                        Occurrence {
+                            original_start: when_of(&i["originalStartTime"]),
+                            cancelled: i["status"].as_str() == Some("cancelled"),
+                            title: n.title,
+                            description: n.description,
+                            location: n.location,
+                            start: n.start,
+                            end: n.end,
+                            attendees: n.attendees,
+                        }
+                    }
+                }),
+        )
+    }
+
+    /// What one occurrence of the series looks like with an exception applied: the body of
+    /// its Google instance.
+    pub fn occurrence(&self, x: &NException) -> Normalized {
+        let mut n = self.clone();
+        n.recurrence.clear();
+        n.exceptions.clear();
+        if let Some(t) = &x.title {
+            n.title.clone_from(t);
+        }
+        if let Some(d) = &x.description {
+            n.description.clone_from(d);
+        }
+        if let Some(l) = &x.location {
+            n.location.clone_from(l);
+        }
+        if let Some(a) = &x.attendees {
+            n.attendees.clone_from(a);
+        }
+        n.start = x.start.clone().unwrap_or_else(|| x.original_start.clone());
+        n.end = x
+            .end
+            .clone()
+            .or_else(|| self.occurrence_end(&x.original_start))
+            .unwrap_or_else(|| n.start.clone());
+        n
     }
 
     /// From a Google Calendar event resource (JSON as the API returns it).
     pub fn from_google(g: &Value) -> Self {
         let s = |v: &Value| v.as_str().map(str::to_owned);
-        let when = |v: &Value| match (v["date"].as_str(), v["dateTime"].as_str()) {
-            (Some(d), _) => When::Date(d.to_owned()),
-            (None, Some(dt)) => When::Instant(instant_utc(dt).unwrap_or_else(|| dt.to_owned())),
-            _ => When::Date(String::new()),
-        };
+        let when = when_of;
         let timed = g["start"]["dateTime"].is_string();
         let attendees = g["attendees"]
             .as_array()
@@ -166,6 +414,7 @@ impl Normalized {
             attendees: normalize_attendees(attendees),
             recurrence: normalize_recurrence(&recurrence),
             visibility: Visibility::parse(g["visibility"].as_str().unwrap_or("default")),
+            exceptions: Vec::new(),
         }
     }
 
@@ -249,17 +498,25 @@ impl Normalized {
             start: time(&self.start),
             end: time(&self.end),
             time_zone: self.time_zone.clone(),
-            attendees: self
-                .attendees
+            attendees: self.attendees.iter().map(Attendee::from).collect(),
+            recurrence: self.recurrence.clone(),
+            exceptions: self
+                .exceptions
                 .iter()
-                .map(|a| Attendee {
-                    email: a.email.clone(),
-                    name: a.name.clone(),
-                    response: a.response,
-                    optional: a.optional,
+                .map(|x| CrmException {
+                    original_start: time(&x.original_start),
+                    cancelled: x.cancelled,
+                    title: x.title.clone(),
+                    description: x.description.clone(),
+                    location: x.location.clone(),
+                    start: x.start.as_ref().map(time),
+                    end: x.end.as_ref().map(time),
+                    attendees: x
+                        .attendees
+                        .as_ref()
+                        .map(|a| a.iter().map(Attendee::from).collect()),
                 })
                 .collect(),
-            recurrence: self.recurrence.clone(),
             visibility: self.visibility,
             version: None,
             updated_at: None,
@@ -315,5 +572,73 @@ mod tests {
         g["extendedProperties"] = json!({"private": {PROP_TYPE: "call"}});
         assert_eq!(Normalized::from_google(&g), n);
         assert_eq!(Normalized::from_crm(&n.to_crm()), n);
+    }
+
+    #[test]
+    fn a_crm_exception_and_the_google_instance_it_became_compare_equal() {
+        let e = crm(json!({
+            "title": "Weekly", "start": {"date_time": "2027-03-01T10:00:00+01:00"},
+            "end": {"date_time": "2027-03-01T10:30:00+01:00"}, "time_zone": "Europe/Paris",
+            "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"],
+            "attendees": [{"email": "a@x.com", "response": "accepted"}],
+            "exceptions": [
+                {"original_start": {"date_time": "2027-03-08T10:00:00+01:00"},
+                 "start": {"date_time": "2027-03-08T11:00:00+01:00"},
+                 "end": {"date_time": "2027-03-08T11:30:00+01:00"}},
+                {"original_start": {"date_time": "2027-03-15T09:00:00Z"}, "cancelled": true},
+                {"original_start": {"date_time": "2027-03-22T10:00:00+01:00"}, "title": "Weekly (demo)",
+                 "attendees": [{"email": "a@x.com", "response": "declined"}]},
+                {"original_start": {"date_time": "2027-03-29T10:00:00+02:00"}, "title": "Weekly"}
+            ]
+        }));
+        let n = Normalized::from_crm(&e);
+        // The last "exception" is no exception (the series' own title): dropped.
+        assert_eq!(n.exceptions.len(), 3);
+        assert_eq!(
+            instance_suffix(&n.exceptions[0].original_start).as_deref(),
+            Some("20270308T090000Z")
+        );
+        assert_eq!(
+            instance_suffix(&When::Date("2027-03-08".into())).as_deref(),
+            Some("20270308")
+        );
+        let mut master = Value::Object(n.to_google());
+        master["id"] = json!("abc");
+        let instances = vec![
+            json!({"id": "abc_20270308T090000Z", "recurringEventId": "abc", "status": "confirmed",
+                   "originalStartTime": {"dateTime": "2027-03-08T10:00:00+01:00", "timeZone": "Europe/Paris"},
+                   "summary": "Weekly", "start": {"dateTime": "2027-03-08T11:00:00+01:00", "timeZone": "Europe/Paris"},
+                   "end": {"dateTime": "2027-03-08T11:30:00+01:00", "timeZone": "Europe/Paris"},
+                   "attendees": [{"email": "a@x.com", "responseStatus": "accepted"}]}),
+            json!({"id": "abc_20270315T090000Z", "recurringEventId": "abc", "status": "cancelled",
+                   "originalStartTime": {"dateTime": "2027-03-15T10:00:00+01:00"}}),
+            json!({"id": "abc_20270322T090000Z", "recurringEventId": "abc", "status": "confirmed",
+                   "originalStartTime": {"dateTime": "2027-03-22T09:00:00Z"},
+                   "summary": "Weekly (demo)", "start": {"dateTime": "2027-03-22T10:00:00+01:00"},
+                   "end": {"dateTime": "2027-03-22T10:30:00+01:00"},
+                   "attendees": [{"email": "A@x.com", "responseStatus": "declined"}]}),
+            // An instance identical to the rule, and one of another series: neither counts.
+            json!({"id": "abc_20270301T090000Z", "recurringEventId": "abc", "status": "confirmed",
+                   "originalStartTime": {"dateTime": "2027-03-01T10:00:00+01:00"}, "summary": "Weekly",
+                   "start": {"dateTime": "2027-03-01T10:00:00+01:00"}, "end": {"dateTime": "2027-03-01T10:30:00+01:00"},
+                   "attendees": [{"email": "a@x.com", "responseStatus": "accepted"}]}),
+            json!({"id": "xyz_20270301T090000Z", "recurringEventId": "xyz", "status": "cancelled",
+                   "originalStartTime": {"dateTime": "2027-03-01T10:00:00+01:00"}}),
+        ];
+        assert_eq!(Normalized::from_google_series(&master, &instances), n);
+        assert_eq!(Normalized::from_crm(&n.to_crm()), n);
+        // The body written to the moved occurrence's instance.
+        let body = n.occurrence(&n.exceptions[0]).to_google();
+        assert_eq!(body["start"]["dateTime"], "2027-03-08T10:00:00Z");
+        assert_eq!(body["end"]["dateTime"], "2027-03-08T10:30:00Z");
+        assert_eq!(body["summary"], "Weekly");
+        // Without exceptions, the hash of a series is what it was before exceptions existed.
+        let plain = Normalized {
+            exceptions: Vec::new(),
+            ..n.clone()
+        };
+        assert!(!serde_json::to_string(&plain)
+            .unwrap()
+            .contains("exceptions"));
     }
 }

@@ -5,7 +5,9 @@
 
 use crate::app::App;
 use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
-use crate::calendar::normal::{Normalized, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER};
+use crate::calendar::normal::{
+    instance_suffix, NException, Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER,
+};
 use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, PairStatus,
     PrivateEventPolicy, Tenant, TenantId, UserId,
@@ -19,6 +21,7 @@ use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
+use std::collections::HashSet;
 use std::time::Instant;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -378,8 +381,30 @@ async fn read_calendar(
         }
         deletions += page_deletions;
 
+        // An exception of a series (a moved, edited or cancelled occurrence) is news of the
+        // series: it is read again with its exceptions, once per page, unless its master is on
+        // the page anyway.
+        let masters: HashSet<&str> = page
+            .items
+            .iter()
+            .filter(|e| e.recurring_event_id.is_none())
+            .map(|e| e.id.as_str())
+            .collect();
+        let mut series_read = HashSet::new();
         for event in &page.items {
-            apply_google_event(ctx, calendar, event).await?;
+            match &event.recurring_event_id {
+                None => apply_google_event(ctx, calendar, event).await?,
+                Some(m) if masters.contains(m.as_str()) => {}
+                Some(m) => {
+                    if series_read.insert(m.clone()) {
+                        if let Some(master) =
+                            ctx.app.google.get_event(&ctx.token, calendar, m).await?
+                        {
+                            apply_google_event(ctx, calendar, &master).await?;
+                        }
+                    }
+                }
+            }
         }
         cursor.updated_at = ctx.now();
         match page.next_page_token {
@@ -487,6 +512,13 @@ fn apply_privacy(
             n.description.clear();
             n.location.clear();
             n.attendees.clear();
+            for x in &mut n.exceptions {
+                x.title = None;
+                x.description = None;
+                x.location = None;
+                x.attendees = None;
+            }
+            n.exceptions.retain(|x| x.cancelled || x.start.is_some());
             Some(n)
         }
     }
@@ -513,41 +545,6 @@ async fn apply_google_event(
     event: &Event,
 ) -> Result<(), SyncError> {
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    // An exception of a recurring series (a moved, changed or cancelled instance): the CRM
-    // hears of it on the series' record.
-    if let Some(master) = &event.recurring_event_id {
-        if let Some(pair) = ctx
-            .app
-            .store
-            .find_pair_by_google_id(&t, &u, Collection::Calendar, master)
-            .await?
-        {
-            let same_calendar = pair.value.container.as_deref() == Some(calendar);
-            let n = Normalized::from_google(&google_json(event));
-            let n = if calendar == ctx.main_calendar {
-                Some(n)
-            } else {
-                apply_privacy(ctx.tenant.settings.defaults.private_events, event, n)
-            };
-            if let (true, true, Some(n)) = (pair.value.deleted_at.is_none(), same_calendar, n) {
-                ctx.feed(
-                    ChangeKind::EventUpdated,
-                    &pair.value,
-                    json!({
-                        "calendar_id": calendar,
-                        "exception": {
-                            "google_event_id": event.id,
-                            "original_start": event.original_start_time,
-                            "cancelled": event.is_cancelled(),
-                            "event": (!event.is_cancelled()).then(|| n.to_crm()),
-                        },
-                    }),
-                )
-                .await?;
-            }
-        }
-        return Ok(());
-    }
     let ours = event
         .extended_properties
         .as_ref()
@@ -579,7 +576,7 @@ async fn apply_google_event(
     let content = if event.is_cancelled() {
         None
     } else {
-        let n = Normalized::from_google(&google_json(event));
+        let n = google_content(ctx, calendar, event).await?;
         if is_main {
             Some(n)
         } else {
@@ -669,6 +666,8 @@ async fn execute(
     }
     let now = ctx.now();
     let google_hash = google_content.as_ref().map(Normalized::hash);
+    let mut still_waiting = false;
+    pair.last_error = None;
     match d.action {
         Action::Nothing => {
             // Nothing to copy, but remember Google's latest etag (a change outside the fields
@@ -757,7 +756,7 @@ async fn execute(
                 )
                 .await?;
             }
-            record_written(&mut pair, &written, &content, calendar);
+            still_waiting = record_written(ctx, &mut pair, &written, &content, calendar).await;
             ctx.report.pushed_to_google += 1;
         }
         Action::DeleteInGoogle => {
@@ -801,8 +800,7 @@ async fn execute(
         }
     }
     pair.last_synced_at = Some(now);
-    pair.last_error = None;
-    commit(ctx, &loaded, pair, version, false).await
+    commit(ctx, &loaded, pair, version, still_waiting).await
 }
 
 /// Saves a pair after its decision was carried out. If the row changed meanwhile (the CRM
@@ -862,14 +860,215 @@ async fn commit(
     )))
 }
 
-fn record_written(pair: &mut PairStatus, written: &Event, content: &Normalized, calendar: &str) {
+/// Records a write of the pair's event; a series then gets its exceptions brought in line.
+/// Returns whether the pair must stay waiting (some exceptions could not be written yet: the
+/// CRM side is marked unsynced, so the next pass writes the series again).
+async fn record_written(
+    ctx: &Ctx<'_>,
+    pair: &mut PairStatus,
+    written: &Event,
+    content: &Normalized,
+    calendar: &str,
+) -> bool {
     pair.google_id = Some(written.id.clone());
     pair.container = Some(calendar.to_owned());
     pair.google_etag = written.etag.clone();
     pair.google_resources = resources_of(written);
-    pair.google_hash = Some(Normalized::from_google(&google_json(written)).hash());
     pair.crm_hash = Some(content.hash());
     pair.deleted_at = None;
+    pair.last_error = None;
+    if content.recurrence.is_empty() {
+        pair.google_hash = Some(Normalized::from_google(&google_json(written)).hash());
+        return false;
+    }
+    let outcome = write_exceptions(ctx, calendar, written, content).await;
+    pair.google_hash = Some(outcome.actual.hash());
+    pair.last_error = outcome.error;
+    if outcome.retry {
+        pair.crm_hash = None;
+    }
+    outcome.retry
+}
+
+/// Google's picture of an event: for a recurring series, the master with its exceptions.
+async fn google_content(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    event: &Event,
+) -> Result<Normalized, SyncError> {
+    let json = google_json(event);
+    Ok(match series_instances(ctx, calendar, event).await? {
+        Some(instances) => Normalized::from_google_series(&json, &instances),
+        None => Normalized::from_google(&json),
+    })
+}
+
+/// The instances of a series that differ from its rule (`None` for a single event): one
+/// `events.list` by iCalUID, which answers the series and its exceptions, cancelled ones too.
+async fn series_instances(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    master: &Event,
+) -> Result<Option<Vec<Value>>, SyncError> {
+    let recurring = master.recurrence.as_ref().is_some_and(|r| !r.is_empty());
+    let Some(uid) = master
+        .i_cal_uid
+        .clone()
+        .filter(|_| recurring && !master.is_cancelled())
+    else {
+        return Ok(None);
+    };
+    let mut params = ListEvents {
+        i_cal_uid: Some(uid),
+        show_deleted: true,
+        max_results: Some(2500),
+        ..ListEvents::default()
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = ctx
+            .app
+            .google
+            .list_events(&ctx.token, calendar, &params)
+            .await?;
+        out.extend(
+            page.items
+                .iter()
+                .filter(|e| e.recurring_event_id.as_deref() == Some(master.id.as_str()))
+                .map(google_json),
+        );
+        match page.next_page_token {
+            Some(next) => params.page_token = Some(next),
+            None => return Ok(Some(out)),
+        }
+    }
+}
+
+/// What writing a series' exceptions left.
+struct ExceptionsWritten {
+    /// Google's series as it now is.
+    actual: Normalized,
+    /// A passing failure: write the series again on the next pass.
+    retry: bool,
+    /// For the pair's `last_error`.
+    error: Option<String>,
+}
+
+/// Brings a just-written series' exceptions in line with the CRM's: each occurrence that
+/// differs is patched (moved or edited), deleted (cancelled) or put back to the rule (an
+/// exception the CRM no longer has). Instances are addressed by Google's instance ids
+/// (`{series id}_{original start}`), so nothing needs listing the occurrences.
+async fn write_exceptions(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    master: &Event,
+    content: &Normalized,
+) -> ExceptionsWritten {
+    let master_json = google_json(master);
+    let mut instances = match series_instances(ctx, calendar, master).await {
+        Ok(found) => found.unwrap_or_default(),
+        Err(e) => {
+            return ExceptionsWritten {
+                actual: Normalized::from_google(&master_json),
+                retry: e.is_transient(),
+                error: Some(e.public_message()),
+            }
+        }
+    };
+    let current = Normalized::from_google_series(&master_json, &instances);
+    let mut starts: Vec<&When> = content
+        .exceptions
+        .iter()
+        .chain(&current.exceptions)
+        .map(|x| &x.original_start)
+        .collect();
+    starts.sort();
+    starts.dedup();
+    let (mut retry, mut error) = (false, None);
+    for original_start in starts {
+        let want = content
+            .exceptions
+            .iter()
+            .find(|x| &x.original_start == original_start);
+        let have = current
+            .exceptions
+            .iter()
+            .find(|x| &x.original_start == original_start);
+        let Some(suffix) = instance_suffix(original_start) else {
+            continue;
+        };
+        if want == have {
+            continue;
+        }
+        let id = format!("{}_{suffix}", master.id);
+        let written = match want {
+            Some(x) if x.cancelled => ctx
+                .app
+                .google
+                .delete_event(&ctx.token, calendar, &id, None, ctx.send_updates)
+                .await
+                .map(|()| cancelled_instance(&master.id, &id, original_start)),
+            _ => {
+                let back_to_rule = NException::plain(original_start.clone());
+                let mut body = content
+                    .occurrence(want.unwrap_or(&back_to_rule))
+                    .to_google();
+                body.remove("recurrence");
+                body.insert("status".into(), json!("confirmed"));
+                ctx.app
+                    .google
+                    .patch_event(
+                        &ctx.token,
+                        calendar,
+                        &id,
+                        &Value::Object(body),
+                        None,
+                        ctx.send_updates,
+                    )
+                    .await
+                    .map(|e| google_json(&e))
+            }
+        };
+        match written {
+            Ok(instance) => {
+                instances.retain(|i| i["id"].as_str() != Some(id.as_str()));
+                instances.push(instance);
+            }
+            Err(GoogleError::NotFound(_)) => {
+                error = Some(format!(
+                    "exception {}: not an occurrence of the series",
+                    when_text(original_start)
+                ));
+            }
+            Err(e) => {
+                error = Some(e.to_string());
+                if e.is_transient() {
+                    retry = true;
+                    break;
+                }
+            }
+        }
+    }
+    ExceptionsWritten {
+        actual: Normalized::from_google_series(&master_json, &instances),
+        retry,
+        error,
+    }
+}
+
+fn when_text(w: &When) -> &str {
+    match w {
+        When::Date(s) | When::Instant(s) => s,
+    }
+}
+
+/// The instance Google keeps for a deleted occurrence.
+fn cancelled_instance(series: &str, id: &str, original_start: &When) -> Value {
+    let start = match original_start {
+        When::Date(d) => json!({"date": d}),
+        When::Instant(i) => json!({"dateTime": i}),
+    };
+    json!({"id": id, "recurringEventId": series, "originalStartTime": start, "status": "cancelled"})
 }
 
 /// Inserts the pair's event under its derived id. A 409 means an earlier attempt got there
@@ -1103,10 +1302,10 @@ async fn decide_fresh(
 ) -> Result<(), SyncError> {
     let gid = pair.google_id.clone().unwrap_or_default();
     let event = ctx.app.google.get_event(&ctx.token, calendar, &gid).await?;
-    let content = event
-        .as_ref()
-        .filter(|e| !e.is_cancelled())
-        .map(|e| Normalized::from_google(&google_json(e)));
+    let content = match event.as_ref().filter(|e| !e.is_cancelled()) {
+        Some(e) => Some(google_content(ctx, calendar, e).await?),
+        None => None,
+    };
     let hash = content.as_ref().map(Normalized::hash);
     let google = match (&hash, &event) {
         (Some(h), Some(e)) => Side::Present {
@@ -1156,7 +1355,7 @@ async fn finish(
     match (decision.action, answer) {
         (Action::PushToGoogle, Some(a)) if a.is_success() => {
             if let (Ok(written), Some(c)) = (serde_json::from_value::<Event>(a.body), &content) {
-                record_written(&mut pair, &written, c, &calendar);
+                still_waiting = record_written(ctx, &mut pair, &written, c, &calendar).await;
                 ctx.report.pushed_to_google += 1;
             }
         }
@@ -1164,7 +1363,7 @@ async fn finish(
             // A retried insert: the event is there (or its id is spent) — settle it alone.
             if let Some(c) = &content {
                 let written = insert(ctx, &calendar, &mut pair, c).await?;
-                record_written(&mut pair, &written, c, &calendar);
+                still_waiting = record_written(ctx, &mut pair, &written, c, &calendar).await;
                 ctx.report.pushed_to_google += 1;
             }
         }
