@@ -530,15 +530,40 @@ async fn an_expired_sync_token_resyncs_without_duplicates() {
         .insert_event(&cal.alice, "primary", &born, SendUpdates::None)
         .await
         .unwrap();
+    // (In the read window: the full read covers what ends after the "sync since" date.)
+    let mut next_year = meeting("Deleted while the token was stale");
+    next_year["start"] = json!({"date_time": "2027-06-10T09:00:00+02:00"});
+    next_year["end"] = json!({"date_time": "2027-06-10T10:00:00+02:00"});
+    cal.put("MTG-2", next_year).await;
+    cal.run(SyncReason::RecordChange).await;
     cal.run(SyncReason::Push).await;
     let before = cal.feed().await.len();
+    // The user deletes MTG-2 in Google, and Google expires the sync token before we hear of
+    // it: the full read that follows does not list deleted events.
+    let gone = cal
+        .google_events()
+        .await
+        .into_iter()
+        .find(|e| e.summary.as_deref() == Some("Deleted while the token was stale"))
+        .unwrap();
+    cal.env
+        .app
+        .google
+        .delete_event(&cal.alice, "primary", &gone.id, None, SendUpdates::None)
+        .await
+        .unwrap();
     cal.env.sandbox.invalidate_sync_tokens(ALICE);
     cal.run(SyncReason::Push).await;
     cal.run(SyncReason::Push).await;
+    let feed = cal.feed().await;
+    let news: Vec<_> = feed[before..]
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["crm_id"].as_str()))
+        .collect();
     assert_eq!(
-        cal.feed().await.len(),
-        before,
-        "a full resync re-announces nothing"
+        news,
+        vec![("event_unlinked", Some("MTG-2"))],
+        "a full resync re-announces nothing, and finds the deletion it was not told of"
     );
     assert_eq!(cal.google_events().await.len(), 2);
     let pairs = cal
@@ -555,7 +580,9 @@ async fn an_expired_sync_token_resyncs_without_duplicates() {
         .await
         .unwrap()
         .items
-        .len();
+        .iter()
+        .filter(|p| p.deleted_at.is_none())
+        .count();
     assert_eq!(pairs, 2);
 }
 

@@ -321,8 +321,12 @@ async fn read_calendar(
     let mut deletions = 0usize;
     // One full resync per pass at most: a second 410 in a row fails the pass.
     let mut reset = false;
+    // What a full read returned (a full read reports no deletions: see `reconcile_missing`).
+    let mut full_read = false;
+    let mut seen: HashSet<String> = HashSet::new();
     loop {
         let full = cursor.sync_token.is_none();
+        full_read |= full;
         let params = ListEvents {
             sync_token: cursor.sync_token.clone(),
             page_token: cursor.page_token.clone(),
@@ -348,6 +352,9 @@ async fn read_calendar(
             Err(e) => return Err(e.into()),
         };
         ctx.report.google_events_read += page.items.len();
+        if full {
+            seen.extend(page.items.iter().map(|e| e.id.clone()));
+        }
 
         // The mass-deletion guard looks at the whole page before anything is deleted: it
         // counts the cancellations that would end a live pair of this calendar.
@@ -410,6 +417,9 @@ async fn read_calendar(
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
             None => {
+                if full_read && reconcile_missing(ctx, calendar, &seen, since).await? {
+                    return Ok(());
+                }
                 cursor.page_token = None;
                 cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
             }
@@ -422,6 +432,94 @@ async fn read_calendar(
             ctx.report.incomplete.push(calendar.to_owned());
             return Ok(());
         }
+    }
+}
+
+/// After a full read (the first one, or after Google expired the sync token): a full list
+/// shows no deletions, so an event deleted while the token was stale would never be heard
+/// of. Each live, synced pair of the calendar the read did not return is checked with
+/// `events.get` (only those: a read resumed across passes checks more, never less) and, if
+/// gone, handled as a Google-side deletion — under the mass-deletion guard. Pairs whose event
+/// ended before the read's window are left alone (the window hides them, it did not delete
+/// them). Returns whether the guard held the deletions back.
+async fn reconcile_missing(
+    ctx: &mut Ctx<'_>,
+    calendar: &str,
+    seen: &HashSet<String>,
+    since: OffsetDateTime,
+) -> Result<bool, SyncError> {
+    let mut page: Option<String> = None;
+    let mut unseen = Vec::new();
+    let mut live = 0usize;
+    loop {
+        let records = ctx
+            .app
+            .store
+            .list_pairs(
+                ctx.t(),
+                ctx.u(),
+                Collection::Calendar,
+                1000,
+                page.as_deref(),
+            )
+            .await?;
+        for pair in records.items {
+            if pair.deleted_at.is_some() || pair.container.as_deref() != Some(calendar) {
+                continue;
+            }
+            live += 1;
+            let Some(gid) = pair.google_id.clone().filter(|g| !seen.contains(g)) else {
+                continue;
+            };
+            if pair.google_hash.is_some() && ends_after(&pair, since) {
+                unseen.push(gid);
+            }
+        }
+        match records.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    let mut gone = Vec::new();
+    for gid in unseen {
+        match ctx.app.google.get_event(&ctx.token, calendar, &gid).await? {
+            Some(e) if !e.is_cancelled() => {}
+            found => gone.push(found.unwrap_or_else(|| Event {
+                id: gid,
+                status: Some("cancelled".into()),
+                ..Event::default()
+            })),
+        }
+    }
+    if !ctx.confirm_mass_deletion
+        && gone.len() >= MASS_DELETION_MIN
+        && gone.len() as f64 >= MASS_DELETION_SHARE * live as f64
+    {
+        block_mass_deletion(ctx, calendar, gone.len(), live).await?;
+        return Ok(true);
+    }
+    for event in &gone {
+        apply_google_event(ctx, calendar, event).await?;
+    }
+    Ok(false)
+}
+
+/// Whether the pair's event (as last synced) ends after `since` (unknown: yes).
+fn ends_after(pair: &PairStatus, since: OffsetDateTime) -> bool {
+    let Some(content) = pair
+        .crm_content
+        .clone()
+        .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
+    else {
+        return true;
+    };
+    if !content.recurrence.is_empty() {
+        // A series may go on past its first occurrence's end.
+        return true;
+    }
+    match &content.end {
+        When::Instant(i) => parse_time(Some(i)).is_none_or(|end| end > since),
+        When::Date(d) => crate::calendar::model::parse_date(d).is_none_or(|end| end > since.date()),
     }
 }
 
