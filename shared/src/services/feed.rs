@@ -13,8 +13,8 @@ pub async fn append(
     kind: ChangeKind,
     data: serde_json::Value,
 ) -> Result<ChangeRecord, ApiError> {
-    let record = ChangeRecord::new(tenant.clone(), user.clone(), kind, data, app.clock.now());
-    app.store.append_change(&record).await?;
+    let mut record = ChangeRecord::new(tenant.clone(), user.clone(), kind, data, app.clock.now());
+    app.store.append_change(&mut record).await?;
     Ok(record)
 }
 

@@ -9,6 +9,7 @@
 //! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
 //! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
 //! | change record | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
+//! | feed head (the last record id) | `TENANT#{t}` | `FEEDHEAD` | | | |
 //! | webhook delivery cursor | `TENANT#{t}` | `DELIVERY` | | | |
 //! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
 //! | worker lease | `TENANT#{t}#USER#{u}` | `LEASE` | | | the lease's end |
@@ -27,7 +28,8 @@
 //! 9. Read/checkpoint a sync cursor: get `CURSOR#{scope}` in the user's partition.
 //! 10. Look a channel up from a Google notification: get `CHANNEL#{channel}`; a user's
 //!     channels: query GSI1 `TENANT#{t}#USER#{u}#CHANNELS`.
-//! 11. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor.
+//! 11. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor;
+//!     append: put the record and advance `FEEDHEAD` (on its version) in one transaction.
 //! 12. Consume an OAuth session once: delete `OAUTH#{state}` on condition it exists.
 //! 13. Read/advance a tenant's webhook delivery cursor (and its lease): get `TENANT#{t}` / `DELIVERY`.
 //! 14. Take / release the worker's lease on an account: put `LEASE` in the user's partition on
@@ -128,6 +130,11 @@ pub fn channels_of(t: &TenantId, u: &UserId) -> String {
 
 pub fn feed_partition(t: &TenantId) -> String {
     format!("TENANT#{t}#FEED")
+}
+
+/// The last id given in the tenant's feed (what makes ids strictly increasing per tenant).
+pub fn feed_head(t: &TenantId) -> Key {
+    Key::new(format!("TENANT#{t}"), "FEEDHEAD")
 }
 
 pub fn feed_record(t: &TenantId, id: &str) -> Key {

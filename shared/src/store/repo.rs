@@ -24,6 +24,9 @@ pub struct Records<T> {
     pub next: Option<String>,
 }
 
+/// How often an append retries when other writers keep taking the next feed id.
+const FEED_APPEND_ATTEMPTS: u32 = 12;
+
 /// How long change-feed records are kept.
 pub const FEED_RETENTION_SECS: i64 = 30 * 24 * 3600;
 
@@ -429,14 +432,59 @@ impl Store {
 
     // ---- change feed ----------------------------------------------------------------------
 
-    /// Appends to the tenant's feed (record ids are ULIDs: ordered, unique).
-    pub async fn append_change(&self, record: &ChangeRecord) -> StoreResult<()> {
-        let item = Item::new(
-            keys::feed_record(&record.tenant, &record.id),
-            to_data(record)?,
-        )
-        .with_ttl(record.created_at.unix_timestamp() + FEED_RETENTION_SECS);
-        self.table.put(item, Condition::NotExists).await
+    /// Appends to the tenant's feed and gives the record its id. Ids are assigned under the
+    /// tenant's feed head (one item holding the last id, written in the same transaction as
+    /// the record): ULIDs strictly increasing per tenant, and a record is committed only after
+    /// every record with a smaller id — so a reader's cursor (the pull feed, the webhook
+    /// delivery) never skips one, whichever Lambda instance wrote it and whatever its clock.
+    pub async fn append_change(&self, record: &mut ChangeRecord) -> StoreResult<()> {
+        let head_key = keys::feed_head(&record.tenant);
+        let candidate = ulid::Ulid::from_string(&record.id).unwrap_or_else(|_| ulid::Ulid::new());
+        for attempt in 0..FEED_APPEND_ATTEMPTS {
+            let head = self.table.get(&head_key).await?;
+            let (last, version, condition) = match &head {
+                Some(item) => (
+                    item.data["last"]
+                        .as_str()
+                        .and_then(|s| ulid::Ulid::from_string(s).ok()),
+                    item.version + 1,
+                    Condition::Version(item.version),
+                ),
+                None => (None, 1, Condition::NotExists),
+            };
+            let id = match last {
+                Some(last) if last >= candidate => last.increment().ok_or_else(|| {
+                    StoreError::Invalid("the feed's id space is exhausted".into())
+                })?,
+                _ => candidate,
+            };
+            record.id = id.to_string();
+            let head_item = Item::new(head_key.clone(), serde_json::json!({"last": record.id}))
+                .with_version(version);
+            let item = Item::new(
+                keys::feed_record(&record.tenant, &record.id),
+                to_data(&*record)?,
+            )
+            .with_ttl(record.created_at.unix_timestamp() + FEED_RETENTION_SECS);
+            match self
+                .table
+                .transact(vec![
+                    WriteOp::Put(head_item, condition),
+                    WriteOp::Put(item, Condition::NotExists),
+                ])
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // Another writer took the next id first: read the head again.
+                Err(StoreError::ConditionFailed | StoreError::Conflict) => {
+                    let backoff = 5 * (1u64 << attempt.min(5));
+                    let jitter = rand::random::<u64>() % backoff;
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict)
     }
 
     /// The feed after `after` (a record id), oldest first.

@@ -208,7 +208,7 @@ impl Ctx<'_> {
             ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
         record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
         record.google_id = pair.google_id.clone();
-        self.app.store.append_change(&record).await?;
+        self.app.store.append_change(&mut record).await?;
         self.report.changes_for_crm += 1;
         Ok(())
     }
@@ -567,7 +567,7 @@ async fn block_mass_deletion(
     if already_told {
         return Ok(());
     }
-    let record = ChangeRecord::new(
+    let mut record = ChangeRecord::new(
         ctx.t().clone(),
         ctx.u().clone(),
         ChangeKind::MassDeletionBlocked,
@@ -579,7 +579,7 @@ async fn block_mass_deletion(
         }),
         ctx.now(),
     );
-    ctx.app.store.append_change(&record).await?;
+    ctx.app.store.append_change(&mut record).await?;
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
     super::super::accounts::update(ctx.app, &t, &u, |a| {
         a.last_error = Some(message.clone());
