@@ -9,6 +9,8 @@
 #                      boto3 (list_tables / list_queues / list_secrets) and stop
 #   CGS_NO_NETNS=1     do not enter a network namespace (servers on 127.0.0.1; DynamoDB Local
 #                      then also listens on the machine's other interfaces)
+#   CGS_COMMAND="..."  run this command next to the servers instead of the tests (benchmarks:
+#                      see docs/benchmarks.md)
 #
 # Inside, the tests see:
 #   CGS_MOTO_ENDPOINT=http://127.0.0.1:PORT       moto server (DynamoDB, Secrets Manager, SQS, ...)
@@ -33,7 +35,7 @@ cd "$ROOT"
 # ---- phase 1: outside the namespace (network to the registries is available) -------------
 if [[ -z "${CGS_IN_NETNS:-}" ]]; then
   bash "$ROOT/infra/scripts/install-tools.sh"
-  if [[ "${CGS_SKIP_CARGO:-0}" != "1" ]]; then
+  if [[ "${CGS_SKIP_CARGO:-0}" != "1" && -z "${CGS_COMMAND:-}" ]]; then
     log "cargo test --workspace --no-run --locked (fetch + compile outside the namespace)"
     cargo test --workspace --no-run --locked
   fi
@@ -130,6 +132,13 @@ print("moto: list_secrets ->", [s["Name"] for s in sm.list_secrets()["SecretList
 print("smoke check ok: DynamoDB Local and moto answer")
 EOF
   exit 0
+fi
+
+if [[ -n "${CGS_COMMAND:-}" ]]; then
+  log "running: $CGS_COMMAND"
+  set +e
+  bash -c "$CGS_COMMAND"
+  exit $?
 fi
 
 log "cargo test --workspace --offline --locked $*"

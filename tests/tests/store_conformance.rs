@@ -552,7 +552,6 @@ async fn feed_ids_commit_in_order((t, clock): Backend) {
 conformance!(
     create_once_and_read_back,
     optimistic_versions,
-    concurrent_updates_have_one_winner,
     delete_returns_the_item_once,
     query_order_conditions_and_isolation,
     secondary_indexes,
@@ -562,24 +561,19 @@ conformance!(
     invalid_items_are_rejected,
 );
 
-/// The feed's ordering under concurrent writers, on every backend whose transactions are
-/// isolated. Not on moto: its `TransactWriteItems` checks conditions and writes without
-/// isolation from concurrent requests (two transactions on the same versioned item can both
-/// succeed there — seen in this very test), which DynamoDB and DynamoDB Local never allow.
-mod feed_order {
-    #[tokio::test]
-    async fn embedded_memory() {
-        super::feed_ids_commit_in_order(super::embedded().await).await
-    }
-    #[tokio::test]
-    async fn embedded_file() {
-        super::feed_ids_commit_in_order(super::embedded_file().await).await
-    }
-    #[tokio::test]
-    async fn dynamodb_local() {
-        super::feed_ids_commit_in_order(super::dynamodb_local().await).await
-    }
+/// Races between concurrent requests, on every backend that isolates them as DynamoDB does.
+/// Not on moto: its server checks a write's condition and then writes without holding a lock
+/// across the two, so two concurrent conditional writes (or transactions) on one item can
+/// both succeed there — seen in these very cases, never on DynamoDB or DynamoDB Local.
+macro_rules! isolation {
+    ($($case:ident),* $(,)?) => {
+        mod isolated_embedded_memory { $(#[tokio::test] async fn $case() { super::$case(super::embedded().await).await } )* }
+        mod isolated_embedded_file { $(#[tokio::test] async fn $case() { super::$case(super::embedded_file().await).await } )* }
+        mod isolated_dynamodb_local { $(#[tokio::test] async fn $case() { super::$case(super::dynamodb_local().await).await } )* }
+    };
 }
+
+isolation!(concurrent_updates_have_one_winner, feed_ids_commit_in_order);
 
 /// The file-backed embedded table keeps everything across a reopen (the local server's
 /// restarts).

@@ -222,10 +222,22 @@ impl Env {
             .value
     }
 
+    /// The tenant's whole change feed, page by page.
     pub async fn changes(&self) -> Vec<Value> {
-        let (s, v) = self.call("GET", "/v1/changes", &self.sync, None).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["items"].as_array().unwrap().clone()
+        let mut out = Vec::new();
+        let mut path = "/v1/changes?limit=500".to_owned();
+        loop {
+            let (s, v) = self.call("GET", &path, &self.sync, None).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let items = v["items"].as_array().unwrap();
+            out.extend(items.iter().cloned());
+            match v["next_cursor"].as_str() {
+                Some(next) if !items.is_empty() => {
+                    path = format!("/v1/changes?limit=500&after={next}");
+                }
+                _ => return out,
+            }
+        }
     }
 }
 
