@@ -496,6 +496,38 @@ async fn pushing_many_events_uses_the_batch_endpoint() {
 }
 
 #[tokio::test]
+async fn status_entries_of_google_are_not_crm_events() {
+    let cal = Cal::new().await;
+    let before = cal.feed().await.len();
+    for body in [
+        json!({"summary": "Out of office", "eventType": "outOfOffice",
+               "start": {"dateTime": "2027-01-04T09:00:00Z"}, "end": {"dateTime": "2027-01-05T09:00:00Z"},
+               "outOfOfficeProperties": {"autoDeclineMode": "declineOnlyNewConflictingInvitations"}}),
+        json!({"summary": "Focus", "eventType": "focusTime",
+               "start": {"dateTime": "2027-01-06T09:00:00Z"}, "end": {"dateTime": "2027-01-06T11:00:00Z"}}),
+        json!({"summary": "Office", "eventType": "workingLocation", "visibility": "public", "transparency": "transparent",
+               "start": {"date": "2027-01-07"}, "end": {"date": "2027-01-08"},
+               "workingLocationProperties": {"type": "officeLocation", "officeLocation": {"label": "HQ"}}}),
+        json!({"summary": "Customer call", "start": {"dateTime": "2027-01-08T09:00:00Z"}, "end": {"dateTime": "2027-01-08T09:30:00Z"}}),
+    ] {
+        let event: Event = serde_json::from_value(body).unwrap();
+        cal.env
+            .app
+            .google
+            .insert_event(&cal.alice, "primary", &event, SendUpdates::None)
+            .await
+            .unwrap();
+    }
+    cal.run(SyncReason::Push).await;
+    let feed = cal.feed().await;
+    let titles: Vec<&str> = feed[before..]
+        .iter()
+        .filter_map(|r| r["data"]["event"]["title"].as_str())
+        .collect();
+    assert_eq!(titles, vec!["Customer call"]);
+}
+
+#[tokio::test]
 async fn an_idle_incremental_pass_costs_one_list_per_calendar() {
     let cal = Cal::new().await;
     cal.put("MTG-1", meeting("Something")).await;

@@ -643,6 +643,16 @@ async fn apply_google_event(
     event: &Event,
 ) -> Result<(), SyncError> {
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    // Out-of-office, focus time, working location, birthdays, events made from Gmail: the
+    // user's status and Google's own entries, not meetings or calls of the CRM's.
+    if event
+        .other
+        .get("eventType")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "default")
+    {
+        return Ok(());
+    }
     let ours = event
         .extended_properties
         .as_ref()
