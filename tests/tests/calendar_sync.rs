@@ -171,6 +171,37 @@ async fn a_crm_meeting_appears_in_google_with_our_id_and_properties() {
         .find(|e| e.summary.as_deref() == Some("Follow-up call"))
         .unwrap();
     assert_eq!(call.color_id.as_deref(), Some("11"));
+
+    // Guests are not e-mailed by the sync unless the tenant asks for it.
+    let inserts = |cal: &Cal| -> Vec<String> {
+        cal.env
+            .sandbox
+            .request_log()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/calendar/v3/calendars/primary/events")
+            .map(|r| r.query.unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        inserts(&cal).iter().all(|q| q.contains("sendUpdates=none")),
+        "{:?}",
+        inserts(&cal)
+    );
+    let (s, v) = cal
+        .env
+        .call(
+            "PATCH",
+            "/v1/admin/settings",
+            &cal.env.admin,
+            Some(json!({"defaults": {"guest_notifications": "external_only"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["defaults"]["guest_notifications"], "external_only");
+    cal.env.sandbox.clear_request_log();
+    cal.put("MTG-2", meeting("Announced")).await;
+    cal.run(SyncReason::RecordChange).await;
+    assert_eq!(inserts(&cal), vec!["sendUpdates=externalOnly".to_owned()]);
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ pub use ids::{AccountId, ApiKeyId, CrmId, IdError, TenantId, UserId};
 pub use oauth_session::OAuthSession;
 pub use pair::{Collection, PairStatus};
 pub use settings::{
-    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, PrivateEventPolicy,
-    TenantSettings,
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
+    PrivateEventPolicy, TenantSettings,
 };
 pub use tenant::Tenant;

@@ -39,6 +39,17 @@ pub enum PrivateEventPolicy {
     Full,
 }
 
+/// Whom Google notifies when the sync writes an event (`sendUpdates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestNotifications {
+    /// Nobody: the CRM decides whom to tell (and a sync is no reason to e-mail guests).
+    #[default]
+    None,
+    All,
+    ExternalOnly,
+}
+
 /// Defaults for new connections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +64,9 @@ pub struct ConnectionDefaults {
     pub event_colors: BTreeMap<String, String>,
     /// Name of the Google contact group created when a user picks none.
     pub contact_group_name: String,
+    /// Whom Google e-mails about events the sync creates, changes or deletes.
+    #[serde(default)]
+    pub guest_notifications: GuestNotifications,
 }
 
 impl Default for ConnectionDefaults {
@@ -65,6 +79,7 @@ impl Default for ConnectionDefaults {
             sync_since_days: 30,
             event_colors: BTreeMap::new(),
             contact_group_name: "CRM".to_owned(),
+            guest_notifications: GuestNotifications::None,
         }
     }
 }

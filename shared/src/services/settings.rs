@@ -4,8 +4,8 @@
 use super::validate::web_url;
 use crate::app::App;
 use crate::domain::{
-    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, PrivateEventPolicy, Products,
-    TenantId, TenantSettings,
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
+    PrivateEventPolicy, Products, TenantId, TenantSettings,
 };
 use crate::http::ApiError;
 use crate::secrets::names;
@@ -66,6 +66,7 @@ pub struct DefaultsPatch {
     /// Replaces the whole map.
     pub event_colors: Option<BTreeMap<String, String>>,
     pub contact_group_name: Option<String>,
+    pub guest_notifications: Option<GuestNotifications>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +95,9 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), A
     }
     if let Some(v) = p.private_events {
         d.private_events = v;
+    }
+    if let Some(v) = p.guest_notifications {
+        d.guest_notifications = v;
     }
     if let Some(days) = p.sync_since_days {
         if !(1..=3650).contains(&days) {

@@ -9,8 +9,8 @@ use crate::calendar::normal::{
     instance_suffix, NException, Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER,
 };
 use crate::domain::{
-    Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, PairStatus,
-    PrivateEventPolicy, Tenant, TenantId, UserId,
+    Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, GuestNotifications,
+    PairStatus, PrivateEventPolicy, Tenant, TenantId, UserId,
 };
 use crate::google::batch::BatchResponse;
 use crate::google::calendar::{CalendarRequest, Event, ListEvents, SendUpdates};
@@ -229,6 +229,11 @@ async fn context<'a>(
         conflicts: defaults.conflict_policy,
         deletions: defaults.deletion_policy,
     };
+    let send_updates = match defaults.guest_notifications {
+        GuestNotifications::None => SendUpdates::None,
+        GuestNotifications::All => SendUpdates::All,
+        GuestNotifications::ExternalOnly => SendUpdates::ExternalOnly,
+    };
     Ok(Ctx {
         app,
         main_calendar: account
@@ -240,7 +245,7 @@ async fn context<'a>(
         tenant,
         account,
         policy,
-        send_updates: SendUpdates::None,
+        send_updates,
         confirm_mass_deletion: confirm,
         report: Report::default(),
     })
