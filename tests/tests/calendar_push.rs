@@ -69,6 +69,15 @@ async fn a_change_in_google_is_pushed_queued_and_synced() {
     let env = Env::new().await;
     env.connect(USER, &["calendar"], ALICE, "").await;
     let (client, url) = sqs(&env).await;
+    // Connecting queued the account's first pass (its initial read opens the channels).
+    let first = drain(&client, &url, Duration::from_secs(5)).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|j| (j.user.as_str(), j.reason))
+            .collect::<Vec<_>>(),
+        vec![(USER, SyncReason::Scheduled)]
+    );
     env.run_job(USER, SyncReason::Scheduled).await;
 
     // The pass opened a channel to our webhook.

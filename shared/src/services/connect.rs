@@ -10,6 +10,7 @@ use crate::domain::{
 };
 use crate::google::oauth::{granted_products, scopes_for};
 use crate::http::ApiError;
+use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -347,6 +348,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
                     tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
                 }
                 tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
+                first_sync(app, &account).await;
                 return Ok(Outcome::Connected { missing });
             }
             Err(StoreError::ConditionFailed) => continue,
@@ -354,4 +356,34 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         }
     }
     Err("temporarily_unavailable")
+}
+
+/// Queues the account's first pass right after it connects: the initial read, and the push
+/// channels that make later Google changes arrive in seconds. A failure is only logged: the
+/// scheduler's next run covers the account anyway.
+async fn first_sync(app: &App, account: &Account) {
+    if !(account.products.contains(Product::Calendar)
+        || account.products.contains(Product::Contacts))
+    {
+        return;
+    }
+    let job = SyncJob {
+        tenant: account.tenant.clone(),
+        user: account.user.clone(),
+        calendar: None,
+        reason: SyncReason::Scheduled,
+        confirm_mass_deletion: false,
+        record: None,
+    };
+    let message = Message {
+        dedup_id: dedup_id(&[
+            &job.group_id(),
+            "connected",
+            &crate::clock::rfc3339(account.updated_at),
+        ]),
+        job,
+    };
+    if let Err(e) = app.queue.send(vec![message]).await {
+        tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "first sync not queued");
+    }
 }
