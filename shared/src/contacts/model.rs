@@ -446,7 +446,8 @@ mod tests {
 
     #[test]
     fn bad_contacts_are_refused_with_the_field_named() {
-        let cases: Vec<(Box<dyn Fn(&mut CrmContact)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut CrmContact)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|c| c.emails[0].address = "not-an-email".into()),
                 "emails[0].address",
