@@ -13,6 +13,7 @@ pub mod aws;
 pub mod calendar;
 pub mod clock;
 pub mod config;
+pub mod contacts;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;

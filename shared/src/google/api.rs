@@ -1,5 +1,5 @@
-//! The REST calls of Google's APIs the product makes (identity, calendar list, contact
-//! groups, channel stop); answers read into the fields the product uses.
+//! The REST calls of Google's APIs the product makes (identity, calendar list, channel stop);
+//! answers read into the fields the product uses. People v1 lives in [`super::people`].
 
 use super::calendar::CalendarRequest;
 use super::retry::{with_retry, RetryPolicy};
@@ -40,21 +40,6 @@ impl CalendarEntry {
     }
 }
 
-/// One contact group.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ContactGroup {
-    pub resource_name: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub formatted_name: Option<String>,
-    #[serde(default)]
-    pub group_type: Option<String>,
-    #[serde(default)]
-    pub member_count: Option<i64>,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CalendarListPage {
@@ -64,44 +49,82 @@ struct CalendarListPage {
     next_page_token: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ContactGroupsPage {
-    #[serde(default)]
-    contact_groups: Vec<ContactGroup>,
-    #[serde(default)]
-    next_page_token: Option<String>,
+/// What a Google error body says: the apiary `errors[0].reason` (Calendar), the gRPC `status`
+/// and the `google.rpc.ErrorInfo` reason of `details` (People, One Platform), the message.
+struct ErrorBody {
+    reason: String,
+    status: String,
+    info: String,
+    message: String,
 }
 
-/// Reads Google's JSON error body (`{"error": {"errors": [{"reason": …}], "status": …}}`).
-fn error_reason(body: &[u8]) -> String {
+/// Reads Google's JSON error body (`{"error": {"errors": [{"reason": …}], "status": …,
+/// "details": [{"reason": …}], "message": …}}`).
+fn error_body(body: &[u8]) -> ErrorBody {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let e = &v["error"];
-    e["errors"][0]["reason"]
+    let text = |x: &serde_json::Value| x.as_str().unwrap_or("").to_owned();
+    let info = e["details"]
+        .as_array()
+        .and_then(|d| d.iter().find_map(|x| x["reason"].as_str()))
+        .unwrap_or("")
+        .to_owned();
+    let reason = e["errors"][0]["reason"]
         .as_str()
         .or_else(|| e["status"].as_str())
         .or_else(|| e.as_str())
         .unwrap_or("unknown")
-        .to_owned()
+        .to_owned();
+    ErrorBody {
+        reason,
+        status: text(&e["status"]),
+        info,
+        message: text(&e["message"]),
+    }
+}
+
+/// People answers two different things with 400 `FAILED_PRECONDITION`: an expired sync token
+/// (ErrorInfo `EXPIRED_SYNC_TOKEN`: list again without it, like Calendar's 410) and a stale
+/// etag on an update ("person.etag is different…": re-read, like Calendar's 412). Both are
+/// sorted into the variants the Calendar code already acts on.
+fn failed_precondition(e: &ErrorBody) -> Option<GoogleError> {
+    if e.status != "FAILED_PRECONDITION" && e.reason != "failedPrecondition" {
+        return None;
+    }
+    let message = e.message.to_ascii_lowercase();
+    if e.info == "EXPIRED_SYNC_TOKEN" || message.contains("sync token is expired") {
+        return Some(GoogleError::Gone("EXPIRED_SYNC_TOKEN".into()));
+    }
+    if message.contains("etag") && message.contains("different") {
+        return Some(GoogleError::PreconditionFailed(
+            "FAILED_PRECONDITION".into(),
+        ));
+    }
+    None
 }
 
 /// Sorts a non-success answer of a Google API.
 pub fn classify_status(status: u16, body: &[u8]) -> GoogleError {
-    let reason = error_reason(body);
+    let e = error_body(body);
+    let rate_limited = matches!(
+        e.reason.as_str(),
+        "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "RESOURCE_EXHAUSTED"
+    ) || e.info == "RATE_LIMIT_EXCEEDED";
     match status {
-        429 | 500..=599 => GoogleError::Transient(format!("HTTP {status} {reason}")),
-        403 if matches!(
-            reason.as_str(),
-            "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "RESOURCE_EXHAUSTED"
-        ) =>
-        {
-            GoogleError::Transient(format!("HTTP 403 {reason}"))
-        }
-        404 => GoogleError::NotFound(reason),
-        409 => GoogleError::Conflict(reason),
-        410 => GoogleError::Gone(reason),
-        412 => GoogleError::PreconditionFailed(reason),
-        _ => GoogleError::Rejected { status, reason },
+        429 | 500..=599 => GoogleError::Transient(format!("HTTP {status} {}", e.reason)),
+        403 if rate_limited => GoogleError::Transient(format!("HTTP 403 {}", e.reason)),
+        400 => failed_precondition(&e).unwrap_or(GoogleError::Rejected {
+            status,
+            reason: e.reason,
+        }),
+        404 => GoogleError::NotFound(e.reason),
+        409 => GoogleError::Conflict(e.reason),
+        410 => GoogleError::Gone(e.reason),
+        412 => GoogleError::PreconditionFailed(e.reason),
+        _ => GoogleError::Rejected {
+            status,
+            reason: e.reason,
+        },
     }
 }
 
@@ -159,31 +182,6 @@ impl Google {
         }
     }
 
-    /// The user's contact groups.
-    pub async fn contact_groups(
-        &self,
-        token: &SecretString,
-    ) -> Result<Vec<ContactGroup>, GoogleError> {
-        let url = format!("{}/v1/contactGroups", self.endpoints.people_base);
-        let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("pageSize", "1000"),
-                ("groupFields", "name,groupType,memberCount"),
-            ];
-            if let Some(p) = &page {
-                query.push(("pageToken", p));
-            }
-            let got: ContactGroupsPage = self.get_json(&url, &query, token).await?;
-            out.extend(got.contact_groups);
-            match got.next_page_token {
-                Some(next) => page = Some(next),
-                None => return Ok(out),
-            }
-        }
-    }
-
     /// Stops a push channel (`channels.stop`). An unknown channel counts as stopped.
     pub async fn stop_channel(
         &self,
@@ -223,5 +221,27 @@ mod tests {
         assert!(
             matches!(classify_status(400, people), GoogleError::Rejected { ref reason, .. } if reason == "FAILED_PRECONDITION")
         );
+    }
+
+    #[test]
+    fn people_failed_preconditions_are_told_apart() {
+        let expired = br#"{"error":{"code":400,"message":"Sync token is expired. Clear local cache and retry call without the sync token.","status":"FAILED_PRECONDITION","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"EXPIRED_SYNC_TOKEN","domain":"people.googleapis.com"}]}}"#;
+        let e = classify_status(400, expired);
+        assert!(e.is_full_sync_required(), "{e:?}");
+        let etag = br#"{"error":{"code":400,"message":"Request person.etag is different than the current person.etag. Clear local cache and get the latest person.","status":"FAILED_PRECONDITION"}}"#;
+        assert!(classify_status(400, etag).is_etag_conflict());
+        assert!(!classify_status(400, etag).is_full_sync_required());
+        let missing = br#"{"error":{"code":400,"message":"Request must set person.etag or person.metadata.sources.etag for the source that is being updated.","status":"FAILED_PRECONDITION"}}"#;
+        assert!(matches!(
+            classify_status(400, missing),
+            GoogleError::Rejected { status: 400, .. }
+        ));
+        let invalid = br#"{"error":{"code":400,"message":"Invalid personFields mask path","status":"INVALID_ARGUMENT"}}"#;
+        assert!(!classify_status(400, invalid).is_etag_conflict());
+        // People's rate limits carry the reason in ErrorInfo, not in `errors[]`.
+        let limited = br#"{"error":{"code":403,"message":"Rate Limit Exceeded","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED"}]}}"#;
+        assert!(classify_status(403, limited).is_transient());
+        let denied = br#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
+        assert!(!classify_status(403, denied).is_transient());
     }
 }

@@ -463,7 +463,7 @@ fn transport(e: reqwest::Error) -> GoogleError {
     }
 }
 
-fn parse_json<T: DeserializeOwned>(answer: &Answer) -> Result<T, GoogleError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(answer: &Answer) -> Result<T, GoogleError> {
     serde_json::from_slice(&answer.body).map_err(|e| GoogleError::Rejected {
         status: answer.status,
         reason: format!("unexpected answer: {e}"),

@@ -6,6 +6,7 @@ pub mod api;
 pub mod batch;
 pub mod calendar;
 pub mod oauth;
+pub mod people;
 pub mod retry;
 
 use crate::config::GoogleEndpoints;
@@ -34,7 +35,7 @@ impl Google {
 }
 
 /// What went wrong talking to Google, sorted by what the caller should do.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GoogleError {
     /// The grant is gone for good (`invalid_grant`, `invalid_client`, …): the user must
     /// reconnect. Carries Google's error code, never the token.
@@ -54,11 +55,14 @@ pub enum GoogleError {
     /// 409: the resource already exists (e.g. a client-chosen event id, `duplicate`).
     #[error("Google reports a conflict: {0}")]
     Conflict(String),
-    /// 412: an `If-Match` etag no longer matches; re-read and decide again.
+    /// 412: an `If-Match` etag no longer matches; re-read and decide again. People says the
+    /// same with 400 `FAILED_PRECONDITION` ("person.etag is different…"), sorted here too.
     #[error("Google's copy changed since it was read: {0}")]
     PreconditionFailed(String),
     /// 410: a sync token Google no longer honours (`fullSyncRequired`: list again without
-    /// it) or a resource already deleted (`deleted`).
+    /// it) or a resource already deleted (`deleted`). People's expired sync token (400
+    /// `FAILED_PRECONDITION` with ErrorInfo `EXPIRED_SYNC_TOKEN`) is sorted here as
+    /// `Gone("EXPIRED_SYNC_TOKEN")`, so [`GoogleError::is_full_sync_required`] covers both.
     #[error("Google no longer has it: {0}")]
     Gone(String),
 }
@@ -66,5 +70,11 @@ pub enum GoogleError {
 impl GoogleError {
     pub fn is_transient(&self) -> bool {
         matches!(self, GoogleError::Transient(_))
+    }
+
+    /// The resource changed since it was read (Calendar 412, People's stale `person.etag`):
+    /// re-read it and decide again.
+    pub fn is_etag_conflict(&self) -> bool {
+        matches!(self, GoogleError::PreconditionFailed(_))
     }
 }

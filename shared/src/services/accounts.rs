@@ -7,8 +7,9 @@ use crate::clock::rfc3339;
 use crate::domain::{
     Account, AccountEvent, AccountStatus, Direction, Product, Products, TenantId, UserId,
 };
-use crate::google::api::{CalendarEntry, ContactGroup};
+use crate::google::api::CalendarEntry;
 use crate::google::oauth::SCOPE_GMAIL;
+use crate::google::people::ContactGroup;
 use crate::http::ApiError;
 use crate::store::StoreError;
 use base64::Engine as _;
@@ -129,22 +130,48 @@ pub async fn calendars(
         .map_err(google_error)
 }
 
+/// A contact group as the CRM sees it (`GET /v1/users/{user}/google/contact-groups`): the
+/// fields of Google's resource the CRM chooses by, in Google's names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactGroupInfo {
+    pub resource_name: String,
+    pub name: Option<String>,
+    pub formatted_name: Option<String>,
+    pub group_type: Option<String>,
+    pub member_count: Option<i64>,
+}
+
+impl From<ContactGroup> for ContactGroupInfo {
+    fn from(g: ContactGroup) -> Self {
+        Self {
+            resource_name: g.resource_name,
+            name: g.name,
+            formatted_name: g.formatted_name,
+            group_type: g.group_type,
+            member_count: g.member_count,
+        }
+    }
+}
+
 /// The user's contact groups, live from Google.
 pub async fn contact_groups(
     app: &App,
     t: &TenantId,
     u: &UserId,
-) -> Result<Vec<ContactGroup>, ApiError> {
+) -> Result<Vec<ContactGroupInfo>, ApiError> {
     require_product(
         &get(app, t, u).await?,
         Product::Contacts,
         "listing contact groups",
     )?;
     let token = access_token(app, t, u).await?;
-    app.google
+    let groups = app
+        .google
         .contact_groups(&token.token)
         .await
-        .map_err(google_error)
+        .map_err(google_error)?;
+    Ok(groups.into_iter().map(ContactGroupInfo::from).collect())
 }
 
 /// Accepts `2026-01-31` or an RFC 3339 date-time.
