@@ -120,6 +120,9 @@ pub struct AccountSettings {
     /// `contactGroups/…` resource name of the synced contact group.
     #[serde(default)]
     pub contact_group: Option<String>,
+    /// The user's overrides of the tenant's contact field mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_fields: Option<crate::contacts::normal::FieldMappingPatch>,
 }
 
 impl Account {
@@ -165,6 +168,25 @@ pub struct Account {
     pub last_sync_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Where the contacts sync stands, as of its last pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts_progress: Option<ContactsProgress>,
+}
+
+/// Where an account's contacts sync stands: what waits to be pushed (a mass push is carried
+/// on through the queue, 200 at a time) and what the last pass did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactsProgress {
+    /// CRM changes still waiting to reach Google.
+    pub waiting: usize,
+    /// Contacts created, updated or removed in Google by the last pass.
+    pub pushed_last_pass: usize,
+    /// Google changes the last pass gave the CRM.
+    pub pulled_last_pass: usize,
+    /// The synced contact group (`contactGroups/…`).
+    pub group: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_pass_at: OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ pub mod pair;
 pub mod settings;
 pub mod tenant;
 
-pub use account::{Account, AccountEvent, AccountSettings, AccountStatus, Product, Products};
+pub use account::{
+    Account, AccountEvent, AccountSettings, AccountStatus, ContactsProgress, Product, Products,
+};
 pub use api_key::{ApiKey, ApiKeyScope};
 pub use channel::{ChannelState, WatchChannel};
 pub use cursor::Cursor;

@@ -67,6 +67,9 @@ pub struct ConnectionDefaults {
     /// Whom Google e-mails about events the sync creates, changes or deletes.
     #[serde(default)]
     pub guest_notifications: GuestNotifications,
+    /// Which contact fields sync, and which way (users may override it).
+    #[serde(default)]
+    pub contact_fields: crate::contacts::normal::FieldMapping,
 }
 
 impl Default for ConnectionDefaults {
@@ -80,6 +83,7 @@ impl Default for ConnectionDefaults {
             event_colors: BTreeMap::new(),
             contact_group_name: "CRM".to_owned(),
             guest_notifications: GuestNotifications::None,
+            contact_fields: crate::contacts::normal::FieldMapping::default(),
         }
     }
 }

@@ -4,6 +4,8 @@
 use super::tokens::{access_token, google_error, TokenError};
 use crate::app::App;
 use crate::clock::rfc3339;
+use crate::contacts::normal::FieldMappingPatch;
+use crate::domain::ContactsProgress;
 use crate::domain::{
     Account, AccountEvent, AccountStatus, Direction, Product, Products, TenantId, UserId,
 };
@@ -56,6 +58,8 @@ pub struct AccountView {
     pub products: Products,
     pub reauth_reason: Option<String>,
     pub settings: SettingsView,
+    /// Where the contacts sync stands (after its last pass).
+    pub contacts: Option<ContactsProgress>,
     pub last_sync_at: Option<String>,
     pub last_error: Option<String>,
     pub connected_at: String,
@@ -69,6 +73,8 @@ pub struct SettingsView {
     pub direction: Option<Direction>,
     pub sync_since: Option<String>,
     pub contact_group: Option<String>,
+    /// The user's overrides of the tenant's contact field mapping.
+    pub contact_fields: Option<FieldMappingPatch>,
 }
 
 pub fn view(a: &Account) -> AccountView {
@@ -84,7 +90,9 @@ pub fn view(a: &Account) -> AccountView {
             direction: a.settings.direction,
             sync_since: a.settings.sync_since.map(rfc3339),
             contact_group: a.settings.contact_group.clone(),
+            contact_fields: a.settings.contact_fields,
         },
+        contacts: a.contacts_progress.clone(),
         last_sync_at: a.last_sync_at.map(rfc3339),
         last_error: a.last_error.clone(),
         connected_at: rfc3339(a.created_at),
@@ -195,6 +203,8 @@ pub struct AccountPatch {
     pub direction: Option<Direction>,
     pub sync_since: Option<String>,
     pub contact_group: Option<String>,
+    /// Overrides of the tenant's contact field mapping (the fields given replace it).
+    pub contact_fields: Option<FieldMappingPatch>,
     /// Pause or resume this account's sync.
     pub paused: Option<bool>,
 }
@@ -271,6 +281,15 @@ pub async fn patch(
         }
         group = Some(g.clone());
     }
+    if let Some(fields) = &p.contact_fields {
+        let tenant = super::tenants::get(app, t).await?;
+        tenant
+            .settings
+            .defaults
+            .contact_fields
+            .overlay(fields)
+            .validate()?;
+    }
     let since = p.sync_since.as_deref().map(parse_since).transpose()?;
     let mut paused_changed = None;
     let updated = update(app, t, u, |a| {
@@ -288,6 +307,9 @@ pub async fn patch(
         }
         if let Some(g) = &group {
             a.settings.contact_group = Some(g.clone());
+        }
+        if let Some(f) = p.contact_fields {
+            a.settings.contact_fields = Some(f);
         }
         paused_changed = None;
         if let Some(pause) = p.paused {

@@ -294,6 +294,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
                     updated_at: now,
                     last_sync_at: None,
                     last_error: None,
+                    contacts_progress: None,
                 };
                 (account, None)
             }

@@ -3,6 +3,7 @@
 
 use super::validate::web_url;
 use crate::app::App;
+use crate::contacts::normal::FieldMappingPatch;
 use crate::domain::{
     ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
     PrivateEventPolicy, Products, TenantId, TenantSettings,
@@ -67,6 +68,8 @@ pub struct DefaultsPatch {
     pub event_colors: Option<BTreeMap<String, String>>,
     pub contact_group_name: Option<String>,
     pub guest_notifications: Option<GuestNotifications>,
+    /// The fields given replace the tenant's mapping's.
+    pub contact_fields: Option<FieldMappingPatch>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +101,11 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), A
     }
     if let Some(v) = p.guest_notifications {
         d.guest_notifications = v;
+    }
+    if let Some(patch) = &p.contact_fields {
+        let mapping = d.contact_fields.overlay(patch);
+        mapping.validate()?;
+        d.contact_fields = mapping;
     }
     if let Some(days) = p.sync_since_days {
         if !(1..=3650).contains(&days) {

@@ -16,6 +16,7 @@ use crate::google::batch::BatchResponse;
 use crate::google::calendar::{CalendarRequest, Event, ListEvents, SendUpdates};
 use crate::google::GoogleError;
 use crate::http::ApiError;
+use crate::services::records;
 use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
@@ -916,61 +917,15 @@ async fn execute(
     commit(ctx, &loaded, pair, version, still_waiting).await
 }
 
-/// Saves a pair after its decision was carried out. If the row changed meanwhile (the CRM
-/// pushed during the pass), the outcome is merged into the fresh row rather than lost: the
-/// Google side is what this pass did, the CRM side stays the newer one — still waiting.
+/// Saves a pair after its decision was carried out (see [`records::commit`]).
 async fn commit(
     ctx: &Ctx<'_>,
     loaded: &PairStatus,
-    mut pair: PairStatus,
-    mut version: Option<u64>,
-    mut dirty: bool,
+    pair: PairStatus,
+    version: Option<u64>,
+    dirty: bool,
 ) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t(), ctx.u());
-    for _ in 0..5 {
-        let saved = if dirty {
-            ctx.app.store.put_dirty_pair(t, u, &pair, version).await
-        } else {
-            ctx.app.store.put_pair(t, u, &pair, version).await
-        };
-        match saved {
-            Ok(_) => return Ok(()),
-            Err(StoreError::ConditionFailed) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let Some(fresh) = ctx
-            .app
-            .store
-            .get_pair(t, u, pair.collection, pair.crm_id.as_str())
-            .await?
-        else {
-            // Re-keyed or gone (an acknowledgement raced us): nothing left to merge into.
-            return Ok(());
-        };
-        let crm_moved = fresh.value.crm_content != loaded.crm_content
-            || fresh.value.crm_deleted_at != loaded.crm_deleted_at
-            || fresh.value.generation != loaded.generation;
-        if crm_moved {
-            let mut merged = fresh.value;
-            merged.google_id = pair.google_id.clone();
-            merged.google_etag = pair.google_etag.clone();
-            merged.google_hash = pair.google_hash.clone();
-            merged.container = pair.container.clone();
-            merged.google_resources = pair.google_resources.clone();
-            merged.crm_hash = pair.crm_hash.clone();
-            merged.last_synced_at = pair.last_synced_at;
-            if merged.generation < pair.generation {
-                merged.generation = pair.generation;
-            }
-            pair = merged;
-            dirty = true;
-        }
-        version = Some(fresh.version);
-    }
-    Err(SyncError::Api(ApiError::conflict(
-        "concurrent_update",
-        "the pair kept changing during the pass",
-    )))
+    Ok(records::commit(ctx.app, ctx.t(), ctx.u(), loaded, pair, version, dirty).await?)
 }
 
 /// Records a write of the pair's event; a series then gets its exceptions brought in line.
@@ -1516,7 +1471,7 @@ async fn finish(
     commit(ctx, &loaded, pair, Some(version), still_waiting).await
 }
 
-/// Gives a Google-born pair the CRM id the CRM created for it.
+/// Gives a Google-born event the CRM id the CRM created for it.
 pub async fn link_google_born(
     app: &App,
     t: &TenantId,
@@ -1524,9 +1479,21 @@ pub async fn link_google_born(
     google_id: &str,
     crm_id: &CrmId,
 ) -> Result<&'static str, ApiError> {
+    link_google_born_in(app, t, u, Collection::Calendar, google_id, crm_id).await
+}
+
+/// Gives a Google-born pair of `collection` the CRM id the CRM created for it.
+pub async fn link_google_born_in(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    collection: Collection,
+    google_id: &str,
+    crm_id: &CrmId,
+) -> Result<&'static str, ApiError> {
     if let Some(existing) = app
         .store
-        .get_pair(t, u, Collection::Calendar, crm_id.as_str())
+        .get_pair(t, u, collection, crm_id.as_str())
         .await?
     {
         return Ok(if existing.value.google_id.as_deref() == Some(google_id) {
@@ -1537,12 +1504,7 @@ pub async fn link_google_born(
     }
     let Some(born) = app
         .store
-        .get_pair(
-            t,
-            u,
-            Collection::Calendar,
-            CrmId::google_born(google_id).as_str(),
-        )
+        .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
         .await?
     else {
         return Ok("unknown");

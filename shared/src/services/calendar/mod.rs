@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod engine;
 
+use super::records;
 use crate::app::App;
 use crate::calendar::model::{parse_instant, CrmEvent};
 use crate::calendar::normal::Normalized;
@@ -12,10 +13,7 @@ use crate::clock::rfc3339;
 use crate::domain::{AccountStatus, Collection, CrmId, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
-use crate::store::repo::Versioned;
-use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// What the CRM sees of a pair.
 #[derive(Debug, Serialize)]
@@ -30,12 +28,7 @@ pub struct PairView {
     pub last_error: Option<String>,
 }
 
-/// Whether the pair's CRM side waits for the worker.
-pub fn waiting(p: &PairStatus) -> bool {
-    p.deleted_at.is_none()
-        && (p.crm_deleted_at.is_some()
-            || p.crm_content.as_ref().and_then(engine::content_hash) != p.crm_hash)
-}
+pub use super::records::waiting;
 
 pub fn view(p: &PairStatus) -> PairView {
     let pending = waiting(p);
@@ -80,46 +73,8 @@ async fn require_account(
     Ok(account)
 }
 
-/// Asks the worker to push a record's change. `change` names it, so the same change queued
-/// twice (a retried request) is one job, while distinct changes are not lost.
-pub async fn enqueue(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-    record: &CrmId,
-    change: &str,
-) -> Result<(), ApiError> {
-    let job = SyncJob {
-        tenant: t.clone(),
-        user: u.clone(),
-        calendar: None,
-        reason: SyncReason::RecordChange,
-        confirm_mass_deletion: false,
-        record: Some(record.clone()),
-    };
-    let message = Message {
-        dedup_id: dedup_id(&[&job.group_id(), "calendar", change]),
-        job,
-    };
-    app.queue.send(vec![message]).await?;
-    Ok(())
-}
-
-/// Whether `incoming` is older than what we hold (a late, retried delivery).
-fn stale(pair: &PairStatus, incoming: Option<OffsetDateTime>) -> bool {
-    let Some(incoming) = incoming else {
-        return false;
-    };
-    let newest = [pair.crm_modified, pair.crm_deleted_at, pair.deleted_at]
-        .into_iter()
-        .flatten()
-        .max();
-    newest.is_some_and(|n| incoming < n)
-}
-
 /// Accepts a CRM event: stores it as the CRM side of its pair (marked for the worker) and
-/// queues a sync. Idempotent: the same content again changes nothing; an older `updated_at`
-/// than the stored one is ignored (late retries cannot undo newer edits).
+/// queues a sync (see [`records::put`]).
 pub async fn put(
     app: &App,
     t: &TenantId,
@@ -129,97 +84,17 @@ pub async fn put(
 ) -> Result<(bool, PairView), ApiError> {
     event.validate()?;
     let account = require_account(app, t, u).await?;
-    let incoming = event.updated_at.as_deref().and_then(parse_instant);
     let content = serde_json::to_value(Normalized::from_crm(&event))
         .map_err(|e| ApiError::internal(&e, false))?;
-    for _ in 0..5 {
-        let current = app
-            .store
-            .get_pair(t, u, Collection::Calendar, crm_id.as_str())
-            .await?;
-        let (mut pair, version) = match current {
-            Some(Versioned { value, version }) => (value, Some(version)),
-            None => (
-                PairStatus::new(account.id.clone(), Collection::Calendar, crm_id.clone()),
-                None,
-            ),
-        };
-        if stale(&pair, incoming) {
-            return Ok((false, view(&pair)));
-        }
-        let same = pair.crm_deleted_at.is_none() && pair.crm_content.as_ref() == Some(&content);
-        // The same content again: nothing new — even for a tombstone, which only an edit
-        // newer than the deletion brings back (so a periodic re-push does not resurrect an
-        // event deleted in Google). A change still waiting is queued again, in case the first
-        // queueing failed.
-        if same && (pair.deleted_at.is_none() || incoming.is_none()) {
-            if waiting(&pair) {
-                enqueue(
-                    app,
-                    t,
-                    u,
-                    crm_id,
-                    &format!(
-                        "put/{crm_id}/{}",
-                        pair.crm_modified.map(rfc3339).unwrap_or_default()
-                    ),
-                )
-                .await?;
-            }
-            return Ok((false, view(&pair)));
-        }
-        if let Some(link) = &event.google_event_id {
-            if pair.google_id.as_deref() != Some(link.as_str()) {
-                if let Some(other) = app
-                    .store
-                    .find_pair_by_google_id(t, u, Collection::Calendar, link)
-                    .await?
-                {
-                    if other.value.crm_id != *crm_id {
-                        return Err(ApiError::conflict(
-                            "google_event_linked",
-                            "that Google event is already paired (for an event born in Google, use POST /v1/changes/ack)",
-                        ));
-                    }
-                }
-            }
-        }
-        if pair.deleted_at.is_some() {
-            // Re-created after a delete: a new Google event (a new id generation).
-            pair.deleted_at = None;
-            pair.google_id = None;
-            pair.google_hash = None;
-            pair.google_etag = None;
-            pair.crm_hash = None;
-            pair.generation += 1;
-        }
-        if pair.google_id.is_none() {
-            if let Some(link) = &event.google_event_id {
-                pair.google_id = Some(link.clone());
-            }
-        }
-        pair.crm_content = Some(content.clone());
-        pair.crm_version = event.version.clone();
-        pair.crm_modified = Some(incoming.unwrap_or_else(|| app.clock.now()));
-        pair.crm_deleted_at = None;
-        pair.last_error = None;
-        match app.store.put_dirty_pair(t, u, &pair, version).await {
-            Ok(_) => {
-                let change = format!(
-                    "put/{crm_id}/{}",
-                    pair.crm_modified.map(rfc3339).unwrap_or_default()
-                );
-                enqueue(app, t, u, crm_id, &change).await?;
-                return Ok((true, view(&pair)));
-            }
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(
-        "concurrent_update",
-        "the event was changed concurrently; retry",
-    ))
+    let incoming = records::Incoming {
+        collection: Collection::Calendar,
+        content,
+        version: event.version.clone(),
+        updated_at: event.updated_at.as_deref().and_then(parse_instant),
+        link: event.google_event_id.clone(),
+    };
+    let (changed, pair) = records::put(app, t, u, &account, crm_id, incoming).await?;
+    Ok((changed, view(&pair)))
 }
 
 /// Records a CRM-side deletion and queues the sync that carries it out (per the tenant's
@@ -231,37 +106,8 @@ pub async fn delete(
     crm_id: &CrmId,
 ) -> Result<PairView, ApiError> {
     require_account(app, t, u).await?;
-    for _ in 0..5 {
-        let Some(Versioned {
-            value: mut pair,
-            version,
-        }) = app
-            .store
-            .get_pair(t, u, Collection::Calendar, crm_id.as_str())
-            .await?
-        else {
-            return Err(ApiError::not_found("no such event"));
-        };
-        if pair.crm_deleted_at.is_some() || pair.deleted_at.is_some() {
-            if waiting(&pair) {
-                enqueue(app, t, u, crm_id, &format!("delete/{crm_id}")).await?;
-            }
-            return Ok(view(&pair));
-        }
-        pair.crm_deleted_at = Some(app.clock.now());
-        match app.store.put_dirty_pair(t, u, &pair, Some(version)).await {
-            Ok(_) => {
-                enqueue(app, t, u, crm_id, &format!("delete/{crm_id}")).await?;
-                return Ok(view(&pair));
-            }
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(
-        "concurrent_update",
-        "the event was changed concurrently; retry",
-    ))
+    let pair = records::delete(app, t, u, Collection::Calendar, crm_id).await?;
+    Ok(view(&pair))
 }
 
 pub async fn get(
@@ -270,12 +116,9 @@ pub async fn get(
     u: &UserId,
     crm_id: &CrmId,
 ) -> Result<PairView, ApiError> {
-    let pair = app
-        .store
-        .get_pair(t, u, Collection::Calendar, crm_id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such event"))?;
-    Ok(view(&pair.value))
+    Ok(view(
+        &records::get(app, t, u, Collection::Calendar, crm_id).await?,
+    ))
 }
 
 /// The CRM names a Google-born event it created a record for.

@@ -1,0 +1,296 @@
+//! The CRM's side of a pair, the same for events and contacts: a record pushed by the CRM
+//! (`PUT`) or deleted (`DELETE`) is stored as the CRM side of its pair, marked for the worker
+//! (the pair's entry in the sparse "dirty" index), and a sync is queued. The passes that talk
+//! to Google read the marked pairs.
+
+use crate::app::App;
+use crate::clock::rfc3339;
+use crate::domain::{Account, Collection, CrmId, PairStatus, TenantId, UserId};
+use crate::http::ApiError;
+use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
+use crate::store::repo::Versioned;
+use crate::store::StoreError;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// The hash of a pair's stored CRM content (`None` if unreadable).
+pub fn content_hash(collection: Collection, content: &Value) -> Option<String> {
+    match collection {
+        Collection::Calendar => super::calendar::engine::content_hash(content),
+        Collection::Contacts => super::contacts::content_hash(content),
+    }
+}
+
+/// Whether the pair's CRM side waits for the worker.
+pub fn waiting(p: &PairStatus) -> bool {
+    p.deleted_at.is_none()
+        && (p.crm_deleted_at.is_some()
+            || p.crm_content
+                .as_ref()
+                .and_then(|c| content_hash(p.collection, c))
+                != p.crm_hash)
+}
+
+fn noun(c: Collection) -> &'static str {
+    match c {
+        Collection::Calendar => "event",
+        Collection::Contacts => "contact",
+    }
+}
+
+/// A record as the CRM sent it, normalized.
+pub struct Incoming {
+    pub collection: Collection,
+    /// The normalized content (JSON).
+    pub content: Value,
+    pub version: Option<String>,
+    /// The CRM's modification time (decides "latest wins"; older retries are ignored).
+    pub updated_at: Option<OffsetDateTime>,
+    /// The Google resource the CRM links the record to (an event id, a `people/…` name).
+    pub link: Option<String>,
+}
+
+/// Asks the worker to push a record's change. `change` names it, so the same change queued
+/// twice (a retried request) is one job, while distinct changes are not lost.
+pub async fn enqueue(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    collection: Collection,
+    record: &CrmId,
+    change: &str,
+) -> Result<(), ApiError> {
+    let job = SyncJob {
+        tenant: t.clone(),
+        user: u.clone(),
+        calendar: None,
+        reason: SyncReason::RecordChange,
+        confirm_mass_deletion: false,
+        record: Some(record.clone()),
+    };
+    let message = Message {
+        dedup_id: dedup_id(&[&job.group_id(), collection.as_str(), change]),
+        job,
+    };
+    app.queue.send(vec![message]).await?;
+    Ok(())
+}
+
+/// Whether `incoming` is older than what we hold (a late, retried delivery).
+fn stale(pair: &PairStatus, incoming: Option<OffsetDateTime>) -> bool {
+    let Some(incoming) = incoming else {
+        return false;
+    };
+    let newest = [pair.crm_modified, pair.crm_deleted_at, pair.deleted_at]
+        .into_iter()
+        .flatten()
+        .max();
+    newest.is_some_and(|n| incoming < n)
+}
+
+/// Stores a CRM record as the CRM side of its pair (marked for the worker) and queues a
+/// sync. Idempotent: the same content again changes nothing; an older `updated_at` than the
+/// stored one is ignored (late retries cannot undo newer edits). Returns whether anything
+/// changed, and the pair.
+pub async fn put(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    account: &Account,
+    crm_id: &CrmId,
+    incoming: Incoming,
+) -> Result<(bool, PairStatus), ApiError> {
+    let c = incoming.collection;
+    let (changed, pair) = store_put(app, t, u, account, crm_id, &incoming).await?;
+    if changed || waiting(&pair) {
+        // A change still waiting is queued again, in case the first queueing failed.
+        let change = format!(
+            "put/{crm_id}/{}",
+            pair.crm_modified.map(rfc3339).unwrap_or_default()
+        );
+        enqueue(app, t, u, c, crm_id, &change).await?;
+    }
+    Ok((changed, pair))
+}
+
+/// [`put`] without the queueing: what a mass push uses (one job for many records).
+pub async fn store_put(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    account: &Account,
+    crm_id: &CrmId,
+    incoming: &Incoming,
+) -> Result<(bool, PairStatus), ApiError> {
+    let c = incoming.collection;
+    for _ in 0..5 {
+        let current = app.store.get_pair(t, u, c, crm_id.as_str()).await?;
+        let (mut pair, version) = match current {
+            Some(Versioned { value, version }) => (value, Some(version)),
+            None => (PairStatus::new(account.id.clone(), c, crm_id.clone()), None),
+        };
+        if stale(&pair, incoming.updated_at) {
+            return Ok((false, pair));
+        }
+        let same =
+            pair.crm_deleted_at.is_none() && pair.crm_content.as_ref() == Some(&incoming.content);
+        // The same content again: nothing new — even for a tombstone, which only an edit
+        // newer than the deletion brings back (so a periodic re-push does not resurrect a
+        // record deleted in Google).
+        if same && (pair.deleted_at.is_none() || incoming.updated_at.is_none()) {
+            return Ok((false, pair));
+        }
+        if let Some(link) = &incoming.link {
+            if pair.google_id.as_deref() != Some(link.as_str()) {
+                if let Some(other) = app.store.find_pair_by_google_id(t, u, c, link).await? {
+                    if other.value.crm_id != *crm_id {
+                        return Err(ApiError::conflict(
+                            match c {
+                                Collection::Calendar => "google_event_linked",
+                                Collection::Contacts => "google_contact_linked",
+                            },
+                            format!("that Google {} is already paired (for one born in Google, use POST /v1/changes/ack)", noun(c)),
+                        ));
+                    }
+                }
+            }
+        }
+        if pair.deleted_at.is_some() {
+            // Re-created after a delete: a new Google resource (a new id generation).
+            pair.deleted_at = None;
+            pair.google_id = None;
+            pair.google_hash = None;
+            pair.google_etag = None;
+            pair.crm_hash = None;
+            pair.generation += 1;
+        }
+        if pair.google_id.is_none() {
+            pair.google_id.clone_from(&incoming.link);
+        }
+        pair.crm_content = Some(incoming.content.clone());
+        pair.crm_version.clone_from(&incoming.version);
+        pair.crm_modified = Some(incoming.updated_at.unwrap_or_else(|| app.clock.now()));
+        pair.crm_deleted_at = None;
+        pair.last_error = None;
+        match app.store.put_dirty_pair(t, u, &pair, version).await {
+            Ok(_) => return Ok((true, pair)),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "concurrent_update",
+        format!("the {} was changed concurrently; retry", noun(c)),
+    ))
+}
+
+/// Records a CRM-side deletion and queues the sync that carries it out (per the tenant's
+/// deletion policy). Idempotent.
+pub async fn delete(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    c: Collection,
+    crm_id: &CrmId,
+) -> Result<PairStatus, ApiError> {
+    let change = format!("delete/{crm_id}");
+    for _ in 0..5 {
+        let Some(Versioned {
+            value: mut pair,
+            version,
+        }) = app.store.get_pair(t, u, c, crm_id.as_str()).await?
+        else {
+            return Err(ApiError::not_found(format!("no such {}", noun(c))));
+        };
+        if pair.crm_deleted_at.is_some() || pair.deleted_at.is_some() {
+            if waiting(&pair) {
+                enqueue(app, t, u, c, crm_id, &change).await?;
+            }
+            return Ok(pair);
+        }
+        pair.crm_deleted_at = Some(app.clock.now());
+        match app.store.put_dirty_pair(t, u, &pair, Some(version)).await {
+            Ok(_) => {
+                enqueue(app, t, u, c, crm_id, &change).await?;
+                return Ok(pair);
+            }
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "concurrent_update",
+        format!("the {} was changed concurrently; retry", noun(c)),
+    ))
+}
+
+/// A pair by CRM id (404 when the CRM never sent it).
+pub async fn get(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    c: Collection,
+    crm_id: &CrmId,
+) -> Result<PairStatus, ApiError> {
+    Ok(app
+        .store
+        .get_pair(t, u, c, crm_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no such {}", noun(c))))?
+        .value)
+}
+
+/// Saves a pair after a pass carried out its decision. If the row changed meanwhile (the CRM
+/// pushed during the pass), the outcome is merged into the fresh row rather than lost: the
+/// Google side is what the pass did, the CRM side stays the newer one — still waiting.
+pub async fn commit(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    loaded: &PairStatus,
+    mut pair: PairStatus,
+    mut version: Option<u64>,
+    mut dirty: bool,
+) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        let saved = if dirty {
+            app.store.put_dirty_pair(t, u, &pair, version).await
+        } else {
+            app.store.put_pair(t, u, &pair, version).await
+        };
+        match saved {
+            Ok(_) => return Ok(()),
+            Err(StoreError::ConditionFailed) => {}
+            Err(e) => return Err(e),
+        }
+        let Some(fresh) = app
+            .store
+            .get_pair(t, u, pair.collection, pair.crm_id.as_str())
+            .await?
+        else {
+            // Re-keyed or gone (an acknowledgement raced us): nothing left to merge into.
+            return Ok(());
+        };
+        let crm_moved = fresh.value.crm_content != loaded.crm_content
+            || fresh.value.crm_deleted_at != loaded.crm_deleted_at
+            || fresh.value.generation != loaded.generation;
+        if crm_moved {
+            let mut merged = fresh.value;
+            merged.google_id = pair.google_id.clone();
+            merged.google_etag = pair.google_etag.clone();
+            merged.google_hash = pair.google_hash.clone();
+            merged.container = pair.container.clone();
+            merged.google_resources = pair.google_resources.clone();
+            merged.crm_hash = pair.crm_hash.clone();
+            merged.last_synced_at = pair.last_synced_at;
+            if merged.generation < pair.generation {
+                merged.generation = pair.generation;
+            }
+            pair = merged;
+            dirty = true;
+        }
+        version = Some(fresh.version);
+    }
+    // The row kept changing under the pass: a passing condition, retried with the job.
+    Err(StoreError::Conflict)
+}
