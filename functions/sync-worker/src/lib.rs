@@ -7,6 +7,7 @@ use shared::app::App;
 use shared::domain::Product;
 use shared::queue::{SyncJob, SyncReason};
 use shared::services::calendar::engine::{self, SyncError};
+use shared::services::schedule::{self, RunOutcome};
 use std::time::{Duration, Instant};
 
 /// Why a message could not be processed.
@@ -93,11 +94,13 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         return Err(JobError::Busy);
     }
     let result = async {
-        if account.value.products.contains(Product::Calendar) {
-            sync_calendar(app, job, deadline).await?;
-        }
+        let done = if account.value.products.contains(Product::Calendar) {
+            sync_calendar(app, job, deadline).await?
+        } else {
+            Done::Partial
+        };
         deliver(app, job, deadline).await;
-        Ok(())
+        Ok::<_, JobError>(done)
     }
     .await;
     if let Err(e) = app
@@ -107,7 +110,31 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     {
         tracing::warn!(error = %e, "could not release the lease; it expires by itself");
     }
-    result
+    // The schedule: a complete run sets the next due time, a failed one backs off.
+    let outcome = match &result {
+        Ok(Done::Complete) => Some(RunOutcome::Complete),
+        Ok(Done::Partial) => Some(RunOutcome::Partial),
+        Ok(Done::Failed(message)) => Some(RunOutcome::Failed(Some(message))),
+        Err(JobError::Busy | JobError::Malformed(_)) => None,
+        Err(_) => Some(RunOutcome::Failed(None)),
+    };
+    if let Some(outcome) = outcome {
+        if let Err(e) = schedule::record_run(app, &job.tenant, &job.user, outcome).await {
+            tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e.message, "could not record the run on the account");
+        }
+    }
+    result.map(|_| ())
+}
+
+/// How a job ended for the account (transient failures are `Err`: the queue retries them).
+#[derive(Debug)]
+enum Done {
+    /// Every calendar read to the end (a scheduled, manual or continued full pass).
+    Complete,
+    /// Less than the whole account (one calendar, a record change, or the rest continues).
+    Partial,
+    /// A failure retrying will not fix now: shown on the account, retried on the schedule.
+    Failed(String),
 }
 
 /// Sends the tenant's change feed to its webhook, within what is left of the invocation
@@ -128,39 +155,42 @@ async fn deliver(app: &App, job: &SyncJob, deadline: Instant) {
     }
 }
 
-async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobError> {
-    {
-        // A record change only needs the CRM's waiting changes pushed; everything else reads
-        // Google's changes first.
-        let read_google = job.reason != SyncReason::RecordChange;
-        let result = engine::sync_account(
-            app,
-            &job.tenant,
-            &job.user,
-            engine::PassOptions {
-                calendar: job.calendar.as_deref(),
-                read_google,
-                confirm_mass_deletion: job.confirm_mass_deletion,
-                record: job.record.as_ref(),
-                deadline,
-            },
-        )
-        .await;
-        match result {
-            Ok(report) => {
-                tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
-                if !report.incomplete.is_empty() {
-                    continue_later(app, job).await;
-                }
+async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Done, JobError> {
+    // A record change only needs the CRM's waiting changes pushed; everything else reads
+    // Google's changes first.
+    let read_google = job.reason != SyncReason::RecordChange;
+    let result = engine::sync_account(
+        app,
+        &job.tenant,
+        &job.user,
+        engine::PassOptions {
+            calendar: job.calendar.as_deref(),
+            read_google,
+            confirm_mass_deletion: job.confirm_mass_deletion,
+            record: job.record.as_ref(),
+            deadline,
+        },
+    )
+    .await;
+    match result {
+        Ok(report) => {
+            tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
+            if !report.incomplete.is_empty() {
+                continue_later(app, job).await;
+                return Ok(Done::Partial);
             }
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e, "calendar sync failed");
-                record_error(app, job, &e.public_message()).await;
-            }
+            Ok(if read_google && job.calendar.is_none() {
+                Done::Complete
+            } else {
+                Done::Partial
+            })
+        }
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e, "calendar sync failed");
+            Ok(Done::Failed(e.public_message()))
         }
     }
-    Ok(())
 }
 
 /// Queues the rest of a pass that hit the deadline (the cursor kept its page).
@@ -178,16 +208,4 @@ async fn continue_later(app: &App, job: &SyncJob) {
 
 fn ulid_like(app: &App) -> String {
     app.clock.now().unix_timestamp_nanos().to_string()
-}
-
-async fn record_error(app: &App, job: &SyncJob, error: &str) {
-    let message = error.to_owned();
-    let result = shared::services::accounts::update(app, &job.tenant, &job.user, |a| {
-        a.last_error = Some(message.clone());
-        Ok(())
-    })
-    .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "could not record the sync error");
-    }
 }

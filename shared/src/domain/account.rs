@@ -165,6 +165,24 @@ pub struct Account {
     pub last_sync_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When the scheduler next syncs the account (its entry in the due index; see
+    /// `services::schedule`). `None` for accounts written before the index existed: they are
+    /// due at their last write.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_sync_at: Option<OffsetDateTime>,
+    /// Scheduled or queued runs that failed in a row (the next one backs off).
+    #[serde(default)]
+    pub sync_failures: u32,
+}
+
+impl Account {
+    /// When the scheduler should sync the account, or `None` when it is not scheduled at all:
+    /// only active accounts with a product the worker syncs are (paused, `needs_reauth` and
+    /// disconnected accounts carry no due entry, so the scheduler never sees them).
+    pub fn scheduled_at(&self) -> Option<OffsetDateTime> {
+        (self.status.syncs() && self.products.contains(Product::Calendar))
+            .then(|| self.next_sync_at.unwrap_or(self.updated_at))
+    }
 }
 
 #[cfg(test)]
