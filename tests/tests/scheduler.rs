@@ -388,6 +388,7 @@ mod with_google {
     use common::world::Env;
     use google_sandbox::{FaultKind, FaultSpec};
     use shared::google::retry::{with_policy, RetryPolicy};
+    use shared::services::quota::{with_limits, Limits};
 
     const ALICE: &str = "alice@example.com";
 
@@ -496,6 +497,135 @@ mod with_google {
         assert!(
             next >= now + POLL_INTERVAL && next < now + POLL_INTERVAL * 2,
             "no healthy channel: polled every 10 minutes ({next})"
+        );
+    }
+
+    /// Calendar API requests the sandbox saw for `email` since the log was cleared.
+    fn calendar_calls(env: &Env, email: &str) -> usize {
+        env.sandbox
+            .request_log()
+            .iter()
+            .filter(|r| r.user.as_deref() == Some(email) && r.path.contains("/calendar/v3/"))
+            .count()
+    }
+
+    /// `event_created` records in the tenant's feed.
+    async fn created(env: &Env) -> usize {
+        env.app
+            .store
+            .list_changes(&env.tenant, None, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind == shared::domain::ChangeKind::EventCreated)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn pacing_caps_one_busy_account_and_the_tenant_budget_defers() {
+        let env = Env::new().await;
+        env.connect("jane", &["calendar"], ALICE, "").await;
+        env.connect("john", &["calendar"], "bob@example.com", "")
+            .await;
+        let w = w(&env).await;
+        // Jane's calendar is busy: 600 events, three pages for the first read.
+        let alice = secrecy::SecretString::from(env.sandbox.issue_access_token(
+            common::world::CLIENT_ID,
+            ALICE,
+            &["https://www.googleapis.com/auth/calendar"],
+        ));
+        for i in 0..600 {
+            let e: shared::google::calendar::Event = serde_json::from_value(json!({
+                "summary": format!("Busy {i}"),
+                "start": {"dateTime": "2030-01-01T10:00:00Z"},
+                "end": {"dateTime": "2030-01-01T11:00:00Z"},
+            }))
+            .unwrap();
+            env.app
+                .google
+                .insert_event(
+                    &alice,
+                    "primary",
+                    &e,
+                    shared::google::calendar::SendUpdates::None,
+                )
+                .await
+                .unwrap();
+        }
+        let limits = Limits {
+            calls_per_job: 2,
+            ..Limits::default()
+        };
+        assert_eq!(tick(&w).await.accounts_enqueued, 2);
+        let mut jobs = drain(&w, Duration::from_secs(3)).await;
+        // Jane's job first in the batch: it must not hold John's back.
+        jobs.sort_by_key(|(j, _, _)| j.user.as_str() != "jane");
+        env.sandbox.clear_request_log();
+        assert_eq!(with_limits(limits, work(&w, jobs)).await, 0);
+        assert_eq!(
+            calendar_calls(&env, ALICE),
+            2,
+            "jane: two calls, then paced"
+        );
+        assert!(calendar_calls(&env, "bob@example.com") <= 2);
+        let john = env.stored_account("john").await;
+        assert!(
+            john.last_sync_at.is_some(),
+            "john's sync ran in the same batch"
+        );
+        assert!(john.next_sync_at.unwrap() > w.clock.now() + POLL_INTERVAL);
+        // The rest of Jane's read is a continuation job, queued behind other accounts' jobs.
+        let rest = drain(&w, Duration::from_secs(3)).await;
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0.reason, SyncReason::Continuation);
+        assert_eq!(rest[0].0.user.as_str(), "jane");
+        let read_so_far = created(&env).await;
+        assert_eq!(read_so_far, 500, "two pages of 250 are read and kept");
+        env.sandbox.clear_request_log();
+        assert_eq!(with_limits(limits, work(&w, rest)).await, 0);
+        assert!(calendar_calls(&env, ALICE) <= 2);
+        let created = created(&env).await;
+        assert_eq!(
+            created, 600,
+            "the continuation finished the read, nothing twice"
+        );
+        let jane = env.stored_account("jane").await;
+        assert_eq!(jane.sync_failures, 0);
+        assert!(jane.next_sync_at.unwrap() > w.clock.now() + POLL_INTERVAL);
+
+        // The tenant's budget: one call left and a slow refill. Jane's next run takes it;
+        // John's waits for the budget (no Google call, no error, due again when it refills).
+        let tight = Limits {
+            tenant_burst: 1,
+            tenant_rate: 0.01,
+            reserve: 1,
+            ..Limits::default()
+        };
+        w.clock
+            .advance(SAFETY_INTERVAL - time::Duration::minutes(1));
+        let mut jobs = Vec::new();
+        for _ in 0..12 {
+            w.clock.advance(time::Duration::minutes(1));
+            if tick(&w).await.accounts_enqueued > 0 {
+                jobs.extend(drain(&w, Duration::from_secs(3)).await);
+            }
+        }
+        assert_eq!(
+            jobs.len(),
+            2,
+            "both safety polls come due within the window"
+        );
+        jobs.sort_by_key(|(j, _, _)| j.user.as_str() != "jane");
+        env.sandbox.clear_request_log();
+        assert_eq!(with_limits(tight, work(&w, jobs)).await, 0);
+        assert_eq!(calendar_calls(&env, ALICE), 1);
+        assert_eq!(calendar_calls(&env, "bob@example.com"), 0);
+        let john = env.stored_account("john").await;
+        assert_eq!(john.sync_failures, 0);
+        assert_eq!(john.last_error, None);
+        assert_eq!(
+            john.next_sync_at,
+            Some(w.clock.now() + time::Duration::seconds(100))
         );
     }
 }

@@ -5,8 +5,12 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::App;
 use shared::domain::Product;
+use shared::google::pacing::{self, Pace};
+use shared::google::GoogleError;
+use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
 use shared::services::calendar::engine::{self, SyncError};
+use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
 use std::time::{Duration, Instant};
 
@@ -41,6 +45,9 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     let mut failed = false;
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
+        if let Some(lag) = queue_lag_ms(&message) {
+            metrics::millis("QueueLag", &[], lag);
+        }
         if !failed && Instant::now() >= stop {
             tracing::info!(message_id = %id, "no time left in this invocation; the message returns to the queue");
             failed = true;
@@ -62,7 +69,18 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
             response.batch_item_failures.push(failure);
         }
     }
+    metrics::flush();
     response
+}
+
+/// How long the message waited in the queue (SQS's `SentTimestamp`, epoch milliseconds).
+fn queue_lag_ms(message: &aws_lambda_events::event::sqs::SqsMessage) -> Option<f64> {
+    let sent: u64 = message.attributes.get("SentTimestamp")?.parse().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    Some(now.saturating_sub(sent) as f64)
 }
 
 /// Runs one job. Accounts that are gone or not active are skipped: their jobs are done.
@@ -75,11 +93,13 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     };
     if !account.value.status.syncs() {
         tracing::info!(tenant = %job.tenant, user = %job.user, status = ?account.value.status, "account not active; job dropped");
+        metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
     }
     let tenant = app.store.get_tenant(&job.tenant).await?;
     if tenant.is_none_or(|t| t.value.settings.sync_paused) {
         tracing::info!(tenant = %job.tenant, "sync paused for the tenant; job dropped");
+        metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
     }
     // One worker per account at a time, even outside FIFO ordering (a redelivery racing a
@@ -91,18 +111,26 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         .acquire_lease(&job.tenant, &job.user, &holder, until)
         .await?
     {
+        metrics::count("SyncsRun", &[("Outcome", "busy")], 1);
         return Err(JobError::Busy);
     }
-    let result = async {
-        let done = if account.value.products.contains(Product::Calendar) {
-            sync_calendar(app, job, deadline).await?
-        } else {
-            Done::Partial
-        };
-        deliver(app, job, deadline).await;
-        Ok::<_, JobError>(done)
-    }
+    // Every Google call of the job is paced: a cap for this account, the tenant's budget.
+    let pacer = quota::pacer(app, &job.tenant);
+    // Boxed: the pass's future is large, and a task-local scope would hold it inline.
+    let result = pacing::paced(
+        pacer.clone(),
+        Box::pin(async {
+            let done = if account.value.products.contains(Product::Calendar) {
+                sync_calendar(app, job, deadline).await?
+            } else {
+                Done::Partial
+            };
+            deliver(app, job, deadline).await;
+            Ok::<_, JobError>(done)
+        }),
+    )
     .await;
+    pacer.finish().await;
     if let Err(e) = app
         .store
         .release_lease(&job.tenant, &job.user, &holder)
@@ -111,13 +139,16 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         tracing::warn!(error = %e, "could not release the lease; it expires by itself");
     }
     // The schedule: a complete run sets the next due time, a failed one backs off.
-    let outcome = match &result {
-        Ok(Done::Complete) => Some(RunOutcome::Complete),
-        Ok(Done::Partial) => Some(RunOutcome::Partial),
-        Ok(Done::Failed(message)) => Some(RunOutcome::Failed(Some(message))),
-        Err(JobError::Busy | JobError::Malformed(_)) => None,
-        Err(_) => Some(RunOutcome::Failed(None)),
+    let (outcome, label) = match &result {
+        Ok(Done::Complete) => (Some(RunOutcome::Complete), "complete"),
+        Ok(Done::Partial) => (Some(RunOutcome::Partial), "partial"),
+        Ok(Done::Continued) => (Some(RunOutcome::Partial), "paced"),
+        Ok(Done::Deferred(until)) => (Some(RunOutcome::Deferred(*until)), "deferred"),
+        Ok(Done::Failed(message)) => (Some(RunOutcome::Failed(Some(message))), "failed"),
+        Err(JobError::Busy | JobError::Malformed(_)) => (None, "busy"),
+        Err(_) => (Some(RunOutcome::Failed(None)), "retry"),
     };
+    metrics::count("SyncsRun", &[("Outcome", label)], 1);
     if let Some(outcome) = outcome {
         if let Err(e) = schedule::record_run(app, &job.tenant, &job.user, outcome).await {
             tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e.message, "could not record the run on the account");
@@ -133,6 +164,11 @@ enum Done {
     Complete,
     /// Less than the whole account (one calendar, a record change, or the rest continues).
     Partial,
+    /// The account used its Google calls for this job; the rest is queued behind the other
+    /// accounts' jobs.
+    Continued,
+    /// The tenant's Google budget is spent: the account is due again at this time.
+    Deferred(time::OffsetDateTime),
     /// A failure retrying will not fix now: shown on the account, retried on the schedule.
     Failed(String),
 }
@@ -148,6 +184,7 @@ async fn deliver(app: &App, job: &SyncJob, deadline: Instant) {
     }
     match shared::delivery::deliver_pending(app, &job.tenant, budget).await {
         Ok(report) if report.delivered > 0 || report.failures > 0 => {
+            metrics::count("ChangesDelivered", &[], report.delivered as u64);
             tracing::info!(tenant = %job.tenant, delivered = report.delivered, failures = report.failures, outcome = ?report.outcome, "webhook delivery");
         }
         Ok(_) => {}
@@ -184,6 +221,18 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
             } else {
                 Done::Partial
             })
+        }
+        Err(SyncError::Google(GoogleError::Paced(Pace::Account))) => {
+            tracing::info!(tenant = %job.tenant, user = %job.user, "Google calls for this run used up; the rest continues later");
+            continue_later(app, job).await;
+            Ok(Done::Continued)
+        }
+        Err(SyncError::Google(GoogleError::Paced(Pace::Tenant { retry_in }))) => {
+            let wait = time::Duration::try_from(retry_in)
+                .unwrap_or(schedule::TICK)
+                .max(schedule::TICK);
+            tracing::info!(tenant = %job.tenant, user = %job.user, wait_s = wait.whole_seconds(), "the tenant's Google budget is spent; the account waits");
+            Ok(Done::Deferred(app.clock.now() + wait))
         }
         Err(e) if e.is_transient() => Err(e.into()),
         Err(e) => {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod batch;
 pub mod calendar;
 pub mod oauth;
+pub mod pacing;
 pub mod retry;
 
 use crate::config::GoogleEndpoints;
@@ -61,6 +62,10 @@ pub enum GoogleError {
     /// it) or a resource already deleted (`deleted`).
     #[error("Google no longer has it: {0}")]
     Gone(String),
+    /// Not sent: the account's or the tenant's pacing held the call back
+    /// ([`pacing`]). Not retried here: the caller continues or defers the work.
+    #[error("Google call held back: {0}")]
+    Paced(pacing::Pace),
 }
 
 impl GoogleError {

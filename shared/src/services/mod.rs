@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod connect;
 pub mod feed;
 pub mod google_client;
+pub mod quota;
 pub mod schedule;
 pub mod settings;
 pub mod tenants;

@@ -581,3 +581,24 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    // ---- the tenant's Google call budget (see `services::quota`) ---------------------------
+
+    pub async fn get_budget(
+        &self,
+        t: &TenantId,
+    ) -> StoreResult<Option<Versioned<crate::services::quota::Bucket>>> {
+        self.get_as(&keys::budget(t)).await
+    }
+
+    pub async fn put_budget(
+        &self,
+        t: &TenantId,
+        bucket: &crate::services::quota::Bucket,
+        expected: Option<u64>,
+    ) -> StoreResult<u64> {
+        self.write(Item::new(keys::budget(t), to_data(bucket)?), expected)
+            .await
+    }
+}
