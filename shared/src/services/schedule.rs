@@ -54,7 +54,7 @@ pub const BACKOFF_BASE: Duration = Duration::minutes(1);
 /// …up to this.
 pub const BACKOFF_CAP: Duration = Duration::hours(1);
 /// Accounts read per due-index page and claimed concurrently per step (one SQS batch).
-const PAGE: u32 = 100;
+const PAGE: u32 = 500;
 const BATCH: usize = 10;
 
 /// The account's phase in the polling window, in seconds (a stable hash of tenant and user).
