@@ -4,7 +4,8 @@
 //!   pairs, cursors, channels, the change feed, OAuth sessions).
 //! * Ports and their adapters: [`store`] (DynamoDB single table / embedded file store),
 //!   [`secrets`] (Secrets Manager / embedded), [`queue`] (SQS FIFO / in-process).
-//! * [`crypto`] (token encryption, key hashing), [`config`], [`telemetry`], [`clock`].
+//! * [`crypto`] (token encryption, key hashing), [`config`], [`telemetry`], [`metrics`]
+//!   (CloudWatch Embedded Metric Format), [`clock`].
 //! * [`http`]: what every HTTP function shares: JSON errors, the auth layer, app state.
 //! * [`services`]: the use cases the functions call (tenants, API keys, …).
 
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod domain;
 pub mod google;
 pub mod http;
+pub mod metrics;
 pub mod queue;
 pub mod secrets;
 pub mod services;

@@ -288,3 +288,75 @@ async fn one_worker_per_account_and_channels_stop_when_the_grant_dies() {
         .unwrap();
     assert_eq!(stored.value.state, ChannelState::Stopped);
 }
+
+#[tokio::test]
+async fn a_calendar_dropped_from_the_settings_has_its_channel_stopped() {
+    let env = Env::new().await;
+    env.connect(USER, &["calendar"], ALICE, "").await;
+    let team = env.sandbox.add_calendar(ALICE, "Team", "Europe/Paris");
+    let (s, v) = env
+        .call(
+            "PATCH",
+            &format!("/v1/users/{USER}/google"),
+            &env.sync,
+            Some(json!({"monitored_calendars": [team]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.run_job(USER, SyncReason::Scheduled).await;
+    assert_eq!(
+        channels(&env).await.len(),
+        2,
+        "primary and team are watched"
+    );
+    let user = UserId::parse(USER).unwrap();
+    let state_of = |calendar: String| {
+        let env = &env;
+        let user = user.clone();
+        async move {
+            env.app
+                .store
+                .list_channels(&env.tenant, &user, 10, None)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|c| c.calendar_id == calendar)
+                .map(|c| c.state)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The user stops monitoring the team calendar: its channel is stopped at Google and in
+    // the store at once (its notifications are refused from now on); primary's stays.
+    let (s, v) = env
+        .call(
+            "PATCH",
+            &format!("/v1/users/{USER}/google"),
+            &env.sync,
+            Some(json!({"monitored_calendars": []})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let open = channels(&env).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(state_of(team.clone()).await, [ChannelState::Stopped]);
+    assert_eq!(state_of("primary".into()).await, [ChannelState::Active]);
+
+    // The main calendar moves to the team calendar: primary is no longer read.
+    let (s, v) = env
+        .call(
+            "PATCH",
+            &format!("/v1/users/{USER}/google"),
+            &env.sync,
+            Some(json!({"main_calendar": team})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(channels(&env).await.is_empty());
+    assert_eq!(state_of("primary".into()).await, [ChannelState::Stopped]);
+    // The next pass watches the new main calendar.
+    env.run_job(USER, SyncReason::Scheduled).await;
+    assert_eq!(channels(&env).await.len(), 1);
+    assert!(state_of(team).await.contains(&ChannelState::Active));
+}

@@ -53,6 +53,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/users/{user}/events/{crm_id}"),
     ("PUT", "/v1/users/{user}/events/{crm_id}"),
     ("DELETE", "/v1/users/{user}/events/{crm_id}"),
+    ("GET", "/v1/users/{user}/contacts/{crm_id}"),
     ("PUT", "/v1/users/{user}/contacts/{crm_id}"),
     ("DELETE", "/v1/users/{user}/contacts/{crm_id}"),
     ("POST", "/v1/users/{user}/contacts:push"),

@@ -2,14 +2,15 @@
 //! status and settings, record pushes, the change feed, Gmail tokens.
 
 use axum::extract::State;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shared::app::AppState;
 use shared::calendar::model::CrmEvent;
+use shared::contacts::model::CrmContact;
 use shared::domain::{CrmId, UserId};
 use shared::http::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, SyncCaller};
-use shared::services::{accounts, calendar, connect, feed};
+use shared::services::{accounts, calendar, connect, contacts, feed};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -34,9 +35,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/v1/users/{user}/contacts/{crm_id}",
-            put(record_not_yet).delete(record_not_yet),
+            get(get_contact).put(put_contact).delete(delete_contact),
         )
-        .route("/v1/users/{user}/contacts:push", post(user_not_yet))
+        .route("/v1/users/{user}/contacts:push", post(push_contacts))
         .route("/v1/changes/ack", post(ack_changes))
 }
 
@@ -218,16 +219,46 @@ async fn ack_changes(
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
-// Contacts arrive with the contacts work; until then these routes authenticate, validate
-// their path and answer 501.
-
-async fn user_not_yet(_: SyncCaller, ApiPath(_user): ApiPath<UserId>) -> ApiError {
-    ApiError::not_implemented("this endpoint")
+async fn put_contact(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath((user, crm_id)): ApiPath<(UserId, CrmId)>,
+    ApiJson(contact): ApiJson<CrmContact>,
+) -> Result<(http::StatusCode, Json<contacts::ContactView>), ApiError> {
+    let (queued, view) = contacts::put(&app, &caller.tenant, &user, &crm_id, contact).await?;
+    let status = if queued {
+        http::StatusCode::ACCEPTED
+    } else {
+        http::StatusCode::OK
+    };
+    Ok((status, Json(view)))
 }
 
-async fn record_not_yet(
-    _: SyncCaller,
-    ApiPath((_user, _crm_id)): ApiPath<(UserId, CrmId)>,
-) -> ApiError {
-    ApiError::not_implemented("this endpoint")
+async fn delete_contact(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath((user, crm_id)): ApiPath<(UserId, CrmId)>,
+) -> Result<(http::StatusCode, Json<contacts::ContactView>), ApiError> {
+    let view = contacts::delete(&app, &caller.tenant, &user, &crm_id).await?;
+    Ok((http::StatusCode::ACCEPTED, Json(view)))
+}
+
+async fn get_contact(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath((user, crm_id)): ApiPath<(UserId, CrmId)>,
+) -> Result<Json<contacts::ContactView>, ApiError> {
+    Ok(Json(
+        contacts::get(&app, &caller.tenant, &user, &crm_id).await?,
+    ))
+}
+
+async fn push_contacts(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    ApiJson(request): ApiJson<contacts::PushRequest>,
+) -> Result<(http::StatusCode, Json<contacts::PushOutcome>), ApiError> {
+    let outcome = contacts::push(&app, &caller.tenant, &user, request).await?;
+    Ok((http::StatusCode::ACCEPTED, Json(outcome)))
 }

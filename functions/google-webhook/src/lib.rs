@@ -8,6 +8,7 @@ use axum::routing::post;
 use axum::Router;
 use shared::app::AppState;
 use shared::http::ApiError;
+use shared::metrics;
 use shared::services::calendar::channels::{self, Notification, Outcome};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
@@ -39,6 +40,7 @@ async fn notification(
         header(&headers, "x-goog-resource-id"),
         header(&headers, "x-goog-resource-state"),
     ) else {
+        metrics::count("NotificationsDropped", &[("Reason", "malformed")], 1);
         return Err(ApiError::bad_request(
             "invalid_notification",
             "missing X-Goog-Channel-ID, X-Goog-Resource-ID or X-Goog-Resource-State",
@@ -54,6 +56,13 @@ async fn notification(
         },
     )
     .await?;
+    let (metric, dim, value) = match outcome {
+        Outcome::Handshake => ("NotificationsReceived", "Outcome", "handshake"),
+        Outcome::Queued => ("NotificationsReceived", "Outcome", "queued"),
+        Outcome::Unknown => ("NotificationsDropped", "Reason", "unknown"),
+        Outcome::Forged => ("NotificationsDropped", "Reason", "forged"),
+    };
+    metrics::count(metric, &[(dim, value)], 1);
     match outcome {
         Outcome::Handshake | Outcome::Queued => Ok(http::StatusCode::NO_CONTENT),
         Outcome::Unknown => Err(ApiError::not_found("unknown or stopped channel")),

@@ -2,16 +2,25 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
+    shared::metrics::set_function("sync-scheduler");
     let app = Arc::new(shared::app::App::from_env().await?);
     app.config.require_queue_url()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
+        // The invocation's deadline (epoch milliseconds) as an Instant.
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+        let deadline = Instant::now() + left;
         async move {
-            sync_scheduler::handle(&app, event.payload)
+            sync_scheduler::handle(&app, event.payload, deadline)
                 .await
                 .map_err(|e| e.message)
         }

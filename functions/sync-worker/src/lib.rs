@@ -5,8 +5,13 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::App;
 use shared::domain::Product;
+use shared::google::pacing::{self, Pace};
+use shared::google::GoogleError;
+use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
 use shared::services::calendar::engine::{self, SyncError};
+use shared::services::quota;
+use shared::services::schedule::{self, RunOutcome};
 use std::time::{Duration, Instant};
 
 /// Why a message could not be processed.
@@ -40,6 +45,9 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     let mut failed = false;
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
+        if let Some(lag) = queue_lag_ms(&message) {
+            metrics::millis("QueueLag", &[], lag);
+        }
         if !failed && Instant::now() >= stop {
             tracing::info!(message_id = %id, "no time left in this invocation; the message returns to the queue");
             failed = true;
@@ -61,7 +69,18 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
             response.batch_item_failures.push(failure);
         }
     }
+    metrics::flush();
     response
+}
+
+/// How long the message waited in the queue (SQS's `SentTimestamp`, epoch milliseconds).
+fn queue_lag_ms(message: &aws_lambda_events::event::sqs::SqsMessage) -> Option<f64> {
+    let sent: u64 = message.attributes.get("SentTimestamp")?.parse().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    Some(now.saturating_sub(sent) as f64)
 }
 
 /// Runs one job. Accounts that are gone or not active are skipped: their jobs are done.
@@ -74,11 +93,13 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     };
     if !account.value.status.syncs() {
         tracing::info!(tenant = %job.tenant, user = %job.user, status = ?account.value.status, "account not active; job dropped");
+        metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
     }
     let tenant = app.store.get_tenant(&job.tenant).await?;
     if tenant.is_none_or(|t| t.value.settings.sync_paused) {
         tracing::info!(tenant = %job.tenant, "sync paused for the tenant; job dropped");
+        metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
     }
     // One worker per account at a time, even outside FIFO ordering (a redelivery racing a
@@ -90,16 +111,31 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         .acquire_lease(&job.tenant, &job.user, &holder, until)
         .await?
     {
+        metrics::count("SyncsRun", &[("Outcome", "busy")], 1);
         return Err(JobError::Busy);
     }
-    let result = async {
-        if account.value.products.contains(Product::Calendar) {
-            sync_calendar(app, job, deadline).await?;
-        }
-        deliver(app, job, deadline).await;
-        Ok(())
-    }
+    // Every Google call of the job is paced: a cap for this account, the tenant's budget.
+    let pacer = quota::pacer(app, &job.tenant);
+    // Boxed: the pass's future is large, and a task-local scope would hold it inline.
+    let result = pacing::paced(
+        pacer.clone(),
+        Box::pin(async {
+            let products = &account.value.products;
+            let mut done = Vec::new();
+            if products.contains(Product::Calendar) {
+                done.push(sync_calendar(app, job, deadline).await?);
+            }
+            // A push notification names one calendar: contacts wait for their own jobs.
+            if products.contains(Product::Contacts) && job.calendar.is_none() {
+                done.push(sync_contacts(app, job, deadline).await?);
+            }
+            let done = Done::combine(done);
+            deliver(app, job, deadline).await;
+            Ok::<_, JobError>(done)
+        }),
+    )
     .await;
+    pacer.finish().await;
     if let Err(e) = app
         .store
         .release_lease(&job.tenant, &job.user, &holder)
@@ -107,7 +143,39 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     {
         tracing::warn!(error = %e, "could not release the lease; it expires by itself");
     }
-    result
+    // The schedule: a complete run sets the next due time, a failed one backs off.
+    let (outcome, label) = match &result {
+        Ok(Done::Complete) => (Some(RunOutcome::Complete), "complete"),
+        Ok(Done::Partial) => (Some(RunOutcome::Partial), "partial"),
+        Ok(Done::Continued) => (Some(RunOutcome::Partial), "paced"),
+        Ok(Done::Deferred(until)) => (Some(RunOutcome::Deferred(*until)), "deferred"),
+        Ok(Done::Failed(message)) => (Some(RunOutcome::Failed(Some(message))), "failed"),
+        Err(JobError::Busy | JobError::Malformed(_)) => (None, "busy"),
+        Err(_) => (Some(RunOutcome::Failed(None)), "retry"),
+    };
+    metrics::count("SyncsRun", &[("Outcome", label)], 1);
+    if let Some(outcome) = outcome {
+        if let Err(e) = schedule::record_run(app, &job.tenant, &job.user, outcome).await {
+            tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e.message, "could not record the run on the account");
+        }
+    }
+    result.map(|_| ())
+}
+
+/// How a job ended for the account (transient failures are `Err`: the queue retries them).
+#[derive(Debug)]
+enum Done {
+    /// Every calendar read to the end (a scheduled, manual or continued full pass).
+    Complete,
+    /// Less than the whole account (one calendar, a record change, or the rest continues).
+    Partial,
+    /// The account used its Google calls for this job; the rest is queued behind the other
+    /// accounts' jobs.
+    Continued,
+    /// The tenant's Google budget is spent: the account is due again at this time.
+    Deferred(time::OffsetDateTime),
+    /// A failure retrying will not fix now: shown on the account, retried on the schedule.
+    Failed(String),
 }
 
 /// Sends the tenant's change feed to its webhook, within what is left of the invocation
@@ -121,6 +189,7 @@ async fn deliver(app: &App, job: &SyncJob, deadline: Instant) {
     }
     match shared::delivery::deliver_pending(app, &job.tenant, budget).await {
         Ok(report) if report.delivered > 0 || report.failures > 0 => {
+            metrics::count("ChangesDelivered", &[], report.delivered as u64);
             tracing::info!(tenant = %job.tenant, delivered = report.delivered, failures = report.failures, outcome = ?report.outcome, "webhook delivery");
         }
         Ok(_) => {}
@@ -128,39 +197,101 @@ async fn deliver(app: &App, job: &SyncJob, deadline: Instant) {
     }
 }
 
-async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobError> {
-    {
-        // A record change only needs the CRM's waiting changes pushed; everything else reads
-        // Google's changes first.
-        let read_google = job.reason != SyncReason::RecordChange;
-        let result = engine::sync_account(
-            app,
-            &job.tenant,
-            &job.user,
-            engine::PassOptions {
-                calendar: job.calendar.as_deref(),
-                read_google,
-                confirm_mass_deletion: job.confirm_mass_deletion,
-                record: job.record.as_ref(),
-                deadline,
-            },
-        )
-        .await;
-        match result {
-            Ok(report) => {
-                tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
-                if !report.incomplete.is_empty() {
-                    continue_later(app, job).await;
-                }
+impl Done {
+    /// The job's outcome from its passes' (the worst one counts; complete only if all are).
+    fn combine(all: Vec<Done>) -> Done {
+        let rank = |d: &Done| match d {
+            Done::Failed(_) => 0,
+            Done::Deferred(_) => 1,
+            Done::Continued => 2,
+            Done::Partial => 3,
+            Done::Complete => 4,
+        };
+        all.into_iter().min_by_key(rank).unwrap_or(Done::Partial)
+    }
+}
+
+async fn sync_contacts(app: &App, job: &SyncJob, deadline: Instant) -> Result<Done, JobError> {
+    let result = shared::services::contacts::engine::sync_contacts(
+        app,
+        &job.tenant,
+        &job.user,
+        job.confirm_mass_deletion,
+        deadline,
+    )
+    .await;
+    match result {
+        Ok(report) => {
+            tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "contacts synced");
+            if report.incomplete || report.capped {
+                continue_later(app, job).await;
+                return Ok(Done::Partial);
             }
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e, "calendar sync failed");
-                record_error(app, job, &e.public_message()).await;
-            }
+            Ok(if job.reason == SyncReason::RecordChange {
+                Done::Partial
+            } else {
+                Done::Complete
+            })
+        }
+        Err(e) => pass_failed(app, job, "contacts", e).await,
+    }
+}
+
+/// How a pass that ended in an error ends the job.
+async fn pass_failed(app: &App, job: &SyncJob, what: &str, e: SyncError) -> Result<Done, JobError> {
+    match e {
+        SyncError::Google(GoogleError::Paced(Pace::Account)) => {
+            tracing::info!(tenant = %job.tenant, user = %job.user, what, "Google calls for this run used up; the rest continues later");
+            continue_later(app, job).await;
+            Ok(Done::Continued)
+        }
+        SyncError::Google(GoogleError::Paced(Pace::Tenant { retry_in })) => {
+            let wait = time::Duration::try_from(retry_in)
+                .unwrap_or(schedule::TICK)
+                .max(schedule::TICK);
+            tracing::info!(tenant = %job.tenant, user = %job.user, what, wait_s = wait.whole_seconds(), "the tenant's Google budget is spent; the account waits");
+            Ok(Done::Deferred(app.clock.now() + wait))
+        }
+        e if e.is_transient() => Err(e.into()),
+        e => {
+            tracing::warn!(tenant = %job.tenant, user = %job.user, what, error = %e, "sync failed");
+            Ok(Done::Failed(e.public_message()))
         }
     }
-    Ok(())
+}
+
+async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Done, JobError> {
+    // A record change only needs the CRM's waiting changes pushed; everything else reads
+    // Google's changes first.
+    let read_google = job.reason != SyncReason::RecordChange;
+    let result = engine::sync_account(
+        app,
+        &job.tenant,
+        &job.user,
+        engine::PassOptions {
+            calendar: job.calendar.as_deref(),
+            read_google,
+            confirm_mass_deletion: job.confirm_mass_deletion,
+            record: job.record.as_ref(),
+            deadline,
+        },
+    )
+    .await;
+    match result {
+        Ok(report) => {
+            tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
+            if !report.incomplete.is_empty() {
+                continue_later(app, job).await;
+                return Ok(Done::Partial);
+            }
+            Ok(if read_google && job.calendar.is_none() {
+                Done::Complete
+            } else {
+                Done::Partial
+            })
+        }
+        Err(e) => pass_failed(app, job, "calendar", e).await,
+    }
 }
 
 /// Queues the rest of a pass that hit the deadline (the cursor kept its page).
@@ -178,16 +309,4 @@ async fn continue_later(app: &App, job: &SyncJob) {
 
 fn ulid_like(app: &App) -> String {
     app.clock.now().unix_timestamp_nanos().to_string()
-}
-
-async fn record_error(app: &App, job: &SyncJob, error: &str) {
-    let message = error.to_owned();
-    let result = shared::services::accounts::update(app, &job.tenant, &job.user, |a| {
-        a.last_error = Some(message.clone());
-        Ok(())
-    })
-    .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "could not record the sync error");
-    }
 }

@@ -10,7 +10,7 @@
 //! | `CGS_SECRETS` | `embedded` | `embedded`, or `secretsmanager` (`SECRETS_PREFIX`) |
 //! | `CGS_QUEUE` | `inprocess` | `inprocess`, or `sqs` (`QUEUE_URL`, polled by the local worker) |
 //! | `CGS_AWS_ENDPOINT` | — | an AWS endpoint such as moto (`http://127.0.0.1:5000`) with test credentials; without it the default AWS credential chain is used |
-//! | `CGS_SCHEDULE_SECS` | `600` | how often the scheduler runs |
+//! | `CGS_SCHEDULE_SECS` | `60` | how often the scheduler ticks (as EventBridge Scheduler does in AWS) |
 //! | `PUBLIC_BASE_URL` | `http://127.0.0.1:{CGS_PORT}` | the API's public URL |
 
 use anyhow::{bail, Context, Result};
@@ -86,7 +86,7 @@ impl Settings {
             secrets: choice("CGS_SECRETS", "embedded", "secretsmanager")?,
             queue,
             aws_endpoint: var("CGS_AWS_ENDPOINT"),
-            schedule_secs: number("CGS_SCHEDULE_SECS", 600u64)?.max(1),
+            schedule_secs: number("CGS_SCHEDULE_SECS", 60u64)?.max(1),
             public_base_url: var("PUBLIC_BASE_URL")
                 .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
             table_name: var("TABLE_NAME").unwrap_or_else(|| "crm-google-sync-local".into()),

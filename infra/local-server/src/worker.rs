@@ -81,7 +81,8 @@ pub async fn tick_scheduler(app: AppState, every: Duration) {
     loop {
         interval.tick().await;
         let event = serde_json::json!({"trigger": "local-schedule"});
-        if let Err(e) = sync_scheduler::handle(&app, event).await {
+        let deadline = std::time::Instant::now() + every;
+        if let Err(e) = sync_scheduler::handle(&app, event, deadline).await {
             tracing::warn!(error = %e.message, "scheduler run failed");
         }
     }

@@ -171,6 +171,26 @@ pub struct Account {
     /// Where the contacts sync stands, as of its last pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contacts_progress: Option<ContactsProgress>,
+    /// When the scheduler next syncs the account (its entry in the due index; see
+    /// `services::schedule`). `None` for accounts written before the index existed: they are
+    /// due at their last write.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_sync_at: Option<OffsetDateTime>,
+    /// Scheduled or queued runs that failed in a row (the next one backs off).
+    #[serde(default)]
+    pub sync_failures: u32,
+}
+
+impl Account {
+    /// When the scheduler should sync the account, or `None` when it is not scheduled at all:
+    /// only active accounts with a product the worker syncs are (paused, `needs_reauth` and
+    /// disconnected accounts carry no due entry, so the scheduler never sees them).
+    pub fn scheduled_at(&self) -> Option<OffsetDateTime> {
+        (self.status.syncs()
+            && (self.products.contains(Product::Calendar)
+                || self.products.contains(Product::Contacts)))
+        .then(|| self.next_sync_at.unwrap_or(self.updated_at))
+    }
 }
 
 /// Where an account's contacts sync stands: what waits to be pushed (a mass push is carried

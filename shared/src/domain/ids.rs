@@ -184,7 +184,8 @@ impl CrmId {
             Some(rest)
                 if !rest.is_empty()
                     && rest.len() <= 1024
-                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    // Calendar event ids, People resource names (`people/c…`).
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/') =>
             {
                 Ok(Self(s))
             }

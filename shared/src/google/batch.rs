@@ -93,7 +93,8 @@ impl Google {
             let (boundary, body) = encode(chunk, first)?;
             let content_type = format!("multipart/mixed; boundary={boundary}");
             let answer = with_retry(&policy, || {
-                self.send_once(
+                self.send_weighted(
+                    chunk.len() as u32,
                     token,
                     Method::POST,
                     &url,

@@ -481,6 +481,39 @@ impl Google {
         headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
     ) -> Result<Answer, GoogleError> {
+        self.send_weighted(1, token, method, url, headers, body)
+            .await
+    }
+
+    /// [`Self::send_once`] counting as `weight` calls of Google's quota (a batch request
+    /// counts each part): paced first ([`super::pacing`]), counted in the metrics after.
+    pub(crate) async fn send_weighted(
+        &self,
+        weight: u32,
+        token: &SecretString,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Answer, GoogleError> {
+        let label = crate::metrics::google_method(&method, url);
+        if let Err(e) = super::pacing::admit(weight).await {
+            crate::metrics::google_call(label, &Err(&e));
+            return Err(e);
+        }
+        let result = self.send_unpaced(token, method, url, headers, body).await;
+        crate::metrics::google_call(label, &result.as_ref().map(|_| ()));
+        result
+    }
+
+    async fn send_unpaced(
+        &self,
+        token: &SecretString,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Answer, GoogleError> {
         let mut req = self
             .http
             .request(method, url)

@@ -6,6 +6,7 @@ pub mod api;
 pub mod batch;
 pub mod calendar;
 pub mod oauth;
+pub mod pacing;
 pub mod people;
 pub mod retry;
 
@@ -65,6 +66,10 @@ pub enum GoogleError {
     /// `Gone("EXPIRED_SYNC_TOKEN")`, so [`GoogleError::is_full_sync_required`] covers both.
     #[error("Google no longer has it: {0}")]
     Gone(String),
+    /// Not sent: the account's or the tenant's pacing held the call back
+    /// ([`pacing`]). Not retried here: the caller continues or defers the work.
+    #[error("Google call held back: {0}")]
+    Paced(pacing::Pace),
 }
 
 impl GoogleError {

@@ -45,14 +45,6 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn not_implemented(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            format!("{what} is not available in this version"),
-        )
-    }
-
     /// An internal failure: the cause chain goes to the log, the caller gets a generic
     /// message (and a retry hint where the cause is transient).
     pub fn internal(cause: &(dyn std::error::Error + 'static), retryable: bool) -> Self {

@@ -23,5 +23,12 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::map_response(flush_metrics))
         .with_state(state)
+}
+
+/// One Lambda invocation is one request: its metrics are flushed with the answer.
+async fn flush_metrics(response: axum::response::Response) -> axum::response::Response {
+    crate::metrics::flush();
+    response
 }

@@ -339,7 +339,46 @@ pub async fn patch(
     if paused_changed.is_some() {
         super::feed::account_status(app, &updated, None).await?;
     }
+    if main.is_some() || monitored.is_some() {
+        stop_unread_channels(app, &account, &updated).await?;
+    }
     Ok(updated)
+}
+
+/// Stops the channels of calendars the account no longer reads (dropped from the monitored
+/// calendars, or no longer the main calendar): Google would otherwise keep notifying us of
+/// a calendar we ignore until the channel expires.
+async fn stop_unread_channels(
+    app: &App,
+    before: &Account,
+    after: &Account,
+) -> Result<(), ApiError> {
+    let now_read = super::schedule::read_calendars(after);
+    let dropped: Vec<String> = super::schedule::read_calendars(before)
+        .into_iter()
+        .filter(|c| !now_read.contains(c))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let token = access_token(app, &after.tenant, &after.user).await.ok();
+    let mut page: Option<String> = None;
+    loop {
+        let records = app
+            .store
+            .list_channels(&after.tenant, &after.user, 100, page.as_deref())
+            .await?;
+        for ch in records.items.iter().filter(|c| {
+            c.state == crate::domain::ChannelState::Active && dropped.contains(&c.calendar_id)
+        }) {
+            super::calendar::channels::stop(app, token.as_ref().map(|t| &t.token), ch).await;
+            tracing::info!(tenant = %after.tenant, user = %after.user, calendar = %ch.calendar_id, "channel stopped: the calendar is no longer read");
+        }
+        match records.next {
+            Some(next) => page = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// The result of a disconnect.

@@ -295,6 +295,8 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
                     last_sync_at: None,
                     last_error: None,
                     contacts_progress: None,
+                    next_sync_at: None,
+                    sync_failures: 0,
                 };
                 (account, None)
             }
@@ -335,6 +337,9 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         account.access_token_expires_at = Some(tokens.expires_at);
         account.reauth_reason = None;
         account.last_error = None;
+        // Due at once: the first pass (or the one after a reconnect) opens the channels.
+        account.next_sync_at = Some(now);
+        account.sync_failures = 0;
         account.updated_at = now;
         match app.store.put_account(&account, version).await {
             Ok(_) => {

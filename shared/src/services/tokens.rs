@@ -61,7 +61,7 @@ pub fn google_error(e: GoogleError) -> ApiError {
             "needs_reauth",
             format!("Google refused the grant ({reason}); the user must reconnect"),
         ),
-        GoogleError::Transient(_) => ApiError::new(
+        GoogleError::Transient(_) | GoogleError::Paced(_) => ApiError::new(
             http::StatusCode::SERVICE_UNAVAILABLE,
             "google_unavailable",
             "Google is unavailable or rate limiting; retry later",
@@ -231,6 +231,7 @@ pub async fn mark_needs_reauth(
     .await?;
     if changed {
         tracing::warn!(tenant = %t, user = %u, reason, "account needs reauthorization");
+        crate::metrics::count("AccountsNeedsReauth", &[], 1);
         super::feed::account_status(app, &account, Some(reason)).await?;
         // The grant is gone, so Google cannot be asked to stop the channels: they are marked
         // stopped here (their notifications are then refused) and expire at Google.

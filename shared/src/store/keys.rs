@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|---|
 //! | tenant | `TENANT#{t}` | `TENANT` | | | |
 //! | API key | `APIKEY#{key}` | `APIKEY` | `TENANT#{t}#APIKEYS` / `{key}` | | |
-//! | account | `TENANT#{t}#USER#{u}` | `ACCOUNT` | `TENANT#{t}#ACCOUNTS` / `{u}` | | |
+//! | account | `TENANT#{t}#USER#{u}` | `ACCOUNT` | `TENANT#{t}#ACCOUNTS` / `{u}` | `DUE#{shard}` / `{next sync, RFC 3339 UTC}#{t}#{u}` while the account is scheduled (active, calendar product) | |
 //! | pair | `TENANT#{t}#USER#{u}` | `PAIR#{collection}#{crm id}` | `TENANT#{t}#USER#{u}#GID#{collection}` / `{google id}` | `TENANT#{t}#USER#{u}#DIRTY#{collection}` / `{crm id}` while the CRM side waits for the worker | |
 //! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
 //! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
@@ -13,6 +13,7 @@
 //! | webhook delivery cursor | `TENANT#{t}` | `DELIVERY` | | | |
 //! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
 //! | worker lease | `TENANT#{t}#USER#{u}` | `LEASE` | | | the lease's end |
+//! | tenant's Google call budget | `TENANT#{t}` | `BUDGET` | | | |
 //!
 //! Access patterns (every one a `GetItem` or a `Query`, never a `Scan`):
 //! 1. Authenticate an API key: get `APIKEY#{key}` (the key id is part of the key).
@@ -34,8 +35,18 @@
 //! 13. Read/advance a tenant's webhook delivery cursor (and its lease): get `TENANT#{t}` / `DELIVERY`.
 //! 14. Take / release the worker's lease on an account: put `LEASE` in the user's partition on
 //!     condition no live one exists (an expired lease counts as absent); delete it after.
+//! 15. The accounts due for a scheduled sync: query GSI2 `DUE#{shard}` for every shard with
+//!     SK ≤ `{now}$` (sparse: only scheduled accounts carry it; `$` sorts after the `#` that
+//!     follows the time, so an account due exactly now is included). The shard is a hash of
+//!     tenant and user ([`DUE_SHARDS`] of them), so no index partition takes every account's
+//!     writes; the sort key starts with the due time, so "what is due" is a range, and moving
+//!     an account's due time forward takes it out of the range (the index is its own resume
+//!     point).
+//! 16. Take from / give back to a tenant's Google call budget (a token bucket): get and put
+//!     `TENANT#{t}` / `BUDGET` under its version.
 
 use crate::domain::{ApiKeyId, Collection, TenantId, UserId};
+use time::OffsetDateTime;
 
 use super::Key;
 
@@ -151,6 +162,56 @@ pub fn lease(t: &TenantId, u: &UserId) -> Key {
     Key::new(user_pk(t, u), "LEASE")
 }
 
+/// How many partitions the due index is spread over. Every account write rewrites its due
+/// entry, so one partition would take every account's writes; 16 keep each well below an
+/// index partition's 1,000 writes/s even at 100,000 accounts polled every 10 minutes (about
+/// 170 syncs/s, a few account writes each), while a scheduler run costs only 16 queries.
+/// Changing it re-homes entries only as accounts are written: change it with care.
+pub const DUE_SHARDS: u32 = 16;
+
+/// The due-index shard of an account: a stable hash of tenant and user (SHA-256, so it does
+/// not change between builds or Rust versions).
+pub fn due_shard(t: &TenantId, u: &UserId) -> u32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{t}\u{1f}{u}").as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % DUE_SHARDS
+}
+
+pub fn due_partition(shard: u32) -> String {
+    format!("DUE#{shard:02}")
+}
+
+/// A time as the due index sorts it: RFC 3339 in UTC, whole seconds, fixed width
+/// (`2026-06-01T12:00:00Z`), so text order is time order.
+pub fn due_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+pub fn account_due(t: &TenantId, u: &UserId, at: OffsetDateTime) -> Key {
+    Key::new(
+        due_partition(due_shard(t, u)),
+        format!("{}#{t}#{u}", due_time(at)),
+    )
+}
+
+/// The inclusive upper bound of "due at or before `now`" in a shard.
+pub fn due_until(now: OffsetDateTime) -> String {
+    format!("{}$", due_time(now))
+}
+
+pub fn budget(t: &TenantId) -> Key {
+    Key::new(format!("TENANT#{t}"), "BUDGET")
+}
+
 pub fn oauth_session(state: &str) -> Key {
     Key::new(format!("OAUTH#{state}"), "SESSION")
 }
@@ -169,5 +230,29 @@ mod tests {
             .pk
             .starts_with(&format!("{}#", account(&a, &u).pk)));
         assert_ne!(feed_partition(&a), feed_partition(&b));
+    }
+
+    #[test]
+    fn due_keys_sort_by_time_and_spread_over_the_shards() {
+        let t = TenantId::parse("acme").unwrap();
+        let at = time::macros::datetime!(2026-06-01 12:00:05 UTC);
+        assert_eq!(due_time(at), "2026-06-01T12:00:05Z");
+        assert_eq!(
+            due_time(time::macros::datetime!(2026-06-01 14:00:05.9 +02:00)),
+            "2026-06-01T12:00:05Z"
+        );
+        let u = UserId::parse("u1").unwrap();
+        let key = account_due(&t, &u, at);
+        assert!(key.sk.as_str() <= due_until(at).as_str());
+        assert!(key.sk.as_str() > due_until(at - time::Duration::seconds(1)).as_str());
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..400 {
+            let u = UserId::parse(&format!("user-{i}")).unwrap();
+            let shard = due_shard(&t, &u);
+            assert!(shard < DUE_SHARDS);
+            assert_eq!(shard, due_shard(&t, &u));
+            seen.insert(shard);
+        }
+        assert_eq!(seen.len(), DUE_SHARDS as usize);
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 /// A record as read, with the version to write it back under.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,9 +195,37 @@ impl Store {
 
     // ---- accounts -------------------------------------------------------------------------
 
+    /// The account's item. Its due-index entry (GSI2) is derived from the account itself on
+    /// every write, so no write can leave the index out of step with the account's status.
     fn account_item(a: &Account) -> StoreResult<Item> {
-        Ok(Item::new(keys::account(&a.tenant, &a.user), to_data(a)?)
-            .with_gsi1(keys::account_gsi1(&a.tenant, &a.user)))
+        let mut item = Item::new(keys::account(&a.tenant, &a.user), to_data(a)?)
+            .with_gsi1(keys::account_gsi1(&a.tenant, &a.user));
+        if let Some(due) = a.scheduled_at() {
+            item = item.with_gsi2(keys::account_due(&a.tenant, &a.user, due));
+        }
+        Ok(item)
+    }
+
+    /// One page of the accounts of due-index `shard` due at or before `now`, earliest first,
+    /// with the versions they were indexed at. The index is eventually consistent: write back
+    /// under that version, so a stale entry only costs a failed condition.
+    pub async fn list_due_accounts(
+        &self,
+        shard: u32,
+        now: OffsetDateTime,
+        limit: u32,
+        page: Option<PageToken>,
+    ) -> StoreResult<(Vec<Versioned<Account>>, Option<PageToken>)> {
+        let query = Query::partition(Index::Gsi2, keys::due_partition(shard))
+            .sort(SortKey::AtMost(keys::due_until(now)))
+            .limit(limit)
+            .page(page);
+        let Page { items, next } = self.table.query(query).await?;
+        let accounts = items
+            .into_iter()
+            .map(from_item)
+            .collect::<StoreResult<_>>()?;
+        Ok((accounts, next))
     }
 
     pub async fn get_account(
@@ -598,5 +627,26 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl Store {
+    // ---- the tenant's Google call budget (see `services::quota`) ---------------------------
+
+    pub async fn get_budget(
+        &self,
+        t: &TenantId,
+    ) -> StoreResult<Option<Versioned<crate::services::quota::Bucket>>> {
+        self.get_as(&keys::budget(t)).await
+    }
+
+    pub async fn put_budget(
+        &self,
+        t: &TenantId,
+        bucket: &crate::services::quota::Bucket,
+        expected: Option<u64>,
+    ) -> StoreResult<u64> {
+        self.write(Item::new(keys::budget(t), to_data(bucket)?), expected)
+            .await
     }
 }

@@ -48,10 +48,23 @@ pub fn manual_clock() -> ManualClock {
     ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC))
 }
 
+static LAST_TABLE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The name of the table [`fresh_dynamo_table`] created last (for a child process that
+/// opens the same table).
+pub fn last_table_name() -> String {
+    LAST_TABLE
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("no table created yet")
+}
+
 /// A fresh DynamoDB table at `endpoint`, created with the product's schema.
 pub async fn fresh_dynamo_table(endpoint: &str, clock: SharedClock) -> SharedTable {
     let client = aws_sdk_dynamodb::Client::new(&sdk(endpoint).await);
     let name = unique("cgs-test");
+    *LAST_TABLE.lock().unwrap() = Some(name.clone());
     dynamo::create_table_if_missing(&client, &name)
         .await
         .expect("create table");

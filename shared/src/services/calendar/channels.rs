@@ -83,6 +83,10 @@ pub async fn ensure(
     };
     app.store.put_channel(&channel, None).await?;
     tracing::info!(tenant = %t, user = %u, calendar, "push channel opened");
+    crate::metrics::count("ChannelsOpened", &[], 1);
+    if !current.is_empty() {
+        crate::metrics::count("ChannelRenewals", &[], 1);
+    }
     // The new channel works: the old ones can go.
     for old in current {
         stop(app, Some(token), &old).await;

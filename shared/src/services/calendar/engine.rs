@@ -1471,19 +1471,8 @@ async fn finish(
     commit(ctx, &loaded, pair, Some(version), still_waiting).await
 }
 
-/// Gives a Google-born event the CRM id the CRM created for it.
-pub async fn link_google_born(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-    google_id: &str,
-    crm_id: &CrmId,
-) -> Result<&'static str, ApiError> {
-    link_google_born_in(app, t, u, Collection::Calendar, google_id, crm_id).await
-}
-
 /// Gives a Google-born pair of `collection` the CRM id the CRM created for it.
-pub async fn link_google_born_in(
+pub async fn link_google_born(
     app: &App,
     t: &TenantId,
     u: &UserId,

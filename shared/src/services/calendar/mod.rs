@@ -121,12 +121,17 @@ pub async fn get(
     ))
 }
 
-/// The CRM names a Google-born event it created a record for.
+/// The CRM names a Google-born event or contact it created a record for.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AckItem {
     pub user: UserId,
-    pub google_event_id: String,
+    /// A Google-born event…
+    #[serde(default)]
+    pub google_event_id: Option<String>,
+    /// …or a Google-born contact (`people/…`).
+    #[serde(default)]
+    pub google_resource_name: Option<String>,
     pub crm_id: CrmId,
 }
 
@@ -138,27 +143,40 @@ pub struct Ack {
 
 #[derive(Debug, Serialize)]
 pub struct AckResult {
-    pub google_event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google_resource_name: Option<String>,
     pub crm_id: String,
-    /// `linked`, `already_linked`, `unknown` (no such Google-born event), `deleted` (the
-    /// event was deleted in Google before the acknowledgement), or `conflict` (the CRM id is
-    /// already paired with another event).
+    /// `linked`, `already_linked`, `unknown` (no such Google-born record), `deleted` (deleted
+    /// in Google before the acknowledgement), or `conflict` (the CRM id is already paired
+    /// with another Google record).
     pub result: &'static str,
 }
 
-/// Links Google-born events to the CRM ids the CRM gave them, so the CRM's next `PUT` of the
-/// record is an update of the same Google event.
+/// Links Google-born events and contacts to the CRM ids the CRM gave them, so the CRM's next
+/// `PUT` of the record is an update of the same Google record.
 pub async fn ack(app: &App, t: &TenantId, ack: Ack) -> Result<Vec<AckResult>, ApiError> {
     if ack.items.is_empty() || ack.items.len() > 100 {
         return Err(ApiError::invalid("items holds 1 to 100 acknowledgements"));
     }
     let mut out = Vec::with_capacity(ack.items.len());
-    for item in ack.items {
+    for (i, item) in ack.items.into_iter().enumerate() {
+        let (collection, google_id) = match (&item.google_event_id, &item.google_resource_name) {
+            (Some(id), None) => (Collection::Calendar, id),
+            (None, Some(rn)) => (Collection::Contacts, rn),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "items[{i}]: exactly one of google_event_id and google_resource_name"
+                )))
+            }
+        };
         let result =
-            engine::link_google_born(app, t, &item.user, &item.google_event_id, &item.crm_id)
+            engine::link_google_born(app, t, &item.user, collection, google_id, &item.crm_id)
                 .await?;
         out.push(AckResult {
             google_event_id: item.google_event_id,
+            google_resource_name: item.google_resource_name,
             crm_id: item.crm_id.to_string(),
             result,
         });

@@ -42,9 +42,11 @@ pub struct ContactsReport {
     pub removed_in_google: usize,
     pub changes_for_crm: usize,
     pub conflicts: usize,
-    /// CRM changes still waiting after the pass (a continuation is due when > 0 and the
-    /// pass stopped at its cap).
+    /// CRM changes still waiting after the pass (beyond the pass's cap, or after a passing
+    /// failure).
     pub waiting: usize,
+    /// More changes wait than one pass carries: a continuation is due.
+    pub capped: bool,
     /// The read stopped at the deadline; a continuation resumes it.
     pub incomplete: bool,
     /// Deletions held back by the mass-deletion guard.
@@ -921,6 +923,7 @@ async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
         }
     }
     ctx.report.waiting += more;
+    ctx.report.capped = more > 0;
     Ok(())
 }
 
@@ -1013,23 +1016,4 @@ async fn decide_fresh(ctx: &mut Ctx<'_>, v: Versioned<PairStatus>) -> Result<(),
         }
     };
     execute(ctx, pair, Some(v.version), google, person.as_ref(), content).await
-}
-
-/// Gives a Google-born contact the CRM id the CRM created for it.
-pub async fn link_google_born(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-    resource_name: &str,
-    crm_id: &CrmId,
-) -> Result<&'static str, crate::http::ApiError> {
-    super::super::calendar::engine::link_google_born_in(
-        app,
-        t,
-        u,
-        Collection::Contacts,
-        resource_name,
-        crm_id,
-    )
-    .await
 }

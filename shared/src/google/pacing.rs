@@ -1,0 +1,216 @@
+//! Pacing of Google calls, so one busy account cannot starve the others and a tenant (one
+//! Google Cloud project, one quota) slows down before Google starts refusing.
+//!
+//! A [`Pacer`] is set around a unit of work (the worker's job) with [`paced`]; every Google
+//! REST request made inside it passes [`admit`] first (`Google::send_weighted`), weighted by
+//! what Google's quota counts (a batch request counts each part). Two limits:
+//!
+//! * **Per account**: at most `cap` calls per job. Past it the call is refused with
+//!   [`GoogleError::Paced`]`(`[`Pace::Account`]`)` before anything is sent; the engine stops
+//!   there (its page checkpoints and idempotent writes make that as safe as a deadline), and
+//!   the worker queues the rest as a continuation job, which goes behind the jobs of every
+//!   other account already queued.
+//! * **Per tenant**: a [`Budget`] (a token bucket in the store, `services::quota`), taken from
+//!   in reservations so the store sees a write per reservation, not per call; what a job
+//!   reserved but did not use is given back by [`Pacer::finish`]. An empty bucket refuses
+//!   with [`Pace::Tenant`] and how long until it refills; the worker defers the account.
+//!
+//! Outside a pacer (the HTTP API's live calendar list, the OAuth flows) calls are not paced.
+
+use super::GoogleError;
+use async_trait::async_trait;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a call was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// The account used its calls for this job.
+    Account,
+    /// The tenant's budget is spent; it has room again after `retry_in`.
+    Tenant { retry_in: Duration },
+}
+
+impl std::fmt::Display for Pace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pace::Account => f.write_str("the account's Google calls for this run are used up"),
+            Pace::Tenant { retry_in } => write!(
+                f,
+                "the tenant's Google call budget is spent (room again in {} s)",
+                retry_in.as_secs()
+            ),
+        }
+    }
+}
+
+/// What a budget granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub granted: u32,
+    /// When nothing was granted: how long until there is room.
+    pub retry_in: Duration,
+}
+
+/// A shared allowance of Google calls (the tenant's).
+#[async_trait]
+pub trait Budget: Send + Sync {
+    /// Takes up to `n` calls.
+    async fn take(&self, n: u32) -> Grant;
+    /// Returns calls taken but not used.
+    async fn give_back(&self, n: u32);
+}
+
+/// The pacing of one unit of work.
+pub struct Pacer {
+    cap: u32,
+    reserve: u32,
+    calls: AtomicU32,
+    budget: Option<Arc<dyn Budget>>,
+    held: tokio::sync::Mutex<u32>,
+}
+
+impl Pacer {
+    /// At most `cap` calls; with a budget, reserved `reserve` at a time.
+    pub fn new(cap: u32, budget: Option<Arc<dyn Budget>>, reserve: u32) -> Self {
+        Self {
+            cap: cap.max(1),
+            reserve: reserve.max(1),
+            calls: AtomicU32::new(0),
+            budget,
+            held: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// Calls admitted so far (batch parts counted).
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    async fn admit(&self, weight: u32) -> Result<(), GoogleError> {
+        let weight = weight.max(1);
+        let before = self.calls.fetch_add(weight, Ordering::SeqCst);
+        // A first call heavier than the cap still goes (a full batch), or nothing could.
+        if before > 0 && before + weight > self.cap {
+            self.calls.fetch_sub(weight, Ordering::SeqCst);
+            return Err(GoogleError::Paced(Pace::Account));
+        }
+        if let Some(budget) = &self.budget {
+            let mut held = self.held.lock().await;
+            if *held < weight {
+                let grant = budget.take(self.reserve.max(weight - *held)).await;
+                *held += grant.granted;
+                if *held < weight {
+                    self.calls.fetch_sub(weight, Ordering::SeqCst);
+                    return Err(GoogleError::Paced(Pace::Tenant {
+                        retry_in: grant.retry_in,
+                    }));
+                }
+            }
+            *held -= weight;
+        }
+        Ok(())
+    }
+
+    /// Gives the unused reservation back to the budget.
+    pub async fn finish(&self) {
+        if let Some(budget) = &self.budget {
+            let mut held = self.held.lock().await;
+            if *held > 0 {
+                budget.give_back(*held).await;
+                *held = 0;
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    static PACER: Arc<Pacer>;
+}
+
+/// Runs `fut` with every Google call inside it paced by `pacer`.
+pub async fn paced<F: Future>(pacer: Arc<Pacer>, fut: F) -> F::Output {
+    PACER.scope(pacer, fut).await
+}
+
+/// Lets a call of `weight` through, or refuses it (no-op outside [`paced`]).
+pub(crate) async fn admit(weight: u32) -> Result<(), GoogleError> {
+    match PACER.try_with(Arc::clone) {
+        Ok(pacer) => pacer.admit(weight).await,
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Bucket(Mutex<u32>);
+
+    #[async_trait]
+    impl Budget for Bucket {
+        async fn take(&self, n: u32) -> Grant {
+            let mut left = self.0.lock().unwrap();
+            let granted = n.min(*left);
+            *left -= granted;
+            Grant {
+                granted,
+                retry_in: Duration::from_secs(7),
+            }
+        }
+        async fn give_back(&self, n: u32) {
+            *self.0.lock().unwrap() += n;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_account_cap_stops_calls_past_it() {
+        let pacer = Arc::new(Pacer::new(3, None, 1));
+        let got = paced(pacer.clone(), async {
+            let mut out = Vec::new();
+            for _ in 0..5 {
+                out.push(admit(1).await.is_ok());
+            }
+            out
+        })
+        .await;
+        assert_eq!(got, [true, true, true, false, false]);
+        assert_eq!(pacer.calls(), 3);
+        // A batch heavier than the cap goes only as the first call.
+        let pacer = Arc::new(Pacer::new(3, None, 1));
+        assert!(paced(pacer.clone(), admit(50)).await.is_ok());
+        assert!(matches!(
+            paced(pacer, admit(1)).await,
+            Err(GoogleError::Paced(Pace::Account))
+        ));
+        // Unpaced work is never refused.
+        assert!(admit(1000).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_tenant_budget_is_reserved_and_given_back() {
+        let bucket = Arc::new(Bucket(Mutex::new(25)));
+        let pacer = Arc::new(Pacer::new(100, Some(bucket.clone()), 10));
+        paced(pacer.clone(), async {
+            for _ in 0..12 {
+                admit(1).await.unwrap();
+            }
+        })
+        .await;
+        // Two reservations of 10 taken, 8 of them unused.
+        assert_eq!(*bucket.0.lock().unwrap(), 5);
+        pacer.finish().await;
+        assert_eq!(*bucket.0.lock().unwrap(), 13);
+        // An empty budget refuses, saying when to come back.
+        let empty = Arc::new(Bucket(Mutex::new(0)));
+        let pacer = Arc::new(Pacer::new(100, Some(empty), 10));
+        assert!(matches!(
+            paced(pacer.clone(), admit(1)).await,
+            Err(GoogleError::Paced(Pace::Tenant { retry_in })) if retry_in == Duration::from_secs(7)
+        ));
+        assert_eq!(pacer.calls(), 0);
+    }
+}

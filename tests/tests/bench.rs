@@ -1,0 +1,485 @@
+//! The benchmark (not a timed test: every case is `#[ignore]`d and only prints figures).
+//! Run it with `infra/scripts/bench.sh` (moto, DynamoDB Local and the Google sandbox, as the
+//! tests); the figures and how they were obtained are in `docs/benchmarks.md`.
+//!
+//! * Google requests per idle calendar per simulated day: push (the product) against plain
+//!   10-minute polling, counted from the sandbox's request log, both clocks moved by hand.
+//! * Sandbox change → CRM webhook latency, p50/p95, through the real chain: sandbox push →
+//!   google-webhook → SQS (moto) → worker (polling the queue) → signed webhook.
+//! * Scheduler time to plan and enqueue 10,000 and 100,000 due accounts (embedded store,
+//!   in-process queue) and 10,000 on DynamoDB Local + moto SQS.
+//! * The worker's peak memory (VmHWM) during a 10,000-event initial sync, in a child
+//!   process that runs only the worker.
+
+mod common;
+
+use common::world::{Env, CLIENT_ID};
+use secrecy::SecretString;
+use serde_json::json;
+use shared::app::{App, AppState};
+use shared::clock::{Clock, ManualClock, SharedClock};
+use shared::config::{Config, GoogleEndpoints};
+use shared::domain::{
+    Account, AccountId, AccountSettings, AccountStatus, Product, Products, TenantId, UserId,
+};
+use shared::google::calendar::{Event, SendUpdates};
+use shared::queue::{SyncJob, SyncReason};
+use shared::services::schedule;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "alice@example.com";
+
+fn job(t: &TenantId, user: &str) -> SyncJob {
+    SyncJob {
+        tenant: t.clone(),
+        user: UserId::parse(user).unwrap(),
+        calendar: None,
+        reason: SyncReason::Scheduled,
+        confirm_mass_deletion: false,
+        record: None,
+    }
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(600)
+}
+
+/// (Calendar API requests, OAuth token requests) in the sandbox's log.
+fn counts(env: &Env) -> (usize, usize) {
+    let log = env.sandbox.request_log();
+    let calendar = log
+        .iter()
+        .filter(|r| r.path.contains("/calendar/v3/"))
+        .count();
+    let token = log.iter().filter(|r| r.path.contains("token")).count();
+    (calendar, token)
+}
+
+fn advance(env: &Env, by: time::Duration) {
+    env.clock.advance(by);
+    env.sandbox.advance_clock(by.whole_seconds());
+}
+
+#[tokio::test]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_google_calls_per_idle_calendar_per_day() {
+    // Push: the worker runs whenever the account comes due (what the scheduler queues).
+    let env = Env::new().await;
+    env.connect("idle", &["calendar"], ALICE, "").await;
+    let user = UserId::parse("idle").unwrap();
+    sync_worker::run(&env.app, &job(&env.tenant, "idle"), far())
+        .await
+        .unwrap();
+    env.sandbox.clear_request_log();
+    let end = env.clock.now() + time::Duration::days(1);
+    let mut runs = 0;
+    loop {
+        let due = env
+            .app
+            .store
+            .get_account(&env.tenant, &user)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .next_sync_at
+            .unwrap();
+        if due > end {
+            break;
+        }
+        advance(&env, due - env.clock.now());
+        sync_worker::run(&env.app, &job(&env.tenant, "idle"), far())
+            .await
+            .unwrap();
+        runs += 1;
+    }
+    let (push_calendar, push_token) = counts(&env);
+
+    // Plain polling: a pass every 10 minutes whatever the channels say.
+    let env = Env::new().await;
+    env.connect("idle", &["calendar"], ALICE, "").await;
+    sync_worker::run(&env.app, &job(&env.tenant, "idle"), far())
+        .await
+        .unwrap();
+    env.sandbox.clear_request_log();
+    for _ in 0..144 {
+        advance(&env, time::Duration::minutes(10));
+        sync_worker::run(&env.app, &job(&env.tenant, "idle"), far())
+            .await
+            .unwrap();
+    }
+    let (poll_calendar, poll_token) = counts(&env);
+    println!("BENCH idle calendar, one simulated day:");
+    println!(
+        "BENCH   push + {} h safety poll: {runs} passes, {push_calendar} Calendar API requests, {push_token} OAuth token refreshes",
+        schedule::SAFETY_INTERVAL.whole_hours()
+    );
+    println!(
+        "BENCH   plain 10-minute polling: 144 passes, {poll_calendar} Calendar API requests, {poll_token} OAuth token refreshes"
+    );
+    println!(
+        "BENCH   channel renewal adds a watch + a stop every {} days",
+        shared::services::calendar::channels::CHANNEL_TTL_SECS / 86_400
+            - shared::services::calendar::channels::RENEW_BEFORE.whole_days() as u64
+    );
+}
+
+/// A CRM webhook receiver on 127.0.0.1: when each body arrived.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl Receiver {
+    async fn start(&self) -> String {
+        let hits = self.0.clone();
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let hits = hits.clone();
+                async move {
+                    hits.lock().unwrap().push((Instant::now(), body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        format!("{}/hook", common::serve(router).await)
+    }
+
+    fn arrived(&self, google_id: &str) -> Option<Instant> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| b.contains(google_id))
+            .map(|(at, _)| *at)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_change_to_crm_webhook_latency() {
+    let env = Env::new().await;
+    let crm = Receiver::default();
+    let url = crm.start().await;
+    shared::services::settings::patch(
+        &env.app,
+        &env.tenant,
+        shared::services::settings::SettingsPatch {
+            webhook_url: Some(Some(url)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    env.connect("jane", &["calendar"], ALICE, "").await;
+    sync_worker::run(&env.app, &job(&env.tenant, "jane"), far())
+        .await
+        .unwrap();
+    // The worker, as Lambda's SQS event source would run it.
+    let sqs = aws_sdk_sqs::Client::new(&common::sdk(&common::moto()).await);
+    let queue = env.app.config.queue_url.clone().unwrap();
+    tokio::spawn(local_server::worker::poll_sqs(env.app.clone(), sqs, queue));
+    let alice = SecretString::from(env.sandbox.issue_access_token(
+        CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/calendar"],
+    ));
+    let mut samples = Vec::new();
+    for i in 0..20 {
+        // Past the webhook's 10-second burst window, as separate user edits would be.
+        env.clock.advance(time::Duration::seconds(11));
+        let e: Event = serde_json::from_value(json!({"summary": format!("Latency {i}"),
+            "start": {"dateTime": "2030-01-01T10:00:00Z"}, "end": {"dateTime": "2030-01-01T11:00:00Z"}}))
+        .unwrap();
+        let started = Instant::now();
+        let e = env
+            .app
+            .google
+            .insert_event(&alice, "primary", &e, SendUpdates::None)
+            .await
+            .unwrap();
+        let arrived = loop {
+            if let Some(at) = crm.arrived(&e.id) {
+                break at;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no webhook");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        samples.push(arrived.duration_since(started));
+    }
+    samples.sort();
+    println!(
+        "BENCH change in Google -> CRM webhook ({} changes): p50 {} ms, p95 {} ms, max {} ms",
+        samples.len(),
+        percentile(&samples, 0.5).as_millis(),
+        percentile(&samples, 0.95).as_millis(),
+        samples.last().unwrap().as_millis()
+    );
+}
+
+async fn seed_accounts(app: &AppState, t: &TenantId, n: usize, due: time::OffsetDateTime) {
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(32)) {
+        let (app, t, chunk) = (app.clone(), t.clone(), chunk.to_vec());
+        set.spawn(async move {
+            for i in chunk {
+                let a = Account {
+                    id: AccountId::generate(),
+                    tenant: t.clone(),
+                    user: UserId::parse(&format!("user-{i:06}")).unwrap(),
+                    status: AccountStatus::Active,
+                    google_email: Some(format!("user-{i}@example.com")),
+                    google_subject: None,
+                    products: Products::from(vec![Product::Calendar]),
+                    scopes: Vec::new(),
+                    refresh_token_ciphertext: Some("v1.k1.sealed".into()),
+                    access_token_ciphertext: None,
+                    access_token_expires_at: None,
+                    reauth_reason: None,
+                    settings: AccountSettings::default(),
+                    created_at: due,
+                    updated_at: due,
+                    last_sync_at: None,
+                    last_error: None,
+                    next_sync_at: Some(due),
+                    sync_failures: 0,
+                    contacts_progress: None,
+                };
+                app.store.put_account(&a, None).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+async fn time_scheduler(app: &AppState, n: usize, label: &str) {
+    let t = TenantId::parse("bench").unwrap();
+    shared::services::tenants::create(
+        app,
+        shared::services::tenants::NewTenant {
+            id: Some(t.clone()),
+            name: "Bench".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let seeding = Instant::now();
+    seed_accounts(app, &t, n, app.clock.now()).await;
+    println!(
+        "BENCH   ({label}: {n} accounts written in {:.1} s)",
+        seeding.elapsed().as_secs_f64()
+    );
+    // One invocation's budget (120 s timeout less the margin); a run that stops resumes at
+    // the next invocation, as in production.
+    let started = Instant::now();
+    let (mut enqueued, mut runs) = (0, 0);
+    while enqueued < n && runs < 10 {
+        let report = schedule::run(app, Instant::now() + Duration::from_secs(110))
+            .await
+            .unwrap();
+        enqueued += report.enqueued;
+        runs += 1;
+    }
+    let took = started.elapsed();
+    assert_eq!(enqueued, n);
+    println!(
+        "BENCH scheduler, {label}: {n} due accounts planned, claimed and enqueued in {:.2} s ({:.0} accounts/s, {runs} invocation(s))",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+}
+
+fn embedded_app() -> (AppState, tokio::sync::mpsc::UnboundedReceiver<SyncJob>) {
+    let clock: SharedClock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let table = shared::store::embedded::EmbeddedTable::in_memory(clock.clone());
+    let (queue, rx) = shared::queue::inprocess::InProcessQueue::new();
+    let app = App::new(
+        Config {
+            table_name: "bench".into(),
+            secrets_prefix: "bench/".into(),
+            queue_url: None,
+            public_base_url: "http://127.0.0.1:9".into(),
+            google: GoogleEndpoints::single_host("http://127.0.0.1:9"),
+        },
+        shared::store::Store::new(Arc::new(table)),
+        Arc::new(shared::secrets::embedded::EmbeddedSecrets::in_memory()),
+        Arc::new(queue),
+        clock,
+    );
+    (Arc::new(app), rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_scheduler_plans_and_enqueues() {
+    if std::env::var_os("CGS_BENCH_AWS_ONLY").is_none() {
+        for n in [10_000, 100_000] {
+            let (app, _rx) = embedded_app();
+            time_scheduler(&app, n, "embedded store + in-process queue").await;
+        }
+    }
+    // DynamoDB Local with the in-process queue, then with moto's SQS FIFO (both local
+    // emulators on the same two cores: an upper bound on what AWS takes).
+    let aws = common::aws_app().await;
+    let (queue, _rx) = shared::queue::inprocess::InProcessQueue::new();
+    let ddb_only: AppState = Arc::new(App::new(
+        aws.config.clone(),
+        aws.store.clone(),
+        aws.secrets.clone(),
+        Arc::new(queue),
+        aws.clock.clone(),
+    ));
+    time_scheduler(&ddb_only, 10_000, "DynamoDB Local + in-process queue").await;
+    let aws = common::aws_app().await;
+    time_scheduler(&aws, 500, "DynamoDB Local + moto SQS FIFO").await;
+}
+
+fn vm_hwm_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The child half of the memory benchmark: only the worker, on the parent's table, secrets,
+/// queue and sandbox (all named in the environment).
+#[tokio::test]
+#[ignore = "benchmark child: run by bench_worker_peak_memory"]
+async fn bench_child_worker_initial_sync() {
+    let Ok(table) = std::env::var("CGS_BENCH_TABLE") else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap();
+    let before = vm_hwm_kb().unwrap_or(0);
+    let clock: SharedClock = Arc::new(shared::clock::SystemClock);
+    let ddb = common::sdk(&common::dynamodb_local()).await;
+    let moto = common::sdk(&common::moto()).await;
+    let app = App::new(
+        Config {
+            table_name: table.clone(),
+            secrets_prefix: var("CGS_BENCH_PREFIX"),
+            queue_url: Some(var("CGS_BENCH_QUEUE")),
+            public_base_url: var("CGS_BENCH_PUBLIC"),
+            google: GoogleEndpoints::single_host(&var("CGS_BENCH_GOOGLE")),
+        },
+        shared::store::Store::new(Arc::new(shared::store::dynamo::DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(&ddb),
+            table,
+            clock.clone(),
+        ))),
+        Arc::new(shared::secrets::aws::SecretsManager::new(
+            aws_sdk_secretsmanager::Client::new(&moto),
+            var("CGS_BENCH_PREFIX"),
+            Duration::from_secs(300),
+        )),
+        Arc::new(shared::queue::sqs::SqsQueue::new(
+            aws_sdk_sqs::Client::new(&moto),
+            var("CGS_BENCH_QUEUE"),
+        )),
+        clock,
+    );
+    let t = TenantId::parse(&var("CGS_BENCH_TENANT")).unwrap();
+    let started = Instant::now();
+    sync_worker::run(&app, &job(&t, "big"), far())
+        .await
+        .unwrap();
+    println!(
+        "CHILD hwm_kb_before={before} hwm_kb_after={} secs={:.2}",
+        vm_hwm_kb().unwrap_or(0),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_worker_peak_memory() {
+    let env = Env::new().await;
+    env.connect("big", &["calendar"], ALICE, "").await;
+    let alice = SecretString::from(env.sandbox.issue_access_token(
+        CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/calendar"],
+    ));
+    // 10,000 events in Google, a few with attendees and descriptions.
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let (app, alice) = (env.app.clone(), alice.clone());
+        set.spawn(async move {
+            for i in (w..10_000).step_by(8) {
+                let day = 1 + (i % 28);
+                let e: Event = serde_json::from_value(json!({
+                    "summary": format!("Meeting {i}"),
+                    "description": "Agenda: quarterly review, numbers, next steps.",
+                    "location": "Room 4",
+                    "attendees": [{"email": format!("guest{i}@example.org")}],
+                    "start": {"dateTime": format!("2030-03-{day:02}T10:00:00Z")},
+                    "end": {"dateTime": format!("2030-03-{day:02}T11:00:00Z")},
+                }))
+                .unwrap();
+                app.google
+                    .insert_event(&alice, "primary", &e, SendUpdates::None)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let config = &env.app.config;
+    let mut child = std::process::Command::new(exe);
+    child
+        .args([
+            "bench_child_worker_initial_sync",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("CGS_BENCH_TABLE", common::last_table_name())
+        .env("CGS_BENCH_PREFIX", &config.secrets_prefix)
+        .env("CGS_BENCH_QUEUE", config.queue_url.clone().unwrap())
+        .env("CGS_BENCH_PUBLIC", &config.public_base_url)
+        .env("CGS_BENCH_GOOGLE", &env.sandbox_url)
+        .env("CGS_BENCH_TENANT", env.tenant.as_str());
+    let out = tokio::task::spawn_blocking(move || child.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("CHILD"))
+        .unwrap_or_else(|| {
+            panic!(
+                "child said nothing: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let created = env
+        .app
+        .store
+        .list_changes(&env.tenant, None, 1000)
+        .await
+        .unwrap()
+        .len();
+    println!(
+        "BENCH worker, 10,000-event initial sync in a child process: peak RSS (VmHWM) {:.1} MB ({:.1} MB before the sync: the test binary and its runtime), {:.1} s; feed has records: {}",
+        field("hwm_kb_after") / 1024.0,
+        field("hwm_kb_before") / 1024.0,
+        field("secs"),
+        created > 0
+    );
+}

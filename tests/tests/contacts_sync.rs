@@ -1,0 +1,570 @@
+//! Contacts two-way sync end to end: CRM pushes through the public API (one record, and mass
+//! pushes), Google edits through the sandbox's People API, the worker's passes, the change
+//! feed — on DynamoDB Local and moto.
+
+mod common;
+
+use common::world::{Env, CLIENT_ID};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shared::contacts::model::CrmContact;
+use shared::contacts::normal::NormalizedContact;
+use shared::google::people::{
+    ClientData, EmailAddress, ListConnections, Membership, Name, Person, PersonField,
+};
+use shared::queue::SyncReason;
+
+const USER: &str = "u-carla";
+const ALICE: &str = "alice@example.com";
+
+struct World {
+    env: Env,
+    /// A token of alice's, as Google Contacts' own UI would act.
+    alice: SecretString,
+}
+
+fn fields() -> Vec<PersonField> {
+    PersonField::ALL.to_vec()
+}
+
+impl World {
+    async fn new() -> Self {
+        Self::with_settings(json!({})).await
+    }
+
+    async fn with_settings(defaults: Value) -> Self {
+        let env = Env::new().await;
+        if defaults != json!({}) {
+            let (s, v) = env
+                .call(
+                    "PATCH",
+                    "/v1/admin/settings",
+                    &env.admin,
+                    Some(json!({"defaults": defaults})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+        let q = env.connect(USER, &["contacts"], ALICE, "").await;
+        assert_eq!(q["google_connect"], "connected");
+        let alice = SecretString::from(env.sandbox.issue_access_token(
+            CLIENT_ID,
+            ALICE,
+            &["https://www.googleapis.com/auth/contacts"],
+        ));
+        let w = Self { env, alice };
+        w.run(SyncReason::Scheduled).await;
+        w
+    }
+
+    async fn run(&self, reason: SyncReason) {
+        self.env.run_job(USER, reason).await;
+    }
+
+    async fn put(&self, crm_id: &str, contact: Value) -> (StatusCode, Value) {
+        self.env
+            .call(
+                "PUT",
+                &format!("/v1/users/{USER}/contacts/{crm_id}"),
+                &self.env.sync,
+                Some(contact),
+            )
+            .await
+    }
+
+    async fn account(&self) -> Value {
+        self.env.account(USER).await.1
+    }
+
+    async fn group(&self) -> String {
+        self.account().await["settings"]["contact_group"]
+            .as_str()
+            .expect("the synced group is kept on the account")
+            .to_owned()
+    }
+
+    /// Every contact in alice's address book.
+    async fn google(&self) -> Vec<Person> {
+        let mut out = Vec::new();
+        let mut params = ListConnections {
+            person_fields: fields(),
+            page_size: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = self
+                .env
+                .app
+                .google
+                .list_connections(&self.alice, &params)
+                .await
+                .unwrap();
+            out.extend(page.connections);
+            match page.next_page_token {
+                Some(t) => params.page_token = Some(t),
+                None => return out,
+            }
+        }
+    }
+
+    async fn feed(&self) -> Vec<Value> {
+        self.env.changes().await
+    }
+
+    fn people_requests(&self, method: &str, path: &str) -> usize {
+        self.env
+            .sandbox
+            .request_log()
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+}
+
+fn lead(given: &str, email: &str) -> Value {
+    json!({
+        "kind": "lead",
+        "name": {"given": given, "family": "Rossi"},
+        "emails": [{"address": email, "type": "work", "primary": true}],
+        "phones": [{"number": "+39 06 1234 5678", "type": "mobile"}],
+        "organization": {"company": "Acme S.p.A.", "title": "Buyer"},
+        "notes": "Met at the fair.\nFollow up in May."
+    })
+}
+
+#[tokio::test]
+async fn a_crm_contact_reaches_the_group_and_edits_flow_both_ways() {
+    let w = World::new().await;
+    let (s, v) = w.put("C-1", lead("Carla", "carla@acme.example")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["state"], "pending");
+    w.run(SyncReason::RecordChange).await;
+
+    let group = w.group().await;
+    let people = w.google().await;
+    assert_eq!(people.len(), 1);
+    let p = &people[0];
+    assert!(p.in_group(&group), "created in the synced group");
+    assert_eq!(p.client_value("crmId"), Some("C-1"));
+    assert_eq!(p.client_value("crmKind"), Some("lead"));
+    let crm: CrmContact = serde_json::from_value(lead("Carla", "carla@acme.example")).unwrap();
+    assert_eq!(
+        NormalizedContact::from_person(p),
+        NormalizedContact::from_crm(&crm)
+    );
+    let (_, v) = w
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/contacts/C-1"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(v["state"], "synced", "{v}");
+    assert_eq!(v["google_resource_name"], p.resource_name.as_str());
+
+    // The user edits the job title in Google: the CRM hears of it.
+    let mut edited = p.clone();
+    edited.organizations[0].title = Some("Head of purchasing".into());
+    w.env
+        .app
+        .google
+        .update_contact(
+            &w.alice,
+            &p.resource_name,
+            &edited,
+            &[PersonField::Organizations],
+            &fields(),
+        )
+        .await
+        .unwrap();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    let updated: Vec<&Value> = feed
+        .iter()
+        .filter(|r| r["kind"] == "contact_updated")
+        .collect();
+    assert_eq!(updated.len(), 1, "{feed:?}");
+    assert_eq!(updated[0]["crm_id"], "C-1");
+    assert_eq!(
+        updated[0]["data"]["contact"]["organization"]["title"],
+        "Head of purchasing"
+    );
+
+    // The CRM then changes the phone: an update of the mapped fields; the title stays.
+    let mut c = lead("Carla", "carla@acme.example");
+    c["organization"]["title"] = json!("Head of purchasing");
+    c["phones"] = json!([{"number": "+39 333 000 1111", "type": "work"}]);
+    assert_eq!(w.put("C-1", c).await.0, StatusCode::ACCEPTED);
+    w.env.sandbox.clear_request_log();
+    w.run(SyncReason::RecordChange).await;
+    assert_eq!(
+        w.people_requests("POST", "/v1/people:batchUpdateContacts"),
+        1
+    );
+    let people = w.google().await;
+    assert_eq!(people.len(), 1, "no duplicate");
+    assert_eq!(
+        people[0].phone_numbers[0].value.as_deref(),
+        Some("+39 333 000 1111")
+    );
+    assert_eq!(
+        people[0].organizations[0].title.as_deref(),
+        Some("Head of purchasing")
+    );
+    // And nothing echoes back.
+    let before = w.feed().await.len();
+    w.run(SyncReason::Scheduled).await;
+    assert_eq!(w.feed().await.len(), before);
+}
+
+#[tokio::test]
+async fn a_mass_push_of_1000_costs_five_creates_and_an_idle_run_one_list() {
+    let w = World::new().await;
+    for chunk in 0..2 {
+        let contacts: Vec<Value> = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                json!({"crm_id": format!("M-{n}"), "contact": lead(&format!("Person {n}"), &format!("p{n}@example.org"))})
+            })
+            .collect();
+        let (s, v) = w
+            .env
+            .call(
+                "POST",
+                &format!("/v1/users/{USER}/contacts:push"),
+                &w.env.sync,
+                Some(json!({"contacts": contacts})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["accepted"], 500);
+    }
+    w.env.sandbox.clear_request_log();
+    w.run(SyncReason::RecordChange).await;
+    assert!(
+        w.people_requests("POST", "/v1/people:batchCreateContacts") <= 5,
+        "{} create requests",
+        w.people_requests("POST", "/v1/people:batchCreateContacts")
+    );
+    let people = w.google().await;
+    assert_eq!(people.len(), 1000);
+    let group = w.group().await;
+    assert!(people.iter().all(|p| p.in_group(&group)));
+    let mut ids: Vec<&str> = people
+        .iter()
+        .filter_map(|p| p.client_value("crmId"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "one contact per CRM record");
+    let progress = &w.account().await["contacts"];
+    assert_eq!(progress["waiting"], 0, "{progress}");
+    assert_eq!(progress["pushed_last_pass"], 1000);
+
+    // Reading our own writes back, then an idle run: one connections.list.
+    w.run(SyncReason::Scheduled).await;
+    w.env.sandbox.clear_request_log();
+    w.run(SyncReason::Scheduled).await;
+    let log: Vec<String> = w
+        .env
+        .sandbox
+        .request_log()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        log,
+        vec!["GET /v1/people/me/connections".to_owned()],
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn google_born_contacts_are_acknowledged_and_deletions_never_destroy_data() {
+    let w = World::new().await;
+    let group = w.group().await;
+    // The user adds a contact to the group in Google.
+    let born = Person {
+        names: vec![Name {
+            given_name: Some("Gianni".into()),
+            family_name: Some("Verdi".into()),
+            ..Default::default()
+        }],
+        email_addresses: vec![EmailAddress {
+            value: Some("gianni@example.org".into()),
+            ..Default::default()
+        }],
+        memberships: vec![Membership::of_group(&group)],
+        ..Default::default()
+    };
+    let created = w
+        .env
+        .app
+        .google
+        .create_contact(&w.alice, &born, &fields())
+        .await
+        .unwrap();
+    // And one outside the group: not the CRM's business.
+    let outside = Person {
+        names: vec![Name {
+            given_name: Some("Private".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    w.env
+        .app
+        .google
+        .create_contact(&w.alice, &outside, &fields())
+        .await
+        .unwrap();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    let news: Vec<&Value> = feed
+        .iter()
+        .filter(|r| r["kind"] == "contact_created")
+        .collect();
+    assert_eq!(news.len(), 1, "{feed:?}");
+    assert_eq!(news[0]["google_id"], created.resource_name.as_str());
+    assert!(news[0]["crm_id"].is_null());
+    assert_eq!(news[0]["data"]["contact"]["name"]["given"], "Gianni");
+
+    // The CRM names it; its next PUT updates the same contact.
+    let (s, v) = w
+        .env
+        .call(
+            "POST",
+            "/v1/changes/ack",
+            &w.env.sync,
+            Some(json!({"items": [{"user": USER, "google_resource_name": created.resource_name, "crm_id": "C-77"}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["items"][0]["result"].clone()),
+        (StatusCode::OK, json!("linked")),
+        "{v}"
+    );
+    let mut c = news[0]["data"]["contact"].clone();
+    c["notes"] = json!("Imported from Google");
+    assert_eq!(w.put("C-77", c).await.0, StatusCode::ACCEPTED);
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    assert_eq!(people.len(), 2, "no duplicate");
+    let p = people
+        .iter()
+        .find(|p| p.resource_name == created.resource_name)
+        .unwrap();
+    assert_eq!(p.client_value("crmId"), Some("C-77"));
+
+    // Deleting in the CRM (default policy): out of the group, kept in Google.
+    let (s, _) = w
+        .env
+        .call(
+            "DELETE",
+            &format!("/v1/users/{USER}/contacts/C-77"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    let p = people
+        .iter()
+        .find(|p| p.resource_name == created.resource_name)
+        .expect("the contact stays in Google");
+    assert!(!p.in_group(&group), "but leaves the synced group");
+
+    // Google side: a contact removed from the group, or deleted, is untagged in the CRM.
+    w.put("C-2", lead("Dora", "dora@example.org")).await;
+    w.put("C-3", lead("Ezio", "ezio@example.org")).await;
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    let rn = |crm: &str| {
+        people
+            .iter()
+            .find(|p| p.client_value("crmId") == Some(crm))
+            .unwrap()
+            .resource_name
+            .clone()
+    };
+    w.env
+        .app
+        .google
+        .modify_contact_group_members(&w.alice, &group, &[], &[rn("C-2")])
+        .await
+        .unwrap();
+    w.env
+        .app
+        .google
+        .delete_contact(&w.alice, &rn("C-3"))
+        .await
+        .unwrap();
+    let before = w.feed().await.len();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    let mut untags: Vec<(String, String)> = feed[before..]
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{} {}",
+                    r["kind"].as_str().unwrap(),
+                    r["crm_id"].as_str().unwrap_or("")
+                ),
+                r["data"]["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    untags.sort();
+    assert_eq!(
+        untags,
+        vec![
+            (
+                "contact_untag C-2".to_owned(),
+                "removed_from_group".to_owned()
+            ),
+            (
+                "contact_untag C-3".to_owned(),
+                "deleted_in_google".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn deletes_propagate_when_the_tenant_asks() {
+    let w = World::with_settings(json!({"deletion_policy": "propagate"})).await;
+    w.put("C-1", lead("Fabio", "fabio@example.org")).await;
+    w.put("C-2", lead("Gina", "gina@example.org")).await;
+    w.run(SyncReason::RecordChange).await;
+    assert_eq!(w.google().await.len(), 2);
+    w.env
+        .call(
+            "DELETE",
+            &format!("/v1/users/{USER}/contacts/C-1"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    assert_eq!(people.len(), 1, "deleted in Google");
+    w.env
+        .app
+        .google
+        .delete_contact(&w.alice, &people[0].resource_name)
+        .await
+        .unwrap();
+    let before = w.feed().await.len();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    assert_eq!(feed[before..].len(), 1);
+    assert_eq!(feed[before]["kind"], "contact_deleted");
+    assert_eq!(feed[before]["crm_id"], "C-2");
+}
+
+#[tokio::test]
+async fn an_expired_sync_token_and_a_lost_create_answer_duplicate_nothing() {
+    let w = World::new().await;
+    w.put("C-1", lead("Hana", "hana@example.org")).await;
+    w.run(SyncReason::RecordChange).await;
+    w.run(SyncReason::Scheduled).await;
+    let before = w.feed().await.len();
+    w.env.sandbox.invalidate_sync_tokens(ALICE);
+    w.run(SyncReason::Scheduled).await;
+    w.run(SyncReason::Scheduled).await;
+    assert_eq!(
+        w.feed().await.len(),
+        before,
+        "a full resync re-announces nothing"
+    );
+    assert_eq!(w.google().await.len(), 1);
+
+    // A create whose answer was lost: Google made the contact (it carries our CRM link),
+    // the CRM's record still waits. The next run finds it instead of creating it again.
+    let group = w.group().await;
+    let crm: CrmContact = serde_json::from_value(lead("Ivo", "ivo@example.org")).unwrap();
+    let mut made = NormalizedContact::from_crm(&crm).to_person(
+        &shared::contacts::normal::CrmLink {
+            tenant: w.env.tenant.to_string(),
+            user: USER.into(),
+            crm_id: "C-2".into(),
+        },
+        &Default::default(),
+        None,
+    );
+    made.memberships = vec![Membership::of_group(&group)];
+    made.client_data.push(ClientData::new("otherApp", "kept"));
+    w.env
+        .app
+        .google
+        .create_contact(&w.alice, &made, &fields())
+        .await
+        .unwrap();
+    w.put("C-2", lead("Ivo", "ivo@example.org")).await;
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    assert_eq!(people.len(), 2, "found, not created twice");
+    let (_, v) = w
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/contacts/C-2"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(v["state"], "synced", "{v}");
+}
+
+#[tokio::test]
+async fn an_etag_conflict_is_settled_by_reading_the_contact_again() {
+    let w = World::new().await;
+    w.put("C-1", lead("Lia", "lia@example.org")).await;
+    w.run(SyncReason::RecordChange).await;
+    let p = w.google().await.remove(0);
+    // Google changes the notes; before we read that, the CRM changes the phone.
+    let mut edited = p.clone();
+    edited.biographies[0].value = Some("Changed in Google".into());
+    w.env
+        .app
+        .google
+        .update_contact(
+            &w.alice,
+            &p.resource_name,
+            &edited,
+            &[PersonField::Biographies],
+            &fields(),
+        )
+        .await
+        .unwrap();
+    let mut c = lead("Lia", "lia@example.org");
+    c["phones"] = json!([{"number": "+39 02 999 888", "type": "work"}]);
+    c["updated_at"] = json!(time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap());
+    w.put("C-1", c).await;
+    w.run(SyncReason::RecordChange).await;
+    w.run(SyncReason::Scheduled).await;
+    let people = w.google().await;
+    assert_eq!(people.len(), 1);
+    // The CRM's edit is the later one: it wins, with no lost write and no error left.
+    assert_eq!(
+        people[0].phone_numbers[0].value.as_deref(),
+        Some("+39 02 999 888")
+    );
+    let (_, v) = w
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/contacts/C-1"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(v["state"], "synced", "{v}");
+}
