@@ -644,6 +644,11 @@ async fn execute(
             let data = json!({
                 "contact": merged.to_crm(),
                 "contact_group": ctx.group,
+                // When Google last changed it: a CRM holding a newer edit of its own can tell
+                // this record is superseded (its edit is pushed, and wins as the later one).
+                "google_updated": person
+                    .and_then(google_modified)
+                    .and_then(|t| t.format(&Rfc3339).ok()),
                 "conflict": d.conflict.then(|| conflict_data(&d, "google")),
                 "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
             });
@@ -664,9 +669,22 @@ async fn execute(
             let Some(crm) = crm_content(&pair) else {
                 return Ok(());
             };
-            let live = person.filter(|p| !p.is_deleted() && p.in_group(&ctx.group));
+            // Still in Google (perhaps taken out of the group): the edit brings it back into
+            // the group, the same contact — never a second one.
+            let live = person.filter(|p| !p.is_deleted());
             let written = match live {
                 Some(p) => {
+                    if !p.in_group(&ctx.group) {
+                        ctx.app
+                            .google
+                            .modify_contact_group_members(
+                                &ctx.token,
+                                &ctx.group,
+                                std::slice::from_ref(&p.resource_name),
+                                &[],
+                            )
+                            .await?;
+                    }
                     let body = crm.to_person(&ctx.link(&pair), &ctx.mapping, Some(p));
                     match ctx
                         .app
@@ -687,8 +705,8 @@ async fn execute(
                     }
                 }
                 None => {
-                    // Gone from Google (or from the group), edited in the CRM: the edit wins
-                    // with a new contact in the group.
+                    // Deleted in Google, edited in the CRM: the edit wins with a new contact
+                    // in the group.
                     let mut body = crm.to_person(&ctx.link(&pair), &ctx.mapping, None);
                     body.memberships = vec![Membership::of_group(&ctx.group)];
                     ctx.app
