@@ -47,7 +47,7 @@ struct Sim {
 
 fn contact(given: &str, n: u32) -> Value {
     json!({
-        "kind": if n % 2 == 0 { "contact" } else { "lead" },
+        "kind": if n.is_multiple_of(2) { "contact" } else { "lead" },
         "name": {"given": given, "family": "Sim"},
         "emails": [{"address": format!("p{n}@example.org"), "type": "work"}],
         "organization": {"company": format!("Company {}", n % 7)},
@@ -464,11 +464,8 @@ impl Sim {
                 m.remove("google_resource_name");
             }
             let crm: CrmContact = serde_json::from_value(content).unwrap();
-            let mut google = NormalizedContact::from_person(p);
-            let mut crm = NormalizedContact::from_crm(&crm);
-            // The kind travels in clientData; Google-born contacts are `contact`s.
-            google.kind = crm.kind;
-            crm.kind = google.kind;
+            let google = NormalizedContact::from_person(p);
+            let crm = NormalizedContact::from_crm(&crm);
             assert_eq!(
                 google,
                 crm,
@@ -483,9 +480,19 @@ impl Sim {
             });
             assert!(
                 pair.is_some(),
-                "group member {} ({:?}) unknown to the sync; {}",
+                "group member {} ({:?}) unknown to the sync (its pairs: {:?}); {}",
                 p.resource_name,
                 p.names.first().and_then(|n| n.given_name.clone()),
+                pairs
+                    .iter()
+                    .filter(|x| x.google_id.as_deref() == Some(p.resource_name.as_str()))
+                    .map(|x| (
+                        x.crm_id.as_str(),
+                        x.deleted_at,
+                        x.crm_deleted_at,
+                        x.google_born
+                    ))
+                    .collect::<Vec<_>>(),
                 context()
             );
         }

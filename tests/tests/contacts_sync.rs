@@ -433,6 +433,36 @@ async fn google_born_contacts_are_acknowledged_and_deletions_never_destroy_data(
             ),
         ]
     );
+
+    // Put back into the group in Google: the same CRM record comes back (no second one),
+    // while a repeated read of the untagged state changes nothing.
+    w.run(SyncReason::Scheduled).await;
+    assert_eq!(w.feed().await.len(), feed.len(), "a tombstone stays quiet");
+    w.env
+        .app
+        .google
+        .modify_contact_group_members(&w.alice, &group, &[rn("C-2")], &[])
+        .await
+        .unwrap();
+    w.run(SyncReason::Scheduled).await;
+    let back = w.feed().await;
+    let back: Vec<&Value> = back[feed.len()..].iter().collect();
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0]["kind"], "contact_created");
+    assert_eq!(back[0]["crm_id"], "C-2");
+    assert_eq!(back[0]["data"]["contact"]["kind"], "lead");
+    assert_eq!(back[0]["data"]["contact"]["name"]["given"], "Dora");
+    let (s, v) = w
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/contacts/C-2"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["google_resource_name"], rn("C-2").as_str(), "{v}");
 }
 
 #[tokio::test]

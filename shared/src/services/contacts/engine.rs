@@ -488,8 +488,18 @@ async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
         }
     };
     if pair.deleted_at.is_some() {
-        // A tombstone: late news neither resurrects nor re-deletes it.
-        return Ok(());
+        // A tombstone: late news neither resurrects nor re-deletes it. A contact put back
+        // into the group since (a state of it we have not seen) is news: it comes to the CRM
+        // again as a new contact, under the CRM id it carries.
+        if !member || p.etag.is_none() || p.etag == pair.google_etag {
+            return Ok(());
+        }
+        pair.deleted_at = None;
+        pair.crm_deleted_at = None;
+        pair.crm_content = None;
+        pair.crm_hash = None;
+        pair.google_hash = None;
+        pair.crm_modified = None;
     }
     pair.google_id = Some(p.resource_name.clone());
     let content = member.then(|| ctx.google_content(p));
@@ -619,6 +629,7 @@ async fn execute(
     }
     let now = ctx.now();
     let hash = content.as_ref().map(NormalizedContact::hash);
+    let mut dirty = false;
     match d.action {
         Action::Nothing => {
             let etag = person.and_then(|p| p.etag.clone());
@@ -659,8 +670,14 @@ async fn execute(
                 ChangeKind::ContactUpdated
             };
             ctx.feed(kind, &pair, data).await?;
+            // What the CRM keeps that Google lacks (its kind, fields that only travel to
+            // Google): the record goes back to Google with it. A Google-born contact the CRM
+            // has not acknowledged yet has nothing of the CRM's to add.
+            dirty = !pair.crm_id.is_google_born()
+                && ctx.mapping.project(&merged, Flow::CrmToGoogle)
+                    != ctx.mapping.project(&google, Flow::CrmToGoogle);
             pair.crm_content = serde_json::to_value(&merged).ok();
-            pair.crm_hash = Some(merged.hash());
+            pair.crm_hash = (!dirty).then(|| merged.hash());
             pair.google_hash = hash;
             pair.crm_modified = person.and_then(google_modified).or(Some(now));
             pair.google_etag = person.and_then(|p| p.etag.clone());
@@ -734,6 +751,7 @@ async fn execute(
             pair.deleted_at = Some(now);
         }
         Action::DeleteInCrm => {
+            pair.google_etag = person.and_then(|p| p.etag.clone());
             ctx.feed(
                 ChangeKind::ContactDeleted,
                 &pair,
@@ -743,6 +761,8 @@ async fn execute(
             pair.deleted_at = Some(now);
         }
         Action::Unlink => {
+            // The state that ended it, so that only a later one can bring it back.
+            pair.google_etag = person.and_then(|p| p.etag.clone());
             if pair.crm_deleted_at.is_some() {
                 // Deleted in the CRM: out of the group, the contact itself stays in Google.
                 if let Some(rn) = pair.google_id.clone() {
@@ -774,7 +794,7 @@ async fn execute(
         }
     }
     pair.last_synced_at = Some(now);
-    Ok(records::commit(ctx.app, ctx.t(), ctx.u(), &loaded, pair, version, false).await?)
+    Ok(records::commit(ctx.app, ctx.t(), ctx.u(), &loaded, pair, version, dirty).await?)
 }
 
 // ---- CRM → Google: the waiting changes, in batches ----------------------------------------
