@@ -422,10 +422,11 @@ mod with_google {
         env.connect("jane", &["calendar"], ALICE, "").await;
         let w = w(&env).await;
         let user = UserId::parse("jane").unwrap();
-        // Connecting makes the account due at once: the first tick queues it, the worker
-        // runs it (opening the push channel) and sets the next due time.
+        // Connecting queues the first pass and claims the account for it: a tick meanwhile
+        // queues nothing more; the worker runs it (opening the push channel) and sets the next
+        // due time.
         let report = tick(&w).await;
-        assert_eq!(report.accounts_enqueued, 1, "{report:?}");
+        assert_eq!(report.accounts_enqueued, 0, "{report:?}");
         let jobs = drain(&w, Duration::from_secs(3)).await;
         assert_eq!(names(&jobs), [format!("{}:jane", env.tenant)]);
         assert_eq!(work(&w, jobs).await, 0);
@@ -557,8 +558,10 @@ mod with_google {
             calls_per_job: 2,
             ..Limits::default()
         };
-        assert_eq!(tick(&w).await.accounts_enqueued, 2);
+        // Both first passes were queued when they connected.
+        assert_eq!(tick(&w).await.accounts_enqueued, 0);
         let mut jobs = drain(&w, Duration::from_secs(3)).await;
+        assert_eq!(jobs.len(), 2);
         // Jane's job first in the batch: it must not hold John's back.
         jobs.sort_by_key(|(j, _, _)| j.user.as_str() != "jane");
         env.sandbox.clear_request_log();
@@ -585,6 +588,14 @@ mod with_google {
         env.sandbox.clear_request_log();
         assert_eq!(with_limits(limits, work(&w, rest)).await, 0);
         assert!(calendar_calls(&env, ALICE) <= 2);
+        // The read resumed across runs knows what its first run saw: nothing is fetched
+        // again one by one, and nothing is left for a further run.
+        assert!(!env
+            .sandbox
+            .request_log()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/events/")));
+        assert!(drain(&w, Duration::from_secs(3)).await.is_empty());
         let created = created(&env).await;
         assert_eq!(
             created, 600,
@@ -614,7 +625,10 @@ mod with_google {
         assert_eq!(
             jobs.len(),
             2,
-            "both safety polls come due within the window"
+            "both safety polls come due within the window: {:?}",
+            jobs.iter()
+                .map(|(j, _, _)| (j.user.as_str(), j.reason))
+                .collect::<Vec<_>>()
         );
         jobs.sort_by_key(|(j, _, _)| j.user.as_str() != "jane");
         env.sandbox.clear_request_log();

@@ -11,6 +11,7 @@ use crate::domain::{
 use crate::google::oauth::{granted_products, scopes_for};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
+use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -337,12 +338,17 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         account.access_token_expires_at = Some(tokens.expires_at);
         account.reauth_reason = None;
         account.last_error = None;
-        // Due at once: the first pass (or the one after a reconnect) opens the channels.
-        account.next_sync_at = Some(now);
+        // The first pass (or the one after a reconnect) is queued at once and opens the
+        // channels: the account is claimed for it, as the scheduler claims what it queues.
+        account.next_sync_at = Some(if syncs(&account) {
+            now + super::schedule::CLAIM
+        } else {
+            now
+        });
         account.sync_failures = 0;
         account.updated_at = now;
         match app.store.put_account(&account, version).await {
-            Ok(_) => {
+            Ok(stored) => {
                 if other_google_account {
                     // Pairs and cursors belonged to the previous Google account.
                     app.store
@@ -354,7 +360,14 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
                     tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
                 }
                 tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
-                first_sync(app, &account).await;
+                first_sync(
+                    app,
+                    Versioned {
+                        value: account,
+                        version: stored,
+                    },
+                )
+                .await;
                 return Ok(Outcome::Connected { missing });
             }
             Err(StoreError::ConditionFailed) => continue,
@@ -364,13 +377,16 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
     Err("temporarily_unavailable")
 }
 
+fn syncs(account: &Account) -> bool {
+    account.products.contains(Product::Calendar) || account.products.contains(Product::Contacts)
+}
+
 /// Queues the account's first pass right after it connects: the initial read, and the push
-/// channels that make later Google changes arrive in seconds. A failure is only logged: the
-/// scheduler's next run covers the account anyway.
-async fn first_sync(app: &App, account: &Account) {
-    if !(account.products.contains(Product::Calendar)
-        || account.products.contains(Product::Contacts))
-    {
+/// channels that make later Google changes arrive in seconds. If it cannot be queued the
+/// account is made due at once, for the scheduler's next run.
+async fn first_sync(app: &App, stored: Versioned<Account>) {
+    let account = &stored.value;
+    if !syncs(account) {
         return;
     }
     let job = SyncJob {
@@ -390,6 +406,10 @@ async fn first_sync(app: &App, account: &Account) {
         job,
     };
     if let Err(e) = app.queue.send(vec![message]).await {
-        tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "first sync not queued");
+        tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "first sync not queued; due at the next scheduler run");
+        let mut due = account.clone();
+        due.next_sync_at = Some(app.clock.now());
+        // Lost to a concurrent write: that write (a worker's run, a reconnect) sets its own.
+        let _ = app.store.put_account(&due, Some(stored.version)).await;
     }
 }

@@ -138,6 +138,9 @@ struct Ctx<'a> {
     main_calendar: String,
     send_updates: SendUpdates,
     confirm_mass_deletion: bool,
+    /// While a full read is applied: when it began (unchanged pairs it sees are marked
+    /// synced, so that a read resumed across runs knows what it saw before).
+    full_read_since: Option<OffsetDateTime>,
     report: Report,
 }
 
@@ -248,6 +251,7 @@ async fn context<'a>(
         policy,
         send_updates,
         confirm_mass_deletion: confirm,
+        full_read_since: None,
         report: Report::default(),
     })
 }
@@ -279,7 +283,9 @@ pub async fn sync_account(
             calendars.retain(|c| c == only || (only == "primary" && *c == ctx.main_calendar));
         }
         for cal in calendars {
-            read_calendar(&mut ctx, &cal, deadline).await?;
+            let read = read_calendar(&mut ctx, &cal, deadline).await;
+            ctx.full_read_since = None;
+            read?;
             let account = ctx.account.id.clone();
             super::channels::ensure(app, &ctx.token, t, u, &account, &cal).await?;
         }
@@ -311,13 +317,7 @@ async fn read_calendar(
     let (mut cursor, mut version) = match stored {
         Some(Versioned { value, version }) => (value, Some(version)),
         None => (
-            Cursor {
-                account: ctx.account.id.clone(),
-                scope: scope.clone(),
-                sync_token: None,
-                page_token: None,
-                updated_at: ctx.now(),
-            },
+            Cursor::new(ctx.account.id.clone(), scope.clone(), ctx.now()),
             None,
         ),
     };
@@ -328,11 +328,10 @@ async fn read_calendar(
     // One full resync per pass at most: a second 410 in a row fails the pass.
     let mut reset = false;
     // What a full read returned (a full read reports no deletions: see `reconcile_missing`).
-    let mut full_read = false;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         let full = cursor.sync_token.is_none();
-        full_read |= full;
+        ctx.full_read_since = cursor.full_read_since(ctx.now());
         let params = ListEvents {
             sync_token: cursor.sync_token.clone(),
             page_token: cursor.page_token.clone(),
@@ -423,9 +422,12 @@ async fn read_calendar(
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
             None => {
-                if full_read && reconcile_missing(ctx, calendar, &seen, since).await? {
+                if ctx.full_read_since.is_some()
+                    && reconcile_missing(ctx, calendar, &seen, since).await?
+                {
                     return Ok(());
                 }
+                cursor.read_started_at = None;
                 cursor.page_token = None;
                 cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
             }
@@ -444,8 +446,9 @@ async fn read_calendar(
 /// After a full read (the first one, or after Google expired the sync token): a full list
 /// shows no deletions, so an event deleted while the token was stale would never be heard
 /// of. Each live, synced pair of the calendar the read did not return is checked with
-/// `events.get` (only those: a read resumed across passes checks more, never less) and, if
-/// gone, handled as a Google-side deletion — under the mass-deletion guard. Pairs whose event
+/// `events.get` (a read resumed across runs knows what its earlier runs saw: they marked the
+/// pairs synced after the read began) and, if gone, handled as a Google-side deletion —
+/// under the mass-deletion guard. Pairs whose event
 /// ended before the read's window are left alone (the window hides them, it did not delete
 /// them). Returns whether the guard held the deletions back.
 async fn reconcile_missing(
@@ -477,6 +480,10 @@ async fn reconcile_missing(
             let Some(gid) = pair.google_id.clone().filter(|g| !seen.contains(g)) else {
                 continue;
             };
+            if !unseen_by_full_read(ctx.full_read_since, &pair) {
+                // Seen by an earlier run of this read.
+                continue;
+            }
             if pair.google_hash.is_some() && ends_after(&pair, since) {
                 unseen.push(gid);
             }
@@ -489,7 +496,9 @@ async fn reconcile_missing(
     let mut gone = Vec::new();
     for gid in unseen {
         match ctx.app.google.get_event(&ctx.token, calendar, &gid).await? {
-            Some(e) if !e.is_cancelled() => {}
+            // Still there (outside what the list showed): applied like a listed event, which
+            // also marks it seen should this check be cut short and run again.
+            Some(e) if !e.is_cancelled() => apply_google_event(ctx, calendar, &e).await?,
             found => gone.push(found.unwrap_or_else(|| Event {
                 id: gid,
                 status: Some("cancelled".into()),
@@ -508,6 +517,12 @@ async fn reconcile_missing(
         apply_google_event(ctx, calendar, event).await?;
     }
     Ok(false)
+}
+
+/// Whether a full read that began at `since` has not yet seen the pair (synced before it
+/// began); `false` outside a full read.
+pub(crate) fn unseen_by_full_read(since: Option<OffsetDateTime>, pair: &PairStatus) -> bool {
+    since.is_some_and(|s| pair.last_synced_at.is_none_or(|l| l < s))
 }
 
 /// Whether the pair's event (as last synced) ends after `since` (unknown: yes).
@@ -787,10 +802,11 @@ async fn execute(
             // Nothing to copy, but remember Google's latest etag (a change outside the fields
             // we sync, such as a reminder), or the next conditional write would fail.
             let etag = event.and_then(|e| e.etag.clone());
-            if etag.is_none() || etag == pair.google_etag {
+            if etag.is_some() && etag != pair.google_etag {
+                pair.google_etag = etag;
+            } else if !unseen_by_full_read(ctx.full_read_since, &pair) {
                 return Ok(());
             }
-            pair.google_etag = etag;
         }
         Action::Baseline => {
             pair.crm_hash = google_hash.clone();

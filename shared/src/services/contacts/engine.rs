@@ -19,7 +19,9 @@ use crate::domain::{
 };
 use crate::google::people::{ListConnections, Membership, Person};
 use crate::google::GoogleError;
-use crate::services::calendar::engine::{SyncError, MASS_DELETION_MIN, MASS_DELETION_SHARE};
+use crate::services::calendar::engine::{
+    unseen_by_full_read, SyncError, MASS_DELETION_MIN, MASS_DELETION_SHARE,
+};
 use crate::services::records;
 use crate::services::tokens::access_token;
 use crate::store::repo::Versioned;
@@ -62,6 +64,8 @@ struct Ctx<'a> {
     mapping: FieldMapping,
     group: String,
     confirm_mass_deletion: bool,
+    /// While a full read is applied: when it began (see the calendar's).
+    full_read_since: Option<OffsetDateTime>,
     report: ContactsReport,
 }
 
@@ -200,9 +204,12 @@ pub async fn sync_contacts(
         mapping,
         group,
         confirm_mass_deletion,
+        full_read_since: None,
         report: ContactsReport::default(),
     };
-    read_contacts(&mut ctx, deadline).await?;
+    let read = read_contacts(&mut ctx, deadline).await;
+    ctx.full_read_since = None;
+    read?;
     if !ctx.report.incomplete {
         push_waiting(&mut ctx).await?;
     }
@@ -230,21 +237,14 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
     let (mut cursor, mut version) = match ctx.app.store.get_cursor(&t, &u, SCOPE).await? {
         Some(Versioned { value, version }) => (value, Some(version)),
         None => (
-            Cursor {
-                account: ctx.account.id.clone(),
-                scope: SCOPE.to_owned(),
-                sync_token: None,
-                page_token: None,
-                updated_at: ctx.now(),
-            },
+            Cursor::new(ctx.account.id.clone(), SCOPE.to_owned(), ctx.now()),
             None,
         ),
     };
     let mut reset = false;
-    let mut full_read = false;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
-        full_read |= cursor.sync_token.is_none();
+        ctx.full_read_since = cursor.full_read_since(ctx.now());
         let params = ListConnections {
             person_fields: ctx.mapping.person_fields(),
             page_size: Some(1000),
@@ -280,9 +280,10 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
             None => {
-                if full_read && reconcile_missing(ctx, &seen).await? {
+                if ctx.full_read_since.is_some() && reconcile_missing(ctx, &seen).await? {
                     return Ok(());
                 }
+                cursor.read_started_at = None;
                 cursor.page_token = None;
                 cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
             }
@@ -428,6 +429,8 @@ async fn reconcile_missing(ctx: &mut Ctx<'_>, seen: &HashSet<String>) -> Result<
                 .items
                 .into_iter()
                 .filter(|p| p.deleted_at.is_none() && p.google_hash.is_some())
+                // Seen by an earlier run of this read.
+                .filter(|p| unseen_by_full_read(ctx.full_read_since, p))
                 .filter_map(|p| p.google_id)
                 .filter(|g| !seen.contains(g)),
         );
@@ -447,7 +450,8 @@ async fn reconcile_missing(ctx: &mut Ctx<'_>, seen: &HashSet<String>) -> Result<
     let mut gone = Vec::new();
     for (rn, answer) in unseen.iter().zip(answers) {
         match answer.into_result() {
-            Ok(p) if p.in_group(&ctx.group) && !p.is_deleted() => {}
+            // Still a member: applied like a listed contact (which marks it seen).
+            Ok(p) if p.in_group(&ctx.group) && !p.is_deleted() => apply_person(ctx, &p).await?,
             Ok(p) => gone.push(p),
             Err(GoogleError::NotFound(_) | GoogleError::Gone(_)) => gone.push(Person {
                 resource_name: rn.clone(),
@@ -633,12 +637,12 @@ async fn execute(
     match d.action {
         Action::Nothing => {
             let etag = person.and_then(|p| p.etag.clone());
-            if etag.is_none() || etag == pair.google_etag {
-                if loaded.google_id == pair.google_id {
-                    return Ok(());
-                }
-            } else {
+            if etag.is_some() && etag != pair.google_etag {
                 pair.google_etag = etag;
+            } else if loaded.google_id == pair.google_id
+                && !unseen_by_full_read(ctx.full_read_since, &pair)
+            {
+                return Ok(());
             }
         }
         Action::Baseline => {
