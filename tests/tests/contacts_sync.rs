@@ -470,8 +470,9 @@ async fn deletes_propagate_when_the_tenant_asks() {
     let w = World::with_settings(json!({"deletion_policy": "propagate"})).await;
     w.put("C-1", lead("Fabio", "fabio@example.org")).await;
     w.put("C-2", lead("Gina", "gina@example.org")).await;
+    w.put("C-3", lead("Ivo", "ivo@example.org")).await;
     w.run(SyncReason::RecordChange).await;
-    assert_eq!(w.google().await.len(), 2);
+    assert_eq!(w.google().await.len(), 3);
     w.env
         .call(
             "DELETE",
@@ -482,19 +483,54 @@ async fn deletes_propagate_when_the_tenant_asks() {
         .await;
     w.run(SyncReason::RecordChange).await;
     let people = w.google().await;
-    assert_eq!(people.len(), 1, "deleted in Google");
+    assert_eq!(people.len(), 2, "deleted in Google");
+    let rn = |crm: &str| {
+        people
+            .iter()
+            .find(|p| p.client_value("crmId") == Some(crm))
+            .unwrap()
+            .resource_name
+            .clone()
+    };
     w.env
         .app
         .google
-        .delete_contact(&w.alice, &people[0].resource_name)
+        .delete_contact(&w.alice, &rn("C-2"))
+        .await
+        .unwrap();
+    // Taken out of the group (still in the address book): only untagged, even here.
+    let group = w.group().await;
+    w.env
+        .app
+        .google
+        .modify_contact_group_members(&w.alice, &group, &[], &[rn("C-3")])
         .await
         .unwrap();
     let before = w.feed().await.len();
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
-    assert_eq!(feed[before..].len(), 1);
-    assert_eq!(feed[before]["kind"], "contact_deleted");
-    assert_eq!(feed[before]["crm_id"], "C-2");
+    let mut news: Vec<(String, String, String)> = feed[before..]
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["crm_id"].as_str().unwrap().to_owned(),
+                r["data"]["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    news.sort();
+    assert_eq!(
+        news,
+        vec![
+            ("contact_deleted".into(), "C-2".into(), String::new()),
+            (
+                "contact_untag".into(),
+                "C-3".into(),
+                "removed_from_group".into()
+            ),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Browsable sandbox for humans: `/_sandbox/ui` lists users, their calendars, events and
-//! contacts, and edits or deletes events through the same code path as the API (so push
-//! notifications fire).
+//! contacts; edits or deletes events through the same code path as the API (so push
+//! notifications fire), and edits contacts and their group memberships as Google Contacts'
+//! own UI would (a new etag, and the change shows in the next incremental read).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -12,6 +13,8 @@ use serde_json::{json, Map, Value};
 
 use crate::calendar::events;
 use crate::params::{encode, html_escape as esc, Params};
+use crate::people;
+use crate::state::{AddressBook, StoredPerson};
 use crate::{push, Sandbox};
 
 pub fn routes() -> Router<Sandbox> {
@@ -25,6 +28,14 @@ pub fn routes() -> Router<Sandbox> {
         .route(
             "/_sandbox/ui/calendars/{calendar_id}/events/{event_id}/delete",
             post(event_delete),
+        )
+        .route(
+            "/_sandbox/ui/users/{email}/contacts/{id}",
+            get(contact_page).post(contact_save),
+        )
+        .route(
+            "/_sandbox/ui/users/{email}/contacts/{id}/delete",
+            post(contact_delete),
         )
 }
 
@@ -99,27 +110,33 @@ async fn user_page(State(sandbox): State<Sandbox>, Path(email): Path<String>) ->
         }
         body.push_str("</table>");
     }
-    body.push_str("<h2>Contacts</h2><table><tr><th>name</th><th>email</th><th>resource</th></tr>");
+    body.push_str(
+        "<h2>Contacts</h2><table><tr><th>name</th><th>email</th><th>groups</th><th>resource</th></tr>",
+    );
     if let Some(book) = st.address_books.get(&email) {
         for p in book.persons.values().filter(|p| !p.deleted) {
-            let first = |field: &str, key: &str| {
-                p.fields
-                    .get(field)
-                    .and_then(|a| a.get(0))
-                    .and_then(|x| x.get(key))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
             let name = format!(
                 "{} {}",
-                first("names", "givenName"),
-                first("names", "familyName")
+                first(p, "names", "givenName"),
+                first(p, "names", "familyName")
             );
+            let name = if name.trim().is_empty() {
+                "(no name)".to_string()
+            } else {
+                name.trim().to_string()
+            };
+            let groups: Vec<&str> = p
+                .groups
+                .iter()
+                .filter_map(|g| book.groups.get(g).map(|g| g.name.as_str()))
+                .collect();
             body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(name.trim()),
-                esc(&first("emailAddresses", "value")),
+                "<tr><td><a href=\"/_sandbox/ui/users/{}/contacts/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                encode(&email),
+                encode(contact_id(&p.resource_name)),
+                esc(&name),
+                esc(&first(p, "emailAddresses", "value")),
+                esc(&groups.join(", ")),
                 esc(&p.resource_name)
             ));
         }
@@ -239,6 +256,225 @@ async fn event_delete(
         Ok(changed) => {
             push::calendar_changed(&sandbox, &changed.calendar_id);
             back_to_owner(&sandbox, &calendar_id)
+        }
+        Err(e) => (
+            e.status,
+            page("Could not delete", &format!("<p>{}</p>", esc(&e.message))),
+        )
+            .into_response(),
+    }
+}
+
+// ---- contacts ---------------------------------------------------------------------------
+
+/// The fields the contact form edits: (form name, person field, key in its first entry).
+const CONTACT_FORM: &[(&str, &str, &str)] = &[
+    ("given", "names", "givenName"),
+    ("family", "names", "familyName"),
+    ("email", "emailAddresses", "value"),
+    ("phone", "phoneNumbers", "value"),
+    ("company", "organizations", "name"),
+    ("title", "organizations", "title"),
+    ("notes", "biographies", "value"),
+];
+
+fn contact_id(resource_name: &str) -> &str {
+    resource_name
+        .strip_prefix("people/")
+        .unwrap_or(resource_name)
+}
+
+/// A key of a person field's first entry, or "".
+fn first(p: &StoredPerson, field: &str, key: &str) -> String {
+    p.fields
+        .get(field)
+        .and_then(|a| a.get(0))
+        .and_then(|x| x.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sets (or, empty, removes) `key` of the field's first entry; an entry left with no value
+/// goes, and a field left with no entry too.
+fn set_first(p: &mut StoredPerson, field: &str, key: &str, value: &str) {
+    let mut entries = p
+        .fields
+        .get(field)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if entries.is_empty() {
+        if value.is_empty() {
+            return;
+        }
+        entries.push(json!({}));
+    }
+    if let Some(m) = entries[0].as_object_mut() {
+        if value.is_empty() {
+            m.remove(key);
+        } else {
+            m.insert(key.to_string(), json!(value));
+        }
+        if field == "biographies" && m.contains_key("value") {
+            m.entry("contentType").or_insert(json!("TEXT_PLAIN"));
+        }
+        let has_value = m.iter().any(|(k, v)| {
+            k != "type" && k != "contentType" && v.as_str().is_some_and(|s| !s.is_empty())
+        });
+        if !has_value {
+            entries.remove(0);
+        }
+    }
+    if entries.is_empty() {
+        p.fields.remove(field);
+    } else {
+        p.fields.insert(field.to_string(), Value::Array(entries));
+    }
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        page("Not found", &format!("<p>No such {}.</p>", esc(what))),
+    )
+        .into_response()
+}
+
+/// Groups a contact can be put in from the form: the user's own and "myContacts".
+fn editable_groups(book: &AddressBook) -> Vec<(&str, &str)> {
+    book.groups
+        .values()
+        .filter(|g| !g.system || g.id == "myContacts")
+        .map(|g| (g.id.as_str(), g.name.as_str()))
+        .collect()
+}
+
+async fn contact_page(
+    State(sandbox): State<Sandbox>,
+    Path((email, id)): Path<(String, String)>,
+) -> Response {
+    let st = sandbox.state();
+    let rn = format!("people/{id}");
+    let Some(book) = st.address_books.get(&email) else {
+        return not_found("user");
+    };
+    let Some(p) = book.persons.get(&rn).filter(|p| !p.deleted) else {
+        return not_found("contact");
+    };
+    let action = format!(
+        "/_sandbox/ui/users/{}/contacts/{}",
+        encode(&email),
+        encode(&id)
+    );
+    let mut body = format!("<form method=\"post\" action=\"{action}\">");
+    for (name, field, key) in CONTACT_FORM {
+        let value = esc(&first(p, field, key));
+        if *name == "notes" {
+            body.push_str(&format!(
+                "<p><label>{name} <textarea name=\"{name}\">{value}</textarea></label></p>"
+            ));
+        } else {
+            body.push_str(&format!(
+                "<p><label>{name} <input name=\"{name}\" value=\"{value}\"></label></p>"
+            ));
+        }
+    }
+    body.push_str("<p>Groups:");
+    for (gid, gname) in editable_groups(book) {
+        body.push_str(&format!(
+            " <label><input type=\"checkbox\" name=\"group\" value=\"{}\"{}> {}</label>",
+            esc(gid),
+            if p.groups.contains(gid) {
+                " checked"
+            } else {
+                ""
+            },
+            esc(gname)
+        ));
+    }
+    body.push_str(&format!(
+        "</p><button type=\"submit\">Save</button></form>\
+         <form method=\"post\" action=\"{action}/delete\"><button type=\"submit\">Delete</button></form>\
+         <p>etag: {}</p>",
+        esc(&p.etag)
+    ));
+    page(&format!("Contact {rn}"), &body).into_response()
+}
+
+fn back_to_user(email: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            format!("/_sandbox/ui/users/{}", encode(email)),
+        )],
+    )
+        .into_response()
+}
+
+async fn contact_save(
+    State(sandbox): State<Sandbox>,
+    Path((email, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form = Params::parse(&String::from_utf8_lossy(&body));
+    let now = sandbox.now();
+    let rn = format!("people/{id}");
+    let mut st = sandbox.state();
+    let Some(book) = st.address_books.get_mut(&email) else {
+        return not_found("user");
+    };
+    let allowed: Vec<String> = editable_groups(book)
+        .into_iter()
+        .map(|(g, _)| g.to_string())
+        .collect();
+    let Some(p) = book.persons.get_mut(&rn).filter(|p| !p.deleted) else {
+        return not_found("contact");
+    };
+    for (name, field, key) in CONTACT_FORM {
+        if let Some(v) = form.get(name) {
+            set_first(p, field, key, v.trim());
+        }
+    }
+    let before = p.groups.clone();
+    // Groups the form does not offer (starred, other system groups) stay as they are.
+    p.groups.retain(|g| !allowed.contains(g));
+    p.groups.extend(
+        form.get_all("group")
+            .into_iter()
+            .filter(|g| allowed.iter().any(|a| a == g))
+            .map(str::to_string),
+    );
+    if p.groups.is_empty() {
+        p.groups.insert("myContacts".to_string());
+    }
+    let changed: Vec<String> = before.symmetric_difference(&p.groups).cloned().collect();
+    people::touch(book, &rn, now);
+    for id in &changed {
+        if let Some(g) = book.groups.get_mut(id) {
+            g.etag = people::model::new_etag();
+            g.updated = now;
+        }
+    }
+    drop(st);
+    back_to_user(&email)
+}
+
+async fn contact_delete(
+    State(sandbox): State<Sandbox>,
+    Path((email, id)): Path<(String, String)>,
+) -> Response {
+    let now = sandbox.now();
+    let rn = format!("people/{id}");
+    let mut st = sandbox.state();
+    let Some(book) = st.address_books.get_mut(&email) else {
+        return not_found("user");
+    };
+    match people::delete_in(book, &rn, now) {
+        Ok(()) => {
+            drop(st);
+            back_to_user(&email)
         }
         Err(e) => (
             e.status,

@@ -16,14 +16,11 @@ pub struct Cursor {
     pub page_token: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-    /// When the full read in progress began (none while reading incrementally). Pairs synced
-    /// since were seen by it, even by an earlier run of a read resumed across runs.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub read_started_at: Option<OffsetDateTime>,
+    /// The full read in progress (none while reading incrementally): an id the pairs it sees
+    /// are marked with (`PairStatus::seen_in_read`), even by an earlier run of a read resumed
+    /// across runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_read: Option<String>,
 }
 
 impl Cursor {
@@ -34,20 +31,20 @@ impl Cursor {
             sync_token: None,
             page_token: None,
             updated_at: now,
-            read_started_at: None,
+            full_read: None,
         }
     }
 
-    /// Called before reading a page: for a full read (no sync token), when it began — now,
-    /// if this page starts it; `None` for an incremental read.
-    pub fn full_read_since(&mut self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    /// Called before reading a page: for a full read (no sync token), its id — a new one if
+    /// this page starts it; `None` for an incremental read.
+    pub fn full_read(&mut self) -> Option<String> {
         if self.sync_token.is_some() {
-            self.read_started_at = None;
+            self.full_read = None;
             return None;
         }
-        if self.page_token.is_none() || self.read_started_at.is_none() {
-            self.read_started_at = Some(now);
+        if self.page_token.is_none() || self.full_read.is_none() {
+            self.full_read = Some(ulid::Ulid::new().to_string());
         }
-        self.read_started_at
+        self.full_read.clone()
     }
 }

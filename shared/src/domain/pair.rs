@@ -70,6 +70,10 @@ pub struct PairStatus {
     /// in Google is not dropped by the next CRM change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub google_resources: Vec<serde_json::Value>,
+    /// The last full read of Google that saw the pair (`Cursor::full_read`): a read resumed
+    /// across runs knows what its earlier runs saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_in_read: Option<String>,
 }
 
 impl PairStatus {
@@ -94,6 +98,7 @@ impl PairStatus {
             crm_deleted_at: None,
             google_born: false,
             google_resources: Vec::new(),
+            seen_in_read: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! People v1 on the shared base URL under `/v1/`: connections (with sync tokens), get,
 //! batchGet, create/update/delete contacts and their batch forms, contact groups.
 
-mod model;
+pub(crate) mod model;
 
 use std::collections::BTreeSet;
 
@@ -79,7 +79,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Records a write of a person.
-fn touch(book: &mut AddressBook, rn: &str, now: Timestamp) {
+pub(crate) fn touch(book: &mut AddressBook, rn: &str, now: Timestamp) {
     book.seq += 1;
     let seq = book.seq;
     if let Some(p) = book.persons.get_mut(rn) {
@@ -184,7 +184,7 @@ fn update_in(
     Ok(())
 }
 
-fn delete_in(book: &mut AddressBook, rn: &str, now: Timestamp) -> Result<(), ApiError> {
+pub(crate) fn delete_in(book: &mut AddressBook, rn: &str, now: Timestamp) -> Result<(), ApiError> {
     live_person(book, rn)?;
     if let Some(p) = book.persons.get_mut(rn) {
         p.deleted = true;

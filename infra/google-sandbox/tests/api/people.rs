@@ -629,3 +629,140 @@ async fn contact_groups_and_membership() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_ui_edits_a_contact_and_its_groups_like_google_contacts() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let g = app
+        .ok(
+            "people.contactGroups.create",
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": "CRM"}})),
+        )
+        .await;
+    let gid = g["resourceName"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("contactGroups/")
+        .to_string();
+    let p = create(&app, &token, &contact("Jane", "jane@example.com")).await;
+    let rn = p["resourceName"].as_str().unwrap().to_string();
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
+            &token,
+            None,
+        )
+        .await;
+    let sync = full["nextSyncToken"].as_str().unwrap().to_string();
+
+    let form_url = app.url(&format!(
+        "/_sandbox/ui/users/{ALICE}/contacts/{}",
+        rn.trim_start_matches("people/")
+    ));
+    let html = app
+        .http
+        .get(&form_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"title\" value=\"CTO\""), "{html}");
+    assert!(
+        html.contains(&format!("value=\"{gid}\"")),
+        "the user's group is offered"
+    );
+    let resp = app
+        .http
+        .post(&form_url)
+        .form(&[
+            ("given", "Janet"),
+            ("family", "Doe"),
+            ("email", "jane@example.com"),
+            ("phone", ""),
+            ("company", "ACME"),
+            ("title", "CEO"),
+            ("notes", "promoted"),
+            ("group", "myContacts"),
+            ("group", gid.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    // The next incremental read returns the edit: new etag, fields changed, the phone gone,
+    // what the form does not show (address, clientData) kept, and the new membership.
+    let delta = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &format!("/v1/people/me/connections?personFields={FIELDS}&requestSyncToken=true&syncToken={sync}"),
+            &token,
+            None,
+        )
+        .await;
+    let got = &delta["connections"][0];
+    assert_eq!(got["resourceName"], rn.as_str());
+    assert_ne!(got["etag"], p["etag"]);
+    assert_eq!(got["names"][0]["givenName"], "Janet");
+    assert_eq!(got["organizations"][0]["title"], "CEO");
+    assert_eq!(got["biographies"][0]["value"], "promoted");
+    assert!(got.get("phoneNumbers").is_none(), "{got}");
+    assert_eq!(got["addresses"][0]["city"], "Berlin");
+    assert_eq!(got["clientData"][0]["value"], "c-1");
+    let groups: Vec<&str> = got["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["contactGroupMembership"]["contactGroupResourceName"].as_str())
+        .collect();
+    assert!(
+        groups.contains(&format!("contactGroups/{gid}").as_str()),
+        "{groups:?}"
+    );
+
+    // Out of the group again, then deleted from the UI.
+    let resp = app
+        .http
+        .post(&form_url)
+        .form(&[("group", "myContacts")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let members = app
+        .ok(
+            "people.contactGroups.get",
+            Method::GET,
+            &format!("/v1/contactGroups/{gid}?maxMembers=10"),
+            &token,
+            None,
+        )
+        .await;
+    assert!(members.get("memberResourceNames").is_none(), "{members}");
+    let resp = app
+        .http
+        .post(format!("{form_url}/delete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            &format!("/v1/{rn}?personFields=names"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -138,9 +138,9 @@ struct Ctx<'a> {
     main_calendar: String,
     send_updates: SendUpdates,
     confirm_mass_deletion: bool,
-    /// While a full read is applied: when it began (unchanged pairs it sees are marked
-    /// synced, so that a read resumed across runs knows what it saw before).
-    full_read_since: Option<OffsetDateTime>,
+    /// While a full read is applied: its id (the pairs it sees are marked with it, so that a
+    /// read resumed across runs knows what it saw before).
+    full_read: Option<String>,
     report: Report,
 }
 
@@ -251,7 +251,7 @@ async fn context<'a>(
         policy,
         send_updates,
         confirm_mass_deletion: confirm,
-        full_read_since: None,
+        full_read: None,
         report: Report::default(),
     })
 }
@@ -284,7 +284,7 @@ pub async fn sync_account(
         }
         for cal in calendars {
             let read = read_calendar(&mut ctx, &cal, deadline).await;
-            ctx.full_read_since = None;
+            ctx.full_read = None;
             read?;
             let account = ctx.account.id.clone();
             super::channels::ensure(app, &ctx.token, t, u, &account, &cal).await?;
@@ -331,7 +331,7 @@ async fn read_calendar(
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         let full = cursor.sync_token.is_none();
-        ctx.full_read_since = cursor.full_read_since(ctx.now());
+        ctx.full_read = cursor.full_read();
         let params = ListEvents {
             sync_token: cursor.sync_token.clone(),
             page_token: cursor.page_token.clone(),
@@ -422,12 +422,11 @@ async fn read_calendar(
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
             None => {
-                if ctx.full_read_since.is_some()
-                    && reconcile_missing(ctx, calendar, &seen, since).await?
+                if ctx.full_read.is_some() && reconcile_missing(ctx, calendar, &seen, since).await?
                 {
                     return Ok(());
                 }
-                cursor.read_started_at = None;
+                cursor.full_read = None;
                 cursor.page_token = None;
                 cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
             }
@@ -447,7 +446,7 @@ async fn read_calendar(
 /// shows no deletions, so an event deleted while the token was stale would never be heard
 /// of. Each live, synced pair of the calendar the read did not return is checked with
 /// `events.get` (a read resumed across runs knows what its earlier runs saw: they marked the
-/// pairs synced after the read began) and, if gone, handled as a Google-side deletion —
+/// pairs with the read's id) and, if gone, handled as a Google-side deletion —
 /// under the mass-deletion guard. Pairs whose event
 /// ended before the read's window are left alone (the window hides them, it did not delete
 /// them). Returns whether the guard held the deletions back.
@@ -480,7 +479,7 @@ async fn reconcile_missing(
             let Some(gid) = pair.google_id.clone().filter(|g| !seen.contains(g)) else {
                 continue;
             };
-            if !unseen_by_full_read(ctx.full_read_since, &pair) {
+            if !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
                 // Seen by an earlier run of this read.
                 continue;
             }
@@ -519,10 +518,9 @@ async fn reconcile_missing(
     Ok(false)
 }
 
-/// Whether a full read that began at `since` has not yet seen the pair (synced before it
-/// began); `false` outside a full read.
-pub(crate) fn unseen_by_full_read(since: Option<OffsetDateTime>, pair: &PairStatus) -> bool {
-    since.is_some_and(|s| pair.last_synced_at.is_none_or(|l| l < s))
+/// Whether the full read `read` has not yet seen the pair; `false` outside a full read.
+pub(crate) fn unseen_by_full_read(read: Option<&str>, pair: &PairStatus) -> bool {
+    read.is_some_and(|r| pair.seen_in_read.as_deref() != Some(r))
 }
 
 /// Whether the pair's event (as last synced) ends after `since` (unknown: yes).
@@ -804,7 +802,7 @@ async fn execute(
             let etag = event.and_then(|e| e.etag.clone());
             if etag.is_some() && etag != pair.google_etag {
                 pair.google_etag = etag;
-            } else if !unseen_by_full_read(ctx.full_read_since, &pair) {
+            } else if !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
                 return Ok(());
             }
         }
@@ -930,6 +928,9 @@ async fn execute(
         }
     }
     pair.last_synced_at = Some(now);
+    if ctx.full_read.is_some() {
+        pair.seen_in_read.clone_from(&ctx.full_read);
+    }
     commit(ctx, &loaded, pair, version, still_waiting).await
 }
 

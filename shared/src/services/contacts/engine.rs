@@ -14,8 +14,8 @@ use crate::app::App;
 use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
 use crate::contacts::normal::{CrmLink, FieldMapping, Flow, NormalizedContact};
 use crate::domain::{
-    Account, ChangeKind, ChangeRecord, Collection, ContactsProgress, CrmId, Cursor, PairStatus,
-    Tenant, TenantId, UserId,
+    Account, ChangeKind, ChangeRecord, Collection, ContactsProgress, CrmId, Cursor, DeletionPolicy,
+    PairStatus, Tenant, TenantId, UserId,
 };
 use crate::google::people::{ListConnections, Membership, Person};
 use crate::google::GoogleError;
@@ -64,8 +64,8 @@ struct Ctx<'a> {
     mapping: FieldMapping,
     group: String,
     confirm_mass_deletion: bool,
-    /// While a full read is applied: when it began (see the calendar's).
-    full_read_since: Option<OffsetDateTime>,
+    /// While a full read is applied: its id (see the calendar's).
+    full_read: Option<String>,
     report: ContactsReport,
 }
 
@@ -204,11 +204,11 @@ pub async fn sync_contacts(
         mapping,
         group,
         confirm_mass_deletion,
-        full_read_since: None,
+        full_read: None,
         report: ContactsReport::default(),
     };
     let read = read_contacts(&mut ctx, deadline).await;
-    ctx.full_read_since = None;
+    ctx.full_read = None;
     read?;
     if !ctx.report.incomplete {
         push_waiting(&mut ctx).await?;
@@ -244,7 +244,7 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
     let mut reset = false;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
-        ctx.full_read_since = cursor.full_read_since(ctx.now());
+        ctx.full_read = cursor.full_read();
         let params = ListConnections {
             person_fields: ctx.mapping.person_fields(),
             page_size: Some(1000),
@@ -280,10 +280,10 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
             None => {
-                if ctx.full_read_since.is_some() && reconcile_missing(ctx, &seen).await? {
+                if ctx.full_read.is_some() && reconcile_missing(ctx, &seen).await? {
                     return Ok(());
                 }
-                cursor.read_started_at = None;
+                cursor.full_read = None;
                 cursor.page_token = None;
                 cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
             }
@@ -430,7 +430,7 @@ async fn reconcile_missing(ctx: &mut Ctx<'_>, seen: &HashSet<String>) -> Result<
                 .into_iter()
                 .filter(|p| p.deleted_at.is_none() && p.google_hash.is_some())
                 // Seen by an earlier run of this read.
-                .filter(|p| unseen_by_full_read(ctx.full_read_since, p))
+                .filter(|p| unseen_by_full_read(ctx.full_read.as_deref(), p))
                 .filter_map(|p| p.google_id)
                 .filter(|g| !seen.contains(g)),
         );
@@ -537,8 +537,15 @@ fn crm_side<'p>(pair: &'p PairStatus, hash: &'p Option<String>) -> Side<'p> {
     }
 }
 
-fn decide_pair(ctx: &Ctx<'_>, pair: &PairStatus, google: Side<'_>) -> Decision {
+/// Decides one pair. `left_group`: the contact still exists in Google but is no longer in
+/// the group — the user took it out of the sync, which only ever unlinks (a CRM record is
+/// deleted only for a contact deleted in Google, under the `propagate` policy).
+fn decide_pair(ctx: &Ctx<'_>, pair: &PairStatus, google: Side<'_>, left_group: bool) -> Decision {
     let crm_hash = pair.crm_content.as_ref().and_then(super::content_hash);
+    let mut policy = ctx.policy;
+    if left_group {
+        policy.deletions = DeletionPolicy::UnlinkOnly;
+    }
     decide(
         Baseline {
             crm_hash: pair.crm_hash.as_deref(),
@@ -546,7 +553,7 @@ fn decide_pair(ctx: &Ctx<'_>, pair: &PairStatus, google: Side<'_>) -> Decision {
         },
         crm_side(pair, &crm_hash),
         google,
-        ctx.policy,
+        policy,
     )
 }
 
@@ -627,7 +634,8 @@ async fn execute(
     content: Option<NormalizedContact>,
 ) -> Result<(), SyncError> {
     let loaded = pair.clone();
-    let d = decide_pair(ctx, &pair, google);
+    let left_group = person.is_some_and(|p| !p.is_deleted() && !p.in_group(&ctx.group));
+    let d = decide_pair(ctx, &pair, google, left_group);
     if d.conflict {
         ctx.report.conflicts += 1;
     }
@@ -640,7 +648,7 @@ async fn execute(
             if etag.is_some() && etag != pair.google_etag {
                 pair.google_etag = etag;
             } else if loaded.google_id == pair.google_id
-                && !unseen_by_full_read(ctx.full_read_since, &pair)
+                && !unseen_by_full_read(ctx.full_read.as_deref(), &pair)
             {
                 return Ok(());
             }
@@ -798,6 +806,9 @@ async fn execute(
         }
     }
     pair.last_synced_at = Some(now);
+    if ctx.full_read.is_some() {
+        pair.seen_in_read.clone_from(&ctx.full_read);
+    }
     Ok(records::commit(ctx.app, ctx.t(), ctx.u(), &loaded, pair, version, dirty).await?)
 }
 
@@ -848,7 +859,7 @@ async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
             },
             _ => Side::Absent,
         };
-        let d = decide_pair(ctx, pair, google);
+        let d = decide_pair(ctx, pair, google, false);
         match (d.action, &pair.google_id, crm_content(pair)) {
             (Action::PushToGoogle, None, Some(c)) => {
                 let mut body = c.to_person(&ctx.link(pair), &ctx.mapping, None);
