@@ -5,7 +5,7 @@
 //!
 //! A simulated CRM drives the public API and applies the change feed as a CRM would
 //! (creating records for Google-born contacts and acknowledging them). A failing seed is
-//! printed with its operations so it can be replayed (`SEED=n`).
+//! printed with its operations so it can be replayed (`SEED=n`); `SEEDS=n` runs more seeds.
 
 mod common;
 
@@ -502,7 +502,12 @@ impl Sim {
 #[tokio::test]
 async fn contacts_sync_converges_for_random_interleavings() {
     let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
-    for seed in (0..SEEDS).filter(|s| only.is_none_or(|o| o == *s)) {
+    // SEEDS=n runs more (CI runs the default).
+    let seeds: u64 = std::env::var("SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEEDS);
+    for seed in (0..seeds).filter(|s| only.is_none_or(|o| o == *s)) {
         let mut sim = Sim::new(seed).await;
         for _ in 0..STEPS {
             sim.step().await;

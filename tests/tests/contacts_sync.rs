@@ -634,3 +634,267 @@ async fn an_etag_conflict_is_settled_by_reading_the_contact_again() {
         .await;
     assert_eq!(v["state"], "synced", "{v}");
 }
+
+/// Every mapped field, several typed e-mails and phones (custom labels too), full postal
+/// addresses in non-Latin scripts, a multi-line note.
+fn rich() -> Value {
+    json!({
+        "kind": "contact",
+        "name": {"prefix": "Dr.", "given": "Jürgen", "middle": "K.", "family": "Müller-Lüdenscheidt", "suffix": "Jr."},
+        "emails": [
+            {"address": "j.mueller@example.de", "type": "work", "primary": true},
+            {"address": "jk@example.org", "type": "home"},
+            {"address": "jurgen@example.net", "type": "Conference"}
+        ],
+        "phones": [
+            {"number": "+49 30 1234567", "type": "work", "primary": true},
+            {"number": "+49 170 1234567", "type": "mobile"},
+            {"number": "+49 30 7654321", "type": "workFax"},
+            {"number": "+49 30 111", "type": "Berlin office"}
+        ],
+        "organization": {"company": "Müller GmbH", "title": "Geschäftsführer", "department": "Vertrieb"},
+        "addresses": [
+            {"street": "丸の内1-1", "extended": "パレスビル5階", "city": "千代田区", "region": "東京都",
+             "postal_code": "100-0005", "country": "日本", "country_code": "JP", "type": "work"},
+            {"street": "ул. Тверская, д. 7", "city": "Москва", "postal_code": "125009",
+             "country": "Россия", "country_code": "RU", "type": "home"},
+            {"street": "شارع التحرير 5", "city": "القاهرة", "country_code": "EG", "type": "Cairo office"}
+        ],
+        "notes": "Line one\nLine two — «quoted» 🚀"
+    })
+}
+
+/// The same kind of contact as Google's own UI would write it.
+fn rich_google(etag: Option<String>) -> Person {
+    let mut p: Person = serde_json::from_value(json!({
+        "names": [{"givenName": "ليلى", "familyName": "حداد", "honorificPrefix": "Ms."}],
+        "emailAddresses": [
+            {"value": "layla@example.eg", "type": "work"},
+            {"value": "layla.h@example.com", "type": "other"}
+        ],
+        "phoneNumbers": [
+            {"value": "+20 2 2345 6789", "type": "main"},
+            {"value": "+20 100 123 4567", "type": "mobile"},
+            {"value": "+20 2 9876 5432", "type": "Cairo desk"}
+        ],
+        "organizations": [{"name": "شركة النيل", "title": "مديرة", "department": "المبيعات"}],
+        "addresses": [
+            {"streetAddress": "서울특별시 중구 세종대로 110", "city": "서울", "postalCode": "04524",
+             "country": "대한민국", "countryCode": "KR", "type": "work"},
+            {"streetAddress": "شارع التحرير 5", "city": "القاهرة", "countryCode": "EG", "type": "home"}
+        ],
+        "biographies": [{"value": "ملاحظة\nsecond line", "contentType": "TEXT_PLAIN"}]
+    }))
+    .unwrap();
+    p.etag = etag;
+    p
+}
+
+#[tokio::test]
+async fn every_mapped_field_round_trips_both_ways() {
+    let w = World::new().await;
+    // CRM → Google: what Google holds is the CRM's contact, under the normalized form.
+    assert_eq!(w.put("C-RICH", rich()).await.0, StatusCode::ACCEPTED);
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    assert_eq!(people.len(), 1);
+    let p = &people[0];
+    let crm: CrmContact = serde_json::from_value(rich()).unwrap();
+    assert_eq!(
+        NormalizedContact::from_person(p),
+        NormalizedContact::from_crm(&crm)
+    );
+    assert_eq!(p.email_addresses.len(), 3);
+    assert_eq!(p.phone_numbers.len(), 4);
+    assert_eq!(p.addresses.len(), 3);
+    // ... and reading it back changes nothing and tells the CRM nothing.
+    let before = w.feed().await.len();
+    w.run(SyncReason::Scheduled).await;
+    assert_eq!(w.feed().await.len(), before, "no echo");
+
+    // Google → CRM: the user rewrites every field in Google; the CRM receives it whole.
+    let mut body = rich_google(p.etag.clone());
+    body.client_data = p.client_data.clone();
+    let written = w
+        .env
+        .app
+        .google
+        .update_contact(
+            &w.alice,
+            &p.resource_name,
+            &body,
+            &[
+                PersonField::Names,
+                PersonField::EmailAddresses,
+                PersonField::PhoneNumbers,
+                PersonField::Organizations,
+                PersonField::Addresses,
+                PersonField::Biographies,
+            ],
+            &fields(),
+        )
+        .await
+        .unwrap();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    let news: Vec<&Value> = feed[before..].iter().collect();
+    assert_eq!(news.len(), 1, "{news:?}");
+    assert_eq!(news[0]["kind"], "contact_updated");
+    assert_eq!(news[0]["crm_id"], "C-RICH");
+    let received: CrmContact = serde_json::from_value(news[0]["data"]["contact"].clone())
+        .expect("the feed's contact is a valid CRM contact");
+    assert_eq!(
+        NormalizedContact::from_crm(&received),
+        NormalizedContact::from_person(&written)
+    );
+    assert_eq!(received.addresses.len(), 2);
+    assert_eq!(received.phones.len(), 3);
+
+    // The CRM stores it and sends it back as it got it: nothing to write to Google.
+    let mut back = news[0]["data"]["contact"].clone();
+    back["updated_at"] = json!("2030-01-01T00:00:00Z");
+    let (s, v) = w.put("C-RICH", back).await;
+    assert_eq!(s, StatusCode::OK, "nothing queued: {v}");
+    assert_eq!(v["state"], "synced", "{v}");
+    w.env.sandbox.clear_request_log();
+    w.run(SyncReason::RecordChange).await;
+    assert_eq!(
+        w.people_requests("POST", "/v1/people:batchUpdateContacts")
+            + w.people_requests("POST", "/v1/people:batchCreateContacts"),
+        0,
+        "the same content is no change"
+    );
+    let after = w.google().await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].etag, written.etag, "Google's contact untouched");
+}
+
+#[tokio::test]
+async fn a_user_field_mapping_decides_what_travels_which_way() {
+    let w = World::new().await;
+    let (s, v) = w
+        .env
+        .call(
+            "PATCH",
+            &format!("/v1/users/{USER}/google"),
+            &w.env.sync,
+            Some(json!({"contact_fields": {"notes": "crm_to_google", "phones": "off"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    w.put("C-1", lead("Carla", "carla@acme.example")).await;
+    w.run(SyncReason::RecordChange).await;
+    let people = w.google().await;
+    let p = &people[0];
+    assert!(p.phone_numbers.is_empty(), "phones do not travel");
+    assert_eq!(
+        p.biographies[0].value.as_deref(),
+        Some("Met at the fair.\nFollow up in May.")
+    );
+
+    // Google edits of notes and phones do not reach the CRM; a name edit does, with the
+    // CRM's own notes and phones kept.
+    let mut edited = p.clone();
+    edited.biographies[0].value = Some("Edited in Google".into());
+    let edited: Person = {
+        let mut v = serde_json::to_value(&edited).unwrap();
+        v["phoneNumbers"] = json!([{"value": "+1 555 0100", "type": "mobile"}]);
+        serde_json::from_value(v).unwrap()
+    };
+    let written = w
+        .env
+        .app
+        .google
+        .update_contact(
+            &w.alice,
+            &p.resource_name,
+            &edited,
+            &[PersonField::Biographies, PersonField::PhoneNumbers],
+            &fields(),
+        )
+        .await
+        .unwrap();
+    let before = w.feed().await.len();
+    w.run(SyncReason::Scheduled).await;
+    assert_eq!(
+        w.feed().await.len(),
+        before,
+        "nothing the CRM takes changed"
+    );
+
+    let mut renamed = written.clone();
+    renamed.names[0].given_name = Some("Carlotta".into());
+    w.env
+        .app
+        .google
+        .update_contact(
+            &w.alice,
+            &p.resource_name,
+            &renamed,
+            &[PersonField::Names],
+            &fields(),
+        )
+        .await
+        .unwrap();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    assert_eq!(feed.len(), before + 1, "{:?}", &feed[before..]);
+    let c = &feed[before]["data"]["contact"];
+    assert_eq!(c["name"]["given"], "Carlotta");
+    assert_eq!(c["notes"], "Met at the fair.\nFollow up in May.");
+    assert_eq!(c["phones"][0]["number"], "+39 06 1234 5678");
+}
+
+#[tokio::test]
+async fn a_crm_edit_brings_an_untagged_contact_back_never_a_second_one() {
+    let w = World::new().await;
+    let group = w.group().await;
+    w.put("C-1", lead("Lia", "lia@example.org")).await;
+    w.run(SyncReason::RecordChange).await;
+    let rn = w.google().await[0].resource_name.clone();
+    // Taken out of the group in Google: the CRM untags it.
+    w.env
+        .app
+        .google
+        .modify_contact_group_members(&w.alice, &group, &[], std::slice::from_ref(&rn))
+        .await
+        .unwrap();
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    assert_eq!(feed.last().unwrap()["kind"], "contact_untag");
+    // Later the CRM edits it (re-tagged): the same contact returns to the group, edited.
+    let mut c = lead("Lia", "lia@example.org");
+    c["notes"] = json!("Back in the CRM");
+    c["updated_at"] = json!("2030-01-01T00:00:00Z");
+    let (s, v) = w.put("C-1", c).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    w.env.sandbox.clear_request_log();
+    w.run(SyncReason::RecordChange).await;
+    assert_eq!(
+        w.people_requests("PATCH", &format!("/v1/{rn}:updateContact")),
+        1,
+        "one write: the edit and the group together"
+    );
+    let people = w.google().await;
+    assert_eq!(people.len(), 1, "no second contact");
+    assert_eq!(people[0].resource_name, rn);
+    assert!(people[0].in_group(&group));
+    assert_eq!(
+        people[0].biographies[0].value.as_deref(),
+        Some("Back in the CRM")
+    );
+    let (_, v) = w
+        .env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/contacts/C-1"),
+            &w.env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(v["state"], "synced", "{v}");
+    // Nothing echoes back.
+    let before = w.feed().await.len();
+    w.run(SyncReason::Scheduled).await;
+    assert_eq!(w.feed().await.len(), before);
+}

@@ -524,6 +524,25 @@ mod with_google {
     }
 
     #[tokio::test]
+    async fn contacts_are_polled_at_the_polling_interval_even_with_healthy_channels() {
+        let env = Env::new().await;
+        env.connect("jane", &["calendar", "contacts"], ALICE, "")
+            .await;
+        let w = w(&env).await;
+        let user = UserId::parse("jane").unwrap();
+        let jobs = drain(&w, Duration::from_secs(3)).await;
+        assert_eq!(names(&jobs), [format!("{}:jane", env.tenant)]);
+        assert_eq!(work(&w, jobs).await, 0);
+        let after = w.clock.now();
+        let next = next_sync(&w, &env.tenant, &user).await;
+        assert!(
+            // (on the account's phase: within one more polling interval)
+            next < after + POLL_INTERVAL * 2,
+            "People has no push: the contacts are read again within the polling interval ({next})"
+        );
+    }
+
+    #[tokio::test]
     async fn pacing_caps_one_busy_account_and_the_tenant_budget_defers() {
         let env = Env::new().await;
         env.connect("jane", &["calendar"], ALICE, "").await;

@@ -156,13 +156,20 @@ pub async fn store_put(
             }
         }
         if pair.deleted_at.is_some() {
-            // Re-created after a delete: a new Google resource (a new id generation).
             pair.deleted_at = None;
-            pair.google_id = None;
             pair.google_hash = None;
             pair.google_etag = None;
             pair.crm_hash = None;
-            pair.generation += 1;
+            match c {
+                // Re-created after a delete: a new Google event (a new id generation).
+                Collection::Calendar => {
+                    pair.google_id = None;
+                    pair.generation += 1;
+                }
+                // A contact outlives its pair (taken out of the group, untagged): the sync
+                // reads it again and, still there, brings the same contact back.
+                Collection::Contacts => {}
+            }
         }
         if pair.google_id.is_none() {
             pair.google_id.clone_from(&incoming.link);

@@ -25,7 +25,7 @@
 //!   due and the next tick resumes there.
 
 use crate::app::App;
-use crate::domain::{Account, ChannelState, TenantId, UserId, WatchChannel};
+use crate::domain::{Account, ChannelState, Product, TenantId, UserId, WatchChannel};
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::store::keys::DUE_SHARDS;
 use crate::store::repo::Versioned;
@@ -392,8 +392,13 @@ pub async fn record_run(
     let healthy_until = match outcome {
         RunOutcome::Complete => {
             let account = super::accounts::get(app, t, u).await?;
-            let channels = all_channels(app, t, u).await?;
-            channels_healthy_until(&read_calendars(&account), &channels, now)
+            if account.products.contains(Product::Contacts) {
+                // People has no push: contacts are polled at the polling interval.
+                None
+            } else {
+                let channels = all_channels(app, t, u).await?;
+                channels_healthy_until(&read_calendars(&account), &channels, now)
+            }
         }
         _ => None,
     };

@@ -17,7 +17,7 @@ use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, ContactsProgress, CrmId, Cursor, DeletionPolicy,
     PairStatus, Tenant, TenantId, UserId,
 };
-use crate::google::people::{ListConnections, Membership, Person};
+use crate::google::people::{ListConnections, Membership, Person, PersonField};
 use crate::google::GoogleError;
 use crate::services::calendar::engine::{
     unseen_by_full_read, SyncError, MASS_DELETION_MIN, MASS_DELETION_SHARE,
@@ -703,18 +703,15 @@ async fn execute(
             let live = person.filter(|p| !p.is_deleted());
             let written = match live {
                 Some(p) => {
+                    let mut body = crm.to_person(&ctx.link(&pair), &ctx.mapping, Some(p));
+                    let mut update = ctx.mapping.update_person_fields();
                     if !p.in_group(&ctx.group) {
-                        ctx.app
-                            .google
-                            .modify_contact_group_members(
-                                &ctx.token,
-                                &ctx.group,
-                                std::slice::from_ref(&p.resource_name),
-                                &[],
-                            )
-                            .await?;
+                        // Back into the group in the same write (a separate members:modify
+                        // would change the etag under it).
+                        body.memberships.clone_from(&p.memberships);
+                        body.memberships.push(Membership::of_group(&ctx.group));
+                        update.push(PersonField::Memberships);
                     }
-                    let body = crm.to_person(&ctx.link(&pair), &ctx.mapping, Some(p));
                     match ctx
                         .app
                         .google
@@ -722,7 +719,7 @@ async fn execute(
                             &ctx.token,
                             &p.resource_name,
                             &body,
-                            &ctx.mapping.update_person_fields(),
+                            &update,
                             &ctx.mapping.person_fields(),
                         )
                         .await
@@ -1055,11 +1052,15 @@ async fn decide_fresh(ctx: &mut Ctx<'_>, v: Versioned<PairStatus>) -> Result<(),
         .filter(|_| member)
         .map(|p| ctx.google_content(p));
     let hash = content.as_ref().map(NormalizedContact::hash);
-    let google = match (&hash, &person) {
+    let alive = person.as_ref().filter(|p| !p.is_deleted());
+    let google = match (&hash, alive) {
         (Some(h), Some(p)) => Side::Present {
             hash: h,
             modified: google_modified(p).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         },
+        // In Google but not in the group: the CRM's record puts that same contact (back)
+        // into the group, never a second one.
+        (None, Some(_)) => Side::Absent,
         _ if pair.google_hash.is_some() => Side::Deleted { at: ctx.now() },
         // A link to a contact that does not exist (or is not in the group yet): the CRM's
         // record is new to Google.
