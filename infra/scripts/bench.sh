@@ -7,6 +7,23 @@
 #
 #   infra/scripts/bench.sh              debug build (what the figures in docs/benchmarks.md use)
 #   infra/scripts/bench.sh --release    optimized build
+#   infra/scripts/bench.sh --sizes      only: each function's release `bootstrap` size for
+#                                       this machine's target (the release profile Lambda
+#                                       uses; `cargo lambda build --release --arm64` for arm64)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+FUNCTIONS=(crm-api admin-config oauth-callback google-webhook sync-scheduler sync-worker)
+if [[ "${1:-}" == "--sizes" ]]; then
+  cd "$ROOT"
+  args=()
+  for f in "${FUNCTIONS[@]}"; do args+=(-p "$f"); done
+  cargo build --release --locked "${args[@]}" >&2
+  target="$(rustc -vV | sed -n 's/^host: //p')"
+  for f in "${FUNCTIONS[@]}"; do
+    bytes=$(stat -c %s "target/release/$f")
+    awk -v f="$f" -v b="$bytes" -v t="$target" \
+      'BEGIN { printf "BENCH bootstrap %s %d bytes (%.1f MB, %s)\n", f, b, b / 1048576, t }'
+  done
+  exit 0
+fi
 exec "$ROOT/infra/scripts/test.sh" "$@" -p e2e-tests --test bench -- --ignored --nocapture --test-threads=1 bench_

@@ -540,6 +540,37 @@ mod with_google {
             next < after + POLL_INTERVAL * 2,
             "People has no push: the contacts are read again within the polling interval ({next})"
         );
+
+        // A tenant that polls hourly (out-of-range values are refused).
+        let (s, v) = env
+            .call(
+                "PATCH",
+                "/v1/admin/settings",
+                &env.admin,
+                Some(json!({"defaults": {"poll_interval_minutes": 5}})),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 422, "{v}");
+        let (s, v) = env
+            .call(
+                "PATCH",
+                "/v1/admin/settings",
+                &env.admin,
+                Some(json!({"defaults": {"poll_interval_minutes": 60}})),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 200, "{v}");
+        assert_eq!(v["defaults"]["poll_interval_minutes"], 60);
+        w.clock.advance(next - w.clock.now());
+        assert_eq!(tick(&w).await.accounts_enqueued, 1);
+        assert_eq!(work(&w, drain(&w, Duration::from_secs(3)).await).await, 0);
+        let after = w.clock.now();
+        let next = next_sync(&w, &env.tenant, &user).await;
+        assert!(
+            next >= after + time::Duration::hours(1)
+                && next < after + time::Duration::hours(1) + POLL_INTERVAL,
+            "{next}"
+        );
     }
 
     #[tokio::test]

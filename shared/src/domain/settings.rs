@@ -70,6 +70,14 @@ pub struct ConnectionDefaults {
     /// Which contact fields sync, and which way (users may override it).
     #[serde(default)]
     pub contact_fields: crate::contacts::normal::FieldMapping,
+    /// How often an account is read when push does not cover it (contacts always; calendars
+    /// without a healthy channel), in minutes: 10 to 1440.
+    #[serde(default = "default_poll_minutes")]
+    pub poll_interval_minutes: u32,
+}
+
+fn default_poll_minutes() -> u32 {
+    10
 }
 
 impl Default for ConnectionDefaults {
@@ -84,6 +92,7 @@ impl Default for ConnectionDefaults {
             contact_group_name: "CRM".to_owned(),
             guest_notifications: GuestNotifications::None,
             contact_fields: crate::contacts::normal::FieldMapping::default(),
+            poll_interval_minutes: default_poll_minutes(),
         }
     }
 }

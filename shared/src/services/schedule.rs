@@ -116,15 +116,20 @@ pub fn read_calendars(account: &Account) -> Vec<String> {
 
 /// The next due time after a complete run: the safety interval while every read calendar has
 /// a healthy channel (but no later than the first renewal point, so the run that renews it
-/// comes in time), else the polling interval; on the account's phase.
+/// comes in time), else the polling interval (the tenant's, [`POLL_INTERVAL`] at least); on
+/// the account's phase.
 pub fn after_success(
     now: OffsetDateTime,
     phase: i64,
     healthy_until: Option<OffsetDateTime>,
+    poll: Duration,
 ) -> OffsetDateTime {
+    let poll = poll.max(POLL_INTERVAL);
     let next = match healthy_until {
-        Some(until) => (now + SAFETY_INTERVAL).min(until).max(now + POLL_INTERVAL),
-        None => now + POLL_INTERVAL,
+        Some(until) => (now + SAFETY_INTERVAL.max(poll))
+            .min(until)
+            .max(now + POLL_INTERVAL),
+        None => now + poll,
     };
     on_phase(next, phase)
 }
@@ -389,6 +394,15 @@ pub async fn record_run(
     outcome: RunOutcome<'_>,
 ) -> Result<(), crate::http::ApiError> {
     let now = app.clock.now();
+    let poll = match outcome {
+        RunOutcome::Complete => app
+            .store
+            .get_tenant(t)
+            .await?
+            .map(|v| Duration::minutes(i64::from(v.value.settings.defaults.poll_interval_minutes)))
+            .unwrap_or(POLL_INTERVAL),
+        _ => POLL_INTERVAL,
+    };
     let healthy_until = match outcome {
         RunOutcome::Complete => {
             let account = super::accounts::get(app, t, u).await?;
@@ -407,7 +421,7 @@ pub async fn record_run(
         match outcome {
             RunOutcome::Complete => {
                 a.sync_failures = 0;
-                a.next_sync_at = Some(after_success(now, phase, healthy_until));
+                a.next_sync_at = Some(after_success(now, phase, healthy_until, poll));
             }
             RunOutcome::Partial => a.sync_failures = 0,
             RunOutcome::Failed(error) => {
@@ -501,16 +515,26 @@ mod tests {
     #[test]
     fn healthy_channels_earn_the_safety_interval() {
         let now = datetime!(2026-06-01 12:00:00 UTC);
-        assert_eq!(after_success(now, 0, None), now + POLL_INTERVAL);
+        assert_eq!(
+            after_success(now, 0, None, POLL_INTERVAL),
+            now + POLL_INTERVAL
+        );
+        // A tenant's slower polling interval; never faster than the scheduler's.
+        let hour = Duration::hours(1);
+        assert_eq!(after_success(now, 0, None, hour), now + hour);
+        assert_eq!(
+            after_success(now, 0, None, Duration::minutes(1)),
+            now + POLL_INTERVAL
+        );
         let far = now + Duration::days(6);
-        let next = after_success(now, 0, Some(far));
+        let next = after_success(now, 0, Some(far), POLL_INTERVAL);
         assert_eq!(next, now + SAFETY_INTERVAL);
         // A channel due for renewal in 2 hours: the run that renews it comes then.
         let soon = now + Duration::hours(2);
-        assert_eq!(after_success(now, 0, Some(soon)), soon);
+        assert_eq!(after_success(now, 0, Some(soon), POLL_INTERVAL), soon);
         // Never more often than the polling interval.
         assert_eq!(
-            after_success(now, 0, Some(now + Duration::minutes(1))),
+            after_success(now, 0, Some(now + Duration::minutes(1)), POLL_INTERVAL),
             now + POLL_INTERVAL
         );
     }

@@ -70,6 +70,7 @@ pub struct DefaultsPatch {
     pub guest_notifications: Option<GuestNotifications>,
     /// The fields given replace the tenant's mapping's.
     pub contact_fields: Option<FieldMappingPatch>,
+    pub poll_interval_minutes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +107,14 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), A
         let mapping = d.contact_fields.overlay(patch);
         mapping.validate()?;
         d.contact_fields = mapping;
+    }
+    if let Some(minutes) = p.poll_interval_minutes {
+        if !(10..=1440).contains(&minutes) {
+            return Err(ApiError::invalid(
+                "defaults.poll_interval_minutes must be 10 to 1440",
+            ));
+        }
+        d.poll_interval_minutes = minutes;
     }
     if let Some(days) = p.sync_since_days {
         if !(1..=3650).contains(&days) {
