@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::contacts::model::CrmContact;
-use shared::contacts::normal::NormalizedContact;
+use shared::contacts::normal::{FieldMapping, NormalizedContact};
 use shared::google::people::{
     ClientData, EmailAddress, ListConnections, Membership, Name, Person, PersonField,
 };
@@ -112,6 +112,65 @@ impl World {
         self.env.changes().await
     }
 
+    /// The CRM's view of one of its contacts.
+    async fn contact(&self, crm_id: &str) -> (StatusCode, Value) {
+        self.env
+            .call(
+                "GET",
+                &format!("/v1/users/{USER}/contacts/{crm_id}"),
+                &self.env.sync,
+                None,
+            )
+            .await
+    }
+
+    /// The CRM deletes one of its contacts.
+    async fn delete(&self, crm_id: &str) -> StatusCode {
+        self.env
+            .call(
+                "DELETE",
+                &format!("/v1/users/{USER}/contacts/{crm_id}"),
+                &self.env.sync,
+                None,
+            )
+            .await
+            .0
+    }
+
+    /// Alice edits a contact in Google (the `update` fields of `person`); what Google holds
+    /// then.
+    async fn edit_in_google(&self, rn: &str, person: &Person, update: &[PersonField]) -> Person {
+        self.env
+            .app
+            .google
+            .update_contact(&self.alice, rn, person, update, &fields())
+            .await
+            .unwrap()
+    }
+
+    /// Alice puts a contact into the synced group, or takes it out.
+    async fn set_in_group(&self, rn: &str, member: bool) {
+        let group = self.group().await;
+        let rn = [rn.to_owned()];
+        let (add, remove): (&[String], &[String]) = if member { (&rn, &[]) } else { (&[], &rn) };
+        self.env
+            .app
+            .google
+            .modify_contact_group_members(&self.alice, &group, add, remove)
+            .await
+            .unwrap();
+    }
+
+    /// Alice deletes a contact in Google.
+    async fn delete_in_google(&self, rn: &str) {
+        self.env
+            .app
+            .google
+            .delete_contact(&self.alice, rn)
+            .await
+            .unwrap();
+    }
+
     fn people_requests(&self, method: &str, path: &str) -> usize {
         self.env
             .sandbox
@@ -131,6 +190,16 @@ fn lead(given: &str, email: &str) -> Value {
         "organization": {"company": "Acme S.p.A.", "title": "Buyer"},
         "notes": "Met at the fair.\nFollow up in May."
     })
+}
+
+/// The resource name of the Google contact linked to a CRM record.
+fn rn_of(people: &[Person], crm_id: &str) -> String {
+    people
+        .iter()
+        .find(|p| p.client_value("crmId") == Some(crm_id))
+        .unwrap_or_else(|| panic!("no Google contact for {crm_id}"))
+        .resource_name
+        .clone()
 }
 
 #[tokio::test]
@@ -153,33 +222,15 @@ async fn a_crm_contact_reaches_the_group_and_edits_flow_both_ways() {
         NormalizedContact::from_person(p),
         NormalizedContact::from_crm(&crm)
     );
-    let (_, v) = w
-        .env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/C-1"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = w.contact("C-1").await;
     assert_eq!(v["state"], "synced", "{v}");
     assert_eq!(v["google_resource_name"], p.resource_name.as_str());
 
     // The user edits the job title in Google: the CRM hears of it.
     let mut edited = p.clone();
     edited.organizations[0].title = Some("Head of purchasing".into());
-    w.env
-        .app
-        .google
-        .update_contact(
-            &w.alice,
-            &p.resource_name,
-            &edited,
-            &[PersonField::Organizations],
-            &fields(),
-        )
-        .await
-        .unwrap();
+    w.edit_in_google(&p.resource_name, &edited, &[PersonField::Organizations])
+        .await;
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
     let updated: Vec<&Value> = feed
@@ -360,15 +411,7 @@ async fn google_born_contacts_are_acknowledged_and_deletions_never_destroy_data(
     assert_eq!(p.client_value("crmId"), Some("C-77"));
 
     // Deleting in the CRM (default policy): out of the group, kept in Google.
-    let (s, _) = w
-        .env
-        .call(
-            "DELETE",
-            &format!("/v1/users/{USER}/contacts/C-77"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    let s = w.delete("C-77").await;
     assert_eq!(s, StatusCode::ACCEPTED);
     w.run(SyncReason::RecordChange).await;
     let people = w.google().await;
@@ -383,26 +426,9 @@ async fn google_born_contacts_are_acknowledged_and_deletions_never_destroy_data(
     w.put("C-3", lead("Ezio", "ezio@example.org")).await;
     w.run(SyncReason::RecordChange).await;
     let people = w.google().await;
-    let rn = |crm: &str| {
-        people
-            .iter()
-            .find(|p| p.client_value("crmId") == Some(crm))
-            .unwrap()
-            .resource_name
-            .clone()
-    };
-    w.env
-        .app
-        .google
-        .modify_contact_group_members(&w.alice, &group, &[], &[rn("C-2")])
-        .await
-        .unwrap();
-    w.env
-        .app
-        .google
-        .delete_contact(&w.alice, &rn("C-3"))
-        .await
-        .unwrap();
+    let rn = |crm: &str| rn_of(&people, crm);
+    w.set_in_group(&rn("C-2"), false).await;
+    w.delete_in_google(&rn("C-3")).await;
     let before = w.feed().await.len();
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
@@ -438,12 +464,7 @@ async fn google_born_contacts_are_acknowledged_and_deletions_never_destroy_data(
     // while a repeated read of the untagged state changes nothing.
     w.run(SyncReason::Scheduled).await;
     assert_eq!(w.feed().await.len(), feed.len(), "a tombstone stays quiet");
-    w.env
-        .app
-        .google
-        .modify_contact_group_members(&w.alice, &group, &[rn("C-2")], &[])
-        .await
-        .unwrap();
+    w.set_in_group(&rn("C-2"), true).await;
     w.run(SyncReason::Scheduled).await;
     let back = w.feed().await;
     let back: Vec<&Value> = back[feed.len()..].iter().collect();
@@ -452,15 +473,7 @@ async fn google_born_contacts_are_acknowledged_and_deletions_never_destroy_data(
     assert_eq!(back[0]["crm_id"], "C-2");
     assert_eq!(back[0]["data"]["contact"]["kind"], "lead");
     assert_eq!(back[0]["data"]["contact"]["name"]["given"], "Dora");
-    let (s, v) = w
-        .env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/C-2"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    let (s, v) = w.contact("C-2").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["google_resource_name"], rn("C-2").as_str(), "{v}");
 }
@@ -473,39 +486,14 @@ async fn deletes_propagate_when_the_tenant_asks() {
     w.put("C-3", lead("Ivo", "ivo@example.org")).await;
     w.run(SyncReason::RecordChange).await;
     assert_eq!(w.google().await.len(), 3);
-    w.env
-        .call(
-            "DELETE",
-            &format!("/v1/users/{USER}/contacts/C-1"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    w.delete("C-1").await;
     w.run(SyncReason::RecordChange).await;
     let people = w.google().await;
     assert_eq!(people.len(), 2, "deleted in Google");
-    let rn = |crm: &str| {
-        people
-            .iter()
-            .find(|p| p.client_value("crmId") == Some(crm))
-            .unwrap()
-            .resource_name
-            .clone()
-    };
-    w.env
-        .app
-        .google
-        .delete_contact(&w.alice, &rn("C-2"))
-        .await
-        .unwrap();
+    let rn = |crm: &str| rn_of(&people, crm);
+    w.delete_in_google(&rn("C-2")).await;
     // Taken out of the group (still in the address book): only untagged, even here.
-    let group = w.group().await;
-    w.env
-        .app
-        .google
-        .modify_contact_group_members(&w.alice, &group, &[], &[rn("C-3")])
-        .await
-        .unwrap();
+    w.set_in_group(&rn("C-3"), false).await;
     let before = w.feed().await.len();
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
@@ -575,15 +563,7 @@ async fn an_expired_sync_token_and_a_lost_create_answer_duplicate_nothing() {
     w.run(SyncReason::RecordChange).await;
     let people = w.google().await;
     assert_eq!(people.len(), 2, "found, not created twice");
-    let (_, v) = w
-        .env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/C-2"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = w.contact("C-2").await;
     assert_eq!(v["state"], "synced", "{v}");
 }
 
@@ -596,18 +576,8 @@ async fn an_etag_conflict_is_settled_by_reading_the_contact_again() {
     // Google changes the notes; before we read that, the CRM changes the phone.
     let mut edited = p.clone();
     edited.biographies[0].value = Some("Changed in Google".into());
-    w.env
-        .app
-        .google
-        .update_contact(
-            &w.alice,
-            &p.resource_name,
-            &edited,
-            &[PersonField::Biographies],
-            &fields(),
-        )
-        .await
-        .unwrap();
+    w.edit_in_google(&p.resource_name, &edited, &[PersonField::Biographies])
+        .await;
     let mut c = lead("Lia", "lia@example.org");
     c["phones"] = json!([{"number": "+39 02 999 888", "type": "work"}]);
     c["updated_at"] = json!(time::OffsetDateTime::now_utc()
@@ -623,15 +593,7 @@ async fn an_etag_conflict_is_settled_by_reading_the_contact_again() {
         people[0].phone_numbers[0].value.as_deref(),
         Some("+39 02 999 888")
     );
-    let (_, v) = w
-        .env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/C-1"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = w.contact("C-1").await;
     assert_eq!(v["state"], "synced", "{v}");
 }
 
@@ -715,26 +677,9 @@ async fn every_mapped_field_round_trips_both_ways() {
     // Google → CRM: the user rewrites every field in Google; the CRM receives it whole.
     let mut body = rich_google(p.etag.clone());
     body.client_data = p.client_data.clone();
-    let written = w
-        .env
-        .app
-        .google
-        .update_contact(
-            &w.alice,
-            &p.resource_name,
-            &body,
-            &[
-                PersonField::Names,
-                PersonField::EmailAddresses,
-                PersonField::PhoneNumbers,
-                PersonField::Organizations,
-                PersonField::Addresses,
-                PersonField::Biographies,
-            ],
-            &fields(),
-        )
-        .await
-        .unwrap();
+    // (every field the default mapping writes; clientData as it was)
+    let update = FieldMapping::default().update_person_fields();
+    let written = w.edit_in_google(&p.resource_name, &body, &update).await;
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
     let news: Vec<&Value> = feed[before..].iter().collect();
@@ -802,18 +747,12 @@ async fn a_user_field_mapping_decides_what_travels_which_way() {
         serde_json::from_value(v).unwrap()
     };
     let written = w
-        .env
-        .app
-        .google
-        .update_contact(
-            &w.alice,
+        .edit_in_google(
             &p.resource_name,
             &edited,
             &[PersonField::Biographies, PersonField::PhoneNumbers],
-            &fields(),
         )
-        .await
-        .unwrap();
+        .await;
     let before = w.feed().await.len();
     w.run(SyncReason::Scheduled).await;
     assert_eq!(
@@ -824,18 +763,8 @@ async fn a_user_field_mapping_decides_what_travels_which_way() {
 
     let mut renamed = written.clone();
     renamed.names[0].given_name = Some("Carlotta".into());
-    w.env
-        .app
-        .google
-        .update_contact(
-            &w.alice,
-            &p.resource_name,
-            &renamed,
-            &[PersonField::Names],
-            &fields(),
-        )
-        .await
-        .unwrap();
+    w.edit_in_google(&p.resource_name, &renamed, &[PersonField::Names])
+        .await;
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
     assert_eq!(feed.len(), before + 1, "{:?}", &feed[before..]);
@@ -853,12 +782,7 @@ async fn a_crm_edit_brings_an_untagged_contact_back_never_a_second_one() {
     w.run(SyncReason::RecordChange).await;
     let rn = w.google().await[0].resource_name.clone();
     // Taken out of the group in Google: the CRM untags it.
-    w.env
-        .app
-        .google
-        .modify_contact_group_members(&w.alice, &group, &[], std::slice::from_ref(&rn))
-        .await
-        .unwrap();
+    w.set_in_group(&rn, false).await;
     w.run(SyncReason::Scheduled).await;
     let feed = w.feed().await;
     assert_eq!(feed.last().unwrap()["kind"], "contact_untag");
@@ -883,15 +807,7 @@ async fn a_crm_edit_brings_an_untagged_contact_back_never_a_second_one() {
         people[0].biographies[0].value.as_deref(),
         Some("Back in the CRM")
     );
-    let (_, v) = w
-        .env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/C-1"),
-            &w.env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = w.contact("C-1").await;
     assert_eq!(v["state"], "synced", "{v}");
     // Nothing echoes back.
     let before = w.feed().await.len();

@@ -542,23 +542,17 @@ mod with_google {
         );
 
         // A tenant that polls hourly (out-of-range values are refused).
-        let (s, v) = env
-            .call(
+        let set_poll = |minutes: u32| {
+            env.call(
                 "PATCH",
                 "/v1/admin/settings",
                 &env.admin,
-                Some(json!({"defaults": {"poll_interval_minutes": 5}})),
+                Some(json!({"defaults": {"poll_interval_minutes": minutes}})),
             )
-            .await;
+        };
+        let (s, v) = set_poll(5).await;
         assert_eq!(s.as_u16(), 422, "{v}");
-        let (s, v) = env
-            .call(
-                "PATCH",
-                "/v1/admin/settings",
-                &env.admin,
-                Some(json!({"defaults": {"poll_interval_minutes": 60}})),
-            )
-            .await;
+        let (s, v) = set_poll(60).await;
         assert_eq!(s.as_u16(), 200, "{v}");
         assert_eq!(v["defaults"]["poll_interval_minutes"], 60);
         w.clock.advance(next - w.clock.now());

@@ -97,11 +97,11 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         return Ok(());
     }
     let tenant = app.store.get_tenant(&job.tenant).await?;
-    if tenant.is_none_or(|t| t.value.settings.sync_paused) {
+    let Some(tenant) = tenant.filter(|t| !t.value.settings.sync_paused) else {
         tracing::info!(tenant = %job.tenant, "sync paused for the tenant; job dropped");
         metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
-    }
+    };
     // One worker per account at a time, even outside FIFO ordering (a redelivery racing a
     // slow run, the local server next to a Lambda): a lease in the store, released after.
     let holder = shared::crypto::random_token(12);
@@ -145,7 +145,12 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     }
     // The schedule: a complete run sets the next due time, a failed one backs off.
     let (outcome, label) = match &result {
-        Ok(Done::Complete) => (Some(RunOutcome::Complete), "complete"),
+        Ok(Done::Complete) => (
+            Some(RunOutcome::Complete {
+                poll: tenant.value.settings.defaults.poll_interval(),
+            }),
+            "complete",
+        ),
         Ok(Done::Partial) => (Some(RunOutcome::Partial), "partial"),
         Ok(Done::Continued) => (Some(RunOutcome::Partial), "paced"),
         Ok(Done::Deferred(until)) => (Some(RunOutcome::Deferred(*until)), "deferred"),

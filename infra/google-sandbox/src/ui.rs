@@ -12,6 +12,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use crate::calendar::events;
+use crate::errors::ApiError;
 use crate::params::{encode, html_escape as esc, Params};
 use crate::people;
 use crate::state::{AddressBook, StoredPerson};
@@ -48,6 +49,34 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        page("Not found", &format!("<p>No such {}.</p>", esc(what))),
+    )
+        .into_response()
+}
+
+/// An action the sandbox refused, with Google's status and message.
+fn failed(title: &str, e: &ApiError) -> Response {
+    (
+        e.status,
+        page(title, &format!("<p>{}</p>", esc(&e.message))),
+    )
+        .into_response()
+}
+
+fn back_to_user(email: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            format!("/_sandbox/ui/users/{}", encode(email)),
+        )],
+    )
+        .into_response()
+}
+
 async fn index(State(sandbox): State<Sandbox>) -> Html<String> {
     let st = sandbox.state();
     let mut body = String::from("<h2>Users</h2><ul>");
@@ -81,11 +110,7 @@ fn when(v: Option<&Value>) -> String {
 async fn user_page(State(sandbox): State<Sandbox>, Path(email): Path<String>) -> Response {
     let st = sandbox.state();
     let Some(user) = st.users.get(&email) else {
-        return (
-            StatusCode::NOT_FOUND,
-            page("Not found", "<p>No such user.</p>"),
-        )
-            .into_response();
+        return not_found("user");
     };
     let mut body = format!("<p>{} &lt;{}&gt;</p>", esc(&user.name), esc(&user.email));
     for cal in st.calendars.values().filter(|c| c.owner == email) {
@@ -151,11 +176,7 @@ async fn event_page(
 ) -> Response {
     let ev = events::get(&sandbox.state(), &calendar_id, &event_id);
     let Ok(ev) = ev else {
-        return (
-            StatusCode::NOT_FOUND,
-            page("Not found", "<p>No such event.</p>"),
-        )
-            .into_response();
+        return not_found("event");
     };
     let s = |k: &str| ev.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let action = format!(
@@ -189,14 +210,7 @@ fn back_to_owner(sandbox: &Sandbox, calendar_id: &str) -> Response {
         .get(calendar_id)
         .map(|c| c.owner.clone())
         .unwrap_or_default();
-    (
-        StatusCode::SEE_OTHER,
-        [(
-            header::LOCATION,
-            format!("/_sandbox/ui/users/{}", encode(&owner)),
-        )],
-    )
-        .into_response()
+    back_to_user(&owner)
 }
 
 fn time_value(v: &str, existing: Option<&Value>) -> Value {
@@ -238,11 +252,7 @@ async fn event_save(
             push::calendar_changed(&sandbox, &changed.calendar_id);
             back_to_owner(&sandbox, &calendar_id)
         }
-        Err(e) => (
-            e.status,
-            page("Could not save", &format!("<p>{}</p>", esc(&e.message))),
-        )
-            .into_response(),
+        Err(e) => failed("Could not save", &e),
     }
 }
 
@@ -257,11 +267,7 @@ async fn event_delete(
             push::calendar_changed(&sandbox, &changed.calendar_id);
             back_to_owner(&sandbox, &calendar_id)
         }
-        Err(e) => (
-            e.status,
-            page("Could not delete", &format!("<p>{}</p>", esc(&e.message))),
-        )
-            .into_response(),
+        Err(e) => failed("Could not delete", &e),
     }
 }
 
@@ -333,14 +339,6 @@ fn set_first(p: &mut StoredPerson, field: &str, key: &str, value: &str) {
     }
 }
 
-fn not_found(what: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        page("Not found", &format!("<p>No such {}.</p>", esc(what))),
-    )
-        .into_response()
-}
-
 /// Groups a contact can be put in from the form: the user's own and "myContacts".
 fn editable_groups(book: &AddressBook) -> Vec<(&str, &str)> {
     book.groups
@@ -402,17 +400,6 @@ async fn contact_page(
     page(&format!("Contact {rn}"), &body).into_response()
 }
 
-fn back_to_user(email: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(
-            header::LOCATION,
-            format!("/_sandbox/ui/users/{}", encode(email)),
-        )],
-    )
-        .into_response()
-}
-
 async fn contact_save(
     State(sandbox): State<Sandbox>,
     Path((email, id)): Path<(String, String)>,
@@ -457,7 +444,6 @@ async fn contact_save(
             g.updated = now;
         }
     }
-    drop(st);
     back_to_user(&email)
 }
 
@@ -472,14 +458,7 @@ async fn contact_delete(
         return not_found("user");
     };
     match people::delete_in(book, &rn, now) {
-        Ok(()) => {
-            drop(st);
-            back_to_user(&email)
-        }
-        Err(e) => (
-            e.status,
-            page("Could not delete", &format!("<p>{}</p>", esc(&e.message))),
-        )
-            .into_response(),
+        Ok(()) => back_to_user(&email),
+        Err(e) => failed("Could not delete", &e),
     }
 }

@@ -186,10 +186,14 @@ impl Account {
     /// only active accounts with a product the worker syncs are (paused, `needs_reauth` and
     /// disconnected accounts carry no due entry, so the scheduler never sees them).
     pub fn scheduled_at(&self) -> Option<OffsetDateTime> {
-        (self.status.syncs()
-            && (self.products.contains(Product::Calendar)
-                || self.products.contains(Product::Contacts)))
-        .then(|| self.next_sync_at.unwrap_or(self.updated_at))
+        (self.status.syncs() && self.has_synced_product())
+            .then(|| self.next_sync_at.unwrap_or(self.updated_at))
+    }
+
+    /// Whether the account has a product the worker syncs (calendar or contacts; Gmail is
+    /// only tokens).
+    pub fn has_synced_product(&self) -> bool {
+        self.products.contains(Product::Calendar) || self.products.contains(Product::Contacts)
     }
 }
 

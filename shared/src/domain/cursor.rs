@@ -17,8 +17,8 @@ pub struct Cursor {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// The full read in progress (none while reading incrementally): an id the pairs it sees
-    /// are marked with (`PairStatus::seen_in_read`), even by an earlier run of a read resumed
-    /// across runs.
+    /// are marked with (`PairStatus::seen_in_read`), so that a read resumed across runs knows
+    /// what its earlier runs saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_read: Option<String>,
 }
@@ -37,7 +37,7 @@ impl Cursor {
 
     /// Called before reading a page: for a full read (no sync token), its id — a new one if
     /// this page starts it; `None` for an incremental read.
-    pub fn full_read(&mut self) -> Option<String> {
+    pub fn start_page(&mut self) -> Option<String> {
         if self.sync_token.is_some() {
             self.full_read = None;
             return None;

@@ -1,6 +1,11 @@
 use super::Products;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+/// What a tenant may choose as its polling interval, in minutes (the scheduler's own
+/// interval is the floor).
+pub const POLL_INTERVAL_MINUTES: RangeInclusive<u32> = 10..=1440;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,7 +82,14 @@ pub struct ConnectionDefaults {
 }
 
 fn default_poll_minutes() -> u32 {
-    10
+    *POLL_INTERVAL_MINUTES.start()
+}
+
+impl ConnectionDefaults {
+    /// How often an account push does not cover is read.
+    pub fn poll_interval(&self) -> time::Duration {
+        time::Duration::minutes(i64::from(self.poll_interval_minutes))
+    }
 }
 
 impl Default for ConnectionDefaults {

@@ -340,7 +340,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         account.last_error = None;
         // The first pass (or the one after a reconnect) is queued at once and opens the
         // channels: the account is claimed for it, as the scheduler claims what it queues.
-        account.next_sync_at = Some(if syncs(&account) {
+        account.next_sync_at = Some(if account.has_synced_product() {
             now + super::schedule::CLAIM
         } else {
             now
@@ -377,16 +377,12 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
     Err("temporarily_unavailable")
 }
 
-fn syncs(account: &Account) -> bool {
-    account.products.contains(Product::Calendar) || account.products.contains(Product::Contacts)
-}
-
 /// Queues the account's first pass right after it connects: the initial read, and the push
 /// channels that make later Google changes arrive in seconds. If it cannot be queued the
 /// account is made due at once, for the scheduler's next run.
 async fn first_sync(app: &App, stored: Versioned<Account>) {
     let account = &stored.value;
-    if !syncs(account) {
+    if !account.has_synced_product() {
         return;
     }
     let job = SyncJob {
@@ -409,7 +405,12 @@ async fn first_sync(app: &App, stored: Versioned<Account>) {
         tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "first sync not queued; due at the next scheduler run");
         let mut due = account.clone();
         due.next_sync_at = Some(app.clock.now());
-        // Lost to a concurrent write: that write (a worker's run, a reconnect) sets its own.
-        let _ = app.store.put_account(&due, Some(stored.version)).await;
+        match app.store.put_account(&due, Some(stored.version)).await {
+            // Lost to a concurrent write: that write (a worker's run, a reconnect) sets its own.
+            Ok(_) | Err(StoreError::ConditionFailed) => {}
+            Err(e) => {
+                tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "account not made due; the claim expires by itself");
+            }
+        }
     }
 }

@@ -394,17 +394,8 @@ pub async fn record_run(
     outcome: RunOutcome<'_>,
 ) -> Result<(), crate::http::ApiError> {
     let now = app.clock.now();
-    let poll = match outcome {
-        RunOutcome::Complete => app
-            .store
-            .get_tenant(t)
-            .await?
-            .map(|v| Duration::minutes(i64::from(v.value.settings.defaults.poll_interval_minutes)))
-            .unwrap_or(POLL_INTERVAL),
-        _ => POLL_INTERVAL,
-    };
     let healthy_until = match outcome {
-        RunOutcome::Complete => {
+        RunOutcome::Complete { .. } => {
             let account = super::accounts::get(app, t, u).await?;
             if account.products.contains(Product::Contacts) {
                 // People has no push: contacts are polled at the polling interval.
@@ -419,7 +410,7 @@ pub async fn record_run(
     let phase = phase(t, u);
     super::accounts::update(app, t, u, |a| {
         match outcome {
-            RunOutcome::Complete => {
+            RunOutcome::Complete { poll } => {
                 a.sync_failures = 0;
                 a.next_sync_at = Some(after_success(now, phase, healthy_until, poll));
             }
@@ -442,8 +433,8 @@ pub async fn record_run(
 /// How a worker run ended, for the schedule.
 #[derive(Debug, Clone, Copy)]
 pub enum RunOutcome<'a> {
-    /// Every calendar read to the end.
-    Complete,
+    /// Every calendar read to the end; `poll`: the tenant's polling interval.
+    Complete { poll: Duration },
     /// Part of the account done (one calendar, a record change, or a continuation is queued).
     Partial,
     /// Failed; with the error to show on the account when it is not retried by the queue.

@@ -4,6 +4,7 @@
 use super::validate::web_url;
 use crate::app::App;
 use crate::contacts::normal::FieldMappingPatch;
+use crate::domain::settings::POLL_INTERVAL_MINUTES;
 use crate::domain::{
     ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
     PrivateEventPolicy, Products, TenantId, TenantSettings,
@@ -109,10 +110,12 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), A
         d.contact_fields = mapping;
     }
     if let Some(minutes) = p.poll_interval_minutes {
-        if !(10..=1440).contains(&minutes) {
-            return Err(ApiError::invalid(
-                "defaults.poll_interval_minutes must be 10 to 1440",
-            ));
+        if !POLL_INTERVAL_MINUTES.contains(&minutes) {
+            return Err(ApiError::invalid(format!(
+                "defaults.poll_interval_minutes must be {} to {}",
+                POLL_INTERVAL_MINUTES.start(),
+                POLL_INTERVAL_MINUTES.end()
+            )));
         }
         d.poll_interval_minutes = minutes;
     }

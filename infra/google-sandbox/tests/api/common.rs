@@ -141,6 +141,18 @@ impl TestApp {
             .await
     }
 
+    /// A page of the sandbox's UI (`/_sandbox/ui…`), as HTML.
+    pub async fn page(&self, path: &str) -> String {
+        let resp = self.http.get(self.url(path)).send().await.expect("request");
+        resp.text().await.expect("an HTML page")
+    }
+
+    /// Submits a form of the sandbox's UI, as a browser would; the answer's status.
+    pub async fn submit(&self, path: &str, form: &[(&str, &str)]) -> StatusCode {
+        let resp = self.http.post(self.url(path)).form(form).send().await;
+        resp.expect("request").status()
+    }
+
     /// A raw API call: status, headers, JSON body (Null when empty or not JSON).
     pub async fn call(
         &self,

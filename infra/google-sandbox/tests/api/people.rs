@@ -30,6 +30,32 @@ async fn create(app: &TestApp, token: &str, body: &Value) -> Value {
     .await
 }
 
+/// A user contact group named `name`.
+async fn create_group(app: &TestApp, token: &str, name: &str) -> Value {
+    app.ok(
+        "people.contactGroups.create",
+        Method::POST,
+        "/v1/contactGroups",
+        token,
+        Some(&json!({"contactGroup": {"name": name}})),
+    )
+    .await
+}
+
+/// A sync token from a full read of the connections.
+async fn sync_token(app: &TestApp, token: &str) -> String {
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
+            token,
+            None,
+        )
+        .await;
+    full["nextSyncToken"].as_str().unwrap().to_string()
+}
+
 fn grpc_status(v: &Value) -> &str {
     v["error"]["status"].as_str().unwrap_or("")
 }
@@ -509,15 +535,7 @@ async fn contact_groups_and_membership() {
     assert!(names.contains(&"contactGroups/myContacts"));
     assert!(names.contains(&"contactGroups/starred"));
 
-    let g = app
-        .ok(
-            "people.contactGroups.create",
-            Method::POST,
-            "/v1/contactGroups",
-            &token,
-            Some(&json!({"contactGroup": {"name": "CRM"}})),
-        )
-        .await;
+    let g = create_group(&app, &token, "CRM").await;
     assert_eq!(g["groupType"], "USER_CONTACT_GROUP");
     assert_eq!(g["memberCount"], 0);
     let grn = g["resourceName"].as_str().unwrap().to_string();
@@ -535,16 +553,7 @@ async fn contact_groups_and_membership() {
 
     let p = create(&app, &token, &contact("Member", "m@example.com")).await;
     let rn = p["resourceName"].as_str().unwrap().to_string();
-    let full = app
-        .ok(
-            "people.people.connections.list",
-            Method::GET,
-            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
-            &token,
-            None,
-        )
-        .await;
-    let sync = full["nextSyncToken"].as_str().unwrap().to_string();
+    let sync = sync_token(&app, &token).await;
     let res = app
         .ok(
             "people.contactGroups.members.modify",
@@ -634,15 +643,7 @@ async fn contact_groups_and_membership() {
 async fn the_ui_edits_a_contact_and_its_groups_like_google_contacts() {
     let app = spawn().await;
     let token = app.token_all(ALICE).await;
-    let g = app
-        .ok(
-            "people.contactGroups.create",
-            Method::POST,
-            "/v1/contactGroups",
-            &token,
-            Some(&json!({"contactGroup": {"name": "CRM"}})),
-        )
-        .await;
+    let g = create_group(&app, &token, "CRM").await;
     let gid = g["resourceName"]
         .as_str()
         .unwrap()
@@ -650,53 +651,35 @@ async fn the_ui_edits_a_contact_and_its_groups_like_google_contacts() {
         .to_string();
     let p = create(&app, &token, &contact("Jane", "jane@example.com")).await;
     let rn = p["resourceName"].as_str().unwrap().to_string();
-    let full = app
-        .ok(
-            "people.people.connections.list",
-            Method::GET,
-            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
-            &token,
-            None,
-        )
-        .await;
-    let sync = full["nextSyncToken"].as_str().unwrap().to_string();
+    let sync = sync_token(&app, &token).await;
 
-    let form_url = app.url(&format!(
+    let form_url = format!(
         "/_sandbox/ui/users/{ALICE}/contacts/{}",
         rn.trim_start_matches("people/")
-    ));
-    let html = app
-        .http
-        .get(&form_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    );
+    let html = app.page(&form_url).await;
     assert!(html.contains("name=\"title\" value=\"CTO\""), "{html}");
     assert!(
         html.contains(&format!("value=\"{gid}\"")),
         "the user's group is offered"
     );
-    let resp = app
-        .http
-        .post(&form_url)
-        .form(&[
-            ("given", "Janet"),
-            ("family", "Doe"),
-            ("email", "jane@example.com"),
-            ("phone", ""),
-            ("company", "ACME"),
-            ("title", "CEO"),
-            ("notes", "promoted"),
-            ("group", "myContacts"),
-            ("group", gid.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let status = app
+        .submit(
+            &form_url,
+            &[
+                ("given", "Janet"),
+                ("family", "Doe"),
+                ("email", "jane@example.com"),
+                ("phone", ""),
+                ("company", "ACME"),
+                ("title", "CEO"),
+                ("notes", "promoted"),
+                ("group", "myContacts"),
+                ("group", gid.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
 
     // The next incremental read returns the edit: new etag, fields changed, the phone gone,
     // what the form does not show (address, clientData) kept, and the new membership.
@@ -730,14 +713,8 @@ async fn the_ui_edits_a_contact_and_its_groups_like_google_contacts() {
     );
 
     // Out of the group again, then deleted from the UI.
-    let resp = app
-        .http
-        .post(&form_url)
-        .form(&[("group", "myContacts")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let status = app.submit(&form_url, &[("group", "myContacts")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     let members = app
         .ok(
             "people.contactGroups.get",
@@ -748,13 +725,8 @@ async fn the_ui_edits_a_contact_and_its_groups_like_google_contacts() {
         )
         .await;
     assert!(members.get("memberResourceNames").is_none(), "{members}");
-    let resp = app
-        .http
-        .post(format!("{form_url}/delete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let status = app.submit(&format!("{form_url}/delete"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, _, _) = app
         .call(
             Method::GET,

@@ -273,50 +273,25 @@ async fn ui_edits_fire_push_notifications() {
     watch(&app, &token, "chan-ui", &address, None).await;
     assert!(wait_for(&r, 1).await);
 
-    let html = app
-        .http
-        .get(app.url("/_sandbox/ui"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page("/_sandbox/ui").await;
     assert!(html.contains(ALICE));
-    let html = app
-        .http
-        .get(app.url(&format!("/_sandbox/ui/users/{ALICE}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&format!("/_sandbox/ui/users/{ALICE}")).await;
     assert!(html.contains("pushy"));
-    let form_url = app.url(&format!("/_sandbox/ui/calendars/{ALICE}/events/{id}"));
-    let html = app
-        .http
-        .get(&form_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form_url = format!("/_sandbox/ui/calendars/{ALICE}/events/{id}");
+    let html = app.page(&form_url).await;
     assert!(html.contains("name=\"summary\""));
-    let resp = app
-        .http
-        .post(&form_url)
-        .form(&[
-            ("summary", "edited in ui"),
-            ("description", "d"),
-            ("start", "2026-12-26"),
-            ("end", "2026-12-27"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let status = app
+        .submit(
+            &form_url,
+            &[
+                ("summary", "edited in ui"),
+                ("description", "d"),
+                ("start", "2026-12-26"),
+                ("end", "2026-12-27"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(wait_for(&r, 2).await, "UI edit notifies");
     let got = app
         .ok(
@@ -329,13 +304,8 @@ async fn ui_edits_fire_push_notifications() {
         .await;
     assert_eq!(got["summary"], "edited in ui");
     assert_eq!(got["start"]["date"], "2026-12-26");
-    let resp = app
-        .http
-        .post(format!("{form_url}/delete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let status = app.submit(&format!("{form_url}/delete"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(wait_for(&r, 3).await, "UI delete notifies");
     let got = app
         .ok(

@@ -331,7 +331,7 @@ async fn read_calendar(
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         let full = cursor.sync_token.is_none();
-        ctx.full_read = cursor.full_read();
+        ctx.full_read = cursor.start_page();
         let params = ListEvents {
             sync_token: cursor.sync_token.clone(),
             page_token: cursor.page_token.clone(),
@@ -446,10 +446,10 @@ async fn read_calendar(
 /// shows no deletions, so an event deleted while the token was stale would never be heard
 /// of. Each live, synced pair of the calendar the read did not return is checked with
 /// `events.get` (a read resumed across runs knows what its earlier runs saw: they marked the
-/// pairs with the read's id) and, if gone, handled as a Google-side deletion —
-/// under the mass-deletion guard. Pairs whose event
-/// ended before the read's window are left alone (the window hides them, it did not delete
-/// them). Returns whether the guard held the deletions back.
+/// pairs with the read's id) and, if gone, handled as a Google-side deletion — under the
+/// mass-deletion guard. Pairs whose event ended before the read's window are left alone (the
+/// window hides them, it did not delete them). Returns whether the guard held the deletions
+/// back.
 async fn reconcile_missing(
     ctx: &mut Ctx<'_>,
     calendar: &str,

@@ -244,7 +244,7 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
     let mut reset = false;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
-        ctx.full_read = cursor.full_read();
+        ctx.full_read = cursor.start_page();
         let params = ListConnections {
             person_fields: ctx.mapping.person_fields(),
             page_size: Some(1000),
