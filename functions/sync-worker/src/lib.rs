@@ -285,7 +285,7 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
     match result {
         Ok(report) => {
             tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
-            if !report.incomplete.is_empty() {
+            if !report.incomplete.is_empty() || report.push_incomplete {
                 continue_later(app, job).await;
                 return Ok(Done::Partial);
             }
@@ -304,14 +304,15 @@ async fn continue_later(app: &App, job: &SyncJob) {
     let mut next = job.clone();
     next.reason = SyncReason::Continuation;
     let message = shared::queue::Message {
-        dedup_id: shared::queue::dedup_id(&[&job.group_id(), "continue", &ulid_like(app)]),
+        // Each continuation is its own job (a clock reading could repeat).
+        dedup_id: shared::queue::dedup_id(&[
+            &job.group_id(),
+            "continue",
+            &shared::crypto::random_token(12),
+        ]),
         job: next,
     };
     if let Err(e) = app.queue.send(vec![message]).await {
         tracing::error!(error = %e, "could not queue the continuation");
     }
-}
-
-fn ulid_like(app: &App) -> String {
-    app.clock.now().unix_timestamp_nanos().to_string()
 }

@@ -143,6 +143,50 @@ pub async fn aws_app_with(
     ))
 }
 
+/// The product on its embedded adapters (the in-memory store, embedded secrets, the
+/// in-process queue, whose receiving end is returned): the fast world for property tests
+/// and backlogs, held to the production adapters' behaviour by the conformance suite.
+pub async fn embedded_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> (
+    AppState,
+    tokio::sync::mpsc::UnboundedReceiver<shared::queue::SyncJob>,
+) {
+    let secrets = shared::secrets::embedded::EmbeddedSecrets::in_memory();
+    secrets
+        .put(
+            shared::secrets::names::OPERATOR_KEY,
+            OPERATOR_KEY.to_owned().into(),
+        )
+        .await
+        .expect("seed operator key");
+    secrets
+        .put(
+            shared::secrets::names::TOKEN_KEY,
+            shared::crypto::TokenCipher::generate_secret(),
+        )
+        .await
+        .expect("seed token key");
+    let table = shared::store::embedded::EmbeddedTable::in_memory(clock.clone());
+    let (queue, jobs) = shared::queue::inprocess::InProcessQueue::new();
+    let app = Arc::new(App::new(
+        Config {
+            table_name: "embedded".into(),
+            secrets_prefix: "embedded/".into(),
+            queue_url: None,
+            public_base_url: public_base_url.into(),
+            google,
+        },
+        Store::new(Arc::new(table)),
+        Arc::new(secrets),
+        Arc::new(queue),
+        clock,
+    ));
+    (app, jobs)
+}
+
 /// Serves `router` on 127.0.0.1 (random port); returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
     let (listener, base) = bind().await;
