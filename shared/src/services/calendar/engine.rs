@@ -1665,14 +1665,15 @@ pub async fn link_google_born(
     else {
         return Ok("unknown");
     };
-    if born.value.deleted_at.is_some() {
-        // Gone from Google before the CRM named it: nothing to link.
-        return Ok("deleted");
-    }
+    // Gone from Google (or out of the contact group) before the CRM named it: the name is
+    // kept all the same, so that should the record come back (put back into the group,
+    // restored) it reaches the CRM under the CRM's id, not as a stranger.
+    let deleted = born.value.deleted_at.is_some();
     let mut linked = born.value.clone();
     linked.crm_id = crm_id.clone();
     linked.google_born = false;
     match app.store.rekey_pair(t, u, &born, &linked).await {
+        Ok(()) if deleted => Ok("deleted"),
         Ok(()) => Ok("linked"),
         Err(StoreError::ConditionFailed) => Ok("conflict"),
         Err(e) => Err(e.into()),

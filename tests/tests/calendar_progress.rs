@@ -1,7 +1,8 @@
-//! Bounded progress on a backlog: a user's waiting CRM meetings drain through the queue in
-//! about ⌈N/50⌉ batch requests, every write sent once (no 409 from our own retries), under
-//! per-job caps as low as 20 calls and with the tenant's budget shared with another user;
-//! a meeting written while the grant was dead is pushed after the user reconnects.
+//! Bounded progress, no stalled account: a user's waiting CRM meetings drain through the
+//! queue in about ⌈N/50⌉ batch requests, every write sent once (no 409 from our own
+//! retries), under per-job caps as low as 20 calls and with the tenant's budget shared with
+//! another user; a meeting written while the grant was dead is pushed after the user
+//! reconnects; a monitored calendar that disappears is reported and skipped.
 //!
 //! Runs the worker as SQS would (each queued job in turn, continuations included) on the
 //! embedded adapters, with the scheduler's ticks and a clock moved by hand for what the
@@ -265,4 +266,44 @@ async fn a_meeting_put_while_the_grant_is_dead_is_pushed_after_reconnecting() {
         assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
     }
     assert_eq!(env.google_events(&token(&env, ALICE)).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitored_calendar_that_disappears_is_reported_and_skipped() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    let team = env.sandbox.add_calendar(ALICE, "Team", "Europe/Paris");
+    let (s, v) = env
+        .call(
+            "PATCH",
+            "/v1/users/u-alice/google",
+            &env.sync,
+            Some(json!({ "monitored_calendars": [team] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.drain_jobs(100).await;
+    env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
+        .await;
+    // The team calendar is deleted in Google; the CRM keeps sending meetings.
+    env.sandbox.delete_calendar(&team);
+    put_meetings(&env, "u-alice", "MTG", 2).await;
+    env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
+        .await;
+    for i in 0..2 {
+        let (_, v) = env
+            .call(
+                "GET",
+                &format!("/v1/users/u-alice/events/MTG-{i}"),
+                &env.sync,
+                None,
+            )
+            .await;
+        assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
+    }
+    let (_, v) = env
+        .call("GET", "/v1/users/u-alice/google", &env.sync, None)
+        .await;
+    let error = v["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains(&team), "the account names the calendar: {v}");
 }
