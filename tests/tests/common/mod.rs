@@ -2,6 +2,7 @@
 //! tables, the product's App on real adapters, and an HTTP server on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod push;
 pub mod world;
 
 use shared::app::{App, AppState};
@@ -141,6 +142,50 @@ pub async fn aws_app_with(
         Arc::new(SqsQueue::new(sqs, queue_url)),
         clock,
     ))
+}
+
+/// The product on the local server's adapters: the embedded store (in memory), embedded
+/// secrets and the in-process queue, whose jobs the local server's worker loop runs (spawned
+/// here, as `local-server` does at start).
+pub async fn local_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> AppState {
+    let table = Arc::new(shared::store::embedded::EmbeddedTable::in_memory(
+        clock.clone(),
+    ));
+    let secrets = shared::secrets::embedded::EmbeddedSecrets::in_memory();
+    secrets
+        .put(
+            shared::secrets::names::OPERATOR_KEY,
+            OPERATOR_KEY.to_owned().into(),
+        )
+        .await
+        .expect("seed operator key");
+    secrets
+        .put(
+            shared::secrets::names::TOKEN_KEY,
+            shared::crypto::TokenCipher::generate_secret(),
+        )
+        .await
+        .expect("seed token key");
+    let (queue, jobs) = shared::queue::inprocess::InProcessQueue::new();
+    let app: AppState = Arc::new(App::new(
+        Config {
+            table_name: "local".into(),
+            secrets_prefix: "local/".into(),
+            queue_url: None,
+            public_base_url: public_base_url.into(),
+            google,
+        },
+        Store::new(table),
+        Arc::new(secrets),
+        Arc::new(queue),
+        clock,
+    ));
+    tokio::spawn(local_server::worker::run_in_process(app.clone(), jobs));
+    app
 }
 
 /// Serves `router` on 127.0.0.1 (random port); returns its base URL.

@@ -11,6 +11,7 @@ use shared::clock::{ManualClock, SharedClock};
 use shared::config::GoogleEndpoints;
 use shared::domain::{TenantId, UserId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const CLIENT_ID: &str = "123456789012-test.apps.googleusercontent.com";
@@ -27,12 +28,30 @@ pub struct Env {
     pub tenant: TenantId,
     pub admin: String,
     pub sync: String,
+    /// Google notifications our webhook has answered (any outcome).
+    pub notifications: Arc<AtomicUsize>,
+}
+
+/// Which adapters the product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Production's: DynamoDB Local, moto's Secrets Manager and SQS FIFO (no worker runs
+    /// unless the test runs one).
+    Aws,
+    /// The local server's: embedded store and secrets, the in-process queue with the local
+    /// server's worker loop running every job as it is queued.
+    Local,
 }
 
 impl Env {
     /// A tenant whose admin registered the Google client and allowed the CRM's return URL.
     pub async fn new() -> Self {
-        let env = Self::bare().await;
+        Self::new_on(Backend::Aws).await
+    }
+
+    /// [`Env::new`] on the given adapters.
+    pub async fn new_on(backend: Backend) -> Self {
+        let env = Self::bare_on(backend).await;
         let (s, v) = env
             .call(
                 "PUT",
@@ -56,6 +75,11 @@ impl Env {
 
     /// A tenant with nothing configured.
     pub async fn bare() -> Self {
+        Self::bare_on(Backend::Aws).await
+    }
+
+    /// [`Env::bare`] on the given adapters.
+    pub async fn bare_on(backend: Backend) -> Self {
         let sandbox = Sandbox::new(SandboxConfig::default())
             .serve("127.0.0.1:0".parse().unwrap())
             .await
@@ -72,13 +96,27 @@ impl Env {
         sandbox.sandbox.add_user("bob@example.com", "Bob Example");
         let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         let shared_clock: SharedClock = Arc::new(clock.clone());
-        let app = super::aws_app_with(
-            &api,
-            GoogleEndpoints::single_host(&sandbox.base_url),
-            shared_clock,
-        )
-        .await;
-        super::serve_on(listener, local_server::router(app.clone()));
+        let google = GoogleEndpoints::single_host(&sandbox.base_url);
+        let app = match backend {
+            Backend::Aws => super::aws_app_with(&api, google, shared_clock).await,
+            Backend::Local => super::local_app_with(&api, google, shared_clock).await,
+        };
+        let notifications = Arc::new(AtomicUsize::new(0));
+        let answered = notifications.clone();
+        let router = local_server::router(app.clone()).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let answered = answered.clone();
+                async move {
+                    let push = req.uri().path() == "/webhooks/google/calendar";
+                    let response = next.run(req).await;
+                    if push {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    response
+                }
+            },
+        ));
+        super::serve_on(listener, router);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -118,6 +156,7 @@ impl Env {
             tenant,
             admin,
             sync: sync["key_secret"].as_str().unwrap().to_owned(),
+            notifications,
         }
     }
 
