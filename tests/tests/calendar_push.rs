@@ -434,6 +434,8 @@ async fn a_burst_queues_one_job_and_a_notification_after_its_listing_began_queue
     env.run_job(USER, SyncReason::Scheduled).await;
     drain(&client, &url, Duration::from_millis(300)).await;
     let alice = alice_token(&env);
+    // The channel's handshake is in.
+    notifications_answered(&env, 1, PUSH_WAIT).await;
 
     // Eight events made in Google before any worker runs: eight notifications, one job.
     let before = env.notifications.load(Ordering::SeqCst);
