@@ -111,10 +111,15 @@ pub async fn ensure(
         state: ChannelState::Active,
     };
     // The calendar was just read: its notifications may collapse from here on (a generation
-    // it already has is kept).
-    app.store
+    // it already has is kept). Without one nothing collapses and nothing is lost, so a
+    // failure here only costs jobs.
+    if let Err(e) = app
+        .store
         .put_listing(t, u, &new_listing(app, calendar), true)
-        .await?;
+        .await
+    {
+        tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no listing generation; the channel's notifications queue a job each until a push job sets one");
+    }
     app.store.put_channel(&channel, None).await?;
     tracing::info!(tenant = %t, user = %u, calendar, "push channel opened");
     crate::metrics::count("ChannelsOpened", &[], 1);
