@@ -9,6 +9,7 @@ use shared::google::pacing::{self, Pace};
 use shared::google::GoogleError;
 use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
+use shared::services::calendar::channels;
 use shared::services::calendar::engine::{self, SyncError};
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
@@ -269,6 +270,11 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
     // A record change only needs the CRM's waiting changes pushed; everything else reads
     // Google's changes first.
     let read_google = job.reason != SyncReason::RecordChange;
+    // A job queued by push takes the notifications that came before it: from here on they
+    // queue the next job (this one's listing starts after this write, see `channels`).
+    if let (SyncReason::Push, Some(calendar)) = (job.reason, job.calendar.as_deref()) {
+        channels::listing_starts(app, &job.tenant, &job.user, calendar).await?;
+    }
     let result = engine::sync_account(
         app,
         &job.tenant,

@@ -16,7 +16,7 @@ pub use account::{
     Account, AccountEvent, AccountSettings, AccountStatus, ContactsProgress, Product, Products,
 };
 pub use api_key::{ApiKey, ApiKeyScope};
-pub use channel::{ChannelState, WatchChannel};
+pub use channel::{CalendarListing, ChannelState, WatchChannel};
 pub use cursor::Cursor;
 pub use feed::{ChangeKind, ChangeRecord};
 pub use ids::{AccountId, ApiKeyId, CrmId, IdError, TenantId, UserId};

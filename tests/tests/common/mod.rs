@@ -2,6 +2,7 @@
 //! tables, the product's App on real adapters, and an HTTP server on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod push;
 pub mod world;
 
 use shared::app::{App, AppState};
@@ -171,7 +172,7 @@ pub async fn embedded_app_with(
         .expect("seed token key");
     let table = shared::store::embedded::EmbeddedTable::in_memory(clock.clone());
     let (queue, jobs) = shared::queue::inprocess::InProcessQueue::new();
-    let app = Arc::new(App::new(
+    let app: AppState = Arc::new(App::new(
         Config {
             table_name: "embedded".into(),
             secrets_prefix: "embedded/".into(),
@@ -185,6 +186,18 @@ pub async fn embedded_app_with(
         clock,
     ));
     (app, jobs)
+}
+
+/// The product on the local server's adapters: [`embedded_app_with`], with the local
+/// server's worker loop running its queue (spawned here, as `local-server` does at start).
+pub async fn local_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> AppState {
+    let (app, jobs) = embedded_app_with(public_base_url, google, clock).await;
+    tokio::spawn(local_server::worker::run_in_process(app.clone(), jobs));
+    app
 }
 
 /// Serves `router` on 127.0.0.1 (random port); returns its base URL.

@@ -12,6 +12,7 @@ use shared::config::GoogleEndpoints;
 use shared::domain::{TenantId, UserId};
 use shared::queue::SyncJob;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const CLIENT_ID: &str = "123456789012-test.apps.googleusercontent.com";
@@ -30,14 +31,21 @@ pub struct Env {
     pub sync: String,
     /// On the embedded adapters: the jobs the product queued, for [`Env::drain_jobs`].
     pub jobs: Option<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<SyncJob>>>,
+    /// Google notifications our webhook has answered (any outcome).
+    pub notifications: Arc<AtomicUsize>,
 }
 
 /// Which adapters the product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// DynamoDB Local, moto's Secrets Manager and SQS FIFO.
+    /// Production's: DynamoDB Local, moto's Secrets Manager and SQS FIFO (no worker runs
+    /// unless the test runs one).
     Aws,
-    /// The embedded store, secrets and in-process queue (fast; same behaviour).
+    /// The local server's: embedded store and secrets, the in-process queue with the local
+    /// server's worker loop running every job as it is queued.
+    Local,
+    /// The embedded adapters with the queue held for the test: [`Env::drain_jobs`] runs
+    /// what was queued, as SQS would deliver it (fast, deterministic).
     Embedded,
 }
 
@@ -97,12 +105,31 @@ impl Env {
         let google = GoogleEndpoints::single_host(&sandbox.base_url);
         let (app, jobs) = match backend {
             Backend::Aws => (super::aws_app_with(&api, google, shared_clock).await, None),
+            Backend::Local => (
+                super::local_app_with(&api, google, shared_clock).await,
+                None,
+            ),
             Backend::Embedded => {
                 let (app, jobs) = super::embedded_app_with(&api, google, shared_clock).await;
                 (app, Some(tokio::sync::Mutex::new(jobs)))
             }
         };
-        super::serve_on(listener, local_server::router(app.clone()));
+        let notifications = Arc::new(AtomicUsize::new(0));
+        let answered = notifications.clone();
+        let router = local_server::router(app.clone()).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let answered = answered.clone();
+                async move {
+                    let push = req.uri().path() == "/webhooks/google/calendar";
+                    let response = next.run(req).await;
+                    if push {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    response
+                }
+            },
+        ));
+        super::serve_on(listener, router);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -143,6 +170,7 @@ impl Env {
             admin,
             sync: sync["key_secret"].as_str().unwrap().to_owned(),
             jobs,
+            notifications,
         }
     }
 
