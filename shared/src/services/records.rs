@@ -82,13 +82,24 @@ pub async fn enqueue(
 /// the PUT before a delete, changes nothing; a new edit always counts, and after a deletion
 /// in Google it beats the delete.
 fn stale(pair: &PairStatus, incoming: &Incoming) -> bool {
-    let (Some(at), Some(sent)) = (incoming.updated_at, pair.crm_sent_at) else {
+    let Some(at) = incoming.updated_at else {
         return false;
     };
-    at < sent
-        || (at == sent
-            && pair.crm_sent_hash.is_some()
-            && pair.crm_sent_hash == content_hash(incoming.collection, &incoming.content))
+    match pair.crm_sent_at {
+        Some(sent) => {
+            at < sent
+                || (at == sent
+                    && pair.crm_sent_hash.is_some()
+                    && pair.crm_sent_hash == content_hash(incoming.collection, &incoming.content))
+        }
+        // The CRM sent no time before (or the pair predates `crm_sent_at`): the pair's own
+        // times are all there is to compare with.
+        None => [pair.crm_modified, pair.crm_deleted_at, pair.deleted_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .is_some_and(|newest| at < newest),
+    }
 }
 
 /// Stores a CRM record as the CRM side of its pair (marked for the worker) and queues a
