@@ -307,3 +307,38 @@ async fn a_monitored_calendar_that_disappears_is_reported_and_skipped() {
     let error = v["last_error"].as_str().unwrap_or_default();
     assert!(error.contains(&team), "the account names the calendar: {v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_google_quota_is_a_setting() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let patch = |quota: Value| {
+        env.call(
+            "PATCH",
+            "/v1/admin/settings",
+            &env.admin,
+            Some(json!({ "google_quota": quota })),
+        )
+    };
+    let (s, v) = patch(json!({"calls_per_job": 5})).await;
+    assert!(s.is_client_error(), "{s} {v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("google_quota.calls_per_job"));
+    let (s, v) = patch(json!({"calls_per_job": 20, "calls_per_second": 50})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["google_quota"],
+        json!({"calls_per_second": 50, "burst": 600, "calls_per_job": 20})
+    );
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    put_meetings(&env, "u-alice", "MTG", 60).await;
+    env.sandbox.clear_request_log();
+    let jobs = drain_until(&env, 50, async || waiting(&env, "u-alice").await == 0).await;
+    let c = calls(&env);
+    // 20 calls a job: 18 writes in each (two kept in hand), so four jobs and four batches
+    // for 60, where the default (200 a job) sends them in two batches from one job.
+    assert_eq!(c.inserts, 60);
+    assert_eq!(c.batches, 4, "{jobs} jobs");
+}

@@ -182,7 +182,7 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         return Err(JobError::Busy);
     }
     // Every Google call of the job is paced: a cap for this account, the tenant's budget.
-    let pacer = quota::pacer(app, &job.tenant);
+    let pacer = quota::pacer(app, &tenant.value);
     // Boxed: the pass's future is large, and a task-local scope would hold it inline.
     let result = pacing::paced(
         pacer.clone(),

@@ -23,7 +23,7 @@ pub use ids::{AccountId, ApiKeyId, CrmId, IdError, TenantId, UserId};
 pub use oauth_session::OAuthSession;
 pub use pair::{Collection, PairStatus};
 pub use settings::{
-    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GoogleQuota, GuestNotifications,
     PrivateEventPolicy, TenantSettings,
 };
 pub use tenant::Tenant;
