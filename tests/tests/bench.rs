@@ -13,6 +13,9 @@
 //!   in-process queue) and 10,000 on DynamoDB Local + moto SQS.
 //! * The worker's peak memory (VmHWM) during a 10,000-event initial sync, in a child
 //!   process that runs only the worker.
+//! * A 10,000-meeting backlog for one user (the CRM loads it while the user's sync is
+//!   paused, then resumes): batch requests against ⌈N/50⌉, inserts, 409s, jobs and time, on
+//!   the embedded adapters with the queue run as SQS would.
 
 mod common;
 
@@ -510,5 +513,49 @@ async fn bench_worker_peak_memory() {
         field("hwm_kb_before") / 1024.0,
         field("secs"),
         created > 0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_backlog_drains_in_n_over_50_batches() {
+    use common::backlog::{calls, drain_until, put_meetings, waiting};
+    let n: usize = std::env::var("BENCH_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    let pause = async |paused: bool| {
+        env.call(
+            "PATCH",
+            "/v1/users/u-alice/google",
+            &env.sync,
+            Some(json!({ "paused": paused })),
+        )
+        .await
+    };
+    pause(true).await;
+    let started = Instant::now();
+    put_meetings(&env, "u-alice", "MTG", n).await;
+    let accepted = started.elapsed();
+    env.drain_jobs(1_000_000).await;
+    env.sandbox.clear_request_log();
+    pause(false).await;
+    let started = Instant::now();
+    let jobs = drain_until(&env, 10_000, async || waiting(&env, "u-alice").await == 0).await;
+    let took = started.elapsed();
+    let c = calls(&env);
+    println!(
+        "BENCH backlog {n} waiting meetings: {} batch requests (⌈N/50⌉ = {}, ratio {:.3}), {} inserts, {} answered 409, {jobs} jobs, drained in {:.1} s (accepting the {n} PUTs took {:.1} s), {} still waiting",
+        c.batches,
+        n.div_ceil(50),
+        c.batches as f64 / n.div_ceil(50) as f64,
+        c.inserts,
+        c.conflicts,
+        took.as_secs_f64(),
+        accepted.as_secs_f64(),
+        waiting(&env, "u-alice").await
     );
 }

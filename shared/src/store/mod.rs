@@ -292,6 +292,10 @@ pub enum StoreError {
     InvalidPageToken,
     #[error("invalid request to the store: {0}")]
     Invalid(String),
+    /// The item is larger than the store keeps (DynamoDB's 400 KB item limit): retrying
+    /// will not help.
+    #[error("item of about {bytes} bytes is larger than the store keeps ({MAX_ITEM_BYTES})")]
+    TooLarge { bytes: usize },
     /// The stored data could not be read as the expected record.
     #[error("corrupt item {0}")]
     Corrupt(String),
@@ -329,8 +333,22 @@ pub trait Table: Send + Sync {
 
 pub type SharedTable = Arc<dyn Table>;
 
+/// The largest item either adapter stores: DynamoDB's limit is 400 KB (409,600 bytes,
+/// attribute names and values counted); items are estimated by their JSON size plus their
+/// keys, so this keeps a margin for the encoding's overhead.
+pub const MAX_ITEM_BYTES: usize = 380_000;
+
 /// Checks what both adapters reject the same way.
 pub(crate) fn validate_item(item: &Item) -> StoreResult<()> {
+    let keys_len: usize = [Some(&item.key), item.gsi1.as_ref(), item.gsi2.as_ref()]
+        .iter()
+        .flatten()
+        .map(|k| k.pk.len() + k.sk.len())
+        .sum();
+    let bytes = serde_json::to_vec(&item.data).map_or(usize::MAX, |v| v.len()) + keys_len;
+    if bytes > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge { bytes });
+    }
     let keys = [Some(&item.key), item.gsi1.as_ref(), item.gsi2.as_ref()];
     if keys
         .iter()
