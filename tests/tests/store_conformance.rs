@@ -661,7 +661,7 @@ fn outcome<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
 /// every answer is the same on both.
 async fn random_writes(t: &SharedTable, model: &SharedTable, clock: &ManualClock, n: usize) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut key = |rng: &mut Rng| {
+    let key = |rng: &mut Rng| {
         Key::new(
             PKS[rng.below(PKS.len() as u64) as usize],
             format!("S#{:03}", rng.below(150)),

@@ -52,10 +52,10 @@ use super::{
 };
 use crate::clock::{SharedClock, SystemClock};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize, Serializer as _};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Write as _};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -103,7 +103,7 @@ type IndexEntry = (Key, Key);
 
 #[derive(Default)]
 struct State {
-    items: BTreeMap<Key, Item>,
+    items: BTreeMap<Key, Stored>,
     gsi1: BTreeSet<IndexEntry>,
     gsi2: BTreeSet<IndexEntry>,
     log: Option<Log>,
@@ -129,16 +129,23 @@ struct Log {
     buf: Vec<u8>,
 }
 
-/// One log line, as written (borrowing what it logs).
-#[derive(Serialize)]
-#[serde(rename_all = "snake_case")]
-enum EntryRef<'a> {
-    Put(&'a Item),
-    Delete(&'a Key),
-    Tx(Vec<EntryRef<'a>>),
+/// An item, and (file-backed, once written or compacted) its JSON: the log line of a put
+/// carries it, and compaction writes the snapshot by copying these bytes rather than
+/// serializing every item again.
+struct Stored {
+    item: Item,
+    json: Option<Box<[u8]>>,
 }
 
-/// One log line, as read back.
+/// One write of a log line.
+enum LogWrite<'a> {
+    /// The item's JSON.
+    Put(&'a [u8]),
+    Delete(&'a Key),
+}
+
+/// One log line, as read back (written by [`Log::append`]: `{"put":ITEM}`, `{"delete":KEY}`,
+/// `{"tx":[…]}`).
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Entry {
@@ -213,7 +220,7 @@ impl EmbeddedTable {
                 let list: Vec<Item> =
                     serde_json::from_slice(&bytes).map_err(|e| corrupt(&snapshot, e))?;
                 for item in list {
-                    state.insert(item);
+                    state.insert(item, None);
                 }
                 bytes.len() as u64
             }
@@ -305,17 +312,40 @@ impl Log {
             .max(self.snapshot_len.saturating_mul(self.options.compact_ratio))
     }
 
-    /// Appends one line; on success it is in the file (and synced, under `EveryWrite`).
-    fn append(&mut self, entry: &EntryRef<'_>) -> StoreResult<()> {
+    /// Appends one line — one write, or a transaction's writes (`tx`) — and, on success, it
+    /// is in the file (and synced, under `EveryWrite`).
+    fn append(&mut self, writes: &[LogWrite<'_>], tx: bool) -> StoreResult<()> {
         if self.broken {
             return Err(StoreError::Invalid(format!(
                 "{}: an earlier write failed and could not be undone; reopen the table",
                 self.path.display()
             )));
         }
-        self.buf.clear();
-        serde_json::to_writer(&mut self.buf, entry).map_err(StoreError::backend)?;
-        self.buf.push(b'\n');
+        let buf = &mut self.buf;
+        buf.clear();
+        if tx {
+            buf.extend_from_slice(b"{\"tx\":[");
+        }
+        for (n, w) in writes.iter().enumerate() {
+            if n > 0 {
+                buf.push(b',');
+            }
+            match w {
+                LogWrite::Put(json) => {
+                    buf.extend_from_slice(b"{\"put\":");
+                    buf.extend_from_slice(json);
+                }
+                LogWrite::Delete(key) => {
+                    buf.extend_from_slice(b"{\"delete\":");
+                    serde_json::to_writer(&mut *buf, key).map_err(StoreError::backend)?;
+                }
+            }
+            buf.push(b'}');
+        }
+        if tx {
+            buf.extend_from_slice(b"]}");
+        }
+        buf.push(b'\n');
         let mut written = self.file.write_all(&self.buf);
         if written.is_ok() && self.options.fsync == Fsync::EveryWrite {
             written = self.file.sync_data();
@@ -333,45 +363,68 @@ impl Log {
 }
 
 impl State {
-    fn append(&mut self, entry: &EntryRef<'_>) -> StoreResult<()> {
+    /// The JSON of `item` when the table is file-backed (what its log line and the next
+    /// snapshot hold).
+    fn encode(&self, item: &Item) -> StoreResult<Option<Box<[u8]>>> {
+        match &self.log {
+            Some(_) => serde_json::to_vec(item)
+                .map(|v| Some(v.into_boxed_slice()))
+                .map_err(StoreError::backend),
+            None => Ok(None),
+        }
+    }
+
+    fn append(&mut self, writes: &[LogWrite<'_>], tx: bool) -> StoreResult<()> {
         match &mut self.log {
-            Some(log) => log.append(entry),
+            Some(log) => log.append(writes, tx),
             None => Ok(()),
         }
     }
 
     fn live(&self, key: &Key, now: i64) -> Option<&Item> {
-        self.items.get(key).filter(|i| !i.expired(now))
+        self.items
+            .get(key)
+            .map(|s| &s.item)
+            .filter(|i| !i.expired(now))
     }
 
     fn check(&self, key: &Key, cond: Condition, now: i64) -> bool {
-        let live = self.live(key, now);
         match cond {
             Condition::None => true,
-            Condition::NotExists => live.is_none(),
-            Condition::Exists => live.is_some(),
-            Condition::Version(v) => live.is_some_and(|i| i.version == v),
+            Condition::NotExists => self.live(key, now).is_none(),
+            Condition::Exists => self.live(key, now).is_some(),
+            Condition::Version(v) => self.live(key, now).is_some_and(|i| i.version == v),
         }
     }
 
-    fn insert(&mut self, item: Item) {
-        let old = self.items.get(&item.key);
-        let (o1, o2) = (
-            old.and_then(|o| o.gsi1.as_ref()),
-            old.and_then(|o| o.gsi2.as_ref()),
-        );
-        reindex(&mut self.gsi1, &item.key, o1, item.gsi1.as_ref());
-        reindex(&mut self.gsi2, &item.key, o2, item.gsi2.as_ref());
+    fn insert(&mut self, item: Item, json: Option<Box<[u8]>>) {
         match self.items.get_mut(&item.key) {
-            Some(slot) => *slot = item,
+            Some(slot) => {
+                let old = &slot.item;
+                reindex(
+                    &mut self.gsi1,
+                    &item.key,
+                    old.gsi1.as_ref(),
+                    item.gsi1.as_ref(),
+                );
+                reindex(
+                    &mut self.gsi2,
+                    &item.key,
+                    old.gsi2.as_ref(),
+                    item.gsi2.as_ref(),
+                );
+                *slot = Stored { item, json };
+            }
             None => {
-                self.items.insert(item.key.clone(), item);
+                reindex(&mut self.gsi1, &item.key, None, item.gsi1.as_ref());
+                reindex(&mut self.gsi2, &item.key, None, item.gsi2.as_ref());
+                self.items.insert(item.key.clone(), Stored { item, json });
             }
         }
     }
 
     fn remove(&mut self, key: &Key) -> Option<Item> {
-        let old = self.items.remove(key)?;
+        let old = self.items.remove(key)?.item;
         reindex(&mut self.gsi1, key, old.gsi1.as_ref(), None);
         reindex(&mut self.gsi2, key, old.gsi2.as_ref(), None);
         Some(old)
@@ -379,7 +432,7 @@ impl State {
 
     fn apply(&mut self, entry: Entry) {
         match entry {
-            Entry::Put(item) => self.insert(item),
+            Entry::Put(item) => self.insert(item, None),
             Entry::Delete(key) => {
                 self.remove(&key);
             }
@@ -410,8 +463,8 @@ impl State {
         let expired: Vec<Key> = self
             .items
             .values()
-            .filter(|i| i.expired(now))
-            .map(|i| i.key.clone())
+            .filter(|s| s.item.expired(now))
+            .map(|s| s.item.key.clone())
             .collect();
         for key in &expired {
             self.remove(key);
@@ -423,10 +476,23 @@ impl State {
         let tmp = with_suffix(&log.snapshot, ".tmp");
         let written = (|| {
             let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-            let mut ser = serde_json::Serializer::new(&mut out);
-            (&mut ser)
-                .collect_seq(self.items.values())
-                .map_err(std::io::Error::other)?;
+            out.write_all(b"[")?;
+            for (n, stored) in self.items.values_mut().enumerate() {
+                if n > 0 {
+                    out.write_all(b",")?;
+                }
+                let json = match &mut stored.json {
+                    Some(json) => json,
+                    // Loaded from disk: serialized once, here, then kept.
+                    json @ None => json.insert(
+                        serde_json::to_vec(&stored.item)
+                            .map_err(std::io::Error::other)?
+                            .into_boxed_slice(),
+                    ),
+                };
+                out.write_all(json)?;
+            }
+            out.write_all(b"]")?;
             let file = out.into_inner().map_err(|e| e.into_error())?;
             if sync {
                 file.sync_all()?;
@@ -614,8 +680,11 @@ impl Table for EmbeddedTable {
         if !state.check(&item.key, condition, now) {
             return Err(StoreError::ConditionFailed);
         }
-        state.append(&EntryRef::Put(&item))?;
-        state.insert(item);
+        let json = state.encode(&item)?;
+        if let Some(json) = &json {
+            state.append(&[LogWrite::Put(json)], false)?;
+        }
+        state.insert(item, json);
         state.maybe_compact(now);
         Ok(())
     }
@@ -629,7 +698,7 @@ impl Table for EmbeddedTable {
         if !state.items.contains_key(key) {
             return Ok(None);
         }
-        state.append(&EntryRef::Delete(key))?;
+        state.append(&[LogWrite::Delete(key)], false)?;
         let old = state.remove(key).filter(|i| !i.expired(now));
         state.maybe_compact(now);
         Ok(old)
@@ -650,7 +719,8 @@ impl Table for EmbeddedTable {
                 let Some(range) = narrow(lo, hi, pos, query.ascending) else {
                     return Ok(Page::default());
                 };
-                return Ok(page(state.items.range(range).map(|(_, i)| i), &query, now));
+                let items = state.items.range(range).map(|(_, s)| &s.item);
+                return Ok(page(items, &query, now));
             }
             Index::Gsi1 => (&state.gsi1, attr::GSI1PK, attr::GSI1SK),
             Index::Gsi2 => (&state.gsi2, attr::GSI2PK, attr::GSI2SK),
@@ -665,7 +735,9 @@ impl Table for EmbeddedTable {
         };
         let items = &state.items;
         Ok(page(
-            index.range(range).filter_map(|(_, k)| items.get(k)),
+            index
+                .range(range)
+                .filter_map(|(_, k)| items.get(k).map(|s| &s.item)),
             &query,
             now,
         ))
@@ -684,22 +756,30 @@ impl Table for EmbeddedTable {
                 return Err(StoreError::ConditionFailed);
             }
         }
+        let mut jsons = Vec::with_capacity(ops.len());
+        for op in &ops {
+            jsons.push(match op {
+                WriteOp::Put(item, _) => state.encode(item)?,
+                _ => None,
+            });
+        }
         if state.log.is_some() {
-            let writes: Vec<EntryRef<'_>> = ops
+            let writes: Vec<LogWrite<'_>> = ops
                 .iter()
-                .filter_map(|op| match op {
-                    WriteOp::Put(item, _) => Some(EntryRef::Put(item)),
-                    WriteOp::Delete(key, _) => Some(EntryRef::Delete(key)),
-                    WriteOp::Check(..) => None,
+                .zip(&jsons)
+                .filter_map(|(op, json)| match (op, json) {
+                    (WriteOp::Put(..), Some(json)) => Some(LogWrite::Put(json)),
+                    (WriteOp::Delete(key, _), _) => Some(LogWrite::Delete(key)),
+                    _ => None,
                 })
                 .collect();
             if !writes.is_empty() {
-                state.append(&EntryRef::Tx(writes))?;
+                state.append(&writes, true)?;
             }
         }
-        for op in ops {
+        for (op, json) in ops.into_iter().zip(jsons) {
             match op {
-                WriteOp::Put(item, _) => state.insert(item),
+                WriteOp::Put(item, _) => state.insert(item, json),
                 WriteOp::Delete(key, _) => {
                     state.remove(&key);
                 }
