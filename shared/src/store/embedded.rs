@@ -32,8 +32,8 @@
 //! dropped then, as DynamoDB's TTL deletion would; they were already invisible. Each write
 //! therefore costs one log line plus, amortized, a bounded share of a snapshot, and the two
 //! files together stay within about `(1 + ratio)` × the live data (or the minimum). A
-//! compaction runs inline, under the table's lock: writes wait for it (tens of milliseconds
-//! per 10 MB of data).
+//! compaction runs inline, under the table's lock: writes wait for it (about 0.3 s for a
+//! 50 MB snapshot on the development machine; see `docs/benchmarks.md`).
 //!
 //! **Durability** ([`Fsync`]): by default ([`Fsync::OnCompaction`]) every write reaches the
 //! kernel (`write(2)`) before it is acknowledged — it survives the process being killed, but
