@@ -13,7 +13,8 @@
 //!
 //! * the **snapshot**, the path given (`.local/store.json` for the local server): a JSON array
 //!   of every live item. This is also the whole format of earlier versions, which rewrote it
-//!   after every write: such a file opens as it is and becomes the first snapshot.
+//!   after every write: such a file opens as it is and becomes the first snapshot. (The
+//!   reverse does not hold: an older build would read the snapshot and miss the log.)
 //! * the **log**, the same path with `.log` appended (`.local/store.json.log`): one JSON line
 //!   per committed write — `{"put":ITEM}`, `{"delete":KEY}` or, for a transaction,
 //!   `{"tx":[…]}` holding all its writes — appended with a single `write(2)` *before* the
