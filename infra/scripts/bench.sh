@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark: Google requests per idle calendar per day (push vs 10-minute polling),
 # change -> CRM webhook latency, sixteen edits in one second by push (how many arrive, the
-# last one's latency), scheduler time for 10,000 / 100,000 accounts, the worker's
-# peak memory during a 10,000-event initial sync. Runs the ignored `bench_*` cases of
+# last one's latency), scheduler time for 10,000 / 100,000 accounts, the worker's peak memory
+# during a 10,000-event initial sync, embedded store writes/s (puts, conditional puts, 2-item
+# transactions; in memory and on file, 100,000 items). Runs the ignored `bench_*` cases of
 # tests/tests/bench.rs through the test command (moto, DynamoDB Local and the Google sandbox
 # in a private network namespace) and prints lines starting with BENCH.
 #

@@ -4,8 +4,8 @@
 //!
 //! Two adapters hold the same behaviour (checked by one conformance suite,
 //! `tests/store_conformance.rs` in the `e2e-tests` crate): [`dynamo::DynamoTable`] (a real
-//! DynamoDB table) and [`embedded::EmbeddedTable`] (in memory, persisted to a file, for the
-//! local server and fast tests).
+//! DynamoDB table) and [`embedded::EmbeddedTable`] (in memory, optionally persisted as a
+//! snapshot and an append-only log, for the local server and fast tests).
 //!
 //! Semantics both adapters share:
 //! * An item whose `ttl` (Unix seconds) is at or before now is *gone*: reads skip it and
