@@ -240,3 +240,55 @@ async fn the_tenants_google_quota_is_a_setting() {
     assert_eq!(c.inserts, 60);
     assert_eq!(c.batches, 4, "{jobs} jobs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_heavy_with_series_finishes_under_a_low_per_job_cap() {
+    let limits = Limits {
+        calls_per_job: 20,
+        ..Limits::default()
+    };
+    with_limits(limits, async {
+        let env = Env::new_on(Backend::Embedded).await;
+        env.connect("u-alice", &["calendar"], ALICE, "").await;
+        env.drain_jobs(100).await;
+        // The user's calendar holds 60 weekly series (one page of a full read): each costs
+        // one more call to read its occurrences, three times what a job may make.
+        let alice = token(&env, ALICE);
+        for i in 0..60 {
+            let e: shared::google::calendar::Event = serde_json::from_value(json!({
+                "summary": format!("1:1 number {i}"),
+                "start": {"dateTime": format!("2027-02-01T{:02}:00:00Z", 8 + i % 10), "timeZone": "UTC"},
+                "end": {"dateTime": format!("2027-02-01T{:02}:30:00Z", 8 + i % 10), "timeZone": "UTC"},
+                "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=20"],
+            }))
+            .unwrap();
+            env.app
+                .google
+                .insert_event(&alice, "primary", &e, shared::google::calendar::SendUpdates::None)
+                .await
+                .unwrap();
+        }
+        // The sync token expires: the next read is a full one, 60 series on its first page.
+        env.sandbox.invalidate_sync_tokens(ALICE);
+        env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
+            .await;
+        let created = async || {
+            let changes = env.changes().await;
+            changes
+                .iter()
+                .filter(|r| r["kind"] == "event_created")
+                .count()
+        };
+        let mut jobs = 0;
+        while created().await < 60 && jobs < 40 {
+            jobs += env.drain_jobs(1).await.max(1);
+            if env.jobs.as_ref().unwrap().lock().await.is_empty() {
+                env.run_job("u-alice", shared::queue::SyncReason::Continuation)
+                    .await;
+            }
+        }
+        assert_eq!(created().await, 60, "every series reached the CRM, once");
+        assert!(jobs < 40, "{jobs} jobs");
+    })
+    .await;
+}

@@ -15,7 +15,6 @@ use crate::domain::{
 };
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
-use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -187,18 +186,16 @@ pub async fn push(
     // Stored a few at a time (each record is a read and a conditional write): 1,000 records
     // take about a fiftieth of what one after the other would, well inside the API
     // function's timeout.
-    let stored: Vec<(bool, bool)> =
-        futures_util::stream::iter(prepared.iter().map(|(crm_id, incoming)| {
-            let account = &account;
-            async move {
-                let (changed, pair) =
-                    records::store_put(app, t, u, account, crm_id, incoming).await?;
-                Ok::<_, ApiError>((changed, records::waiting(&pair)))
-            }
-        }))
-        .buffer_unordered(STORE_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let mut stored: Vec<(bool, bool)> = Vec::with_capacity(prepared.len());
+    for chunk in prepared.chunks(STORE_CONCURRENCY) {
+        let puts = chunk
+            .iter()
+            .map(|(crm_id, incoming)| records::store_put(app, t, u, &account, crm_id, incoming));
+        for put in futures_util::future::join_all(puts).await {
+            let (changed, pair) = put?;
+            stored.push((changed, records::waiting(&pair)));
+        }
+    }
     let accepted = stored.iter().filter(|(changed, _)| *changed).count();
     let unchanged = stored.len() - accepted;
     // A retry of a request that timed out after storing (everything "unchanged" now) still
