@@ -19,6 +19,8 @@ use time::OffsetDateTime;
 /// 7 occurrences whose attendee lists (per-occurrence RSVPs) differ from the series';
 /// moved or cancelled occurrences cost about 150 bytes each.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+// Under the store's item limit, with room for the pair's (or feed record's) other fields.
+const _: () = assert!(MAX_RECORD_BYTES + 64 * 1024 < crate::store::MAX_ITEM_BYTES);
 
 /// The size of `content` as stored, when it is larger than [`MAX_RECORD_BYTES`].
 pub fn oversize(content: &Value) -> Option<usize> {
@@ -395,7 +397,5 @@ mod tests {
         // attendee lists of their own.
         assert_eq!(oversize(&all_hands(7)), None);
         assert!(oversize(&all_hands(8)).is_some());
-        // Far under the store's item limit, with room for the pair's other fields.
-        assert!(MAX_RECORD_BYTES + 64 * 1024 < crate::store::MAX_ITEM_BYTES);
     }
 }
