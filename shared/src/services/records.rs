@@ -327,13 +327,24 @@ pub async fn commit(
             || fresh.value.crm_deleted_at != loaded.crm_deleted_at
             || fresh.value.generation != loaded.generation;
         if crm_moved {
+            // The pass brought Google's content to the CRM side (a pull) while the CRM sent a
+            // change of its own: neither is the other's baseline. The pair keeps the CRM's
+            // old baseline and forgets Google's, so the next pass reads the Google record
+            // again and decides the two changes by the conflict policy (the CRM's change is
+            // not simply pushed over Google's newer one).
+            let pulled = pair.crm_content != loaded.crm_content;
             let mut merged = fresh.value;
             merged.google_id = pair.google_id.clone();
             merged.google_etag = pair.google_etag.clone();
-            merged.google_hash = pair.google_hash.clone();
             merged.container = pair.container.clone();
             merged.google_resources = pair.google_resources.clone();
-            merged.crm_hash = pair.crm_hash.clone();
+            if pulled {
+                merged.crm_hash = loaded.crm_hash.clone();
+                merged.google_hash = None;
+            } else {
+                merged.google_hash = pair.google_hash.clone();
+                merged.crm_hash = pair.crm_hash.clone();
+            }
             merged.last_synced_at = pair.last_synced_at;
             if merged.generation < pair.generation {
                 merged.generation = pair.generation;
