@@ -105,28 +105,7 @@ impl Sim {
 
     /// The CRM's records waiting for the worker.
     async fn waiting(&self) -> usize {
-        let u = UserId::parse(USER).unwrap();
-        let (mut n, mut page) = (0, None);
-        loop {
-            let got = self
-                .env
-                .app
-                .store
-                .list_dirty_pairs(
-                    &self.env.tenant,
-                    &u,
-                    shared::domain::Collection::Calendar,
-                    500,
-                    page.as_deref(),
-                )
-                .await
-                .unwrap();
-            n += got.items.len();
-            match got.next {
-                Some(p) => page = Some(p),
-                None => return n,
-            }
-        }
+        common::backlog::waiting(&self.env, USER).await
     }
 
     async fn set_paused(&mut self, paused: bool) {
@@ -198,24 +177,9 @@ impl Sim {
             .collect()
     }
 
-    /// Whether a feed record about `id` is older than the CRM's own last edit of it (the
-    /// documented contract: such a record is skipped, the CRM's edit is on its way to Google
-    /// and wins as the later one).
+    /// Whether a feed record about `id` is older than the CRM's own last edit of it.
     fn superseded(&self, id: &str, r: &Value) -> bool {
-        let parse = |v: &Value| {
-            v.as_str().and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-        };
-        let local = self
-            .crm
-            .get(id)
-            .and_then(|c| c.as_ref())
-            .and_then(|c| parse(&c["updated_at"]));
-        match (local, parse(&r["data"]["google_updated"])) {
-            (Some(local), Some(google)) => google < local,
-            _ => false,
-        }
+        common::superseded(self.crm.get(id).and_then(|c| c.as_ref()), r)
     }
 
     /// The CRM reads its feed and applies it.

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::backlog::{calls, drain_until, put_meetings, token, waiting, Calls};
+use common::backlog::{assert_synced, calls, drain_until, put_meetings, token, waiting, Calls};
 use common::world::{Backend, Env};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -152,17 +152,7 @@ async fn a_meeting_put_while_the_grant_is_dead_is_pushed_after_reconnecting() {
     // The user reconnects: what waited is pushed.
     env.connect("u-alice", &["calendar"], ALICE, "").await;
     env.drain_jobs(100).await;
-    for i in 0..3 {
-        let (_, v) = env
-            .call(
-                "GET",
-                &format!("/v1/users/u-alice/events/MTG-{i}"),
-                &env.sync,
-                None,
-            )
-            .await;
-        assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
-    }
+    assert_synced(&env, "u-alice", "MTG", 3).await;
     assert_eq!(env.google_events(&token(&env, ALICE)).await.len(), 3);
 }
 
@@ -188,17 +178,7 @@ async fn a_monitored_calendar_that_disappears_is_reported_and_skipped() {
     put_meetings(&env, "u-alice", "MTG", 2).await;
     env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
         .await;
-    for i in 0..2 {
-        let (_, v) = env
-            .call(
-                "GET",
-                &format!("/v1/users/u-alice/events/MTG-{i}"),
-                &env.sync,
-                None,
-            )
-            .await;
-        assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
-    }
+    assert_synced(&env, "u-alice", "MTG", 2).await;
     let (_, v) = env
         .call("GET", "/v1/users/u-alice/google", &env.sync, None)
         .await;

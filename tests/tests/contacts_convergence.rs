@@ -153,20 +153,7 @@ impl Sim {
 
     /// Whether a feed record about `id` is older than the CRM's own last edit of it.
     fn superseded(&self, id: &str, r: &Value) -> bool {
-        let parse = |v: &Value| {
-            v.as_str().and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-        };
-        let local = self
-            .crm
-            .get(id)
-            .and_then(|c| c.as_ref())
-            .and_then(|c| parse(&c["updated_at"]));
-        match (local, parse(&r["data"]["google_updated"])) {
-            (Some(local), Some(google)) => google < local,
-            _ => false,
-        }
+        common::superseded(self.crm.get(id).and_then(|c| c.as_ref()), r)
     }
 
     /// The CRM reads its feed and applies it.

@@ -110,3 +110,18 @@ pub fn calls(env: &Env) -> Calls {
         conflicts: inserts.iter().filter(|r| r.status == 409).count(),
     }
 }
+
+/// Asserts the CRM meetings `{prefix}-0` … `{prefix}-{n-1}` of `user` are synced.
+pub async fn assert_synced(env: &Env, user: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let (_, v) = env
+            .call(
+                "GET",
+                &format!("/v1/users/{user}/events/{prefix}-{i}"),
+                &env.sync,
+                None,
+            )
+            .await;
+        assert_eq!(v["state"], "synced", "{prefix}-{i}: {v}");
+    }
+}

@@ -222,3 +222,21 @@ pub fn serve_on(listener: tokio::net::TcpListener, router: axum::Router) {
         axum::serve(listener, router).await.ok();
     });
 }
+
+/// Whether a feed record is older than the CRM's own last edit of its record (`local`, the
+/// record as the CRM holds it, with its `updated_at`): the documented contract is that the
+/// CRM skips such a record (its edit is on its way to Google and wins as the later one).
+pub fn superseded(local: Option<&serde_json::Value>, record: &serde_json::Value) -> bool {
+    let parse = |v: &serde_json::Value| {
+        v.as_str().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    match (
+        local.and_then(|c| parse(&c["updated_at"])),
+        parse(&record["data"]["google_updated"]),
+    ) {
+        (Some(local), Some(google)) => google < local,
+        _ => false,
+    }
+}
