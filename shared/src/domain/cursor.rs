@@ -57,6 +57,18 @@ impl Cursor {
         changed
     }
 
+    /// Whether an incremental read's page leaves nothing to record: no news (`news` false:
+    /// no item, no further page) and the stored token written less than a day ago. Google's
+    /// sync tokens stay good for longer than that (an expired one is a full read), so an
+    /// idle pass keeps the stored token instead of writing the new one.
+    pub fn idle_page(&self, news: bool, now: OffsetDateTime) -> bool {
+        !news
+            && self.sync_token.is_some()
+            && self.page_token.is_none()
+            && self.full_read.is_none()
+            && now - self.updated_at < time::Duration::days(1)
+    }
+
     /// Called before reading a page: for a full read (no sync token), its id — a new one if
     /// this page starts it; `None` for an incremental read.
     pub fn start_page(&mut self) -> Option<String> {
@@ -89,5 +101,22 @@ mod tests {
         assert_eq!(c.shape.as_deref(), Some("group=B"));
         // A read not begun yet has nothing to drop.
         assert!(!c.reshape("group=C".into()));
+    }
+
+    #[test]
+    fn an_idle_page_is_not_recorded_unless_the_token_is_a_day_old() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(10);
+        let mut c = Cursor::new(AccountId::generate(), "calendar:primary".into(), now);
+        // No sync token yet: the first read is recorded.
+        assert!(!c.idle_page(false, now));
+        c.sync_token = Some("t1".into());
+        assert!(c.idle_page(false, now + time::Duration::hours(23)));
+        assert!(!c.idle_page(true, now), "news is recorded");
+        assert!(
+            !c.idle_page(false, now + time::Duration::hours(25)),
+            "the token is refreshed daily"
+        );
+        c.page_token = Some("p2".into());
+        assert!(!c.idle_page(false, now), "a read in progress is recorded");
     }
 }

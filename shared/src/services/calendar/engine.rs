@@ -481,6 +481,14 @@ async fn read_calendar(
                 }
             }
         }
+        if cursor.idle_page(
+            !page.items.is_empty() || page.next_page_token.is_some(),
+            ctx.now(),
+        ) {
+            // Nothing changed: the stored sync token still says where the read stands, and an
+            // idle pass writes nothing.
+            return Ok(());
+        }
         cursor.updated_at = ctx.now();
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),

@@ -287,6 +287,13 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
         for person in &page.connections {
             apply_person(ctx, person).await?;
         }
+        if cursor.idle_page(
+            !page.connections.is_empty() || page.next_page_token.is_some(),
+            ctx.now(),
+        ) {
+            // Nothing changed: the stored sync token still says where the read stands.
+            return Ok(());
+        }
         cursor.updated_at = ctx.now();
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
