@@ -18,6 +18,15 @@ pub async fn append(
 ) -> Result<ChangeRecord, ApiError> {
     let mut record = ChangeRecord::new(tenant.clone(), user.clone(), kind, data, app.clock.now());
     app.store.append_change(&mut record).await?;
+    let webhook = app
+        .store
+        .get_tenant(tenant)
+        .await?
+        .is_some_and(|t| t.value.settings.webhook_url.is_some());
+    if !webhook {
+        // Pull feed only: nothing to deliver.
+        return Ok(record);
+    }
     let job = SyncJob {
         tenant: tenant.clone(),
         user: user.clone(),
