@@ -483,3 +483,76 @@ async fn bench_worker_peak_memory() {
         created > 0
     );
 }
+
+/// Feed appends per second for one tenant on DynamoDB Local, with 1, 4 and 16 concurrent
+/// writers (each its own task, as concurrent worker Lambdas would be), and how many appends
+/// gave up. Afterwards the feed is read whole: every appended record once, ids increasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_feed_appends_per_tenant() {
+    use shared::domain::{ChangeKind, ChangeRecord};
+    let total: usize = std::env::var("CGS_BENCH_FEED_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    for writers in [1usize, 4, 16] {
+        let table = common::fresh_dynamo_table(
+            &common::dynamodb_local(),
+            Arc::new(shared::clock::SystemClock),
+        )
+        .await;
+        let store = shared::store::Store::new(table);
+        let tenant = TenantId::parse("benchfeed").unwrap();
+        let started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for w in 0..writers {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            let each = total / writers + usize::from(w < total % writers);
+            set.spawn(async move {
+                let user = UserId::parse(&format!("u{w}")).unwrap();
+                let (mut ok, mut gave_up) = (0usize, 0usize);
+                for i in 0..each {
+                    let mut r = ChangeRecord::new(
+                        tenant.clone(),
+                        user.clone(),
+                        ChangeKind::EventUpdated,
+                        json!({"w": w, "i": i}),
+                        time::OffsetDateTime::now_utc(),
+                    );
+                    match store.append_change(&mut r).await {
+                        Ok(()) => ok += 1,
+                        Err(_) => gave_up += 1,
+                    }
+                }
+                (ok, gave_up)
+            });
+        }
+        let (mut ok, mut gave_up) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            let (o, g) = r.unwrap();
+            ok += o;
+            gave_up += g;
+        }
+        let took = started.elapsed();
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_changes(&tenant, after.as_deref(), 500)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|r| r.id.clone());
+            ids.extend(page.into_iter().map(|r| r.id));
+        }
+        assert_eq!(ids.len(), ok, "every appended record is in the feed once");
+        assert!(ids.windows(2).all(|p| p[0] < p[1]), "ids increase");
+        println!(
+            "BENCH feed appends, one tenant, {writers} concurrent writer(s), DynamoDB Local: {ok} appended in {:.2} s ({:.0} appends/s), {gave_up} given up",
+            took.as_secs_f64(),
+            ok as f64 / took.as_secs_f64()
+        );
+    }
+}

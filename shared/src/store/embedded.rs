@@ -2,8 +2,8 @@
 //! atomically after every change) so the local server keeps its state across restarts.
 
 use super::{
-    validate_item, validate_page, validate_transaction, Condition, Index, Item, Key, Page,
-    PageToken, Query, StoreError, StoreResult, Table, WriteOp,
+    validate_add, validate_item, validate_page, validate_transaction, Condition, Index, Item, Key,
+    Page, PageToken, Query, StoreError, StoreResult, Table, WriteOp,
 };
 use crate::clock::{SharedClock, SystemClock};
 use async_trait::async_trait;
@@ -199,5 +199,24 @@ impl Table for EmbeddedTable {
             }
         }
         self.persist(&items)
+    }
+
+    async fn add(&self, key: &Key, by: u64) -> StoreResult<u64> {
+        validate_add(key, by)?;
+        let now = self.clock.now_unix();
+        let mut items = self.lock();
+        let item = match items.get(key).filter(|i| !i.expired(now)) {
+            Some(i) => {
+                let version = i.version.checked_add(by).ok_or_else(|| {
+                    StoreError::Invalid(format!("counter {}/{} overflows", key.pk, key.sk))
+                })?;
+                i.clone().with_version(version)
+            }
+            None => Item::new(key.clone(), serde_json::json!({})).with_version(by),
+        };
+        let version = item.version;
+        items.insert(key.clone(), item);
+        self.persist(&items)?;
+        Ok(version)
     }
 }
