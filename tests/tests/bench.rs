@@ -484,6 +484,18 @@ async fn bench_worker_peak_memory() {
     );
 }
 
+/// How one run of the feed benchmark appends.
+#[derive(Clone, Copy)]
+enum FeedLoad {
+    /// One record per `append_change` (what the engines do today).
+    Single,
+    /// Pages of ten through `append_changes` (ten numbers taken at once).
+    Pages,
+    /// No feed: conditional puts of one item each (the floor for any design that writes an
+    /// item per record, on this machine).
+    BarePuts,
+}
+
 /// Feed appends per second for one tenant on DynamoDB Local, with 1, 4 and 16 concurrent
 /// writers (each its own task, as concurrent worker Lambdas would be), and how many appends
 /// gave up. Afterwards the feed is read whole: every appended record once, ids increasing.
@@ -491,38 +503,71 @@ async fn bench_worker_peak_memory() {
 #[ignore = "benchmark: infra/scripts/bench.sh"]
 async fn bench_feed_appends_per_tenant() {
     use shared::domain::{ChangeKind, ChangeRecord};
+    use shared::store::{Condition, Item, Key};
     let total: usize = std::env::var("CGS_BENCH_FEED_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
-    for writers in [1usize, 4, 16] {
+    let runs = [
+        (1usize, FeedLoad::Single),
+        (4, FeedLoad::Single),
+        (16, FeedLoad::Single),
+        (16, FeedLoad::Pages),
+        (16, FeedLoad::BarePuts),
+    ];
+    for (writers, load) in runs {
         let table = common::fresh_dynamo_table(
             &common::dynamodb_local(),
             Arc::new(shared::clock::SystemClock),
         )
         .await;
-        let store = shared::store::Store::new(table);
+        let store = shared::store::Store::new(table.clone());
         let tenant = TenantId::parse("benchfeed").unwrap();
         let started = Instant::now();
         let mut set = tokio::task::JoinSet::new();
         for w in 0..writers {
-            let (store, tenant) = (store.clone(), tenant.clone());
+            let (store, table, tenant) = (store.clone(), table.clone(), tenant.clone());
             let each = total / writers + usize::from(w < total % writers);
             set.spawn(async move {
                 let user = UserId::parse(&format!("u{w}")).unwrap();
-                let (mut ok, mut gave_up) = (0usize, 0usize);
-                for i in 0..each {
-                    let mut r = ChangeRecord::new(
+                let record = |i: usize| {
+                    ChangeRecord::new(
                         tenant.clone(),
                         user.clone(),
                         ChangeKind::EventUpdated,
                         json!({"w": w, "i": i}),
                         time::OffsetDateTime::now_utc(),
-                    );
-                    match store.append_change(&mut r).await {
-                        Ok(()) => ok += 1,
-                        Err(_) => gave_up += 1,
+                    )
+                };
+                let (mut ok, mut gave_up) = (0usize, 0usize);
+                let mut i = 0;
+                while i < each {
+                    let n = match load {
+                        FeedLoad::Pages => 10.min(each - i),
+                        _ => 1,
+                    };
+                    let result = match load {
+                        FeedLoad::Single => store.append_change(&mut record(i)).await,
+                        FeedLoad::Pages => {
+                            let mut page: Vec<ChangeRecord> = (i..i + n).map(record).collect();
+                            store.append_changes(&mut page).await
+                        }
+                        FeedLoad::BarePuts => {
+                            let r = record(i);
+                            let key = Key::new(format!("BARE#{w}"), format!("{i:08}"));
+                            table
+                                .put(
+                                    Item::new(key, serde_json::to_value(&r).unwrap()),
+                                    Condition::NotExists,
+                                )
+                                .await
+                        }
+                    };
+                    match result {
+                        Ok(()) => ok += n,
+                        Err(_) => gave_up += n,
                     }
+                    i += n;
                 }
                 (ok, gave_up)
             });
@@ -534,6 +579,14 @@ async fn bench_feed_appends_per_tenant() {
             gave_up += g;
         }
         let took = started.elapsed();
+        let rate = ok as f64 / took.as_secs_f64();
+        if let FeedLoad::BarePuts = load {
+            println!(
+                "BENCH feed appends, baseline: {writers} concurrent writers of plain conditional puts (no feed), DynamoDB Local: {ok} in {:.2} s ({rate:.0} puts/s)",
+                took.as_secs_f64()
+            );
+            continue;
+        }
         let mut ids = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -549,10 +602,13 @@ async fn bench_feed_appends_per_tenant() {
         }
         assert_eq!(ids.len(), ok, "every appended record is in the feed once");
         assert!(ids.windows(2).all(|p| p[0] < p[1]), "ids increase");
+        let how = match load {
+            FeedLoad::Pages => "appending pages of 10",
+            _ => "appending one record at a time",
+        };
         println!(
-            "BENCH feed appends, one tenant, {writers} concurrent writer(s), DynamoDB Local: {ok} appended in {:.2} s ({:.0} appends/s), {gave_up} given up",
-            took.as_secs_f64(),
-            ok as f64 / took.as_secs_f64()
+            "BENCH feed appends, one tenant, {writers} concurrent writer(s) {how}, DynamoDB Local: {ok} appended in {:.2} s ({rate:.0} appends/s), {gave_up} given up",
+            took.as_secs_f64()
         );
     }
 }

@@ -9,7 +9,7 @@
 //! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
 //! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
 //! | change record (or a void marker) | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
-//! | feed sequence counter (the last number given) | `TENANT#{t}` | `FEEDSEQ` | | | |
+//! | feed sequence counter (the last number given) | `TENANT#{t}#FEEDSEQ` | `FEEDSEQ` | | | |
 //! | webhook delivery cursor | `TENANT#{t}` | `DELIVERY` | | | |
 //! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
 //! | worker lease | `TENANT#{t}#USER#{u}` | `LEASE` | | | the lease's end |
@@ -145,9 +145,11 @@ pub fn feed_partition(t: &TenantId) -> String {
     format!("TENANT#{t}#FEED")
 }
 
-/// The tenant's feed sequence counter: its version is the last number given.
+/// The tenant's feed sequence counter: its version is the last number given. Its own
+/// partition key, so its writes (one per append) share no partition's throughput with the
+/// tenant's other items.
 pub fn feed_counter(t: &TenantId) -> Key {
-    Key::new(format!("TENANT#{t}"), "FEEDSEQ")
+    Key::new(format!("TENANT#{t}#FEEDSEQ"), "FEEDSEQ")
 }
 
 pub fn feed_record(t: &TenantId, id: &str) -> Key {

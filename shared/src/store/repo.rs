@@ -530,14 +530,13 @@ impl Store {
             let k = waiting.len() as u64;
             let last = self.table.add(&counter, k).await?;
             let at = wall_millis();
-            let mut again = Vec::new();
+            // Past the write window a slot may already be voided, or soon be: take new
+            // numbers rather than race for them.
+            if taken.elapsed() > self.feed.write_window {
+                continue;
+            }
+            let mut slots = Vec::with_capacity(waiting.len());
             for (j, &i) in waiting.iter().enumerate() {
-                // Past the write window a slot may already be voided, or soon be: take a
-                // new number rather than race for it.
-                if taken.elapsed() > self.feed.write_window {
-                    again.push(i);
-                    continue;
-                }
                 let record = &mut records[i];
                 record.id = keys::feed_id(last - k + 1 + j as u64);
                 let mut data = to_data(&*record)?;
@@ -547,7 +546,17 @@ impl Store {
                 let key = keys::feed_record(&tenant, &record.id);
                 let item = Item::new(key.clone(), data)
                     .with_ttl(record.created_at.unix_timestamp() + FEED_RETENTION_SECS);
-                match self.table.put(item, Condition::NotExists).await {
+                slots.push((i, key, item));
+            }
+            let written = futures_util::future::join_all(
+                slots
+                    .iter()
+                    .map(|(_, _, item)| self.table.put(item.clone(), Condition::NotExists)),
+            )
+            .await;
+            let mut again = Vec::new();
+            for ((i, key, _), result) in slots.into_iter().zip(written) {
+                match result {
                     Ok(()) => {}
                     // The number is ours alone, so the slot holds either a reader's void or
                     // this very record (a retried request that had landed).
