@@ -10,6 +10,8 @@
 //!   in-process queue) and 10,000 on DynamoDB Local + moto SQS.
 //! * The worker's peak memory (VmHWM) during a 10,000-event initial sync, in a child
 //!   process that runs only the worker.
+//! * Feed appends per second for one tenant with 1, 4 and 16 concurrent writers on
+//!   DynamoDB Local (and pages of 10, and plain conditional puts as the emulator's floor).
 
 mod common;
 

@@ -5,7 +5,8 @@ use crate::domain::{Account, AccountStatus, ChangeKind, ChangeRecord, TenantId};
 use crate::http::ApiError;
 use serde_json::json;
 
-/// Appends a record (ids are ULIDs, so the feed is ordered by time of writing).
+/// Appends a record; the feed gives it its id (the tenant's next number, as a ULID-shaped
+/// string), so the feed is ordered by when records took their numbers.
 pub async fn append(
     app: &App,
     tenant: &TenantId,

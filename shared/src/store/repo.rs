@@ -562,7 +562,7 @@ impl Store {
                     // this very record (a retried request that had landed).
                     Err(StoreError::ConditionFailed) => {
                         let stored = self.table.get(&key).await?;
-                        if !stored.is_some_and(|s| !is_void(&s.data)) {
+                        if stored.is_none_or(|s| is_void(&s.data)) {
                             again.push(i);
                         }
                     }
