@@ -595,6 +595,18 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<ChangeRecord>> {
+        Ok(self.read_changes(tenant, after, limit).await?.records)
+    }
+
+    /// [`list_changes`](Self::list_changes), saying whether the read stopped at a gap too
+    /// young to close (a record may land there within the feed's grace).
+    pub async fn read_changes(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<FeedPage> {
+        let mut waiting = false;
         let limit = limit.clamp(1, 1000) as usize;
         let partition = keys::feed_partition(tenant);
         let mut out = Vec::new();
@@ -619,7 +631,10 @@ impl Store {
                             if seq > from {
                                 match self.close_gap(tenant, from, seq, &item).await? {
                                     Gap::Closed => {}
-                                    Gap::Open => break 'read,
+                                    Gap::Open => {
+                                        waiting = true;
+                                        break 'read;
+                                    }
                                     Gap::Filled => continue 'read,
                                 }
                             }
@@ -641,7 +656,15 @@ impl Store {
                 }
             }
         }
-        Ok(out)
+        Ok(FeedPage {
+            records: out,
+            waiting,
+        })
+    }
+
+    /// The feed's timing.
+    pub fn feed_timing(&self) -> FeedTiming {
+        self.feed
     }
 
     /// Numbers `from..to` are missing just before `next` (numbered `to`): close the gap if
@@ -682,6 +705,15 @@ impl Store {
         }
         Ok(Gap::Closed)
     }
+}
+
+/// One read of the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedPage {
+    pub records: Vec<ChangeRecord>,
+    /// The read stopped before a missing number still within the grace: more may follow
+    /// within [`FeedTiming::grace`] even if nothing else is appended.
+    pub waiting: bool,
 }
 
 /// What a reader did about a gap in the feed's numbers.
