@@ -960,6 +960,16 @@ async fn feed_older_ids_and_cursors_still_work((t, clock): Backend) {
         read_feed(&store, &tenant, Some(old[2].id.clone())).await,
         vec![new]
     );
+    // The largest id there can be: nothing after it (and no overflow).
+    let last = shared::store::keys::feed_id(u64::MAX);
+    assert_eq!(shared::store::keys::feed_seq(&last), Some(u64::MAX));
+    for cursor in [last.as_str(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"] {
+        assert!(store
+            .list_changes(&tenant, Some(cursor), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
 }
 
 conformance!(

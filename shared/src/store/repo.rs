@@ -529,6 +529,9 @@ impl Store {
             let taken = std::time::Instant::now();
             let k = waiting.len() as u64;
             let last = self.table.add(&counter, k).await?;
+            let first = last.checked_sub(k - 1).filter(|&f| f > 0).ok_or_else(|| {
+                StoreError::Corrupt(format!("{}/{}: counter", counter.pk, counter.sk))
+            })?;
             let at = wall_millis();
             // Past the write window a slot may already be voided, or soon be: take new
             // numbers rather than race for them.
@@ -538,7 +541,7 @@ impl Store {
             let mut slots = Vec::with_capacity(waiting.len());
             for (j, &i) in waiting.iter().enumerate() {
                 let record = &mut records[i];
-                record.id = keys::feed_id(last - k + 1 + j as u64);
+                record.id = keys::feed_id(first + j as u64);
                 let mut data = to_data(&*record)?;
                 if let Some(map) = data.as_object_mut() {
                     map.insert(FEED_AT.into(), at.into());
@@ -613,7 +616,7 @@ impl Store {
         // The last slot passed, and the number due next (`None`: no numbered slot passed yet,
         // so the first number, 1, is due).
         let mut pos: Option<String> = after.map(str::to_owned);
-        let mut due: Option<u64> = after.and_then(keys::feed_seq).map(|n| n + 1);
+        let mut due: Option<u64> = after.and_then(keys::feed_seq).map(|n| n.saturating_add(1));
         'read: loop {
             let want = (limit - out.len()) as u32;
             let mut query =
@@ -638,7 +641,7 @@ impl Store {
                                     Gap::Filled => continue 'read,
                                 }
                             }
-                            due = Some(seq + 1);
+                            due = Some(seq.saturating_add(1));
                         }
                     }
                     pos = Some(item.key.sk.clone());
