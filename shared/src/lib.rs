@@ -25,4 +25,5 @@ pub mod queue;
 pub mod secrets;
 pub mod services;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

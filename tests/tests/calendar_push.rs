@@ -5,13 +5,17 @@
 
 mod common;
 
-use common::world::{Env, CLIENT_ID};
+use common::push::{
+    alice_token, feed_until, pushed, sixteen_edits_within_a_second, timed, titled, PUSH_WAIT,
+};
+use common::world::{Backend, Env, CLIENT_ID};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::domain::{ChannelState, UserId};
 use shared::google::calendar::{Event, SendUpdates};
 use shared::queue::{SyncJob, SyncReason};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const USER: &str = "u-push";
@@ -359,4 +363,251 @@ async fn a_calendar_dropped_from_the_settings_has_its_channel_stopped() {
     env.run_job(USER, SyncReason::Scheduled).await;
     assert_eq!(channels(&env).await.len(), 1);
     assert!(state_of(team).await.contains(&ChannelState::Active));
+}
+
+// ---- no notification dropped ------------------------------------------------------------
+
+/// Waits (at most `wait`) until the webhook has answered `n` notifications in all.
+async fn notifications_answered(env: &Env, n: usize, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while env.notifications.load(Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook answered {} notifications, expected {n}",
+            env.notifications.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The sync jobs on the queue with their deduplication ids (received and deleted).
+async fn drain_with_ids(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    wait: Duration,
+) -> Vec<(SyncJob, String)> {
+    let deadline = Instant::now() + wait;
+    let mut jobs = Vec::new();
+    loop {
+        let got = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId,
+            )
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages.unwrap_or_default();
+        for m in &messages {
+            let dedup = m
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId)
+                })
+                .cloned()
+                .unwrap_or_default();
+            jobs.push((serde_json::from_str(m.body().unwrap()).unwrap(), dedup));
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if (messages.is_empty() && !jobs.is_empty()) || Instant::now() >= deadline {
+            return jobs;
+        }
+        if messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_burst_queues_one_job_and_a_notification_after_its_listing_began_queues_another() {
+    let env = Env::new().await;
+    env.connect(USER, &["calendar"], ALICE, "").await;
+    let (client, url) = sqs(&env).await;
+    env.run_job(USER, SyncReason::Scheduled).await;
+    drain(&client, &url, Duration::from_millis(300)).await;
+    let alice = alice_token(&env);
+    // The channel's handshake is in.
+    notifications_answered(&env, 1, PUSH_WAIT).await;
+
+    // Eight events made in Google before any worker runs: eight notifications, one job.
+    let before = env.notifications.load(Ordering::SeqCst);
+    let mut made = Vec::new();
+    for i in 0..8 {
+        let e = env
+            .app
+            .google
+            .insert_event(
+                &alice,
+                "primary",
+                &timed(&format!("Burst {i}"), 1 + i),
+                SendUpdates::None,
+            )
+            .await
+            .unwrap();
+        made.push(e.id);
+    }
+    notifications_answered(&env, before + 8, PUSH_WAIT).await;
+    let jobs = drain_with_ids(&client, &url, Duration::from_secs(2)).await;
+    assert_eq!(jobs.len(), 1, "a burst is one job: {jobs:?}");
+    let (job, first_id) = jobs.into_iter().next().unwrap();
+    assert_eq!(job.reason, SyncReason::Push);
+    assert_eq!(job.calendar.as_deref(), Some("primary"));
+
+    // The worker runs it: its listing sees all eight.
+    sync_worker::run(&env.app, &job, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let feed = env.changes().await;
+    for id in &made {
+        assert!(
+            feed.iter()
+                .any(|r| r["kind"] == "event_created" && r["google_id"] == id.as_str()),
+            "{id} missing: {feed:?}"
+        );
+    }
+
+    // A change after that job began listing (seconds later, well inside SQS's five-minute
+    // deduplication window, and a job already consumed): its notification is a new job, under
+    // a new deduplication id — SQS would drop a message that reused the first one's.
+    let before = env.notifications.load(Ordering::SeqCst);
+    env.app
+        .google
+        .patch_event(
+            &alice,
+            "primary",
+            &made[0],
+            &json!({"summary": "Burst 0 (renamed)"}),
+            None,
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    notifications_answered(&env, before + 1, PUSH_WAIT).await;
+    let jobs = drain_with_ids(&client, &url, Duration::from_secs(2)).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_ne!(
+        jobs[0].1, first_id,
+        "the second job reuses the first one's dedup id"
+    );
+    sync_worker::run(
+        &env.app,
+        &jobs[0].0,
+        Instant::now() + Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(env
+        .changes()
+        .await
+        .iter()
+        .any(|r| r["kind"] == "event_updated"
+            && r["google_id"] == made[0].as_str()
+            && r["data"]["event"]["title"] == "Burst 0 (renamed)"));
+}
+
+async fn two_saves_a_tenth_of_a_second_apart(backend: Backend) {
+    let (env, alice) = pushed(backend).await;
+    let e = env
+        .app
+        .google
+        .insert_event(&alice, "primary", &timed("Draft", 3), SendUpdates::None)
+        .await
+        .unwrap();
+    feed_until(&env, "the new event", |f| {
+        titled(f, "event_created", &e.id, "Draft")
+    })
+    .await;
+    for title in ["Review", "Review (final)"] {
+        env.app
+            .google
+            .patch_event(
+                &alice,
+                "primary",
+                &e.id,
+                &json!({"summary": title}),
+                None,
+                SendUpdates::None,
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    feed_until(&env, "the second save", |f| {
+        titled(f, "event_updated", &e.id, "Review (final)")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_saves_a_tenth_of_a_second_apart_both_arrive_by_push() {
+    two_saves_a_tenth_of_a_second_apart(Backend::Aws).await;
+}
+
+#[tokio::test]
+async fn two_saves_a_tenth_of_a_second_apart_both_arrive_by_push_on_the_local_server() {
+    two_saves_a_tenth_of_a_second_apart(Backend::Local).await;
+}
+
+#[tokio::test]
+async fn sixteen_edits_within_a_second_all_arrive_by_push() {
+    let (env, alice) = pushed(Backend::Aws).await;
+    let burst = sixteen_edits_within_a_second(&env, &alice).await;
+    assert_eq!(burst.arrived, 16, "{burst:?}");
+}
+
+#[tokio::test]
+async fn sixteen_edits_within_a_second_all_arrive_by_push_on_the_local_server() {
+    let (env, alice) = pushed(Backend::Local).await;
+    let burst = sixteen_edits_within_a_second(&env, &alice).await;
+    assert_eq!(burst.arrived, 16, "{burst:?}");
+}
+
+async fn a_delete_right_after_a_create(backend: Backend) {
+    let (env, alice) = pushed(backend).await;
+    let e = env
+        .app
+        .google
+        .insert_event(
+            &alice,
+            "primary",
+            &timed("Booked by mistake", 5),
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    // The create's job has run (and listed) when the user deletes the event.
+    feed_until(&env, "the create", |f| {
+        titled(f, "event_created", &e.id, "Booked by mistake")
+    })
+    .await;
+    env.app
+        .google
+        .delete_event(&alice, "primary", &e.id, None, SendUpdates::None)
+        .await
+        .unwrap();
+    feed_until(&env, "the delete", |f| {
+        f.iter().any(|r| {
+            r["google_id"] == e.id.as_str()
+                && (r["kind"] == "event_deleted" || r["kind"] == "event_unlinked")
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delete_right_after_a_create_arrives_by_push() {
+    a_delete_right_after_a_create(Backend::Aws).await;
+}
+
+#[tokio::test]
+async fn a_delete_right_after_a_create_arrives_by_push_on_the_local_server() {
+    a_delete_right_after_a_create(Backend::Local).await;
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::world::{Env, CLIENT_ID};
+use common::world::{Backend, Env, CLIENT_ID};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const USER: &str = "u-sim";
 const ALICE: &str = "alice@example.com";
-const SEEDS: u64 = 12;
+const SEEDS: u64 = 50;
 const STEPS: usize = 30;
 
 struct Sim {
@@ -62,7 +62,7 @@ fn now() -> String {
 
 impl Sim {
     async fn new(seed: u64) -> Self {
-        let env = Env::new().await;
+        let env = Env::new_on(Backend::Embedded).await;
         env.connect(USER, &["contacts"], ALICE, "").await;
         let alice = SecretString::from(env.sandbox.issue_access_token(
             CLIENT_ID,

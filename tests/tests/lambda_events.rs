@@ -91,28 +91,37 @@ async fn admin_config_handles_api_gateway_events() {
 }
 
 #[tokio::test]
-/// SQS FIFO: the first failed message and everything after it go back to the queue (in
-/// order); what came before is done.
-async fn worker_reports_the_first_failure_and_what_follows() {
+/// SQS FIFO: a failed message and the later ones of its group (the same account) go back to
+/// the queue, in order; other accounts' messages are worked on all the same.
+async fn worker_fails_a_failed_message_and_its_groups_later_ones_only() {
     let app = common::aws_app().await;
     let mut event = SqsEvent::default();
-    for (id, body) in [
+    for (id, group, body) in [
         (
             "m1",
+            "acme:u1",
             r#"{"tenant":"acme","user":"u1","reason":"scheduled"}"#,
         ),
-        ("m2", "not json"),
+        ("m2", "acme:u3", "not json"),
         (
             "m3",
-            r#"{"tenant":"BAD#","user":"u1","reason":"scheduled"}"#,
+            "acme:u3",
+            r#"{"tenant":"acme","user":"u3","reason":"scheduled"}"#,
         ),
         (
             "m4",
+            "acme:u2",
             r#"{"tenant":"acme","user":"u2","calendar":"primary","reason":"push"}"#,
+        ),
+        (
+            "m5",
+            "BAD#",
+            r#"{"tenant":"BAD#","user":"u1","reason":"scheduled"}"#,
         ),
     ] {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.into());
+        m.attributes.insert("MessageGroupId".into(), group.into());
         m.body = Some(body.into());
         event.records.push(m);
     }
@@ -123,5 +132,59 @@ async fn worker_reports_the_first_failure_and_what_follows() {
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, ["m2", "m3", "m4"]);
+    // m2 is not a job; m3 waits behind it (same account); m1 and m4 (accounts with nothing
+    // to sync) are done; m5 is not a job either.
+    assert_eq!(failed, ["m2", "m3", "m5"]);
+}
+
+#[tokio::test]
+/// Messages the invocation has no time for come back at once (their visibility is reset
+/// over SQS's wire protocol), not after the queue's 30-minute visibility timeout.
+async fn messages_left_for_lack_of_time_come_back_at_once() {
+    let app = common::aws_app().await;
+    let sqs = aws_sdk_sqs::Client::new(&common::sdk(&common::moto()).await);
+    let url = app.config.queue_url.clone().unwrap();
+    for user in ["u1", "u2"] {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_group_id(format!("acme:{user}"))
+            .message_deduplication_id(user)
+            .message_body(format!(
+                r#"{{"tenant":"acme","user":"{user}","reason":"scheduled"}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    let receive = || async {
+        sqs.receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(1800)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    };
+    let got = receive().await;
+    assert_eq!(got.len(), 2);
+    let mut event = SqsEvent::default();
+    for m in &got {
+        let mut e = SqsMessage::default();
+        e.message_id = m.message_id.clone();
+        e.receipt_handle = m.receipt_handle.clone();
+        e.body = m.body.clone();
+        event.records.push(e);
+    }
+    // An invocation already at its deadline.
+    let response = sync_worker::handle(&app, event, std::time::Instant::now()).await;
+    assert_eq!(response.batch_item_failures.len(), 2);
+    assert_eq!(receive().await.len(), 2, "both visible again at once");
+}
+
+#[test]
+fn failed_jobs_back_off_by_their_receive_count() {
+    let minutes = |n| sync_worker::backoff(n).as_secs() / 60;
+    assert_eq!([1, 2, 3, 4, 5, 6, 9].map(minutes), [1, 2, 4, 8, 15, 15, 15]);
 }

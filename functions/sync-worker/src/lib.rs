@@ -9,16 +9,18 @@ use shared::google::pacing::{self, Pace};
 use shared::google::GoogleError;
 use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
+use shared::services::calendar::channels;
 use shared::services::calendar::engine::{self, SyncError};
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Why a message could not be processed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("message body is not a sync job: {0}")]
-    Malformed(#[from] serde_json::Error),
+    Malformed(String),
     #[error(transparent)]
     Store(#[from] shared::store::StoreError),
     #[error(transparent)]
@@ -36,34 +38,62 @@ const LEASE_SECS: i64 = 360;
 /// At most this long delivering webhooks after a job.
 const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
 
-/// Processes a batch of messages before `deadline`. As SQS FIFO requires, the first failed
-/// message and every one after it are reported failed (and so retried, in order); so are the
-/// messages the deadline leaves no time for.
+/// Processes a batch of messages before `deadline`. Only what must come back is reported
+/// failed, each with the visibility it needs (not the queue's 30-minute timeout):
+///
+/// * a job that failed transiently comes back after its backoff (1, 2, 4 … 15 minutes by
+///   its receive count), and the later messages of the same account (FIFO group) with it,
+///   in order;
+/// * messages the deadline leaves no time for come back at once, for another invocation;
+/// * messages of other accounts never wait for a failed one.
+///
+/// An account busy with another worker is not a failure: its job is queued again (a new
+/// message, so waiting never counts toward the dead-letter queue's receive count).
 pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let stop = deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline);
-    let mut failed = false;
+    let mut failed_groups: HashSet<String> = HashSet::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
+        let group = message
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
         if let Some(lag) = queue_lag_ms(&message) {
             metrics::millis("QueueLag", &[], lag);
         }
-        if !failed && Instant::now() >= stop {
+        let retry_in = if failed_groups.contains(&group) {
+            // Behind a failed job of the same account: comes back with it, in order.
+            Some(Duration::ZERO)
+        } else if Instant::now() >= stop {
             tracing::info!(message_id = %id, "no time left in this invocation; the message returns to the queue");
-            failed = true;
-        }
-        if !failed {
-            let result =
-                match serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or("")) {
-                    Ok(job) => run(app, &job, stop).await,
-                    Err(e) => Err(JobError::Malformed(e)),
-                };
-            if let Err(error) = result {
-                tracing::warn!(message_id = %id, %error, "sync job failed");
-                failed = true;
+            Some(Duration::ZERO)
+        } else {
+            let job = serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or(""));
+            let result = match &job {
+                Ok(job) => run(app, job, stop).await,
+                Err(e) => Err(JobError::Malformed(e.to_string())),
+            };
+            match (result, job) {
+                (Ok(()), _) => None,
+                (Err(JobError::Busy), Ok(job)) if requeue(app, &job).await => None,
+                (Err(error), _) => {
+                    tracing::warn!(message_id = %id, %error, "sync job failed");
+                    Some(match error {
+                        JobError::Busy => BUSY_RETRY,
+                        _ => backoff(receive_count(&message)),
+                    })
+                }
             }
-        }
-        if failed {
+        };
+        if let Some(after) = retry_in {
+            failed_groups.insert(group);
+            if let Some(receipt) = &message.receipt_handle {
+                if let Err(e) = app.queue.retry_after(receipt, after).await {
+                    tracing::warn!(message_id = %id, error = %e, "visibility not changed; the message returns after the queue's timeout");
+                }
+            }
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -71,6 +101,43 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     }
     metrics::flush();
     response
+}
+
+/// When a job of an account busy with another worker comes back, if it cannot be queued anew.
+const BUSY_RETRY: Duration = Duration::from_secs(30);
+
+/// How long a failed job waits before it is tried again: 1, 2, 4, 8 minutes, then 15.
+pub fn backoff(receive_count: u32) -> Duration {
+    let minutes = 1u64 << receive_count.saturating_sub(1).min(4);
+    Duration::from_secs((60 * minutes).min(900))
+}
+
+/// SQS's `ApproximateReceiveCount` (1 on the first delivery).
+fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Queues a busy account's job again as a new message; whether that worked.
+async fn requeue(app: &App, job: &SyncJob) -> bool {
+    let message = shared::queue::Message {
+        dedup_id: shared::queue::dedup_id(&[
+            &job.group_id(),
+            "busy",
+            &shared::crypto::random_token(12),
+        ]),
+        job: job.clone(),
+    };
+    match app.queue.send(vec![message]).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not queue a busy account's job again");
+            false
+        }
+    }
 }
 
 /// How long the message waited in the queue (SQS's `SentTimestamp`, epoch milliseconds).
@@ -115,7 +182,7 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         return Err(JobError::Busy);
     }
     // Every Google call of the job is paced: a cap for this account, the tenant's budget.
-    let pacer = quota::pacer(app, &job.tenant);
+    let pacer = quota::pacer(app, &tenant.value);
     // Boxed: the pass's future is large, and a task-local scope would hold it inline.
     let result = pacing::paced(
         pacer.clone(),
@@ -269,6 +336,11 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
     // A record change only needs the CRM's waiting changes pushed; everything else reads
     // Google's changes first.
     let read_google = job.reason != SyncReason::RecordChange;
+    // A job queued by push takes the notifications that came before it: from here on they
+    // queue the next job (this one's listing starts after this write, see `channels`).
+    if let (SyncReason::Push, Some(calendar)) = (job.reason, job.calendar.as_deref()) {
+        channels::listing_starts(app, &job.tenant, &job.user, calendar).await?;
+    }
     let result = engine::sync_account(
         app,
         &job.tenant,
@@ -285,7 +357,7 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
     match result {
         Ok(report) => {
             tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
-            if !report.incomplete.is_empty() {
+            if !report.incomplete.is_empty() || report.push_incomplete {
                 continue_later(app, job).await;
                 return Ok(Done::Partial);
             }
@@ -304,14 +376,15 @@ async fn continue_later(app: &App, job: &SyncJob) {
     let mut next = job.clone();
     next.reason = SyncReason::Continuation;
     let message = shared::queue::Message {
-        dedup_id: shared::queue::dedup_id(&[&job.group_id(), "continue", &ulid_like(app)]),
+        // Each continuation is its own job (a clock reading could repeat).
+        dedup_id: shared::queue::dedup_id(&[
+            &job.group_id(),
+            "continue",
+            &shared::crypto::random_token(12),
+        ]),
         job: next,
     };
     if let Err(e) = app.queue.send(vec![message]).await {
         tracing::error!(error = %e, "could not queue the continuation");
     }
-}
-
-fn ulid_like(app: &App) -> String {
-    app.clock.now().unix_timestamp_nanos().to_string()
 }

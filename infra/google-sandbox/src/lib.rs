@@ -206,6 +206,12 @@ impl Sandbox {
         id
     }
 
+    /// Deletes a secondary calendar, as its owner would (`calendars.delete`): its events go
+    /// with it, and reading it answers 404 `notFound`.
+    pub fn delete_calendar(&self, calendar_id: &str) {
+        self.state().calendars.remove(calendar_id);
+    }
+
     /// Sets the time zone of a calendar (e.g. a user's primary).
     pub fn set_calendar_time_zone(&self, calendar_id: &str, time_zone: &str) {
         if let Some(cal) = self.state().calendars.get_mut(calendar_id) {

@@ -24,3 +24,18 @@ pub struct WatchChannel {
     pub expires_at: OffsetDateTime,
     pub state: ChannelState,
 }
+
+/// A calendar's listing generation: a fresh id each time a job queued by push starts listing
+/// the calendar (and when a channel is first opened on it). The webhook names the job it
+/// queues after the current generation, so every notification that arrives before the next
+/// listing starts collapses into the one job about to list (which will see the change), and
+/// the first one after it gets a job of its own. Per calendar, not per channel: it outlives
+/// channel renewals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalendarListing {
+    pub calendar_id: String,
+    /// A ULID: never the same twice, even if the item is deleted and made again.
+    pub generation: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+}

@@ -16,14 +16,14 @@ pub use account::{
     Account, AccountEvent, AccountSettings, AccountStatus, ContactsProgress, Product, Products,
 };
 pub use api_key::{ApiKey, ApiKeyScope};
-pub use channel::{ChannelState, WatchChannel};
+pub use channel::{CalendarListing, ChannelState, WatchChannel};
 pub use cursor::Cursor;
 pub use feed::{ChangeKind, ChangeRecord};
 pub use ids::{AccountId, ApiKeyId, CrmId, IdError, TenantId, UserId};
 pub use oauth_session::OAuthSession;
 pub use pair::{Collection, PairStatus};
 pub use settings::{
-    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GoogleQuota, GuestNotifications,
     PrivateEventPolicy, TenantSettings,
 };
 pub use tenant::Tenant;

@@ -59,6 +59,17 @@ pub struct PairStatus {
     /// When the CRM last modified the record (its `updated_at`, or when we received it).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub crm_modified: Option<OffsetDateTime>,
+    /// The `updated_at` the CRM last sent, on the CRM's own clock (what a late, retried PUT
+    /// is compared with; `crm_modified` may since hold Google's time, after a pull).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub crm_sent_at: Option<OffsetDateTime>,
+    /// The hash of the content the CRM sent with `crm_sent_at` (a retry repeats both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm_sent_hash: Option<String>,
     /// The CRM deleted the record (not yet carried out on Google).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub crm_deleted_at: Option<OffsetDateTime>,
@@ -95,6 +106,8 @@ impl PairStatus {
             deleted_at: None,
             crm_content: None,
             crm_modified: None,
+            crm_sent_at: None,
+            crm_sent_hash: None,
             crm_deleted_at: None,
             google_born: false,
             google_resources: Vec::new(),

@@ -109,6 +109,36 @@ impl Default for ConnectionDefaults {
     }
 }
 
+/// How many Google calls the tenant's syncs may make: the tenant is one Google Cloud
+/// project, whose quota every connected account shares (see `services::quota`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoogleQuota {
+    /// Sustained rate for the whole tenant, calls per second (batch parts counted).
+    pub calls_per_second: u32,
+    /// What the tenant may spend at once after a quiet spell.
+    pub burst: u32,
+    /// At most this many calls per account per worker job; the rest continues in a job
+    /// queued behind the other accounts'.
+    pub calls_per_job: u32,
+}
+
+impl GoogleQuota {
+    pub const CALLS_PER_SECOND: std::ops::RangeInclusive<u32> = 1..=1000;
+    pub const BURST: std::ops::RangeInclusive<u32> = 10..=100_000;
+    pub const CALLS_PER_JOB: std::ops::RangeInclusive<u32> = 20..=5000;
+}
+
+impl Default for GoogleQuota {
+    fn default() -> Self {
+        Self {
+            calls_per_second: 10,
+            burst: 600,
+            calls_per_job: 200,
+        }
+    }
+}
+
 /// A tenant's policies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantSettings {
@@ -122,6 +152,8 @@ pub struct TenantSettings {
     pub webhook_secret_ref: Option<String>,
     /// All sync paused for the tenant.
     pub sync_paused: bool,
+    #[serde(default)]
+    pub google_quota: GoogleQuota,
 }
 
 impl Default for TenantSettings {
@@ -133,6 +165,7 @@ impl Default for TenantSettings {
             webhook_url: None,
             webhook_secret_ref: None,
             sync_paused: false,
+            google_quota: GoogleQuota::default(),
         }
     }
 }

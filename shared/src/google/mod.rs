@@ -77,6 +77,22 @@ impl GoogleError {
         matches!(self, GoogleError::Transient(_))
     }
 
+    /// 401: the access token was refused (revoked, or expired early). Nothing about the
+    /// record: the whole pass stops, and the next one gets a fresh token (or finds the grant
+    /// gone).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, GoogleError::Rejected { status: 401, .. })
+    }
+
+    /// Whether the error is about the account's pass as a whole (the grant, pacing, Google
+    /// being unavailable), not about one record: a record that meets one keeps waiting.
+    pub fn is_pass_level(&self) -> bool {
+        matches!(
+            self,
+            GoogleError::Transient(_) | GoogleError::Paced(_) | GoogleError::Reauth(_)
+        ) || self.is_unauthorized()
+    }
+
     /// The resource changed since it was read (Calendar 412, People's stale `person.etag`):
     /// re-read it and decide again.
     pub fn is_etag_conflict(&self) -> bool {

@@ -135,6 +135,12 @@ pub async fn paced<F: Future>(pacer: Arc<Pacer>, fut: F) -> F::Output {
     PACER.scope(pacer, fut).await
 }
 
+/// Calls the current unit of work may still make before the account's cap (`None` outside
+/// [`paced`]): what a pass plans its writes within.
+pub fn remaining() -> Option<u32> {
+    PACER.try_with(|p| p.cap.saturating_sub(p.calls())).ok()
+}
+
 /// Lets a call of `weight` through, or refuses it (no-op outside [`paced`]).
 pub(crate) async fn admit(weight: u32) -> Result<(), GoogleError> {
     match PACER.try_with(Arc::clone) {
@@ -186,8 +192,16 @@ mod tests {
             paced(pacer, admit(1)).await,
             Err(GoogleError::Paced(Pace::Account))
         ));
-        // Unpaced work is never refused.
+        // Unpaced work is never refused, and has no plan limit.
         assert!(admit(1000).await.is_ok());
+        assert_eq!(remaining(), None);
+        let pacer = Arc::new(Pacer::new(10, None, 1));
+        let left = paced(pacer, async {
+            admit(3).await.unwrap();
+            remaining()
+        })
+        .await;
+        assert_eq!(left, Some(7));
     }
 
     #[tokio::test]

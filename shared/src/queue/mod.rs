@@ -71,6 +71,18 @@ impl QueueError {
 pub trait Queue: Send + Sync {
     /// Sends every message (in batches of at most 10 where the backend batches).
     async fn send(&self, messages: Vec<Message>) -> Result<(), QueueError>;
+
+    /// Makes a received message (by its receipt) visible again after `after` (SQS's
+    /// `ChangeMessageVisibility`): a job that failed comes back after its backoff, and one
+    /// not attempted at once, instead of after the queue's visibility timeout. Backends that
+    /// hand out no receipts (the in-process queue) have nothing to do.
+    async fn retry_after(
+        &self,
+        _receipt: &str,
+        _after: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        Ok(())
+    }
 }
 
 pub type SharedQueue = Arc<dyn Queue>;

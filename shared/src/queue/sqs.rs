@@ -53,4 +53,22 @@ impl Queue for SqsQueue {
         }
         Ok(())
     }
+
+    async fn retry_after(
+        &self,
+        receipt: &str,
+        after: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        // SQS takes 0 to 43,200 seconds.
+        let secs = i32::try_from(after.as_secs().min(43_200)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(|e| QueueError::backend(e.into_service_error()))?;
+        Ok(())
+    }
 }

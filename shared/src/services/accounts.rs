@@ -339,6 +339,10 @@ pub async fn patch(
     if paused_changed.is_some() {
         super::feed::account_status(app, &updated, None).await?;
     }
+    if paused_changed == Some(AccountStatus::Active) {
+        // What the CRM sent while the sync was paused goes now, not at the next safety poll.
+        super::schedule::queue_pass(app, &updated, "resumed").await;
+    }
     if main.is_some() || monitored.is_some() {
         stop_unread_channels(app, &account, &updated).await?;
     }

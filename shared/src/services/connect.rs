@@ -10,8 +10,6 @@ use crate::domain::{
 };
 use crate::google::oauth::{granted_products, scopes_for};
 use crate::http::ApiError;
-use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
-use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -348,7 +346,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         account.sync_failures = 0;
         account.updated_at = now;
         match app.store.put_account(&account, version).await {
-            Ok(stored) => {
+            Ok(_) => {
                 if other_google_account {
                     // Pairs and cursors belonged to the previous Google account.
                     app.store
@@ -360,14 +358,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
                     tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
                 }
                 tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
-                first_sync(
-                    app,
-                    Versioned {
-                        value: account,
-                        version: stored,
-                    },
-                )
-                .await;
+                super::schedule::queue_pass(app, &account, "connected").await;
                 return Ok(Outcome::Connected { missing });
             }
             Err(StoreError::ConditionFailed) => continue,
@@ -375,42 +366,4 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         }
     }
     Err("temporarily_unavailable")
-}
-
-/// Queues the account's first pass right after it connects: the initial read, and the push
-/// channels that make later Google changes arrive in seconds. If it cannot be queued the
-/// account is made due at once, for the scheduler's next run.
-async fn first_sync(app: &App, stored: Versioned<Account>) {
-    let account = &stored.value;
-    if !account.has_synced_product() {
-        return;
-    }
-    let job = SyncJob {
-        tenant: account.tenant.clone(),
-        user: account.user.clone(),
-        calendar: None,
-        reason: SyncReason::Scheduled,
-        confirm_mass_deletion: false,
-        record: None,
-    };
-    let message = Message {
-        dedup_id: dedup_id(&[
-            &job.group_id(),
-            "connected",
-            &crate::clock::rfc3339(account.updated_at),
-        ]),
-        job,
-    };
-    if let Err(e) = app.queue.send(vec![message]).await {
-        tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "first sync not queued; due at the next scheduler run");
-        let mut due = account.clone();
-        due.next_sync_at = Some(app.clock.now());
-        match app.store.put_account(&due, Some(stored.version)).await {
-            // Lost to a concurrent write: that write (a worker's run, a reconnect) sets its own.
-            Ok(_) | Err(StoreError::ConditionFailed) => {}
-            Err(e) => {
-                tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "account not made due; the claim expires by itself");
-            }
-        }
-    }
 }

@@ -16,7 +16,7 @@
 //! budget then grants (fails open), and Google's own limits with our backoff remain.
 
 use crate::clock::SharedClock;
-use crate::domain::TenantId;
+use crate::domain::{GoogleQuota, Tenant, TenantId};
 use crate::google::pacing::{Budget, Grant, Pacer};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
@@ -56,6 +56,17 @@ impl Limits {
     /// The ambient limits: those set by [`with_limits`] around this task, else the default.
     pub fn current() -> Self {
         LIMITS.try_with(|l| *l).unwrap_or_default()
+    }
+
+    /// The tenant's limits (its settings' `google_quota`), unless [`with_limits`] set others
+    /// around this task (tests, benchmarks).
+    pub fn for_tenant(quota: &GoogleQuota) -> Self {
+        LIMITS.try_with(|l| *l).unwrap_or(Self {
+            calls_per_job: quota.calls_per_job,
+            tenant_rate: f64::from(quota.calls_per_second),
+            tenant_burst: quota.burst,
+            ..Self::default()
+        })
     }
 }
 
@@ -179,10 +190,15 @@ impl Budget for TenantBudget {
     }
 }
 
-/// The pacer of one worker job for an account of `tenant`, under the ambient limits.
-pub fn pacer(app: &crate::app::App, tenant: &TenantId) -> Arc<Pacer> {
-    let limits = Limits::current();
-    let budget = TenantBudget::new(app.store.clone(), app.clock.clone(), tenant.clone(), limits);
+/// The pacer of one worker job for an account of `tenant`, under its limits.
+pub fn pacer(app: &crate::app::App, tenant: &Tenant) -> Arc<Pacer> {
+    let limits = Limits::for_tenant(&tenant.settings.google_quota);
+    let budget = TenantBudget::new(
+        app.store.clone(),
+        app.clock.clone(),
+        tenant.id.clone(),
+        limits,
+    );
     Arc::new(Pacer::new(
         limits.calls_per_job,
         Some(Arc::new(budget)),

@@ -76,16 +76,30 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Whether `incoming` is older than what we hold (a late, retried delivery).
-fn stale(pair: &PairStatus, incoming: Option<OffsetDateTime>) -> bool {
-    let Some(incoming) = incoming else {
+/// Whether `incoming` is a late or retried delivery: older than what the CRM sent before, or
+/// the very same send again (time and content), compared on the CRM's own clock only — not
+/// with Google's times, nor the server's. So a retry of an edit that lost a conflict, or of
+/// the PUT before a delete, changes nothing; a new edit always counts, and after a deletion
+/// in Google it beats the delete.
+fn stale(pair: &PairStatus, incoming: &Incoming) -> bool {
+    let Some(at) = incoming.updated_at else {
         return false;
     };
-    let newest = [pair.crm_modified, pair.crm_deleted_at, pair.deleted_at]
-        .into_iter()
-        .flatten()
-        .max();
-    newest.is_some_and(|n| incoming < n)
+    match pair.crm_sent_at {
+        Some(sent) => {
+            at < sent
+                || (at == sent
+                    && pair.crm_sent_hash.is_some()
+                    && pair.crm_sent_hash == content_hash(incoming.collection, &incoming.content))
+        }
+        // The CRM sent no time before (or the pair predates `crm_sent_at`): the pair's own
+        // times are all there is to compare with.
+        None => [pair.crm_modified, pair.crm_deleted_at, pair.deleted_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .is_some_and(|newest| at < newest),
+    }
 }
 
 /// Stores a CRM record as the CRM side of its pair (marked for the worker) and queues a
@@ -129,7 +143,7 @@ pub async fn store_put(
             Some(Versioned { value, version }) => (value, Some(version)),
             None => (PairStatus::new(account.id.clone(), c, crm_id.clone()), None),
         };
-        if stale(&pair, incoming.updated_at) {
+        if stale(&pair, incoming) {
             return Ok((false, pair));
         }
         let same =
@@ -177,6 +191,10 @@ pub async fn store_put(
         pair.crm_content = Some(incoming.content.clone());
         pair.crm_version.clone_from(&incoming.version);
         pair.crm_modified = Some(incoming.updated_at.unwrap_or_else(|| app.clock.now()));
+        if incoming.updated_at.is_some() {
+            pair.crm_sent_at = incoming.updated_at;
+            pair.crm_sent_hash = content_hash(c, &incoming.content);
+        }
         pair.crm_deleted_at = None;
         pair.last_error = None;
         match app.store.put_dirty_pair(t, u, &pair, version).await {

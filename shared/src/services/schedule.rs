@@ -387,6 +387,44 @@ impl TenantCache {
 /// The worker's half: records how a run ended and when the account is due next. `complete`
 /// is a run that read every calendar of the account to the end; runs that covered less (a
 /// push for one calendar, a CRM record change) leave the due time alone on success.
+/// Queues a pass of the account now (after it connects, or resumes): the initial read and
+/// the push channels that make later Google changes arrive in seconds, and the CRM changes
+/// that waited. If it cannot be queued the account is made due at once, for the scheduler's
+/// next run. `why` and the account's last write name the job (a retried request is one job).
+pub async fn queue_pass(app: &App, account: &Account, why: &str) {
+    if !account.has_synced_product() {
+        return;
+    }
+    let job = SyncJob {
+        tenant: account.tenant.clone(),
+        user: account.user.clone(),
+        calendar: None,
+        reason: SyncReason::Scheduled,
+        confirm_mass_deletion: false,
+        record: None,
+    };
+    let message = Message {
+        dedup_id: dedup_id(&[
+            &job.group_id(),
+            why,
+            &crate::clock::rfc3339(account.updated_at),
+        ]),
+        job,
+    };
+    if let Err(e) = app.queue.send(vec![message]).await {
+        tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "pass not queued; due at the next scheduler run");
+        let now = app.clock.now();
+        let due = super::accounts::update(app, &account.tenant, &account.user, |a| {
+            a.next_sync_at = Some(now);
+            Ok(())
+        })
+        .await;
+        if let Err(e) = due {
+            tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e.message, "account not made due; the claim expires by itself");
+        }
+    }
+}
+
 pub async fn record_run(
     app: &App,
     t: &TenantId,

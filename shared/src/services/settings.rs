@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::contacts::normal::FieldMappingPatch;
 use crate::domain::settings::POLL_INTERVAL_MINUTES;
 use crate::domain::{
-    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GuestNotifications,
+    ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GoogleQuota, GuestNotifications,
     PrivateEventPolicy, Products, TenantId, TenantSettings,
 };
 use crate::http::ApiError;
@@ -31,6 +31,7 @@ pub struct SettingsView {
     pub webhook_url: Option<String>,
     pub webhook_secret_set: bool,
     pub sync_paused: bool,
+    pub google_quota: GoogleQuota,
     /// Only in the answer that created or rotated it: the CRM stores it to verify webhooks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_signing_secret: Option<String>,
@@ -44,6 +45,7 @@ fn view(s: &TenantSettings, new_secret: Option<String>) -> SettingsView {
         webhook_url: s.webhook_url.clone(),
         webhook_secret_set: s.webhook_secret_ref.is_some(),
         sync_paused: s.sync_paused,
+        google_quota: s.google_quota,
         webhook_signing_secret: new_secret,
     }
 }
@@ -86,6 +88,47 @@ pub struct SettingsPatch {
     /// A new signing secret for the existing webhook.
     pub rotate_webhook_secret: Option<bool>,
     pub sync_paused: Option<bool>,
+    /// The fields given replace the tenant's.
+    pub google_quota: Option<GoogleQuotaPatch>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleQuotaPatch {
+    pub calls_per_second: Option<u32>,
+    pub burst: Option<u32>,
+    pub calls_per_job: Option<u32>,
+}
+
+fn apply_quota(q: &mut GoogleQuota, p: &GoogleQuotaPatch) -> Result<(), ApiError> {
+    let fields = [
+        (
+            "calls_per_second",
+            p.calls_per_second,
+            GoogleQuota::CALLS_PER_SECOND,
+            &mut q.calls_per_second,
+        ),
+        ("burst", p.burst, GoogleQuota::BURST, &mut q.burst),
+        (
+            "calls_per_job",
+            p.calls_per_job,
+            GoogleQuota::CALLS_PER_JOB,
+            &mut q.calls_per_job,
+        ),
+    ];
+    for (name, value, range, slot) in fields {
+        if let Some(v) = value {
+            if !range.contains(&v) {
+                return Err(ApiError::invalid(format!(
+                    "google_quota.{name} must be {} to {}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+            *slot = v;
+        }
+    }
+    Ok(())
 }
 
 fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), ApiError> {
@@ -239,6 +282,9 @@ fn apply(
     }
     if let Some(sync_paused) = patch.sync_paused {
         next.sync_paused = sync_paused;
+    }
+    if let Some(q) = &patch.google_quota {
+        apply_quota(&mut next.google_quota, q)?;
     }
     // The webhook: a new URL gets a secret if it has none; rotation replaces it.
     let rotate = patch.rotate_webhook_secret == Some(true);

@@ -10,7 +10,7 @@ use crate::google::retry::{with_retry, RetryPolicy};
 use crate::google::GoogleError;
 use crate::http::ApiError;
 use crate::store::repo::Versioned;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use time::OffsetDateTime;
@@ -202,6 +202,32 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         expires_at,
         account,
     })
+}
+
+/// Forgets the account's cached access token after Google refused it (401): the next job
+/// refreshes it, and finds out whether the grant itself is gone. The token is kept if it was
+/// replaced meanwhile (a refresh or a reconnect).
+pub async fn forget_access_token(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    refused: &SecretString,
+) -> Result<(), ApiError> {
+    let cipher = cipher(app).await?;
+    super::accounts::update(app, t, u, |a| {
+        let same = a
+            .access_token_ciphertext
+            .as_deref()
+            .and_then(|sealed| cipher.open(sealed, &a.tenant, &a.id).ok())
+            .is_some_and(|held| held.expose_secret() == refused.expose_secret());
+        if same {
+            a.access_token_ciphertext = None;
+            a.access_token_expires_at = None;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 /// Moves the account to `needs_reauth` (once) and tells the CRM through the change feed.

@@ -7,6 +7,7 @@
 //! | account | `TENANT#{t}#USER#{u}` | `ACCOUNT` | `TENANT#{t}#ACCOUNTS` / `{u}` | `DUE#{shard}` / `{next sync, RFC 3339 UTC}#{t}#{u}` while the account is scheduled (active, calendar product) | |
 //! | pair | `TENANT#{t}#USER#{u}` | `PAIR#{collection}#{crm id}` | `TENANT#{t}#USER#{u}#GID#{collection}` / `{google id}` | `TENANT#{t}#USER#{u}#DIRTY#{collection}` / `{crm id}` while the CRM side waits for the worker | |
 //! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
+//! | calendar listing generation | `TENANT#{t}#USER#{u}` | `LISTING#{calendar}` | | | 31 days after it was set |
 //! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
 //! | change record (or a void marker) | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
 //! | feed sequence counter (the last number given) | `TENANT#{t}#FEEDSEQ` | `FEEDSEQ` | | | |
@@ -46,6 +47,9 @@
 //!     point).
 //! 16. Take from / give back to a tenant's Google call budget (a token bucket): get and put
 //!     `TENANT#{t}` / `BUDGET` under its version.
+//! 17. A calendar's listing generation (see `services::calendar::channels`): get
+//!     `LISTING#{calendar}` in the user's partition (the webhook, per notification); put it
+//!     (the worker, before a push job lists the calendar).
 
 use crate::domain::{ApiKeyId, Collection, TenantId, UserId};
 use time::OffsetDateTime;
@@ -127,6 +131,10 @@ pub fn dirty_pairs_of(t: &TenantId, u: &UserId, c: Collection) -> String {
 
 pub fn cursor(t: &TenantId, u: &UserId, scope: &str) -> Key {
     Key::new(user_pk(t, u), format!("CURSOR#{scope}"))
+}
+
+pub fn listing(t: &TenantId, u: &UserId, calendar: &str) -> Key {
+    Key::new(user_pk(t, u), format!("LISTING#{calendar}"))
 }
 
 pub fn channel(id: &str) -> Key {

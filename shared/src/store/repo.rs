@@ -4,8 +4,8 @@
 use super::{keys, Condition, Index, Item, Key, Page, PageToken, Query, SharedTable, SortKey};
 use super::{StoreError, StoreResult, WriteOp};
 use crate::domain::{
-    Account, ApiKey, ApiKeyId, ChangeRecord, Collection, Cursor, OAuthSession, PairStatus, Tenant,
-    TenantId, UserId, WatchChannel,
+    Account, ApiKey, ApiKeyId, CalendarListing, ChangeRecord, Collection, Cursor, OAuthSession,
+    PairStatus, Tenant, TenantId, UserId, WatchChannel,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -467,6 +467,47 @@ impl Store {
         self.write(item, expected).await
     }
 
+    // ---- calendar listing generations (see `services::calendar::channels`) ----------------
+
+    /// How long a listing generation is kept after it was set (longer than a channel lives:
+    /// one that went is as good as one never made, the webhook then queues every notification).
+    pub const LISTING_RETENTION_SECS: i64 = 31 * 24 * 3600;
+
+    pub async fn get_listing(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        calendar: &str,
+    ) -> StoreResult<Option<CalendarListing>> {
+        Ok(self
+            .get_as(&keys::listing(t, u, calendar))
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// Sets the calendar's generation: one write, no read. `only_if_absent` keeps one that is
+    /// there (`Ok(false)` then).
+    pub async fn put_listing(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        listing: &CalendarListing,
+        only_if_absent: bool,
+    ) -> StoreResult<bool> {
+        let item = Item::new(keys::listing(t, u, &listing.calendar_id), to_data(listing)?)
+            .with_ttl(listing.started_at.unix_timestamp() + Self::LISTING_RETENTION_SECS);
+        let condition = if only_if_absent {
+            Condition::NotExists
+        } else {
+            Condition::None
+        };
+        match self.table.put(item, condition).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) if only_if_absent => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     // ---- watch channels -------------------------------------------------------------------
 
     pub async fn put_channel(&self, ch: &WatchChannel, expected: Option<u64>) -> StoreResult<u64> {
@@ -743,11 +784,12 @@ fn wall_millis() -> i64 {
 }
 
 impl Store {
-    /// Deletes a user's pairs and cursors (after a disconnect that does not keep them, or
-    /// when a different Google account takes the user's place). Returns how many items went.
+    /// Deletes a user's pairs, cursors and listing generations (after a disconnect that does
+    /// not keep them, or when a different Google account takes the user's place). Returns how
+    /// many items went.
     pub async fn purge_sync_state(&self, t: &TenantId, u: &UserId) -> StoreResult<usize> {
         let mut deleted = 0;
-        for prefix in ["PAIR#", "CURSOR#"] {
+        for prefix in ["PAIR#", "CURSOR#", "LISTING#"] {
             let mut query = Query::partition(Index::Primary, keys::pairs_partition(t, u))
                 .sort(SortKey::BeginsWith(prefix.to_owned()))
                 .limit(100);

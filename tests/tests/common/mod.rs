@@ -2,6 +2,7 @@
 //! tables, the product's App on real adapters, and an HTTP server on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod push;
 pub mod world;
 
 use shared::app::{App, AppState};
@@ -141,6 +142,62 @@ pub async fn aws_app_with(
         Arc::new(SqsQueue::new(sqs, queue_url)),
         clock,
     ))
+}
+
+/// The product on its embedded adapters (the in-memory store, embedded secrets, the
+/// in-process queue, whose receiving end is returned): the fast world for property tests
+/// and backlogs, held to the production adapters' behaviour by the conformance suite.
+pub async fn embedded_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> (
+    AppState,
+    tokio::sync::mpsc::UnboundedReceiver<shared::queue::SyncJob>,
+) {
+    let secrets = shared::secrets::embedded::EmbeddedSecrets::in_memory();
+    secrets
+        .put(
+            shared::secrets::names::OPERATOR_KEY,
+            OPERATOR_KEY.to_owned().into(),
+        )
+        .await
+        .expect("seed operator key");
+    secrets
+        .put(
+            shared::secrets::names::TOKEN_KEY,
+            shared::crypto::TokenCipher::generate_secret(),
+        )
+        .await
+        .expect("seed token key");
+    let table = shared::store::embedded::EmbeddedTable::in_memory(clock.clone());
+    let (queue, jobs) = shared::queue::inprocess::InProcessQueue::new();
+    let app: AppState = Arc::new(App::new(
+        Config {
+            table_name: "embedded".into(),
+            secrets_prefix: "embedded/".into(),
+            queue_url: None,
+            public_base_url: public_base_url.into(),
+            google,
+        },
+        Store::new(Arc::new(table)),
+        Arc::new(secrets),
+        Arc::new(queue),
+        clock,
+    ));
+    (app, jobs)
+}
+
+/// The product on the local server's adapters: [`embedded_app_with`], with the local
+/// server's worker loop running its queue (spawned here, as `local-server` does at start).
+pub async fn local_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> AppState {
+    let (app, jobs) = embedded_app_with(public_base_url, google, clock).await;
+    tokio::spawn(local_server::worker::run_in_process(app.clone(), jobs));
+    app
 }
 
 /// Serves `router` on 127.0.0.1 (random port); returns its base URL.

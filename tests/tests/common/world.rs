@@ -10,7 +10,9 @@ use shared::app::AppState;
 use shared::clock::{ManualClock, SharedClock};
 use shared::config::GoogleEndpoints;
 use shared::domain::{TenantId, UserId};
+use shared::queue::SyncJob;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const CLIENT_ID: &str = "123456789012-test.apps.googleusercontent.com";
@@ -27,12 +29,35 @@ pub struct Env {
     pub tenant: TenantId,
     pub admin: String,
     pub sync: String,
+    /// On the embedded adapters: the jobs the product queued, for [`Env::drain_jobs`].
+    pub jobs: Option<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<SyncJob>>>,
+    /// Google notifications our webhook has answered (any outcome).
+    pub notifications: Arc<AtomicUsize>,
+}
+
+/// Which adapters the product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Production's: DynamoDB Local, moto's Secrets Manager and SQS FIFO (no worker runs
+    /// unless the test runs one).
+    Aws,
+    /// The local server's: embedded store and secrets, the in-process queue with the local
+    /// server's worker loop running every job as it is queued.
+    Local,
+    /// The embedded adapters with the queue held for the test: [`Env::drain_jobs`] runs
+    /// what was queued, as SQS would deliver it (fast, deterministic).
+    Embedded,
 }
 
 impl Env {
     /// A tenant whose admin registered the Google client and allowed the CRM's return URL.
     pub async fn new() -> Self {
-        let env = Self::bare().await;
+        Self::new_on(Backend::Aws).await
+    }
+
+    /// [`Env::new`] on the given adapters.
+    pub async fn new_on(backend: Backend) -> Self {
+        let env = Self::bare_on(backend).await;
         let (s, v) = env
             .call(
                 "PUT",
@@ -56,6 +81,11 @@ impl Env {
 
     /// A tenant with nothing configured.
     pub async fn bare() -> Self {
+        Self::bare_on(Backend::Aws).await
+    }
+
+    /// [`Env::bare`] on the given adapters.
+    pub async fn bare_on(backend: Backend) -> Self {
         let sandbox = Sandbox::new(SandboxConfig::default())
             .serve("127.0.0.1:0".parse().unwrap())
             .await
@@ -72,13 +102,34 @@ impl Env {
         sandbox.sandbox.add_user("bob@example.com", "Bob Example");
         let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         let shared_clock: SharedClock = Arc::new(clock.clone());
-        let app = super::aws_app_with(
-            &api,
-            GoogleEndpoints::single_host(&sandbox.base_url),
-            shared_clock,
-        )
-        .await;
-        super::serve_on(listener, local_server::router(app.clone()));
+        let google = GoogleEndpoints::single_host(&sandbox.base_url);
+        let (app, jobs) = match backend {
+            Backend::Aws => (super::aws_app_with(&api, google, shared_clock).await, None),
+            Backend::Local => (
+                super::local_app_with(&api, google, shared_clock).await,
+                None,
+            ),
+            Backend::Embedded => {
+                let (app, jobs) = super::embedded_app_with(&api, google, shared_clock).await;
+                (app, Some(tokio::sync::Mutex::new(jobs)))
+            }
+        };
+        let notifications = Arc::new(AtomicUsize::new(0));
+        let answered = notifications.clone();
+        let router = local_server::router(app.clone()).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let answered = answered.clone();
+                async move {
+                    let push = req.uri().path() == "/webhooks/google/calendar";
+                    let response = next.run(req).await;
+                    if push {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    response
+                }
+            },
+        ));
+        super::serve_on(listener, router);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -118,7 +169,31 @@ impl Env {
             tenant,
             admin,
             sync: sync["key_secret"].as_str().unwrap().to_owned(),
+            jobs,
+            notifications,
         }
+    }
+
+    /// On the embedded adapters: runs the jobs the product queued (and those they queue in
+    /// turn) as the worker would, one after the other, until none is left or `max` ran.
+    /// Returns how many ran.
+    pub async fn drain_jobs(&self, max: usize) -> usize {
+        let jobs = self
+            .jobs
+            .as_ref()
+            .expect("drain_jobs needs Backend::Embedded");
+        let mut ran = 0;
+        while ran < max {
+            let Ok(job) = jobs.lock().await.try_recv() else {
+                break;
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            sync_worker::run(&self.app, &job, deadline)
+                .await
+                .unwrap_or_else(|e| panic!("job {job:?}: {e}"));
+            ran += 1;
+        }
+        ran
     }
 
     pub async fn call(

@@ -2,11 +2,19 @@
 //! of changes within seconds; renewed before expiry (the new channel first, the old one
 //! stopped only after the new one works); polling stays the safety net when one cannot be
 //! made.
+//!
+//! Notifications collapse per calendar on its *listing generation* (a fresh id the worker
+//! writes right before a push job lists the calendar, see [`listing_starts`]): the webhook
+//! names the job it queues after the generation it reads, so the queue's deduplication folds
+//! every notification that arrives before the next listing starts into the one job about to
+//! list — which will see their changes — and the first notification after that listing began
+//! gets a new id, hence a job of its own. One job queued per calendar at a time, and no
+//! notification whose change a listing might have missed is dropped.
 
 use super::engine::SyncError;
 use crate::app::App;
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
-use crate::domain::{AccountId, ChannelState, TenantId, UserId, WatchChannel};
+use crate::domain::{AccountId, CalendarListing, ChannelState, TenantId, UserId, WatchChannel};
 use crate::google::calendar::WatchRequest;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::store::StoreError;
@@ -19,8 +27,29 @@ use time::OffsetDateTime;
 pub const CHANNEL_TTL_SECS: u64 = 7 * 24 * 3600;
 /// A channel with less life than this left is renewed.
 pub const RENEW_BEFORE: time::Duration = time::Duration::days(1);
-/// Notifications of one channel within this window collapse into one sync job.
-pub const BURST_WINDOW_SECS: i64 = 10;
+
+/// Called by the worker right before a job queued by push lists `calendar`: a new listing
+/// generation (one write, no read). From here on notifications queue a new job; the ones
+/// before it are deduplicated into this job, whose listing starts after this write.
+pub async fn listing_starts(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    calendar: &str,
+) -> Result<(), StoreError> {
+    app.store
+        .put_listing(t, u, &new_listing(app, calendar), false)
+        .await
+        .map(|_| ())
+}
+
+fn new_listing(app: &App, calendar: &str) -> CalendarListing {
+    CalendarListing {
+        calendar_id: calendar.to_owned(),
+        generation: ulid::Ulid::new().to_string(),
+        started_at: app.clock.now(),
+    }
+}
 
 /// Makes sure `calendar` has a live channel; creates or renews it. Failures are logged and
 /// leave the calendar to polling (they never fail the pass).
@@ -81,6 +110,16 @@ pub async fn ensure(
         expires_at,
         state: ChannelState::Active,
     };
+    // The calendar was just read: its notifications may collapse from here on (a generation
+    // it already has is kept). Without one nothing collapses and nothing is lost, so a
+    // failure here only costs jobs.
+    if let Err(e) = app
+        .store
+        .put_listing(t, u, &new_listing(app, calendar), true)
+        .await
+    {
+        tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no listing generation; the channel's notifications queue a job each until a push job sets one");
+    }
     app.store.put_channel(&channel, None).await?;
     tracing::info!(tenant = %t, user = %u, calendar, "push channel opened");
     crate::metrics::count("ChannelsOpened", &[], 1);
@@ -159,15 +198,15 @@ pub struct Notification<'a> {
 pub enum Outcome {
     /// The channel's first message.
     Handshake,
-    /// A sync of the channel's calendar is queued (or was, within the burst window).
+    /// A sync of the channel's calendar is queued (or one is, that has not started listing).
     Queued,
     /// Not ours, stopped, expired, or forged: nothing done.
     Unknown,
     Forged,
 }
 
-/// Checks a notification against its channel and queues a sync of that one calendar. Does
-/// not call Google.
+/// Checks a notification against its channel and queues a sync of that one calendar, named
+/// after the calendar's listing generation (see the module's note). Does not call Google.
 pub async fn notify(app: &App, n: Notification<'_>) -> Result<Outcome, crate::http::ApiError> {
     let Some(channel) = app.store.get_channel(n.channel_id).await? else {
         return Ok(Outcome::Unknown);
@@ -196,9 +235,18 @@ pub async fn notify(app: &App, n: Notification<'_>) -> Result<Outcome, crate::ht
         confirm_mass_deletion: false,
         record: None,
     };
-    let slot = (now.unix_timestamp() / BURST_WINDOW_SECS).to_string();
+    // Without a generation (a channel opened before generations existed, or state purged)
+    // nothing may collapse: every notification queues its job until the first one has run.
+    let generation = match app
+        .store
+        .get_listing(&c.tenant, &c.user, &c.calendar_id)
+        .await?
+    {
+        Some(listing) => listing.generation,
+        None => format!("unlisted-{}", ulid::Ulid::new()),
+    };
     let message = Message {
-        dedup_id: dedup_id(&[&job.group_id(), "push", &c.id, &slot]),
+        dedup_id: dedup_id(&[&job.group_id(), "push", &c.calendar_id, &generation]),
         job,
     };
     app.queue.send(vec![message]).await?;

@@ -12,14 +12,15 @@ use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, GuestNotifications,
     PairStatus, PrivateEventPolicy, Tenant, TenantId, UserId,
 };
-use crate::google::batch::BatchResponse;
+use crate::google::batch::{BatchResponse, MAX_PARTS};
 use crate::google::calendar::{CalendarRequest, Event, ListEvents, SendUpdates};
-use crate::google::GoogleError;
+use crate::google::{pacing, GoogleError};
 use crate::http::ApiError;
 use crate::services::records;
 use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
+use crate::sync::plan::{fits, WriteCost};
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
@@ -54,6 +55,16 @@ impl SyncError {
             SyncError::Token(TokenError::Api(e)) | SyncError::Api(e) => e.status.is_server_error(),
             SyncError::Store(e) => e.is_retryable(),
             _ => false,
+        }
+    }
+
+    /// About the pass as a whole, not one record (see [`GoogleError::is_pass_level`]).
+    pub fn is_pass_level(&self) -> bool {
+        match self {
+            SyncError::Google(e) => e.is_pass_level(),
+            SyncError::Token(_) => true,
+            SyncError::Store(e) => e.is_retryable(),
+            SyncError::Api(e) => e.status.is_server_error(),
         }
     }
 
@@ -93,6 +104,11 @@ pub struct Report {
     pub incomplete: Vec<String>,
     /// Calendars whose deletions were held back by the mass-deletion guard.
     pub blocked: Vec<String>,
+    /// Calendars skipped for a failure of their own (shown on the account's `last_error`).
+    pub calendar_errors: Vec<String>,
+    /// CRM changes still wait after this pass (they did not fit in the job's Google calls,
+    /// or the pass stopped): a continuation is due.
+    pub push_incomplete: bool,
 }
 
 /// The hash of stored normalized content (`None` if unreadable).
@@ -141,6 +157,9 @@ struct Ctx<'a> {
     /// While a full read is applied: its id (the pairs it sees are marked with it, so that a
     /// read resumed across runs knows what it saw before).
     full_read: Option<String>,
+    /// A failure of the pass as a whole met by one answer (a 401 for one part means the
+    /// token is refused for all): the push stops after the chunk and the pass ends with it.
+    pass_error: Option<SyncError>,
     report: Report,
 }
 
@@ -252,6 +271,7 @@ async fn context<'a>(
         send_updates,
         confirm_mass_deletion: confirm,
         full_read: None,
+        pass_error: None,
         report: Report::default(),
     })
 }
@@ -272,6 +292,38 @@ pub async fn sync_account(
         deadline,
     } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
+    let pass = run_pass(&mut ctx, calendar, read_google, record, deadline).await;
+    if let Err(SyncError::Google(e)) = &pass {
+        if e.is_unauthorized() {
+            // The token was refused: the next job refreshes it (and learns whether the grant
+            // is gone); what waits keeps waiting until then.
+            super::super::tokens::forget_access_token(app, t, u, &ctx.token).await?;
+        }
+    }
+    pass?;
+    let now = ctx.now();
+    let blocked = !ctx.report.blocked.is_empty();
+    let errors =
+        (!ctx.report.calendar_errors.is_empty()).then(|| ctx.report.calendar_errors.join("; "));
+    super::super::accounts::update(app, t, u, |a| {
+        a.last_sync_at = Some(now);
+        if !blocked {
+            a.last_error.clone_from(&errors);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(ctx.report)
+}
+
+async fn run_pass(
+    ctx: &mut Ctx<'_>,
+    calendar: Option<&str>,
+    read_google: bool,
+    record: Option<&CrmId>,
+    deadline: Instant,
+) -> Result<(), SyncError> {
+    let (app, t, u) = (ctx.app, ctx.t().clone(), ctx.u().clone());
     if read_google {
         let mut calendars = vec![ctx.main_calendar.clone()];
         for c in &ctx.account.settings.monitored_calendars {
@@ -283,25 +335,27 @@ pub async fn sync_account(
             calendars.retain(|c| c == only || (only == "primary" && *c == ctx.main_calendar));
         }
         for cal in calendars {
-            let read = read_calendar(&mut ctx, &cal, deadline).await;
+            let read = read_calendar(ctx, &cal, deadline).await;
             ctx.full_read = None;
-            read?;
+            match read {
+                Ok(()) => {}
+                Err(e) if e.is_pass_level() => return Err(e),
+                // This calendar's own failure (a monitored calendar the user can no longer
+                // see, one Google refuses to list): reported on the account, and the other
+                // calendars and the CRM's waiting changes go on.
+                Err(e) => {
+                    tracing::warn!(tenant = %t, user = %u, calendar = %cal, error = %e, "calendar skipped");
+                    ctx.report
+                        .calendar_errors
+                        .push(format!("calendar {cal}: {}", e.public_message()));
+                    continue;
+                }
+            }
             let account = ctx.account.id.clone();
-            super::channels::ensure(app, &ctx.token, t, u, &account, &cal).await?;
+            super::channels::ensure(app, &ctx.token, &t, &u, &account, &cal).await?;
         }
     }
-    push_waiting(&mut ctx, record).await?;
-    let now = ctx.now();
-    let blocked = !ctx.report.blocked.is_empty();
-    super::super::accounts::update(app, t, u, |a| {
-        a.last_sync_at = Some(now);
-        if !blocked {
-            a.last_error = None;
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(ctx.report)
+    push_waiting(ctx, record, deadline).await
 }
 
 // ---- Google → CRM ------------------------------------------------------------------------
@@ -795,6 +849,20 @@ async fn execute(
     let google_hash = google_content.as_ref().map(Normalized::hash);
     let mut still_waiting = false;
     pair.last_error = None;
+    // The event read is the pair's: its id and calendar are recorded whatever the decision
+    // (a pair whose insert was applied but not committed is found by the CRM id it carries,
+    // and only the Google-id index finds it again when Google later reports it deleted,
+    // with nothing but its id).
+    let link_learned = match event.filter(|e| !e.is_cancelled()) {
+        Some(e) if !matches!(d.action, Action::DeleteInCrm | Action::Unlink) => {
+            let learned = pair.google_id.as_deref() != Some(e.id.as_str())
+                || pair.container.as_deref() != Some(calendar);
+            pair.google_id = Some(e.id.clone());
+            pair.container = Some(calendar.to_owned());
+            learned
+        }
+        _ => false,
+    };
     match d.action {
         Action::Nothing => {
             // Nothing to copy, but remember Google's latest etag (a change outside the fields
@@ -802,7 +870,7 @@ async fn execute(
             let etag = event.and_then(|e| e.etag.clone());
             if etag.is_some() && etag != pair.google_etag {
                 pair.google_etag = etag;
-            } else if !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
+            } else if !link_learned && !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
                 return Ok(());
             }
         }
@@ -1055,7 +1123,7 @@ async fn write_exceptions(
         Err(e) => {
             return ExceptionsWritten {
                 actual: Normalized::from_google(&master_json),
-                retry: e.is_transient(),
+                retry: e.is_pass_level(),
                 error: Some(e.public_message()),
             }
         }
@@ -1125,13 +1193,15 @@ async fn write_exceptions(
                     when_text(original_start)
                 ));
             }
-            Err(e) => {
+            // Held back or refused for the whole pass (pacing, the grant, Google down): the
+            // series stays waiting and the next pass goes on from here (occurrences already
+            // in line are not written again).
+            Err(e) if e.is_pass_level() => {
                 error = Some(e.to_string());
-                if e.is_transient() {
-                    retry = true;
-                    break;
-                }
+                retry = true;
+                break;
             }
+            Err(e) => error = Some(e.to_string()),
         }
     }
     ExceptionsWritten {
@@ -1221,67 +1291,139 @@ struct Planned {
     request: Option<CalendarRequest>,
 }
 
-async fn push_waiting(ctx: &mut Ctx<'_>, record: Option<&CrmId>) -> Result<(), SyncError> {
+/// Pushes the CRM's waiting changes: as many as fit in the job's remaining Google calls
+/// ([`crate::sync::plan::fits`]), in batch requests of [`MAX_PARTS`], each chunk's answers
+/// committed before the next chunk is sent. What does not fit stays waiting and the report
+/// says so (`push_incomplete`: the worker queues the rest). A failure of the pass as a
+/// whole (pacing, the grant, Google unavailable) stops it after the chunk it hit, and so
+/// does the deadline: what Google applied is committed, the rest keeps waiting.
+async fn push_waiting(
+    ctx: &mut Ctx<'_>,
+    record: Option<&CrmId>,
+    deadline: Instant,
+) -> Result<(), SyncError> {
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
+    let allowance = pacing::remaining().unwrap_or(u32::MAX);
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut costs: Vec<WriteCost> = Vec::new();
+    let mut planned_calls = 0u64;
+    let mut more = false;
+    // The pair the job was queued for comes first, read directly (the dirty index is
+    // eventually consistent and may not list it yet); then the index, each entry read again
+    // consistently (the index may still list a pair an earlier job has just committed, and
+    // its write must not be sent twice).
+    let mut seen = HashSet::new();
+    let mut candidates: Vec<String> = record.map(|r| r.to_string()).into_iter().collect();
     let mut page: Option<String> = None;
-    let mut planned = Vec::new();
-    // The pair the job was queued for, read directly: the dirty index is eventually
-    // consistent and may not list it yet.
-    let mut seen = std::collections::HashSet::new();
-    if let Some(id) = record {
-        if let Some(Versioned { value, version }) = ctx
-            .app
-            .store
-            .get_pair(&t, &u, Collection::Calendar, id.as_str())
-            .await?
-        {
-            if super::waiting(&value) {
-                seen.insert(value.crm_id.clone());
-                if let Some(p) = plan(ctx, value, version).await? {
-                    planned.push(p);
-                }
+    let mut listed_all = false;
+    'collect: loop {
+        for id in std::mem::take(&mut candidates) {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(Versioned { value, version }) = ctx
+                .app
+                .store
+                .get_pair(&t, &u, Collection::Calendar, &id)
+                .await?
+            else {
+                continue;
+            };
+            if !super::waiting(&value) {
+                continue;
+            }
+            let Some(p) = plan(ctx, value, version).await? else {
+                continue;
+            };
+            if p.request.is_none() {
+                finish(ctx, p, None).await?;
+                continue;
+            }
+            let cost = write_cost(&p);
+            planned_calls += cost.total();
+            costs.push(cost);
+            planned.push(p);
+            if planned_calls > u64::from(allowance) {
+                more = true;
+                break 'collect;
             }
         }
-    }
-    loop {
+        if listed_all {
+            break;
+        }
         let records = ctx
             .app
             .store
             .list_dirty_pairs(&t, &u, Collection::Calendar, 200, page.as_deref())
             .await?;
-        for Versioned {
-            value: pair,
-            version,
-        } in records.items
-        {
-            if seen.contains(&pair.crm_id) {
-                continue;
-            }
-            if let Some(p) = plan(ctx, pair, version).await? {
-                planned.push(p);
-            }
-        }
+        candidates = records
+            .items
+            .into_iter()
+            .map(|p| p.value.crm_id.to_string())
+            .collect();
         match records.next {
             Some(next) => page = Some(next),
-            None => break,
+            None => listed_all = true,
         }
     }
-    let requests: Vec<CalendarRequest> = planned.iter().filter_map(|p| p.request.clone()).collect();
-    let mut answers = if requests.is_empty() {
-        Vec::new()
-    } else {
-        ctx.app.google.batch(&ctx.token, requests).await?
+    // The plan: what fits in the calls left now (deciding may itself have read Google).
+    let left = pacing::remaining().unwrap_or(u32::MAX);
+    let n = fits(&costs, left, MAX_PARTS);
+    if n < planned.len() {
+        more = true;
+        planned.truncate(n);
     }
-    .into_iter();
-    for p in planned {
-        let answer = if p.request.is_some() {
-            answers.next()
-        } else {
-            None
+    let mut planned = planned.into_iter().peekable();
+    let mut stopped: Option<SyncError> = None;
+    while stopped.is_none() && planned.peek().is_some() && Instant::now() < deadline {
+        let chunk: Vec<Planned> = planned.by_ref().take(MAX_PARTS).collect();
+        let requests: Vec<CalendarRequest> =
+            chunk.iter().filter_map(|p| p.request.clone()).collect();
+        let answers = match ctx.app.google.batch(&ctx.token, requests).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                stopped = Some(e.into());
+                break;
+            }
         };
-        finish(ctx, p, answer).await?;
+        for (p, answer) in chunk.into_iter().zip(answers) {
+            match finish(ctx, p, Some(answer)).await {
+                Ok(()) => {}
+                // A follow-up call of one pair met a pass-level failure: that pair keeps
+                // waiting (it was not committed); the chunk's other answers are still
+                // committed, and nothing more is sent.
+                Err(SyncError::Google(e)) if e.is_pass_level() => {
+                    stopped.get_or_insert(SyncError::Google(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(e) = ctx.pass_error.take() {
+            stopped.get_or_insert(e);
+        }
     }
-    Ok(())
+    if more || planned.peek().is_some() {
+        ctx.report.push_incomplete = true;
+    }
+    match stopped {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// What a planned write costs: its batch part, and for a series the read of its occurrences
+/// and a write per occurrence the CRM changed.
+fn write_cost(p: &Planned) -> WriteCost {
+    let followups = match (&p.content, p.decision.action) {
+        (Some(c), Action::PushToGoogle) if !c.recurrence.is_empty() => {
+            1 + u32::try_from(c.exceptions.len()).unwrap_or(u32::MAX)
+        }
+        _ => 0,
+    };
+    WriteCost {
+        parts: 1,
+        followups,
+    }
 }
 
 /// Decides a waiting pair, assuming Google still holds what the last sync saw (the read pass
@@ -1464,8 +1606,14 @@ async fn finish(
             Some(GoogleError::PreconditionFailed(_)) => {
                 return decide_fresh(ctx, &calendar, pair, version).await;
             }
-            // A passing failure: the pair stays waiting for the next pass.
-            Some(e) if e.is_transient() => still_waiting = true,
+            // A failure of the pass, not of the record (Google unavailable, the token
+            // refused): the pair stays waiting for the next pass — after a reconnect, if
+            // the grant is gone.
+            Some(e) if e.is_pass_level() => {
+                still_waiting = true;
+                ctx.pass_error.get_or_insert(SyncError::Google(e));
+            }
+            // The record's own failure: shown on it, and the pass goes on.
             Some(e) => pair.last_error = Some(e.to_string()),
             None => {}
         },
@@ -1482,7 +1630,9 @@ async fn finish(
         }
         _ => {}
     }
-    if !still_waiting {
+    if still_waiting {
+        ctx.report.push_incomplete = true;
+    } else {
         pair.last_synced_at = Some(now);
     }
     commit(ctx, &loaded, pair, Some(version), still_waiting).await
@@ -1515,14 +1665,15 @@ pub async fn link_google_born(
     else {
         return Ok("unknown");
     };
-    if born.value.deleted_at.is_some() {
-        // Gone from Google before the CRM named it: nothing to link.
-        return Ok("deleted");
-    }
+    // Gone from Google (or out of the contact group) before the CRM named it: the name is
+    // kept all the same, so that should the record come back (put back into the group,
+    // restored) it reaches the CRM under the CRM's id, not as a stranger.
+    let deleted = born.value.deleted_at.is_some();
     let mut linked = born.value.clone();
     linked.crm_id = crm_id.clone();
     linked.google_born = false;
     match app.store.rekey_pair(t, u, &born, &linked).await {
+        Ok(()) if deleted => Ok("deleted"),
         Ok(()) => Ok("linked"),
         Err(StoreError::ConditionFailed) => Ok("conflict"),
         Err(e) => Err(e.into()),

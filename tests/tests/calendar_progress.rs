@@ -1,0 +1,344 @@
+//! Bounded progress, no stalled account: a user's waiting CRM meetings drain through the
+//! queue in about ⌈N/50⌉ batch requests, every write sent once (no 409 from our own
+//! retries), under per-job caps as low as 20 calls and with the tenant's budget shared with
+//! another user; a meeting written while the grant was dead is pushed after the user
+//! reconnects; a monitored calendar that disappears is reported and skipped.
+//!
+//! Runs the worker as SQS would (each queued job in turn, continuations included) on the
+//! embedded adapters, with the scheduler's ticks and a clock moved by hand for what the
+//! budget defers.
+
+mod common;
+
+use common::world::{Backend, Env, CLIENT_ID};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shared::domain::{AccountStatus, Collection};
+use shared::services::quota::{with_limits, Limits};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+fn meeting(i: usize) -> Value {
+    json!({
+        "type": "meeting",
+        "title": format!("Backlog meeting {i}"),
+        "start": {"date_time": format!("2027-03-{:02}T{:02}:00:00Z", 1 + i % 28, 8 + i % 10)},
+        "end": {"date_time": format!("2027-03-{:02}T{:02}:30:00Z", 1 + i % 28, 8 + i % 10)},
+        "time_zone": "UTC",
+    })
+}
+
+async fn put_meetings(env: &Env, user: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let (s, v) = env
+            .call(
+                "PUT",
+                &format!("/v1/users/{user}/events/{prefix}-{i}"),
+                &env.sync,
+                Some(meeting(i)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    }
+}
+
+/// Runs every queued job, then lets the scheduler queue what is due (a minute later each
+/// round, so the tenant's budget refills), until `done` or the bound.
+async fn drain_until(env: &Env, rounds: usize, done: impl AsyncFn() -> bool) -> usize {
+    let mut jobs = 0;
+    for _ in 0..rounds {
+        let ran = env.drain_jobs(10_000).await;
+        jobs += ran;
+        if std::env::var_os("BACKLOG_DEBUG").is_some() {
+            let a = env.stored_account("u-alice").await;
+            eprintln!(
+                "ran {ran}: alice waiting {} status {:?} err {:?} due {:?}",
+                waiting(env, "u-alice").await,
+                a.status,
+                a.last_error,
+                a.next_sync_at
+            );
+        }
+        if done().await {
+            return jobs;
+        }
+        env.clock.advance(time::Duration::seconds(61));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        shared::services::schedule::run(&env.app, deadline)
+            .await
+            .unwrap();
+    }
+    jobs
+}
+
+async fn waiting(env: &Env, user: &str) -> usize {
+    let u = shared::domain::UserId::parse(user).unwrap();
+    let mut n = 0;
+    let mut page = None;
+    loop {
+        let got = env
+            .app
+            .store
+            .list_dirty_pairs(&env.tenant, &u, Collection::Calendar, 500, page.as_deref())
+            .await
+            .unwrap();
+        n += got.items.len();
+        match got.next {
+            Some(p) => page = Some(p),
+            None => return n,
+        }
+    }
+}
+
+fn token(env: &Env, email: &str) -> SecretString {
+    SecretString::from(env.sandbox.issue_access_token(
+        CLIENT_ID,
+        email,
+        &["https://www.googleapis.com/auth/calendar"],
+    ))
+}
+
+struct Calls {
+    batches: usize,
+    inserts: usize,
+    conflicts: usize,
+}
+
+fn calls(env: &Env) -> Calls {
+    let log = env.sandbox.request_log();
+    let inserts: Vec<_> = log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/events"))
+        .collect();
+    Calls {
+        batches: log
+            .iter()
+            .filter(|r| r.path.starts_with("/batch/calendar/v3"))
+            .count(),
+        inserts: inserts.len(),
+        conflicts: inserts.iter().filter(|r| r.status == 409).count(),
+    }
+}
+
+/// Bob (same tenant) pushes 300 meetings, then the CRM loads `n` of Alice's — with her sync
+/// paused then resumed, or live (one record-change job per PUT) — and the queue drains.
+async fn backlog_drains(n: usize, limits: Limits, paused: bool) -> (Calls, usize) {
+    with_limits(limits, async {
+        let env = Env::new_on(Backend::Embedded).await;
+        env.connect("u-bob", &["calendar"], BOB, "").await;
+        env.connect("u-alice", &["calendar"], ALICE, "").await;
+        env.drain_jobs(100).await;
+        // Another user of the tenant syncs first and takes from the same budget.
+        put_meetings(&env, "u-bob", "BOB", 300).await;
+        env.drain_jobs(10_000).await;
+        env.sandbox.clear_request_log();
+        let pause = async |paused: bool| {
+            let (s, v) = env
+                .call(
+                    "PATCH",
+                    "/v1/users/u-alice/google",
+                    &env.sync,
+                    Some(json!({ "paused": paused })),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        };
+        if paused {
+            // Alice's sync is paused while the CRM loads her existing meetings.
+            pause(true).await;
+            put_meetings(&env, "u-alice", "MTG", n).await;
+            env.drain_jobs(10_000).await;
+            pause(false).await;
+        } else {
+            put_meetings(&env, "u-alice", "MTG", n).await;
+        }
+        let jobs = drain_until(&env, 400, async || {
+            waiting(&env, "u-alice").await == 0 && waiting(&env, "u-bob").await == 0
+        })
+        .await;
+        assert_eq!(waiting(&env, "u-alice").await, 0, "alice's backlog drained");
+        let events = env.google_events(&token(&env, ALICE)).await;
+        let mut ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(events.len(), n, "one Google event per CRM meeting");
+        assert_eq!(ids.len(), n);
+        for i in (0..n).step_by(97) {
+            let (_, v) = env
+                .call(
+                    "GET",
+                    &format!("/v1/users/u-alice/events/MTG-{i}"),
+                    &env.sync,
+                    None,
+                )
+                .await;
+            assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
+        }
+        (calls(&env), jobs)
+    })
+    .await
+}
+
+fn check(n: usize, c: &Calls, jobs: usize, batch_bound: usize) {
+    eprintln!(
+        "{n} waiting meetings: {} batch requests, {} inserts, {} conflicts, {jobs} jobs",
+        c.batches, c.inserts, c.conflicts
+    );
+    assert_eq!(c.conflicts, 0, "no 409 from our own retries");
+    assert_eq!(c.inserts, n, "every write sent once");
+    assert!(
+        c.batches <= batch_bound,
+        "{} batch requests > {batch_bound}",
+        c.batches
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_users_backlog_drains_in_about_n_over_50_batches_after_resuming() {
+    let n = 600;
+    let (c, jobs) = backlog_drains(n, Limits::default(), true).await;
+    check(n, &c, jobs, (n.div_ceil(50) as f64 * 1.05).ceil() as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_backlog_of_one_job_per_put_sends_every_write_once() {
+    let n = 300;
+    let (c, jobs) = backlog_drains(n, Limits::default(), false).await;
+    // Each record-change job pushes what waits: the first ones carry a few records each,
+    // then whole batches; never a write twice.
+    check(n, &c, jobs, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_under_a_per_job_cap_of_20() {
+    let n = 300;
+    let limits = Limits {
+        calls_per_job: 20,
+        ..Limits::default()
+    };
+    let (c, jobs) = backlog_drains(n, limits, true).await;
+    // 20 calls a job, one of them the read: 17 writes per batch request.
+    check(n, &c, jobs, n.div_ceil(17) + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_put_while_the_grant_is_dead_is_pushed_after_reconnecting() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    // The user revokes the app's access in their Google account.
+    env.sandbox.revoke_user_grants(ALICE);
+    put_meetings(&env, "u-alice", "MTG", 3).await;
+    env.drain_jobs(100).await;
+    let (_, v) = env
+        .call("GET", "/v1/users/u-alice/events/MTG-1", &env.sync, None)
+        .await;
+    assert_ne!(v["state"], "synced", "{v}");
+    assert!(
+        v["last_error"].is_null(),
+        "the record itself did not fail: {v}"
+    );
+    // The next job finds the grant gone (the cached token was dropped after the 401).
+    env.clock.advance(time::Duration::minutes(5));
+    shared::services::schedule::run(&env.app, Instant::now() + Duration::from_secs(10))
+        .await
+        .unwrap();
+    env.drain_jobs(100).await;
+    assert_eq!(
+        env.stored_account("u-alice").await.status,
+        AccountStatus::NeedsReauth
+    );
+    // The user reconnects: what waited is pushed.
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    for i in 0..3 {
+        let (_, v) = env
+            .call(
+                "GET",
+                &format!("/v1/users/u-alice/events/MTG-{i}"),
+                &env.sync,
+                None,
+            )
+            .await;
+        assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
+    }
+    assert_eq!(env.google_events(&token(&env, ALICE)).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitored_calendar_that_disappears_is_reported_and_skipped() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    let team = env.sandbox.add_calendar(ALICE, "Team", "Europe/Paris");
+    let (s, v) = env
+        .call(
+            "PATCH",
+            "/v1/users/u-alice/google",
+            &env.sync,
+            Some(json!({ "monitored_calendars": [team] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.drain_jobs(100).await;
+    env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
+        .await;
+    // The team calendar is deleted in Google; the CRM keeps sending meetings.
+    env.sandbox.delete_calendar(&team);
+    put_meetings(&env, "u-alice", "MTG", 2).await;
+    env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
+        .await;
+    for i in 0..2 {
+        let (_, v) = env
+            .call(
+                "GET",
+                &format!("/v1/users/u-alice/events/MTG-{i}"),
+                &env.sync,
+                None,
+            )
+            .await;
+        assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
+    }
+    let (_, v) = env
+        .call("GET", "/v1/users/u-alice/google", &env.sync, None)
+        .await;
+    let error = v["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains(&team), "the account names the calendar: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_google_quota_is_a_setting() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let patch = |quota: Value| {
+        env.call(
+            "PATCH",
+            "/v1/admin/settings",
+            &env.admin,
+            Some(json!({ "google_quota": quota })),
+        )
+    };
+    let (s, v) = patch(json!({"calls_per_job": 5})).await;
+    assert!(s.is_client_error(), "{s} {v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("google_quota.calls_per_job"));
+    let (s, v) = patch(json!({"calls_per_job": 20, "calls_per_second": 50})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["google_quota"],
+        json!({"calls_per_second": 50, "burst": 600, "calls_per_job": 20})
+    );
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    put_meetings(&env, "u-alice", "MTG", 60).await;
+    env.sandbox.clear_request_log();
+    let jobs = drain_until(&env, 50, async || waiting(&env, "u-alice").await == 0).await;
+    let c = calls(&env);
+    // 20 calls a job: 18 writes in each (two kept in hand), so four jobs and four batches
+    // for 60, where the default (200 a job) sends them in two batches from one job.
+    assert_eq!(c.inserts, 60);
+    assert_eq!(c.batches, 4, "{jobs} jobs");
+}
