@@ -10,118 +10,16 @@
 
 mod common;
 
-use common::world::{Backend, Env, CLIENT_ID};
+use common::backlog::{calls, drain_until, put_meetings, token, waiting, Calls};
+use common::world::{Backend, Env};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared::domain::{AccountStatus, Collection};
+use shared::domain::AccountStatus;
 use shared::services::quota::{with_limits, Limits};
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
-
-fn meeting(i: usize) -> Value {
-    json!({
-        "type": "meeting",
-        "title": format!("Backlog meeting {i}"),
-        "start": {"date_time": format!("2027-03-{:02}T{:02}:00:00Z", 1 + i % 28, 8 + i % 10)},
-        "end": {"date_time": format!("2027-03-{:02}T{:02}:30:00Z", 1 + i % 28, 8 + i % 10)},
-        "time_zone": "UTC",
-    })
-}
-
-async fn put_meetings(env: &Env, user: &str, prefix: &str, n: usize) {
-    for i in 0..n {
-        let (s, v) = env
-            .call(
-                "PUT",
-                &format!("/v1/users/{user}/events/{prefix}-{i}"),
-                &env.sync,
-                Some(meeting(i)),
-            )
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    }
-}
-
-/// Runs every queued job, then lets the scheduler queue what is due (a minute later each
-/// round, so the tenant's budget refills), until `done` or the bound.
-async fn drain_until(env: &Env, rounds: usize, done: impl AsyncFn() -> bool) -> usize {
-    let mut jobs = 0;
-    for _ in 0..rounds {
-        let ran = env.drain_jobs(10_000).await;
-        jobs += ran;
-        if std::env::var_os("BACKLOG_DEBUG").is_some() {
-            let a = env.stored_account("u-alice").await;
-            eprintln!(
-                "ran {ran}: alice waiting {} status {:?} err {:?} due {:?}",
-                waiting(env, "u-alice").await,
-                a.status,
-                a.last_error,
-                a.next_sync_at
-            );
-        }
-        if done().await {
-            return jobs;
-        }
-        env.clock.advance(time::Duration::seconds(61));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        shared::services::schedule::run(&env.app, deadline)
-            .await
-            .unwrap();
-    }
-    jobs
-}
-
-async fn waiting(env: &Env, user: &str) -> usize {
-    let u = shared::domain::UserId::parse(user).unwrap();
-    let mut n = 0;
-    let mut page = None;
-    loop {
-        let got = env
-            .app
-            .store
-            .list_dirty_pairs(&env.tenant, &u, Collection::Calendar, 500, page.as_deref())
-            .await
-            .unwrap();
-        n += got.items.len();
-        match got.next {
-            Some(p) => page = Some(p),
-            None => return n,
-        }
-    }
-}
-
-fn token(env: &Env, email: &str) -> SecretString {
-    SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        email,
-        &["https://www.googleapis.com/auth/calendar"],
-    ))
-}
-
-struct Calls {
-    batches: usize,
-    inserts: usize,
-    conflicts: usize,
-}
-
-fn calls(env: &Env) -> Calls {
-    let log = env.sandbox.request_log();
-    let inserts: Vec<_> = log
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/events"))
-        .collect();
-    Calls {
-        batches: log
-            .iter()
-            .filter(|r| r.path.starts_with("/batch/calendar/v3"))
-            .count(),
-        inserts: inserts.len(),
-        conflicts: inserts.iter().filter(|r| r.status == 409).count(),
-    }
-}
 
 /// Bob (same tenant) pushes 300 meetings, then the CRM loads `n` of Alice's — with her sync
 /// paused then resumed, or live (one record-change job per PUT) — and the queue drains.

@@ -814,3 +814,56 @@ async fn a_crm_edit_brings_an_untagged_contact_back_never_a_second_one() {
     w.run(SyncReason::Scheduled).await;
     assert_eq!(w.feed().await.len(), before);
 }
+
+#[tokio::test]
+async fn a_new_contact_group_is_read_in_full() {
+    let w = World::new().await;
+    w.run(SyncReason::Scheduled).await;
+    // The user already keeps their clients in another group, and picks it.
+    let clients = w
+        .env
+        .app
+        .google
+        .create_contact_group(&w.alice, "Clients", &[])
+        .await
+        .unwrap();
+    let member = Person {
+        names: vec![Name {
+            given_name: Some("Ada".into()),
+            family_name: Some("Client".into()),
+            ..Default::default()
+        }],
+        memberships: vec![Membership::of_group(&clients.resource_name)],
+        ..Default::default()
+    };
+    w.env
+        .app
+        .google
+        .create_contact(&w.alice, &member, &fields())
+        .await
+        .unwrap();
+    // A read before the change: Ada is outside the synced group.
+    w.run(SyncReason::Scheduled).await;
+    assert!(!w
+        .feed()
+        .await
+        .iter()
+        .any(|r| r["kind"] == "contact_created"));
+    let (s, v) = w
+        .env
+        .call(
+            "PATCH",
+            &format!("/v1/users/{USER}/google"),
+            &w.env.sync,
+            Some(json!({ "contact_group": clients.resource_name })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    w.run(SyncReason::Scheduled).await;
+    let feed = w.feed().await;
+    assert!(
+        feed.iter()
+            .any(|r| r["kind"] == "contact_created" && r.to_string().contains("Ada")),
+        "the new group's existing member reaches the CRM: {feed:?}"
+    );
+}

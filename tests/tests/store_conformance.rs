@@ -6,7 +6,7 @@ mod common;
 
 use serde_json::json;
 use shared::clock::{Clock, ManualClock, SharedClock};
-use shared::store::embedded::EmbeddedTable;
+use shared::store::embedded::{EmbeddedTable, FileOptions, Fsync};
 use shared::store::{
     Condition, Index, Item, Key, PageToken, Query, SharedTable, SortKey, StoreError, WriteOp,
 };
@@ -20,11 +20,25 @@ async fn embedded() -> Backend {
     (Arc::new(EmbeddedTable::in_memory(shared)), clock)
 }
 
+/// Compacting every kilobyte or so: the cases run across many compactions.
+fn small_compactions() -> FileOptions {
+    FileOptions {
+        fsync: Fsync::OnCompaction,
+        compact_ratio: 2,
+        compact_min_bytes: 1024,
+    }
+}
+
+fn temp_store() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(common::unique("cgs-embedded"))
+        .join("store.json")
+}
+
 async fn embedded_file() -> Backend {
     let clock = common::manual_clock();
     let shared: SharedClock = Arc::new(clock.clone());
-    let dir = std::env::temp_dir().join(common::unique("cgs-embedded"));
-    let table = EmbeddedTable::open(dir.join("store.json"), shared).expect("open");
+    let table = EmbeddedTable::open_with(temp_store(), shared, small_compactions()).expect("open");
     (Arc::new(table), clock)
 }
 
@@ -1008,14 +1022,14 @@ isolation!(
     feed_takes_concurrent_appends_and_the_cursor_sees_each_once,
 );
 
+// ---- the file-backed embedded table: log, replay, compaction -------------------------------
+
 /// The file-backed embedded table keeps everything across a reopen (the local server's
 /// restarts).
 #[tokio::test]
 async fn embedded_file_survives_reopen() {
     let clock: SharedClock = Arc::new(common::manual_clock());
-    let file = std::env::temp_dir()
-        .join(common::unique("cgs-reopen"))
-        .join("store.json");
+    let file = temp_store();
     {
         let t = EmbeddedTable::open(&file, clock.clone()).unwrap();
         use shared::store::Table;
@@ -1035,4 +1049,450 @@ async fn embedded_file_survives_reopen() {
         collect(&t, Query::partition(Index::Gsi1, "G")).await.len(),
         1
     );
+}
+
+const PKS: [&str; 6] = ["P#0", "P#1", "P#2", "P#3", "P#4", "P#5"];
+const GSI1: [&str; 3] = ["G#0", "G#1", "G#2"];
+const GSI2: [&str; 2] = ["D#0", "D#1"];
+
+/// Every live item, by every partition of the table and of both indexes, in query order.
+async fn dump(t: &SharedTable) -> Vec<Vec<Item>> {
+    let mut out = Vec::new();
+    for pk in PKS {
+        out.push(collect(t, Query::partition(Index::Primary, pk).limit(37)).await);
+    }
+    for pk in GSI1 {
+        out.push(collect(t, Query::partition(Index::Gsi1, pk).limit(37)).await);
+    }
+    for pk in GSI2 {
+        out.push(collect(t, Query::partition(Index::Gsi2, pk).descending()).await);
+    }
+    out
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn outcome<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Ok(v) => format!("ok {v:?}"),
+        Err(StoreError::ConditionFailed) => "condition failed".into(),
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+/// The same `n` random writes — puts, conditional puts, deletes, transactions (some failing),
+/// items with index keys and TTLs, the clock moving on — on `t` and on the in-memory `model`;
+/// every answer is the same on both.
+async fn random_writes(t: &SharedTable, model: &SharedTable, clock: &ManualClock, n: usize) {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let key = |rng: &mut Rng| {
+        Key::new(
+            PKS[rng.below(PKS.len() as u64) as usize],
+            format!("S#{:03}", rng.below(150)),
+        )
+    };
+    for i in 0..n {
+        let k = key(&mut rng);
+        let current = model.get(&k).await.unwrap();
+        let mut it = Item::new(
+            k.clone(),
+            json!({"i": i, "pad": "x".repeat(rng.below(200) as usize), "é": "東京"}),
+        );
+        if rng.below(3) == 0 {
+            it = it.with_gsi1(Key::new(
+                GSI1[rng.below(3) as usize],
+                format!("g{:02}", rng.below(40)),
+            ));
+        }
+        if rng.below(4) == 0 {
+            it = it.with_gsi2(Key::new(
+                GSI2[rng.below(2) as usize],
+                format!("{:05}", rng.below(1000)),
+            ));
+        }
+        if rng.below(8) == 0 {
+            it = it.with_ttl(clock.now_unix() + rng.below(20) as i64);
+        }
+        let (a, b) = match rng.below(10) {
+            0..=3 => (
+                outcome(t.put(it.clone(), Condition::None).await),
+                outcome(model.put(it, Condition::None).await),
+            ),
+            4..=5 => {
+                let cond = match &current {
+                    Some(c) if rng.below(5) > 0 => Condition::Version(c.version),
+                    Some(c) => Condition::Version(c.version + 1),
+                    None => Condition::NotExists,
+                };
+                let it = it.with_version(current.map_or(1, |c| c.version + 1));
+                (
+                    outcome(t.put(it.clone(), cond).await),
+                    outcome(model.put(it, cond).await),
+                )
+            }
+            6..=7 => {
+                let cond = [Condition::None, Condition::Exists][rng.below(2) as usize];
+                (
+                    outcome(t.delete(&k, cond).await),
+                    outcome(model.delete(&k, cond).await),
+                )
+            }
+            _ => {
+                let mut ops = vec![WriteOp::Put(it, Condition::None)];
+                let other = key(&mut rng);
+                if other != k {
+                    ops.push(match rng.below(3) {
+                        0 => WriteOp::Delete(other, Condition::None),
+                        1 => WriteOp::Put(
+                            item(&other.pk, &other.sk, json!({"tx": i})),
+                            Condition::NotExists,
+                        ),
+                        _ => WriteOp::Check(other, Condition::Exists),
+                    });
+                }
+                (
+                    outcome(t.transact(ops.clone()).await),
+                    outcome(model.transact(ops).await),
+                )
+            }
+        };
+        assert_eq!(a, b, "write {i} answered differently");
+        if rng.below(50) == 0 {
+            clock.advance(time::Duration::seconds(1));
+        }
+    }
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Thousands of writes, then a reopen: the state is the one the in-memory table reached by
+/// the same writes — with compaction never running (default options) and with compaction
+/// running every few writes, where the files stay bounded by the live data.
+#[tokio::test]
+async fn embedded_file_reopens_equal_after_many_writes_with_and_without_compaction() {
+    for options in [FileOptions::default(), small_compactions()] {
+        let clock = common::manual_clock();
+        let shared: SharedClock = Arc::new(clock.clone());
+        let file = temp_store();
+        let t = Arc::new(EmbeddedTable::open_with(&file, shared.clone(), options.clone()).unwrap());
+        let model: SharedTable = Arc::new(EmbeddedTable::in_memory(shared.clone()));
+        let table: SharedTable = t.clone();
+        random_writes(&table, &model, &clock, 4000).await;
+        let expected = dump(&model).await;
+        assert!(
+            expected.iter().map(Vec::len).sum::<usize>() > 200,
+            "a real workload"
+        );
+        assert_eq!(dump(&table).await, expected);
+        let log = t.log_file().unwrap();
+        let (log_len, snapshot_len) = (file_len(&log), file_len(&file));
+        if options.compact_min_bytes == 1024 {
+            // Bounded: the log never outgrows twice the snapshot (plus one line).
+            assert!(snapshot_len > 0, "compactions ran");
+            assert!(
+                log_len <= 2 * snapshot_len + 2048,
+                "log {log_len} snapshot {snapshot_len}"
+            );
+        } else {
+            assert_eq!(snapshot_len, 0, "no compaction under 4 MiB");
+            assert!(log_len > 0);
+        }
+        drop((table, t));
+        let reopened: SharedTable =
+            Arc::new(EmbeddedTable::open_with(&file, shared.clone(), options.clone()).unwrap());
+        assert_eq!(dump(&reopened).await, expected, "{options:?}");
+        // And it goes on from there: more writes, another reopen.
+        random_writes(&reopened, &model, &clock, 500).await;
+        let expected = dump(&model).await;
+        drop(reopened);
+        let again: SharedTable =
+            Arc::new(EmbeddedTable::open_with(&file, shared, options).unwrap());
+        assert_eq!(dump(&again).await, expected);
+    }
+}
+
+/// A crash in the middle of appending a write leaves a torn last line: it is ignored on
+/// load (the write was never acknowledged), cut off, and later writes land after the good
+/// lines.
+#[tokio::test]
+async fn embedded_file_ignores_a_torn_last_line() {
+    let clock: SharedClock = Arc::new(common::manual_clock());
+    let file = temp_store();
+    let log = {
+        let t = EmbeddedTable::open(&file, clock.clone()).unwrap();
+        let table: &dyn shared::store::Table = &t;
+        table
+            .put(item("P", "A", json!({"a": 1})), Condition::NotExists)
+            .await
+            .unwrap();
+        table
+            .put(
+                item("P", "B", json!({"b": "a longer line"})),
+                Condition::NotExists,
+            )
+            .await
+            .unwrap();
+        t.log_file().unwrap()
+    };
+    let bytes = std::fs::read(&log).unwrap();
+    for cut in [1, 2, 10] {
+        std::fs::write(&log, &bytes[..bytes.len() - cut]).unwrap();
+        let t: SharedTable = Arc::new(EmbeddedTable::open(&file, clock.clone()).unwrap());
+        assert!(
+            t.get(&Key::new("P", "A")).await.unwrap().is_some(),
+            "cut {cut}"
+        );
+        assert!(
+            t.get(&Key::new("P", "B")).await.unwrap().is_none(),
+            "cut {cut}"
+        );
+        t.put(item("P", "C", json!({"c": cut})), Condition::NotExists)
+            .await
+            .unwrap();
+        drop(t);
+        let t: SharedTable = Arc::new(EmbeddedTable::open(&file, clock.clone()).unwrap());
+        assert_eq!(
+            sks(&collect(&t, Query::partition(Index::Primary, "P")).await),
+            ["A", "C"],
+            "cut {cut}: the write after the repair is kept"
+        );
+    }
+}
+
+/// A transaction is one log line: cut anywhere, none of it is replayed; whole, all of it.
+#[tokio::test]
+async fn embedded_file_replays_a_transaction_all_or_nothing() {
+    let clock: SharedClock = Arc::new(common::manual_clock());
+    let file = temp_store();
+    let log = {
+        let t = EmbeddedTable::open(&file, clock.clone()).unwrap();
+        let table: &dyn shared::store::Table = &t;
+        table
+            .put(item("P", "X", json!({"x": 1})), Condition::NotExists)
+            .await
+            .unwrap();
+        table
+            .put(item("Q", "Y", json!({})), Condition::NotExists)
+            .await
+            .unwrap();
+        table
+            .transact(vec![
+                WriteOp::Put(item("P", "T1", json!({"t": 1})), Condition::NotExists),
+                WriteOp::Check(Key::new("Q", "Y"), Condition::Version(1)),
+                WriteOp::Put(
+                    item("P", "T2", json!({"t": 2})).with_gsi1(Key::new("G", "t2")),
+                    Condition::NotExists,
+                ),
+                WriteOp::Delete(Key::new("P", "X"), Condition::Exists),
+            ])
+            .await
+            .unwrap();
+        t.log_file().unwrap()
+    };
+    let bytes = std::fs::read(&log).unwrap();
+    let tx_line = bytes.len()
+        - bytes[..bytes.len() - 1]
+            .iter()
+            .rev()
+            .position(|b| *b == b'\n')
+            .unwrap()
+        - 1;
+    for cut in [1, (bytes.len() - tx_line) / 2, bytes.len() - tx_line - 1] {
+        std::fs::write(&log, &bytes[..bytes.len() - cut]).unwrap();
+        let t: SharedTable = Arc::new(EmbeddedTable::open(&file, clock.clone()).unwrap());
+        assert_eq!(
+            sks(&collect(&t, Query::partition(Index::Primary, "P")).await),
+            ["X"],
+            "cut {cut}: nothing of the transaction"
+        );
+        assert!(collect(&t, Query::partition(Index::Gsi1, "G"))
+            .await
+            .is_empty());
+    }
+    std::fs::write(&log, &bytes).unwrap();
+    let t: SharedTable = Arc::new(EmbeddedTable::open(&file, clock.clone()).unwrap());
+    assert_eq!(
+        sks(&collect(&t, Query::partition(Index::Primary, "P")).await),
+        ["T1", "T2"],
+        "all of the transaction"
+    );
+    assert_eq!(
+        collect(&t, Query::partition(Index::Gsi1, "G")).await.len(),
+        1
+    );
+}
+
+/// An unreadable line with good lines after it is not a torn write: the open fails rather
+/// than drop what follows.
+#[tokio::test]
+async fn embedded_file_refuses_a_corrupt_line_in_the_middle() {
+    let clock: SharedClock = Arc::new(common::manual_clock());
+    let file = temp_store();
+    let log = {
+        let t = EmbeddedTable::open(&file, clock.clone()).unwrap();
+        let table: &dyn shared::store::Table = &t;
+        table
+            .put(item("P", "A", json!({})), Condition::NotExists)
+            .await
+            .unwrap();
+        t.log_file().unwrap()
+    };
+    let good = std::fs::read(&log).unwrap();
+    let mut bad = b"{\"put\":{\"trunc\n".to_vec();
+    bad.extend_from_slice(&good);
+    std::fs::write(&log, &bad).unwrap();
+    assert!(matches!(
+        EmbeddedTable::open(&file, clock.clone()),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        bad,
+        "the file is left as it was"
+    );
+}
+
+/// A state file of the earlier format (the whole table as one JSON array, rewritten on each
+/// write) opens as it is; new writes go to the log, and the first compaction folds them in.
+#[tokio::test]
+async fn embedded_file_opens_the_previous_format() {
+    let clock: SharedClock = Arc::new(common::manual_clock());
+    let file = temp_store();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let old = vec![
+        item("P", "OLD1", json!({"n": 1})).with_gsi1(Key::new("G", "1")),
+        item("P", "OLD2", json!({"n": 2}))
+            .with_ttl(clock.now_unix() + 3600)
+            .with_version(3),
+    ];
+    std::fs::write(&file, serde_json::to_vec(&old).unwrap()).unwrap();
+    {
+        let t: SharedTable = Arc::new(EmbeddedTable::open(&file, clock.clone()).unwrap());
+        assert_eq!(
+            collect(&t, Query::partition(Index::Primary, "P")).await,
+            old
+        );
+        t.put(item("P", "NEW", json!({})), Condition::NotExists)
+            .await
+            .unwrap();
+    }
+    let t = EmbeddedTable::open(&file, clock.clone()).unwrap();
+    t.compact().unwrap();
+    assert_eq!(
+        file_len(&t.log_file().unwrap()),
+        0,
+        "the log is folded into the snapshot"
+    );
+    let table: SharedTable = Arc::new(t);
+    let all = collect(&table, Query::partition(Index::Primary, "P")).await;
+    assert_eq!(sks(&all), ["NEW", "OLD1", "OLD2"]);
+    drop(table);
+    // The snapshot is still a plain array of items.
+    let list: Vec<Item> = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(list, all);
+}
+
+/// TTL across reopens and compactions: a live item keeps its expiry; an expired one stays
+/// gone (compaction drops it, as DynamoDB's TTL deletion would) and its key can be created
+/// again.
+#[tokio::test]
+async fn embedded_file_keeps_ttl_semantics_across_reopen_and_compaction() {
+    let clock = common::manual_clock();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let file = temp_store();
+    let now = clock.now_unix();
+    {
+        let t: SharedTable = Arc::new(EmbeddedTable::open(&file, shared.clone()).unwrap());
+        t.put(
+            item("P", "A", json!({})).with_ttl(now + 60),
+            Condition::NotExists,
+        )
+        .await
+        .unwrap();
+        t.put(
+            item("P", "B", json!({}))
+                .with_ttl(now + 3600)
+                .with_gsi2(Key::new("D", "b")),
+            Condition::NotExists,
+        )
+        .await
+        .unwrap();
+        t.put(item("P", "C", json!({})), Condition::NotExists)
+            .await
+            .unwrap();
+    }
+    let t = EmbeddedTable::open(&file, shared.clone()).unwrap();
+    let table: SharedTable = Arc::new(t);
+    let all = collect(&table, Query::partition(Index::Primary, "P")).await;
+    assert_eq!(
+        all.iter().map(|i| i.ttl).collect::<Vec<_>>(),
+        [Some(now + 60), Some(now + 3600), None]
+    );
+    clock.advance(time::Duration::seconds(61));
+    assert!(table.get(&Key::new("P", "A")).await.unwrap().is_none());
+    drop(table);
+    let t = EmbeddedTable::open(&file, shared.clone()).unwrap();
+    t.compact().unwrap();
+    let list: Vec<Item> = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(
+        sks(&list),
+        ["B", "C"],
+        "the expired item is not in the snapshot"
+    );
+    drop(t);
+    let table: SharedTable = Arc::new(EmbeddedTable::open(&file, shared.clone()).unwrap());
+    assert_eq!(
+        sks(&collect(&table, Query::partition(Index::Primary, "P")).await),
+        ["B", "C"]
+    );
+    assert_eq!(
+        collect(&table, Query::partition(Index::Gsi2, "D"))
+            .await
+            .len(),
+        1
+    );
+    assert!(matches!(
+        table
+            .put(item("P", "A", json!({})), Condition::Exists)
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    table
+        .put(item("P", "A", json!({"again": true})), Condition::NotExists)
+        .await
+        .unwrap();
+    clock.advance(time::Duration::seconds(3600));
+    assert_eq!(
+        sks(&collect(&table, Query::partition(Index::Primary, "P")).await),
+        ["A", "C"]
+    );
+    assert!(collect(&table, Query::partition(Index::Gsi2, "D"))
+        .await
+        .is_empty());
+}
+
+/// Two tables on one file would interleave their writes: the second open is refused while
+/// the first is open.
+#[tokio::test]
+async fn embedded_file_is_open_in_one_table_at_a_time() {
+    let clock: SharedClock = Arc::new(common::manual_clock());
+    let file = temp_store();
+    let first = EmbeddedTable::open(&file, clock.clone()).unwrap();
+    assert!(matches!(
+        EmbeddedTable::open(&file, clock.clone()),
+        Err(StoreError::Invalid(_))
+    ));
+    drop(first);
+    EmbeddedTable::open(&file, clock).unwrap();
 }

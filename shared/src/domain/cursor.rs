@@ -21,6 +21,12 @@ pub struct Cursor {
     /// what its earlier runs saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_read: Option<String>,
+    /// What the read asks of Google that its tokens depend on (for contacts: the group and
+    /// the fields read). Google's tokens are only good for the same request: when this
+    /// changes (the user picks another group, the field mapping changes) the next read starts
+    /// over in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
 }
 
 impl Cursor {
@@ -32,7 +38,23 @@ impl Cursor {
             page_token: None,
             updated_at: now,
             full_read: None,
+            shape: None,
         }
+    }
+
+    /// Records the read's shape; a different one than the stored one drops the tokens, so
+    /// the read starts over in full. Returns whether it did. (A cursor written before shapes
+    /// were kept adopts the current one.)
+    pub fn reshape(&mut self, shape: String) -> bool {
+        let changed = self.shape.as_ref().is_some_and(|old| *old != shape)
+            && (self.sync_token.is_some() || self.page_token.is_some());
+        if changed {
+            self.sync_token = None;
+            self.page_token = None;
+            self.full_read = None;
+        }
+        self.shape = Some(shape);
+        changed
     }
 
     /// Called before reading a page: for a full read (no sync token), its id — a new one if
@@ -46,5 +68,26 @@ impl Cursor {
             self.full_read = Some(ulid::Ulid::new().to_string());
         }
         self.full_read.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_shape_restarts_the_read_in_full() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut c = Cursor::new(AccountId::generate(), "contacts".into(), now);
+        c.sync_token = Some("t1".into());
+        // Written before shapes were kept: adopts the current one.
+        assert!(!c.reshape("group=A".into()));
+        assert_eq!(c.sync_token.as_deref(), Some("t1"));
+        assert!(!c.reshape("group=A".into()));
+        assert!(c.reshape("group=B".into()));
+        assert_eq!(c.sync_token, None);
+        assert_eq!(c.shape.as_deref(), Some("group=B"));
+        // A read not begun yet has nothing to drop.
+        assert!(!c.reshape("group=C".into()));
     }
 }

@@ -106,6 +106,14 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::InvalidPageToken => {
                 Self::bad_request("invalid_page_token", "the page token is not valid")
             }
+            crate::store::StoreError::TooLarge { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "record_too_large",
+                format!(
+                    "the record is larger than the product stores (at most {} KB once normalized)",
+                    crate::services::records::MAX_RECORD_BYTES / 1024
+                ),
+            ),
             e => {
                 let retryable = e.is_retryable();
                 Self::internal(&e, retryable)

@@ -3,7 +3,7 @@
 
 use super::{Message, Queue, QueueError, SyncJob};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -12,7 +12,15 @@ const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 
 pub struct InProcessQueue {
     tx: mpsc::UnboundedSender<SyncJob>,
-    seen: Mutex<HashMap<String, Instant>>,
+    seen: Mutex<Seen>,
+}
+
+/// The deduplication ids sent within the window, and the same in the order they were sent
+/// (so expiring them costs only the expired ones, not every id at every send).
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<String>,
+    by_time: VecDeque<(Instant, String)>,
 }
 
 impl InProcessQueue {
@@ -22,7 +30,7 @@ impl InProcessQueue {
         (
             Self {
                 tx,
-                seen: Mutex::new(HashMap::new()),
+                seen: Mutex::new(Seen::default()),
             },
             rx,
         )
@@ -36,12 +44,20 @@ impl Queue for InProcessQueue {
         let mut failed = 0;
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|_, at| now.duration_since(*at) < DEDUP_WINDOW);
+        while let Some((at, _)) = seen.by_time.front() {
+            if now.duration_since(*at) < DEDUP_WINDOW {
+                break;
+            }
+            if let Some((_, id)) = seen.by_time.pop_front() {
+                seen.ids.remove(&id);
+            }
+        }
         for m in messages {
-            if seen.contains_key(&m.dedup_id) {
+            if seen.ids.contains(&m.dedup_id) {
                 continue;
             }
-            seen.insert(m.dedup_id, now);
+            seen.ids.insert(m.dedup_id.clone());
+            seen.by_time.push_back((now, m.dedup_id));
             if self.tx.send(m.job).is_err() {
                 failed += 1;
             }

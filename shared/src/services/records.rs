@@ -13,6 +13,19 @@ use crate::store::StoreError;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+/// The largest record (its normalized content, as JSON) the product keeps: the pair row
+/// holds it beside its sync state, and a change-feed record carries it, each within the
+/// store's item limit ([`crate::store::MAX_ITEM_BYTES`]). A series of 300 attendees can have
+/// about 9 occurrences whose attendee lists (per-occurrence RSVPs) differ from the series';
+/// moved or cancelled occurrences cost about 150 bytes each.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+
+/// The size of `content` as stored, when it is larger than [`MAX_RECORD_BYTES`].
+pub fn oversize(content: &Value) -> Option<usize> {
+    let bytes = serde_json::to_vec(content).map_or(usize::MAX, |v| v.len());
+    (bytes > MAX_RECORD_BYTES).then_some(bytes)
+}
+
 /// The hash of a pair's stored CRM content (`None` if unreadable).
 pub fn content_hash(collection: Collection, content: &Value) -> Option<String> {
     match collection {
@@ -137,6 +150,18 @@ pub async fn store_put(
     incoming: &Incoming,
 ) -> Result<(bool, PairStatus), ApiError> {
     let c = incoming.collection;
+    if let Some(bytes) = oversize(&incoming.content) {
+        return Err(ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            "record_too_large",
+            format!(
+                "the {} is {} KB once normalized; at most {} KB is kept (fewer occurrences with attendee lists of their own, or fewer attendees)",
+                noun(c),
+                bytes.div_ceil(1024),
+                MAX_RECORD_BYTES / 1024
+            ),
+        ));
+    }
     for _ in 0..5 {
         let current = app.store.get_pair(t, u, c, crm_id.as_str()).await?;
         let (mut pair, version) = match current {

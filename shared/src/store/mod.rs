@@ -4,8 +4,8 @@
 //!
 //! Two adapters hold the same behaviour (checked by one conformance suite,
 //! `tests/store_conformance.rs` in the `e2e-tests` crate): [`dynamo::DynamoTable`] (a real
-//! DynamoDB table) and [`embedded::EmbeddedTable`] (in memory, persisted to a file, for the
-//! local server and fast tests).
+//! DynamoDB table) and [`embedded::EmbeddedTable`] (in memory, optionally persisted as a
+//! snapshot and an append-only log, for the local server and fast tests).
 //!
 //! Semantics both adapters share:
 //! * An item whose `ttl` (Unix seconds) is at or before now is *gone*: reads skip it and
@@ -294,6 +294,10 @@ pub enum StoreError {
     InvalidPageToken,
     #[error("invalid request to the store: {0}")]
     Invalid(String),
+    /// The item is larger than the store keeps (DynamoDB's 400 KB item limit): retrying
+    /// will not help.
+    #[error("item of about {bytes} bytes is larger than the store keeps ({MAX_ITEM_BYTES})")]
+    TooLarge { bytes: usize },
     /// The stored data could not be read as the expected record.
     #[error("corrupt item {0}")]
     Corrupt(String),
@@ -335,8 +339,22 @@ pub trait Table: Send + Sync {
 
 pub type SharedTable = Arc<dyn Table>;
 
+/// The largest item either adapter stores: DynamoDB's limit is 400 KB (409,600 bytes,
+/// attribute names and values counted); items are estimated by their JSON size plus their
+/// keys, so this keeps a margin for the encoding's overhead.
+pub const MAX_ITEM_BYTES: usize = 380_000;
+
 /// Checks what both adapters reject the same way.
 pub(crate) fn validate_item(item: &Item) -> StoreResult<()> {
+    let keys_len: usize = [Some(&item.key), item.gsi1.as_ref(), item.gsi2.as_ref()]
+        .iter()
+        .flatten()
+        .map(|k| k.pk.len() + k.sk.len())
+        .sum();
+    let bytes = serde_json::to_vec(&item.data).map_or(usize::MAX, |v| v.len()) + keys_len;
+    if bytes > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge { bytes });
+    }
     let keys = [Some(&item.key), item.gsi1.as_ref(), item.gsi2.as_ref()];
     if keys
         .iter()

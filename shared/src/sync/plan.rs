@@ -89,9 +89,14 @@ mod tests {
             parts: 1,
             followups: 40,
         };
-        // 3 plain writes (3) + the series (41) = 44 of 46 usable; the fifth would be 45.
-        assert_eq!(fits(&costs, 48, 50), 5);
-        assert_eq!(fits(&costs, 46, 50), 4);
+        // 3 plain writes (3) + the series (41) = 44; each later write one more.
+        assert_eq!(fits(&costs, 46, 50), 4, "44 usable");
+        assert_eq!(fits(&costs, 47, 50), 5, "45 usable");
+        assert_eq!(
+            fits(&costs, 45, 50),
+            3,
+            "43 usable: the series does not fit"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! tables, the product's App on real adapters, and an HTTP server on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod backlog;
 pub mod push;
 pub mod world;
 

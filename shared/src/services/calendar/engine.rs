@@ -883,6 +883,21 @@ async fn execute(
             let Some(content) = google_content else {
                 return Ok(());
             };
+            let stored = serde_json::to_value(&content).unwrap_or(Value::Null);
+            if let Some(bytes) = records::oversize(&stored) {
+                // Larger than the product keeps (a huge series with many per-occurrence
+                // attendee lists): reported on the pair, which keeps its last content; the
+                // pass goes on, and a later, smaller version of the event syncs again.
+                tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, bytes, "Google event too large to sync");
+                pair.google_hash = google_hash;
+                pair.google_etag = event.and_then(|e| e.etag.clone());
+                pair.last_error = Some(format!(
+                    "the Google event is {} KB once normalized; at most {} KB is synced",
+                    bytes.div_ceil(1024),
+                    records::MAX_RECORD_BYTES / 1024
+                ));
+                return commit(ctx, &loaded, pair, version, false).await;
+            }
             let created = pair.crm_content.is_none();
             pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id);
             pair.container = Some(calendar.to_owned());

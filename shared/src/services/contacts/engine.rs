@@ -241,6 +241,17 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
             None,
         ),
     };
+    // The group and the fields read: Google's tokens are only good for the same request.
+    let fields: Vec<&str> = ctx
+        .mapping
+        .person_fields()
+        .into_iter()
+        .map(|f| f.as_str())
+        .collect();
+    let shape = format!("group={}; fields={}", ctx.group, fields.join(","));
+    if cursor.reshape(shape) {
+        tracing::info!(tenant = %t, user = %u, "contact group or field mapping changed; full read");
+    }
     let mut reset = false;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
