@@ -240,3 +240,140 @@ async fn the_tenants_google_quota_is_a_setting() {
     assert_eq!(c.inserts, 60);
     assert_eq!(c.batches, 4, "{jobs} jobs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_heavy_with_series_finishes_under_a_low_per_job_cap() {
+    let limits = Limits {
+        calls_per_job: 20,
+        ..Limits::default()
+    };
+    with_limits(limits, async {
+        let env = Env::new_on(Backend::Embedded).await;
+        env.connect("u-alice", &["calendar"], ALICE, "").await;
+        env.drain_jobs(100).await;
+        // The user's calendar holds 60 weekly series (one page of a full read): each costs
+        // one more call to read its occurrences, three times what a job may make.
+        let alice = token(&env, ALICE);
+        for i in 0..60 {
+            let e: shared::google::calendar::Event = serde_json::from_value(json!({
+                "summary": format!("1:1 number {i}"),
+                "start": {"dateTime": format!("2027-02-01T{:02}:00:00Z", 8 + i % 10), "timeZone": "UTC"},
+                "end": {"dateTime": format!("2027-02-01T{:02}:30:00Z", 8 + i % 10), "timeZone": "UTC"},
+                "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=20"],
+            }))
+            .unwrap();
+            env.app
+                .google
+                .insert_event(&alice, "primary", &e, shared::google::calendar::SendUpdates::None)
+                .await
+                .unwrap();
+        }
+        // The sync token expires: the next read is a full one, 60 series on its first page.
+        env.sandbox.invalidate_sync_tokens(ALICE);
+        env.run_job("u-alice", shared::queue::SyncReason::Scheduled)
+            .await;
+        let created = async || {
+            let changes = env.changes().await;
+            changes
+                .iter()
+                .filter(|r| r["kind"] == "event_created")
+                .count()
+        };
+        let mut jobs = 0;
+        while created().await < 60 && jobs < 40 {
+            jobs += env.drain_jobs(1).await.max(1);
+            if env.jobs.as_ref().unwrap().lock().await.is_empty() {
+                env.run_job("u-alice", shared::queue::SyncReason::Continuation)
+                    .await;
+            }
+        }
+        assert_eq!(created().await, 60, "every series reached the CRM, once");
+        assert!(jobs < 40, "{jobs} jobs");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
+    use shared::domain::{Collection, UserId};
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    let mut first = common::backlog::meeting(0);
+    first["updated_at"] = json!("2020-01-01T10:00:00Z");
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/users/u-alice/events/MTG-0",
+            &env.sync,
+            Some(first),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    env.drain_jobs(100).await;
+    let u = UserId::parse("u-alice").unwrap();
+    let loaded = env
+        .app
+        .store
+        .get_pair(&env.tenant, &u, Collection::Calendar, "MTG-0")
+        .await
+        .unwrap()
+        .unwrap();
+    // A pass pulls Google's newer edit (its result, as the engine would commit it)…
+    let mut pulled = loaded.value.clone();
+    let mut content = pulled.crm_content.clone().unwrap();
+    content["title"] = json!("Edited in Google at 10:05");
+    let google_hash = shared::services::calendar::engine::content_hash(&content);
+    pulled.crm_content = Some(content);
+    pulled.crm_hash = google_hash.clone();
+    pulled.google_hash = google_hash;
+    // …while the CRM's older edit (made at 10:03, delivered late) lands first.
+    let mut late = common::backlog::meeting(0);
+    late["title"] = json!("Edited in the CRM at 10:03");
+    late["updated_at"] = json!("2020-01-01T10:03:00Z");
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/users/u-alice/events/MTG-0",
+            &env.sync,
+            Some(late),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    shared::services::records::commit(
+        &env.app,
+        &env.tenant,
+        &u,
+        &loaded.value,
+        pulled,
+        Some(loaded.version),
+        false,
+    )
+    .await
+    .unwrap();
+    // Google's edit, in Google for real.
+    let alice = token(&env, ALICE);
+    let gid = loaded.value.google_id.clone().unwrap();
+    env.app
+        .google
+        .patch_event(
+            &alice,
+            "primary",
+            &gid,
+            &json!({"summary": "Edited in Google at 10:05"}),
+            None,
+            shared::google::calendar::SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    env.drain_jobs(100).await;
+    env.run_job("u-alice", shared::queue::SyncReason::RecordChange)
+        .await;
+    // Latest wins (the default): Google's later edit stays, the CRM is told.
+    let events = env.google_events(&alice).await;
+    assert_eq!(
+        events[0].summary.as_deref(),
+        Some("Edited in Google at 10:05"),
+        "the CRM's older edit was not pushed over Google's newer one"
+    );
+}

@@ -293,6 +293,22 @@ async fn a_mass_push_of_1000_costs_five_creates_and_an_idle_run_one_list() {
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         assert_eq!(v["accepted"], 500);
     }
+    // The CRM retries the last request (say its first answer timed out after storing):
+    // nothing new, but the sync is queued again while the records wait.
+    let contacts: Vec<Value> = (500..1000)
+        .map(|n| json!({"crm_id": format!("M-{n}"), "contact": lead(&format!("Person {n}"), &format!("p{n}@example.org"))}))
+        .collect();
+    let (_, v) = w
+        .env
+        .call(
+            "POST",
+            &format!("/v1/users/{USER}/contacts:push"),
+            &w.env.sync,
+            Some(json!({"contacts": contacts})),
+        )
+        .await;
+    assert_eq!(v["unchanged"], 500, "{v}");
+    assert_eq!(v["queued"], true, "{v}");
     w.env.sandbox.clear_request_log();
     w.run(SyncReason::RecordChange).await;
     assert!(

@@ -685,3 +685,48 @@ async fn without_a_webhook_nothing_is_sent_and_the_cursor_is_left_alone() {
     assert_eq!(cursor(&app, &t).await, before);
     assert_eq!(crm.hits().len(), 2);
 }
+
+#[tokio::test]
+/// A record written outside a sync job (here: the disconnect's `account_status_changed`)
+/// reaches the CRM's webhook at once, with no sync job to carry it.
+async fn a_record_written_outside_a_sync_job_is_delivered_at_once() {
+    use common::world::{Backend, Env};
+    let env = Env::new_on(Backend::Local).await;
+    let receiver = Receiver::start().await;
+    let (s, v) = env
+        .call(
+            "PATCH",
+            "/v1/admin/settings",
+            &env.admin,
+            Some(json!({ "webhook_url": receiver.url })),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 200, "{v}");
+    env.connect("u-dana", &["calendar"], "alice@example.com", "")
+        .await;
+    let (s, v) = env
+        .call("DELETE", "/v1/users/u-dana/google", &env.sync, None)
+        .await;
+    assert!(s.is_success(), "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let disconnected = receiver.hits().iter().any(|h| {
+            let body: Value = serde_json::from_slice(&h.body).unwrap_or(Value::Null);
+            let record = &body["data"];
+            record["kind"] == "account_status_changed" && record["data"]["status"] == "disconnected"
+        });
+        if disconnected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disconnect never reached the webhook: {:?}",
+            receiver
+                .hits()
+                .iter()
+                .map(|h| String::from_utf8_lossy(&h.body).into_owned())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -154,6 +154,11 @@ fn queue_lag_ms(message: &aws_lambda_events::event::sqs::SqsMessage) -> Option<f
 /// Permanent problems (the grant refused: the account is now `needs_reauth`) end the job;
 /// transient ones fail it so the queue retries.
 pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobError> {
+    if job.reason == SyncReason::Deliver {
+        // Whatever the account's state (a disconnect's record is for a gone account).
+        deliver(app, job, deadline).await;
+        return Ok(());
+    }
     let Some(account) = app.store.get_account(&job.tenant, &job.user).await? else {
         tracing::info!(tenant = %job.tenant, user = %job.user, "no account; job dropped");
         return Ok(());

@@ -18,6 +18,9 @@ pub enum SyncReason {
     Manual,
     RecordChange,
     Continuation,
+    /// Only the tenant's webhook deliveries: a feed record was written outside a sync job
+    /// (a connect, a disconnect, a pause), and the CRM should hear of it now.
+    Deliver,
 }
 
 /// What a queue message asks the worker to do.

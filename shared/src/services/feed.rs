@@ -3,10 +3,13 @@
 use crate::app::App;
 use crate::domain::{Account, AccountStatus, ChangeKind, ChangeRecord, TenantId};
 use crate::http::ApiError;
+use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use serde_json::json;
 
-/// Appends a record; the feed gives it its id (the tenant's next number, as a ULID-shaped
-/// string), so the feed is ordered by when records took their numbers.
+/// Appends a record — the feed gives it its id (the tenant's next number, as a ULID-shaped
+/// string), so the feed is ordered by when records took their numbers — and asks the worker
+/// to deliver it to the CRM's webhook now (what sync jobs write is delivered at the end of the
+/// job; this is for records written anywhere else).
 pub async fn append(
     app: &App,
     tenant: &TenantId,
@@ -16,6 +19,22 @@ pub async fn append(
 ) -> Result<ChangeRecord, ApiError> {
     let mut record = ChangeRecord::new(tenant.clone(), user.clone(), kind, data, app.clock.now());
     app.store.append_change(&mut record).await?;
+    let job = SyncJob {
+        tenant: tenant.clone(),
+        user: user.clone(),
+        calendar: None,
+        reason: SyncReason::Deliver,
+        confirm_mass_deletion: false,
+        record: None,
+    };
+    let message = Message {
+        dedup_id: dedup_id(&[&job.group_id(), "deliver", &record.id]),
+        job,
+    };
+    if let Err(e) = app.queue.send(vec![message]).await {
+        // The feed is the source of truth: the record goes with the next job's deliveries.
+        tracing::warn!(tenant = %tenant, error = %e, "delivery not queued");
+    }
     Ok(record)
 }
 

@@ -16,9 +16,11 @@ use time::OffsetDateTime;
 /// The largest record (its normalized content, as JSON) the product keeps: the pair row
 /// holds it beside its sync state, and a change-feed record carries it, each within the
 /// store's item limit ([`crate::store::MAX_ITEM_BYTES`]). A series of 300 attendees can have
-/// about 9 occurrences whose attendee lists (per-occurrence RSVPs) differ from the series';
+/// 7 occurrences whose attendee lists (per-occurrence RSVPs) differ from the series';
 /// moved or cancelled occurrences cost about 150 bytes each.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+// Under the store's item limit, with room for the pair's (or feed record's) other fields.
+const _: () = assert!(MAX_RECORD_BYTES + 64 * 1024 < crate::store::MAX_ITEM_BYTES);
 
 /// The size of `content` as stored, when it is larger than [`MAX_RECORD_BYTES`].
 pub fn oversize(content: &Value) -> Option<usize> {
@@ -325,13 +327,24 @@ pub async fn commit(
             || fresh.value.crm_deleted_at != loaded.crm_deleted_at
             || fresh.value.generation != loaded.generation;
         if crm_moved {
+            // The pass brought Google's content to the CRM side (a pull) while the CRM sent a
+            // change of its own: neither is the other's baseline. The pair keeps the CRM's
+            // old baseline and forgets Google's, so the next pass reads the Google record
+            // again and decides the two changes by the conflict policy (the CRM's change is
+            // not simply pushed over Google's newer one).
+            let pulled = pair.crm_content != loaded.crm_content;
             let mut merged = fresh.value;
             merged.google_id = pair.google_id.clone();
             merged.google_etag = pair.google_etag.clone();
-            merged.google_hash = pair.google_hash.clone();
             merged.container = pair.container.clone();
             merged.google_resources = pair.google_resources.clone();
-            merged.crm_hash = pair.crm_hash.clone();
+            if pulled {
+                merged.crm_hash = loaded.crm_hash.clone();
+                merged.google_hash = None;
+            } else {
+                merged.google_hash = pair.google_hash.clone();
+                merged.crm_hash = pair.crm_hash.clone();
+            }
             merged.last_synced_at = pair.last_synced_at;
             if merged.generation < pair.generation {
                 merged.generation = pair.generation;
@@ -343,4 +356,57 @@ pub async fn commit(
     }
     // The row kept changing under the pass: a passing condition, retried with the job.
     Err(StoreError::Conflict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::model::CrmEvent;
+    use crate::calendar::normal::Normalized;
+    use serde_json::json;
+
+    /// A weekly series with 300 attendees and `k` occurrences whose attendee lists (their
+    /// RSVPs) differ from the series', normalized as the pair stores it.
+    fn all_hands(k: usize) -> Value {
+        let attendees = |shift: usize| -> Vec<Value> {
+            (0..300)
+                .map(|i| {
+                    json!({
+                        "email": format!("colleague.number{i:03}@example.org"),
+                        "name": format!("Colleague {i}"),
+                        "response": if (i + shift).is_multiple_of(3) { "accepted" } else { "needsAction" },
+                    })
+                })
+                .collect()
+        };
+        let first = time::macros::datetime!(2027-01-04 09:00 UTC);
+        let exceptions: Vec<Value> = (0..k)
+            .map(|w| {
+                let at = (first + time::Duration::weeks(w as i64 + 1))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap();
+                json!({"original_start": {"date_time": at}, "attendees": attendees(1 + w % 2)})
+            })
+            .collect();
+        let event: CrmEvent = serde_json::from_value(json!({
+            "type": "meeting", "title": "All hands",
+            "start": {"date_time": "2027-01-04T09:00:00Z"},
+            "end": {"date_time": "2027-01-04T10:00:00Z"},
+            "time_zone": "UTC",
+            "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=100"],
+            "attendees": attendees(0),
+            "exceptions": exceptions,
+        }))
+        .unwrap();
+        event.validate().unwrap();
+        serde_json::to_value(Normalized::from_crm(&event)).unwrap()
+    }
+
+    #[test]
+    fn the_largest_documented_series_fits_and_one_more_occurrence_does_not() {
+        // The figure `MAX_RECORD_BYTES`' doc states: 300 attendees, 7 occurrences with
+        // attendee lists of their own.
+        assert_eq!(oversize(&all_hands(7)), None);
+        assert!(oversize(&all_hands(8)).is_some());
+    }
 }
