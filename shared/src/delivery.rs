@@ -86,6 +86,9 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 /// How much longer than its budget a run's lease lasts (store calls after the deadline).
 pub const LEASE_SLACK: Duration = Duration::from_secs(30);
 
+/// How often a run looks again at a feed gap it waits on (a record still being written).
+const FEED_GAP_POLL: Duration = Duration::from_millis(100);
+
 // ---- signing ------------------------------------------------------------------------------
 
 /// Why a signature could not be made or did not verify.
@@ -628,20 +631,30 @@ async fn run(
     options: &DeliveryOptions,
     report: &mut DeliveryReport,
 ) -> Result<(), DeliveryError> {
+    // How long this run waits, at most, for a record whose number was taken but which has
+    // not landed yet (see `Store::list_changes`): just past the feed's grace, after which
+    // the gap is closed and the records behind it are read.
+    let mut may_wait = app.store.feed_timing().grace + FEED_GAP_POLL;
     loop {
         if Instant::now() >= deadline {
             report.outcome = DeliveryOutcome::OutOfBudget;
             return Ok(());
         }
-        let batch = app
+        let page = app
             .store
-            .list_changes(
+            .read_changes(
                 tenant,
                 lease.cursor.last_delivered.as_deref(),
                 options.batch_size.max(1),
             )
             .await?;
+        let batch = page.records;
         if batch.is_empty() {
+            if page.waiting && !may_wait.is_zero() && Instant::now() + FEED_GAP_POLL < deadline {
+                tokio::time::sleep(FEED_GAP_POLL).await;
+                may_wait = may_wait.saturating_sub(FEED_GAP_POLL);
+                continue;
+            }
             report.outcome = DeliveryOutcome::Drained;
             return Ok(());
         }

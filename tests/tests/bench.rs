@@ -13,6 +13,8 @@
 //!   in-process queue) and 10,000 on DynamoDB Local + moto SQS.
 //! * The worker's peak memory (VmHWM) during a 10,000-event initial sync, in a child
 //!   process that runs only the worker.
+//! * Feed appends per second for one tenant with 1, 4 and 16 concurrent writers on
+//!   DynamoDB Local (and pages of 10, and plain conditional puts as the emulator's floor).
 //! * A 10,000-meeting backlog for one user (the CRM loads it while the user's sync is
 //!   paused, then resumes): batch requests against ⌈N/50⌉, inserts, 409s, jobs and time, on
 //!   the embedded adapters with the queue run as SQS would.
@@ -518,6 +520,134 @@ async fn bench_worker_peak_memory() {
     );
 }
 
+/// How one run of the feed benchmark appends.
+#[derive(Clone, Copy)]
+enum FeedLoad {
+    /// One record per `append_change` (what the engines do today).
+    Single,
+    /// Pages of ten through `append_changes` (ten numbers taken at once).
+    Pages,
+    /// No feed: conditional puts of one item each (the floor for any design that writes an
+    /// item per record, on this machine).
+    BarePuts,
+}
+
+/// Feed appends per second for one tenant on DynamoDB Local, with 1, 4 and 16 concurrent
+/// writers (each its own task, as concurrent worker Lambdas would be), and how many appends
+/// gave up. Afterwards the feed is read whole: every appended record once, ids increasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_feed_appends_per_tenant() {
+    use shared::domain::{ChangeKind, ChangeRecord};
+    use shared::store::{Condition, Item, Key};
+    let total: usize = std::env::var("CGS_BENCH_FEED_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let runs = [
+        (1usize, FeedLoad::Single),
+        (4, FeedLoad::Single),
+        (16, FeedLoad::Single),
+        (16, FeedLoad::Pages),
+        (16, FeedLoad::BarePuts),
+    ];
+    for (writers, load) in runs {
+        let table = common::fresh_dynamo_table(
+            &common::dynamodb_local(),
+            Arc::new(shared::clock::SystemClock),
+        )
+        .await;
+        let store = shared::store::Store::new(table.clone());
+        let tenant = TenantId::parse("benchfeed").unwrap();
+        let started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for w in 0..writers {
+            let (store, table, tenant) = (store.clone(), table.clone(), tenant.clone());
+            let each = total / writers + usize::from(w < total % writers);
+            set.spawn(async move {
+                let user = UserId::parse(&format!("u{w}")).unwrap();
+                let record = |i: usize| {
+                    ChangeRecord::new(
+                        tenant.clone(),
+                        user.clone(),
+                        ChangeKind::EventUpdated,
+                        json!({"w": w, "i": i}),
+                        time::OffsetDateTime::now_utc(),
+                    )
+                };
+                let (mut ok, mut gave_up) = (0usize, 0usize);
+                let mut i = 0;
+                while i < each {
+                    let n = match load {
+                        FeedLoad::Pages => 10.min(each - i),
+                        _ => 1,
+                    };
+                    let result = match load {
+                        FeedLoad::Single => store.append_change(&mut record(i)).await,
+                        FeedLoad::Pages => {
+                            let mut page: Vec<ChangeRecord> = (i..i + n).map(record).collect();
+                            store.append_changes(&mut page).await
+                        }
+                        FeedLoad::BarePuts => {
+                            let r = record(i);
+                            let key = Key::new(format!("BARE#{w}"), format!("{i:08}"));
+                            table
+                                .put(
+                                    Item::new(key, serde_json::to_value(&r).unwrap()),
+                                    Condition::NotExists,
+                                )
+                                .await
+                        }
+                    };
+                    match result {
+                        Ok(()) => ok += n,
+                        Err(_) => gave_up += n,
+                    }
+                    i += n;
+                }
+                (ok, gave_up)
+            });
+        }
+        let (mut ok, mut gave_up) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            let (o, g) = r.unwrap();
+            ok += o;
+            gave_up += g;
+        }
+        let took = started.elapsed();
+        let rate = ok as f64 / took.as_secs_f64();
+        if let FeedLoad::BarePuts = load {
+            println!(
+                "BENCH feed appends, baseline: {writers} concurrent writers of plain conditional puts (no feed), DynamoDB Local: {ok} in {:.2} s ({rate:.0} puts/s)",
+                took.as_secs_f64()
+            );
+            continue;
+        }
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_changes(&tenant, after.as_deref(), 500)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|r| r.id.clone());
+            ids.extend(page.into_iter().map(|r| r.id));
+        }
+        assert_eq!(ids.len(), ok, "every appended record is in the feed once");
+        assert!(ids.windows(2).all(|p| p[0] < p[1]), "ids increase");
+        let how = match load {
+            FeedLoad::Pages => "appending pages of 10",
+            _ => "appending one record at a time",
+        };
+        println!(
+            "BENCH feed appends, one tenant, {writers} concurrent writer(s) {how}, DynamoDB Local: {ok} appended in {:.2} s ({rate:.0} appends/s), {gave_up} given up",
+            took.as_secs_f64()
+        );
+    }
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: infra/scripts/bench.sh"]
 async fn bench_backlog_drains_in_n_over_50_batches() {

@@ -563,6 +563,429 @@ async fn feed_ids_commit_in_order((t, clock): Backend) {
     assert_eq!(read, all, "the cursor reader saw every record, in order");
 }
 
+/// A counter: created by its first `add`, read back with `get` as the item's version, bumped
+/// by any amount; a zero step is refused; the item stays an ordinary one (a versioned put
+/// works on it).
+async fn counters_add((t, _): Backend) {
+    let key = Key::new("P#count", "C");
+    assert_eq!(t.add(&key, 1).await.unwrap(), 1);
+    assert_eq!(t.add(&key, 5).await.unwrap(), 6);
+    let stored = t.get(&key).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.data.clone()), (6, json!({})));
+    assert!(matches!(t.add(&key, 0).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        t.add(&Key::new("", "C"), 1).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // An item written by `put` counts on from its version, and keeps its data.
+    t.put(
+        item("P#count", "D", json!({"x": 1})).with_version(41),
+        Condition::NotExists,
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.add(&Key::new("P#count", "D"), 1).await.unwrap(), 42);
+    let d = t.get(&Key::new("P#count", "D")).await.unwrap().unwrap();
+    assert_eq!((d.version, d.data), (42, json!({"x": 1})));
+    t.put(
+        item("P#count", "C", json!({"y": 2})).with_version(7),
+        Condition::Version(6),
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.add(&key, 3).await.unwrap(), 10);
+}
+
+/// Concurrent adds get disjoint ranges that together cover every number once.
+async fn concurrent_adds_share_out_the_numbers((t, _): Backend) {
+    let key = Key::new("P#count-race", "C");
+    let mut tasks = Vec::new();
+    for w in 0..16u64 {
+        let t = t.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..10u64 {
+                let by = 1 + (w + i) % 3;
+                let top = t.add(&key, by).await.unwrap();
+                got.extend(top + 1 - by..=top);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    let total = all.len() as u64;
+    assert_eq!(all, (1..=total).collect::<Vec<_>>());
+    assert_eq!(t.get(&key).await.unwrap().unwrap().version, total);
+}
+
+/// The real table, yielding to the scheduler a random number of times before every
+/// request — so that on the embedded table (which answers without waiting) concurrent
+/// writers interleave between taking a number and writing under it, and land out of order,
+/// as they do over the network.
+struct Yielding(SharedTable);
+
+async fn jitter() {
+    for _ in 0..rand::random::<u8>() % 4 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl shared::store::Table for Yielding {
+    async fn get(&self, key: &Key) -> shared::store::StoreResult<Option<Item>> {
+        jitter().await;
+        self.0.get(key).await
+    }
+    async fn put(&self, item: Item, condition: Condition) -> shared::store::StoreResult<()> {
+        jitter().await;
+        self.0.put(item, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Condition,
+    ) -> shared::store::StoreResult<Option<Item>> {
+        jitter().await;
+        self.0.delete(key, condition).await
+    }
+    async fn query(&self, query: Query) -> shared::store::StoreResult<shared::store::Page> {
+        jitter().await;
+        self.0.query(query).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> shared::store::StoreResult<()> {
+        jitter().await;
+        self.0.transact(ops).await
+    }
+    async fn add(&self, key: &Key, by: u64) -> shared::store::StoreResult<u64> {
+        jitter().await;
+        self.0.add(key, by).await
+    }
+}
+
+fn feed_record(
+    tenant: &shared::domain::TenantId,
+    user: &str,
+    data: serde_json::Value,
+    now: time::OffsetDateTime,
+) -> shared::domain::ChangeRecord {
+    shared::domain::ChangeRecord::new(
+        tenant.clone(),
+        shared::domain::UserId::parse(user).unwrap(),
+        shared::domain::ChangeKind::EventUpdated,
+        data,
+        now,
+    )
+}
+
+/// Everything after `after`, page by page.
+async fn read_feed(
+    store: &shared::store::Store,
+    tenant: &shared::domain::TenantId,
+    mut after: Option<String>,
+) -> Vec<shared::domain::ChangeRecord> {
+    let mut out = Vec::new();
+    loop {
+        let page = store
+            .list_changes(tenant, after.as_deref(), 100)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else {
+            return out;
+        };
+        after = Some(last.id.clone());
+        out.extend(page);
+    }
+}
+
+/// Sixteen writers append to one tenant's feed at once (single records and pages of three)
+/// while a reader follows the feed with its cursor: every append succeeds, ids strictly
+/// increase in read order, and the reader sees every record exactly once.
+async fn feed_takes_concurrent_appends_and_the_cursor_sees_each_once((t, clock): Backend) {
+    let table: SharedTable = Arc::new(Yielding(t));
+    let store = shared::store::repo::Store::new(table);
+    let tenant = shared::domain::TenantId::parse("feedrace").unwrap();
+    let (writers, each) = (16usize, 24usize);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, tenant, now) = (store.clone(), tenant.clone(), clock.now());
+        tasks.push(tokio::spawn(async move {
+            let user = format!("u{w}");
+            let mut i = 0;
+            while i < each {
+                if w % 2 == 0 && i + 3 <= each {
+                    let mut page: Vec<_> = (i..i + 3)
+                        .map(|i| feed_record(&tenant, &user, json!({"w": w, "i": i}), now))
+                        .collect();
+                    store.append_changes(&mut page).await.unwrap();
+                    assert!(page.windows(2).all(|p| p[0].id < p[1].id));
+                    i += 3;
+                } else {
+                    let mut r = feed_record(&tenant, &user, json!({"w": w, "i": i}), now);
+                    store.append_change(&mut r).await.unwrap();
+                    i += 1;
+                }
+            }
+        }));
+    }
+    let reader = {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        tokio::spawn(async move {
+            let mut read: Vec<shared::domain::ChangeRecord> = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while read.len() < writers * each && std::time::Instant::now() < deadline {
+                let after = read.last().map(|r| r.id.clone());
+                read.extend(
+                    store
+                        .list_changes(&tenant, after.as_deref(), 7)
+                        .await
+                        .unwrap(),
+                );
+                tokio::task::yield_now().await;
+            }
+            read
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let read = reader.await.unwrap();
+    let all = read_feed(&store, &tenant, None).await;
+    assert_eq!(all.len(), writers * each, "every append is in the feed");
+    assert!(
+        all.windows(2).all(|p| p[0].id < p[1].id),
+        "ids strictly increase"
+    );
+    let mut seen: Vec<(i64, i64)> = all
+        .iter()
+        .map(|r| (r.data["w"].as_i64().unwrap(), r.data["i"].as_i64().unwrap()))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), writers * each, "no record twice");
+    let ids =
+        |v: &[shared::domain::ChangeRecord]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let (read, all) = (ids(&read), ids(&all));
+    let missed: Vec<&String> = all.iter().filter(|id| !read.contains(id)).collect();
+    assert!(
+        read == all,
+        "the cursor reader saw every record once, in order: read {} of {}, missed {missed:?}",
+        read.len(),
+        all.len()
+    );
+}
+
+fn quick_feed() -> shared::store::repo::FeedTiming {
+    shared::store::repo::FeedTiming {
+        grace: std::time::Duration::from_millis(300),
+        write_window: std::time::Duration::from_secs(30),
+        settle: std::time::Duration::from_millis(1500),
+    }
+}
+
+/// A writer that dies between taking its number and writing holds the feed back only for
+/// the grace period: then readers void its slot, and records after it are read (once).
+async fn feed_dead_writer_blocks_only_for_the_grace((t, clock): Backend) {
+    let store = shared::store::repo::Store::new(t.clone()).with_feed_timing(quick_feed());
+    let tenant = shared::domain::TenantId::parse("feeddead").unwrap();
+    let mut first = feed_record(&tenant, "u1", json!({"n": 1}), clock.now());
+    store.append_change(&mut first).await.unwrap();
+    // The writer that dies: takes a number, never writes.
+    let dead = t
+        .add(&shared::store::keys::feed_counter(&tenant), 1)
+        .await
+        .unwrap();
+    let mut after = feed_record(&tenant, "u2", json!({"n": 2}), clock.now());
+    store.append_change(&mut after).await.unwrap();
+    assert_eq!(shared::store::keys::feed_seq(&after.id), Some(dead + 1));
+    // Within the grace the reader stops before the gap (the record may still land)...
+    let now = store.list_changes(&tenant, None, 10).await.unwrap();
+    assert_eq!(now, vec![first.clone()]);
+    let cursor = Some(first.id.clone());
+    assert!(store
+        .list_changes(&tenant, cursor.as_deref(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // ...after it, the slot is void and the record after it arrives, once.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        read_feed(&store, &tenant, cursor.clone()).await,
+        vec![after.clone()]
+    );
+    assert_eq!(
+        read_feed(&store, &tenant, None).await,
+        vec![first.clone(), after.clone()]
+    );
+    // The voided slot is taken: nothing can land there any more.
+    let slot = shared::store::keys::feed_record(&tenant, &shared::store::keys::feed_id(dead));
+    assert!(matches!(
+        t.put(Item::new(slot, json!({"late": true})), Condition::NotExists)
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+}
+
+/// The real table, holding back the first write of a record marked `slow` (a writer paused
+/// between taking its number and writing), until `release` is notified.
+struct HoldsBackTheSlowRecord {
+    table: SharedTable,
+    release: Arc<tokio::sync::Notify>,
+    held: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl shared::store::Table for HoldsBackTheSlowRecord {
+    async fn get(&self, key: &Key) -> shared::store::StoreResult<Option<Item>> {
+        self.table.get(key).await
+    }
+    async fn put(&self, item: Item, condition: Condition) -> shared::store::StoreResult<()> {
+        if item.data["data"]["slow"] == json!(true)
+            && !self.held.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.release.notified().await;
+        }
+        self.table.put(item, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Condition,
+    ) -> shared::store::StoreResult<Option<Item>> {
+        self.table.delete(key, condition).await
+    }
+    async fn query(&self, query: Query) -> shared::store::StoreResult<shared::store::Page> {
+        self.table.query(query).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> shared::store::StoreResult<()> {
+        self.table.transact(ops).await
+    }
+    async fn add(&self, key: &Key, by: u64) -> shared::store::StoreResult<u64> {
+        self.table.add(key, by).await
+    }
+}
+
+/// A writer paused past the grace between taking its number and writing: the reader voids
+/// the slot and moves on; the late write loses the slot, the record takes a new number after
+/// the cursor — so the reader still gets it, once.
+async fn feed_late_writer_lands_after_the_cursor((t, clock): Backend) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let table: SharedTable = Arc::new(HoldsBackTheSlowRecord {
+        table: t,
+        release: release.clone(),
+        held: std::sync::atomic::AtomicBool::new(false),
+    });
+    let store = shared::store::repo::Store::new(table).with_feed_timing(quick_feed());
+    let tenant = shared::domain::TenantId::parse("feedlate").unwrap();
+    let slow = {
+        let (store, tenant, now) = (store.clone(), tenant.clone(), clock.now());
+        tokio::spawn(async move {
+            let mut r = feed_record(&tenant, "u1", json!({"slow": true}), now);
+            store.append_change(&mut r).await.map(|()| r)
+        })
+    };
+    // The slow writer has its number once the counter moved.
+    let counter = shared::store::keys::feed_counter(&tenant);
+    while store.table().get(&counter).await.unwrap().is_none() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut fast = feed_record(&tenant, "u2", json!({"fast": true}), clock.now());
+    store.append_change(&mut fast).await.unwrap();
+    assert!(store
+        .list_changes(&tenant, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let read = store.list_changes(&tenant, None, 10).await.unwrap();
+    assert_eq!(read, vec![fast.clone()]);
+    release.notify_one();
+    let slow = slow.await.unwrap().expect("the late append succeeds");
+    assert!(
+        slow.id > fast.id,
+        "the late record took a number after the cursor"
+    );
+    assert_eq!(
+        read_feed(&store, &tenant, Some(fast.id.clone())).await,
+        vec![slow.clone()]
+    );
+    assert_eq!(read_feed(&store, &tenant, None).await, vec![fast, slow]);
+}
+
+/// A gap too wide to void slot by slot (a cursor older than the retention, numbers whose
+/// records expired) is passed once the record after it has settled — not before.
+async fn feed_wide_gap_is_passed_once_settled((t, clock): Backend) {
+    let store = shared::store::repo::Store::new(t.clone()).with_feed_timing(quick_feed());
+    let tenant = shared::domain::TenantId::parse("feedwide").unwrap();
+    let counter = shared::store::keys::feed_counter(&tenant);
+    t.add(&counter, shared::store::repo::FEED_VOID_MAX + 500)
+        .await
+        .unwrap();
+    let mut r = feed_record(&tenant, "u1", json!({"n": 1}), clock.now());
+    store.append_change(&mut r).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        store
+            .list_changes(&tenant, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "past the grace but not settled: waits"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        store.list_changes(&tenant, None, 10).await.unwrap(),
+        vec![r]
+    );
+}
+
+/// Records of the feed's earlier, time-based ids (a ULID per record) stay readable and come
+/// first; a cursor from then still works and leads on to the numbered records.
+async fn feed_older_ids_and_cursors_still_work((t, clock): Backend) {
+    let store = shared::store::repo::Store::new(t.clone());
+    let tenant = shared::domain::TenantId::parse("feedold").unwrap();
+    let mut old = Vec::new();
+    for i in 0..3u64 {
+        let mut r = feed_record(&tenant, "u1", json!({"old": i}), clock.now());
+        r.id = ulid::Ulid::from_parts(1_780_000_000_000 + i, 7).to_string();
+        let item = Item::new(
+            shared::store::keys::feed_record(&tenant, &r.id),
+            serde_json::to_value(&r).unwrap(),
+        )
+        .with_ttl(clock.now_unix() + 3600);
+        t.put(item, Condition::NotExists).await.unwrap();
+        old.push(r);
+    }
+    let mut new = feed_record(&tenant, "u1", json!({"new": true}), clock.now());
+    store.append_change(&mut new).await.unwrap();
+    assert_eq!(new.id, shared::store::keys::feed_id(1));
+    let mut all = old.clone();
+    all.push(new.clone());
+    assert_eq!(read_feed(&store, &tenant, None).await, all);
+    assert_eq!(
+        read_feed(&store, &tenant, Some(old[0].id.clone())).await,
+        all[1..]
+    );
+    assert_eq!(
+        read_feed(&store, &tenant, Some(old[2].id.clone())).await,
+        vec![new]
+    );
+    // The largest id there can be: nothing after it (and no overflow).
+    let last = shared::store::keys::feed_id(u64::MAX);
+    assert_eq!(shared::store::keys::feed_seq(&last), Some(u64::MAX));
+    for cursor in [last.as_str(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"] {
+        assert!(store
+            .list_changes(&tenant, Some(cursor), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
 conformance!(
     create_once_and_read_back,
     optimistic_versions,
@@ -573,6 +996,11 @@ conformance!(
     transactions_are_all_or_nothing,
     page_tokens_are_checked,
     invalid_items_are_rejected,
+    counters_add,
+    feed_dead_writer_blocks_only_for_the_grace,
+    feed_late_writer_lands_after_the_cursor,
+    feed_wide_gap_is_passed_once_settled,
+    feed_older_ids_and_cursors_still_work,
 );
 
 /// Races between concurrent requests, on every backend that isolates them as DynamoDB does.
@@ -587,7 +1015,12 @@ macro_rules! isolation {
     };
 }
 
-isolation!(concurrent_updates_have_one_winner, feed_ids_commit_in_order);
+isolation!(
+    concurrent_updates_have_one_winner,
+    feed_ids_commit_in_order,
+    concurrent_adds_share_out_the_numbers,
+    feed_takes_concurrent_appends_and_the_cursor_sees_each_once,
+);
 
 // ---- the file-backed embedded table: log, replay, compaction -------------------------------
 

@@ -321,6 +321,37 @@ async fn records_arrive_in_order_with_valid_signatures() {
     assert_eq!(crm.acknowledged(), ids(&records));
 }
 
+/// A writer that took its feed number and died before writing: the run waits out the feed's
+/// grace (instead of calling the feed drained) and then delivers the records behind the gap,
+/// in order, each once.
+#[tokio::test]
+async fn a_number_never_written_delays_the_records_behind_it_only_for_the_grace() {
+    let app = common::aws_app().await;
+    let crm = Receiver::start().await;
+    let (t, _) = tenant(&app, Some(&crm.url)).await;
+    let first = append(&app, &t, 1).await;
+    assert_eq!(run(&app, &t).await.delivered, 1);
+    app.store
+        .table()
+        .add(&shared::store::keys::feed_counter(&t), 1)
+        .await
+        .unwrap();
+    // (Within the grace even a full read stops at the gap.)
+    assert_eq!(append(&app, &t, 2).await, first);
+    let started = std::time::Instant::now();
+    let report = run(&app, &t).await;
+    assert_eq!(
+        (report.outcome, report.delivered),
+        (DeliveryOutcome::Drained, 2),
+        "{report:?}"
+    );
+    assert!(started.elapsed() >= app.store.feed_timing().grace / 2);
+    let records = feed(&app, &t).await;
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0], first[0]);
+    assert_eq!(crm.acknowledged(), ids(&records));
+}
+
 #[tokio::test]
 async fn a_record_failing_twice_with_500_is_retried_and_nothing_is_skipped() {
     let app = common::aws_app().await;

@@ -41,8 +41,8 @@ pub struct ChangeRecord {
 }
 
 impl ChangeRecord {
-    /// A record with a fresh id: ULIDs from one generator per process, so ids are strictly
-    /// increasing even within a millisecond (the feed's order is its id order).
+    /// A record with a provisional id (a fresh ULID, unique within the process); appending it
+    /// to the feed gives it its id there, the tenant's next number (`Store::append_change`).
     pub fn new(
         tenant: TenantId,
         user: UserId,

@@ -6,9 +6,10 @@ use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use serde_json::json;
 
-/// Appends a record (ids are ULIDs, so the feed is ordered by time of writing), and asks
-/// the worker to deliver it to the CRM's webhook now (what sync jobs write is delivered at
-/// the end of the job; this is for records written anywhere else).
+/// Appends a record — the feed gives it its id (the tenant's next number, as a ULID-shaped
+/// string), so the feed is ordered by when records took their numbers — and asks the worker
+/// to deliver it to the CRM's webhook now (what sync jobs write is delivered at the end of the
+/// job; this is for records written anywhere else).
 pub async fn append(
     app: &App,
     tenant: &TenantId,

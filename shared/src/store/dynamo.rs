@@ -3,8 +3,8 @@
 
 use super::keys::attr;
 use super::{
-    validate_item, validate_page, validate_transaction, Condition, Index, Item, Key, Page,
-    PageToken, Query, SortKey, StoreError, StoreResult, Table, WriteOp,
+    validate_add, validate_item, validate_page, validate_transaction, Condition, Index, Item, Key,
+    Page, PageToken, Query, SortKey, StoreError, StoreResult, Table, WriteOp,
 };
 use crate::clock::SharedClock;
 use async_trait::async_trait;
@@ -459,10 +459,14 @@ impl Table for DynamoTable {
             };
             writes.push(write.build());
         }
+        // The SDK retries a request whose answer it did not get; with a token, DynamoDB
+        // answers a retry of a transaction that did commit with success instead of running
+        // it again (where its conditions would now fail).
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(writes))
+            .client_request_token(ulid::Ulid::new().to_string())
             .send()
             .await;
         match result {
@@ -485,6 +489,28 @@ impl Table for DynamoTable {
                 Err(StoreError::backend(e))
             }
         }
+    }
+
+    async fn add(&self, key: &Key, by: u64) -> StoreResult<u64> {
+        validate_add(key, by)?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_attrs(key)))
+            .update_expression("ADD #v :by SET #d = if_not_exists(#d, :empty)")
+            .expression_attribute_names("#v", attr::VERSION)
+            .expression_attribute_names("#d", attr::DATA)
+            .expression_attribute_values(":by", n(by))
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.attributes
+            .as_ref()
+            .and_then(|m| get_n::<u64>(m, attr::VERSION))
+            .ok_or_else(|| StoreError::Corrupt(format!("{}/{}: counter", key.pk, key.sk)))
     }
 }
 

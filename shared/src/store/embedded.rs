@@ -48,8 +48,8 @@
 //! open of the same files fails instead of interleaving writes.
 
 use super::{
-    validate_item, validate_page, validate_transaction, Condition, Index, Item, Key, Page,
-    PageToken, Query, SortKey, StoreError, StoreResult, Table, WriteOp,
+    validate_add, validate_item, validate_page, validate_transaction, Condition, Index, Item, Key,
+    Page, PageToken, Query, SortKey, StoreError, StoreResult, Table, WriteOp,
 };
 use crate::clock::{SharedClock, SystemClock};
 use async_trait::async_trait;
@@ -789,6 +789,30 @@ impl Table for EmbeddedTable {
         }
         state.maybe_compact(now);
         Ok(())
+    }
+
+    async fn add(&self, key: &Key, by: u64) -> StoreResult<u64> {
+        validate_add(key, by)?;
+        let now = self.clock.now_unix();
+        let mut state = self.lock();
+        let item = match state.live(key, now) {
+            Some(i) => {
+                let version = i.version.checked_add(by).ok_or_else(|| {
+                    StoreError::Invalid(format!("counter {}/{} overflows", key.pk, key.sk))
+                })?;
+                i.clone().with_version(version)
+            }
+            None => Item::new(key.clone(), serde_json::json!({})).with_version(by),
+        };
+        let version = item.version;
+        // Logged as the whole item, as a put is.
+        let json = state.encode(&item)?;
+        if let Some(json) = &json {
+            state.append(&[LogWrite::Put(json)], false)?;
+        }
+        state.insert(item, json);
+        state.maybe_compact(now);
+        Ok(version)
     }
 }
 

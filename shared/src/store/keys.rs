@@ -9,8 +9,8 @@
 //! | cursor | `TENANT#{t}#USER#{u}` | `CURSOR#{scope}` | | | |
 //! | calendar listing generation | `TENANT#{t}#USER#{u}` | `LISTING#{calendar}` | | | 31 days after it was set |
 //! | watch channel | `CHANNEL#{channel}` | `CHANNEL` | `TENANT#{t}#USER#{u}#CHANNELS` / `{calendar}#{channel}` | | |
-//! | change record | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
-//! | feed head (the last record id) | `TENANT#{t}` | `FEEDHEAD` | | | |
+//! | change record (or a void marker) | `TENANT#{t}#FEED` | `{record id}` | | | 30 days |
+//! | feed sequence counter (the last number given) | `TENANT#{t}#FEEDSEQ` | `FEEDSEQ` | | | |
 //! | webhook delivery cursor | `TENANT#{t}` | `DELIVERY` | | | |
 //! | OAuth session | `OAUTH#{state}` | `SESSION` | | | 10 minutes |
 //! | worker lease | `TENANT#{t}#USER#{u}` | `LEASE` | | | the lease's end |
@@ -30,8 +30,10 @@
 //! 9. Read/checkpoint a sync cursor: get `CURSOR#{scope}` in the user's partition.
 //! 10. Look a channel up from a Google notification: get `CHANNEL#{channel}`; a user's
 //!     channels: query GSI1 `TENANT#{t}#USER#{u}#CHANNELS`.
-//! 11. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor;
-//!     append: put the record and advance `FEEDHEAD` (on its version) in one transaction.
+//! 11. Read a tenant's change feed after a cursor: query `TENANT#{t}#FEED` with SK > cursor
+//!     (gap-aware: see `Store::list_changes`); append: add 1 to `FEEDSEQ` (an atomic
+//!     `UpdateItem ADD`, no read) and put the record under its number on condition the slot
+//!     is free.
 //! 12. Consume an OAuth session once: delete `OAUTH#{state}` on condition it exists.
 //! 13. Read/advance a tenant's webhook delivery cursor (and its lease): get `TENANT#{t}` / `DELIVERY`.
 //! 14. Take / release the worker's lease on an account: put `LEASE` in the user's partition on
@@ -151,13 +153,32 @@ pub fn feed_partition(t: &TenantId) -> String {
     format!("TENANT#{t}#FEED")
 }
 
-/// The last id given in the tenant's feed (what makes ids strictly increasing per tenant).
-pub fn feed_head(t: &TenantId) -> Key {
-    Key::new(format!("TENANT#{t}"), "FEEDHEAD")
+/// The tenant's feed sequence counter: its version is the last number given. Its own
+/// partition key, so its writes (one per append) share no partition's throughput with the
+/// tenant's other items.
+pub fn feed_counter(t: &TenantId) -> Key {
+    Key::new(format!("TENANT#{t}#FEEDSEQ"), "FEEDSEQ")
 }
 
 pub fn feed_record(t: &TenantId, id: &str) -> Key {
     Key::new(feed_partition(t), id)
+}
+
+/// The top 48 bits of a numbered feed id: a ULID's timestamp field at its maximum, so every
+/// numbered id sorts after every time-based ULID the feed gave before numbers (until the
+/// year 10889) and still reads as a ULID (26 Crockford base32 characters, first one `7`).
+const FEED_ID_MARK: u128 = 0xFFFF_FFFF_FFFF << 80;
+
+/// The id of the feed's record number `seq` (≥ 1): a ULID whose last 64 bits are the number,
+/// so ids sort as numbers do.
+pub fn feed_id(seq: u64) -> String {
+    ulid::Ulid(FEED_ID_MARK | u128::from(seq)).to_string()
+}
+
+/// The number of a numbered feed id (in either case); `None` for an older, time-based id.
+pub fn feed_seq(id: &str) -> Option<u64> {
+    let value = ulid::Ulid::from_string(id).ok()?.0;
+    (value >> 64 == FEED_ID_MARK >> 64).then_some(value as u64)
 }
 
 /// The tenant's webhook delivery cursor and lease (not in the feed partition, so a feed
@@ -238,6 +259,26 @@ mod tests {
             .pk
             .starts_with(&format!("{}#", account(&a, &u).pk)));
         assert_ne!(feed_partition(&a), feed_partition(&b));
+    }
+
+    #[test]
+    fn feed_ids_sort_as_their_numbers_after_every_older_id() {
+        let legacy = ulid::Ulid::from_parts(u64::from(u32::MAX) * 1000, u128::MAX).to_string();
+        let ids: Vec<String> = [1u64, 2, 31, 32, 1023, 1024, u64::MAX]
+            .iter()
+            .map(|&n| feed_id(n))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(legacy < ids[0]);
+        for (id, n) in ids.iter().zip([1u64, 2, 31, 32, 1023, 1024, u64::MAX]) {
+            assert_eq!(id.len(), 26);
+            assert!(id.starts_with("7ZZZZZZZZZ"));
+            assert_eq!(feed_seq(id), Some(n));
+            assert_eq!(feed_seq(&id.to_lowercase()), Some(n));
+        }
+        assert_eq!(feed_id(1), "7ZZZZZZZZZ0000000000000001");
+        assert_eq!(feed_seq(&legacy), None);
+        assert_eq!(feed_seq("not-an-id"), None);
     }
 
     #[test]

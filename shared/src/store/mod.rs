@@ -15,6 +15,8 @@
 //!   at most `limit` items per page, and an opaque `next` token while more may follow
 //!   (a page may be short, even empty, when expired items were skipped).
 //! * `transact` applies up to 100 writes/checks on distinct keys atomically.
+//! * `add` bumps a counter atomically, without reading it first: the counter is an item's
+//!   version (so `get` reads it back, and a counter item carries no `ttl`).
 //!
 //! The keys, and every access pattern, are in [`keys`]; the domain operations in [`repo`].
 
@@ -329,6 +331,10 @@ pub trait Table: Send + Sync {
     async fn query(&self, query: Query) -> StoreResult<Page>;
     /// All or nothing.
     async fn transact(&self, ops: Vec<WriteOp>) -> StoreResult<()>;
+    /// Atomically adds `by` (at least 1) to the version of the item at `key` and returns the
+    /// new version; an absent item is created with data `{}` and version `by`. Concurrent
+    /// calls get disjoint ranges `new - by + 1 ..= new`, with no read and no condition to lose.
+    async fn add(&self, key: &Key, by: u64) -> StoreResult<u64>;
 }
 
 pub type SharedTable = Arc<dyn Table>;
@@ -378,6 +384,20 @@ pub(crate) fn validate_page(query: &Query) -> StoreResult<()> {
     };
     if token.0.get(pk_attr) != Some(&query.pk) {
         return Err(StoreError::InvalidPageToken);
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_add(key: &Key, by: u64) -> StoreResult<()> {
+    if key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::Invalid(
+            "key attributes must not be empty".into(),
+        ));
+    }
+    if by == 0 || i64::try_from(by).is_err() {
+        return Err(StoreError::Invalid(
+            "a counter is added 1 to 2^63 - 1 at a time".into(),
+        ));
     }
     Ok(())
 }

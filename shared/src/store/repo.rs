@@ -25,8 +25,37 @@ pub struct Records<T> {
     pub next: Option<String>,
 }
 
-/// How often an append retries when other writers keep taking the next feed id.
-const FEED_APPEND_ATTEMPTS: u32 = 12;
+/// How many times an append takes new numbers when readers voided the ones it had (each
+/// time means its writes came later than the feed's grace: not something that repeats).
+const FEED_APPEND_ATTEMPTS: u32 = 8;
+
+/// The widest gap in the feed's numbers a reader voids slot by slot; a wider one is
+/// expired records, passed once settled (see [`Store::list_changes`]).
+pub const FEED_VOID_MAX: u64 = 1000;
+
+/// The feed's timing (see [`Store::list_changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedTiming {
+    /// How long a reader waits for a missing number (measured from when the next record's
+    /// number was taken) before it voids the slot.
+    pub grace: std::time::Duration,
+    /// How long after taking its numbers a writer still writes under them; after that it
+    /// takes new ones.
+    pub write_window: std::time::Duration,
+    /// How old the record after a gap too wide to void must be for the gap to be passed:
+    /// well past the write window and any request still in flight.
+    pub settle: std::time::Duration,
+}
+
+impl Default for FeedTiming {
+    fn default() -> Self {
+        Self {
+            grace: std::time::Duration::from_secs(5),
+            write_window: std::time::Duration::from_secs(30),
+            settle: std::time::Duration::from_secs(30 * 60),
+        }
+    }
+}
 
 /// How long change-feed records are kept.
 pub const FEED_RETENTION_SECS: i64 = 30 * 24 * 3600;
@@ -34,6 +63,7 @@ pub const FEED_RETENTION_SECS: i64 = 30 * 24 * 3600;
 #[derive(Clone)]
 pub struct Store {
     table: SharedTable,
+    feed: FeedTiming,
 }
 
 fn to_data<T: Serialize>(value: &T) -> StoreResult<serde_json::Value> {
@@ -49,7 +79,16 @@ fn from_item<T: DeserializeOwned>(item: Item) -> StoreResult<Versioned<T>> {
 
 impl Store {
     pub fn new(table: SharedTable) -> Self {
-        Self { table }
+        Self {
+            table,
+            feed: FeedTiming::default(),
+        }
+    }
+
+    /// The same store with other feed timing (tests that wait out a grace period).
+    pub fn with_feed_timing(mut self, feed: FeedTiming) -> Self {
+        self.feed = feed;
+        self
     }
 
     pub fn table(&self) -> &SharedTable {
@@ -502,88 +541,246 @@ impl Store {
 
     // ---- change feed ----------------------------------------------------------------------
 
-    /// Appends to the tenant's feed and gives the record its id. Ids are assigned under the
-    /// tenant's feed head (one item holding the last id, written in the same transaction as
-    /// the record): ULIDs strictly increasing per tenant, and a record is committed only after
-    /// every record with a smaller id — so a reader's cursor (the pull feed, the webhook
-    /// delivery) never skips one, whichever Lambda instance wrote it and whatever its clock.
+    /// Appends to the tenant's feed and gives the record its id (see
+    /// [`append_changes`](Self::append_changes)).
     pub async fn append_change(&self, record: &mut ChangeRecord) -> StoreResult<()> {
-        let head_key = keys::feed_head(&record.tenant);
-        let candidate = ulid::Ulid::from_string(&record.id).unwrap_or_else(|_| ulid::Ulid::new());
-        for attempt in 0..FEED_APPEND_ATTEMPTS {
-            let head = self.table.get(&head_key).await?;
-            let (last, version, condition) = match &head {
-                Some(item) => (
-                    item.data["last"]
-                        .as_str()
-                        .and_then(|s| ulid::Ulid::from_string(s).ok()),
-                    item.version + 1,
-                    Condition::Version(item.version),
-                ),
-                None => (None, 1, Condition::NotExists),
-            };
-            let id = match last {
-                Some(last) if last >= candidate => last.increment().ok_or_else(|| {
-                    StoreError::Invalid("the feed's id space is exhausted".into())
-                })?,
-                _ => candidate,
-            };
-            record.id = id.to_string();
-            let head_item = Item::new(head_key.clone(), serde_json::json!({"last": record.id}))
-                .with_version(version);
-            let item = Item::new(
-                keys::feed_record(&record.tenant, &record.id),
-                to_data(&*record)?,
-            )
-            .with_ttl(record.created_at.unix_timestamp() + FEED_RETENTION_SECS);
-            match self
-                .table
-                .transact(vec![
-                    WriteOp::Put(head_item, condition),
-                    WriteOp::Put(item, Condition::NotExists),
-                ])
-                .await
-            {
-                Ok(()) => return Ok(()),
-                // Another writer took the next id first: read the head again.
-                Err(StoreError::ConditionFailed | StoreError::Conflict) => {
-                    let backoff = 5 * (1u64 << attempt.min(5));
-                    let jitter = rand::random::<u64>() % backoff;
-                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-                }
-                Err(e) => return Err(e),
+        self.append_changes(std::slice::from_mut(record)).await
+    }
+
+    /// Appends records of one tenant, in order, and gives each its id: the tenant's next
+    /// numbers, taken at once from its counter (one atomic `add`, no read, nothing to lose
+    /// to another writer), each record then put under its number on condition the slot is
+    /// free. The only writer that can take a slot first is a reader voiding a number it
+    /// gave up waiting for (see [`list_changes`](Self::list_changes)): the record then
+    /// takes a new, later number — it lands where every reader will see it, never in a slot
+    /// a reader has passed. Records already written keep their ids.
+    pub async fn append_changes(&self, records: &mut [ChangeRecord]) -> StoreResult<()> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let tenant = first.tenant.clone();
+        if records.iter().any(|r| r.tenant != tenant) {
+            return Err(StoreError::Invalid(
+                "records appended together belong to one tenant".into(),
+            ));
+        }
+        let counter = keys::feed_counter(&tenant);
+        let mut waiting: Vec<usize> = (0..records.len()).collect();
+        for _ in 0..FEED_APPEND_ATTEMPTS {
+            let taken = std::time::Instant::now();
+            let k = waiting.len() as u64;
+            let last = self.table.add(&counter, k).await?;
+            let first = last.checked_sub(k - 1).filter(|&f| f > 0).ok_or_else(|| {
+                StoreError::Corrupt(format!("{}/{}: counter", counter.pk, counter.sk))
+            })?;
+            let at = wall_millis();
+            // Past the write window a slot may already be voided, or soon be: take new
+            // numbers rather than race for them.
+            if taken.elapsed() > self.feed.write_window {
+                continue;
             }
+            let mut slots = Vec::with_capacity(waiting.len());
+            for (j, &i) in waiting.iter().enumerate() {
+                let record = &mut records[i];
+                record.id = keys::feed_id(first + j as u64);
+                let mut data = to_data(&*record)?;
+                if let Some(map) = data.as_object_mut() {
+                    map.insert(FEED_AT.into(), at.into());
+                }
+                let key = keys::feed_record(&tenant, &record.id);
+                let item = Item::new(key.clone(), data)
+                    .with_ttl(record.created_at.unix_timestamp() + FEED_RETENTION_SECS);
+                slots.push((i, key, item));
+            }
+            let written = futures_util::future::join_all(
+                slots
+                    .iter()
+                    .map(|(_, _, item)| self.table.put(item.clone(), Condition::NotExists)),
+            )
+            .await;
+            let mut again = Vec::new();
+            for ((i, key, _), result) in slots.into_iter().zip(written) {
+                match result {
+                    Ok(()) => {}
+                    // The number is ours alone, so the slot holds either a reader's void or
+                    // this very record (a retried request that had landed).
+                    Err(StoreError::ConditionFailed) => {
+                        let stored = self.table.get(&key).await?;
+                        if stored.is_none_or(|s| is_void(&s.data)) {
+                            again.push(i);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if again.is_empty() {
+                return Ok(());
+            }
+            waiting = again;
         }
         Err(StoreError::Conflict)
     }
 
-    /// The feed after `after` (a record id), oldest first.
+    /// The feed after `after` (a record id), oldest first, never past a record that may
+    /// still land: records are numbered (see [`keys::feed_id`]), and where a number is
+    /// missing — its writer between taking it and writing, or dead — the read stops there
+    /// until the gap closes. A gap whose next record was numbered at least the feed's grace
+    /// ago is closed by putting a void marker in each missing slot, on condition it is free:
+    /// a void that wins means the late record will take a new number (see
+    /// [`append_changes`](Self::append_changes)); one that loses means the record landed,
+    /// and the read goes on from there. Void markers are never returned. A gap wider than
+    /// [`FEED_VOID_MAX`] numbers is expired records (a cursor older than the retention, or
+    /// the first read of a feed that has been running longer): it is passed once its next
+    /// record is older than the settle time, when no writer can still write in it.
+    /// Records of the feed's older, time-based ids (before numbers) come first, as before.
     pub async fn list_changes(
         &self,
         tenant: &TenantId,
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<ChangeRecord>> {
-        let mut query = Query::partition(Index::Primary, keys::feed_partition(tenant)).limit(limit);
-        if let Some(after) = after {
-            query = query.sort(SortKey::After(after.to_owned()));
-        }
-        let mut out = Vec::new();
-        // Expired records can make a page short: keep reading until full or done.
-        loop {
-            let page = self.table.query(query.clone()).await?;
-            for item in page.items {
-                out.push(from_item::<ChangeRecord>(item)?.value);
-            }
-            match page.next {
-                Some(next) if out.len() < limit as usize => query.page = Some(next),
-                _ => break,
-            }
-            query.limit = limit.saturating_sub(out.len() as u32).max(1);
-        }
-        out.truncate(limit as usize);
-        Ok(out)
+        Ok(self.read_changes(tenant, after, limit).await?.records)
     }
+
+    /// [`list_changes`](Self::list_changes), saying whether the read stopped at a gap too
+    /// young to close (a record may land there within the feed's grace).
+    pub async fn read_changes(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<FeedPage> {
+        let mut waiting = false;
+        let limit = limit.clamp(1, 1000) as usize;
+        let partition = keys::feed_partition(tenant);
+        let mut out = Vec::new();
+        // The last slot passed, and the number due next (`None`: no numbered slot passed yet,
+        // so the first number, 1, is due).
+        let mut pos: Option<String> = after.map(str::to_owned);
+        let mut due: Option<u64> = after.and_then(keys::feed_seq).map(|n| n.saturating_add(1));
+        'read: loop {
+            let want = (limit - out.len()) as u32;
+            let mut query =
+                Query::partition(Index::Primary, partition.clone()).limit(want.saturating_add(1));
+            if let Some(pos) = &pos {
+                query = query.sort(SortKey::After(pos.clone()));
+            }
+            loop {
+                let page = self.table.query(query.clone()).await?;
+                for item in page.items {
+                    match keys::feed_seq(&item.key.sk) {
+                        None => {}
+                        Some(seq) => {
+                            let from = due.unwrap_or(1);
+                            if seq > from {
+                                match self.close_gap(tenant, from, seq, &item).await? {
+                                    Gap::Closed => {}
+                                    Gap::Open => {
+                                        waiting = true;
+                                        break 'read;
+                                    }
+                                    Gap::Filled => continue 'read,
+                                }
+                            }
+                            due = Some(seq.saturating_add(1));
+                        }
+                    }
+                    pos = Some(item.key.sk.clone());
+                    if is_void(&item.data) {
+                        continue;
+                    }
+                    out.push(from_item::<ChangeRecord>(item)?.value);
+                    if out.len() >= limit {
+                        break 'read;
+                    }
+                }
+                match page.next {
+                    Some(next) => query.page = Some(next),
+                    None => break 'read,
+                }
+            }
+        }
+        Ok(FeedPage {
+            records: out,
+            waiting,
+        })
+    }
+
+    /// The feed's timing.
+    pub fn feed_timing(&self) -> FeedTiming {
+        self.feed
+    }
+
+    /// Numbers `from..to` are missing just before `next` (numbered `to`): close the gap if
+    /// it is old enough.
+    async fn close_gap(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        next: &Item,
+    ) -> StoreResult<Gap> {
+        // A slot without a time (none is written so) counts as old.
+        let at = next.data.get(FEED_AT).and_then(serde_json::Value::as_i64);
+        let age = at.map_or(i64::MAX, |at| wall_millis().saturating_sub(at));
+        let older_than =
+            |d: std::time::Duration| age >= i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        if !older_than(self.feed.grace) {
+            return Ok(Gap::Open);
+        }
+        if to - from > FEED_VOID_MAX {
+            return Ok(if older_than(self.feed.settle) {
+                Gap::Closed
+            } else {
+                Gap::Open
+            });
+        }
+        for seq in from..to {
+            let mut void = Item::new(
+                keys::feed_record(tenant, &keys::feed_id(seq)),
+                serde_json::json!({ FEED_VOID: true, FEED_AT: at }),
+            );
+            void.ttl = next.ttl;
+            match self.table.put(void, Condition::NotExists).await {
+                Ok(()) => {}
+                Err(StoreError::ConditionFailed) => return Ok(Gap::Filled),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Gap::Closed)
+    }
+}
+
+/// One read of the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedPage {
+    pub records: Vec<ChangeRecord>,
+    /// The read stopped before a missing number still within the grace: more may follow
+    /// within [`FeedTiming::grace`] even if nothing else is appended.
+    pub waiting: bool,
+}
+
+/// What a reader did about a gap in the feed's numbers.
+enum Gap {
+    /// Every missing number is void (or long settled): read on.
+    Closed,
+    /// Too young to close: stop before it.
+    Open,
+    /// A record landed in it: read again from where the read stands.
+    Filled,
+}
+
+/// The field of a feed slot's data holding when its number was taken (Unix milliseconds,
+/// wall clock), and the field that marks a void slot.
+const FEED_AT: &str = "feed_at";
+const FEED_VOID: &str = "feed_void";
+
+fn is_void(data: &serde_json::Value) -> bool {
+    data.get(FEED_VOID).and_then(serde_json::Value::as_bool) == Some(true)
+}
+
+fn wall_millis() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 impl Store {
