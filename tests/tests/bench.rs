@@ -848,3 +848,70 @@ async fn bench_embedded_store_writes() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: infra/scripts/bench.sh"]
+async fn bench_store_operations_per_pass() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-cal", &["calendar"], ALICE, "").await;
+    env.connect("u-both", &["calendar", "contacts"], "bob@example.com", "")
+        .await;
+    env.drain_jobs(100).await;
+    let ops = env.store_ops.clone().unwrap();
+    let pass = async |user: &str, reason: SyncReason| {
+        let before = ops.snapshot();
+        env.run_job(user, reason).await;
+        let after = ops.snapshot();
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2)
+    };
+    // Settle: first passes (channels, initial reads), then measure steady state.
+    for user in ["u-cal", "u-both"] {
+        pass(user, SyncReason::Scheduled).await;
+        pass(user, SyncReason::Scheduled).await;
+    }
+    let print = |what: &str, (gets, queries, writes): (u64, u64, u64)| {
+        println!("BENCH store operations, {what}: {gets} gets, {queries} queries, {writes} writes");
+    };
+    print(
+        "idle calendar pass (scheduled)",
+        pass("u-cal", SyncReason::Scheduled).await,
+    );
+    print(
+        "idle calendar + contacts pass (scheduled)",
+        pass("u-both", SyncReason::Scheduled).await,
+    );
+    print("idle push job (one calendar)", {
+        let before = ops.snapshot();
+        let job = SyncJob {
+            calendar: Some("primary".into()),
+            reason: SyncReason::Push,
+            ..job(&env.tenant, "u-cal")
+        };
+        sync_worker::run(&env.app, &job, far()).await.unwrap();
+        let after = ops.snapshot();
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2)
+    });
+    // Busy: ten events changed in Google, read by one pass (ten pairs and feed records).
+    let alice = SecretString::from(env.sandbox.issue_access_token(
+        CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/calendar"],
+    ));
+    for i in 0..10 {
+        let e: Event = serde_json::from_value(json!({
+            "summary": format!("Busy {i}"),
+            "start": {"dateTime": "2027-05-03T10:00:00Z"},
+            "end": {"dateTime": "2027-05-03T11:00:00Z"},
+        }))
+        .unwrap();
+        env.app
+            .google
+            .insert_event(&alice, "primary", &e, SendUpdates::None)
+            .await
+            .unwrap();
+    }
+    print(
+        "busy calendar pass (10 Google-born events)",
+        pass("u-cal", SyncReason::Scheduled).await,
+    );
+}

@@ -155,6 +155,7 @@ pub async fn embedded_app_with(
 ) -> (
     AppState,
     tokio::sync::mpsc::UnboundedReceiver<shared::queue::SyncJob>,
+    Arc<StoreOps>,
 ) {
     let secrets = shared::secrets::embedded::EmbeddedSecrets::in_memory();
     secrets
@@ -171,7 +172,13 @@ pub async fn embedded_app_with(
         )
         .await
         .expect("seed token key");
-    let table = shared::store::embedded::EmbeddedTable::in_memory(clock.clone());
+    let table = CountingTable {
+        inner: Arc::new(shared::store::embedded::EmbeddedTable::in_memory(
+            clock.clone(),
+        )),
+        ops: Arc::new(StoreOps::default()),
+    };
+    let ops = table.ops.clone();
     let (queue, jobs) = shared::queue::inprocess::InProcessQueue::new();
     let app: AppState = Arc::new(App::new(
         Config {
@@ -186,7 +193,7 @@ pub async fn embedded_app_with(
         Arc::new(queue),
         clock,
     ));
-    (app, jobs)
+    (app, jobs, ops)
 }
 
 /// The product on the local server's adapters: [`embedded_app_with`], with the local
@@ -196,7 +203,7 @@ pub async fn local_app_with(
     google: GoogleEndpoints,
     clock: SharedClock,
 ) -> AppState {
-    let (app, jobs) = embedded_app_with(public_base_url, google, clock).await;
+    let (app, jobs, _) = embedded_app_with(public_base_url, google, clock).await;
     tokio::spawn(local_server::worker::run_in_process(app.clone(), jobs));
     app
 }
@@ -238,5 +245,76 @@ pub fn superseded(local: Option<&serde_json::Value>, record: &serde_json::Value)
     ) {
         (Some(local), Some(google)) => google < local,
         _ => false,
+    }
+}
+
+/// Store operations counted by kind (what one pass costs in DynamoDB requests: each read
+/// and each write item is one request; a transaction counts its items).
+#[derive(Default, Debug)]
+pub struct StoreOps {
+    pub gets: std::sync::atomic::AtomicU64,
+    pub queries: std::sync::atomic::AtomicU64,
+    pub writes: std::sync::atomic::AtomicU64,
+}
+
+impl StoreOps {
+    /// (gets, queries, writes) so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.gets.load(SeqCst),
+            self.queries.load(SeqCst),
+            self.writes.load(SeqCst),
+        )
+    }
+}
+
+/// A table that counts what goes through it to another.
+pub struct CountingTable {
+    pub inner: SharedTable,
+    pub ops: Arc<StoreOps>,
+}
+
+#[async_trait::async_trait]
+impl shared::store::Table for CountingTable {
+    async fn get(
+        &self,
+        key: &shared::store::Key,
+    ) -> shared::store::StoreResult<Option<shared::store::Item>> {
+        self.ops.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        item: shared::store::Item,
+        c: shared::store::Condition,
+    ) -> shared::store::StoreResult<()> {
+        self.ops.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(item, c).await
+    }
+    async fn delete(
+        &self,
+        key: &shared::store::Key,
+        c: shared::store::Condition,
+    ) -> shared::store::StoreResult<Option<shared::store::Item>> {
+        self.ops.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(key, c).await
+    }
+    async fn query(
+        &self,
+        q: shared::store::Query,
+    ) -> shared::store::StoreResult<shared::store::Page> {
+        self.ops.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.query(q).await
+    }
+    async fn transact(&self, ops: Vec<shared::store::WriteOp>) -> shared::store::StoreResult<()> {
+        self.ops
+            .writes
+            .fetch_add(ops.len() as u64, Ordering::SeqCst);
+        self.inner.transact(ops).await
+    }
+    async fn add(&self, key: &shared::store::Key, by: u64) -> shared::store::StoreResult<u64> {
+        self.ops.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.add(key, by).await
     }
 }

@@ -31,6 +31,8 @@ pub struct Env {
     pub sync: String,
     /// On the embedded adapters: the jobs the product queued, for [`Env::drain_jobs`].
     pub jobs: Option<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<SyncJob>>>,
+    /// On the embedded adapters: the store operations made so far.
+    pub store_ops: Option<Arc<super::StoreOps>>,
     /// Google notifications our webhook has answered (any outcome).
     pub notifications: Arc<AtomicUsize>,
 }
@@ -103,6 +105,7 @@ impl Env {
         let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         let shared_clock: SharedClock = Arc::new(clock.clone());
         let google = GoogleEndpoints::single_host(&sandbox.base_url);
+        let mut store_ops = None;
         let (app, jobs) = match backend {
             Backend::Aws => (super::aws_app_with(&api, google, shared_clock).await, None),
             Backend::Local => (
@@ -110,7 +113,8 @@ impl Env {
                 None,
             ),
             Backend::Embedded => {
-                let (app, jobs) = super::embedded_app_with(&api, google, shared_clock).await;
+                let (app, jobs, ops) = super::embedded_app_with(&api, google, shared_clock).await;
+                store_ops = Some(ops);
                 (app, Some(tokio::sync::Mutex::new(jobs)))
             }
         };
@@ -170,6 +174,7 @@ impl Env {
             admin,
             sync: sync["key_secret"].as_str().unwrap().to_owned(),
             jobs,
+            store_ops,
             notifications,
         }
     }
