@@ -5,7 +5,9 @@
 # during a 10,000-event initial sync, embedded store writes/s (puts, conditional puts, 2-item
 # transactions; in memory and on file, 100,000 items), feed appends/s per tenant with 1, 4 and
 # 16 concurrent writers on DynamoDB Local (bench_feed_appends_per_tenant; CGS_BENCH_FEED_RECORDS
-# sets the records per run, 2,000 by default). Runs the ignored `bench_*` cases of
+# sets the records per run, 2,000 by default), a 10,000-meeting backlog for one user (batch
+# requests against ceil(N/50), 409s; BENCH_BACKLOG sets N), and the store operations per
+# idle and busy pass (the cost model in docs/benchmarks.md). Runs the ignored `bench_*` cases of
 # tests/tests/bench.rs through the test command (moto, DynamoDB Local and the Google sandbox
 # in a private network namespace) and prints lines starting with BENCH.
 #
