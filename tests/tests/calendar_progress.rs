@@ -357,3 +357,24 @@ async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
         "the CRM's older edit was not pushed over Google's newer one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_edits_with_the_same_updated_at_are_two_jobs() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    // A CRM whose times have one-second resolution saves twice within the second.
+    for title in ["First save", "Second save"] {
+        let mut m = common::backlog::meeting(0);
+        m["title"] = json!(title);
+        m["updated_at"] = json!("2027-01-01T10:00:00Z");
+        let (s, v) = env
+            .call("PUT", "/v1/users/u-alice/events/MTG-0", &env.sync, Some(m))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{title}: {v}");
+        // (Google's push notifications of our own writes may queue more.)
+        assert!(env.drain_jobs(100).await >= 1, "{title}: its own job");
+    }
+    let events = env.google_events(&token(&env, ALICE)).await;
+    assert_eq!(events[0].summary.as_deref(), Some("Second save"));
+}

@@ -132,10 +132,13 @@ pub async fn put(
     let c = incoming.collection;
     let (changed, pair) = store_put(app, t, u, account, crm_id, &incoming).await?;
     if changed || waiting(&pair) {
-        // A change still waiting is queued again, in case the first queueing failed.
+        // A change still waiting is queued again, in case the first queueing failed. The
+        // content's hash is part of the name: two different edits with the same `updated_at`
+        // (a CRM with one-second times) are two jobs, not one dropped as a duplicate.
         let change = format!(
-            "put/{crm_id}/{}",
-            pair.crm_modified.map(rfc3339).unwrap_or_default()
+            "put/{crm_id}/{}/{}",
+            pair.crm_modified.map(rfc3339).unwrap_or_default(),
+            content_hash(c, &incoming.content).unwrap_or_default()
         );
         enqueue(app, t, u, c, crm_id, &change).await?;
     }
