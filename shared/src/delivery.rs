@@ -245,7 +245,26 @@ pub struct DeliveryCursor {
     pub lease: Option<Lease>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The record the CRM keeps refusing, across runs (it blocks the records after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Failing>,
+    /// Records parked after the CRM refused them in enough runs over long enough (newest
+    /// last, the last [`PARKED_KEPT`]): the webhook skips them, the pull feed still has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<String>,
 }
+
+/// A record that failed to deliver in `runs` runs since `since`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failing {
+    pub id: String,
+    pub runs: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// Parked record ids kept on the cursor.
+pub const PARKED_KEPT: usize = 100;
 
 /// Who is delivering a tenant's feed, and until when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,6 +346,8 @@ pub struct DeliveryReport {
     pub cursor: Option<String>,
     /// The record that still fails, when `outcome` is `Blocked`.
     pub blocked_on: Option<String>,
+    /// Records parked in this run (refused for too long: skipped, still in the pull feed).
+    pub parked: u32,
 }
 
 impl DeliveryReport {
@@ -338,6 +359,7 @@ impl DeliveryReport {
             last_error: None,
             cursor,
             blocked_on: None,
+            parked: 0,
         }
     }
 }
@@ -389,6 +411,10 @@ pub struct DeliveryOptions {
     pub request_timeout: Duration,
     /// Records read from the feed per query.
     pub batch_size: u32,
+    /// A record still refused after failing in this many runs, over at least
+    /// `park_after`, is parked: the records after it go on.
+    pub park_after_runs: u32,
+    pub park_after: Duration,
 }
 
 impl Default for DeliveryOptions {
@@ -399,6 +425,8 @@ impl Default for DeliveryOptions {
             max_delay: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             batch_size: 50,
+            park_after_runs: 8,
+            park_after: Duration::from_secs(3600),
         }
     }
 }
@@ -533,6 +561,8 @@ impl Held {
                         last_delivered: None,
                         lease: None,
                         updated_at: now,
+                        failing: None,
+                        parked: Vec::new(),
                     },
                     None,
                 ),
@@ -571,11 +601,54 @@ impl Held {
         let now = app.clock.now();
         let mut next = self.cursor.clone();
         next.last_delivered = Some(id.to_owned());
+        next.failing = None;
         next.lease = Some(Lease {
             holder: self.holder.clone(),
             until: now + lease_for,
         });
         next.updated_at = now;
+        self.save(app, next).await
+    }
+
+    /// Records that `id` failed in this run; parks it (moves the cursor past it) once it has
+    /// failed in `park_after_runs` runs over at least `park_after`. Returns whether it was
+    /// parked, `None` if the lease was lost.
+    async fn fail(
+        &mut self,
+        app: &App,
+        id: &str,
+        options: &DeliveryOptions,
+    ) -> Result<Option<bool>, DeliveryError> {
+        let now = app.clock.now();
+        let mut next = self.cursor.clone();
+        let failing = match next.failing.take() {
+            Some(f) if f.id == id => Failing {
+                runs: f.runs.saturating_add(1),
+                ..f
+            },
+            _ => Failing {
+                id: id.to_owned(),
+                runs: 1,
+                since: now,
+            },
+        };
+        let long_enough = time::Duration::try_from(options.park_after)
+            .is_ok_and(|after| now - failing.since >= after);
+        let park = failing.runs >= options.park_after_runs && long_enough;
+        if park {
+            next.last_delivered = Some(id.to_owned());
+            next.parked.push(id.to_owned());
+            let excess = next.parked.len().saturating_sub(PARKED_KEPT);
+            next.parked.drain(..excess);
+        } else {
+            next.failing = Some(failing);
+        }
+        next.updated_at = now;
+        Ok(self.save(app, next).await?.then_some(park))
+    }
+
+    /// Writes the cursor on the version this run holds; `Ok(false)` if the lease was lost.
+    async fn save(&mut self, app: &App, next: DeliveryCursor) -> Result<bool, DeliveryError> {
         match app
             .store
             .put_delivery_cursor(&next, Some(self.version))
@@ -669,11 +742,23 @@ async fn run(
                     }
                     report.delivered += 1;
                 }
-                Sent::Failed => {
-                    report.outcome = DeliveryOutcome::Blocked;
-                    report.blocked_on = Some(record.id.clone());
-                    return Ok(());
-                }
+                Sent::Failed => match lease.fail(app, &record.id, options).await? {
+                    // Refused for too long: parked, and the records after it go on.
+                    Some(true) => {
+                        tracing::warn!(tenant = %tenant, record = %record.id, "webhook record parked after repeated refusals (it stays in the pull feed)");
+                        crate::metrics::count("DeliveriesParked", &[], 1);
+                        report.parked += 1;
+                    }
+                    Some(false) => {
+                        report.outcome = DeliveryOutcome::Blocked;
+                        report.blocked_on = Some(record.id.clone());
+                        return Ok(());
+                    }
+                    None => {
+                        report.outcome = DeliveryOutcome::LeaseLost;
+                        return Ok(());
+                    }
+                },
                 Sent::NoTime => {
                     report.outcome = DeliveryOutcome::OutOfBudget;
                     return Ok(());

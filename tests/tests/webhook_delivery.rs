@@ -36,6 +36,9 @@ fn fast() -> DeliveryOptions {
         request_timeout: Duration::from_secs(3),
         // Small pages: runs cross several feed queries.
         batch_size: 2,
+        // Parking is its own test's.
+        park_after_runs: u32::MAX,
+        park_after: Duration::ZERO,
     }
 }
 
@@ -537,6 +540,8 @@ async fn concurrent_runs_for_one_tenant_do_not_send_a_record_twice() {
             until: now + time::Duration::minutes(5),
         }),
         updated_at: now,
+        failing: None,
+        parked: Vec::new(),
     };
     let v = app.store.get_delivery_cursor(&t).await.unwrap().unwrap();
     let v = app
@@ -729,4 +734,38 @@ async fn a_record_written_outside_a_sync_job_is_delivered_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+/// A record the CRM keeps refusing, run after run, is parked once it has failed in enough
+/// runs over long enough: the records after it are delivered, the parked one is kept on the
+/// cursor for the admin (and stays in the pull feed).
+async fn a_record_refused_run_after_run_is_parked_and_the_rest_go_on() {
+    let app = common::aws_app().await;
+    let crm = Receiver::start().await;
+    let (t, _secret) = tenant(&app, Some(&crm.url)).await;
+    let records = append(&app, &t, 3).await;
+    crm.fail(Some(&records[1].id));
+    let options = DeliveryOptions {
+        park_after_runs: 3,
+        ..fast()
+    };
+    let run = || delivery::deliver_pending_with(&app, &t, BUDGET, &options);
+    for _ in 0..2 {
+        let report = run().await.unwrap();
+        assert_eq!(report.outcome, DeliveryOutcome::Blocked, "{report:?}");
+        assert_eq!(report.parked, 0);
+    }
+    let report = run().await.unwrap();
+    assert_eq!(report.parked, 1, "{report:?}");
+    assert_eq!(report.outcome, DeliveryOutcome::Drained, "{report:?}");
+    assert_eq!(
+        crm.acknowledged(),
+        vec![records[0].id.clone(), records[2].id.clone()]
+    );
+    let cursor = cursor(&app, &t).await.unwrap();
+    assert_eq!(cursor.parked, vec![records[1].id.clone()]);
+    assert_eq!(cursor.failing, None);
+    // Still in the pull feed.
+    assert!(feed(&app, &t).await.iter().any(|r| r.id == records[1].id));
 }
