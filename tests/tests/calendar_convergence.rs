@@ -110,18 +110,7 @@ impl Sim {
 
     async fn set_paused(&mut self, paused: bool) {
         self.log.push(format!("paused {paused}"));
-        let (s, v) = self
-            .env
-            .call(
-                "PATCH",
-                &format!("/v1/users/{USER}/google"),
-                &self.env.sync,
-                Some(json!({ "paused": paused })),
-            )
-            .await;
-        // A paused account that lost its grant meanwhile cannot resume until it reconnects.
-        assert!(s.is_success() || s == StatusCode::CONFLICT, "{v}");
-        if s.is_success() {
+        if self.env.set_paused(USER, paused).await {
             self.paused = paused;
         }
     }
@@ -129,12 +118,9 @@ impl Sim {
     /// The user revokes the app's access in their Google account (and keeps using Google).
     fn revoke(&mut self) {
         self.log.push("grant revoked".into());
-        self.env.sandbox.revoke_user_grants(ALICE);
-        self.alice = SecretString::from(self.env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        self.alice = self
+            .env
+            .revoke_grants(ALICE, "https://www.googleapis.com/auth/calendar");
         self.grant_dead = true;
     }
 

@@ -63,6 +63,11 @@ pub async fn drain_until(env: &Env, rounds: usize, done: impl AsyncFn() -> bool)
 }
 
 pub async fn waiting(env: &Env, user: &str) -> usize {
+    waiting_in(env, user, Collection::Calendar).await
+}
+
+/// The user's records of `collection` waiting for the worker.
+pub async fn waiting_in(env: &Env, user: &str, collection: Collection) -> usize {
     let u = shared::domain::UserId::parse(user).unwrap();
     let mut n = 0;
     let mut page = None;
@@ -70,7 +75,7 @@ pub async fn waiting(env: &Env, user: &str) -> usize {
         let got = env
             .app
             .store
-            .list_dirty_pairs(&env.tenant, &u, Collection::Calendar, 500, page.as_deref())
+            .list_dirty_pairs(&env.tenant, &u, collection, 500, page.as_deref())
             .await
             .unwrap();
         n += got.items.len();

@@ -179,6 +179,28 @@ impl Env {
         }
     }
 
+    /// The CRM pauses or resumes a user's sync; whether it could (an account that lost its
+    /// grant while paused cannot resume until it reconnects: 409).
+    pub async fn set_paused(&self, user: &str, paused: bool) -> bool {
+        let (s, v) = self
+            .call(
+                "PATCH",
+                &format!("/v1/users/{user}/google"),
+                &self.sync,
+                Some(json!({ "paused": paused })),
+            )
+            .await;
+        assert!(s.is_success() || s == StatusCode::CONFLICT, "{v}");
+        s.is_success()
+    }
+
+    /// The user revokes every app's access in their Google account and goes on using
+    /// Google: a fresh token of the user's own for `scope`.
+    pub fn revoke_grants(&self, email: &str, scope: &str) -> secrecy::SecretString {
+        self.sandbox.revoke_user_grants(email);
+        secrecy::SecretString::from(self.sandbox.issue_access_token(CLIENT_ID, email, &[scope]))
+    }
+
     /// On the embedded adapters: runs the jobs the product queued (and those they queue in
     /// turn) as the worker would, one after the other, until none is left or `max` ran.
     /// Returns how many ran.
