@@ -21,7 +21,6 @@ use shared::calendar::normal::Normalized;
 use shared::domain::UserId;
 use shared::google::calendar::{Event, SendUpdates};
 use shared::queue::SyncReason;
-use shared::services::quota::{with_limits, Limits};
 use std::collections::BTreeMap;
 
 const USER: &str = "u-sim";
@@ -536,24 +535,13 @@ fn strip(mut v: Value) -> Value {
 
 #[tokio::test]
 async fn calendar_sync_converges_for_random_interleavings() {
-    let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
-    let seeds: u64 = std::env::var("SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEEDS);
-    for seed in (0..seeds).filter(|s| only.is_none_or(|o| o == *s)) {
-        let limits = Limits {
-            calls_per_job: [20, 50, 200][(seed % 3) as usize],
-            ..Limits::default()
-        };
-        with_limits(limits, async {
-            let mut sim = Sim::new(seed).await;
-            for _ in 0..STEPS {
-                sim.step().await;
-            }
-            sim.quiesce().await;
-            sim.check(seed).await;
-        })
-        .await;
-    }
+    common::for_each_seed(SEEDS, async |seed| {
+        let mut sim = Sim::new(seed).await;
+        for _ in 0..STEPS {
+            sim.step().await;
+        }
+        sim.quiesce().await;
+        sim.check(seed).await;
+    })
+    .await;
 }

@@ -23,7 +23,6 @@ use shared::google::people::{
     EmailAddress, ListConnections, Membership, Name, Person, PersonField,
 };
 use shared::queue::SyncReason;
-use shared::services::quota::{with_limits, Limits};
 use std::collections::{BTreeMap, BTreeSet};
 
 const USER: &str = "u-sim";
@@ -554,26 +553,13 @@ impl Sim {
 
 #[tokio::test]
 async fn contacts_sync_converges_for_random_interleavings() {
-    let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
-    // SEEDS=n runs more (CI runs the default).
-    let seeds: u64 = std::env::var("SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEEDS);
-    for seed in (0..seeds).filter(|s| only.is_none_or(|o| o == *s)) {
-        // Per-job Google call caps of 20, 50 and 200.
-        let limits = Limits {
-            calls_per_job: [20, 50, 200][(seed % 3) as usize],
-            ..Limits::default()
-        };
-        with_limits(limits, async {
-            let mut sim = Sim::new(seed).await;
-            for _ in 0..STEPS {
-                sim.step().await;
-            }
-            sim.quiesce().await;
-            sim.check(seed).await;
-        })
-        .await;
-    }
+    common::for_each_seed(SEEDS, async |seed| {
+        let mut sim = Sim::new(seed).await;
+        for _ in 0..STEPS {
+            sim.step().await;
+        }
+        sim.quiesce().await;
+        sim.check(seed).await;
+    })
+    .await;
 }

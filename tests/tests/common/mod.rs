@@ -318,3 +318,20 @@ impl shared::store::Table for CountingTable {
         self.inner.add(key, by).await
     }
 }
+
+/// Runs a property test's seeds: `SEEDS=n` for more than `default`, `SEED=n` to replay one;
+/// each seed under a per-job Google call cap of 20, 50 or 200 (by seed).
+pub async fn for_each_seed(default: u64, run: impl AsyncFn(u64)) {
+    let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
+    let seeds: u64 = std::env::var("SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    for seed in (0..seeds).filter(|s| only.is_none_or(|o| o == *s)) {
+        let limits = shared::services::quota::Limits {
+            calls_per_job: [20, 50, 200][(seed % 3) as usize],
+            ..Default::default()
+        };
+        shared::services::quota::with_limits(limits, run(seed)).await;
+    }
+}
