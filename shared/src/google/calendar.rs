@@ -1,6 +1,6 @@
 //! Calendar v3 events (list with sync and page tokens, get, insert, patch, delete,
 //! instances, watch), shaped after Google's discovery document
-//! (`shared/google-discovery/calendar.v3.json`). Every call goes through the one retry policy
+//! (`infra/google-sandbox/discovery/calendar.v3.json`). Every call goes through the one retry policy
 //! ([`super::retry`]); every request is a [`CalendarRequest`], so the same request can be sent
 //! alone or as a part of a batch ([`super::batch`]).
 

@@ -1,5 +1,5 @@
 //! People v1 (contacts and contact groups), shaped after Google's discovery document
-//! (`shared/google-discovery/people.v1.json`). Every call goes through the one send /
+//! (`infra/google-sandbox/discovery/people.v1.json`). Every call goes through the one send /
 //! classify / retry step ([`Google::send_once`] under [`with_retry`]), like Calendar's.
 //!
 //! Resources are typed on the fields the product maps; every other field (of the person and

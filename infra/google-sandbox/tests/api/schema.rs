@@ -11,12 +11,12 @@ pub struct Discovery {
     docs: Vec<Value>,
 }
 
-/// `shared/google-discovery` beside the project root. Cargo sets `CARGO_MANIFEST_DIR` when it
-/// runs the test, so the binary finds it wherever the checkout is.
+/// `infra/google-sandbox/discovery` (Google's documents, kept in the repository). Cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs the test, so the binary finds it wherever the checkout is.
 fn discovery_dir() -> std::path::PathBuf {
     let manifest = std::env::var("CARGO_MANIFEST_DIR")
         .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    std::path::Path::new(&manifest).join("../../../shared/google-discovery")
+    std::path::Path::new(&manifest).join("discovery")
 }
 
 pub fn discovery() -> &'static Discovery {
