@@ -28,34 +28,11 @@ async fn sqs(env: &Env) -> (aws_sdk_sqs::Client, String) {
 
 /// The sync jobs on the queue (received and deleted), waiting up to `wait` for at least one.
 async fn drain(client: &aws_sdk_sqs::Client, url: &str, wait: Duration) -> Vec<SyncJob> {
-    let deadline = Instant::now() + wait;
-    let mut jobs = Vec::new();
-    loop {
-        let got = client
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = got.messages.unwrap_or_default();
-        for m in &messages {
-            jobs.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            client
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        if (messages.is_empty() && !jobs.is_empty()) || Instant::now() >= deadline {
-            return jobs;
-        }
-        if messages.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    drain_with_ids(client, url, wait)
+        .await
+        .into_iter()
+        .map(|(job, _)| job)
+        .collect()
 }
 
 async fn channels(env: &Env) -> Vec<Value> {
@@ -380,7 +357,8 @@ async fn notifications_answered(env: &Env, n: usize, wait: Duration) {
     }
 }
 
-/// The sync jobs on the queue with their deduplication ids (received and deleted).
+/// The sync jobs on the queue with their deduplication ids (received and deleted), waiting up
+/// to `wait` for at least one.
 async fn drain_with_ids(
     client: &aws_sdk_sqs::Client,
     url: &str,

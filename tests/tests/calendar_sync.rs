@@ -948,8 +948,8 @@ fn all_hands(k: usize) -> Value {
 #[tokio::test]
 async fn an_oversized_series_is_refused_with_the_limit_and_the_largest_supported_syncs() {
     let cal = Cal::new().await;
-    // Larger than the product keeps: refused at once, naming the limit.
-    let (s, v) = cal.put("ALL-HANDS-XL", all_hands(40)).await;
+    // One occurrence more than the product keeps: refused at once, naming the limit.
+    let (s, v) = cal.put("ALL-HANDS-XL", all_hands(8)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "record_too_large", "{v}");
     assert!(

@@ -100,20 +100,8 @@ pub async fn aws_app() -> AppState {
     .await
 }
 
-/// `aws_app` with a public URL, Google endpoints and a clock of the test's choosing.
-pub async fn aws_app_with(
-    public_base_url: &str,
-    google: GoogleEndpoints,
-    clock: SharedClock,
-) -> AppState {
-    let table = fresh_dynamo_table(&dynamodb_local(), clock.clone()).await;
-    let moto_sdk = sdk(&moto()).await;
-    let prefix = format!("{}/", unique("stack"));
-    let secrets = SecretsManager::new(
-        aws_sdk_secretsmanager::Client::new(&moto_sdk),
-        prefix.clone(),
-        Duration::from_secs(60),
-    );
+/// What every test app's secrets start with: the operator key and a token-encryption key.
+async fn seed_secrets(secrets: &dyn Secrets) {
     secrets
         .put(
             shared::secrets::names::OPERATOR_KEY,
@@ -128,6 +116,23 @@ pub async fn aws_app_with(
         )
         .await
         .expect("seed token key");
+}
+
+/// `aws_app` with a public URL, Google endpoints and a clock of the test's choosing.
+pub async fn aws_app_with(
+    public_base_url: &str,
+    google: GoogleEndpoints,
+    clock: SharedClock,
+) -> AppState {
+    let table = fresh_dynamo_table(&dynamodb_local(), clock.clone()).await;
+    let moto_sdk = sdk(&moto()).await;
+    let prefix = format!("{}/", unique("stack"));
+    let secrets = SecretsManager::new(
+        aws_sdk_secretsmanager::Client::new(&moto_sdk),
+        prefix.clone(),
+        Duration::from_secs(60),
+    );
+    seed_secrets(&secrets).await;
     let sqs = aws_sdk_sqs::Client::new(&moto_sdk);
     let queue_url = fresh_fifo_queue(&sqs).await;
     Arc::new(App::new(
@@ -158,20 +163,7 @@ pub async fn embedded_app_with(
     Arc<StoreOps>,
 ) {
     let secrets = shared::secrets::embedded::EmbeddedSecrets::in_memory();
-    secrets
-        .put(
-            shared::secrets::names::OPERATOR_KEY,
-            OPERATOR_KEY.to_owned().into(),
-        )
-        .await
-        .expect("seed operator key");
-    secrets
-        .put(
-            shared::secrets::names::TOKEN_KEY,
-            shared::crypto::TokenCipher::generate_secret(),
-        )
-        .await
-        .expect("seed token key");
+    seed_secrets(&secrets).await;
     let table = CountingTable {
         inner: Arc::new(shared::store::embedded::EmbeddedTable::in_memory(
             clock.clone(),
