@@ -47,8 +47,9 @@ const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
 /// * messages the deadline leaves no time for come back at once, for another invocation;
 /// * messages of other accounts never wait for a failed one.
 ///
-/// An account busy with another worker is not a failure: its job is queued again (a new
-/// message, so waiting never counts toward the dead-letter queue's receive count).
+/// An account busy with another worker (outside FIFO order: a redelivery racing a slow run)
+/// comes back the same way; its lease lasts at most [`LEASE_SECS`], well inside the
+/// backoffs before the dead-letter queue.
 pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let stop = deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline);
@@ -70,20 +71,16 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
             tracing::info!(message_id = %id, "no time left in this invocation; the message returns to the queue");
             Some(Duration::ZERO)
         } else {
-            let job = serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or(""));
-            let result = match &job {
-                Ok(job) => run(app, job, stop).await,
-                Err(e) => Err(JobError::Malformed(e.to_string())),
-            };
-            match (result, job) {
-                (Ok(()), _) => None,
-                (Err(JobError::Busy), Ok(job)) if requeue(app, &job).await => None,
-                (Err(error), _) => {
+            let result =
+                match serde_json::from_str::<SyncJob>(message.body.as_deref().unwrap_or("")) {
+                    Ok(job) => run(app, &job, stop).await,
+                    Err(e) => Err(JobError::Malformed(e.to_string())),
+                };
+            match result {
+                Ok(()) => None,
+                Err(error) => {
                     tracing::warn!(message_id = %id, %error, "sync job failed");
-                    Some(match error {
-                        JobError::Busy => BUSY_RETRY,
-                        _ => backoff(receive_count(&message)),
-                    })
+                    Some(backoff(receive_count(&message)))
                 }
             }
         };
@@ -103,9 +100,6 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     response
 }
 
-/// When a job of an account busy with another worker comes back, if it cannot be queued anew.
-const BUSY_RETRY: Duration = Duration::from_secs(30);
-
 /// How long a failed job waits before it is tried again: 1, 2, 4, 8 minutes, then 15.
 pub fn backoff(receive_count: u32) -> Duration {
     let minutes = 1u64 << receive_count.saturating_sub(1).min(4);
@@ -119,25 +113,6 @@ fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
         .get("ApproximateReceiveCount")
         .and_then(|n| n.parse().ok())
         .unwrap_or(1)
-}
-
-/// Queues a busy account's job again as a new message; whether that worked.
-async fn requeue(app: &App, job: &SyncJob) -> bool {
-    let message = shared::queue::Message {
-        dedup_id: shared::queue::dedup_id(&[
-            &job.group_id(),
-            "busy",
-            &shared::crypto::random_token(12),
-        ]),
-        job: job.clone(),
-    };
-    match app.queue.send(vec![message]).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not queue a busy account's job again");
-            false
-        }
-    }
 }
 
 /// How long the message waited in the queue (SQS's `SentTimestamp`, epoch milliseconds).
