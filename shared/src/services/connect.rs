@@ -223,9 +223,9 @@ pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, Inval
 
 async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outcome, &'static str> {
     let (t, u) = (&session.tenant, &session.user);
-    let client = super::google_client::oauth_client(app, t)
+    let (client, was_refused) = super::google_client::tenant_client(app, t)
         .await
-        .map_err(|_| "google_client_missing")?;
+        .map_err(|e| e.code)?;
     let now = app.clock.now();
     let tokens = match app
         .google
@@ -238,9 +238,15 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         )
         .await
     {
-        Ok(tokens) => tokens,
+        Ok(tokens) => {
+            if was_refused {
+                super::google_client::client_accepted(app, t).await;
+            }
+            tokens
+        }
         Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
             tracing::warn!(tenant = %t, user = %u, reason, "Google refused the tenant's OAuth client at the code exchange");
+            super::google_client::client_refused(app, t, &reason).await;
             return Err("google_client_invalid");
         }
         Err(e) => {
