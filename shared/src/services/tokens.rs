@@ -163,9 +163,20 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         .refresh_token_ciphertext
         .as_deref()
         .ok_or(TokenError::NotConnected)?;
-    let refresh_token = cipher
-        .open(sealed, t, &current.value.id)
-        .map_err(|e| ApiError::internal(&e, false))?;
+    let (cipher, refresh_token) = match cipher.open(sealed, t, &current.value.id) {
+        Ok(token) => (cipher, token),
+        // Sealed with a key added after this instance loaded the set: load it again.
+        Err(crate::crypto::CryptoError::UnknownKey(_)) => {
+            let fresh = TokenCipher::reload(app.secrets.as_ref())
+                .await
+                .map_err(|e| ApiError::internal(&e, true))?;
+            let token = fresh
+                .open(sealed, t, &current.value.id)
+                .map_err(|e| ApiError::internal(&e, false))?;
+            (fresh, token)
+        }
+        Err(e) => return Err(ApiError::internal(&e, false).into()),
+    };
     let (client, was_refused) = match super::google_client::tenant_client(app, t).await {
         Ok(found) => found,
         Err(e) if e.code == "google_client_invalid" => {
@@ -207,18 +218,30 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     let access_sealed = cipher
         .seal(&tokens.access_token, t, &current.value.id)
         .map_err(|e| ApiError::internal(&e, false))?;
-    let refresh_sealed = tokens
-        .refresh_token
-        .as_ref()
-        .map(|r| cipher.seal(r, t, &current.value.id))
-        .transpose()
-        .map_err(|e| ApiError::internal(&e, false))?;
+    // A new refresh token from Google, or the stored one sealed with a key that is no longer
+    // the current one: sealed with the current key, so old keys can be retired.
+    let resealed = !cipher.is_current(sealed);
+    let refresh_sealed = match (&tokens.refresh_token, resealed) {
+        (Some(r), _) => Some(r),
+        (None, true) => Some(&refresh_token),
+        (None, false) => None,
+    }
+    .map(|r| cipher.seal(r, t, &current.value.id))
+    .transpose()
+    .map_err(|e| ApiError::internal(&e, false))?;
+    if resealed {
+        crate::metrics::count("TokensResealed", &[], 1);
+    }
     let expires_at = tokens.expires_at;
     let account = super::accounts::update(app, t, u, |a| {
         a.access_token_ciphertext = Some(access_sealed.clone());
         a.access_token_expires_at = Some(expires_at);
+        // Only over the refresh token this refresh used: a reconnect meanwhile stored a newer
+        // grant, which stays.
         if let Some(r) = &refresh_sealed {
-            a.refresh_token_ciphertext = Some(r.clone());
+            if a.refresh_token_ciphertext.as_deref() == Some(sealed) {
+                a.refresh_token_ciphertext = Some(r.clone());
+            }
         }
         Ok(())
     })
