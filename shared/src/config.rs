@@ -81,6 +81,23 @@ fn http_url(name: &'static str, value: String) -> Result<String, ConfigError> {
     }
 }
 
+/// `PUBLIC_BASE_URL`: https, since Google delivers push notifications only to an HTTPS
+/// address with a valid certificate and the OAuth callback carries codes (audit F14); plain
+/// http only on this machine (a local run).
+fn public_url(value: String) -> Result<String, ConfigError> {
+    let url = http_url("PUBLIC_BASE_URL", value)?;
+    let loopback = crate::services::validate::is_loopback(&url);
+    if url.starts_with("http://") && !loopback {
+        return Err(ConfigError::Invalid {
+            name: "PUBLIC_BASE_URL",
+            reason: "must be https (Google sends push notifications only to HTTPS addresses); \
+                     http only on 127.0.0.1 or localhost"
+                .into(),
+        });
+    }
+    Ok(url)
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&std::env::vars().collect())
@@ -116,7 +133,7 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             secrets_prefix,
             queue_url: get("QUEUE_URL"),
-            public_base_url: http_url("PUBLIC_BASE_URL", required("PUBLIC_BASE_URL")?)?,
+            public_base_url: public_url(required("PUBLIC_BASE_URL")?)?,
             google,
         })
     }
@@ -174,11 +191,18 @@ mod tests {
             err.to_string(),
             "missing environment variable PUBLIC_BASE_URL"
         );
-        let mut v = vars(&base);
-        v.insert("PUBLIC_BASE_URL".into(), "ftp://x".into());
-        assert!(matches!(
-            Config::from_vars(&v),
-            Err(ConfigError::Invalid { .. })
-        ));
+        for bad in ["ftp://x", "http://api.example.com", "http://10.0.0.2:8080"] {
+            let mut v = vars(&base);
+            v.insert("PUBLIC_BASE_URL".into(), bad.into());
+            assert!(
+                matches!(Config::from_vars(&v), Err(ConfigError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        for local in ["http://127.0.0.1:3000", "http://localhost:8080"] {
+            let mut v = vars(&base);
+            v.insert("PUBLIC_BASE_URL".into(), local.into());
+            assert!(Config::from_vars(&v).is_ok(), "{local}");
+        }
     }
 }

@@ -4,7 +4,10 @@
 //! `token-key` as JSON: `{"current": "k1", "k1": "<key material>", "k2": "…"}`; each key is
 //! SHA-256 of its material (so a generated random string of any length ≥ 32 is a fine key).
 //! A ciphertext names its key (`v1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>`), so
-//! rotating is: add `k2`, point `current` at it; old ciphertexts still open with `k1`.
+//! rotating is: add `k2`, wait past the instances' 5-minute secrets cache, point `current`
+//! at it; old ciphertexts still open with `k1`, and are re-sealed with `k2` at the account's
+//! next token refresh (README, "Operate": rotating the token key). An instance that meets a
+//! key it does not know yet reloads the set once ([`TokenCipher::reload`]).
 //! The associated data binds a ciphertext to its tenant and account: a token copied to
 //! another account does not decrypt.
 
@@ -82,6 +85,21 @@ impl TokenCipher {
             .await?
             .ok_or(CryptoError::MissingKey)?;
         Self::from_secret(&secret)
+    }
+
+    /// The keys as they are now, past this process's secrets cache: after a ciphertext named
+    /// a key this instance does not know yet (another instance already seals with a key
+    /// added since this one loaded the set).
+    pub async fn reload(secrets: &dyn Secrets) -> Result<Self, CryptoError> {
+        secrets.forget(names::TOKEN_KEY).await;
+        Self::load(secrets).await
+    }
+
+    /// Whether `sealed` was sealed with the current key (else re-seal it when it is next
+    /// written, so old keys can be retired).
+    pub fn is_current(&self, sealed: &str) -> bool {
+        let mut parts = sealed.splitn(3, '.');
+        matches!((parts.next(), parts.next()), (Some("v1"), Some(kid)) if kid == self.current)
     }
 
     /// A fresh `token-key` secret value with one random key.
@@ -174,6 +192,25 @@ mod tests {
 
     fn ids() -> (TenantId, AccountId) {
         (TenantId::parse("acme").unwrap(), AccountId::generate())
+    }
+
+    #[test]
+    fn ciphertexts_tell_whether_they_use_the_current_key() {
+        let k1 = random_token(32);
+        let one = TokenCipher::from_secret(&SecretString::from(
+            serde_json::json!({"current": "k1", "k1": k1}).to_string(),
+        ))
+        .unwrap();
+        let two = TokenCipher::from_secret(&SecretString::from(
+            serde_json::json!({"current": "k2", "k1": k1, "k2": random_token(32)}).to_string(),
+        ))
+        .unwrap();
+        let (t, a) = ids();
+        let old = one.seal(&SecretString::from("x"), &t, &a).unwrap();
+        assert!(one.is_current(&old) && !two.is_current(&old));
+        assert_eq!(two.open(&old, &t, &a).unwrap().expose_secret(), "x");
+        assert!(two.is_current(&two.seal(&SecretString::from("x"), &t, &a).unwrap()));
+        assert!(!two.is_current("garbage"));
     }
 
     #[test]

@@ -62,6 +62,7 @@
 use crate::app::App;
 use crate::domain::{ChangeKind, ChangeRecord, TenantId};
 use crate::secrets::{names, SecretsError};
+use crate::services::validate::{is_loopback, server_url, PublicOnly};
 use crate::store::StoreError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -70,7 +71,7 @@ use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -372,7 +373,7 @@ pub enum DeliveryError {
     TenantNotFound,
     #[error("the tenant has a webhook URL but no signing secret")]
     MissingSecret,
-    #[error("the tenant's webhook URL is not a valid URL")]
+    #[error("the tenant's webhook URL is not a valid URL, or not a public address")]
     InvalidUrl,
     #[error("webhook signing failed: {0}")]
     Signature(#[from] SignatureError),
@@ -431,23 +432,43 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// The process's webhook HTTP client: redirects off, short connect timeout.
-fn http_client() -> Result<&'static reqwest::Client, DeliveryError> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client);
-    }
-    let client = reqwest::Client::builder()
+/// A webhook HTTP client: redirects off, no proxy, short connect timeout; with `resolver`
+/// (outside local runs: [`PublicOnly`] over the system's resolver), every name is resolved
+/// through it, so a connection to an internal address is refused when it is made.
+pub fn webhook_client(
+    resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+) -> Result<reqwest::Client, DeliveryError> {
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!(
             "crm-google-sync-webhooks/",
             env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .map_err(DeliveryError::Client)?;
-    Ok(CLIENT.get_or_init(|| client))
+        ));
+    if let Some(r) = resolver {
+        builder = builder.dns_resolver2(r);
+    }
+    builder.build().map_err(DeliveryError::Client)
+}
+
+/// The process's webhook HTTP client: public addresses only, unless the deployment itself is
+/// local (its CRM then runs on this machine too).
+fn http_client(local: bool) -> Result<&'static reqwest::Client, DeliveryError> {
+    static PUBLIC: OnceLock<reqwest::Client> = OnceLock::new();
+    static LOCAL: OnceLock<reqwest::Client> = OnceLock::new();
+    let cell = if local { &LOCAL } else { &PUBLIC };
+    if let Some(client) = cell.get() {
+        return Ok(client);
+    }
+    let resolver: Option<Arc<dyn reqwest::dns::Resolve>> = if local {
+        None
+    } else {
+        Some(Arc::new(PublicOnly::system()))
+    };
+    let client = webhook_client(resolver)?;
+    Ok(cell.get_or_init(|| client))
 }
 
 /// Delivers the tenant's pending change records to its webhook with the default options.
@@ -478,6 +499,10 @@ pub async fn deliver_pending_with(
     let Some(url) = settings.webhook_url else {
         return Ok(DeliveryReport::new(DeliveryOutcome::NoWebhook, None));
     };
+    // The address is checked again here (a URL stored before today's rules, an IP literal,
+    // which no resolver sees); names are checked at connect time by the client's resolver.
+    let local = is_loopback(&app.config.public_base_url);
+    server_url("webhook_url", &url, local).map_err(|_| DeliveryError::InvalidUrl)?;
     let url = reqwest::Url::parse(&url).map_err(|_| DeliveryError::InvalidUrl)?;
     let secret = app
         .secrets
@@ -485,7 +510,7 @@ pub async fn deliver_pending_with(
         .await?
         .ok_or(DeliveryError::MissingSecret)?;
     signing_key(secret.expose_secret())?;
-    let client = http_client()?;
+    let client = http_client(local)?;
 
     let holder = ulid::Ulid::new().to_string();
     let Some(mut lease) = Held::acquire(app, tenant, &holder, budget + LEASE_SLACK).await? else {

@@ -16,6 +16,9 @@
 //! | `QueueLag` | Milliseconds | | worker (message sent → picked up) |
 //! | `ChannelRenewals`, `ChannelsOpened` | Count | | worker |
 //! | `AccountsNeedsReauth` | Count | | any function that finds a grant gone (accounts entering `needs_reauth`) |
+//! | `TokensResealed` | Count | | any function refreshing a token sealed with a key that is no longer current |
+//! | `TenantRequestsThrottled` | Count | | HTTP functions (a tenant over `TENANT_API_RATE`) |
+//! | `GoogleClientRefused`, `GoogleClientHealed` | Count | | any function whose token call finds a tenant's OAuth client refused by Google (`invalid_client`, …), or accepted again |
 //! | `AccountsEnqueued`, `AccountsSpread`, `SchedulerStoppedEarly`, `SchedulerRunTime` | Count / Milliseconds | | scheduler |
 //!
 //! Lines are written only in Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) or with

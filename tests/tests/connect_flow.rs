@@ -551,7 +551,7 @@ async fn a_revoked_grant_moves_the_account_to_needs_reauth_and_reconnect_keeps_i
     let q = env
         .connect("u1", &["calendar"], "bob@example.com", "")
         .await;
-    assert_eq!(q["error"], "different_google_account");
+    assert_eq!(q["error"], "wrong_google_account");
     assert_eq!(
         env.stored_account("u1").await.google_email.as_deref(),
         Some("alice@example.com")

@@ -78,6 +78,21 @@ async fn callback(
             "Not connected",
             "You declined access to your Google account. Nothing was connected.",
         ),
+        Outcome::Failed(connect::WRONG_ACCOUNT) => page(
+            http::StatusCode::FORBIDDEN,
+            "Wrong Google account",
+            "This sign-in link is for a different Google account than the one you chose. Nothing was connected, and any existing connection is unchanged. If someone sent you this link, do not use it: connect your own account from your own CRM user.",
+        ),
+        Outcome::Failed(connect::EMAIL_NOT_VERIFIED) => page(
+            http::StatusCode::FORBIDDEN,
+            "Google account not verified",
+            "Google has not verified the e-mail address of this Google account. Verify it in your Google account, then connect again from the CRM. Nothing was connected.",
+        ),
+        Outcome::Failed(connect::ACCOUNT_IN_USE) => page(
+            http::StatusCode::CONFLICT,
+            "Google account already connected",
+            "This Google account is already connected to another user of this CRM. A Google account can be connected to one CRM user only. Nothing was connected.",
+        ),
         Outcome::Failed(reason) => page(
             http::StatusCode::BAD_GATEWAY,
             "Could not connect",

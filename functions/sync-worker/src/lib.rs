@@ -13,6 +13,7 @@ use shared::services::calendar::channels;
 use shared::services::calendar::engine::{self, SyncError};
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
+use shared::services::tokens::TokenError;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -303,6 +304,14 @@ async fn pass_failed(app: &App, job: &SyncJob, what: &str, e: SyncError) -> Resu
                 .max(schedule::TICK);
             tracing::info!(tenant = %job.tenant, user = %job.user, what, wait_s = wait.whole_seconds(), "the tenant's Google budget is spent; the account waits");
             Ok(Done::Deferred(app.clock.now() + wait))
+        }
+        SyncError::Token(TokenError::ClientRefused(error)) => {
+            // The tenant's OAuth client, not this account: no failure counted, no status
+            // change; the account waits, and tries again once the admin may have fixed it.
+            tracing::warn!(tenant = %job.tenant, user = %job.user, what, error, "Google refuses the tenant's OAuth client; the account waits");
+            Ok(Done::Deferred(
+                app.clock.now() + shared::services::google_client::RECHECK,
+            ))
         }
         e if e.is_transient() => Err(e.into()),
         e => {

@@ -16,6 +16,7 @@ use crate::Sandbox;
 pub fn routes() -> Router<Sandbox> {
     Router::new()
         .route("/_sandbox/clients", post(add_client))
+        .route("/_sandbox/clients/{id}/status", put(set_client_status))
         .route("/_sandbox/users", post(add_user).get(list_users))
         .route("/_sandbox/calendars", post(add_calendar))
         .route("/_sandbox/users/{email}/revoke", post(revoke_user))
@@ -68,10 +69,38 @@ async fn add_client(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
 }
 
 #[derive(Deserialize)]
+struct ClientStatusBody {
+    status: String,
+}
+
+async fn set_client_status(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let status = match parse::<ClientStatusBody>(&body) {
+        Ok(b) => match b.status.as_str() {
+            "enabled" => crate::state::ClientStatus::Enabled,
+            "disabled" => crate::state::ClientStatus::Disabled,
+            "deleted" => crate::state::ClientStatus::Deleted,
+            _ => return bad("status must be enabled, disabled or deleted"),
+        },
+        Err(r) => return *r,
+    };
+    if sandbox.set_client_status(&id, status) {
+        Json(json!({"client_id": id})).into_response()
+    } else {
+        bad("unknown client")
+    }
+}
+
+#[derive(Deserialize)]
 struct UserBody {
     email: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
     #[serde(default)]
     time_zone: Option<String>,
 }
@@ -81,6 +110,9 @@ async fn add_user(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
         Ok(u) if u.email.contains('@') => {
             let name = u.name.unwrap_or_else(|| u.email.clone());
             sandbox.add_user(&u.email, &name);
+            if let Some(verified) = u.email_verified {
+                sandbox.set_email_verified(&u.email, verified);
+            }
             if let Some(tz) = u.time_zone {
                 sandbox.set_calendar_time_zone(&u.email, &tz);
             }
@@ -96,7 +128,7 @@ async fn list_users(State(sandbox): State<Sandbox>) -> Json<Value> {
     let users: Vec<Value> = st
         .users
         .values()
-        .map(|u| json!({"email": u.email, "name": u.name, "sub": u.sub}))
+        .map(|u| json!({"email": u.email, "name": u.name, "sub": u.sub, "email_verified": u.email_verified}))
         .collect();
     Json(json!({ "users": users }))
 }

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 
 pub use faults::{FaultKind, FaultSpec};
-pub use state::LoggedRequest;
+pub use state::{ClientStatus, LoggedRequest};
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -174,8 +174,30 @@ impl Sandbox {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+            status: state::ClientStatus::Enabled,
         };
         self.state().clients.insert(client_id.to_string(), client);
+    }
+
+    /// Disables, deletes or re-enables an OAuth client (its owner's Cloud console action):
+    /// the token endpoint then answers `disabled_client` or `deleted_client`. False if the
+    /// client is unknown.
+    pub fn set_client_status(&self, client_id: &str, status: state::ClientStatus) -> bool {
+        match self.state().clients.get_mut(client_id) {
+            Some(c) => {
+                c.status = status;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Marks a user's e-mail address as verified or not (`email_verified` in ID tokens and
+    /// userinfo).
+    pub fn set_email_verified(&self, email: &str, verified: bool) {
+        if let Some(u) = self.state().users.get_mut(email) {
+            u.email_verified = verified;
+        }
     }
 
     /// Creates a user with a primary calendar (id = email) and an empty address book.
@@ -191,6 +213,7 @@ impl Sandbox {
                 email: email.to_string(),
                 name: name.to_string(),
                 sub: ids::digits(21),
+                email_verified: true,
             },
         );
         calendar::create_calendar(&mut st, email, email, email, "UTC", now);

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::errors::{OAuthError, Surface};
 use crate::params::{encode, html_escape, Params};
-use crate::state::{AccessToken, AuthCode, RefreshToken, State as SandboxState};
+use crate::state::{AccessToken, AuthCode, ClientStatus, RefreshToken, State as SandboxState};
 use crate::{ids, scopes, Sandbox};
 
 pub fn routes() -> Router<Sandbox> {
@@ -260,9 +260,12 @@ async fn authorize(State(sandbox): State<Sandbox>, p: Params) -> Response {
                 "sandbox_auto must be approve or deny",
             );
         }
+        // `sandbox_user` is the account the simulated user picks in Google's account chooser
+        // (any account, whatever `login_hint` preselected); without it, the hinted one.
+        let picked = p.non_empty("sandbox_user").or(req.login_hint.as_deref());
         let user = {
             let st = sandbox.state();
-            match req.login_hint.as_deref() {
+            match picked {
                 Some(hint) => st.users.get(hint).map(|u| u.email.clone()),
                 None if st.users.len() == 1 => st.users.keys().next().cloned(),
                 None => None,
@@ -273,7 +276,7 @@ async fn authorize(State(sandbox): State<Sandbox>, p: Params) -> Response {
             None => error_page(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                "sandbox_auto=approve needs login_hint naming a known user",
+                "sandbox_auto=approve needs login_hint or sandbox_user naming a known user",
             ),
         };
     }
@@ -395,6 +398,25 @@ fn client_auth(st: &SandboxState, headers: &HeaderMap, p: &Params) -> Result<Str
         },
     };
     let client = st.clients.get(&id).ok_or_else(OAuthError::invalid_client)?;
+    // Google answers a deleted or disabled client so (RFC 6749 5.2 bodies, 401) whatever the
+    // secret.
+    match client.status {
+        ClientStatus::Enabled => {}
+        ClientStatus::Deleted => {
+            return Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "deleted_client",
+                "The OAuth client was deleted.",
+            ))
+        }
+        ClientStatus::Disabled => {
+            return Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "disabled_client",
+                "The OAuth client was disabled.",
+            ))
+        }
+    }
     if secret.as_deref() != Some(client.client_secret.as_str()) {
         return Err(OAuthError::new(
             StatusCode::UNAUTHORIZED,
@@ -415,11 +437,15 @@ fn pkce_ok(challenge: &(String, String), verifier: &str) -> bool {
     }
 }
 
+/// The ID token Google issues with an `openid` grant: `sub` always; `email` and
+/// `email_verified` only with the `email` scope; the name and picture only with `profile`;
+/// `hd` for a Workspace (non-Gmail) account.
 fn id_token(
     sandbox: &Sandbox,
     st: &SandboxState,
     user: &str,
     client_id: &str,
+    scopes: &BTreeSet<String>,
     nonce: Option<&str>,
 ) -> Option<String> {
     let u = st.users.get(user)?;
@@ -430,12 +456,25 @@ fn id_token(
         "azp": client_id,
         "aud": client_id,
         "sub": u.sub,
-        "email": u.email,
-        "email_verified": true,
-        "name": u.name,
         "iat": now,
         "exp": now + 3600,
     });
+    if scopes.contains(&format!("{}userinfo.email", scopes::PREFIX)) {
+        claims["email"] = json!(u.email);
+        claims["email_verified"] = json!(u.email_verified);
+        if let Some((_, domain)) = u.email.rsplit_once('@') {
+            if domain != "gmail.com" && domain != "googlemail.com" {
+                claims["hd"] = json!(domain);
+            }
+        }
+    }
+    if scopes.contains(&format!("{}userinfo.profile", scopes::PREFIX)) {
+        let (g, f) = split_name(&u.name);
+        claims["name"] = json!(u.name);
+        claims["given_name"] = json!(g);
+        claims["family_name"] = json!(f);
+        claims["picture"] = json!(PICTURE);
+    }
     if let Some(n) = nonce {
         claims["nonce"] = json!(n);
     }
@@ -510,8 +549,16 @@ fn token_inner(sandbox: &Sandbox, headers: &HeaderMap, p: &Params) -> Result<Val
             .refresh_tokens
             .get(rt)
             .cloned()
-            .filter(|t| t.client_id == client_id)
             .ok_or_else(|| OAuthError::invalid_grant("Token has been expired or revoked."))?;
+        if stored.client_id != client_id {
+            // Google: a refresh token presented by another client than the one it was
+            // issued to.
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "Unauthorized",
+            ));
+        }
         let mut scopes = stored.scopes.clone();
         if let Some(requested) = p.non_empty("scope") {
             let wanted: BTreeSet<String> = requested
@@ -536,7 +583,7 @@ fn token_inner(sandbox: &Sandbox, headers: &HeaderMap, p: &Params) -> Result<Val
             "token_type": "Bearer",
         });
         if scopes.contains("openid") {
-            if let Some(id) = id_token(sandbox, &st, &stored.user, &client_id, None) {
+            if let Some(id) = id_token(sandbox, &st, &stored.user, &client_id, &scopes, None) {
                 v["id_token"] = json!(id);
             }
         }
@@ -595,6 +642,7 @@ fn token_inner(sandbox: &Sandbox, headers: &HeaderMap, p: &Params) -> Result<Val
             &st,
             &stored.user,
             &client_id,
+            &stored.scopes,
             stored.nonce.as_deref(),
         ) {
             v["id_token"] = json!(id);
@@ -674,7 +722,7 @@ async fn userinfo_v2(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Resp
         .contains(&format!("{}userinfo.email", scopes::PREFIX))
     {
         v["email"] = json!(u.email);
-        v["verified_email"] = json!(true);
+        v["verified_email"] = json!(u.email_verified);
     }
     if caller
         .scopes
@@ -705,7 +753,7 @@ async fn userinfo_oidc(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Re
         .contains(&format!("{}userinfo.email", scopes::PREFIX))
     {
         v["email"] = json!(u.email);
-        v["email_verified"] = json!(true);
+        v["email_verified"] = json!(u.email_verified);
     }
     if caller
         .scopes
@@ -751,7 +799,7 @@ async fn tokeninfo(State(sandbox): State<Sandbox>, q: Params, body: Bytes) -> Re
         .contains(&format!("{}userinfo.email", scopes::PREFIX))
     {
         v["email"] = json!(u.email);
-        v["verified_email"] = json!(true);
+        v["verified_email"] = json!(u.email_verified);
     }
     Json(v).into_response()
 }

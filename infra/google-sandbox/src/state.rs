@@ -15,6 +15,20 @@ pub struct OAuthClient {
     pub client_id: String,
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
+    /// Whether the project's owner disabled or deleted the client in the Cloud console.
+    pub status: ClientStatus,
+}
+
+/// An OAuth client's standing in its project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientStatus {
+    #[default]
+    Enabled,
+    /// `disabled_client`: the token endpoint refuses it until it is enabled again.
+    Disabled,
+    /// `deleted_client`: the token endpoint refuses it (Google lets an owner restore a
+    /// deleted client for 30 days; `Enabled` again restores it here).
+    Deleted,
 }
 
 /// A Google account.
@@ -24,6 +38,9 @@ pub struct User {
     pub name: String,
     /// Stable numeric subject id (`sub` / `id`).
     pub sub: String,
+    /// Whether Google verified the address (`email_verified`): false for an account made
+    /// with an outside address whose verification mail was never answered.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone)]

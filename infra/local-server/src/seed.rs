@@ -114,10 +114,31 @@ async fn seed_tenant(app: &App, data_dir: &Path) -> Result<DemoCredentials> {
         tenant: creds.tenant.clone(),
         admin_key: creds.admin_key.clone(),
     };
-    std::fs::write(&file, serde_json::to_vec_pretty(&saved)?).context("saving demo credentials")?;
+    write_private(&file, &serde_json::to_vec_pretty(&saved)?).context("saving demo credentials")?;
     Ok(creds)
 }
 
 /// The OAuth client the local server registers in the Google sandbox.
 pub const SANDBOX_CLIENT_ID: &str = "demo-client.apps.googleusercontent.com";
 pub const SANDBOX_CLIENT_SECRET: &str = "demo-secret";
+
+/// Writes a file only its owner may read (it holds an admin key).
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A file left by an older version keeps its mode on open: narrow it too.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}

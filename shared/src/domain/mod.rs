@@ -26,4 +26,4 @@ pub use settings::{
     ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GoogleQuota, GuestNotifications,
     PrivateEventPolicy, TenantSettings,
 };
-pub use tenant::Tenant;
+pub use tenant::{ClientRefusal, Tenant};

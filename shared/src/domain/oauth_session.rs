@@ -13,6 +13,10 @@ pub struct OAuthSession {
     pub products: Products,
     #[serde(default)]
     pub return_url: Option<String>,
+    /// The Google account the link is for (the CRM's `login_hint`): the callback refuses any
+    /// other account that consents.
+    #[serde(default)]
+    pub expected_email: Option<String>,
     /// PKCE code verifier (secret until the code exchange).
     pub pkce_verifier: String,
     #[serde(with = "time::serde::rfc3339")]

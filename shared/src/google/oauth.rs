@@ -4,12 +4,18 @@
 
 use super::{Google, GoogleError};
 use crate::domain::{Product, Products};
-use oauth2::basic::{BasicClient, BasicRequestTokenError};
+use base64::Engine as _;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRequestTokenError, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub const SCOPE_OPENID: &str = "openid";
@@ -55,7 +61,31 @@ pub struct OAuthClient {
     pub client_secret: SecretString,
 }
 
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// The one field Google adds to a token response: the OpenID Connect ID token (when the
+/// `openid` scope was granted).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type TokenAnswer = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+type ClientOf<HasAuthUrl, HasTokenUrl> = oauth2::Client<
+    BasicErrorResponse,
+    TokenAnswer,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    HasAuthUrl,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    HasTokenUrl,
+>;
+type Client = ClientOf<EndpointSet, EndpointSet>;
 
 /// A started authorization: the URL to send the user to and the PKCE verifier to keep.
 pub struct Authorization {
@@ -70,6 +100,83 @@ pub struct Tokens {
     pub expires_at: OffsetDateTime,
     /// Granted scopes, when Google lists them.
     pub scopes: Option<Vec<String>>,
+    /// The raw OpenID Connect ID token, when Google sent one (see [`id_token_identity`]).
+    pub id_token: Option<String>,
+}
+
+/// The claims of a Google ID token the product reads.
+#[derive(Debug, Deserialize)]
+struct IdClaims {
+    iss: String,
+    aud: String,
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+}
+
+/// Why an ID token is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdTokenError {
+    #[error("the ID token is not a JWT")]
+    Malformed,
+    #[error("the ID token was issued by {0}, not Google")]
+    Issuer(String),
+    #[error("the ID token is for another OAuth client")]
+    Audience,
+    #[error("the ID token carries no e-mail address (the email scope was not granted)")]
+    NoEmail,
+}
+
+/// The identity in a Google ID token received from the token endpoint. Its signature is not
+/// checked: the token came straight from Google's token endpoint over TLS, in answer to a
+/// request authenticated with the client secret, which is what Google documents as enough
+/// ("Obtaining user profile information from the ID token"; OpenID Connect Core 3.1.3.7).
+/// The issuer and the audience (this client) are checked all the same; the expiry is not (the
+/// token is seconds old, and this server's clock is not Google's).
+pub fn id_token_identity(raw: &str, client_id: &str) -> Result<super::api::Identity, IdTokenError> {
+    let mut parts = raw.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(IdTokenError::Malformed);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| IdTokenError::Malformed)?;
+    let claims: IdClaims = serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed)?;
+    if !matches!(
+        claims.iss.as_str(),
+        "accounts.google.com" | "https://accounts.google.com"
+    ) {
+        return Err(IdTokenError::Issuer(claims.iss));
+    }
+    if claims.aud != client_id {
+        return Err(IdTokenError::Audience);
+    }
+    let email = claims.email.ok_or(IdTokenError::NoEmail)?;
+    Ok(super::api::Identity {
+        sub: claims.sub,
+        email,
+        email_verified: claims.email_verified,
+    })
+}
+
+/// Whether two e-mail addresses name the same Google account: case does not matter, and for
+/// consumer Gmail neither do dots in the local part nor `googlemail.com` versus `gmail.com`
+/// (Google treats them as one address).
+pub fn same_google_email(a: &str, b: &str) -> bool {
+    fn canonical(e: &str) -> String {
+        let e = e.trim().to_ascii_lowercase();
+        match e.rsplit_once('@') {
+            Some((local, "gmail.com" | "googlemail.com")) => {
+                format!("{}@gmail.com", local.replace('.', ""))
+            }
+            _ => e,
+        }
+    }
+    canonical(a) == canonical(b)
 }
 
 impl Google {
@@ -78,15 +185,21 @@ impl Google {
             status: 0,
             reason: format!("invalid {what} URL in configuration"),
         };
-        Ok(BasicClient::new(ClientId::new(c.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                c.client_secret.expose_secret().to_owned(),
-            ))
-            .set_auth_uri(AuthUrl::new(self.endpoints.auth_url.clone()).map_err(|_| bad("auth"))?)
-            .set_token_uri(
-                TokenUrl::new(self.endpoints.token_url.clone()).map_err(|_| bad("token"))?,
-            )
-            .set_redirect_uri(RedirectUrl::new(redirect.to_owned()).map_err(|_| bad("redirect"))?))
+        Ok(
+            ClientOf::<EndpointNotSet, EndpointNotSet>::new(ClientId::new(c.client_id.clone()))
+                .set_client_secret(ClientSecret::new(
+                    c.client_secret.expose_secret().to_owned(),
+                ))
+                .set_auth_uri(
+                    AuthUrl::new(self.endpoints.auth_url.clone()).map_err(|_| bad("auth"))?,
+                )
+                .set_token_uri(
+                    TokenUrl::new(self.endpoints.token_url.clone()).map_err(|_| bad("token"))?,
+                )
+                .set_redirect_uri(
+                    RedirectUrl::new(redirect.to_owned()).map_err(|_| bad("redirect"))?,
+                ),
+        )
     }
 
     /// The authorization URL for `state`, with PKCE S256, offline access, incremental
@@ -184,7 +297,7 @@ impl Google {
     }
 }
 
-fn tokens(r: &oauth2::basic::BasicTokenResponse, now: OffsetDateTime) -> Tokens {
+fn tokens(r: &TokenAnswer, now: OffsetDateTime) -> Tokens {
     let lifetime = r
         .expires_in()
         .map(|d| time::Duration::seconds(d.as_secs() as i64))
@@ -198,10 +311,29 @@ fn tokens(r: &oauth2::basic::BasicTokenResponse, now: OffsetDateTime) -> Tokens 
         scopes: r
             .scopes()
             .map(|s| s.iter().map(|s| s.to_string()).collect()),
+        id_token: r.extra_fields().id_token.clone(),
     }
 }
 
-/// OAuth error codes that mean the grant is gone until the user reconnects.
+/// Token-endpoint errors about the tenant's OAuth client itself (a wrong, rotated, disabled
+/// or deleted client secret or client), not about the user's grant: the admin fixes them,
+/// and the users' refresh tokens are still good afterwards. They are sorted as
+/// [`GoogleError::Reauth`] like the grant errors; the token lifecycle tells them apart with
+/// [`is_client_error`].
+pub const CLIENT_OAUTH_ERRORS: &[&str] = &[
+    "invalid_client",
+    "unauthorized_client",
+    "deleted_client",
+    "disabled_client",
+];
+
+/// Whether a token-endpoint error code is about the OAuth client, not the user's grant.
+pub fn is_client_error(code: &str) -> bool {
+    CLIENT_OAUTH_ERRORS.contains(&code)
+}
+
+/// OAuth error codes that end the request for good: the grant is gone until the user
+/// reconnects, or (the [`CLIENT_OAUTH_ERRORS`]) the tenant's client must be fixed.
 pub const PERMANENT_OAUTH_ERRORS: &[&str] = &[
     "invalid_grant",
     "invalid_client",
@@ -291,5 +423,62 @@ mod tests {
             granted_products(&requested, &granted),
             vec![Product::Contacts].into()
         );
+    }
+
+    fn jwt(claims: serde_json::Value) -> String {
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"RS256"}"#),
+            b64(claims.to_string().as_bytes()),
+            b64(b"sig")
+        )
+    }
+
+    #[test]
+    fn id_tokens_are_read_for_this_client_from_google_only() {
+        let good = serde_json::json!({"iss": "https://accounts.google.com", "aud": "cid",
+            "sub": "1234", "email": "a@example.com", "email_verified": true, "exp": 1});
+        let id = id_token_identity(&jwt(good.clone()), "cid").unwrap();
+        assert_eq!(
+            (id.sub.as_str(), id.email.as_str(), id.email_verified),
+            ("1234", "a@example.com", Some(true))
+        );
+        let mut other = good.clone();
+        other["aud"] = "someone-else".into();
+        assert_eq!(
+            id_token_identity(&jwt(other), "cid").unwrap_err(),
+            IdTokenError::Audience
+        );
+        let mut forged = good.clone();
+        forged["iss"] = "https://evil.example".into();
+        assert!(matches!(
+            id_token_identity(&jwt(forged), "cid"),
+            Err(IdTokenError::Issuer(_))
+        ));
+        let mut no_email = good;
+        no_email.as_object_mut().unwrap().remove("email");
+        assert_eq!(
+            id_token_identity(&jwt(no_email), "cid").unwrap_err(),
+            IdTokenError::NoEmail
+        );
+        for bad in ["", "a.b", "a.!!!.c", "a.e30.c.d"] {
+            assert!(id_token_identity(bad, "cid").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn google_emails_compare_as_google_does() {
+        assert!(same_google_email("Alice@Example.com", "alice@example.com"));
+        assert!(same_google_email(
+            "first.last@gmail.com",
+            "FirstLast@googlemail.com"
+        ));
+        assert!(!same_google_email(
+            "first.last@example.com",
+            "firstlast@example.com"
+        ));
+        assert!(!same_google_email("alice@example.com", "bob@example.com"));
+        assert!(!same_google_email("alice+x@gmail.com", "alice@gmail.com"));
     }
 }

@@ -83,6 +83,8 @@ impl Caller {
         if !constant_time_eq(key.hash.as_bytes(), key_hash(&id, secret).as_bytes()) {
             return Err(invalid());
         }
+        let local = crate::services::validate::is_loopback(&app.config.public_base_url);
+        super::throttle::admit(&key.tenant, local)?;
         Ok(Caller {
             tenant: key.tenant,
             key_id: key.id,

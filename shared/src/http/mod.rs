@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod throttle;
 
 pub use auth::{AdminCaller, Caller, OperatorCaller, SyncCaller};
 pub use error::ApiError;

@@ -67,6 +67,10 @@ impl Secrets for SecretsManager {
         Ok(value)
     }
 
+    async fn forget(&self, name: &str) {
+        self.cache().remove(name);
+    }
+
     async fn put(&self, name: &str, value: SecretString) -> SecretsResult<()> {
         validate_name(name)?;
         let id = self.id(name);

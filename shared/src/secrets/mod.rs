@@ -36,6 +36,10 @@ pub trait Secrets: Send + Sync {
     async fn put(&self, name: &str, value: SecretString) -> SecretsResult<()>;
     /// Remove (no error if absent).
     async fn delete(&self, name: &str) -> SecretsResult<()>;
+    /// Drops this process's cached copy, so the next `get` reads the current value (after
+    /// Google refused a client secret that may have been rotated meanwhile). Adapters
+    /// without a cache have nothing to do.
+    async fn forget(&self, _name: &str) {}
 }
 
 pub type SharedSecrets = Arc<dyn Secrets>;

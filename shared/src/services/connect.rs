@@ -8,7 +8,12 @@ use crate::domain::{
     Account, AccountEvent, AccountId, AccountSettings, AccountStatus, OAuthSession, Product,
     Products, TenantId, UserId,
 };
-use crate::google::oauth::{granted_products, scopes_for};
+use crate::google::api::Identity;
+use crate::google::oauth::{
+    granted_products, id_token_identity, is_client_error, same_google_email, scopes_for,
+    OAuthClient, Tokens,
+};
+use crate::google::GoogleError;
 use crate::http::ApiError;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -22,6 +27,10 @@ pub struct ConnectRequest {
     pub products: Products,
     #[serde(default)]
     pub return_url: Option<String>,
+    /// The e-mail of the Google account to connect. Sent to Google as `login_hint` (the
+    /// account chooser preselects it) and enforced at the callback: a different account that
+    /// consents is refused (`wrong_google_account`), so a link forwarded to a colleague cannot
+    /// connect the colleague's account under this CRM user.
     #[serde(default)]
     pub login_hint: Option<String>,
 }
@@ -89,6 +98,7 @@ pub async fn start(
         user: u.clone(),
         products: req.products,
         return_url,
+        expected_email: login_hint,
         pkce_verifier: auth.pkce_verifier,
         expires_at,
     };
@@ -213,11 +223,11 @@ pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, Inval
 
 async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outcome, &'static str> {
     let (t, u) = (&session.tenant, &session.user);
-    let client = super::google_client::oauth_client(app, t)
+    let (client, was_refused) = super::google_client::tenant_client(app, t)
         .await
-        .map_err(|_| "google_client_missing")?;
+        .map_err(|e| e.code)?;
     let now = app.clock.now();
-    let tokens = app
+    let tokens = match app
         .google
         .exchange_code(
             &client,
@@ -227,14 +237,23 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
             now,
         )
         .await
-        .map_err(|e| {
+    {
+        Ok(tokens) => {
+            if was_refused {
+                super::google_client::client_accepted(app, t).await;
+            }
+            tokens
+        }
+        Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
+            tracing::warn!(tenant = %t, user = %u, reason, "Google refused the tenant's OAuth client at the code exchange");
+            super::google_client::client_refused(app, t, &reason).await;
+            return Err("google_client_invalid");
+        }
+        Err(e) => {
             tracing::warn!(tenant = %t, user = %u, error = %e, "code exchange failed");
-            "token_exchange_failed"
-        })?;
-    let identity = app.google.identity(&tokens.access_token).await.map_err(|e| {
-        tracing::warn!(tenant = %t, user = %u, error = %e, "reading the Google identity failed");
-        "identity_unavailable"
-    })?;
+            return Err("token_exchange_failed");
+        }
+    };
     let granted: Vec<String> = tokens.scopes.clone().unwrap_or_else(|| {
         scopes_for(&session.products)
             .iter()
@@ -250,6 +269,15 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         .iter()
         .filter(|p| !products.contains(*p))
         .collect();
+    let identity = identity_of(app, &client, &tokens).await.map_err(|e| {
+        tracing::warn!(tenant = %t, user = %u, error = e, "reading the Google identity failed");
+        "identity_unavailable"
+    })?;
+    if let Some(refused) = refusal(app, session, &identity).await? {
+        tracing::warn!(tenant = %t, user = %u, refused, "connect refused: not the Google account this link is for");
+        discard_grant(app, t, &identity, &tokens).await;
+        return Ok(Outcome::Failed(refused));
+    }
     let cipher = TokenCipher::load(app.secrets.as_ref()).await.map_err(|e| {
         tracing::error!(error = %e, "token-encryption key unavailable");
         "temporarily_unavailable"
@@ -305,7 +333,23 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
             .as_deref()
             .is_some_and(|s| s != identity.sub);
         if other_google_account && account.status != AccountStatus::Disconnected {
-            return Ok(Outcome::Failed("different_google_account"));
+            // A connected user (active, paused or needing reauthorization) reconnects only
+            // the Google account they have; another one needs a disconnect first.
+            tracing::warn!(tenant = %t, user = %u, "connect refused: another Google account is connected for this user");
+            discard_grant(app, t, &identity, &tokens).await;
+            return Ok(Outcome::Failed(WRONG_ACCOUNT));
+        }
+        if other_google_account {
+            // A disconnected user connects a different Google account: the previous
+            // account's pairs and cursors go first, while the account is still disconnected
+            // (no job syncs it), so a purge that fails halfway is simply done again by the
+            // retry, which still sees the other account's subject.
+            let purged = app
+                .store
+                .purge_sync_state(t, u)
+                .await
+                .map_err(|_| "temporarily_unavailable")?;
+            tracing::info!(tenant = %t, user = %u, purged, "the previous Google account's sync state purged");
         }
         let refresh = match (&tokens.refresh_token, other_google_account) {
             (Some(r), _) => cipher
@@ -347,14 +391,10 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         account.updated_at = now;
         match app.store.put_account(&account, version).await {
             Ok(_) => {
-                if other_google_account {
-                    // Pairs and cursors belonged to the previous Google account.
-                    app.store
-                        .purge_sync_state(t, u)
-                        .await
-                        .map_err(|_| "temporarily_unavailable")?;
-                }
-                if let Err(e) = super::feed::account_status(app, &account, None).await {
+                // A different Google account starts afresh: the CRM is told, so it can drop
+                // the links its records had to the previous account's events and contacts.
+                let reason = other_google_account.then_some("google_account_changed");
+                if let Err(e) = super::feed::account_status(app, &account, reason).await {
                     tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
                 }
                 tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
@@ -366,4 +406,94 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         }
     }
     Err("temporarily_unavailable")
+}
+
+/// The outcome code when the consenting Google account is not the one the link is for.
+pub const WRONG_ACCOUNT: &str = "wrong_google_account";
+/// The outcome code when Google has not verified the account's e-mail address.
+pub const EMAIL_NOT_VERIFIED: &str = "email_not_verified";
+/// The outcome code when the Google account is already connected to another CRM user.
+pub const ACCOUNT_IN_USE: &str = "google_account_in_use";
+
+/// Who consented: the ID token of the code exchange (Google sends it for the `openid` scope),
+/// else the userinfo endpoint.
+async fn identity_of(app: &App, client: &OAuthClient, tokens: &Tokens) -> Result<Identity, String> {
+    match &tokens.id_token {
+        Some(raw) => id_token_identity(raw, &client.client_id).map_err(|e| e.to_string()),
+        None => app
+            .google
+            .identity(&tokens.access_token)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Why this consent may not complete the link, if it may not: an e-mail Google has not
+/// verified, another account than the CRM's `login_hint`, or a Google account another CRM
+/// user of the tenant has connected (two CRM users on one Google account would import each
+/// other's events without end).
+async fn refusal(
+    app: &App,
+    session: &OAuthSession,
+    identity: &Identity,
+) -> Result<Option<&'static str>, &'static str> {
+    if identity.email_verified != Some(true) {
+        return Ok(Some(EMAIL_NOT_VERIFIED));
+    }
+    if let Some(expected) = &session.expected_email {
+        if !same_google_email(expected, &identity.email) {
+            return Ok(Some(WRONG_ACCOUNT));
+        }
+    }
+    if holder_of(app, &session.tenant, &identity.sub)
+        .await?
+        .is_some_and(|holder| holder != session.user)
+    {
+        return Ok(Some(ACCOUNT_IN_USE));
+    }
+    Ok(None)
+}
+
+/// The CRM user of the tenant whose connected (not disconnected) account is this Google
+/// account, if any.
+async fn holder_of(app: &App, t: &TenantId, sub: &str) -> Result<Option<UserId>, &'static str> {
+    let mut page: Option<String> = None;
+    loop {
+        let found = app
+            .store
+            .list_accounts(t, 500, page.as_deref())
+            .await
+            .map_err(|_| "temporarily_unavailable")?;
+        if let Some(a) = found.items.iter().find(|a| {
+            a.status != AccountStatus::Disconnected && a.google_subject.as_deref() == Some(sub)
+        }) {
+            return Ok(Some(a.user.clone()));
+        }
+        match found.next {
+            Some(next) => page = Some(next),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// A refused consent leaves nothing behind: the tokens are not stored, and the grant the
+/// consenting account just gave is revoked at Google — unless that Google account is
+/// connected to a CRM user of the tenant (revoking removes the app's whole grant for the
+/// account, theirs included).
+async fn discard_grant(app: &App, t: &TenantId, identity: &Identity, tokens: &Tokens) {
+    match holder_of(app, t, &identity.sub).await {
+        Ok(None) => {
+            let token = tokens
+                .refresh_token
+                .as_ref()
+                .unwrap_or(&tokens.access_token);
+            if let Err(e) = app.google.revoke(token).await {
+                tracing::warn!(tenant = %t, error = %e, "could not revoke the refused grant");
+            }
+        }
+        Ok(Some(_)) => {}
+        Err(_) => {
+            tracing::warn!(tenant = %t, "could not check the refused grant's account; not revoked")
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! name.
 
 use crate::app::App;
-use crate::domain::TenantId;
+use crate::domain::{ClientRefusal, TenantId};
 use crate::google::oauth::OAuthClient;
 use crate::http::ApiError;
 use crate::secrets::names;
@@ -20,6 +20,116 @@ pub struct GoogleClientView {
     pub redirect_uri: String,
     /// Register this as an "Authorized JavaScript origin".
     pub javascript_origin: String,
+    /// `ok`, or `refused` while Google's token endpoint refuses the client itself.
+    pub status: &'static str,
+    /// While refused: what Google said and since when; the users' connections are kept and
+    /// resume once the client is fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusalView>,
+}
+
+/// Google's refusal of the client, as the admin sees it.
+#[derive(Debug, Serialize)]
+pub struct RefusalView {
+    pub error: String,
+    pub since: String,
+    pub last_refused_at: String,
+    pub message: String,
+}
+
+/// How long calls for a tenant whose client Google refused wait before one tries again (the
+/// admin may have fixed the client in Google's console rather than here).
+pub const RECHECK: time::Duration = time::Duration::minutes(5);
+
+fn what_to_do(error: &str) -> &'static str {
+    match error {
+        "invalid_client" => {
+            "Google does not accept the client secret (wrong, or rotated in Google Cloud \
+             console): upload the current one with PUT /v1/admin/google-client"
+        }
+        "deleted_client" => {
+            "the OAuth client was deleted in Google Cloud console: restore it there (within \
+             30 days), or register a new client with PUT /v1/admin/google-client (users then \
+             reconnect)"
+        }
+        "disabled_client" => "the OAuth client is disabled in Google Cloud console: enable it",
+        _ => {
+            "Google does not let this client use the users' grants (unauthorized_client: \
+             usually another client id than the one the users consented to): register the \
+             original client again with PUT /v1/admin/google-client"
+        }
+    }
+}
+
+fn refusal_view(r: &ClientRefusal) -> RefusalView {
+    let at = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    RefusalView {
+        error: r.error.clone(),
+        since: at(r.since),
+        last_refused_at: at(r.last_refused_at),
+        message: what_to_do(&r.error).to_owned(),
+    }
+}
+
+/// The error calls get while the tenant's client is refused.
+pub fn refused_error(error: &str) -> ApiError {
+    ApiError::conflict(
+        "google_client_invalid",
+        format!(
+            "Google refused the tenant's OAuth client ({error}); the tenant's admin must fix \
+             it (GET /v1/admin/google-client says how). The users' connections are kept."
+        ),
+    )
+}
+
+/// Records that Google's token endpoint refused the tenant's client (a client-level OAuth
+/// error): shown to the admin, counted, and calls for the tenant wait [`RECHECK`]. The
+/// accounts are not touched. Best effort: a failed write is logged.
+pub async fn client_refused(app: &App, tenant: &TenantId, error: &str) {
+    let now = app.clock.now();
+    let result = super::tenants::update(app, tenant, |t| {
+        let first = t.google_client_refused.is_none();
+        let since = t.google_client_refused.as_ref().map_or(now, |r| r.since);
+        t.google_client_refused = Some(ClientRefusal {
+            error: error.to_owned(),
+            since,
+            last_refused_at: now,
+        });
+        Ok(first)
+    })
+    .await;
+    match result {
+        Ok((_, first)) => {
+            if first {
+                tracing::error!(tenant = %tenant, error, "Google refuses the tenant's OAuth client; the admin must fix it");
+                crate::metrics::count("GoogleClientRefused", &[], 1);
+            }
+        }
+        Err(e) => {
+            tracing::error!(tenant = %tenant, error = %e.message, "could not record the refused OAuth client")
+        }
+    }
+}
+
+/// Clears a recorded refusal after Google accepted the client again.
+pub async fn client_accepted(app: &App, tenant: &TenantId) {
+    let result = super::tenants::update(app, tenant, |t| {
+        Ok(t.google_client_refused.take().is_some())
+    })
+    .await;
+    match result {
+        Ok((_, true)) => {
+            tracing::info!(tenant = %tenant, "Google accepts the tenant's OAuth client again");
+            crate::metrics::count("GoogleClientHealed", &[], 1);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(tenant = %tenant, error = %e.message, "could not clear the refused OAuth client")
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,12 +182,19 @@ fn origin(url: &str) -> String {
         .unwrap_or_else(|_| url.to_owned())
 }
 
-pub fn view(app: &App, client_id: Option<String>, secret_set: bool) -> GoogleClientView {
+pub fn view(
+    app: &App,
+    client_id: Option<String>,
+    secret_set: bool,
+    refused: Option<&ClientRefusal>,
+) -> GoogleClientView {
     GoogleClientView {
         client_id,
         secret_set,
         redirect_uri: app.config.oauth_callback_url(),
         javascript_origin: origin(&app.config.public_base_url),
+        status: if refused.is_some() { "refused" } else { "ok" },
+        refused: refused.map(refusal_view),
     }
 }
 
@@ -134,11 +251,14 @@ pub async fn put(app: &App, tenant: &TenantId, body: Value) -> Result<GoogleClie
     super::tenants::update(app, tenant, move |t| {
         t.google_client_id = Some(id.clone());
         t.google_client_secret_ref = Some(name.clone());
+        // A new client or secret: the next call tries it at once (and records a refusal
+        // again if Google still refuses it).
+        t.google_client_refused = None;
         Ok(())
     })
     .await?;
     tracing::info!(tenant = %tenant, "Google OAuth client set");
-    Ok(view(app, Some(client_id), true))
+    Ok(view(app, Some(client_id), true, None))
 }
 
 pub async fn get(app: &App, tenant: &TenantId) -> Result<GoogleClientView, ApiError> {
@@ -147,12 +267,27 @@ pub async fn get(app: &App, tenant: &TenantId) -> Result<GoogleClientView, ApiEr
         app,
         t.google_client_id,
         t.google_client_secret_ref.is_some(),
+        t.google_client_refused.as_ref(),
     ))
 }
 
-/// The tenant's client, ready for OAuth; a clear error when the admin has not set it.
+/// The tenant's client, ready for OAuth; a clear error when the admin has not set it, or
+/// while Google refuses it (until [`RECHECK`] after the last refusal, when one call may try
+/// again).
 pub async fn oauth_client(app: &App, tenant: &TenantId) -> Result<OAuthClient, ApiError> {
+    Ok(tenant_client(app, tenant).await?.0)
+}
+
+/// [`oauth_client`], and whether a refusal is recorded (the caller clears it when Google
+/// accepts the client again).
+pub async fn tenant_client(app: &App, tenant: &TenantId) -> Result<(OAuthClient, bool), ApiError> {
     let t = super::tenants::get(app, tenant).await?;
+    if let Some(r) = &t.google_client_refused {
+        if app.clock.now() < r.last_refused_at + RECHECK {
+            return Err(refused_error(&r.error));
+        }
+    }
+    let refused = t.google_client_refused.is_some();
     let missing = || {
         ApiError::conflict(
             "google_client_missing",
@@ -164,6 +299,35 @@ pub async fn oauth_client(app: &App, tenant: &TenantId) -> Result<OAuthClient, A
         return Err(missing());
     };
     let client_secret = app.secrets.get(&secret_ref).await?.ok_or_else(missing)?;
+    Ok((
+        OAuthClient {
+            client_id,
+            client_secret,
+        },
+        refused,
+    ))
+}
+
+/// The tenant's client read again from the secrets port, past this process's cache (after
+/// Google refused the cached secret, which the admin may have rotated meanwhile).
+pub async fn fresh_oauth_client(app: &App, tenant: &TenantId) -> Result<OAuthClient, ApiError> {
+    let t = super::tenants::get(app, tenant).await?;
+    if let Some(name) = &t.google_client_secret_ref {
+        app.secrets.forget(name).await;
+    }
+    let (Some(client_id), Some(secret_ref)) = (t.google_client_id, t.google_client_secret_ref)
+    else {
+        return Err(ApiError::conflict(
+            "google_client_missing",
+            "the tenant's admin has not set a Google OAuth client yet (PUT /v1/admin/google-client)",
+        ));
+    };
+    let client_secret = app.secrets.get(&secret_ref).await?.ok_or_else(|| {
+        ApiError::conflict(
+            "google_client_missing",
+            "the tenant's admin has not set a Google OAuth client yet (PUT /v1/admin/google-client)",
+        )
+    })?;
     Ok(OAuthClient {
         client_id,
         client_secret,

@@ -229,6 +229,15 @@ pub async fn patch(
     let candidate = new_signing_secret();
     let secret_name = names::webhook_signing(tenant);
     let local = super::validate::is_loopback(&app.config.public_base_url);
+    if let (Some(Some(url)), false) = (&patch.webhook_url, local) {
+        // What the name resolves to now; deliveries check again at every connection.
+        super::validate::resolves_publicly(
+            "webhook_url",
+            url,
+            std::sync::Arc::new(super::validate::SystemResolver),
+        )
+        .await?;
+    }
     let (saved, (new_secret, removed)) = super::tenants::update(app, tenant, |t| {
         apply(&mut t.settings, &patch, &candidate, &secret_name, local)
     })

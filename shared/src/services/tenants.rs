@@ -32,6 +32,7 @@ pub async fn create(app: &App, new: NewTenant) -> Result<(Tenant, CreatedKey), A
         settings: TenantSettings::default(),
         google_client_id: None,
         google_client_secret_ref: None,
+        google_client_refused: None,
         admin_keys: 1,
     };
     let created = api_keys::build(app, &tenant.id, "initial admin key", ApiKeyScope::Admin);

@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::crypto::TokenCipher;
 use crate::domain::{Account, AccountEvent, AccountStatus, TenantId, UserId};
+use crate::google::oauth::{is_client_error, OAuthClient};
 use crate::google::retry::{with_retry, RetryPolicy};
 use crate::google::GoogleError;
 use crate::http::ApiError;
@@ -32,6 +33,10 @@ pub enum TokenError {
     NotConnected,
     #[error("the Google account must be reconnected ({0})")]
     NeedsReauth(String),
+    /// Google refuses the tenant's OAuth client itself (`invalid_client`, …): the admin
+    /// fixes it; the account is untouched.
+    #[error("Google refused the tenant's OAuth client ({0}); the tenant's admin must fix it")]
+    ClientRefused(String),
     #[error(transparent)]
     Google(GoogleError),
     #[error(transparent)]
@@ -48,6 +53,7 @@ impl From<TokenError> for ApiError {
                 "needs_reauth",
                 format!("Google refused the grant ({reason}); the user must reconnect"),
             ),
+            TokenError::ClientRefused(error) => super::google_client::refused_error(&error),
             TokenError::Google(e) => google_error(e),
             TokenError::Api(e) => e,
         }
@@ -157,22 +163,53 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         .refresh_token_ciphertext
         .as_deref()
         .ok_or(TokenError::NotConnected)?;
-    let refresh_token = cipher
-        .open(sealed, t, &current.value.id)
-        .map_err(|e| ApiError::internal(&e, false))?;
-    let client = super::google_client::oauth_client(app, t).await?;
+    let (cipher, refresh_token) = match cipher.open(sealed, t, &current.value.id) {
+        Ok(token) => (cipher, token),
+        // Sealed with a key added after this instance loaded the set: load it again.
+        Err(crate::crypto::CryptoError::UnknownKey(_)) => {
+            let fresh = TokenCipher::reload(app.secrets.as_ref())
+                .await
+                .map_err(|e| ApiError::internal(&e, true))?;
+            let token = fresh
+                .open(sealed, t, &current.value.id)
+                .map_err(|e| ApiError::internal(&e, false))?;
+            (fresh, token)
+        }
+        Err(e) => return Err(ApiError::internal(&e, false).into()),
+    };
+    let (client, was_refused) = match super::google_client::tenant_client(app, t).await {
+        Ok(found) => found,
+        Err(e) if e.code == "google_client_invalid" => {
+            return Err(TokenError::ClientRefused(e.message))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let redirect = app.config.oauth_callback_url();
 
     let policy = RetryPolicy::current().with_max_attempts(REFRESH_ATTEMPTS);
-    let refreshed = with_retry(&policy, || {
-        app.google
-            .refresh(&client, &redirect, &refresh_token, app.clock.now())
-    })
-    .await;
+    let mut refreshed = refresh(app, &policy, &client, &redirect, &refresh_token).await;
+    if matches!(&refreshed, Err(GoogleError::Reauth(r)) if is_client_error(r)) {
+        // The secret this process cached may be one the admin rotated away minutes ago:
+        // read it again and try once more before blaming the client.
+        let fresh = super::google_client::fresh_oauth_client(app, t).await?;
+        refreshed = refresh(app, &policy, &fresh, &redirect, &refresh_token).await;
+    }
     let tokens = match refreshed {
-        Ok(tokens) => tokens,
+        Ok(tokens) => {
+            if was_refused {
+                super::google_client::client_accepted(app, t).await;
+            }
+            tokens
+        }
+        Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
+            // The tenant's client, not this user's grant: the account keeps its status.
+            super::google_client::client_refused(app, t, &reason).await;
+            return Err(TokenError::ClientRefused(reason));
+        }
         Err(GoogleError::Reauth(reason)) => {
-            mark_needs_reauth(app, t, u, &reason).await?;
+            // Only if the refresh token that failed is still the stored one: a reconnect
+            // that stored a new grant meanwhile wins.
+            mark_needs_reauth_if_held(app, t, u, &reason, Some(sealed)).await?;
             return Err(TokenError::NeedsReauth(reason));
         }
         Err(e) => return Err(TokenError::Google(e)),
@@ -181,18 +218,30 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     let access_sealed = cipher
         .seal(&tokens.access_token, t, &current.value.id)
         .map_err(|e| ApiError::internal(&e, false))?;
-    let refresh_sealed = tokens
-        .refresh_token
-        .as_ref()
-        .map(|r| cipher.seal(r, t, &current.value.id))
-        .transpose()
-        .map_err(|e| ApiError::internal(&e, false))?;
+    // A new refresh token from Google, or the stored one sealed with a key that is no longer
+    // the current one: sealed with the current key, so old keys can be retired.
+    let resealed = !cipher.is_current(sealed);
+    let refresh_sealed = match (&tokens.refresh_token, resealed) {
+        (Some(r), _) => Some(r),
+        (None, true) => Some(&refresh_token),
+        (None, false) => None,
+    }
+    .map(|r| cipher.seal(r, t, &current.value.id))
+    .transpose()
+    .map_err(|e| ApiError::internal(&e, false))?;
+    if resealed {
+        crate::metrics::count("TokensResealed", &[], 1);
+    }
     let expires_at = tokens.expires_at;
     let account = super::accounts::update(app, t, u, |a| {
         a.access_token_ciphertext = Some(access_sealed.clone());
         a.access_token_expires_at = Some(expires_at);
+        // Only over the refresh token this refresh used: a reconnect meanwhile stored a newer
+        // grant, which stays.
         if let Some(r) = &refresh_sealed {
-            a.refresh_token_ciphertext = Some(r.clone());
+            if a.refresh_token_ciphertext.as_deref() == Some(sealed) {
+                a.refresh_token_ciphertext = Some(r.clone());
+            }
         }
         Ok(())
     })
@@ -202,6 +251,21 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         expires_at,
         account,
     })
+}
+
+/// One refresh, with the retry policy for transient failures.
+async fn refresh(
+    app: &App,
+    policy: &RetryPolicy,
+    client: &OAuthClient,
+    redirect: &str,
+    refresh_token: &SecretString,
+) -> Result<crate::google::oauth::Tokens, GoogleError> {
+    with_retry(policy, || {
+        app.google
+            .refresh(client, redirect, refresh_token, app.clock.now())
+    })
+    .await
 }
 
 /// Forgets the account's cached access token after Google refused it (401): the next job
@@ -237,10 +301,27 @@ pub async fn mark_needs_reauth(
     u: &UserId,
     reason: &str,
 ) -> Result<(), ApiError> {
+    mark_needs_reauth_if_held(app, t, u, reason, None).await
+}
+
+/// [`mark_needs_reauth`], only while the account still holds the refresh token `failed`
+/// (its ciphertext) when one is given: a worker whose refresh failed with the old grant
+/// while the user reconnected does not undo the reconnection (review finding 10).
+async fn mark_needs_reauth_if_held(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    reason: &str,
+    failed: Option<&str>,
+) -> Result<(), ApiError> {
     let mut changed = false;
     let account = super::accounts::update(app, t, u, |a| {
         changed = false;
         if a.status == AccountStatus::NeedsReauth || a.status == AccountStatus::Disconnected {
+            return Ok(());
+        }
+        if failed.is_some_and(|f| a.refresh_token_ciphertext.as_deref() != Some(f)) {
+            tracing::info!(tenant = %a.tenant, user = %a.user, "the refused grant was replaced meanwhile; the account stays as it is");
             return Ok(());
         }
         a.status = a

@@ -195,7 +195,7 @@ impl EmbeddedTable {
             std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
         }
         let path = log_path(&snapshot);
-        let log_file = OpenOptions::new()
+        let log_file = private_file()
             .create(true)
             .append(true)
             .read(true)
@@ -476,7 +476,12 @@ impl State {
         let sync = log.options.fsync != Fsync::Never;
         let tmp = with_suffix(&log.snapshot, ".tmp");
         let written = (|| {
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+            let file = private_file()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            let mut out = BufWriter::with_capacity(1 << 20, file);
             out.write_all(b"[")?;
             for (n, stored) in self.items.values_mut().enumerate() {
                 if n > 0 {
@@ -844,5 +849,44 @@ mod tests {
         assert!(narrow(1, 5, Some(1), false).is_none());
         assert!(narrow(3, 3, None, true).is_none());
         assert!(narrow(1, 5, Some(5), false).is_some());
+    }
+}
+
+/// Options for the store's files, which hold sealed tokens, OAuth sessions and key hashes:
+/// created readable by their owner only (0600).
+fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+#[cfg(all(test, unix))]
+mod file_mode_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_store_files_are_private() {
+        let dir = std::env::temp_dir().join(format!(
+            "cgs-mode-{}-{}",
+            std::process::id(),
+            crate::crypto::random_token(6)
+        ));
+        let file = dir.join("store.json");
+        let clock: SharedClock = Arc::new(crate::clock::ManualClock::new(
+            time::OffsetDateTime::UNIX_EPOCH,
+        ));
+        let table = EmbeddedTable::open(&file, clock).unwrap();
+        drop(table);
+        let mode = std::fs::metadata(log_path(&file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -642,3 +642,160 @@ async fn minted_tokens_work_without_the_consent_round_trip() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+fn id_claims(body: &Value) -> Value {
+    let raw = body["id_token"].as_str().expect("id_token");
+    let payload = raw.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn id_tokens_carry_the_email_claims_only_with_the_email_scope() {
+    let app = spawn().await;
+    let users: Value = app
+        .http
+        .get(app.url("/_sandbox/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice_sub = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == ALICE)
+        .unwrap()["sub"]
+        .clone();
+
+    let with_email = app.grant(ALICE, "openid email").await;
+    let claims = id_claims(&with_email);
+    assert_eq!(claims["iss"], "https://accounts.google.com");
+    assert_eq!(claims["aud"], CLIENT_ID);
+    assert_eq!(claims["sub"], alice_sub);
+    assert_eq!(claims["email"], ALICE);
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(claims["hd"], "example.com", "a Workspace domain");
+    assert!(claims.get("name").is_none(), "no profile scope: {claims}");
+
+    let bare = app.grant(BOB, "openid").await;
+    let claims = id_claims(&bare);
+    assert!(claims["sub"].is_string());
+    assert!(
+        claims.get("email").is_none() && claims.get("email_verified").is_none(),
+        "{claims}"
+    );
+
+    // An account whose address Google never verified says so, in the ID token and userinfo.
+    let resp = app
+        .http
+        .post(app.url("/_sandbox/users"))
+        .json(&serde_json::json!({"email": "carol@gmail.com", "email_verified": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let carol = app.grant("carol@gmail.com", "openid email").await;
+    let claims = id_claims(&carol);
+    assert_eq!(claims["email_verified"], false);
+    assert!(claims.get("hd").is_none(), "consumer Gmail has no hd");
+    let token = carol["access_token"].as_str().unwrap();
+    let (_, _, oidc) = app
+        .call(Method::GET, "/v1/userinfo", token, None, &[])
+        .await;
+    assert_eq!(oidc["email_verified"], false);
+}
+
+#[tokio::test]
+async fn the_consenting_user_may_pick_another_account_than_the_hint() {
+    let app = spawn().await;
+    let url = app.auth_url(
+        "openid email",
+        &format!("&login_hint={ALICE}&sandbox_user={BOB}&sandbox_auto=approve"),
+    );
+    let resp = app.http.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    let code = query_param(&loc, "code").unwrap();
+    let (status, body) = app.exchange(&code, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(id_claims(&body)["email"], BOB);
+}
+
+#[tokio::test]
+async fn client_level_errors_are_answered_as_google_does() {
+    let app = spawn().await;
+    let granted = app.grant(ALICE, CAL).await;
+    let refresh = granted["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_with = |client: &'static str, secret: &'static str| {
+        let (http, url, refresh) = (app.http.clone(), app.url("/token"), refresh.clone());
+        async move {
+            let resp = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", client),
+                    ("client_secret", secret),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert!(body["error_description"].is_string(), "{body}");
+            (status, body["error"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    // Another client of the project presenting this client's refresh token.
+    app.sandbox.add_client(
+        "other.apps.googleusercontent.com",
+        "other-secret",
+        &[REDIRECT],
+    );
+    assert_eq!(
+        refresh_with("other.apps.googleusercontent.com", "other-secret").await,
+        (StatusCode::BAD_REQUEST, "unauthorized_client".to_owned())
+    );
+    // Disabled, deleted, restored (the console's actions on the client).
+    for (status, error) in [
+        ("disabled", "disabled_client"),
+        ("deleted", "deleted_client"),
+    ] {
+        let resp = app
+            .http
+            .put(app.url(&format!("/_sandbox/clients/{CLIENT_ID}/status")))
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            refresh_with(CLIENT_ID, CLIENT_SECRET).await,
+            (StatusCode::UNAUTHORIZED, error.to_owned())
+        );
+    }
+    app.sandbox
+        .set_client_status(CLIENT_ID, google_sandbox::ClientStatus::Enabled);
+    let resp = app
+        .http
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the users' grants survive the client's outage"
+    );
+}
