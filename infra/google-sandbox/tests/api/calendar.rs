@@ -361,3 +361,211 @@ async fn ical_uid_is_unique_per_calendar() {
     let (status, _, _) = app.call(Method::POST, path, &bob, Some(&body), &[]).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// `events.move`: same id in the destination, organized by it, private properties kept; the
+/// source's incremental sync reports it cancelled, the destination's reports it; the errors
+/// Google documents (an instance, a missing destination, a calendar the caller cannot see, an
+/// event no longer in the source).
+#[tokio::test]
+async fn events_move_changes_calendar_and_organizer_under_the_same_id() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let team = app.sandbox.add_calendar(ALICE, "Team", "UTC");
+    let list = async |cal: &str, sync: Option<&str>| {
+        let path = match sync {
+            Some(t) => format!(
+                "/calendar/v3/calendars/{}/events?syncToken={}",
+                google_sandbox_encode(cal),
+                google_sandbox_encode(t)
+            ),
+            None => format!(
+                "/calendar/v3/calendars/{}/events",
+                google_sandbox_encode(cal)
+            ),
+        };
+        app.ok("calendar.events.list", Method::GET, &path, &token, None)
+            .await
+    };
+    let body = json!({
+        "id": "moveme0001",
+        "summary": "Quarterly review",
+        "start": {"dateTime": "2027-01-10T10:00:00Z"},
+        "end": {"dateTime": "2027-01-10T11:00:00Z"},
+        "extendedProperties": {"private": {"crmId": "MTG-1"}},
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &token,
+        Some(&body),
+    )
+    .await;
+    let series = json!({
+        "id": "series0001",
+        "summary": "Weekly",
+        "start": {"dateTime": "2027-01-04T09:00:00Z", "timeZone": "UTC"},
+        "end": {"dateTime": "2027-01-04T09:30:00Z", "timeZone": "UTC"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &token,
+        Some(&series),
+    )
+    .await;
+    let exception = "/calendar/v3/calendars/primary/events/series0001_20270111T090000Z";
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            exception,
+            &token,
+            Some(&json!({"summary": "Weekly (moved room)"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let primary_token = list("primary", None).await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let team_token = list(&team, None).await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let move_path = |cal: &str, id: &str, dest: &str| {
+        format!(
+            "/calendar/v3/calendars/{cal}/events/{id}/move?destination={}&sendUpdates=none",
+            google_sandbox_encode(dest)
+        )
+    };
+    let moved = app
+        .ok(
+            "calendar.events.move",
+            Method::POST,
+            &move_path("primary", "moveme0001", &team),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(moved["id"], "moveme0001");
+    assert_eq!(moved["organizer"]["email"], team.as_str());
+    assert_eq!(moved["extendedProperties"]["private"]["crmId"], "MTG-1");
+    assert_eq!(moved["summary"], "Quarterly review");
+
+    // The series moves with its exception.
+    app.ok(
+        "calendar.events.move",
+        Method::POST,
+        &move_path("primary", "series0001", &team),
+        &token,
+        None,
+    )
+    .await;
+    let got = app
+        .ok(
+            "calendar.events.get",
+            Method::GET,
+            &format!(
+                "/calendar/v3/calendars/{}/events/series0001_20270111T090000Z",
+                google_sandbox_encode(&team)
+            ),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["summary"], "Weekly (moved room)");
+
+    // Each calendar's incremental sync tells it.
+    let primary_news = list("primary", Some(&primary_token)).await;
+    let gone: Vec<&str> = primary_news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "cancelled")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(
+        gone.contains(&"moveme0001") && gone.contains(&"series0001"),
+        "{primary_news}"
+    );
+    let team_news = list(&team, Some(&team_token)).await;
+    let arrived: Vec<&str> = team_news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "confirmed")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(
+        arrived.contains(&"moveme0001") && arrived.contains(&"series0001"),
+        "{team_news}"
+    );
+
+    // No longer in the source: 404.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &move_path("primary", "moveme0001", &team),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(reason(&err), "notFound");
+    // An instance cannot change organizer on its own.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!(
+                "/calendar/v3/calendars/{}/events/series0001_20270118T090000Z/move?destination=primary",
+                google_sandbox_encode(&team)
+            ),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(reason(&err), "cannotChangeOrganizerOfInstance");
+    // The destination is required, and must be a calendar the caller can see.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!(
+                "/calendar/v3/calendars/{}/events/moveme0001/move",
+                google_sandbox_encode(&team)
+            ),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(reason(&err), "required");
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &move_path(&google_sandbox_encode(&team), "moveme0001", BOB),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    // And back: the source's cancelled entry does not hold the id.
+    let back = app
+        .ok(
+            "calendar.events.move",
+            Method::POST,
+            &move_path(&google_sandbox_encode(&team), "moveme0001", "primary"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(back["organizer"]["email"], ALICE);
+}
