@@ -841,8 +841,9 @@ impl Store {
         holder: &str,
         until: i64,
     ) -> StoreResult<bool> {
-        let item =
-            Item::new(keys::lease(t, u), serde_json::json!({"holder": holder})).with_ttl(until);
+        let item = Item::new(keys::lease(t, u), serde_json::json!({"holder": holder}))
+            .with_ttl(until)
+            .with_version(lease_version(holder));
         match self.table.put(item, Condition::NotExists).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
@@ -850,23 +851,33 @@ impl Store {
         }
     }
 
-    /// Releases the lease if `holder` still holds it.
+    /// Releases the lease if `holder` still holds it: the delete is conditioned on the
+    /// holder's own version, so a lease that expired and was taken by another worker in the
+    /// meantime is never removed (every lease used to be written at version 1, which let a
+    /// late release delete the next holder's lease).
     pub async fn release_lease(&self, t: &TenantId, u: &UserId, holder: &str) -> StoreResult<()> {
         let key = keys::lease(t, u);
-        if let Some(item) = self.table.get(&key).await? {
-            if item.data["holder"].as_str() == Some(holder) {
-                match self
-                    .table
-                    .delete(&key, Condition::Version(item.version))
-                    .await
-                {
-                    Ok(_) | Err(StoreError::ConditionFailed) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+        match self
+            .table
+            .delete(&key, Condition::Version(lease_version(holder)))
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
+}
+
+/// The version a holder's lease is written at: its own (from a hash of the holder's random
+/// token; never 1, the version every lease had before), so "delete at this version" is
+/// "delete if I still hold it", on any backend.
+fn lease_version(holder: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("crm-google-sync/lease/{holder}"));
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    // DynamoDB numbers hold 38 digits, JSON readers 2^53 exactly: kept below both.
+    (u64::from_be_bytes(bytes) >> 12).max(2)
 }
 
 impl Store {
