@@ -179,9 +179,13 @@ impl Ctx<'_> {
         self.app.clock.now()
     }
 
-    /// The policy for a calendar: monitored calendars are read into the CRM, never written.
+    /// The policy for a calendar: monitored calendars are read into the CRM, never written;
+    /// a former main calendar is still written for the meetings left there (see `rehome`).
     fn policy_for(&self, calendar: &str) -> Policy {
-        if calendar == self.main_calendar {
+        let settings = &self.account.settings;
+        let former = settings.former_main_calendars.iter().any(|c| c == calendar)
+            && !settings.monitored_calendars.iter().any(|c| c == calendar);
+        if calendar == self.main_calendar || former {
             self.policy
         } else {
             Policy {
@@ -761,15 +765,19 @@ async fn apply_google_event(
             .filter(|p| p.value.google_id.as_deref().is_none_or(|g| g == event.id)),
         None => None,
     };
+    // Private properties are per copy: only the copy the sync wrote carries them, so the
+    // pair found by them is this event's wherever it is now (an event moved to another
+    // calendar keeps its id and its properties, and the pair follows it).
     if found.is_none() {
+        // The same event id appears in every attendee's calendar: a pair found by the id
+        // alone belongs to one calendar.
         found = ctx
             .app
             .store
             .find_pair_by_google_id(&t, &u, Collection::Calendar, &event.id)
-            .await?;
+            .await?
+            .filter(|p| p.value.container.as_deref().is_none_or(|c| c == calendar));
     }
-    // The same event id appears in every attendee's calendar: a pair belongs to one calendar.
-    let found = found.filter(|p| p.value.container.as_deref().is_none_or(|c| c == calendar));
     if let Some(p) = found
         .as_ref()
         .filter(|p| already_applied(ctx, calendar, event, &p.value))

@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod engine;
+pub mod rehome;
 
 use super::records;
 use crate::app::App;
