@@ -303,7 +303,9 @@ async fn events_insert(
     let result = events::insert(&mut sandbox.state(), now, &cal, &body);
     match result {
         Ok((v, changed)) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             Json(v).into_response()
         }
         Err(e) => e.into_response(),
@@ -361,7 +363,9 @@ async fn modify(
     );
     match result {
         Ok((v, changed)) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             Json(v).into_response()
         }
         Err(e) => e.into_response(),
@@ -406,7 +410,9 @@ async fn events_delete(
     let result = events::delete(&mut sandbox.state(), now, &cal, &event_id, if_match);
     match result {
         Ok(changed) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => e.into_response(),
@@ -440,7 +446,9 @@ async fn events_move(
     match result {
         Ok((v, changed)) => {
             for ch in changed {
-                push::calendar_changed(&sandbox, &ch.calendar_id);
+                for cal in ch.calendars() {
+                    push::calendar_changed(&sandbox, cal);
+                }
             }
             Json(v).into_response()
         }

@@ -569,3 +569,142 @@ async fn events_move_changes_calendar_and_organizer_under_the_same_id() {
         .await;
     assert_eq!(back["organizer"]["email"], ALICE);
 }
+
+/// Attendee copies, as Google makes them: an event whose attendees are other users is in
+/// each attendee's primary calendar under the same id; private extended properties are per
+/// copy (the organizer's never show on the attendee's copy, the attendee's own survive the
+/// organizer's edits), shared ones travel; the copy names the organizer; taking the attendee
+/// off the list cancels their copy; an attendee cannot move their copy.
+#[tokio::test]
+async fn attendees_get_a_copy_under_the_same_id_with_their_own_private_properties() {
+    let app = spawn().await;
+    let alice = app.token_all(ALICE).await;
+    let bob = app.token_all(BOB).await;
+    let bob_list = async |sync: Option<&str>| {
+        let path = match sync {
+            Some(t) => format!(
+                "/calendar/v3/calendars/primary/events?syncToken={}",
+                google_sandbox_encode(t)
+            ),
+            None => "/calendar/v3/calendars/primary/events".to_owned(),
+        };
+        app.ok("calendar.events.list", Method::GET, &path, &bob, None)
+            .await
+    };
+    let bob_token = bob_list(None).await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({
+        "id": "invite0001",
+        "summary": "Pipeline review",
+        "start": {"dateTime": "2027-02-01T10:00:00Z"},
+        "end": {"dateTime": "2027-02-01T11:00:00Z"},
+        "attendees": [{"email": ALICE}, {"email": BOB}, {"email": "carol@example.com"}],
+        "extendedProperties": {"private": {"crmId": "MTG-9"}, "shared": {"team": "sales"}},
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &alice,
+        Some(&body),
+    )
+    .await;
+    let copy_path = "/calendar/v3/calendars/primary/events/invite0001";
+    let copy = app
+        .ok("calendar.events.get", Method::GET, copy_path, &bob, None)
+        .await;
+    assert_eq!(copy["id"], "invite0001");
+    assert_eq!(copy["summary"], "Pipeline review");
+    assert_eq!(copy["organizer"]["email"], ALICE);
+    assert!(copy["organizer"].get("self").is_none(), "{copy}");
+    assert!(
+        copy["extendedProperties"].get("private").is_none(),
+        "the organizer's private properties stay on the organizer's copy: {copy}"
+    );
+    assert_eq!(copy["extendedProperties"]["shared"]["team"], "sales");
+    let me: Vec<&serde_json::Value> = copy["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["self"] == true)
+        .collect();
+    assert_eq!(me.len(), 1);
+    assert_eq!(me[0]["email"], BOB);
+    let news = bob_list(Some(&bob_token)).await;
+    assert!(news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == "invite0001"));
+    let bob_token = news["nextSyncToken"].as_str().unwrap().to_owned();
+
+    // Bob marks his copy; Alice edits hers: Bob's copy follows, his marker stays his.
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            copy_path,
+            &bob,
+            Some(&json!({"extendedProperties": {"private": {"crmId": "BOB-1"}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["organizer"]["email"], ALICE, "still Alice's event: {v}");
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            copy_path,
+            &alice,
+            Some(&json!({"summary": "Pipeline review (moved room)"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["extendedProperties"]["private"]["crmId"], "MTG-9");
+    let copy = app
+        .ok("calendar.events.get", Method::GET, copy_path, &bob, None)
+        .await;
+    assert_eq!(copy["summary"], "Pipeline review (moved room)");
+    assert_eq!(copy["extendedProperties"]["private"]["crmId"], "BOB-1");
+
+    // An attendee cannot change the organizer.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!("{copy_path}/move?destination=primary"),
+            &bob,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+
+    // Taken off the list: Bob's copy is cancelled, and his sync says so.
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            copy_path,
+            &alice,
+            Some(&json!({"attendees": [{"email": ALICE}, {"email": "carol@example.com"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let news = bob_list(Some(&bob_token)).await;
+    let item = news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "invite0001")
+        .cloned()
+        .unwrap();
+    assert_eq!(item["status"], "cancelled");
+    // Alice's own event is untouched by all of this.
+    let own = app
+        .ok("calendar.events.get", Method::GET, copy_path, &alice, None)
+        .await;
+    assert_eq!(own["status"], "confirmed");
+    assert_eq!(own["organizer"]["self"], true);
+}
