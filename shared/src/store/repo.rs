@@ -430,6 +430,42 @@ impl Store {
         }
     }
 
+    /// Every pair of the user's `c` linked to `google_id` (the same event id can be in
+    /// several calendars: an invitation in the primary calendar and in a monitored one),
+    /// each confirmed on the table (the index is eventually consistent).
+    pub async fn find_pairs_by_google_id(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        google_id: &str,
+    ) -> StoreResult<Vec<Versioned<PairStatus>>> {
+        let mut query = Query::partition(Index::Gsi1, keys::pairs_by_google_id(t, u, c))
+            .sort(SortKey::Between(google_id.to_owned(), google_id.to_owned()))
+            .limit(25);
+        let mut out: Vec<Versioned<PairStatus>> = Vec::new();
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            for item in page.items {
+                if out
+                    .iter()
+                    .any(|p| keys::pair(t, u, c, p.value.crm_id.as_str()) == item.key)
+                {
+                    continue;
+                }
+                if let Some(p) = self.get_as::<PairStatus>(&item.key).await? {
+                    if p.value.google_id.as_deref() == Some(google_id) {
+                        out.push(p);
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => query.page = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
     pub async fn list_pairs(
         &self,
         t: &TenantId,

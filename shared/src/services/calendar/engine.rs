@@ -163,6 +163,9 @@ struct Ctx<'a> {
     /// A failure of the pass as a whole met by one answer (a 401 for one part means the
     /// token is refused for all): the push stops after the chunk and the pass ends with it.
     pass_error: Option<SyncError>,
+    /// The Google addresses of the tenant's other users (read once a pass, when an
+    /// invitation first needs them; see `born`).
+    colleagues: Option<HashSet<String>>,
     report: Report,
 }
 
@@ -280,6 +283,7 @@ async fn context<'a>(
         full_read: None,
         series_news: HashSet::new(),
         pass_error: None,
+        colleagues: None,
         report: Report::default(),
     })
 }
@@ -768,15 +772,27 @@ async fn apply_google_event(
     // Private properties are per copy: only the copy the sync wrote carries them, so the
     // pair found by them is this event's wherever it is now (an event moved to another
     // calendar keeps its id and its properties, and the pair follows it).
+    let mut new_pair = false;
     if found.is_none() {
-        // The same event id appears in every attendee's calendar: a pair found by the id
-        // alone belongs to one calendar.
-        found = ctx
-            .app
-            .store
-            .find_pair_by_google_id(&t, &u, Collection::Calendar, &event.id)
-            .await?
-            .filter(|p| p.value.container.as_deref().is_none_or(|c| c == calendar));
+        // The same event id can be in several calendars, and in colleagues' (see `born`).
+        match super::born::find(ctx.app, &t, &u, calendar, &event.id).await? {
+            super::born::Lookup::Pair(p) => found = Some(*p),
+            super::born::Lookup::Elsewhere => return Ok(()),
+            super::born::Lookup::New => new_pair = true,
+        }
+    }
+    if new_pair && !event.is_cancelled() {
+        // An invitation from another connected user of the tenant: their sync brings it.
+        if ctx.colleagues.is_none() {
+            ctx.colleagues = Some(super::born::colleagues(ctx.app, &t, &u).await?);
+        }
+        if ctx
+            .colleagues
+            .as_ref()
+            .is_some_and(|c| super::born::organized_by(c, event))
+        {
+            return Ok(());
+        }
     }
     if let Some(p) = found
         .as_ref()
@@ -811,15 +827,26 @@ async fn apply_google_event(
         Some(Versioned { value, version }) => (value, Some(version)),
         None if event.is_cancelled() => return Ok(()),
         None => {
-            let mut pair = PairStatus::new(
-                ctx.account.id.clone(),
-                Collection::Calendar,
-                CrmId::google_born(&event.id),
-            );
+            let key = super::born::key(calendar, &event.id);
+            let mut pair = PairStatus::new(ctx.account.id.clone(), Collection::Calendar, key);
             pair.google_born = true;
             pair.google_id = Some(event.id.clone());
             pair.container = Some(calendar.to_owned());
-            (pair, None)
+            // The pair is claimed before the CRM hears of it: only the run whose create wins
+            // announces the event (one that loses reads the winner's pair and decides with it).
+            match ctx.app.store.put_pair(&t, &u, &pair, None).await {
+                Ok(version) => (pair, Some(version)),
+                Err(StoreError::ConditionFailed) => match ctx
+                    .app
+                    .store
+                    .get_pair(&t, &u, Collection::Calendar, pair.crm_id.as_str())
+                    .await?
+                {
+                    Some(Versioned { value, version }) => (value, Some(version)),
+                    None => return Ok(()),
+                },
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     if pair.deleted_at.is_some() {
@@ -1716,6 +1743,7 @@ pub async fn link_google_born(
     u: &UserId,
     collection: Collection,
     google_id: &str,
+    calendar: Option<&str>,
     crm_id: &CrmId,
 ) -> Result<&'static str, ApiError> {
     if let Some(existing) = app
@@ -1729,11 +1757,15 @@ pub async fn link_google_born(
             "conflict"
         });
     }
-    let Some(born) = app
-        .store
-        .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
-        .await?
-    else {
+    let born = match collection {
+        Collection::Calendar => super::born::acknowledged(app, t, u, calendar, google_id).await?,
+        Collection::Contacts => {
+            app.store
+                .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
+                .await?
+        }
+    };
+    let Some(born) = born else {
         return Ok("unknown");
     };
     // Gone from Google (or out of the contact group) before the CRM named it: the name is
