@@ -271,3 +271,65 @@ async fn one_event_in_two_calendars_of_a_user_is_one_record() {
         .await;
     assert_eq!(v["google_event_id"], id, "{v}");
 }
+
+/// An event the user deletes in Google and then restores from Google's trash comes back
+/// under its id: the CRM hears of it again (finding 28), while a late copy of the deleted
+/// version is still ignored.
+#[tokio::test]
+async fn an_event_restored_from_googles_trash_reaches_the_crm_again() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    let alice = token(&env, ALICE);
+    let made = env
+        .app
+        .google
+        .insert_event(
+            &alice,
+            "primary",
+            &event(None, "Dentist", &[]),
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    env.run_job("u-alice", SyncReason::Manual).await;
+    env.app
+        .google
+        .delete_event(&alice, "primary", &made.id, None, SendUpdates::None)
+        .await
+        .unwrap();
+    env.run_job("u-alice", SyncReason::Manual).await;
+    env.run_job("u-alice", SyncReason::Manual).await;
+    let about = |feed: &[Value]| -> Vec<String> {
+        feed.iter()
+            .filter(|r| r["google_id"] == made.id.as_str())
+            .map(|r| r["kind"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let before = about(&env.changes().await);
+    assert_eq!(
+        before.first().map(String::as_str),
+        Some("event_created"),
+        "{before:?}"
+    );
+    assert_eq!(before.len(), 2, "created, then gone: {before:?}");
+    // Restored from the trash (on the organizer's calendar a deleted event keeps its
+    // details so that it can be undeleted).
+    env.app
+        .google
+        .patch_event(
+            &alice,
+            "primary",
+            &made.id,
+            &json!({"status": "confirmed"}),
+            None,
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    env.run_job("u-alice", SyncReason::Manual).await;
+    env.run_job("u-alice", SyncReason::Manual).await;
+    let after = about(&env.changes().await);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(after[2], "event_created", "{after:?}");
+}

@@ -849,9 +849,29 @@ async fn apply_google_event(
             }
         }
     };
+    let mut pair = pair;
     if pair.deleted_at.is_some() {
-        // A tombstone: late news of a deleted pair neither resurrects nor re-deletes it.
-        return Ok(());
+        // A tombstone: late news of a deleted pair neither resurrects nor re-deletes it. But
+        // a Google-born event live again in a version the pair never saw (another etag) was
+        // restored from Google's trash under its id: the CRM hears of it anew (the contacts
+        // rule). A CRM meeting unlinked by a deletion in Google is not linked again by a
+        // restore: the CRM decides, and a PUT brings it back.
+        let restored = pair.google_born
+            && content.is_some()
+            && event.etag.is_some()
+            && event.etag != pair.google_etag;
+        if !restored {
+            return Ok(());
+        }
+        let mut fresh = PairStatus::new(
+            pair.account.clone(),
+            Collection::Calendar,
+            pair.crm_id.clone(),
+        );
+        fresh.google_born = true;
+        fresh.google_id = Some(event.id.clone());
+        fresh.container = Some(calendar.to_owned());
+        pair = fresh;
     }
     let google_hash = content.as_ref().map(Normalized::hash);
     let modified = parse_time(event.updated.as_deref()).unwrap_or_else(|| ctx.now());

@@ -43,6 +43,7 @@ pub fn main_calendar(account: &Account) -> String {
 /// meetings still ahead starts (or starts over, when a move was under way).
 pub fn start(account: &mut Account, new: &str, now: OffsetDateTime) {
     let old = main_calendar(account);
+    account.settings.main_calendar = Some(new.to_owned());
     if old == new {
         return;
     }
@@ -51,7 +52,6 @@ pub fn start(account: &mut Account, new: &str, now: OffsetDateTime) {
         former.push(old);
     }
     former.retain(|c| c != new);
-    account.settings.main_calendar = Some(new.to_owned());
     account.settings.rehome = Some(Rehome {
         page: None,
         moved: 0,
@@ -384,5 +384,6 @@ mod tests {
         a.settings.rehome = None;
         start(&mut a, "primary", now);
         assert!(a.settings.rehome.is_none(), "no change, no move");
+        assert_eq!(a.settings.main_calendar.as_deref(), Some("primary"));
     }
 }
