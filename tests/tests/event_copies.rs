@@ -333,3 +333,87 @@ async fn an_event_restored_from_googles_trash_reaches_the_crm_again() {
     assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(after[2], "event_created", "{after:?}");
 }
+
+/// A Google event that carries the private properties of a CRM meeting whose pair is another
+/// event (the rest of a series the user split in Google with "this and following events": a
+/// new series under a new id with the original's properties; or a copy of the meeting)
+/// reaches the CRM as a new record that names the meeting it came from (audit F22).
+#[tokio::test]
+async fn a_series_split_in_google_names_the_crm_meeting_it_came_from() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/users/u-alice/events/MTG-S",
+            &env.sync,
+            Some(json!({
+                "type": "meeting", "title": "Weekly sync",
+                "start": {"date_time": "2030-04-01T09:00:00Z"},
+                "end": {"date_time": "2030-04-01T09:30:00Z"}, "time_zone": "UTC",
+                "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"],
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    env.drain_jobs(100).await;
+    let alice = token(&env, ALICE);
+    let (_, v) = env
+        .call("GET", "/v1/users/u-alice/events/MTG-S", &env.sync, None)
+        .await;
+    let gid = v["google_event_id"].as_str().unwrap().to_owned();
+    let original = env
+        .app
+        .google
+        .get_event(&alice, "primary", &gid)
+        .await
+        .unwrap()
+        .unwrap();
+    // What Google Calendar does on "this and following": the series ends, and a new one
+    // starts under a new id with the original's properties.
+    env.app
+        .google
+        .patch_event(
+            &alice,
+            "primary",
+            &gid,
+            &json!({"recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20300415T000000Z"]}),
+            None,
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    let mut rest: Event = serde_json::from_value(json!({
+        "summary": "Weekly sync (new room)",
+        "start": {"dateTime": "2030-04-22T09:00:00Z", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-04-22T09:30:00Z", "timeZone": "UTC"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=7"],
+    }))
+    .unwrap();
+    rest.extended_properties = original.extended_properties.clone();
+    let rest = env
+        .app
+        .google
+        .insert_event(&alice, "primary", &rest, SendUpdates::None)
+        .await
+        .unwrap();
+    env.run_job("u-alice", SyncReason::Manual).await;
+    env.drain_jobs(100).await;
+    let feed = env.changes().await;
+    let created: Vec<&Value> = feed
+        .iter()
+        .filter(|r| r["kind"] == "event_created" && r["google_id"] == rest.id.as_str())
+        .collect();
+    assert_eq!(created.len(), 1, "{feed:?}");
+    assert_eq!(
+        created[0]["data"]["from_crm_id"], "MTG-S",
+        "{:?}",
+        created[0]
+    );
+    // The CRM meeting itself stays paired with the original series.
+    let (_, v) = env
+        .call("GET", "/v1/users/u-alice/events/MTG-S", &env.sync, None)
+        .await;
+    assert_eq!(v["google_event_id"], gid.as_str(), "{v}");
+}

@@ -166,6 +166,9 @@ struct Ctx<'a> {
     /// The Google addresses of the tenant's other users (read once a pass, when an
     /// invitation first needs them; see `born`).
     colleagues: Option<HashSet<String>>,
+    /// The CRM id named by the private properties of the Google event being read, when its
+    /// pair is another event's: a new Google-born record made of it says so (`from_crm_id`).
+    born_from: Option<String>,
     report: Report,
 }
 
@@ -284,6 +287,7 @@ async fn context<'a>(
         series_news: HashSet::new(),
         pass_error: None,
         colleagues: None,
+        born_from: None,
         report: Report::default(),
     })
 }
@@ -769,6 +773,14 @@ async fn apply_google_event(
             .filter(|p| p.value.google_id.as_deref().is_none_or(|g| g == event.id)),
         None => None,
     };
+    // Our properties on another event than the pair's: the rest of a series the user split
+    // in Google ("this and following events": a new series under a new id, with the
+    // original's properties), or a copy of the meeting. Should it become a Google-born
+    // record, the CRM is told which of its records it came from.
+    ctx.born_from = match (&ours, &found) {
+        (Some(crm_id), None) => Some(crm_id.to_string()),
+        _ => None,
+    };
     // Private properties are per copy: only the copy the sync wrote carries them, so the
     // pair found by them is this event's wherever it is now (an event moved to another
     // calendar keeps its id and its properties, and the pair follows it).
@@ -1012,6 +1024,10 @@ async fn execute(
                 "conflict": d.conflict.then(|| conflict_data(&d, "google")),
                 "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
             });
+            let mut data = data;
+            if let Some(from) = ctx.born_from.take().filter(|_| created && pair.google_born) {
+                data["from_crm_id"] = json!(from);
+            }
             let kind = if created || d.reason == Reason::EditBeatsDelete {
                 ChangeKind::EventCreated
             } else {
