@@ -417,3 +417,47 @@ async fn a_series_split_in_google_names_the_crm_meeting_it_came_from() {
         .await;
     assert_eq!(v["google_event_id"], gid.as_str(), "{v}");
 }
+
+/// A tombstone (a pair deleted on either side) is kept 90 days, then the store forgets it
+/// (finding 28): listings of the user's pairs no longer carry every pair ever deleted.
+#[tokio::test]
+async fn tombstones_are_forgotten_after_ninety_days() {
+    use shared::domain::{Collection, UserId};
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.drain_jobs(100).await;
+    let alice = token(&env, ALICE);
+    let made = env
+        .app
+        .google
+        .insert_event(
+            &alice,
+            "primary",
+            &event(None, "Gone soon", &[]),
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+    env.run_job("u-alice", SyncReason::Manual).await;
+    env.app
+        .google
+        .delete_event(&alice, "primary", &made.id, None, SendUpdates::None)
+        .await
+        .unwrap();
+    env.run_job("u-alice", SyncReason::Manual).await;
+    let u = UserId::parse("u-alice").unwrap();
+    let pairs = async || {
+        env.app
+            .store
+            .find_pairs_by_google_id(&env.tenant, &u, Collection::Calendar, &made.id)
+            .await
+            .unwrap()
+    };
+    let kept = pairs().await;
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].value.deleted_at.is_some(), "a tombstone");
+    env.clock.advance(time::Duration::days(89));
+    assert_eq!(pairs().await.len(), 1, "kept for late news");
+    env.clock.advance(time::Duration::days(2));
+    assert!(pairs().await.is_empty(), "forgotten after 90 days");
+}

@@ -66,6 +66,13 @@ pub struct Store {
     feed: FeedTiming,
 }
 
+/// How long a deleted pair (a tombstone) is kept after its deletion: long enough for late
+/// news of it (a page read again, a notification that raced the deletion) and a CRM
+/// re-push of the deleted record, then the store's TTL removes it (it used to stay forever,
+/// in every listing of the user's pairs). A record the CRM writes again after that is a new
+/// pair (a new Google event).
+pub const TOMBSTONE_SECS: i64 = 90 * 86_400;
+
 fn to_data<T: Serialize>(value: &T) -> StoreResult<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| StoreError::Invalid(e.to_string()))
 }
@@ -317,10 +324,20 @@ impl Store {
     // ---- pairs ----------------------------------------------------------------------------
 
     fn pair_item(t: &TenantId, u: &UserId, p: &PairStatus, dirty: bool) -> StoreResult<Item> {
-        let mut item = Item::new(
-            keys::pair(t, u, p.collection, p.crm_id.as_str()),
-            to_data(p)?,
-        );
+        let data = match p.deleted_at {
+            // A tombstone keeps what late news and a CRM re-push are decided by, not the
+            // rooms Google last showed.
+            Some(_) if !p.google_resources.is_empty() => {
+                let mut stripped = p.clone();
+                stripped.google_resources.clear();
+                to_data(&stripped)?
+            }
+            _ => to_data(p)?,
+        };
+        let mut item = Item::new(keys::pair(t, u, p.collection, p.crm_id.as_str()), data);
+        if let Some(at) = p.deleted_at {
+            item = item.with_ttl(at.unix_timestamp() + TOMBSTONE_SECS);
+        }
         if let Some(gid) = &p.google_id {
             item = item.with_gsi1(keys::pair_gsi1(t, u, p.collection, gid));
         }
