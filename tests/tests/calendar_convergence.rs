@@ -4,13 +4,18 @@
 //!
 //! A simulated CRM drives the public API and applies the change feed as a CRM would
 //! (creating records for Google-born events and acknowledging them). Many seeds, each a
-//! random sequence of operations — bursts of CRM writes (a backlog), pauses and resumes, the
-//! grant revoked then reconnected, queued jobs run as SQS would — under a per-job Google call
-//! cap of 20, 50 or 200; a failing seed is printed so it can be replayed.
+//! random sequence of operations — bursts of CRM writes (a backlog of 10–120, and for one seed
+//! in 25 a load of up to 5,000), pauses and resumes, the grant revoked then reconnected,
+//! Google's push notifications dropped, duplicated, held back (reordered) or arriving while a
+//! pass runs, CRM records over the size limit (refused, nothing changed), queued jobs run as
+//! SQS would — under a per-job Google call cap of 20, 50 or 200; a failing seed is printed so
+//! it can be replayed.
 
 mod common;
 
 use common::world::{Backend, Env, CLIENT_ID};
+use futures_util::StreamExt;
+use google_sandbox::{FaultKind, FaultSpec};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -18,7 +23,6 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::calendar::model::CrmEvent;
 use shared::calendar::normal::Normalized;
-use shared::domain::UserId;
 use shared::google::calendar::{Event, SendUpdates};
 use shared::queue::SyncReason;
 use std::collections::BTreeMap;
@@ -243,7 +247,7 @@ impl Sim {
     }
 
     async fn step(&mut self) {
-        let op = self.rng.gen_range(0..16);
+        let op = self.rng.gen_range(0..20);
         let live = self.live_crm();
         match op {
             0 | 1 => {
@@ -377,6 +381,73 @@ impl Sim {
                 let ran = self.env.drain_jobs(10_000).await;
                 self.log.push(format!("queue ran {ran}"));
             }
+            16 => {
+                // Google's notifications misbehave for a while: dropped, delivered twice, or
+                // held back so later ones overtake them.
+                let n = self.rng.gen_range(1..4);
+                let (kind, name) = match self.rng.gen_range(0..3) {
+                    0 => (FaultKind::DropPush, "dropped"),
+                    1 => (FaultKind::DuplicatePush, "duplicated"),
+                    _ => (FaultKind::DelayPush, "held back"),
+                };
+                self.log.push(format!("next {n} notifications {name}"));
+                self.env.sandbox.inject_fault(
+                    FaultSpec::new(kind)
+                        .user(ALICE)
+                        .count(n)
+                        .latency_ms(self.rng.gen_range(5..80)),
+                );
+            }
+            17 => {
+                // A Google edit while a pass is running (its notification arrives mid-pass).
+                let events = self.google_events().await;
+                if events.is_empty() {
+                    return;
+                }
+                let e = events[self.rng.gen_range(0..events.len())].clone();
+                let title = format!("Mid-pass edit {}", self.rng.gen_range(0..1000));
+                self.log
+                    .push(format!("google edit {} → {title} during a pass", e.id));
+                let edit = async {
+                    tokio::task::yield_now().await;
+                    self.env
+                        .app
+                        .google
+                        .patch_event(
+                            &self.alice,
+                            "primary",
+                            &e.id,
+                            &json!({"summary": title}),
+                            None,
+                            SendUpdates::None,
+                        )
+                        .await
+                        .unwrap();
+                };
+                tokio::join!(self.env.run_job(USER, SyncReason::Push), edit);
+            }
+            18 => {
+                // A CRM record over the size limit: refused, naming the limit; nothing changes.
+                let id = match live.is_empty() || self.rng.gen_bool(0.3) {
+                    true => format!("C-{}", self.next_id + 1),
+                    false => live[self.rng.gen_range(0..live.len())].clone(),
+                };
+                self.log.push(format!("crm oversized put {id}"));
+                // A weekly series with 300 attendees and eight occurrences of their own.
+                let mut content = common::all_hands(8);
+                content["updated_at"] = json!(now());
+                let (s, v) = self
+                    .env
+                    .call(
+                        "PUT",
+                        &format!("/v1/users/{USER}/events/{id}"),
+                        &self.env.sync,
+                        Some(content),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+                assert_eq!(v["error"]["code"], "record_too_large", "{v}");
+            }
             _ => {
                 let reason = if self.rng.gen_bool(0.5) {
                     SyncReason::Push
@@ -392,6 +463,38 @@ impl Sim {
         }
     }
 
+    /// A CRM loading many records at once (a first connection, an import): `k` PUTs, 16 in
+    /// flight, as a CRM's sync client would send them.
+    async fn load(&mut self, k: usize) {
+        self.log.push(format!("crm load of {k}"));
+        let mut records = Vec::with_capacity(k);
+        for _ in 0..k {
+            self.next_id += 1;
+            let id = format!("C-{}", self.next_id);
+            let (day, hour) = (self.rng.gen_range(1..28), self.rng.gen_range(7..19));
+            let mut content = event(&format!("Event {id}"), day, hour);
+            content["updated_at"] = json!(now());
+            records.push((id, content));
+        }
+        let env = &self.env;
+        futures_util::stream::iter(records.iter())
+            .for_each_concurrent(16, async |(id, content)| {
+                let (s, v) = env
+                    .call(
+                        "PUT",
+                        &format!("/v1/users/{USER}/events/{id}"),
+                        &env.sync,
+                        Some(content.clone()),
+                    )
+                    .await;
+                assert!(s == StatusCode::ACCEPTED, "PUT {id}: {s} {v}");
+            })
+            .await;
+        for (id, content) in records {
+            self.crm.insert(id, Some(content));
+        }
+    }
+
     async fn quiesce(&mut self) {
         if self.grant_dead {
             self.reconnect().await;
@@ -399,8 +502,20 @@ impl Sim {
         if self.paused {
             self.set_paused(false).await;
         }
-        self.env.drain_jobs(100_000).await;
-        // Until nothing waits (a backlog under a low cap takes many jobs), then settle.
+        // The queue runs what was queued; a minute passes (the tenant's Google budget
+        // refills) and the scheduler queues what is due; until nothing waits.
+        for _ in 0..100 {
+            self.env.drain_jobs(100_000).await;
+            if self.waiting().await == 0 {
+                break;
+            }
+            self.env.clock.advance(time::Duration::seconds(61));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            shared::services::schedule::run(&self.env.app, deadline)
+                .await
+                .unwrap();
+        }
+        // Then settle.
         for round in 0..200 {
             self.run(SyncReason::Push).await;
             self.apply_feed().await;
@@ -444,25 +559,13 @@ impl Sim {
             );
         }
         // Every live, linked CRM record has its Google twin with the same content.
-        let pairs = self
-            .env
-            .app
-            .store
-            .list_pairs(
-                &self.env.tenant,
-                &UserId::parse(USER).unwrap(),
-                shared::domain::Collection::Calendar,
-                1000,
-                None,
-            )
-            .await
-            .unwrap();
+        let pairs = common::all_pairs(&self.env, USER, shared::domain::Collection::Calendar).await;
         for (id, content) in &self.crm {
             let Some(content) = content else { continue };
             if self.unlinked.contains(id) {
                 continue;
             }
-            let pair = pairs.items.iter().find(|p| p.crm_id.as_str() == id);
+            let pair = pairs.iter().find(|p| p.crm_id.as_str() == id);
             let pair =
                 pair.unwrap_or_else(|| panic!("no pair for live CRM record {id}; {}", context()));
             if pair.deleted_at.is_some() {
@@ -509,7 +612,6 @@ impl Sim {
         // Every Google event is accounted for: paired (live or unlinked by a CRM delete).
         for e in &events {
             let pair = pairs
-                .items
                 .iter()
                 .find(|p| p.google_id.as_deref() == Some(e.id.as_str()));
             assert!(
@@ -537,6 +639,14 @@ fn strip(mut v: Value) -> Value {
 async fn calendar_sync_converges_for_random_interleavings() {
     common::for_each_seed(SEEDS, async |seed| {
         let mut sim = Sim::new(seed).await;
+        if seed % 25 == 3 {
+            // A large backlog, maybe while paused: log-uniform in 200..5,000.
+            let k = (200f64 * 25f64.powf(sim.rng.gen::<f64>())) as usize;
+            if sim.rng.gen_bool(0.5) {
+                sim.set_paused(true).await;
+            }
+            sim.load(k).await;
+        }
         for _ in 0..STEPS {
             sim.step().await;
         }

@@ -910,46 +910,11 @@ async fn exceptions_of_a_series_follow_edits_both_ways() {
     );
 }
 
-/// A weekly all-hands with 300 attendees and `k` occurrences whose attendee lists differ.
-fn all_hands(k: usize) -> Value {
-    let attendees = |shift: usize| -> Vec<Value> {
-        (0..300)
-            .map(|i| {
-                json!({
-                    "email": format!("colleague.number{i:03}@example.org"),
-                    "name": format!("Colleague {i}"),
-                    "response": if (i + shift).is_multiple_of(3) { "accepted" } else { "needsAction" },
-                })
-            })
-            .collect()
-    };
-    let first = time::macros::datetime!(2027-01-04 09:00 UTC);
-    let exceptions: Vec<Value> = (0..k)
-        .map(|w| {
-            json!({
-                "original_start": {"date_time": (first + time::Duration::weeks(w as i64 + 1))
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap()},
-                "attendees": attendees(1 + w % 2),
-            })
-        })
-        .collect();
-    json!({
-        "type": "meeting", "title": "All hands",
-        "start": {"date_time": "2027-01-04T09:00:00Z"},
-        "end": {"date_time": "2027-01-04T10:00:00Z"},
-        "time_zone": "UTC",
-        "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=100"],
-        "attendees": attendees(0),
-        "exceptions": exceptions,
-    })
-}
-
 #[tokio::test]
 async fn an_oversized_series_is_refused_with_the_limit_and_the_largest_supported_syncs() {
     let cal = Cal::new().await;
     // One occurrence more than the product keeps: refused at once, naming the limit.
-    let (s, v) = cal.put("ALL-HANDS-XL", all_hands(8)).await;
+    let (s, v) = cal.put("ALL-HANDS-XL", common::all_hands(8)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "record_too_large", "{v}");
     assert!(
@@ -958,7 +923,7 @@ async fn an_oversized_series_is_refused_with_the_limit_and_the_largest_supported
     );
     // The largest supported (300 attendees, 7 occurrences with attendee lists of their own)
     // is stored on DynamoDB and reaches Google.
-    let (s, v) = cal.put("ALL-HANDS", all_hands(7)).await;
+    let (s, v) = cal.put("ALL-HANDS", common::all_hands(7)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     cal.run(SyncReason::RecordChange).await;
     let (_, v) = cal

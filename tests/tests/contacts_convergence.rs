@@ -4,7 +4,11 @@
 //! difference one the deletion policy explains (an untagged record keeps its data).
 //!
 //! A simulated CRM drives the public API and applies the change feed as a CRM would
-//! (creating records for Google-born contacts and acknowledging them). A failing seed is
+//! (creating records for Google-born contacts and acknowledging them). Besides single edits:
+//! bursts (10–120 records, and for one seed in 25 a mass push of up to 5,000), pauses and
+//! resumes, the grant revoked then reconnected, Google edits while a pass runs, records over
+//! a field's limit (refused, nothing changed), queued jobs run as SQS would, under per-job
+//! call caps of 20, 50 and 200. A failing seed is
 //! printed with its operations so it can be replayed (`SEED=n`); `SEEDS=n` runs more seeds.
 
 mod common;
@@ -18,7 +22,6 @@ use serde_json::{json, Value};
 use shared::contacts::model::CrmContact;
 use shared::contacts::normal::NormalizedContact;
 use shared::domain::Collection;
-use shared::domain::UserId;
 use shared::google::people::{
     EmailAddress, ListConnections, Membership, Name, Person, PersonField,
 };
@@ -245,7 +248,7 @@ impl Sim {
     }
 
     async fn step(&mut self) {
-        let op = self.rng.gen_range(0..15);
+        let op = self.rng.gen_range(0..18);
         let live = self.live_crm();
         match op {
             0 | 1 => {
@@ -419,6 +422,69 @@ impl Sim {
                 let ran = self.env.drain_jobs(10_000).await;
                 self.log.push(format!("queue ran {ran}"));
             }
+            15 => {
+                // A Google edit while a pass is running.
+                let people = self.people().await;
+                let members: Vec<&Person> =
+                    people.iter().filter(|p| p.in_group(&self.group)).collect();
+                if members.is_empty() {
+                    return;
+                }
+                let p = members[self.rng.gen_range(0..members.len())].clone();
+                let n = self.rng.gen_range(0..1000);
+                self.log.push(format!(
+                    "google edit {} → {n} during a pass",
+                    p.resource_name
+                ));
+                let mut edited = p.clone();
+                edited.names = vec![Name {
+                    given_name: Some(format!("Mid-pass edit {n}")),
+                    family_name: Some("Sim".into()),
+                    ..Default::default()
+                }];
+                let edit = async {
+                    tokio::task::yield_now().await;
+                    self.env
+                        .app
+                        .google
+                        .update_contact(
+                            &self.alice,
+                            &p.resource_name,
+                            &edited,
+                            &[PersonField::Names],
+                            &PersonField::ALL,
+                        )
+                        .await
+                        .unwrap();
+                };
+                tokio::join!(self.env.run_job(USER, SyncReason::Scheduled), edit);
+            }
+            16 => {
+                // A record over a field's limit: refused, naming it; nothing changes.
+                let id = match live.is_empty() || self.rng.gen_bool(0.3) {
+                    true => format!("C-{}", self.next_id + 1),
+                    false => live[self.rng.gen_range(0..live.len())].clone(),
+                };
+                self.log.push(format!("crm oversized put {id}"));
+                let mut content = contact(&format!("Huge {id}"), 1);
+                content["notes"] = json!("x".repeat(9000));
+                content["updated_at"] = json!(now());
+                let (s, v) = self
+                    .env
+                    .call(
+                        "PUT",
+                        &format!("/v1/users/{USER}/contacts/{id}"),
+                        &self.env.sync,
+                        Some(content),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+                assert_eq!(v["error"]["code"], "invalid_request", "{v}");
+                assert!(
+                    v["error"]["message"].as_str().unwrap().contains("8192"),
+                    "{v}"
+                );
+            }
             _ => {
                 let reason = if self.rng.gen_bool(0.5) {
                     SyncReason::Scheduled
@@ -434,6 +500,39 @@ impl Sim {
         }
     }
 
+    /// A CRM's mass push (an import, a first connection): `k` records, 1,000 a request.
+    async fn load(&mut self, k: usize) {
+        self.log.push(format!("crm mass push of {k}"));
+        let mut records = Vec::with_capacity(k);
+        for _ in 0..k {
+            self.next_id += 1;
+            let id = format!("C-{}", self.next_id);
+            let mut content = contact(&format!("Person {id}"), self.next_id);
+            content["updated_at"] = json!(now());
+            records.push((id, content));
+        }
+        for chunk in records.chunks(1000) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|(id, c)| json!({"crm_id": id, "contact": c}))
+                .collect();
+            let (s, v) = self
+                .env
+                .call(
+                    "POST",
+                    &format!("/v1/users/{USER}/contacts:push"),
+                    &self.env.sync,
+                    Some(json!({ "contacts": items })),
+                )
+                .await;
+            assert!(s.is_success(), "contacts:push: {s} {v}");
+            assert_eq!(v["accepted"], chunk.len(), "{v}");
+        }
+        for (id, content) in records {
+            self.crm.insert(id, Some(content));
+        }
+    }
+
     async fn quiesce(&mut self) {
         if self.grant_dead {
             self.reconnect().await;
@@ -441,7 +540,19 @@ impl Sim {
         if self.paused {
             self.set_paused(false).await;
         }
-        self.env.drain_jobs(100_000).await;
+        // The queue runs what was queued; a minute passes (the tenant's Google budget
+        // refills) and the scheduler queues what is due; until nothing waits.
+        for _ in 0..100 {
+            self.env.drain_jobs(100_000).await;
+            if common::backlog::waiting_in(&self.env, USER, Collection::Contacts).await == 0 {
+                break;
+            }
+            self.env.clock.advance(time::Duration::seconds(61));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            shared::services::schedule::run(&self.env.app, deadline)
+                .await
+                .unwrap();
+        }
         for round in 0..100 {
             self.run(SyncReason::Scheduled).await;
             self.apply_feed().await;
@@ -470,20 +581,7 @@ impl Sim {
         for (id, n) in &by_crm {
             assert_eq!(*n, 1, "{n} Google contacts for {id}; {}", context());
         }
-        let pairs = self
-            .env
-            .app
-            .store
-            .list_pairs(
-                &self.env.tenant,
-                &UserId::parse(USER).unwrap(),
-                shared::domain::Collection::Contacts,
-                1000,
-                None,
-            )
-            .await
-            .unwrap()
-            .items;
+        let pairs = common::all_pairs(&self.env, USER, Collection::Contacts).await;
         // Every live, tagged CRM record is a member with the same content.
         for (id, content) in &self.crm {
             let Some(content) = content else { continue };
@@ -555,6 +653,14 @@ impl Sim {
 async fn contacts_sync_converges_for_random_interleavings() {
     common::for_each_seed(SEEDS, async |seed| {
         let mut sim = Sim::new(seed).await;
+        if seed % 25 == 3 {
+            // A large backlog, maybe while paused: log-uniform in 200..5,000.
+            let k = (200f64 * 25f64.powf(sim.rng.gen::<f64>())) as usize;
+            if sim.rng.gen_bool(0.5) {
+                sim.set_paused(true).await;
+            }
+            sim.load(k).await;
+        }
         for _ in 0..STEPS {
             sim.step().await;
         }

@@ -31,6 +31,21 @@ pub enum FaultKind {
     Latency,
     /// Push notifications are not delivered (message numbers still advance).
     DropPush,
+    /// Push notifications are delivered twice (as Google redelivers when it thinks a
+    /// delivery failed).
+    DuplicatePush,
+    /// Push notifications are held back `latency_ms` before delivery, so later ones overtake
+    /// them (Google gives no ordering guarantee; message numbers are not sequential).
+    DelayPush,
+}
+
+impl FaultKind {
+    fn is_push(self) -> bool {
+        matches!(
+            self,
+            FaultKind::DropPush | FaultKind::DuplicatePush | FaultKind::DelayPush
+        )
+    }
 }
 
 /// A fault to inject. Without `count` and `probability` it fires on every matching request.
@@ -145,7 +160,7 @@ fn take(
     let mut latency = 0;
     let mut error = None;
     for fault in st.faults.iter_mut() {
-        if fault.spec.kind == FaultKind::DropPush || !matches(fault, user, path, api_path) {
+        if fault.spec.kind.is_push() || !matches(fault, user, path, api_path) {
             continue;
         }
         if fault.spec.kind != FaultKind::Latency && error.is_some() {
@@ -163,23 +178,36 @@ fn take(
     (latency, error)
 }
 
-/// Whether a push notification for `user` must be dropped now.
-pub fn drop_push(st: &mut SandboxState, user: &str) -> bool {
-    let mut dropped = false;
+/// What becomes of one push notification for `user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushFate {
+    /// How many times it is delivered (0: dropped).
+    pub copies: u32,
+    /// How long it is held back before delivery.
+    pub delay_ms: u64,
+}
+
+/// The fate of a push notification for `user` sent now, after the push faults that fire.
+pub fn push_fate(st: &mut SandboxState, user: &str) -> PushFate {
+    let mut fate = PushFate {
+        copies: 1,
+        delay_ms: 0,
+    };
     for fault in st.faults.iter_mut() {
-        if fault.spec.kind != FaultKind::DropPush {
-            continue;
-        }
-        if fault.spec.user.as_deref().is_some_and(|u| u != user) {
+        if !fault.spec.kind.is_push() || fault.spec.user.as_deref().is_some_and(|u| u != user) {
             continue;
         }
         if fires(fault) {
-            dropped = true;
-            break;
+            match fault.spec.kind {
+                FaultKind::DropPush => fate.copies = 0,
+                FaultKind::DuplicatePush if fate.copies > 0 => fate.copies = 2,
+                FaultKind::DelayPush => fate.delay_ms += fault.spec.latency_ms.unwrap_or(0),
+                _ => {}
+            }
         }
     }
     st.faults.retain(|f| f.spec.count != Some(0));
-    dropped
+    fate
 }
 
 pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
@@ -241,7 +269,11 @@ pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
                 "Backend Error"
             },
         ),
-        FaultKind::Unavailable | FaultKind::Latency | FaultKind::DropPush => ApiError::new(
+        FaultKind::Unavailable
+        | FaultKind::Latency
+        | FaultKind::DropPush
+        | FaultKind::DuplicatePush
+        | FaultKind::DelayPush => ApiError::new(
             surface,
             StatusCode::SERVICE_UNAVAILABLE,
             "backendError",

@@ -197,12 +197,20 @@ pub fn calendar_changed(sandbox: &Sandbox, calendar_id: &str) {
         let Some(owner) = st.channels.get(&id).map(|c| c.owner.clone()) else {
             continue;
         };
-        let dropped = crate::faults::drop_push(&mut st, &owner);
+        let fate = crate::faults::push_fate(&mut st, &owner);
         if let Some(ch) = st.channels.get_mut(&id) {
             ch.message_number += 1;
-            if !dropped {
-                let n = notification(ch, "exists");
-                let _ = ch.sender.send(n);
+            let n = notification(ch, "exists");
+            for _ in 0..fate.copies {
+                if fate.delay_ms == 0 {
+                    let _ = ch.sender.send(n.clone());
+                } else {
+                    let (sender, n) = (ch.sender.clone(), n.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(fate.delay_ms)).await;
+                        let _ = sender.send(n);
+                    });
+                }
             }
         }
     }

@@ -327,3 +327,62 @@ pub async fn for_each_seed(default: u64, run: impl AsyncFn(u64)) {
         shared::services::quota::with_limits(limits, run(seed)).await;
     }
 }
+
+/// Every pair row of `user`'s `collection`, all pages.
+pub async fn all_pairs(
+    env: &world::Env,
+    user: &str,
+    collection: shared::domain::Collection,
+) -> Vec<shared::domain::PairStatus> {
+    let u = shared::domain::UserId::parse(user).unwrap();
+    let mut out = Vec::new();
+    let mut page = None;
+    loop {
+        let got = env
+            .app
+            .store
+            .list_pairs(&env.tenant, &u, collection, 1000, page.as_deref())
+            .await
+            .unwrap();
+        out.extend(got.items);
+        match got.next {
+            Some(p) => page = Some(p),
+            None => return out,
+        }
+    }
+}
+
+/// A weekly all-hands with 300 attendees and `k` occurrences whose attendee lists differ.
+pub fn all_hands(k: usize) -> serde_json::Value {
+    let attendees = |shift: usize| -> Vec<serde_json::Value> {
+        (0..300)
+            .map(|i| {
+                serde_json::json!({
+                    "email": format!("colleague.number{i:03}@example.org"),
+                    "name": format!("Colleague {i}"),
+                    "response": if (i + shift).is_multiple_of(3) { "accepted" } else { "needsAction" },
+                })
+            })
+            .collect()
+    };
+    let first = time::macros::datetime!(2027-01-04 09:00 UTC);
+    let exceptions: Vec<serde_json::Value> = (0..k)
+        .map(|w| {
+            serde_json::json!({
+                "original_start": {"date_time": (first + time::Duration::weeks(w as i64 + 1))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()},
+                "attendees": attendees(1 + w % 2),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "type": "meeting", "title": "All hands",
+        "start": {"date_time": "2027-01-04T09:00:00Z"},
+        "end": {"date_time": "2027-01-04T10:00:00Z"},
+        "time_zone": "UTC",
+        "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=100"],
+        "attendees": attendees(0),
+        "exceptions": exceptions,
+    })
+}

@@ -256,6 +256,58 @@ async fn deliveries_retry_on_5xx_and_faults_can_drop_pushes() {
 }
 
 #[tokio::test]
+async fn faults_can_duplicate_and_reorder_pushes() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(0).await;
+    watch(&app, &token, "chan-chaos", &address, None).await;
+    assert!(wait_for(&r, 1).await);
+    let insert = async || {
+        app.ok(
+            "calendar.events.insert",
+            Method::POST,
+            EVENTS,
+            &token,
+            Some(&event()),
+        )
+        .await;
+    };
+    // Redelivered: the same message twice.
+    app.sandbox.inject_fault(
+        google_sandbox::FaultSpec::new(google_sandbox::FaultKind::DuplicatePush)
+            .user(ALICE)
+            .count(1),
+    );
+    insert().await;
+    assert!(
+        wait_for(&r, 3).await,
+        "a duplicated notification arrives twice"
+    );
+    assert_eq!(r.header(1, "x-goog-message-number"), "2");
+    assert_eq!(r.header(2, "x-goog-message-number"), "2");
+    // Held back: the next change's message overtakes it.
+    app.sandbox.inject_fault(
+        google_sandbox::FaultSpec::new(google_sandbox::FaultKind::DelayPush)
+            .user(ALICE)
+            .count(1)
+            .latency_ms(300),
+    );
+    insert().await;
+    insert().await;
+    assert!(wait_for(&r, 5).await);
+    assert_eq!(
+        r.header(3, "x-goog-message-number"),
+        "4",
+        "the later message first"
+    );
+    assert_eq!(
+        r.header(4, "x-goog-message-number"),
+        "3",
+        "the held-back one after"
+    );
+}
+
+#[tokio::test]
 async fn ui_edits_fire_push_notifications() {
     let app = spawn().await;
     let token = app.token_all(ALICE).await;
