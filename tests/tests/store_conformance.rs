@@ -986,7 +986,94 @@ async fn feed_older_ids_and_cursors_still_work((t, clock): Backend) {
     }
 }
 
+/// A table on which the first delete comes after the lease it targets ran out and another
+/// worker ("second") took it: what a slow worker's release meets.
+struct TakenOverOnDelete {
+    inner: SharedTable,
+    clock: ManualClock,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl shared::store::Table for TakenOverOnDelete {
+    async fn get(&self, key: &Key) -> shared::store::StoreResult<Option<Item>> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, item: Item, c: Condition) -> shared::store::StoreResult<()> {
+        self.inner.put(item, c).await
+    }
+    async fn delete(&self, key: &Key, c: Condition) -> shared::store::StoreResult<Option<Item>> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.clock.advance(time::Duration::seconds(61));
+            let other = shared::store::repo::Store::new(self.inner.clone());
+            let (tenant, user) = lease_account();
+            let until = self.clock.now_unix() + 60;
+            assert!(other
+                .acquire_lease(&tenant, &user, "second", until)
+                .await
+                .unwrap());
+        }
+        self.inner.delete(key, c).await
+    }
+    async fn query(&self, q: Query) -> shared::store::StoreResult<shared::store::Page> {
+        self.inner.query(q).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> shared::store::StoreResult<()> {
+        self.inner.transact(ops).await
+    }
+    async fn add(&self, key: &Key, by: u64) -> shared::store::StoreResult<u64> {
+        self.inner.add(key, by).await
+    }
+}
+
+fn lease_account() -> (shared::domain::TenantId, shared::domain::UserId) {
+    (
+        shared::domain::TenantId::parse("acme").unwrap(),
+        shared::domain::UserId::parse("u1").unwrap(),
+    )
+}
+
+/// A worker's lease: one holder at a time; a release by a holder whose lease ran out (and
+/// was taken by another worker since) leaves the new holder's lease in place (finding 32).
+async fn leases_release_only_their_holder((t, clock): Backend) {
+    let table = Arc::new(TakenOverOnDelete {
+        inner: t,
+        clock: clock.clone(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let store = shared::store::repo::Store::new(table.clone());
+    let (tenant, user) = lease_account();
+    let now = clock.now_unix();
+    assert!(store
+        .acquire_lease(&tenant, &user, "first", now + 60)
+        .await
+        .unwrap());
+    assert!(!store
+        .acquire_lease(&tenant, &user, "second", now + 60)
+        .await
+        .unwrap());
+    // The first worker is slow: its lease runs out and "second" takes it just before the
+    // first worker's release lands.
+    table.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    store.release_lease(&tenant, &user, "first").await.unwrap();
+    let now = clock.now_unix();
+    assert!(
+        !store
+            .acquire_lease(&tenant, &user, "third", now + 30)
+            .await
+            .unwrap(),
+        "the second worker's lease was released by the first"
+    );
+    // Its own release frees it.
+    store.release_lease(&tenant, &user, "second").await.unwrap();
+    assert!(store
+        .acquire_lease(&tenant, &user, "third", now + 30)
+        .await
+        .unwrap());
+}
+
 conformance!(
+    leases_release_only_their_holder,
     create_once_and_read_back,
     optimistic_versions,
     delete_returns_the_item_once,

@@ -11,6 +11,7 @@ use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
 use shared::services::calendar::channels;
 use shared::services::calendar::engine::{self, SyncError};
+use shared::services::calendar::rehome;
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
 use shared::services::tokens::TokenError;
@@ -171,7 +172,7 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
             let products = &account.value.products;
             let mut done = Vec::new();
             if products.contains(Product::Calendar) {
-                done.push(sync_calendar(app, job, deadline).await?);
+                done.push(calendar(app, job, &account.value, deadline).await?);
             }
             // A push notification names one calendar: contacts wait for their own jobs.
             if products.contains(Product::Contacts) && job.calendar.is_none() {
@@ -319,6 +320,27 @@ async fn pass_failed(app: &App, job: &SyncJob, what: &str, e: SyncError) -> Resu
             Ok(Done::Failed(e.public_message()))
         }
     }
+}
+
+/// The calendar's part of a job: a move into a new main calendar under way goes first (see
+/// `rehome`), then the pass.
+async fn calendar(
+    app: &App,
+    job: &SyncJob,
+    account: &shared::domain::Account,
+    deadline: Instant,
+) -> Result<Done, JobError> {
+    if account.settings.rehome.is_some() {
+        match rehome::carry_on(app, &job.tenant, &job.user, deadline).await {
+            Ok(true) => {}
+            Ok(false) => {
+                continue_later(app, job).await;
+                return Ok(Done::Partial);
+            }
+            Err(e) => return pass_failed(app, job, "calendar", e).await,
+        }
+    }
+    sync_calendar(app, job, deadline).await
 }
 
 async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Done, JobError> {

@@ -43,6 +43,8 @@ pub const EVENTS_WRITE: &[&str] = &[
     "calendar.events",
     "calendar.events.owned",
 ];
+/// `events.move` (its discovery entry lists no `calendar.app.created`).
+pub const EVENTS_MOVE: &[&str] = &["calendar", "calendar.events", "calendar.events.owned"];
 pub const CHANNELS_STOP: &[&str] = &[
     "calendar",
     "calendar.app.created",

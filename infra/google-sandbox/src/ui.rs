@@ -249,7 +249,9 @@ async fn event_save(
     };
     match result {
         Ok((_, changed)) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             back_to_owner(&sandbox, &calendar_id)
         }
         Err(e) => failed("Could not save", &e),
@@ -264,7 +266,9 @@ async fn event_delete(
     let result = events::delete(&mut sandbox.state(), now, &calendar_id, &event_id, None);
     match result {
         Ok(changed) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             back_to_owner(&sandbox, &calendar_id)
         }
         Err(e) => failed("Could not delete", &e),

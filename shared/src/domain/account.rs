@@ -123,6 +123,31 @@ pub struct AccountSettings {
     /// The user's overrides of the tenant's contact field mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_fields: Option<crate::contacts::normal::FieldMappingPatch>,
+    /// Calendars that were the main calendar before the current one: they are not read any
+    /// more, but the meetings the sync left there (those already over when the main calendar
+    /// changed, and those Google refused to move) are still written there when the CRM edits
+    /// them. See `services::calendar::rehome`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_main_calendars: Vec<String>,
+    /// A re-homing of the account's meetings into a new main calendar is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehome: Option<Rehome>,
+}
+
+/// Where the move of an account's meetings into its new main calendar stands (resumable: the
+/// worker carries it on job after job, within each job's Google calls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rehome {
+    /// The page of the account's pairs to look at next (`None`: from the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    /// Meetings moved so far, and those left where they are (over, or refused by Google).
+    #[serde(default)]
+    pub moved: u64,
+    #[serde(default)]
+    pub kept: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
 }
 
 impl Account {

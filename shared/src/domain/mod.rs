@@ -14,6 +14,7 @@ pub mod tenant;
 
 pub use account::{
     Account, AccountEvent, AccountSettings, AccountStatus, ContactsProgress, Product, Products,
+    Rehome,
 };
 pub use api_key::{ApiKey, ApiKeyScope};
 pub use channel::{CalendarListing, ChannelState, WatchChannel};

@@ -362,6 +362,28 @@ impl CalendarRequest {
         }
     }
 
+    /// `events.move`: the event (a series with its exceptions) goes to `destination` under
+    /// the same id, and that calendar becomes its organizer.
+    pub fn move_event(
+        calendar_id: &str,
+        event_id: &str,
+        destination: &str,
+        send_updates: SendUpdates,
+    ) -> Self {
+        Self {
+            method: Method::POST,
+            target: with_query(
+                events_path(calendar_id, Some(event_id), "/move"),
+                &[
+                    ("destination", destination),
+                    ("sendUpdates", send_updates.as_str()),
+                ],
+            ),
+            body: None,
+            if_match: None,
+        }
+    }
+
     /// `events.get`.
     pub fn get_event(calendar_id: &str, event_id: &str) -> Self {
         Self {

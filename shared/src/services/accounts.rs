@@ -292,9 +292,15 @@ pub async fn patch(
     }
     let since = p.sync_since.as_deref().map(parse_since).transpose()?;
     let mut paused_changed = None;
+    let mut rehoming = false;
+    let now = app.clock.now();
     let updated = update(app, t, u, |a| {
+        rehoming = false;
         if let Some(m) = &main {
-            a.settings.main_calendar = Some(m.clone());
+            // The meetings still ahead move with the main calendar (see `calendar::rehome`).
+            let before = super::calendar::rehome::main_calendar(a);
+            super::calendar::rehome::start(a, m, now);
+            rehoming = before != *m;
         }
         if let Some(m) = &monitored {
             a.settings.monitored_calendars = m.clone();
@@ -345,6 +351,10 @@ pub async fn patch(
     }
     if main.is_some() || monitored.is_some() {
         stop_unread_channels(app, &account, &updated).await?;
+    }
+    if rehoming {
+        // The move starts now, not at the next safety poll.
+        super::schedule::queue_pass(app, &updated, "main_calendar").await;
     }
     Ok(updated)
 }

@@ -350,6 +350,8 @@ pub async fn commit(
                 merged.crm_hash = pair.crm_hash.clone();
             }
             merged.last_synced_at = pair.last_synced_at;
+            // What the pass's full read saw (or reconcile would read the pair again).
+            merged.seen_in_read = pair.seen_in_read.clone();
             if merged.generation < pair.generation {
                 merged.generation = pair.generation;
             }

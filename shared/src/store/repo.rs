@@ -66,6 +66,13 @@ pub struct Store {
     feed: FeedTiming,
 }
 
+/// How long a deleted pair (a tombstone) is kept after its deletion: long enough for late
+/// news of it (a page read again, a notification that raced the deletion) and a CRM
+/// re-push of the deleted record, then the store's TTL removes it (it used to stay forever,
+/// in every listing of the user's pairs). A record the CRM writes again after that is a new
+/// pair (a new Google event).
+pub const TOMBSTONE_SECS: i64 = 90 * 86_400;
+
 fn to_data<T: Serialize>(value: &T) -> StoreResult<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| StoreError::Invalid(e.to_string()))
 }
@@ -317,10 +324,20 @@ impl Store {
     // ---- pairs ----------------------------------------------------------------------------
 
     fn pair_item(t: &TenantId, u: &UserId, p: &PairStatus, dirty: bool) -> StoreResult<Item> {
-        let mut item = Item::new(
-            keys::pair(t, u, p.collection, p.crm_id.as_str()),
-            to_data(p)?,
-        );
+        let data = match p.deleted_at {
+            // A tombstone keeps what late news and a CRM re-push are decided by, not the
+            // rooms Google last showed.
+            Some(_) if !p.google_resources.is_empty() => {
+                let mut stripped = p.clone();
+                stripped.google_resources.clear();
+                to_data(&stripped)?
+            }
+            _ => to_data(p)?,
+        };
+        let mut item = Item::new(keys::pair(t, u, p.collection, p.crm_id.as_str()), data);
+        if let Some(at) = p.deleted_at {
+            item = item.with_ttl(at.unix_timestamp() + TOMBSTONE_SECS);
+        }
         if let Some(gid) = &p.google_id {
             item = item.with_gsi1(keys::pair_gsi1(t, u, p.collection, gid));
         }
@@ -427,6 +444,42 @@ impl Store {
             // The index is eventually consistent: confirm on the table.
             Some(item) => self.get_as(&item.key).await,
             None => Ok(None),
+        }
+    }
+
+    /// Every pair of the user's `c` linked to `google_id` (the same event id can be in
+    /// several calendars: an invitation in the primary calendar and in a monitored one),
+    /// each confirmed on the table (the index is eventually consistent).
+    pub async fn find_pairs_by_google_id(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        google_id: &str,
+    ) -> StoreResult<Vec<Versioned<PairStatus>>> {
+        let mut query = Query::partition(Index::Gsi1, keys::pairs_by_google_id(t, u, c))
+            .sort(SortKey::Between(google_id.to_owned(), google_id.to_owned()))
+            .limit(25);
+        let mut out: Vec<Versioned<PairStatus>> = Vec::new();
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            for item in page.items {
+                if out
+                    .iter()
+                    .any(|p| keys::pair(t, u, c, p.value.crm_id.as_str()) == item.key)
+                {
+                    continue;
+                }
+                if let Some(p) = self.get_as::<PairStatus>(&item.key).await? {
+                    if p.value.google_id.as_deref() == Some(google_id) {
+                        out.push(p);
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => query.page = Some(next),
+                None => return Ok(out),
+            }
         }
     }
 
@@ -841,8 +894,9 @@ impl Store {
         holder: &str,
         until: i64,
     ) -> StoreResult<bool> {
-        let item =
-            Item::new(keys::lease(t, u), serde_json::json!({"holder": holder})).with_ttl(until);
+        let item = Item::new(keys::lease(t, u), serde_json::json!({"holder": holder}))
+            .with_ttl(until)
+            .with_version(lease_version(holder));
         match self.table.put(item, Condition::NotExists).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
@@ -850,23 +904,33 @@ impl Store {
         }
     }
 
-    /// Releases the lease if `holder` still holds it.
+    /// Releases the lease if `holder` still holds it: the delete is conditioned on the
+    /// holder's own version, so a lease that expired and was taken by another worker in the
+    /// meantime is never removed (every lease used to be written at version 1, which let a
+    /// late release delete the next holder's lease).
     pub async fn release_lease(&self, t: &TenantId, u: &UserId, holder: &str) -> StoreResult<()> {
         let key = keys::lease(t, u);
-        if let Some(item) = self.table.get(&key).await? {
-            if item.data["holder"].as_str() == Some(holder) {
-                match self
-                    .table
-                    .delete(&key, Condition::Version(item.version))
-                    .await
-                {
-                    Ok(_) | Err(StoreError::ConditionFailed) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+        match self
+            .table
+            .delete(&key, Condition::Version(lease_version(holder)))
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
+}
+
+/// The version a holder's lease is written at: its own (from a hash of the holder's random
+/// token; never 1, the version every lease had before), so "delete at this version" is
+/// "delete if I still hold it", on any backend.
+fn lease_version(holder: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("crm-google-sync/lease/{holder}"));
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    // DynamoDB numbers hold 38 digits, JSON readers 2^53 exactly: kept below both.
+    (u64::from_be_bytes(bytes) >> 12).max(2)
 }
 
 impl Store {

@@ -63,6 +63,11 @@ fn required(message: &str) -> ApiError {
     ApiError::new(S, StatusCode::BAD_REQUEST, "required", message)
 }
 
+/// A required query parameter left out (as Google answers it).
+pub fn required_parameter(name: &'static str) -> ApiError {
+    required(&format!("Required parameter: {name}")).with_location("parameter", name)
+}
+
 pub fn not_found() -> ApiError {
     ApiError::not_found(S)
 }
@@ -71,6 +76,201 @@ pub fn not_found() -> ApiError {
 #[derive(Debug, Clone)]
 pub struct Changed {
     pub calendar_id: String,
+    /// Attendees' calendars whose copy of the event changed with it.
+    pub copies: Vec<String>,
+}
+
+impl Changed {
+    fn of(calendar_id: &str, copies: Vec<String>) -> Self {
+        Self {
+            calendar_id: calendar_id.to_string(),
+            copies,
+        }
+    }
+
+    /// Every calendar the write changed.
+    pub fn calendars(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.calendar_id.as_str()).chain(self.copies.iter().map(String::as_str))
+    }
+}
+
+/// Google puts an event with attendees into each attendee's calendar under the same id: an
+/// attendee who is a sandbox user gets a copy of the organizer's event (and of its
+/// exceptions) in their primary calendar, kept in line with every write of the organizer's.
+/// As on Google, private extended properties are "private to the copy of the event that
+/// appears on this calendar" (the attendee's copy keeps its own, never the organizer's),
+/// shared ones travel, `organizer` names the organizer's calendar (no `self`), and the
+/// attendee's own entry is `self`; the attendee's response on their copy is kept. A copy is
+/// cancelled when its event is, or when the attendee is taken off the list. Returns the
+/// calendars whose copy changed.
+fn sync_copies(st: &mut State, now: Timestamp, organizer_cal: &str, id: &str) -> Vec<String> {
+    let Some(cal) = st.calendars.get(organizer_cal) else {
+        return Vec::new();
+    };
+    let Some(ev) = cal.events.get(id) else {
+        return Vec::new();
+    };
+    let organizer = ev
+        .body
+        .get("organizer")
+        .and_then(|o| o.get("email"))
+        .and_then(Value::as_str);
+    if organizer.is_some_and(|o| o != organizer_cal) {
+        // Itself an attendee's copy: only the organizer's event propagates.
+        return Vec::new();
+    }
+    let body = ev.body.clone();
+    let live = !ev.is_cancelled();
+    let owner = cal.owner.clone();
+    let invited: Vec<String> = body
+        .get("attendees")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("email").and_then(Value::as_str))
+        .map(str::to_lowercase)
+        .filter(|e| *e != owner && *e != organizer_cal)
+        .collect();
+    // Attendees' primary calendars (a user's primary calendar id is their email).
+    let targets: Vec<String> = st
+        .calendars
+        .values()
+        .filter(|c| c.id == c.owner && c.id != owner)
+        .filter(|c| {
+            invited.contains(&c.id.to_lowercase())
+                || c.events.get(id).is_some_and(|e| !e.is_cancelled())
+        })
+        .map(|c| c.id.clone())
+        .collect();
+    let mut changed = Vec::new();
+    for target in targets {
+        let Some(tcal) = st.calendars.get_mut(&target) else {
+            continue;
+        };
+        let existing = tcal.events.get(id).map(|e| e.body.clone());
+        let own_event = existing
+            .as_ref()
+            .and_then(|b| b.get("organizer"))
+            .and_then(|o| o.get("email"))
+            .and_then(Value::as_str)
+            .is_some_and(|o| o == target);
+        if own_event {
+            // An event of the attendee's own under this id: not a copy.
+            continue;
+        }
+        if live && invited.contains(&target.to_lowercase()) {
+            let mut copy = body.clone();
+            let own_private = existing
+                .as_ref()
+                .and_then(|b| b.get("extendedProperties"))
+                .and_then(|p| p.get("private"))
+                .cloned();
+            let shared = copy
+                .get("extendedProperties")
+                .and_then(|p| p.get("shared"))
+                .cloned();
+            let mut props = Map::new();
+            if let Some(p) = own_private {
+                props.insert("private".into(), p);
+            }
+            if let Some(sh) = shared {
+                props.insert("shared".into(), sh);
+            }
+            if props.is_empty() {
+                copy.remove("extendedProperties");
+            } else {
+                copy.insert("extendedProperties".into(), Value::Object(props));
+            }
+            if let Some(Value::Object(o)) = copy.get_mut("organizer") {
+                o.remove("self");
+            }
+            if let Some(Value::Object(c)) = copy.get_mut("creator") {
+                c.remove("self");
+            }
+            let kept_response = existing
+                .as_ref()
+                .and_then(|b| b.get("attendees"))
+                .and_then(Value::as_array)
+                .and_then(|list| {
+                    list.iter()
+                        .find(|a| a.get("self") == Some(&json!(true)))
+                        .and_then(|a| a.get("responseStatus"))
+                        .cloned()
+                });
+            if let Some(Value::Array(attendees)) = copy.get_mut("attendees") {
+                for a in attendees.iter_mut() {
+                    let me = a
+                        .get("email")
+                        .and_then(Value::as_str)
+                        .is_some_and(|e| e.eq_ignore_ascii_case(&target));
+                    if let Some(o) = a.as_object_mut() {
+                        o.remove("self");
+                        if me {
+                            o.insert("self".into(), json!(true));
+                            if let Some(r) = &kept_response {
+                                o.insert("responseStatus".into(), r.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            let eid =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{id} {target}"));
+            copy.insert(
+                "htmlLink".into(),
+                json!(format!("https://www.google.com/calendar/event?eid={eid}")),
+            );
+            match tcal.events.get_mut(id) {
+                Some(e) => e.body = copy,
+                None => {
+                    tcal.next_order += 1;
+                    let order = tcal.next_order;
+                    tcal.events.insert(
+                        id.to_string(),
+                        StoredEvent {
+                            body: copy,
+                            mod_seq: 0,
+                            order,
+                        },
+                    );
+                }
+            }
+        } else if let Some(e) = tcal.events.get_mut(id).filter(|e| !e.is_cancelled()) {
+            e.body.insert("status".into(), json!("cancelled"));
+        } else {
+            continue;
+        }
+        touch(tcal, id, now);
+        changed.push(target);
+    }
+    changed
+}
+
+/// [`sync_copies`] for an event and its materialized exceptions.
+fn sync_copies_of_series(
+    st: &mut State,
+    now: Timestamp,
+    organizer_cal: &str,
+    id: &str,
+) -> Vec<String> {
+    let mut ids = vec![id.to_string()];
+    if let Some(cal) = st.calendars.get(organizer_cal) {
+        ids.extend(
+            cal.events
+                .iter()
+                .filter(|(_, e)| e.recurring_event_id() == Some(id))
+                .map(|(k, _)| k.clone()),
+        );
+    }
+    let mut changed = Vec::new();
+    for i in ids {
+        for c in sync_copies(st, now, organizer_cal, &i) {
+            if !changed.contains(&c) {
+                changed.push(c);
+            }
+        }
+    }
+    changed
 }
 
 /// Resolves `primary` and checks the caller owns the calendar.
@@ -388,12 +588,8 @@ pub fn insert(
     );
     touch(cal, &id, now);
     let out = cal.events.get(&id).map(|e| Value::Object(e.body.clone()));
-    Ok((
-        out.unwrap_or(Value::Null),
-        Changed {
-            calendar_id: calendar_id.to_string(),
-        },
-    ))
+    let copies = sync_copies(st, now, calendar_id, &id);
+    Ok((out.unwrap_or(Value::Null), Changed::of(calendar_id, copies)))
 }
 
 fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), ApiError> {
@@ -559,6 +755,30 @@ pub fn modify_with(
         next.remove("recurrence");
     }
     finalize(&mut next, cal, event_id, &created, now);
+    // An attendee's copy keeps naming its organizer (and creator): the attendee's write
+    // changes their copy, not who organizes the event.
+    let organizer = current.get("organizer").cloned();
+    let copy = organizer
+        .as_ref()
+        .and_then(|o| o.get("email"))
+        .and_then(Value::as_str)
+        .is_some_and(|o| o != calendar_id);
+    if copy {
+        for keep in ["organizer", "creator"] {
+            if let Some(v) = current.get(keep) {
+                next.insert(keep.into(), v.clone());
+            }
+        }
+        let me = cal.owner.clone();
+        if let Some(Value::Array(attendees)) = next.get_mut("attendees") {
+            for a in attendees.iter_mut() {
+                let mine = a.get("email").and_then(Value::as_str) == Some(me.as_str());
+                if let (true, Some(o)) = (mine, a.as_object_mut()) {
+                    o.remove("organizer");
+                }
+            }
+        }
+    }
     if exists {
         if let Some(ev) = cal.events.get_mut(event_id) {
             ev.body = next;
@@ -581,12 +801,8 @@ pub fn modify_with(
         .get(event_id)
         .map(|e| Value::Object(e.body.clone()))
         .unwrap_or(Value::Null);
-    Ok((
-        out,
-        Changed {
-            calendar_id: calendar_id.to_string(),
-        },
-    ))
+    let copies = sync_copies(st, now, calendar_id, event_id);
+    Ok((out, Changed::of(calendar_id, copies)))
 }
 
 /// events.delete: marks the event cancelled (exceptions of a master too).
@@ -646,9 +862,130 @@ pub fn delete(
         }
         touch(cal, &id, now);
     }
-    Ok(Changed {
-        calendar_id: calendar_id.to_string(),
-    })
+    let copies = sync_copies_of_series(st, now, calendar_id, event_id);
+    Ok(Changed::of(calendar_id, copies))
+}
+
+/// events.move: the event (a series with its exceptions) leaves `source` for `destination`
+/// under the same id, and the destination calendar becomes its organizer. The source keeps a
+/// cancelled entry, so its incremental sync reports the event gone; the destination's reports
+/// it new. Private extended properties move with the copy (it is the same copy, on another
+/// calendar). Refused as Google documents it: only default events move, an instance cannot
+/// be moved on its own (`cannotChangeOrganizerOfInstance`), an attendee's copy cannot change
+/// its organizer (`forbiddenForNonOrganizer`), an unknown or deleted event is 404.
+pub fn move_event(
+    st: &mut State,
+    now: Timestamp,
+    source: &str,
+    event_id: &str,
+    destination: &str,
+) -> Result<(Value, Vec<Changed>), ApiError> {
+    let src = st.calendars.get(source).ok_or_else(not_found)?;
+    let Some(stored) = src.events.get(event_id).filter(|e| !e.is_cancelled()) else {
+        if find_instance(src, event_id).is_some() {
+            return Err(cannot_move_instance());
+        }
+        return Err(not_found());
+    };
+    if stored.recurring_event_id().is_some() {
+        return Err(cannot_move_instance());
+    }
+    if str_field(&stored.body, "eventType").is_some_and(|t| t != "default") {
+        return Err(invalid("This event type cannot be moved."));
+    }
+    let organizer = stored
+        .body
+        .get("organizer")
+        .and_then(|o| o.get("email"))
+        .and_then(Value::as_str);
+    if organizer.is_some_and(|o| o != source) {
+        return Err(ApiError::new(
+            S,
+            StatusCode::FORBIDDEN,
+            "forbiddenForNonOrganizer",
+            "The operation can only be performed by the organizer of the event.",
+        ));
+    }
+    if source == destination {
+        return Ok((Value::Object(stored.body.clone()), Vec::new()));
+    }
+    // The series and its materialized exceptions move together.
+    let ids: Vec<String> = src
+        .events
+        .iter()
+        .filter(|(id, e)| id.as_str() == event_id || e.recurring_event_id() == Some(event_id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let dst = st.calendars.get(destination).ok_or_else(not_found)?;
+    if ids
+        .iter()
+        .any(|id| dst.events.get(id).is_some_and(|e| !e.is_cancelled()))
+    {
+        return Err(ApiError::new(
+            S,
+            StatusCode::CONFLICT,
+            "duplicate",
+            "The requested identifier already exists.",
+        ));
+    }
+    let mut moved = Vec::new();
+    {
+        let src = calendar_mut(st, source)?;
+        for id in &ids {
+            if let Some(ev) = src.events.get_mut(id) {
+                let mut stub = Map::new();
+                for keep in ["kind", "id", "recurringEventId", "originalStartTime"] {
+                    if let Some(v) = ev.body.get(keep) {
+                        stub.insert(keep.into(), v.clone());
+                    }
+                }
+                stub.insert("status".into(), json!("cancelled"));
+                moved.push((id.clone(), std::mem::replace(&mut ev.body, stub)));
+            }
+            touch(src, id, now);
+        }
+    }
+    let dst = calendar_mut(st, destination)?;
+    for (id, mut body) in moved {
+        let created = str_field(&body, "created")
+            .map(str::to_string)
+            .unwrap_or_else(|| rfc3339_millis(now));
+        finalize(&mut body, dst, &id, &created, now);
+        dst.next_order += 1;
+        let order = dst.next_order;
+        dst.events.insert(
+            id.clone(),
+            StoredEvent {
+                body,
+                mod_seq: 0,
+                order,
+            },
+        );
+        touch(dst, &id, now);
+    }
+    let out = dst
+        .events
+        .get(event_id)
+        .map(|e| Value::Object(e.body.clone()))
+        .unwrap_or(Value::Null);
+    // The attendees' copies now name the new organizer.
+    let copies = sync_copies_of_series(st, now, destination, event_id);
+    Ok((
+        out,
+        vec![
+            Changed::of(source, Vec::new()),
+            Changed::of(destination, copies),
+        ],
+    ))
+}
+
+fn cannot_move_instance() -> ApiError {
+    ApiError::new(
+        S,
+        StatusCode::BAD_REQUEST,
+        "cannotChangeOrganizerOfInstance",
+        "Cannot change the organizer of an instance.",
+    )
 }
 
 fn parse_time_param(p: &Params, name: &str) -> Result<Option<Timestamp>, ApiError> {

@@ -48,6 +48,10 @@ pub fn routes() -> Router<Sandbox> {
             "/calendar/v3/calendars/{calendar_id}/events/{event_id}/instances",
             get(events_instances),
         )
+        .route(
+            "/calendar/v3/calendars/{calendar_id}/events/{event_id}/move",
+            post(events_move),
+        )
         .route("/calendar/v3/channels/stop", post(channels_stop))
 }
 
@@ -299,7 +303,9 @@ async fn events_insert(
     let result = events::insert(&mut sandbox.state(), now, &cal, &body);
     match result {
         Ok((v, changed)) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             Json(v).into_response()
         }
         Err(e) => e.into_response(),
@@ -357,7 +363,9 @@ async fn modify(
     );
     match result {
         Ok((v, changed)) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             Json(v).into_response()
         }
         Err(e) => e.into_response(),
@@ -402,8 +410,47 @@ async fn events_delete(
     let result = events::delete(&mut sandbox.state(), now, &cal, &event_id, if_match);
     match result {
         Ok(changed) => {
-            push::calendar_changed(&sandbox, &changed.calendar_id);
+            for cal in changed.calendars() {
+                push::calendar_changed(&sandbox, cal);
+            }
             StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `events.move?destination=…`: the destination must be a calendar the caller can write
+/// (404 otherwise, as for any calendar the caller cannot see).
+async fn events_move(
+    State(sandbox): State<Sandbox>,
+    Path((calendar_id, event_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    p: Params,
+) -> Response {
+    let (c, cal) = match events_target(&sandbox, &headers, &calendar_id, scopes::EVENTS_MOVE) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = send_updates_ok(&p) {
+        return e.into_response();
+    }
+    let Some(destination) = p.non_empty("destination").map(str::to_owned) else {
+        return events::required_parameter("destination").into_response();
+    };
+    let now = sandbox.now();
+    let result = {
+        let mut st = sandbox.state();
+        events::resolve_calendar(&st, &c.user, &destination)
+            .and_then(|dest| events::move_event(&mut st, now, &cal, &event_id, &dest))
+    };
+    match result {
+        Ok((v, changed)) => {
+            for ch in changed {
+                for cal in ch.calendars() {
+                    push::calendar_changed(&sandbox, cal);
+                }
+            }
+            Json(v).into_response()
         }
         Err(e) => e.into_response(),
     }

@@ -361,3 +361,350 @@ async fn ical_uid_is_unique_per_calendar() {
     let (status, _, _) = app.call(Method::POST, path, &bob, Some(&body), &[]).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// `events.move`: same id in the destination, organized by it, private properties kept; the
+/// source's incremental sync reports it cancelled, the destination's reports it; the errors
+/// Google documents (an instance, a missing destination, a calendar the caller cannot see, an
+/// event no longer in the source).
+#[tokio::test]
+async fn events_move_changes_calendar_and_organizer_under_the_same_id() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let team = app.sandbox.add_calendar(ALICE, "Team", "UTC");
+    let list = async |cal: &str, sync: Option<&str>| {
+        let path = match sync {
+            Some(t) => format!(
+                "/calendar/v3/calendars/{}/events?syncToken={}",
+                google_sandbox_encode(cal),
+                google_sandbox_encode(t)
+            ),
+            None => format!(
+                "/calendar/v3/calendars/{}/events",
+                google_sandbox_encode(cal)
+            ),
+        };
+        app.ok("calendar.events.list", Method::GET, &path, &token, None)
+            .await
+    };
+    let body = json!({
+        "id": "moveme0001",
+        "summary": "Quarterly review",
+        "start": {"dateTime": "2027-01-10T10:00:00Z"},
+        "end": {"dateTime": "2027-01-10T11:00:00Z"},
+        "extendedProperties": {"private": {"crmId": "MTG-1"}},
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &token,
+        Some(&body),
+    )
+    .await;
+    let series = json!({
+        "id": "series0001",
+        "summary": "Weekly",
+        "start": {"dateTime": "2027-01-04T09:00:00Z", "timeZone": "UTC"},
+        "end": {"dateTime": "2027-01-04T09:30:00Z", "timeZone": "UTC"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &token,
+        Some(&series),
+    )
+    .await;
+    let exception = "/calendar/v3/calendars/primary/events/series0001_20270111T090000Z";
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            exception,
+            &token,
+            Some(&json!({"summary": "Weekly (moved room)"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let primary_token = list("primary", None).await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let team_token = list(&team, None).await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let move_path = |cal: &str, id: &str, dest: &str| {
+        format!(
+            "/calendar/v3/calendars/{cal}/events/{id}/move?destination={}&sendUpdates=none",
+            google_sandbox_encode(dest)
+        )
+    };
+    let moved = app
+        .ok(
+            "calendar.events.move",
+            Method::POST,
+            &move_path("primary", "moveme0001", &team),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(moved["id"], "moveme0001");
+    assert_eq!(moved["organizer"]["email"], team.as_str());
+    assert_eq!(moved["extendedProperties"]["private"]["crmId"], "MTG-1");
+    assert_eq!(moved["summary"], "Quarterly review");
+
+    // The series moves with its exception.
+    app.ok(
+        "calendar.events.move",
+        Method::POST,
+        &move_path("primary", "series0001", &team),
+        &token,
+        None,
+    )
+    .await;
+    let got = app
+        .ok(
+            "calendar.events.get",
+            Method::GET,
+            &format!(
+                "/calendar/v3/calendars/{}/events/series0001_20270111T090000Z",
+                google_sandbox_encode(&team)
+            ),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["summary"], "Weekly (moved room)");
+
+    // Each calendar's incremental sync tells it.
+    let primary_news = list("primary", Some(&primary_token)).await;
+    let gone: Vec<&str> = primary_news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "cancelled")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(
+        gone.contains(&"moveme0001") && gone.contains(&"series0001"),
+        "{primary_news}"
+    );
+    let team_news = list(&team, Some(&team_token)).await;
+    let arrived: Vec<&str> = team_news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "confirmed")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(
+        arrived.contains(&"moveme0001") && arrived.contains(&"series0001"),
+        "{team_news}"
+    );
+
+    // No longer in the source: 404.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &move_path("primary", "moveme0001", &team),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(reason(&err), "notFound");
+    // An instance cannot change organizer on its own.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!(
+                "/calendar/v3/calendars/{}/events/series0001_20270118T090000Z/move?destination=primary",
+                google_sandbox_encode(&team)
+            ),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(reason(&err), "cannotChangeOrganizerOfInstance");
+    // The destination is required, and must be a calendar the caller can see.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!(
+                "/calendar/v3/calendars/{}/events/moveme0001/move",
+                google_sandbox_encode(&team)
+            ),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(reason(&err), "required");
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &move_path(&google_sandbox_encode(&team), "moveme0001", BOB),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    // And back: the source's cancelled entry does not hold the id.
+    let back = app
+        .ok(
+            "calendar.events.move",
+            Method::POST,
+            &move_path(&google_sandbox_encode(&team), "moveme0001", "primary"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(back["organizer"]["email"], ALICE);
+}
+
+/// Attendee copies, as Google makes them: an event whose attendees are other users is in
+/// each attendee's primary calendar under the same id; private extended properties are per
+/// copy (the organizer's never show on the attendee's copy, the attendee's own survive the
+/// organizer's edits), shared ones travel; the copy names the organizer; taking the attendee
+/// off the list cancels their copy; an attendee cannot move their copy.
+#[tokio::test]
+async fn attendees_get_a_copy_under_the_same_id_with_their_own_private_properties() {
+    let app = spawn().await;
+    let alice = app.token_all(ALICE).await;
+    let bob = app.token_all(BOB).await;
+    let bob_list = async |sync: Option<&str>| {
+        let path = match sync {
+            Some(t) => format!(
+                "/calendar/v3/calendars/primary/events?syncToken={}",
+                google_sandbox_encode(t)
+            ),
+            None => "/calendar/v3/calendars/primary/events".to_owned(),
+        };
+        app.ok("calendar.events.list", Method::GET, &path, &bob, None)
+            .await
+    };
+    let bob_token = bob_list(None).await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({
+        "id": "invite0001",
+        "summary": "Pipeline review",
+        "start": {"dateTime": "2027-02-01T10:00:00Z"},
+        "end": {"dateTime": "2027-02-01T11:00:00Z"},
+        "attendees": [{"email": ALICE}, {"email": BOB}, {"email": "carol@example.com"}],
+        "extendedProperties": {"private": {"crmId": "MTG-9"}, "shared": {"team": "sales"}},
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &alice,
+        Some(&body),
+    )
+    .await;
+    let copy_path = "/calendar/v3/calendars/primary/events/invite0001";
+    let copy = app
+        .ok("calendar.events.get", Method::GET, copy_path, &bob, None)
+        .await;
+    assert_eq!(copy["id"], "invite0001");
+    assert_eq!(copy["summary"], "Pipeline review");
+    assert_eq!(copy["organizer"]["email"], ALICE);
+    assert!(copy["organizer"].get("self").is_none(), "{copy}");
+    assert!(
+        copy["extendedProperties"].get("private").is_none(),
+        "the organizer's private properties stay on the organizer's copy: {copy}"
+    );
+    assert_eq!(copy["extendedProperties"]["shared"]["team"], "sales");
+    let me: Vec<&serde_json::Value> = copy["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["self"] == true)
+        .collect();
+    assert_eq!(me.len(), 1);
+    assert_eq!(me[0]["email"], BOB);
+    let news = bob_list(Some(&bob_token)).await;
+    assert!(news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == "invite0001"));
+    let bob_token = news["nextSyncToken"].as_str().unwrap().to_owned();
+
+    // Bob marks his copy; Alice edits hers: Bob's copy follows, his marker stays his.
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            copy_path,
+            &bob,
+            Some(&json!({"extendedProperties": {"private": {"crmId": "BOB-1"}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["organizer"]["email"], ALICE, "still Alice's event: {v}");
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            copy_path,
+            &alice,
+            Some(&json!({"summary": "Pipeline review (moved room)"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["extendedProperties"]["private"]["crmId"], "MTG-9");
+    let copy = app
+        .ok("calendar.events.get", Method::GET, copy_path, &bob, None)
+        .await;
+    assert_eq!(copy["summary"], "Pipeline review (moved room)");
+    assert_eq!(copy["extendedProperties"]["private"]["crmId"], "BOB-1");
+
+    // An attendee cannot change the organizer.
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!("{copy_path}/move?destination=primary"),
+            &bob,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+
+    // Taken off the list: Bob's copy is cancelled, and his sync says so.
+    let (status, _, v) = app
+        .call(
+            Method::PATCH,
+            copy_path,
+            &alice,
+            Some(&json!({"attendees": [{"email": ALICE}, {"email": "carol@example.com"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let news = bob_list(Some(&bob_token)).await;
+    let item = news["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "invite0001")
+        .cloned()
+        .unwrap();
+    assert_eq!(item["status"], "cancelled");
+    // Alice's own event is untouched by all of this.
+    let own = app
+        .ok("calendar.events.get", Method::GET, copy_path, &alice, None)
+        .await;
+    assert_eq!(own["status"], "confirmed");
+    assert_eq!(own["organizer"]["self"], true);
+}

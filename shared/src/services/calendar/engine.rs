@@ -163,6 +163,12 @@ struct Ctx<'a> {
     /// A failure of the pass as a whole met by one answer (a 401 for one part means the
     /// token is refused for all): the push stops after the chunk and the pass ends with it.
     pass_error: Option<SyncError>,
+    /// The Google addresses of the tenant's other users (read once a pass, when an
+    /// invitation first needs them; see `born`).
+    colleagues: Option<HashSet<String>>,
+    /// The CRM id named by the private properties of the Google event being read, when its
+    /// pair is another event's: a new Google-born record made of it says so (`from_crm_id`).
+    born_from: Option<String>,
     report: Report,
 }
 
@@ -179,9 +185,13 @@ impl Ctx<'_> {
         self.app.clock.now()
     }
 
-    /// The policy for a calendar: monitored calendars are read into the CRM, never written.
+    /// The policy for a calendar: monitored calendars are read into the CRM, never written;
+    /// a former main calendar is still written for the meetings left there (see `rehome`).
     fn policy_for(&self, calendar: &str) -> Policy {
-        if calendar == self.main_calendar {
+        let settings = &self.account.settings;
+        let former = settings.former_main_calendars.iter().any(|c| c == calendar)
+            && !settings.monitored_calendars.iter().any(|c| c == calendar);
+        if calendar == self.main_calendar || former {
             self.policy
         } else {
             Policy {
@@ -276,6 +286,8 @@ async fn context<'a>(
         full_read: None,
         series_news: HashSet::new(),
         pass_error: None,
+        colleagues: None,
+        born_from: None,
         report: Report::default(),
     })
 }
@@ -761,15 +773,39 @@ async fn apply_google_event(
             .filter(|p| p.value.google_id.as_deref().is_none_or(|g| g == event.id)),
         None => None,
     };
+    // Our properties on another event than the pair's: the rest of a series the user split
+    // in Google ("this and following events": a new series under a new id, with the
+    // original's properties), or a copy of the meeting. Should it become a Google-born
+    // record, the CRM is told which of its records it came from.
+    ctx.born_from = match (&ours, &found) {
+        (Some(crm_id), None) => Some(crm_id.to_string()),
+        _ => None,
+    };
+    // Private properties are per copy: only the copy the sync wrote carries them, so the
+    // pair found by them is this event's wherever it is now (an event moved to another
+    // calendar keeps its id and its properties, and the pair follows it).
+    let mut new_pair = false;
     if found.is_none() {
-        found = ctx
-            .app
-            .store
-            .find_pair_by_google_id(&t, &u, Collection::Calendar, &event.id)
-            .await?;
+        // The same event id can be in several calendars, and in colleagues' (see `born`).
+        match super::born::find(ctx.app, &t, &u, calendar, &event.id).await? {
+            super::born::Lookup::Pair(p) => found = Some(*p),
+            super::born::Lookup::Elsewhere => return Ok(()),
+            super::born::Lookup::New => new_pair = true,
+        }
     }
-    // The same event id appears in every attendee's calendar: a pair belongs to one calendar.
-    let found = found.filter(|p| p.value.container.as_deref().is_none_or(|c| c == calendar));
+    if new_pair && !event.is_cancelled() {
+        // An invitation from another connected user of the tenant: their sync brings it.
+        if ctx.colleagues.is_none() {
+            ctx.colleagues = Some(super::born::colleagues(ctx.app, &t, &u).await?);
+        }
+        if ctx
+            .colleagues
+            .as_ref()
+            .is_some_and(|c| super::born::organized_by(c, event))
+        {
+            return Ok(());
+        }
+    }
     if let Some(p) = found
         .as_ref()
         .filter(|p| already_applied(ctx, calendar, event, &p.value))
@@ -803,20 +839,51 @@ async fn apply_google_event(
         Some(Versioned { value, version }) => (value, Some(version)),
         None if event.is_cancelled() => return Ok(()),
         None => {
-            let mut pair = PairStatus::new(
-                ctx.account.id.clone(),
-                Collection::Calendar,
-                CrmId::google_born(&event.id),
-            );
+            let key = super::born::key(calendar, &event.id);
+            let mut pair = PairStatus::new(ctx.account.id.clone(), Collection::Calendar, key);
             pair.google_born = true;
             pair.google_id = Some(event.id.clone());
             pair.container = Some(calendar.to_owned());
-            (pair, None)
+            // The pair is claimed before the CRM hears of it: only the run whose create wins
+            // announces the event (one that loses reads the winner's pair and decides with it).
+            match ctx.app.store.put_pair(&t, &u, &pair, None).await {
+                Ok(version) => (pair, Some(version)),
+                Err(StoreError::ConditionFailed) => match ctx
+                    .app
+                    .store
+                    .get_pair(&t, &u, Collection::Calendar, pair.crm_id.as_str())
+                    .await?
+                {
+                    Some(Versioned { value, version }) => (value, Some(version)),
+                    None => return Ok(()),
+                },
+                Err(e) => return Err(e.into()),
+            }
         }
     };
+    let mut pair = pair;
     if pair.deleted_at.is_some() {
-        // A tombstone: late news of a deleted pair neither resurrects nor re-deletes it.
-        return Ok(());
+        // A tombstone: late news of a deleted pair neither resurrects nor re-deletes it. But
+        // a Google-born event live again in a version the pair never saw (another etag) was
+        // restored from Google's trash under its id: the CRM hears of it anew (the contacts
+        // rule). A CRM meeting unlinked by a deletion in Google is not linked again by a
+        // restore: the CRM decides, and a PUT brings it back.
+        let restored = pair.google_born
+            && content.is_some()
+            && event.etag.is_some()
+            && event.etag != pair.google_etag;
+        if !restored {
+            return Ok(());
+        }
+        let mut fresh = PairStatus::new(
+            pair.account.clone(),
+            Collection::Calendar,
+            pair.crm_id.clone(),
+        );
+        fresh.google_born = true;
+        fresh.google_id = Some(event.id.clone());
+        fresh.container = Some(calendar.to_owned());
+        pair = fresh;
     }
     let google_hash = content.as_ref().map(Normalized::hash);
     let modified = parse_time(event.updated.as_deref()).unwrap_or_else(|| ctx.now());
@@ -957,6 +1024,10 @@ async fn execute(
                 "conflict": d.conflict.then(|| conflict_data(&d, "google")),
                 "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
             });
+            let mut data = data;
+            if let Some(from) = ctx.born_from.take().filter(|_| created && pair.google_born) {
+                data["from_crm_id"] = json!(from);
+            }
             let kind = if created || d.reason == Reason::EditBeatsDelete {
                 ChangeKind::EventCreated
             } else {
@@ -1708,6 +1779,7 @@ pub async fn link_google_born(
     u: &UserId,
     collection: Collection,
     google_id: &str,
+    calendar: Option<&str>,
     crm_id: &CrmId,
 ) -> Result<&'static str, ApiError> {
     if let Some(existing) = app
@@ -1721,11 +1793,15 @@ pub async fn link_google_born(
             "conflict"
         });
     }
-    let Some(born) = app
-        .store
-        .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
-        .await?
-    else {
+    let born = match collection {
+        Collection::Calendar => super::born::acknowledged(app, t, u, calendar, google_id).await?,
+        Collection::Contacts => {
+            app.store
+                .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
+                .await?
+        }
+    };
+    let Some(born) = born else {
         return Ok("unknown");
     };
     // Gone from Google (or out of the contact group) before the CRM named it: the name is

@@ -2,8 +2,10 @@
 //! the pair's state, acknowledgements of Google-born events, and "sync now". The passes that
 //! talk to Google are in [`engine`].
 
+pub mod born;
 pub mod channels;
 pub mod engine;
+pub mod rehome;
 
 use super::records;
 use crate::app::App;
@@ -129,6 +131,10 @@ pub struct AckItem {
     /// A Google-born event…
     #[serde(default)]
     pub google_event_id: Option<String>,
+    /// …read in this calendar (the feed record's `calendar_id`; without it, the user's
+    /// Google-born event of that id, whichever calendar it was read in).
+    #[serde(default)]
+    pub calendar_id: Option<String>,
     /// …or a Google-born contact (`people/…`).
     #[serde(default)]
     pub google_resource_name: Option<String>,
@@ -171,9 +177,16 @@ pub async fn ack(app: &App, t: &TenantId, ack: Ack) -> Result<Vec<AckResult>, Ap
                 )))
             }
         };
-        let result =
-            engine::link_google_born(app, t, &item.user, collection, google_id, &item.crm_id)
-                .await?;
+        let result = engine::link_google_born(
+            app,
+            t,
+            &item.user,
+            collection,
+            google_id,
+            item.calendar_id.as_deref(),
+            &item.crm_id,
+        )
+        .await?;
         out.push(AckResult {
             google_event_id: item.google_event_id,
             google_resource_name: item.google_resource_name,
