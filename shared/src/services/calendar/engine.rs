@@ -17,7 +17,7 @@ use crate::google::calendar::{CalendarRequest, Event, ListEvents, SendUpdates};
 use crate::google::{pacing, GoogleError};
 use crate::http::ApiError;
 use crate::services::records;
-use crate::services::tokens::{access_token, TokenError};
+use crate::services::tokens::access_token;
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use crate::sync::plan::{fits, WriteCost};
@@ -28,56 +28,9 @@ use std::time::Instant;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A pass stops deleting and reports when it would delete at least this many of a calendar's
-/// pairs…
-pub const MASS_DELETION_MIN: usize = 25;
-/// …and at least this share of them.
-pub const MASS_DELETION_SHARE: f64 = 0.3;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    #[error(transparent)]
-    Google(#[from] GoogleError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl SyncError {
-    /// Worth trying again later (the worker leaves the message for SQS to redeliver).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SyncError::Google(e) => e.is_transient(),
-            SyncError::Token(TokenError::Google(e)) => e.is_transient(),
-            SyncError::Token(TokenError::Api(e)) | SyncError::Api(e) => e.status.is_server_error(),
-            SyncError::Store(e) => e.is_retryable(),
-            _ => false,
-        }
-    }
-
-    /// About the pass as a whole, not one record (see [`GoogleError::is_pass_level`]).
-    pub fn is_pass_level(&self) -> bool {
-        match self {
-            SyncError::Google(e) => e.is_pass_level(),
-            SyncError::Token(_) => true,
-            SyncError::Store(e) => e.is_retryable(),
-            SyncError::Api(e) => e.status.is_server_error(),
-        }
-    }
-
-    /// What may be shown to the CRM (the account's `last_error`): no backend detail.
-    pub fn public_message(&self) -> String {
-        match self {
-            SyncError::Token(e) => e.to_string(),
-            SyncError::Google(e) => e.to_string(),
-            SyncError::Store(_) => "the store was unavailable; the sync will be retried".into(),
-            SyncError::Api(e) => e.message.clone(),
-        }
-    }
-}
+pub use crate::sync::guard::{MASS_DELETION_MIN, MASS_DELETION_SHARE};
+use crate::sync::unseen_by_full_read;
+pub use crate::sync::SyncError;
 
 /// What one pass covers.
 #[derive(Debug, Clone, Copy)]
@@ -587,11 +540,6 @@ async fn reconcile_missing(
         apply_google_event(ctx, calendar, event).await?;
     }
     Ok(false)
-}
-
-/// Whether the full read `read` has not yet seen the pair; `false` outside a full read.
-pub(crate) fn unseen_by_full_read(read: Option<&str>, pair: &PairStatus) -> bool {
-    read.is_some_and(|r| pair.seen_in_read.as_deref() != Some(r))
 }
 
 /// Whether the pair's event (as last synced) ends after `since` (unknown: yes).
