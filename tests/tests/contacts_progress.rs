@@ -4,6 +4,9 @@
 //! inside a batch (here a stale etag, which fails a whole `batchUpdateContacts`) gets its own
 //! answer while the others of its batch, and the batches after it, go through.
 //!
+//! Google's changes reach the CRM's feed a page at a time: one append (one counter add) for
+//! a page's records, not one per record.
+//!
 //! Runs the worker as SQS would (each queued job in turn, continuations included) on the
 //! embedded adapters.
 
@@ -15,7 +18,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::domain::{Collection, UserId};
-use shared::google::people::{ListConnections, Person, PersonField};
+use shared::google::people::{ListConnections, Membership, Name, Person, PersonField};
 use shared::services::quota::{with_limits, Limits};
 
 const ALICE: &str = "alice@example.com";
@@ -47,12 +50,16 @@ async fn push(env: &Env, from: usize, to: usize, note: &str) {
     }
 }
 
-async fn google(env: &Env) -> Vec<Person> {
-    let alice = SecretString::from(env.sandbox.issue_access_token(
+fn alice(env: &Env) -> SecretString {
+    SecretString::from(env.sandbox.issue_access_token(
         CLIENT_ID,
         ALICE,
         &["https://www.googleapis.com/auth/contacts"],
-    ));
+    ))
+}
+
+async fn google(env: &Env) -> Vec<Person> {
+    let alice = alice(env);
     let mut out = Vec::new();
     let mut params = ListConnections {
         person_fields: PersonField::ALL.to_vec(),
@@ -213,4 +220,51 @@ async fn one_contact_google_refuses_does_not_fail_its_batch_nor_the_next() {
         .filter(|r| r.method == "PATCH" && r.path.ends_with(":updateContact"))
         .count();
     assert!(singles <= 1, "{singles} single updates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_google_changes_reaches_the_feed_in_one_append() {
+    let env = connected().await;
+    let (_, account) = env.account(USER).await;
+    let group = account["settings"]["contact_group"]
+        .as_str()
+        .expect("the synced group")
+        .to_owned();
+    // Alice adds 150 contacts to the synced group in Google.
+    let people: Vec<Person> = (0..150)
+        .map(|i| Person {
+            names: vec![Name {
+                given_name: Some(format!("Google {i}")),
+                ..Default::default()
+            }],
+            memberships: vec![Membership::of_group(&group)],
+            ..Default::default()
+        })
+        .collect();
+    for answer in env
+        .app
+        .google
+        .batch_create_contacts(&alice(&env), &people, &[PersonField::Names])
+        .await
+    {
+        answer.unwrap();
+    }
+    let ops = env.store_ops.clone().unwrap();
+    let feed_before = env.changes().await.len();
+    let adds = ops.adds.load(std::sync::atomic::Ordering::SeqCst);
+    env.run_job(USER, shared::queue::SyncReason::Scheduled).await;
+    let adds = ops.adds.load(std::sync::atomic::Ordering::SeqCst) - adds;
+    let feed = env.changes().await;
+    let created: Vec<&Value> = feed[feed_before..]
+        .iter()
+        .filter(|r| r["kind"] == "contact_created")
+        .collect();
+    assert_eq!(created.len(), 150, "every new contact told to the CRM");
+    let mut ids: Vec<&str> = created.iter().filter_map(|r| r["id"].as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 150);
+    assert_eq!(adds, 1, "one feed append for the page");
+    // Each told pair is committed: a second pass tells nothing again.
+    env.run_job(USER, shared::queue::SyncReason::Scheduled).await;
+    assert_eq!(env.changes().await.len(), feed.len());
 }

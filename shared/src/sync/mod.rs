@@ -18,7 +18,7 @@ pub mod push;
 pub mod read;
 
 use crate::app::App;
-use crate::calendar::decide::Policy;
+use crate::calendar::decide::{decide, Baseline, Decision, Policy, Reason, Side};
 use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, PairStatus, Tenant, TenantId, UserId,
 };
@@ -92,6 +92,22 @@ pub struct Pass<'a> {
     pub full_read: Option<String>,
     /// Records this pass appended to the CRM's feed.
     pub fed: usize,
+    /// While a page is applied: its feed records and the commits of the pairs they tell of,
+    /// held for [`Pass::flush`].
+    outbox: Option<Outbox>,
+}
+
+/// A page's feed records, appended together (one counter add for the page), and the commits
+/// of the pairs they tell of, which follow the append: no pair is committed before the CRM
+/// can learn of it, no record is appended without its pair's commit, and the cursor moves
+/// past the page only after both.
+#[derive(Default)]
+struct Outbox {
+    /// Each with the CRM id of its pair.
+    records: Vec<(String, ChangeRecord)>,
+    /// The pairs with records held (by CRM id).
+    told: std::collections::HashSet<String>,
+    commits: Vec<(PairStatus, PairStatus, Option<u64>, bool)>,
 }
 
 impl<'a> Pass<'a> {
@@ -122,6 +138,7 @@ impl<'a> Pass<'a> {
             confirm_mass_deletion,
             full_read: None,
             fed: 0,
+            outbox: None,
         })
     }
 
@@ -148,25 +165,65 @@ impl<'a> Pass<'a> {
             ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
         record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
         record.google_id = pair.google_id.clone();
-        self.app.store.append_change(&mut record).await?;
         self.fed += 1;
+        if let Some(outbox) = &mut self.outbox {
+            outbox.told.insert(pair.crm_id.to_string());
+            outbox.records.push((pair.crm_id.to_string(), record));
+            return Ok(());
+        }
+        self.app.store.append_change(&mut record).await?;
         Ok(())
     }
 
-    /// Saves a pair after its decision was carried out (see [`records::commit`]).
+    /// Holds the feed records (and the commits of their pairs) until [`Self::flush`]: the
+    /// read does so while it applies a page.
+    pub fn hold(&mut self) {
+        self.outbox.get_or_insert_with(Outbox::default);
+    }
+
+    /// Appends the held records in one go, then commits their pairs, in order.
+    pub async fn flush(&mut self) -> Result<(), SyncError> {
+        let Some(outbox) = self.outbox.take() else {
+            return Ok(());
+        };
+        // Only records whose pair's commit follows (a decision cut short between its record
+        // and its commit tells nothing; the next pass decides it again).
+        let committed: std::collections::HashSet<&str> =
+            outbox.commits.iter().map(|c| c.0.crm_id.as_str()).collect();
+        let mut records: Vec<ChangeRecord> = outbox
+            .records
+            .into_iter()
+            .filter(|(id, _)| committed.contains(id.as_str()))
+            .map(|(_, r)| r)
+            .collect();
+        self.app.store.append_changes(&mut records).await?;
+        for (loaded, pair, version, dirty) in outbox.commits {
+            records::commit(self.app, self.t(), self.u(), &loaded, pair, version, dirty).await?;
+        }
+        Ok(())
+    }
+
+    /// Saves a pair after its decision was carried out (see [`records::commit`]); while a
+    /// page's records are held, a pair they tell of is committed after them.
     pub async fn commit(
-        &self,
+        &mut self,
         loaded: &PairStatus,
         pair: PairStatus,
         version: Option<u64>,
         dirty: bool,
     ) -> Result<(), SyncError> {
+        if let Some(outbox) = &mut self.outbox {
+            if outbox.told.contains(loaded.crm_id.as_str()) {
+                outbox.commits.push((loaded.clone(), pair, version, dirty));
+                return Ok(());
+            }
+        }
         Ok(records::commit(self.app, self.t(), self.u(), loaded, pair, version, dirty).await?)
     }
 
     /// Commits a waiting pair after `change`, out of the waiting set.
     pub async fn settle(
-        &self,
+        &mut self,
         v: Versioned<PairStatus>,
         change: impl FnOnce(&mut PairStatus),
     ) -> Result<(), SyncError> {
@@ -239,6 +296,41 @@ impl<'a> Pass<'a> {
         .await?;
         Ok(())
     }
+}
+
+/// Decides one pair (pure, [`decide`]): its baseline (the hashes of the last sync), the CRM
+/// side as stored (`crm_hash`: the hash of its stored content now) and Google's.
+pub fn decide_pair(
+    pair: &PairStatus,
+    crm_hash: Option<&str>,
+    google: Side<'_>,
+    policy: Policy,
+) -> Decision {
+    let crm = match (pair.crm_deleted_at, crm_hash) {
+        (Some(at), _) => Side::Deleted { at },
+        (None, Some(hash)) => Side::Present {
+            hash,
+            modified: pair.crm_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        },
+        (None, None) => Side::Absent,
+    };
+    let base = Baseline {
+        crm_hash: pair.crm_hash.as_deref(),
+        google_hash: pair.google_hash.as_deref(),
+    };
+    decide(base, crm, google, policy)
+}
+
+/// What a feed record says of a conflict the policy settled.
+pub fn conflict_data(d: &Decision, winner: &str) -> Value {
+    json!({
+        "winner": winner,
+        "policy": match d.reason {
+            Reason::ConflictCrmWins => "crm_wins",
+            Reason::ConflictGoogleWins => "google_wins",
+            _ => "latest_wins",
+        },
+    })
 }
 
 /// Whether the full read `read` has not yet seen the pair; `false` outside a full read.

@@ -9,7 +9,7 @@
 use super::plan::{batches, BatchKind, WriteCost};
 use super::{Pass, SyncError};
 use crate::domain::{CrmId, PairStatus};
-use crate::google::pacing;
+use crate::google::{pacing, GoogleError};
 use crate::services::records;
 use crate::store::repo::Versioned;
 use std::collections::HashSet;
@@ -51,6 +51,58 @@ pub(crate) trait Sink: Send {
         kind: usize,
         batch: Vec<Self::Planned>,
     ) -> impl Future<Output = Result<Option<SyncError>, SyncError>> + Send;
+}
+
+/// What follows when Google refused a request of `n` records, or one record's part of an
+/// answered request — what goes on, what stays waiting. Pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// A failure of the pass as a whole: everything not committed keeps waiting, nothing more
+    /// is sent this pass.
+    Stop,
+    /// A request refused as a whole for one of its records (a People batch is checked
+    /// whole, every contact and every etag, before anything is written): sent again in halves, until the record it
+    /// refuses is alone.
+    Split,
+    /// Changed (or deleted) in Google since we read it: read it and decide anew.
+    Fresh,
+    /// The record's own failure: shown on it (`last_error`).
+    Failed,
+}
+
+/// Pure: what follows a refusal of `n` records.
+pub fn after_refusal(e: &GoogleError, n: usize) -> Next {
+    if e.is_pass_level() {
+        Next::Stop
+    } else if n > 1 {
+        Next::Split
+    } else if e.is_etag_conflict() || matches!(e, GoogleError::NotFound(_)) {
+        Next::Fresh
+    } else {
+        Next::Failed
+    }
+}
+
+/// Pure: what follows a record's own failure inside an answered request.
+pub fn after_answer(e: &GoogleError) -> Option<Next> {
+    match after_refusal(e, 1) {
+        // A passing failure of this record alone: it keeps waiting, the others go on.
+        Next::Stop => None,
+        next => Some(next),
+    }
+}
+
+/// The answers of a request as a whole: one per record, or the refusal of them all (a
+/// request the client reports refused gives each record the same error).
+pub fn as_refusal<T>(answers: &[Result<T, GoogleError>]) -> Option<GoogleError> {
+    let first = answers.first()?.as_ref().err()?;
+    let all_same = answers.len() > 1
+        && answers.iter().all(|a| {
+            a.as_ref()
+                .err()
+                .is_some_and(|e| e.to_string() == first.to_string())
+        });
+    all_same.then(|| first.clone())
 }
 
 /// How a push ended.
@@ -221,5 +273,58 @@ mod tests {
         ));
         assert_eq!(e.calls, 6, "a series: its part and its follow-ups");
         assert!(e.over(5) && !e.over(6));
+    }
+
+    #[test]
+    fn a_refused_request_is_broken_down_to_the_contact_google_refuses() {
+        let invalid = GoogleError::Rejected {
+            status: 400,
+            reason: "Invalid value at person.names".into(),
+        };
+        assert_eq!(after_refusal(&invalid, 200), Next::Split);
+        assert_eq!(after_refusal(&invalid, 2), Next::Split);
+        assert_eq!(after_refusal(&invalid, 1), Next::Failed);
+        // One stale etag fails a whole batchUpdateContacts: the others go through, the
+        // stale one is read again.
+        let stale = GoogleError::PreconditionFailed("etag".into());
+        assert_eq!(after_refusal(&stale, 200), Next::Split);
+        assert_eq!(after_refusal(&stale, 1), Next::Fresh);
+        assert_eq!(
+            after_refusal(&GoogleError::NotFound("gone".into()), 1),
+            Next::Fresh
+        );
+    }
+
+    #[test]
+    fn a_failure_of_the_pass_keeps_everything_waiting() {
+        for e in [
+            GoogleError::Transient("503".into()),
+            GoogleError::Paced(crate::google::pacing::Pace::Account),
+        ] {
+            assert_eq!(after_refusal(&e, 200), Next::Stop);
+            assert_eq!(after_refusal(&e, 1), Next::Stop);
+            assert_eq!(
+                after_answer(&e),
+                None,
+                "one contact's passing failure: it waits"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_refused_as_a_whole_is_told_from_per_contact_answers() {
+        let e = GoogleError::Rejected {
+            status: 400,
+            reason: "bad".into(),
+        };
+        let ok: Result<(), GoogleError> = Ok(());
+        assert!(as_refusal::<()>(&[Err(e.clone()), Err(e.clone())]).is_some());
+        assert!(as_refusal(&[Err(e.clone()), ok.clone()]).is_none());
+        assert!(
+            as_refusal::<()>(&[Err(e.clone())]).is_none(),
+            "one contact: its own answer"
+        );
+        assert!(as_refusal(&[ok]).is_none());
+        assert!(as_refusal::<()>(&[]).is_none());
     }
 }

@@ -61,6 +61,12 @@ pub(crate) trait Source: Send {
         true
     }
 
+    /// Holds the feed records of the page being applied (see [`Pass::hold`]).
+    fn hold(&mut self);
+
+    /// Appends the held records, then commits their pairs (see [`Pass::flush`]).
+    fn flush(&mut self) -> impl Future<Output = Result<(), SyncError>> + Send;
+
     /// Reports deletions the guard held back.
     fn block(
         &mut self,
@@ -160,7 +166,15 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
             }
         }
         guard.pass(ending);
-        src.apply_page(&page.items).await?;
+        // The page's feed records go in one append, before the pairs they tell of are
+        // committed and before the cursor moves past the page.
+        // A page cut short (pacing mid-page) still keeps what it applied, so the next run
+        // goes on from there.
+        src.hold();
+        let applied = src.apply_page(&page.items).await;
+        let flushed = src.flush().await;
+        applied?;
+        flushed?;
         let now = src.pass().now();
         let news = !page.items.is_empty() || page.next_page_token.is_some();
         if cursor.idle_page(news, now) {

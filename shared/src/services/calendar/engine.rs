@@ -24,7 +24,7 @@ use crate::store::StoreError;
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
 use crate::sync::read::{self, Page, Read, Source};
-use crate::sync::Pass;
+use crate::sync::{conflict_data, decide_pair, Pass};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
@@ -333,6 +333,14 @@ impl Source for CalendarRead<'_, '_> {
 
     fn set_full_read(&mut self, read: Option<String>) {
         self.ctx.pass.full_read = read;
+    }
+
+    fn hold(&mut self) {
+        self.ctx.pass.hold();
+    }
+
+    async fn flush(&mut self) -> Result<(), SyncError> {
+        self.ctx.pass.flush().await
     }
 
     fn scope(&self) -> String {
@@ -661,30 +669,6 @@ fn already_applied(ctx: &Ctx<'_>, calendar: &str, event: &Event, pair: &PairStat
 
 // ---- deciding and carrying out ------------------------------------------------------------
 
-fn crm_side<'p>(pair: &'p PairStatus, hash: &'p Option<String>) -> Side<'p> {
-    if let Some(at) = pair.crm_deleted_at {
-        return Side::Deleted { at };
-    }
-    match hash {
-        Some(h) => Side::Present {
-            hash: h,
-            modified: pair.crm_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        },
-        None => Side::Absent,
-    }
-}
-
-fn conflict_data(d: &Decision, winner: &str) -> Value {
-    json!({
-        "winner": winner,
-        "policy": match d.reason {
-            Reason::ConflictCrmWins => "crm_wins",
-            Reason::ConflictGoogleWins => "google_wins",
-            _ => "latest_wins",
-        },
-    })
-}
-
 /// Decides one pair against a known Google state and carries the decision out.
 async fn execute(
     ctx: &mut Ctx<'_>,
@@ -700,12 +684,12 @@ async fn execute(
         pair.google_resources = resources_of(e);
     }
     let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
-    let crm = crm_side(&pair, &crm_hash_now);
-    let base = Baseline {
-        crm_hash: pair.crm_hash.as_deref(),
-        google_hash: pair.google_hash.as_deref(),
-    };
-    let d = decide(base, crm, google, ctx.policy_for(calendar));
+    let d = decide_pair(
+        &pair,
+        crm_hash_now.as_deref(),
+        google,
+        ctx.policy_for(calendar),
+    );
     if d.conflict {
         ctx.report.conflicts += 1;
     }
@@ -883,13 +867,13 @@ async fn execute(
 
 /// Saves a pair after its decision was carried out (see [`records::commit`]).
 async fn commit(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     loaded: &PairStatus,
     pair: PairStatus,
     version: Option<u64>,
     dirty: bool,
 ) -> Result<(), SyncError> {
-    Ok(records::commit(ctx.app, ctx.t(), ctx.u(), loaded, pair, version, dirty).await?)
+    ctx.pass.commit(loaded, pair, version, dirty).await
 }
 
 /// Records a write of the pair's event; a series then gets its exceptions brought in line.
@@ -1294,12 +1278,9 @@ async fn plan(
         },
         _ => Side::Absent,
     };
-    let d = decide(
-        Baseline {
-            crm_hash: pair.crm_hash.as_deref(),
-            google_hash: pair.google_hash.as_deref(),
-        },
-        crm_side(&pair, &crm_hash_now),
+    let d = decide_pair(
+        &pair,
+        crm_hash_now.as_deref(),
         google,
         ctx.policy_for(&calendar),
     );

@@ -13,7 +13,7 @@
 //! asks the CRM to untag the record (`contact_untag`). `propagate` deletes on both sides.
 
 use crate::app::App;
-use crate::calendar::decide::{decide, Action, Baseline, Decision, Reason, Side};
+use crate::calendar::decide::{Action, Decision, Reason, Side};
 use crate::contacts::normal::{CrmLink, FieldMapping, Flow, NormalizedContact};
 use crate::domain::{
     Account, ChangeKind, Collection, ContactsProgress, CrmId, Cursor, DeletionPolicy, PairStatus,
@@ -27,8 +27,9 @@ use crate::google::GoogleError;
 use crate::store::repo::Versioned;
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
+use crate::sync::push::{after_answer, after_refusal, as_refusal, Next};
 use crate::sync::read::{self, Page, Read, Source};
-use crate::sync::{Pass, SyncError};
+use crate::sync::{self, conflict_data, Pass, SyncError};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -223,6 +224,14 @@ impl Source for Ctx<'_> {
         self.pass.full_read = read;
     }
 
+    fn hold(&mut self) {
+        self.pass.hold();
+    }
+
+    async fn flush(&mut self) -> Result<(), SyncError> {
+        self.pass.flush().await
+    }
+
     fn scope(&self) -> String {
         SCOPE.to_owned()
     }
@@ -412,19 +421,6 @@ fn crm_content(pair: &PairStatus) -> Option<NormalizedContact> {
         .and_then(|v| serde_json::from_value(v).ok())
 }
 
-fn crm_side<'p>(pair: &'p PairStatus, hash: &'p Option<String>) -> Side<'p> {
-    if let Some(at) = pair.crm_deleted_at {
-        return Side::Deleted { at };
-    }
-    match hash {
-        Some(h) => Side::Present {
-            hash: h,
-            modified: pair.crm_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        },
-        None => Side::Absent,
-    }
-}
-
 /// Decides one pair. `left_group`: the contact still exists in Google but is no longer in
 /// the group — the user took it out of the sync, which only ever unlinks (a CRM record is
 /// deleted only for a contact deleted in Google, under the `propagate` policy).
@@ -434,15 +430,7 @@ fn decide_pair(ctx: &Ctx<'_>, pair: &PairStatus, google: Side<'_>, left_group: b
     if left_group {
         policy.deletions = DeletionPolicy::UnlinkOnly;
     }
-    decide(
-        Baseline {
-            crm_hash: pair.crm_hash.as_deref(),
-            google_hash: pair.google_hash.as_deref(),
-        },
-        crm_side(pair, &crm_hash),
-        google,
-        policy,
-    )
+    sync::decide_pair(pair, crm_hash.as_deref(), google, policy)
 }
 
 /// The CRM's record after taking Google's content: the fields that travel from Google to the
@@ -489,17 +477,6 @@ fn merged_for_crm(
             crm.notes
         },
     }
-}
-
-fn conflict_data(d: &Decision, winner: &str) -> Value {
-    json!({
-        "winner": winner,
-        "policy": match d.reason {
-            Reason::ConflictCrmWins => "crm_wins",
-            Reason::ConflictGoogleWins => "google_wins",
-            _ => "latest_wins",
-        },
-    })
 }
 
 /// What was written, for the pair.
@@ -715,57 +692,6 @@ const CREATE: usize = 0;
 const UPDATE: usize = 1;
 const REMOVE: usize = 2;
 const DELETE: usize = 3;
-
-/// What is done after Google refused a request (`n` contacts), or one contact's part of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    /// A failure of the pass as a whole: everything not committed keeps waiting, nothing more
-    /// is sent this pass.
-    Stop,
-    /// A request refused as a whole for one of its contacts (Google validates every contact,
-    /// and every etag, before it writes any): sent again in halves, until the contact it
-    /// refuses is alone.
-    Split,
-    /// Changed (or deleted) in Google since we read it: read it and decide anew.
-    Fresh,
-    /// The contact's own failure: shown on it (`last_error`).
-    Failed,
-}
-
-/// Pure: what follows a refusal of `n` contacts.
-fn after_refusal(e: &GoogleError, n: usize) -> Next {
-    if e.is_pass_level() {
-        Next::Stop
-    } else if n > 1 {
-        Next::Split
-    } else if e.is_etag_conflict() || matches!(e, GoogleError::NotFound(_)) {
-        Next::Fresh
-    } else {
-        Next::Failed
-    }
-}
-
-/// Pure: what follows a contact's own failure inside an answered request.
-fn after_answer(e: &GoogleError) -> Option<Next> {
-    match after_refusal(e, 1) {
-        // A passing failure of this contact alone: it keeps waiting, the others go on.
-        Next::Stop => None,
-        next => Some(next),
-    }
-}
-
-/// The answers of a request as a whole: one per contact, or the refusal of them all (a
-/// request the client reports refused gives each contact the same error).
-fn as_refusal(answers: &[Result<Person, GoogleError>]) -> Option<GoogleError> {
-    let first = answers.first()?.as_ref().err()?;
-    let all_same = answers.len() > 1
-        && answers.iter().all(|a| {
-            a.as_ref()
-                .err()
-                .is_some_and(|e| e.to_string() == first.to_string())
-        });
-    all_same.then(|| first.clone())
-}
 
 impl Sink for Ctx<'_> {
     type Planned = Planned;
@@ -1068,62 +994,4 @@ async fn decide_fresh(ctx: &mut Ctx<'_>, v: Versioned<PairStatus>) -> Result<(),
         }
     };
     execute(ctx, pair, Some(v.version), google, person.as_ref(), content).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refused_request_is_broken_down_to_the_contact_google_refuses() {
-        let invalid = GoogleError::Rejected {
-            status: 400,
-            reason: "Invalid value at person.names".into(),
-        };
-        assert_eq!(after_refusal(&invalid, 200), Next::Split);
-        assert_eq!(after_refusal(&invalid, 2), Next::Split);
-        assert_eq!(after_refusal(&invalid, 1), Next::Failed);
-        // One stale etag fails a whole batchUpdateContacts: the others go through, the
-        // stale one is read again.
-        let stale = GoogleError::PreconditionFailed("etag".into());
-        assert_eq!(after_refusal(&stale, 200), Next::Split);
-        assert_eq!(after_refusal(&stale, 1), Next::Fresh);
-        assert_eq!(
-            after_refusal(&GoogleError::NotFound("gone".into()), 1),
-            Next::Fresh
-        );
-    }
-
-    #[test]
-    fn a_failure_of_the_pass_keeps_everything_waiting() {
-        for e in [
-            GoogleError::Transient("503".into()),
-            GoogleError::Paced(crate::google::pacing::Pace::Account),
-        ] {
-            assert_eq!(after_refusal(&e, 200), Next::Stop);
-            assert_eq!(after_refusal(&e, 1), Next::Stop);
-            assert_eq!(
-                after_answer(&e),
-                None,
-                "one contact's passing failure: it waits"
-            );
-        }
-    }
-
-    #[test]
-    fn a_request_refused_as_a_whole_is_told_from_per_contact_answers() {
-        let e = GoogleError::Rejected {
-            status: 400,
-            reason: "bad".into(),
-        };
-        let ok = Ok(Person::default());
-        assert!(as_refusal(&[Err(e.clone()), Err(e.clone())]).is_some());
-        assert!(as_refusal(&[Err(e.clone()), ok.clone()]).is_none());
-        assert!(
-            as_refusal(&[Err(e.clone())]).is_none(),
-            "one contact: its own answer"
-        );
-        assert!(as_refusal(&[ok]).is_none());
-        assert!(as_refusal(&[]).is_none());
-    }
 }
