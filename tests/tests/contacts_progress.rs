@@ -252,7 +252,8 @@ async fn a_page_of_google_changes_reaches_the_feed_in_one_append() {
     let ops = env.store_ops.clone().unwrap();
     let feed_before = env.changes().await.len();
     let adds = ops.adds.load(std::sync::atomic::Ordering::SeqCst);
-    env.run_job(USER, shared::queue::SyncReason::Scheduled).await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
     let adds = ops.adds.load(std::sync::atomic::Ordering::SeqCst) - adds;
     let feed = env.changes().await;
     let created: Vec<&Value> = feed[feed_before..]
@@ -265,6 +266,7 @@ async fn a_page_of_google_changes_reaches_the_feed_in_one_append() {
     assert_eq!(ids.len(), 150);
     assert_eq!(adds, 1, "one feed append for the page");
     // Each told pair is committed: a second pass tells nothing again.
-    env.run_job(USER, shared::queue::SyncReason::Scheduled).await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
     assert_eq!(env.changes().await.len(), feed.len());
 }

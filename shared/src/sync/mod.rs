@@ -142,6 +142,27 @@ impl<'a> Pass<'a> {
         })
     }
 
+    /// After a pass that ended in `outcome`: a token Google refused (401) is dropped, so the
+    /// next job refreshes it (and learns whether the grant is gone); what waits keeps waiting
+    /// until then.
+    pub async fn forget_refused_token<T>(
+        &self,
+        outcome: &Result<T, SyncError>,
+    ) -> Result<(), SyncError> {
+        if let Err(SyncError::Google(e)) = outcome {
+            if e.is_unauthorized() {
+                crate::services::tokens::forget_access_token(
+                    self.app,
+                    self.t(),
+                    self.u(),
+                    &self.token,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn t(&self) -> &TenantId {
         &self.tenant.id
     }

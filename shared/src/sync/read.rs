@@ -83,6 +83,9 @@ pub(crate) trait Source: Send {
     /// Applies one item (looked up by the reconcile).
     fn apply(&mut self, item: &Self::Item) -> impl Future<Output = Result<(), SyncError>> + Send;
 
+    /// How many ids one [`Self::look_up`] takes (what one request of Google's answers).
+    const LOOK_UP: usize;
+
     /// Google's state of pairs the full read did not return, one item per id (a gone one
     /// as a deletion).
     fn look_up(
@@ -256,13 +259,15 @@ async fn reconcile<S: Source>(src: &mut S, seen: &HashSet<String>) -> Result<boo
         return Ok(false);
     }
     let mut gone = Vec::new();
-    for item in src.look_up(unseen).await? {
-        if src.ends(&item) {
-            gone.push(item);
-        } else {
-            // Still there (outside what the list showed): applied like a listed item, which
-            // also marks it seen should this check be cut short and run again.
-            src.apply(&item).await?;
+    for ids in unseen.chunks(S::LOOK_UP.max(1)) {
+        for item in src.look_up(ids.to_vec()).await? {
+            if src.ends(&item) {
+                gone.push(item);
+            } else {
+                // Still there (outside what the list showed): applied like a listed item,
+                // which also marks it seen should this check be cut short and run again.
+                src.apply(&item).await?;
+            }
         }
     }
     let guard = Guard::new(src.pass().confirm_mass_deletion);

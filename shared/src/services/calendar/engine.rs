@@ -230,13 +230,7 @@ pub async fn sync_account(
     } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
     let pass = run_pass(&mut ctx, calendar, read_google, record, deadline).await;
-    if let Err(SyncError::Google(e)) = &pass {
-        if e.is_unauthorized() {
-            // The token was refused: the next job refreshes it (and learns whether the grant
-            // is gone); what waits keeps waiting until then.
-            super::super::tokens::forget_access_token(app, t, u, &ctx.token).await?;
-        }
-    }
+    ctx.pass.forget_refused_token(&pass).await?;
     pass?;
     let now = ctx.now();
     let blocked = !ctx.report.blocked.is_empty();
@@ -459,6 +453,8 @@ impl Source for CalendarRead<'_, '_> {
     async fn apply(&mut self, event: &Event) -> Result<(), SyncError> {
         apply_google_event(self.ctx, self.calendar, event).await
     }
+
+    const LOOK_UP: usize = 1;
 
     /// `events.get` for each; one Google no longer has comes back cancelled.
     async fn look_up(&mut self, ids: Vec<String>) -> Result<Vec<Event>, SyncError> {

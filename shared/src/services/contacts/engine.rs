@@ -184,16 +184,10 @@ pub async fn sync_contacts(
         group,
         report: ContactsReport::default(),
     };
-    let read = read::read(&mut ctx, deadline).await;
+    let outcome = read_then_push(&mut ctx, deadline).await;
     ctx.report.changes_for_crm = ctx.pass.fed;
-    ctx.report.incomplete = read? == Read::Incomplete;
-    if !ctx.report.incomplete {
-        let pushed = push::push(&mut ctx, None, deadline).await;
-        ctx.report.changes_for_crm = ctx.pass.fed;
-        let pushed = pushed?;
-        ctx.report.waiting += pushed.left;
-        ctx.report.capped = pushed.more || pushed.left > 0;
-    }
+    ctx.pass.forget_refused_token(&outcome).await?;
+    outcome?;
     let progress = ContactsProgress {
         waiting: ctx.report.waiting,
         pushed_last_pass: ctx.report.pushed_to_google + ctx.report.removed_in_google,
@@ -207,6 +201,17 @@ pub async fn sync_contacts(
     })
     .await?;
     Ok(ctx.report)
+}
+
+/// Google's changes first, then (unless the read stopped at the deadline) the CRM's.
+async fn read_then_push(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncError> {
+    ctx.report.incomplete = read::read(ctx, deadline).await? == Read::Incomplete;
+    if !ctx.report.incomplete {
+        let pushed = push::push(ctx, None, deadline).await?;
+        ctx.report.waiting += pushed.left;
+        ctx.report.capped = pushed.more || pushed.left > 0;
+    }
+    Ok(())
 }
 
 // ---- Google → CRM ------------------------------------------------------------------------
@@ -309,6 +314,8 @@ impl Source for Ctx<'_> {
     async fn apply(&mut self, item: &Person) -> Result<(), SyncError> {
         apply_person(self, item).await
     }
+
+    const LOOK_UP: usize = MAX_BATCH_CONTACTS;
 
     /// `people.getBatchGet`, 200 per request; a contact Google no longer has comes back as a
     /// deleted person.
