@@ -46,8 +46,9 @@ pub struct ContactsReport {
     pub removed_in_google: usize,
     pub changes_for_crm: usize,
     pub conflicts: usize,
-    /// CRM changes still waiting after the pass (beyond what fitted in the job's Google
-    /// calls, or after a passing failure).
+    /// CRM changes the pass decided but left waiting (beyond what fitted in the job's Google
+    /// calls, or after a passing failure); with `capped`, more may wait that this pass did
+    /// not look at.
     pub waiting: usize,
     /// More changes wait than the pass sent: a continuation is due.
     pub capped: bool,
