@@ -247,6 +247,8 @@ pub struct StoreOps {
     pub gets: std::sync::atomic::AtomicU64,
     pub queries: std::sync::atomic::AtomicU64,
     pub writes: std::sync::atomic::AtomicU64,
+    /// Counter adds (each feed append takes its records' numbers in one).
+    pub adds: std::sync::atomic::AtomicU64,
 }
 
 impl StoreOps {
@@ -307,6 +309,7 @@ impl shared::store::Table for CountingTable {
     }
     async fn add(&self, key: &shared::store::Key, by: u64) -> shared::store::StoreResult<u64> {
         self.ops.writes.fetch_add(1, Ordering::SeqCst);
+        self.ops.adds.fetch_add(1, Ordering::SeqCst);
         self.inner.add(key, by).await
     }
 }

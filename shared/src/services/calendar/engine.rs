@@ -1,7 +1,9 @@
-//! The calendar sync passes: read Google's changes (incremental `events.list` per calendar,
-//! checkpointed page by page) and push the CRM's waiting changes (through the batch endpoint),
-//! deciding every pair with [`crate::calendar::decide`] and committing a pair's status row
-//! only after the remote write succeeded.
+//! The calendar sync passes: read Google's changes (incremental `events.list` per calendar)
+//! and push the CRM's waiting changes (through the batch endpoint), both through the sync
+//! core ([`crate::sync`]: the cursor, the mass-deletion guard, the reconcile after a full
+//! read, the plan within the job's calls, commit after write). What is the calendar's own is
+//! here: the calendars read (main and monitored, with their channels), series and their
+//! exceptions, private events, event bodies and the derived event ids.
 
 use crate::app::App;
 use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
@@ -9,75 +11,30 @@ use crate::calendar::normal::{
     instance_suffix, NException, Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER,
 };
 use crate::domain::{
-    Account, ChangeKind, ChangeRecord, Collection, CrmId, Cursor, Direction, GuestNotifications,
-    PairStatus, PrivateEventPolicy, Tenant, TenantId, UserId,
+    ChangeKind, Collection, CrmId, Cursor, Direction, GuestNotifications, PairStatus,
+    PrivateEventPolicy, TenantId, UserId,
 };
 use crate::google::batch::{BatchResponse, MAX_PARTS};
 use crate::google::calendar::{CalendarRequest, Event, ListEvents, SendUpdates};
-use crate::google::{pacing, GoogleError};
+use crate::google::GoogleError;
 use crate::http::ApiError;
 use crate::services::records;
-use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
-use crate::sync::plan::{fits, WriteCost};
-use secrecy::SecretString;
+use crate::sync::plan::{BatchKind, WriteCost};
+use crate::sync::push::{self, Sink};
+use crate::sync::read::{self, Page, Read, Source};
+use crate::sync::{conflict_data, decide_pair, Pass};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A pass stops deleting and reports when it would delete at least this many of a calendar's
-/// pairs…
-pub const MASS_DELETION_MIN: usize = 25;
-/// …and at least this share of them.
-pub const MASS_DELETION_SHARE: f64 = 0.3;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    #[error(transparent)]
-    Google(#[from] GoogleError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl SyncError {
-    /// Worth trying again later (the worker leaves the message for SQS to redeliver).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SyncError::Google(e) => e.is_transient(),
-            SyncError::Token(TokenError::Google(e)) => e.is_transient(),
-            SyncError::Token(TokenError::Api(e)) | SyncError::Api(e) => e.status.is_server_error(),
-            SyncError::Store(e) => e.is_retryable(),
-            _ => false,
-        }
-    }
-
-    /// About the pass as a whole, not one record (see [`GoogleError::is_pass_level`]).
-    pub fn is_pass_level(&self) -> bool {
-        match self {
-            SyncError::Google(e) => e.is_pass_level(),
-            SyncError::Token(_) => true,
-            SyncError::Store(e) => e.is_retryable(),
-            SyncError::Api(e) => e.status.is_server_error(),
-        }
-    }
-
-    /// What may be shown to the CRM (the account's `last_error`): no backend detail.
-    pub fn public_message(&self) -> String {
-        match self {
-            SyncError::Token(e) => e.to_string(),
-            SyncError::Google(e) => e.to_string(),
-            SyncError::Store(_) => "the store was unavailable; the sync will be retried".into(),
-            SyncError::Api(e) => e.message.clone(),
-        }
-    }
-}
+pub use crate::sync::guard::{MASS_DELETION_MIN, MASS_DELETION_SHARE};
+use crate::sync::unseen_by_full_read;
+pub use crate::sync::SyncError;
 
 /// What one pass covers.
 #[derive(Debug, Clone, Copy)]
@@ -146,17 +103,9 @@ fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
 
 /// Everything a pass needs about the account.
 struct Ctx<'a> {
-    app: &'a App,
-    tenant: Tenant,
-    account: Account,
-    token: SecretString,
-    policy: Policy,
+    pass: Pass<'a>,
     main_calendar: String,
     send_updates: SendUpdates,
-    confirm_mass_deletion: bool,
-    /// While a full read is applied: its id (the pairs it sees are marked with it, so that a
-    /// read resumed across runs knows what it saw before).
-    full_read: Option<String>,
     /// Series with news of an occurrence on the page being read (an exception item): read
     /// again whatever their master's etag says.
     series_news: HashSet<String>,
@@ -172,19 +121,20 @@ struct Ctx<'a> {
     report: Report,
 }
 
+impl<'a> Deref for Ctx<'a> {
+    type Target = Pass<'a>;
+    fn deref(&self) -> &Pass<'a> {
+        &self.pass
+    }
+}
+
+impl DerefMut for Ctx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.pass
+    }
+}
+
 impl Ctx<'_> {
-    fn t(&self) -> &TenantId {
-        &self.tenant.id
-    }
-
-    fn u(&self) -> &UserId {
-        &self.account.user
-    }
-
-    fn now(&self) -> OffsetDateTime {
-        self.app.clock.now()
-    }
-
     /// The policy for a calendar: monitored calendars are read into the CRM, never written;
     /// a former main calendar is still written for the meetings left there (see `rehome`).
     fn policy_for(&self, calendar: &str) -> Policy {
@@ -240,11 +190,7 @@ impl Ctx<'_> {
         pair: &PairStatus,
         data: Value,
     ) -> Result<(), SyncError> {
-        let mut record =
-            ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
-        record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
-        record.google_id = pair.google_id.clone();
-        self.app.store.append_change(&mut record).await?;
+        self.pass.feed(kind, pair, data).await?;
         self.report.changes_for_crm += 1;
         Ok(())
     }
@@ -256,34 +202,21 @@ async fn context<'a>(
     u: &UserId,
     confirm: bool,
 ) -> Result<Ctx<'a>, SyncError> {
-    let token = access_token(app, t, u).await?;
-    let tenant = super::super::tenants::get(app, t).await?;
-    let account = token.account.clone();
-    let defaults = &tenant.settings.defaults;
-    let policy = Policy {
-        direction: account.settings.direction.unwrap_or(defaults.direction),
-        conflicts: defaults.conflict_policy,
-        deletions: defaults.deletion_policy,
-    };
-    let send_updates = match defaults.guest_notifications {
+    let pass = Pass::open(app, t, u, Collection::Calendar, confirm).await?;
+    let send_updates = match pass.tenant.settings.defaults.guest_notifications {
         GuestNotifications::None => SendUpdates::None,
         GuestNotifications::All => SendUpdates::All,
         GuestNotifications::ExternalOnly => SendUpdates::ExternalOnly,
     };
     Ok(Ctx {
-        app,
-        main_calendar: account
+        main_calendar: pass
+            .account
             .settings
             .main_calendar
             .clone()
             .unwrap_or_else(|| "primary".to_owned()),
-        token: token.token,
-        tenant,
-        account,
-        policy,
+        pass,
         send_updates,
-        confirm_mass_deletion: confirm,
-        full_read: None,
         series_news: HashSet::new(),
         pass_error: None,
         colleagues: None,
@@ -309,13 +242,7 @@ pub async fn sync_account(
     } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
     let pass = run_pass(&mut ctx, calendar, read_google, record, deadline).await;
-    if let Err(SyncError::Google(e)) = &pass {
-        if e.is_unauthorized() {
-            // The token was refused: the next job refreshes it (and learns whether the grant
-            // is gone); what waits keeps waiting until then.
-            super::super::tokens::forget_access_token(app, t, u, &ctx.token).await?;
-        }
-    }
+    ctx.pass.forget_refused_token(&pass).await?;
     pass?;
     let now = ctx.now();
     let blocked = !ctx.report.blocked.is_empty();
@@ -376,109 +303,148 @@ async fn run_pass(
 
 // ---- Google → CRM ------------------------------------------------------------------------
 
+/// One calendar's read (see [`crate::sync::read`]).
+struct CalendarRead<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    calendar: &'c str,
+    /// The start of a full read's window.
+    since: OffsetDateTime,
+}
+
 async fn read_calendar(
     ctx: &mut Ctx<'_>,
     calendar: &str,
     deadline: Instant,
 ) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    let scope = format!("calendar:{calendar}");
-    let stored = ctx.app.store.get_cursor(&t, &u, &scope).await?;
-    let (mut cursor, mut version) = match stored {
-        Some(Versioned { value, version }) => (value, Some(version)),
-        None => (
-            Cursor::new(ctx.account.id.clone(), scope.clone(), ctx.now()),
-            None,
-        ),
-    };
     let since = ctx.account.settings.sync_since.unwrap_or_else(|| {
         ctx.now() - time::Duration::days(i64::from(ctx.tenant.settings.defaults.sync_since_days))
     });
-    let mut deletions = 0usize;
-    // One full resync per pass at most: a second 410 in a row fails the pass.
-    let mut reset = false;
-    // What a full read returned (a full read reports no deletions: see `reconcile_missing`).
-    let mut seen: HashSet<String> = HashSet::new();
-    loop {
+    let mut src = CalendarRead {
+        ctx,
+        calendar,
+        since,
+    };
+    if read::read(&mut src, deadline).await? == Read::Incomplete {
+        src.ctx.report.incomplete.push(calendar.to_owned());
+    }
+    Ok(())
+}
+
+impl Source for CalendarRead<'_, '_> {
+    type Item = Event;
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.ctx.pass
+    }
+
+    fn set_full_read(&mut self, read: Option<String>) {
+        self.ctx.pass.full_read = read;
+    }
+
+    fn hold(&mut self) {
+        self.ctx.pass.hold();
+    }
+
+    async fn flush(&mut self) -> Result<(), SyncError> {
+        self.ctx.pass.flush().await
+    }
+
+    fn scope(&self) -> String {
+        format!("calendar:{}", self.calendar)
+    }
+
+    async fn list(&mut self, cursor: &Cursor) -> Result<Page<Event>, GoogleError> {
         let full = cursor.sync_token.is_none();
-        ctx.full_read = cursor.start_page();
         let params = ListEvents {
             sync_token: cursor.sync_token.clone(),
             page_token: cursor.page_token.clone(),
-            time_min: full.then(|| since.format(&Rfc3339).unwrap_or_default()),
+            time_min: full.then(|| self.since.format(&Rfc3339).unwrap_or_default()),
             show_deleted: !full,
             max_results: Some(250),
             ..ListEvents::default()
         };
-        let page = match ctx
+        let ctx = &mut *self.ctx;
+        let page = ctx
             .app
             .google
-            .list_events(&ctx.token, calendar, &params)
-            .await
-        {
-            Ok(page) => page,
-            Err(e) if e.is_full_sync_required() && !reset => {
-                reset = true;
-                tracing::info!(tenant = %t, user = %u, calendar, "sync token expired; full resync");
-                cursor.sync_token = None;
-                cursor.page_token = None;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+            .list_events(&ctx.token, self.calendar, &params)
+            .await?;
         ctx.report.google_events_read += page.items.len();
-        if full {
-            seen.extend(page.items.iter().map(|e| e.id.clone()));
-        }
+        Ok(Page {
+            items: page.items,
+            next_page_token: page.next_page_token,
+            next_sync_token: page.next_sync_token,
+        })
+    }
 
-        // The mass-deletion guard looks at the whole page before anything is deleted: it
-        // counts the cancellations that would end a live pair of this calendar.
-        let mut page_deletions = 0usize;
-        if !ctx.confirm_mass_deletion {
-            for e in page
-                .items
-                .iter()
-                .filter(|e| e.is_cancelled() && e.recurring_event_id.is_none())
-            {
-                let pair = ctx
-                    .app
-                    .store
-                    .find_pair_by_google_id(&t, &u, Collection::Calendar, &e.id)
-                    .await?;
-                if pair.is_some_and(|p| {
-                    p.value.deleted_at.is_none() && p.value.container.as_deref() == Some(calendar)
-                }) {
-                    page_deletions += 1;
-                }
+    fn id(e: &Event) -> &str {
+        &e.id
+    }
+
+    /// The cancellations that would end a live pair of this calendar.
+    async fn ending(&mut self, items: &[Event]) -> Result<usize, SyncError> {
+        let (t, u) = (self.ctx.t().clone(), self.ctx.u().clone());
+        let cancelled: Vec<&Event> = items
+            .iter()
+            .filter(|e| e.is_cancelled() && e.recurring_event_id.is_none())
+            .collect();
+        let mut n = 0;
+        for e in cancelled {
+            let pair = self
+                .ctx
+                .app
+                .store
+                .find_pair_by_google_id(&t, &u, Collection::Calendar, &e.id)
+                .await?;
+            if pair.is_some_and(|p| p.value.deleted_at.is_none() && self.in_scope(&p.value)) {
+                n += 1;
             }
         }
-        if page_deletions > 0 {
-            let total = deletions + page_deletions;
-            if total >= MASS_DELETION_MIN {
-                let pairs = live_pairs(ctx, calendar).await?;
-                if total as f64 >= MASS_DELETION_SHARE * pairs as f64 {
-                    return block_mass_deletion(ctx, calendar, total, pairs).await;
-                }
-            }
-        }
-        deletions += page_deletions;
+        Ok(n)
+    }
 
-        // An exception of a series (a moved, edited or cancelled occurrence) is news of the
-        // series: it is read again with its exceptions, once per page, unless its master is on
-        // the page anyway.
-        let masters: HashSet<&str> = page
-            .items
+    fn in_scope(&self, pair: &PairStatus) -> bool {
+        pair.container.as_deref() == Some(self.calendar)
+    }
+
+    /// Pairs whose event ended before the read's window are left alone (the window hides
+    /// them, it did not delete them).
+    fn may_be_gone(&self, pair: &PairStatus) -> bool {
+        ends_after(pair, self.since)
+    }
+
+    async fn block(&mut self, deletions: usize, live: usize) -> Result<(), SyncError> {
+        let calendar = self.calendar;
+        self.ctx.report.blocked.push(calendar.to_owned());
+        let data = json!({ "calendar_id": calendar });
+        self.ctx
+            .pass
+            .block(
+                &format!("calendar {calendar}"),
+                "events",
+                data,
+                deletions,
+                live,
+            )
+            .await
+    }
+
+    /// An exception of a series (a moved, edited or cancelled occurrence) is news of the
+    /// series: it is read again with its exceptions, once per page, unless its master is on
+    /// the page anyway.
+    async fn apply_page(&mut self, items: &[Event]) -> Result<(), SyncError> {
+        let (ctx, calendar) = (&mut *self.ctx, self.calendar);
+        let masters: HashSet<&str> = items
             .iter()
             .filter(|e| e.recurring_event_id.is_none())
             .map(|e| e.id.as_str())
             .collect();
-        ctx.series_news = page
-            .items
+        ctx.series_news = items
             .iter()
             .filter_map(|e| e.recurring_event_id.clone())
             .collect();
         let mut series_read = HashSet::new();
-        for event in &page.items {
+        for event in items {
             match &event.recurring_event_id {
                 None => apply_google_event(ctx, calendar, event).await?,
                 Some(m) if masters.contains(m.as_str()) => {}
@@ -493,117 +459,37 @@ async fn read_calendar(
                 }
             }
         }
-        if cursor.idle_page(
-            !page.items.is_empty() || page.next_page_token.is_some(),
-            ctx.now(),
-        ) {
-            // Nothing changed: the stored sync token still says where the read stands, and an
-            // idle pass writes nothing.
-            return Ok(());
-        }
-        cursor.updated_at = ctx.now();
-        match page.next_page_token {
-            Some(next) => cursor.page_token = Some(next),
-            None => {
-                if ctx.full_read.is_some() && reconcile_missing(ctx, calendar, &seen, since).await?
-                {
-                    return Ok(());
-                }
-                cursor.full_read = None;
-                cursor.page_token = None;
-                cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
-            }
-        }
-        version = Some(ctx.app.store.put_cursor(&t, &u, &cursor, version).await?);
-        if cursor.page_token.is_none() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            ctx.report.incomplete.push(calendar.to_owned());
-            return Ok(());
-        }
+        Ok(())
     }
-}
 
-/// After a full read (the first one, or after Google expired the sync token): a full list
-/// shows no deletions, so an event deleted while the token was stale would never be heard
-/// of. Each live, synced pair of the calendar the read did not return is checked with
-/// `events.get` (a read resumed across runs knows what its earlier runs saw: they marked the
-/// pairs with the read's id) and, if gone, handled as a Google-side deletion — under the
-/// mass-deletion guard. Pairs whose event ended before the read's window are left alone (the
-/// window hides them, it did not delete them). Returns whether the guard held the deletions
-/// back.
-async fn reconcile_missing(
-    ctx: &mut Ctx<'_>,
-    calendar: &str,
-    seen: &HashSet<String>,
-    since: OffsetDateTime,
-) -> Result<bool, SyncError> {
-    let mut page: Option<String> = None;
-    let mut unseen = Vec::new();
-    let mut live = 0usize;
-    loop {
-        let records = ctx
-            .app
-            .store
-            .list_pairs(
-                ctx.t(),
-                ctx.u(),
-                Collection::Calendar,
-                1000,
-                page.as_deref(),
-            )
-            .await?;
-        for pair in records.items {
-            if pair.deleted_at.is_some() || pair.container.as_deref() != Some(calendar) {
-                continue;
-            }
-            live += 1;
-            let Some(gid) = pair.google_id.clone().filter(|g| !seen.contains(g)) else {
-                continue;
-            };
-            if !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
-                // Seen by an earlier run of this read.
-                continue;
-            }
-            if pair.google_hash.is_some() && ends_after(&pair, since) {
-                unseen.push(gid);
-            }
-        }
-        match records.next {
-            Some(next) => page = Some(next),
-            None => break,
-        }
+    async fn apply(&mut self, event: &Event) -> Result<(), SyncError> {
+        apply_google_event(self.ctx, self.calendar, event).await
     }
-    let mut gone = Vec::new();
-    for gid in unseen {
-        match ctx.app.google.get_event(&ctx.token, calendar, &gid).await? {
-            // Still there (outside what the list showed): applied like a listed event, which
-            // also marks it seen should this check be cut short and run again.
-            Some(e) if !e.is_cancelled() => apply_google_event(ctx, calendar, &e).await?,
-            found => gone.push(found.unwrap_or_else(|| Event {
+
+    const LOOK_UP: usize = 1;
+
+    /// `events.get` for each; one Google no longer has comes back cancelled.
+    async fn look_up(&mut self, ids: Vec<String>) -> Result<Vec<Event>, SyncError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for gid in ids {
+            let found = self
+                .ctx
+                .app
+                .google
+                .get_event(&self.ctx.token, self.calendar, &gid)
+                .await?;
+            out.push(found.unwrap_or_else(|| Event {
                 id: gid,
                 status: Some("cancelled".into()),
                 ..Event::default()
-            })),
+            }));
         }
+        Ok(out)
     }
-    if !ctx.confirm_mass_deletion
-        && gone.len() >= MASS_DELETION_MIN
-        && gone.len() as f64 >= MASS_DELETION_SHARE * live as f64
-    {
-        block_mass_deletion(ctx, calendar, gone.len(), live).await?;
-        return Ok(true);
-    }
-    for event in &gone {
-        apply_google_event(ctx, calendar, event).await?;
-    }
-    Ok(false)
-}
 
-/// Whether the full read `read` has not yet seen the pair; `false` outside a full read.
-pub(crate) fn unseen_by_full_read(read: Option<&str>, pair: &PairStatus) -> bool {
-    read.is_some_and(|r| pair.seen_in_read.as_deref() != Some(r))
+    fn ends(&self, e: &Event) -> bool {
+        e.is_cancelled()
+    }
 }
 
 /// Whether the pair's event (as last synced) ends after `since` (unknown: yes).
@@ -623,72 +509,6 @@ fn ends_after(pair: &PairStatus, since: OffsetDateTime) -> bool {
         When::Instant(i) => parse_time(Some(i)).is_none_or(|end| end > since),
         When::Date(d) => crate::calendar::model::parse_date(d).is_none_or(|end| end > since.date()),
     }
-}
-
-/// How many live pairs the calendar has.
-async fn live_pairs(ctx: &Ctx<'_>, calendar: &str) -> Result<usize, SyncError> {
-    let mut page: Option<String> = None;
-    let mut n = 0;
-    loop {
-        let records = ctx
-            .app
-            .store
-            .list_pairs(
-                ctx.t(),
-                ctx.u(),
-                Collection::Calendar,
-                1000,
-                page.as_deref(),
-            )
-            .await?;
-        n += records
-            .items
-            .iter()
-            .filter(|p| p.deleted_at.is_none() && p.container.as_deref() == Some(calendar))
-            .count();
-        match records.next {
-            Some(next) => page = Some(next),
-            None => return Ok(n),
-        }
-    }
-}
-
-async fn block_mass_deletion(
-    ctx: &mut Ctx<'_>,
-    calendar: &str,
-    deletions: usize,
-    pairs: usize,
-) -> Result<(), SyncError> {
-    tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, deletions, pairs, "mass deletion held back");
-    ctx.report.blocked.push(calendar.to_owned());
-    let message = format!("calendar {calendar}: {deletions} deletions held back (of {pairs} events); confirm to carry them out");
-    // Told once: later passes that hit the same block do not repeat the record.
-    let already_told = ctx.account.last_error.as_deref().is_some_and(|e| {
-        e.starts_with(&format!("calendar {calendar}: ")) && e.contains("held back")
-    });
-    if already_told {
-        return Ok(());
-    }
-    let mut record = ChangeRecord::new(
-        ctx.t().clone(),
-        ctx.u().clone(),
-        ChangeKind::MassDeletionBlocked,
-        json!({
-            "calendar_id": calendar,
-            "deletions": deletions,
-            "pairs": pairs,
-            "resume": "POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}",
-        }),
-        ctx.now(),
-    );
-    ctx.app.store.append_change(&mut record).await?;
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    super::super::accounts::update(ctx.app, &t, &u, |a| {
-        a.last_error = Some(message.clone());
-        Ok(())
-    })
-    .await?;
-    Ok(())
 }
 
 /// What the CRM sees of private events of monitored calendars, per the tenant's policy.
@@ -912,30 +732,6 @@ fn already_applied(ctx: &Ctx<'_>, calendar: &str, event: &Event, pair: &PairStat
 
 // ---- deciding and carrying out ------------------------------------------------------------
 
-fn crm_side<'p>(pair: &'p PairStatus, hash: &'p Option<String>) -> Side<'p> {
-    if let Some(at) = pair.crm_deleted_at {
-        return Side::Deleted { at };
-    }
-    match hash {
-        Some(h) => Side::Present {
-            hash: h,
-            modified: pair.crm_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        },
-        None => Side::Absent,
-    }
-}
-
-fn conflict_data(d: &Decision, winner: &str) -> Value {
-    json!({
-        "winner": winner,
-        "policy": match d.reason {
-            Reason::ConflictCrmWins => "crm_wins",
-            Reason::ConflictGoogleWins => "google_wins",
-            _ => "latest_wins",
-        },
-    })
-}
-
 /// Decides one pair against a known Google state and carries the decision out.
 async fn execute(
     ctx: &mut Ctx<'_>,
@@ -951,12 +747,12 @@ async fn execute(
         pair.google_resources = resources_of(e);
     }
     let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
-    let crm = crm_side(&pair, &crm_hash_now);
-    let base = Baseline {
-        crm_hash: pair.crm_hash.as_deref(),
-        google_hash: pair.google_hash.as_deref(),
-    };
-    let d = decide(base, crm, google, ctx.policy_for(calendar));
+    let d = decide_pair(
+        &pair,
+        crm_hash_now.as_deref(),
+        google,
+        ctx.policy_for(calendar),
+    );
     if d.conflict {
         ctx.report.conflicts += 1;
     }
@@ -1138,13 +934,13 @@ async fn execute(
 
 /// Saves a pair after its decision was carried out (see [`records::commit`]).
 async fn commit(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     loaded: &PairStatus,
     pair: PairStatus,
     version: Option<u64>,
     dirty: bool,
 ) -> Result<(), SyncError> {
-    Ok(records::commit(ctx.app, ctx.t(), ctx.u(), loaded, pair, version, dirty).await?)
+    ctx.pass.commit(loaded, pair, version, dirty).await
 }
 
 /// Records a write of the pair's event; a series then gets its exceptions brought in line.
@@ -1425,103 +1221,63 @@ struct Planned {
     request: Option<CalendarRequest>,
 }
 
-/// Pushes the CRM's waiting changes: as many as fit in the job's remaining Google calls
-/// ([`crate::sync::plan::fits`]), in batch requests of [`MAX_PARTS`], each chunk's answers
-/// committed before the next chunk is sent. What does not fit stays waiting and the report
-/// says so (`push_incomplete`: the worker queues the rest). A failure of the pass as a
-/// whole (pacing, the grant, Google unavailable) stops it after the chunk it hit, and so
-/// does the deadline: what Google applied is committed, the rest keeps waiting.
+/// Pushes the CRM's waiting changes (see [`crate::sync::push`]): as many as fit in the job's
+/// remaining Google calls, in batch requests of [`MAX_PARTS`], each chunk's answers committed
+/// before the next chunk is sent. What does not fit stays waiting and the report says so
+/// (`push_incomplete`: the worker queues the rest).
 async fn push_waiting(
     ctx: &mut Ctx<'_>,
     record: Option<&CrmId>,
     deadline: Instant,
 ) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    let allowance = pacing::remaining().unwrap_or(u32::MAX);
-    let mut planned: Vec<Planned> = Vec::new();
-    let mut costs: Vec<WriteCost> = Vec::new();
-    let mut planned_calls = 0u64;
-    let mut more = false;
-    // The pair the job was queued for comes first, read directly (the dirty index is
-    // eventually consistent and may not list it yet); then the index, each entry read again
-    // consistently (the index may still list a pair an earlier job has just committed, and
-    // its write must not be sent twice).
-    let mut seen = HashSet::new();
-    let mut candidates: Vec<String> = record.map(|r| r.to_string()).into_iter().collect();
-    let mut page: Option<String> = None;
-    let mut listed_all = false;
-    'collect: loop {
-        for id in std::mem::take(&mut candidates) {
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            let Some(Versioned { value, version }) = ctx
-                .app
-                .store
-                .get_pair(&t, &u, Collection::Calendar, &id)
-                .await?
-            else {
-                continue;
-            };
-            if !super::waiting(&value) {
-                continue;
-            }
-            let Some(p) = plan(ctx, value, version).await? else {
-                continue;
-            };
-            if p.request.is_none() {
-                finish(ctx, p, None).await?;
-                continue;
-            }
-            let cost = write_cost(&p);
-            planned_calls += cost.total();
-            costs.push(cost);
-            planned.push(p);
-            if planned_calls > u64::from(allowance) {
-                more = true;
-                break 'collect;
-            }
-        }
-        if listed_all {
-            break;
-        }
-        let records = ctx
-            .app
-            .store
-            .list_dirty_pairs(&t, &u, Collection::Calendar, 200, page.as_deref())
-            .await?;
-        candidates = records
-            .items
-            .into_iter()
-            .map(|p| p.value.crm_id.to_string())
-            .collect();
-        match records.next {
-            Some(next) => page = Some(next),
-            None => listed_all = true,
-        }
+    let pushed = push::push(ctx, record, deadline).await;
+    if !matches!(pushed, Ok(p) if !p.more && p.left == 0) {
+        ctx.report.push_incomplete = true;
     }
-    // The plan: what fits in the calls left now (deciding may itself have read Google).
-    let left = pacing::remaining().unwrap_or(u32::MAX);
-    let n = fits(&costs, left, MAX_PARTS);
-    if n < planned.len() {
-        more = true;
-        planned.truncate(n);
+    pushed.map(|_| ())
+}
+
+impl Sink for Ctx<'_> {
+    type Planned = Planned;
+
+    const KINDS: &'static [BatchKind] = &[BatchKind {
+        limit: MAX_PARTS,
+        per_part: true,
+    }];
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.pass
     }
-    let mut planned = planned.into_iter().peekable();
-    let mut stopped: Option<SyncError> = None;
-    while stopped.is_none() && planned.peek().is_some() && Instant::now() < deadline {
-        let chunk: Vec<Planned> = planned.by_ref().take(MAX_PARTS).collect();
+
+    async fn plan(&mut self, pair: PairStatus, version: u64) -> Result<Option<Planned>, SyncError> {
+        let Some(p) = plan(self, pair, version).await? else {
+            return Ok(None);
+        };
+        if p.request.is_none() {
+            finish(self, p, None).await?;
+            return Ok(None);
+        }
+        Ok(Some(p))
+    }
+
+    fn batch_of(p: &Planned) -> (usize, WriteCost) {
+        (0, write_cost(p))
+    }
+
+    async fn send(
+        &mut self,
+        _kind: usize,
+        chunk: Vec<Planned>,
+    ) -> Result<Option<SyncError>, SyncError> {
         let requests: Vec<CalendarRequest> =
             chunk.iter().filter_map(|p| p.request.clone()).collect();
-        let answers = match ctx.app.google.batch(&ctx.token, requests).await {
+        let answers = match self.app.google.batch(&self.token, requests).await {
             Ok(answers) => answers,
-            Err(e) => {
-                stopped = Some(e.into());
-                break;
-            }
+            Err(e) => return Ok(Some(e.into())),
         };
+        let mut stopped = None;
         for (p, answer) in chunk.into_iter().zip(answers) {
-            match finish(ctx, p, Some(answer)).await {
+            match finish(self, p, Some(answer)).await {
                 Ok(()) => {}
                 // A follow-up call of one pair met a pass-level failure: that pair keeps
                 // waiting (it was not committed); the chunk's other answers are still
@@ -1532,16 +1288,10 @@ async fn push_waiting(
                 Err(e) => return Err(e),
             }
         }
-        if let Some(e) = ctx.pass_error.take() {
+        if let Some(e) = self.pass_error.take() {
             stopped.get_or_insert(e);
         }
-    }
-    if more || planned.peek().is_some() {
-        ctx.report.push_incomplete = true;
-    }
-    match stopped {
-        Some(e) => Err(e),
-        None => Ok(()),
+        Ok(stopped)
     }
 }
 
@@ -1595,12 +1345,9 @@ async fn plan(
         },
         _ => Side::Absent,
     };
-    let d = decide(
-        Baseline {
-            crm_hash: pair.crm_hash.as_deref(),
-            google_hash: pair.google_hash.as_deref(),
-        },
-        crm_side(&pair, &crm_hash_now),
+    let d = decide_pair(
+        &pair,
+        crm_hash_now.as_deref(),
         google,
         ctx.policy_for(&calendar),
     );

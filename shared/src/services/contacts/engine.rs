@@ -1,8 +1,10 @@
 //! The contacts sync pass: read the People API's changes (`connections.list`, incremental
-//! with a sync token, checkpointed page by page), decide every pair with the same pure
-//! decision as the calendar, then push the CRM's waiting changes in batches of up to 200 —
-//! one request at a time, as Google asks of mutations for one user. A pair's status row is
-//! committed only after Google accepted the write.
+//! with a sync token, checkpointed page by page) and push the CRM's waiting changes in
+//! People batch requests — both through the sync core ([`crate::sync`]: the cursor, the
+//! mass-deletion guard, the reconcile after a full read, the plan within the job's calls,
+//! commit after write). What is the contacts' own is here: the synced contact group and its
+//! memberships, the field mapping, People bodies, and a refused batch broken down until the
+//! contact Google refuses is found (it alone gets the error; the others go through).
 //!
 //! Only the members of the user's synced contact group are the CRM's business: a contact
 //! leaving the group (or deleted) ends its pair. With the default deletion policy a deletion
@@ -11,30 +13,30 @@
 //! asks the CRM to untag the record (`contact_untag`). `propagate` deletes on both sides.
 
 use crate::app::App;
-use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
+use crate::calendar::decide::{Action, Decision, Reason, Side};
 use crate::contacts::normal::{CrmLink, FieldMapping, Flow, NormalizedContact};
 use crate::domain::{
-    Account, ChangeKind, ChangeRecord, Collection, ContactsProgress, CrmId, Cursor, DeletionPolicy,
-    PairStatus, Tenant, TenantId, UserId,
+    Account, ChangeKind, Collection, ContactsProgress, CrmId, Cursor, DeletionPolicy, PairStatus,
+    Tenant, TenantId, UserId,
 };
-use crate::google::people::{ListConnections, Membership, Person, PersonField};
+use crate::google::people::{
+    ListConnections, Membership, Person, PersonField, MAX_BATCH_CONTACTS, MAX_BATCH_DELETE,
+    MAX_MEMBERS_MODIFY,
+};
 use crate::google::GoogleError;
-use crate::services::calendar::engine::{
-    unseen_by_full_read, SyncError, MASS_DELETION_MIN, MASS_DELETION_SHARE,
-};
-use crate::services::records;
-use crate::services::tokens::access_token;
 use crate::store::repo::Versioned;
+use crate::sync::plan::{BatchKind, WriteCost};
+use crate::sync::push::{self, Sink};
+use crate::sync::push::{after_answer, after_refusal, as_refusal, Next};
+use crate::sync::read::{self, Page, Read, Source};
+use crate::sync::{self, conflict_data, Pass, SyncError};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-/// How many waiting CRM changes one pass carries to Google (5 batch requests of 200); the
-/// rest is carried on by a continuation job.
-pub const PUSH_PER_PASS: usize = 1000;
 
 /// What a contacts pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -44,10 +46,11 @@ pub struct ContactsReport {
     pub removed_in_google: usize,
     pub changes_for_crm: usize,
     pub conflicts: usize,
-    /// CRM changes still waiting after the pass (beyond the pass's cap, or after a passing
-    /// failure).
+    /// CRM changes the pass decided but left waiting (beyond what fitted in the job's Google
+    /// calls, or after a passing failure); with `capped`, more may wait that this pass did
+    /// not look at.
     pub waiting: usize,
-    /// More changes wait than one pass carries: a continuation is due.
+    /// More changes wait than the pass sent: a continuation is due.
     pub capped: bool,
     /// The read stopped at the deadline; a continuation resumes it.
     pub incomplete: bool,
@@ -56,30 +59,33 @@ pub struct ContactsReport {
 }
 
 struct Ctx<'a> {
-    app: &'a App,
-    tenant: Tenant,
-    account: Account,
-    token: SecretString,
-    policy: Policy,
+    pass: Pass<'a>,
     mapping: FieldMapping,
     group: String,
-    confirm_mass_deletion: bool,
-    /// While a full read is applied: its id (see the calendar's).
-    full_read: Option<String>,
     report: ContactsReport,
 }
 
+impl<'a> Deref for Ctx<'a> {
+    type Target = Pass<'a>;
+    fn deref(&self) -> &Pass<'a> {
+        &self.pass
+    }
+}
+
+impl DerefMut for Ctx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.pass
+    }
+}
+
 impl Ctx<'_> {
-    fn t(&self) -> &TenantId {
-        &self.tenant.id
-    }
-
-    fn u(&self) -> &UserId {
-        &self.account.user
-    }
-
-    fn now(&self) -> OffsetDateTime {
-        self.app.clock.now()
+    async fn feed(
+        &mut self,
+        kind: ChangeKind,
+        pair: &PairStatus,
+        data: Value,
+    ) -> Result<(), SyncError> {
+        self.pass.feed(kind, pair, data).await
     }
 
     fn link(&self, pair: &PairStatus) -> CrmLink {
@@ -94,21 +100,6 @@ impl Ctx<'_> {
     fn google_content(&self, p: &Person) -> NormalizedContact {
         self.mapping
             .project(&NormalizedContact::from_person(p), Flow::GoogleToCrm)
-    }
-
-    async fn feed(
-        &mut self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
-        let mut record =
-            ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
-        record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
-        record.google_id = pair.google_id.clone();
-        self.app.store.append_change(&mut record).await?;
-        self.report.changes_for_crm += 1;
-        Ok(())
     }
 }
 
@@ -173,7 +164,7 @@ async fn ensure_group(
 }
 
 /// One contacts pass for an account: Google's changes to the group's members, then the
-/// CRM's waiting changes (up to [`PUSH_PER_PASS`]).
+/// CRM's waiting changes (as many as fit in the job's Google calls).
 pub async fn sync_contacts(
     app: &App,
     t: &TenantId,
@@ -181,38 +172,23 @@ pub async fn sync_contacts(
     confirm_mass_deletion: bool,
     deadline: Instant,
 ) -> Result<ContactsReport, SyncError> {
-    let token = access_token(app, t, u).await?;
-    let tenant = super::super::tenants::get(app, t).await?;
-    let account = token.account.clone();
-    let defaults = &tenant.settings.defaults;
-    let mapping = match &account.settings.contact_fields {
+    let pass = Pass::open(app, t, u, Collection::Contacts, confirm_mass_deletion).await?;
+    let defaults = &pass.tenant.settings.defaults;
+    let mapping = match &pass.account.settings.contact_fields {
         Some(patch) => defaults.contact_fields.overlay(patch),
         None => defaults.contact_fields,
     };
-    let policy = Policy {
-        direction: account.settings.direction.unwrap_or(defaults.direction),
-        conflicts: defaults.conflict_policy,
-        deletions: defaults.deletion_policy,
-    };
-    let group = ensure_group(app, &token.token, &tenant, &account).await?;
+    let group = ensure_group(app, &pass.token, &pass.tenant, &pass.account).await?;
     let mut ctx = Ctx {
-        app,
-        tenant,
-        account,
-        token: token.token,
-        policy,
+        pass,
         mapping,
         group,
-        confirm_mass_deletion,
-        full_read: None,
         report: ContactsReport::default(),
     };
-    let read = read_contacts(&mut ctx, deadline).await;
-    ctx.full_read = None;
-    read?;
-    if !ctx.report.incomplete {
-        push_waiting(&mut ctx).await?;
-    }
+    let outcome = read_then_push(&mut ctx, deadline).await;
+    ctx.report.changes_for_crm = ctx.pass.fed;
+    ctx.pass.forget_refused_token(&outcome).await?;
+    outcome?;
     let progress = ContactsProgress {
         waiting: ctx.report.waiting,
         pushed_last_pass: ctx.report.pushed_to_google + ctx.report.removed_in_google,
@@ -228,92 +204,148 @@ pub async fn sync_contacts(
     Ok(ctx.report)
 }
 
+/// Google's changes first, then (unless the read stopped at the deadline) the CRM's.
+async fn read_then_push(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncError> {
+    ctx.report.incomplete = read::read(ctx, deadline).await? == Read::Incomplete;
+    if !ctx.report.incomplete {
+        let pushed = push::push(ctx, None, deadline).await?;
+        ctx.report.waiting += pushed.left;
+        ctx.report.capped = pushed.more || pushed.left > 0;
+    }
+    Ok(())
+}
+
 // ---- Google → CRM ------------------------------------------------------------------------
 
 const SCOPE: &str = "contacts";
 
-async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    let (mut cursor, mut version) = match ctx.app.store.get_cursor(&t, &u, SCOPE).await? {
-        Some(Versioned { value, version }) => (value, Some(version)),
-        None => (
-            Cursor::new(ctx.account.id.clone(), SCOPE.to_owned(), ctx.now()),
-            None,
-        ),
-    };
-    // The group and the fields read: Google's tokens are only good for the same request.
-    let fields: Vec<&str> = ctx
-        .mapping
-        .person_fields()
-        .into_iter()
-        .map(|f| f.as_str())
-        .collect();
-    let shape = format!("group={}; fields={}", ctx.group, fields.join(","));
-    if cursor.reshape(shape) {
-        tracing::info!(tenant = %t, user = %u, "contact group or field mapping changed; full read");
+impl Source for Ctx<'_> {
+    type Item = Person;
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.pass
     }
-    let mut reset = false;
-    let mut seen: HashSet<String> = HashSet::new();
-    loop {
-        ctx.full_read = cursor.start_page();
+
+    fn set_full_read(&mut self, read: Option<String>) {
+        self.pass.full_read = read;
+    }
+
+    fn hold(&mut self) {
+        self.pass.hold();
+    }
+
+    async fn flush(&mut self) -> Result<(), SyncError> {
+        self.pass.flush().await
+    }
+
+    fn scope(&self) -> String {
+        SCOPE.to_owned()
+    }
+
+    /// The group and the fields read: Google's tokens are only good for the same request.
+    fn shape(&self) -> Option<String> {
+        let fields: Vec<&str> = self
+            .mapping
+            .person_fields()
+            .into_iter()
+            .map(|f| f.as_str())
+            .collect();
+        Some(format!("group={}; fields={}", self.group, fields.join(",")))
+    }
+
+    async fn list(&mut self, cursor: &Cursor) -> Result<Page<Person>, GoogleError> {
         let params = ListConnections {
-            person_fields: ctx.mapping.person_fields(),
+            person_fields: self.mapping.person_fields(),
             page_size: Some(1000),
             page_token: cursor.page_token.clone(),
             request_sync_token: true,
             sync_token: cursor.sync_token.clone(),
         };
-        let page = match ctx.app.google.list_connections(&ctx.token, &params).await {
-            Ok(page) => page,
-            Err(e) if e.is_full_sync_required() && !reset => {
-                reset = true;
-                tracing::info!(tenant = %t, user = %u, "contacts sync token expired; full resync");
-                cursor.sync_token = None;
-                cursor.page_token = None;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        ctx.report.google_contacts_read += page.connections.len();
-        seen.extend(page.connections.iter().map(|p| p.resource_name.clone()));
-        let ending: Vec<&Person> = page
-            .connections
-            .iter()
-            .filter(|p| p.is_deleted() || !p.in_group(&ctx.group))
-            .collect();
-        if guard_blocks(ctx, &ending).await? {
-            return Ok(());
-        }
-        for person in &page.connections {
-            apply_person(ctx, person).await?;
-        }
-        if cursor.idle_page(
-            !page.connections.is_empty() || page.next_page_token.is_some(),
-            ctx.now(),
-        ) {
-            // Nothing changed: the stored sync token still says where the read stands.
-            return Ok(());
-        }
-        cursor.updated_at = ctx.now();
-        match page.next_page_token {
-            Some(next) => cursor.page_token = Some(next),
-            None => {
-                if ctx.full_read.is_some() && reconcile_missing(ctx, &seen).await? {
-                    return Ok(());
-                }
-                cursor.full_read = None;
-                cursor.page_token = None;
-                cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
+        let page = self
+            .app
+            .google
+            .list_connections(&self.token, &params)
+            .await?;
+        self.report.google_contacts_read += page.connections.len();
+        Ok(Page {
+            items: page.connections,
+            next_page_token: page.next_page_token,
+            next_sync_token: page.next_sync_token,
+        })
+    }
+
+    fn id(p: &Person) -> &str {
+        &p.resource_name
+    }
+
+    /// The members leaving the group (deleted, or taken out of it) that end a live pair.
+    async fn ending(&mut self, items: &[Person]) -> Result<usize, SyncError> {
+        let mut n = 0;
+        let ending: Vec<&Person> = items.iter().filter(|p| self.ends(p)).collect();
+        for p in ending {
+            if pair_of(self, p)
+                .await?
+                .is_some_and(|v| v.value.deleted_at.is_none())
+            {
+                n += 1;
             }
         }
-        version = Some(ctx.app.store.put_cursor(&t, &u, &cursor, version).await?);
-        if cursor.page_token.is_none() {
-            return Ok(());
+        Ok(n)
+    }
+
+    fn in_scope(&self, _pair: &PairStatus) -> bool {
+        true
+    }
+
+    async fn block(&mut self, deletions: usize, live: usize) -> Result<(), SyncError> {
+        self.report.blocked = true;
+        let data = json!({ "contact_group": self.group });
+        self.pass
+            .block("contacts", "contacts", data, deletions, live)
+            .await
+    }
+
+    async fn apply_page(&mut self, items: &[Person]) -> Result<(), SyncError> {
+        for person in items {
+            apply_person(self, person).await?;
         }
-        if Instant::now() >= deadline {
-            ctx.report.incomplete = true;
-            return Ok(());
+        Ok(())
+    }
+
+    async fn apply(&mut self, item: &Person) -> Result<(), SyncError> {
+        apply_person(self, item).await
+    }
+
+    const LOOK_UP: usize = MAX_BATCH_CONTACTS;
+
+    /// `people.getBatchGet`, 200 per request; a contact Google no longer has comes back as a
+    /// deleted person.
+    async fn look_up(&mut self, ids: Vec<String>) -> Result<Vec<Person>, SyncError> {
+        let answers = self
+            .app
+            .google
+            .batch_get(&self.token, &ids, &self.mapping.person_fields())
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (rn, answer) in ids.into_iter().zip(answers) {
+            match answer.into_result() {
+                Ok(p) => out.push(p),
+                Err(GoogleError::NotFound(_) | GoogleError::Gone(_)) => out.push(Person {
+                    resource_name: rn,
+                    metadata: Some(crate::google::people::PersonMetadata {
+                        deleted: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Person::default()
+                }),
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(out)
+    }
+
+    fn ends(&self, p: &Person) -> bool {
+        p.is_deleted() || !p.in_group(&self.group)
     }
 }
 
@@ -345,151 +377,6 @@ async fn pair_of(ctx: &Ctx<'_>, p: &Person) -> Result<Option<Versioned<PairStatu
         .store
         .find_pair_by_google_id(t, u, Collection::Contacts, &p.resource_name)
         .await?)
-}
-
-/// The mass-deletion guard: `ending` would end live pairs; too many (count and share) stop
-/// the pass before anything is deleted, reported once.
-async fn guard_blocks(ctx: &mut Ctx<'_>, ending: &[&Person]) -> Result<bool, SyncError> {
-    if ctx.confirm_mass_deletion || ending.len() < MASS_DELETION_MIN {
-        return Ok(false);
-    }
-    let mut live_ending = 0;
-    for p in ending {
-        if pair_of(ctx, p)
-            .await?
-            .is_some_and(|v| v.value.deleted_at.is_none())
-        {
-            live_ending += 1;
-        }
-    }
-    let live = live_pairs(ctx).await?;
-    if live_ending < MASS_DELETION_MIN || (live_ending as f64) < MASS_DELETION_SHARE * live as f64 {
-        return Ok(false);
-    }
-    block(ctx, live_ending, live).await?;
-    Ok(true)
-}
-
-async fn live_pairs(ctx: &Ctx<'_>) -> Result<usize, SyncError> {
-    let (mut page, mut n) = (None::<String>, 0);
-    loop {
-        let records = ctx
-            .app
-            .store
-            .list_pairs(
-                ctx.t(),
-                ctx.u(),
-                Collection::Contacts,
-                1000,
-                page.as_deref(),
-            )
-            .await?;
-        n += records
-            .items
-            .iter()
-            .filter(|p| p.deleted_at.is_none())
-            .count();
-        match records.next {
-            Some(next) => page = Some(next),
-            None => return Ok(n),
-        }
-    }
-}
-
-async fn block(ctx: &mut Ctx<'_>, deletions: usize, pairs: usize) -> Result<(), SyncError> {
-    tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), deletions, pairs, "contacts mass deletion held back");
-    ctx.report.blocked = true;
-    let message = format!("contacts: {deletions} deletions held back (of {pairs} contacts); confirm to carry them out");
-    if ctx.account.last_error.as_deref() == Some(message.as_str()) {
-        return Ok(());
-    }
-    let mut record = ChangeRecord::new(
-        ctx.t().clone(),
-        ctx.u().clone(),
-        ChangeKind::MassDeletionBlocked,
-        json!({
-            "contact_group": ctx.group,
-            "deletions": deletions,
-            "pairs": pairs,
-            "resume": "POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}",
-        }),
-        ctx.now(),
-    );
-    ctx.app.store.append_change(&mut record).await?;
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    super::super::accounts::update(ctx.app, &t, &u, |a| {
-        a.last_error = Some(message.clone());
-        Ok(())
-    })
-    .await?;
-    Ok(())
-}
-
-/// After a full read (the first, or after Google expired the sync token): a full list shows
-/// no deletions, so each live pair the read did not return is looked up (`batchGet`, 200 per
-/// request) and, if gone or out of the group, ended like any deletion — under the guard.
-async fn reconcile_missing(ctx: &mut Ctx<'_>, seen: &HashSet<String>) -> Result<bool, SyncError> {
-    let (mut page, mut unseen) = (None::<String>, Vec::new());
-    loop {
-        let records = ctx
-            .app
-            .store
-            .list_pairs(
-                ctx.t(),
-                ctx.u(),
-                Collection::Contacts,
-                1000,
-                page.as_deref(),
-            )
-            .await?;
-        unseen.extend(
-            records
-                .items
-                .into_iter()
-                .filter(|p| p.deleted_at.is_none() && p.google_hash.is_some())
-                // Seen by an earlier run of this read.
-                .filter(|p| unseen_by_full_read(ctx.full_read.as_deref(), p))
-                .filter_map(|p| p.google_id)
-                .filter(|g| !seen.contains(g)),
-        );
-        match records.next {
-            Some(next) => page = Some(next),
-            None => break,
-        }
-    }
-    if unseen.is_empty() {
-        return Ok(false);
-    }
-    let answers = ctx
-        .app
-        .google
-        .batch_get(&ctx.token, &unseen, &ctx.mapping.person_fields())
-        .await?;
-    let mut gone = Vec::new();
-    for (rn, answer) in unseen.iter().zip(answers) {
-        match answer.into_result() {
-            // Still a member: applied like a listed contact (which marks it seen).
-            Ok(p) if p.in_group(&ctx.group) && !p.is_deleted() => apply_person(ctx, &p).await?,
-            Ok(p) => gone.push(p),
-            Err(GoogleError::NotFound(_) | GoogleError::Gone(_)) => gone.push(Person {
-                resource_name: rn.clone(),
-                metadata: Some(crate::google::people::PersonMetadata {
-                    deleted: Some(true),
-                    ..Default::default()
-                }),
-                ..Person::default()
-            }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let ending: Vec<&Person> = gone.iter().collect();
-    if guard_blocks(ctx, &ending).await? {
-        return Ok(true);
-    }
-    for p in &gone {
-        apply_person(ctx, p).await?;
-    }
-    Ok(false)
 }
 
 async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
@@ -542,19 +429,6 @@ fn crm_content(pair: &PairStatus) -> Option<NormalizedContact> {
         .and_then(|v| serde_json::from_value(v).ok())
 }
 
-fn crm_side<'p>(pair: &'p PairStatus, hash: &'p Option<String>) -> Side<'p> {
-    if let Some(at) = pair.crm_deleted_at {
-        return Side::Deleted { at };
-    }
-    match hash {
-        Some(h) => Side::Present {
-            hash: h,
-            modified: pair.crm_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        },
-        None => Side::Absent,
-    }
-}
-
 /// Decides one pair. `left_group`: the contact still exists in Google but is no longer in
 /// the group — the user took it out of the sync, which only ever unlinks (a CRM record is
 /// deleted only for a contact deleted in Google, under the `propagate` policy).
@@ -564,15 +438,7 @@ fn decide_pair(ctx: &Ctx<'_>, pair: &PairStatus, google: Side<'_>, left_group: b
     if left_group {
         policy.deletions = DeletionPolicy::UnlinkOnly;
     }
-    decide(
-        Baseline {
-            crm_hash: pair.crm_hash.as_deref(),
-            google_hash: pair.google_hash.as_deref(),
-        },
-        crm_side(pair, &crm_hash),
-        google,
-        policy,
-    )
+    sync::decide_pair(pair, crm_hash.as_deref(), google, policy)
 }
 
 /// The CRM's record after taking Google's content: the fields that travel from Google to the
@@ -621,17 +487,6 @@ fn merged_for_crm(
     }
 }
 
-fn conflict_data(d: &Decision, winner: &str) -> Value {
-    json!({
-        "winner": winner,
-        "policy": match d.reason {
-            Reason::ConflictCrmWins => "crm_wins",
-            Reason::ConflictGoogleWins => "google_wins",
-            _ => "latest_wins",
-        },
-    })
-}
-
 /// What was written, for the pair.
 fn record_written(ctx: &Ctx<'_>, pair: &mut PairStatus, written: &Person) {
     pair.google_id = Some(written.resource_name.clone());
@@ -665,9 +520,7 @@ async fn execute(
             let etag = person.and_then(|p| p.etag.clone());
             if etag.is_some() && etag != pair.google_etag {
                 pair.google_etag = etag;
-            } else if loaded.google_id == pair.google_id
-                && !unseen_by_full_read(ctx.full_read.as_deref(), &pair)
-            {
+            } else if loaded.google_id == pair.google_id && !ctx.unseen(&pair) {
                 return Ok(());
             }
         }
@@ -824,48 +677,74 @@ async fn execute(
     if ctx.full_read.is_some() {
         pair.seen_in_read.clone_from(&ctx.full_read);
     }
-    Ok(records::commit(ctx.app, ctx.t(), ctx.u(), &loaded, pair, version, dirty).await?)
+    ctx.commit(&loaded, pair, version, dirty).await
 }
 
-// ---- CRM → Google: the waiting changes, in batches ----------------------------------------
+// ---- CRM → Google: the waiting changes, in People batches --------------------------------
 
-async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
-    let (t, u) = (ctx.t().clone(), ctx.u().clone());
-    let mut waiting: Vec<Versioned<PairStatus>> = Vec::new();
-    let mut page: Option<String> = None;
-    let mut more = 0usize;
-    loop {
-        let records = ctx
-            .app
-            .store
-            .list_dirty_pairs(&t, &u, Collection::Contacts, 500, page.as_deref())
-            .await?;
-        for v in records.items {
-            if waiting.len() < PUSH_PER_PASS {
-                waiting.push(v);
-            } else {
-                more += 1;
-            }
-        }
-        match records.next {
-            Some(next) => page = Some(next),
-            None => break,
-        }
+/// What a waiting pair's write is.
+enum Op {
+    Create(Person),
+    Update(String, Person),
+    /// Out of the group (deleted in the CRM; the contact stays in Google).
+    Remove(String),
+    Delete(String),
+}
+
+struct Planned {
+    v: Versioned<PairStatus>,
+    op: Op,
+}
+
+const CREATE: usize = 0;
+const UPDATE: usize = 1;
+const REMOVE: usize = 2;
+const DELETE: usize = 3;
+
+impl Sink for Ctx<'_> {
+    type Planned = Planned;
+
+    /// `batchCreateContacts` and `batchUpdateContacts` take 200 contacts,
+    /// `contactGroups.members.modify` 1,000 names, `batchDeleteContacts` 500; each request is
+    /// one call whatever it carries.
+    const KINDS: &'static [BatchKind] = &[
+        BatchKind {
+            limit: MAX_BATCH_CONTACTS,
+            per_part: false,
+        },
+        BatchKind {
+            limit: MAX_BATCH_CONTACTS,
+            per_part: false,
+        },
+        BatchKind {
+            limit: MAX_MEMBERS_MODIFY,
+            per_part: false,
+        },
+        BatchKind {
+            limit: MAX_BATCH_DELETE,
+            per_part: false,
+        },
+    ];
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.pass
     }
-    let mut creates: Vec<(Versioned<PairStatus>, Person)> = Vec::new();
-    let mut updates: BTreeMap<String, (Versioned<PairStatus>, Person)> = BTreeMap::new();
-    let mut removals: Vec<Versioned<PairStatus>> = Vec::new();
-    let mut deletions: Vec<Versioned<PairStatus>> = Vec::new();
-    for v in waiting {
+
+    async fn plan(
+        &mut self,
+        value: PairStatus,
+        version: u64,
+    ) -> Result<Option<Planned>, SyncError> {
+        let v = Versioned { value, version };
         let pair = &v.value;
         if pair.deleted_at.is_some() {
-            settle(ctx, v, |_| {}).await?;
-            continue;
+            self.settle(v, |_| {}).await?;
+            return Ok(None);
         }
         if pair.google_id.is_some() && pair.google_hash.is_none() {
             // Linked by the CRM to a contact we have not read yet: read it and decide.
-            decide_fresh(ctx, v).await?;
-            continue;
+            decide_fresh(self, v).await?;
+            return Ok(None);
         }
         let google = match (&pair.google_id, &pair.google_hash) {
             (Some(_), Some(h)) => Side::Present {
@@ -874,182 +753,217 @@ async fn push_waiting(ctx: &mut Ctx<'_>) -> Result<(), SyncError> {
             },
             _ => Side::Absent,
         };
-        let d = decide_pair(ctx, pair, google, false);
-        match (d.action, &pair.google_id, crm_content(pair)) {
+        let d = decide_pair(self, pair, google, false);
+        let op = match (d.action, &pair.google_id, crm_content(pair)) {
             (Action::PushToGoogle, None, Some(c)) => {
-                let mut body = c.to_person(&ctx.link(pair), &ctx.mapping, None);
-                body.memberships = vec![Membership::of_group(&ctx.group)];
-                creates.push((v, body));
+                let mut body = c.to_person(&self.link(pair), &self.mapping, None);
+                body.memberships = vec![Membership::of_group(&self.group)];
+                Op::Create(body)
             }
             (Action::PushToGoogle, Some(rn), Some(c)) => {
-                let mut body = c.to_person(&ctx.link(pair), &ctx.mapping, None);
+                let mut body = c.to_person(&self.link(pair), &self.mapping, None);
                 body.etag.clone_from(&pair.google_etag);
-                updates.insert(rn.clone(), (v, body));
+                Op::Update(rn.clone(), body)
             }
-            (Action::DeleteInGoogle, Some(_), _) => deletions.push(v),
-            (Action::Unlink, Some(_), _) if pair.crm_deleted_at.is_some() => removals.push(v),
+            (Action::DeleteInGoogle, Some(rn), _) => Op::Delete(rn.clone()),
+            (Action::Unlink, Some(rn), _) if pair.crm_deleted_at.is_some() => {
+                Op::Remove(rn.clone())
+            }
             (Action::Unlink | Action::Tombstone, _, _) => {
-                settle(ctx, v, |p| {
+                self.settle(v, |p| {
                     p.deleted_at.get_or_insert(OffsetDateTime::UNIX_EPOCH);
                 })
-                .await?
+                .await?;
+                return Ok(None);
             }
             (Action::Baseline, _, _) => {
-                settle(ctx, v, |p| {
+                self.settle(v, |p| {
                     p.crm_hash = p.crm_content.as_ref().and_then(super::content_hash);
                 })
-                .await?
+                .await?;
+                return Ok(None);
             }
-            _ => settle(ctx, v, |_| {}).await?,
-        }
-    }
-    let read = ctx.mapping.person_fields();
-    if !creates.is_empty() {
-        let bodies: Vec<Person> = creates.iter().map(|(_, b)| b.clone()).collect();
-        let answers = ctx
-            .app
-            .google
-            .batch_create_contacts(&ctx.token, &bodies, &read)
-            .await;
-        for ((v, _), answer) in creates.into_iter().zip(answers) {
-            finish(ctx, v, answer).await?;
-        }
-    }
-    if !updates.is_empty() {
-        let bodies: BTreeMap<String, Person> = updates
-            .iter()
-            .map(|(rn, (_, b))| (rn.clone(), b.clone()))
-            .collect();
-        let mut answers = ctx
-            .app
-            .google
-            .batch_update_contacts(
-                &ctx.token,
-                &bodies,
-                &ctx.mapping.update_person_fields(),
-                &read,
-            )
-            .await;
-        for (rn, (v, _)) in updates {
-            let answer = answers
-                .remove(&rn)
-                .unwrap_or_else(|| Err(GoogleError::Transient("no answer for the contact".into())));
-            match answer {
-                Err(e) if e.is_etag_conflict() => decide_fresh(ctx, v).await?,
-                answer => finish(ctx, v, answer).await?,
+            _ => {
+                self.settle(v, |_| {}).await?;
+                return Ok(None);
             }
-        }
+        };
+        Ok(Some(Planned { v, op }))
     }
-    if !removals.is_empty() {
-        let names: Vec<String> = removals
-            .iter()
-            .filter_map(|v| v.value.google_id.clone())
-            .collect();
-        let result = ctx
-            .app
-            .google
-            .modify_contact_group_members(&ctx.token, &ctx.group, &[], &names)
-            .await;
-        for v in removals {
-            let now = ctx.now();
-            match &result {
-                Ok(_) => {
-                    ctx.report.removed_in_google += 1;
-                    settle(ctx, v, |p| p.deleted_at = Some(now)).await?;
-                }
-                Err(e) if e.is_transient() => ctx.report.waiting += 1,
-                Err(e) => {
-                    let message = e.to_string();
-                    settle(ctx, v, |p| p.last_error = Some(message.clone())).await?;
-                }
+
+    fn batch_of(p: &Planned) -> (usize, WriteCost) {
+        let kind = match p.op {
+            Op::Create(_) => CREATE,
+            Op::Update(..) => UPDATE,
+            Op::Remove(_) => REMOVE,
+            Op::Delete(_) => DELETE,
+        };
+        (
+            kind,
+            WriteCost {
+                parts: 1,
+                followups: 0,
+            },
+        )
+    }
+
+    async fn send(
+        &mut self,
+        kind: usize,
+        batch: Vec<Planned>,
+    ) -> Result<Option<SyncError>, SyncError> {
+        let mut todo = vec![batch];
+        while let Some(batch) = todo.pop() {
+            let answers = match request(self, kind, &batch).await {
+                Ok(answers) => answers,
+                Err(e) => match after_refusal(&e, batch.len()) {
+                    Next::Stop => {
+                        self.report.waiting +=
+                            batch.len() + todo.iter().map(Vec::len).sum::<usize>();
+                        return Ok(Some(e.into()));
+                    }
+                    Next::Split => {
+                        let mut first = batch;
+                        let second = first.split_off(first.len() / 2);
+                        todo.push(second);
+                        todo.push(first);
+                        continue;
+                    }
+                    _ => batch.iter().map(|_| Err(e.clone())).collect(),
+                },
+            };
+            for (p, answer) in batch.into_iter().zip(answers) {
+                finish(self, p, answer).await?;
             }
         }
+        Ok(None)
     }
-    if !deletions.is_empty() {
-        let names: Vec<String> = deletions
-            .iter()
-            .filter_map(|v| v.value.google_id.clone())
-            .collect();
-        let result = ctx
-            .app
-            .google
-            .batch_delete_contacts(&ctx.token, &names)
-            .await;
-        for v in deletions {
-            let now = ctx.now();
-            match &result {
-                Ok(()) => {
-                    ctx.report.removed_in_google += 1;
-                    settle(ctx, v, |p| p.deleted_at = Some(now)).await?;
-                }
-                Err(e) if e.is_transient() => ctx.report.waiting += 1,
-                Err(e) => {
-                    let message = e.to_string();
-                    settle(ctx, v, |p| p.last_error = Some(message.clone())).await?;
-                }
-            }
-        }
-    }
-    ctx.report.waiting += more;
-    ctx.report.capped = more > 0;
-    Ok(())
 }
 
-/// Commits a waiting pair after `change`, out of the dirty index.
-async fn settle(
+/// Sends one request for `batch` (all of one kind): one answer per contact (a written
+/// person, or `None` for a removal or deletion), or the refusal of the whole request.
+async fn request(
     ctx: &Ctx<'_>,
-    v: Versioned<PairStatus>,
-    change: impl FnOnce(&mut PairStatus),
-) -> Result<(), SyncError> {
-    let loaded = v.value.clone();
-    let mut pair = v.value;
-    change(&mut pair);
-    pair.last_synced_at = Some(ctx.now());
-    Ok(records::commit(
-        ctx.app,
-        ctx.t(),
-        ctx.u(),
-        &loaded,
-        pair,
-        Some(v.version),
-        false,
-    )
-    .await?)
+    kind: usize,
+    batch: &[Planned],
+) -> Result<Vec<Result<Option<Person>, GoogleError>>, GoogleError> {
+    let read = ctx.mapping.person_fields();
+    let names = || -> Vec<String> {
+        batch
+            .iter()
+            .filter_map(|p| match &p.op {
+                Op::Remove(rn) | Op::Delete(rn) => Some(rn.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    match kind {
+        CREATE => {
+            let bodies: Vec<Person> = batch
+                .iter()
+                .filter_map(|p| match &p.op {
+                    Op::Create(b) => Some(b.clone()),
+                    _ => None,
+                })
+                .collect();
+            let answers = ctx
+                .app
+                .google
+                .batch_create_contacts(&ctx.token, &bodies, &read)
+                .await;
+            if let Some(e) = as_refusal(&answers) {
+                return Err(e);
+            }
+            Ok(answers.into_iter().map(|a| a.map(Some)).collect())
+        }
+        UPDATE => {
+            let bodies: BTreeMap<String, Person> = batch
+                .iter()
+                .filter_map(|p| match &p.op {
+                    Op::Update(rn, b) => Some((rn.clone(), b.clone())),
+                    _ => None,
+                })
+                .collect();
+            let mut answers = ctx
+                .app
+                .google
+                .batch_update_contacts(
+                    &ctx.token,
+                    &bodies,
+                    &ctx.mapping.update_person_fields(),
+                    &read,
+                )
+                .await;
+            let all: Vec<Result<Person, GoogleError>> = answers.values().cloned().collect();
+            if let Some(e) = as_refusal(&all) {
+                return Err(e);
+            }
+            Ok(batch
+                .iter()
+                .map(|p| match &p.op {
+                    Op::Update(rn, _) => answers
+                        .remove(rn)
+                        .unwrap_or_else(|| {
+                            Err(GoogleError::Transient("no answer for the contact".into()))
+                        })
+                        .map(Some),
+                    _ => Ok(None),
+                })
+                .collect())
+        }
+        REMOVE => {
+            ctx.app
+                .google
+                .modify_contact_group_members(&ctx.token, &ctx.group, &[], &names())
+                .await?;
+            Ok(batch.iter().map(|_| Ok(None)).collect())
+        }
+        _ => {
+            ctx.app
+                .google
+                .batch_delete_contacts(&ctx.token, &names())
+                .await?;
+            Ok(batch.iter().map(|_| Ok(None)).collect())
+        }
+    }
 }
 
-/// Records the answer to a batched create or update.
+/// Records Google's answer for one planned write.
 async fn finish(
     ctx: &mut Ctx<'_>,
-    v: Versioned<PairStatus>,
-    answer: Result<Person, GoogleError>,
+    p: Planned,
+    answer: Result<Option<Person>, GoogleError>,
 ) -> Result<(), SyncError> {
+    let Planned { v, op } = p;
     match answer {
-        Ok(written) => {
+        Ok(Some(written)) => {
             ctx.report.pushed_to_google += 1;
             let loaded = v.value.clone();
             let mut pair = v.value;
             record_written(ctx, &mut pair, &written);
             pair.last_synced_at = Some(ctx.now());
-            Ok(records::commit(
-                ctx.app,
-                ctx.t(),
-                ctx.u(),
-                &loaded,
-                pair,
-                Some(v.version),
-                false,
-            )
-            .await?)
+            ctx.commit(&loaded, pair, Some(v.version), false).await
         }
-        // A passing failure: the pair stays waiting for the next pass.
-        Err(e) if e.is_transient() => {
-            ctx.report.waiting += 1;
-            Ok(())
+        Ok(None) => {
+            let now = ctx.now();
+            if matches!(op, Op::Remove(_) | Op::Delete(_)) {
+                ctx.report.removed_in_google += 1;
+            }
+            ctx.settle(v, |p| p.deleted_at = Some(now)).await
         }
-        Err(e) => {
-            let message = e.to_string();
-            settle(ctx, v, |p| p.last_error = Some(message.clone())).await
-        }
+        Err(e) => match after_answer(&e) {
+            // A passing failure: the pair stays waiting for the next pass.
+            None => {
+                ctx.report.waiting += 1;
+                Ok(())
+            }
+            Some(Next::Fresh) if matches!(op, Op::Update(..)) => decide_fresh(ctx, v).await,
+            Some(_) => {
+                let message = e.to_string();
+                ctx.settle(v, |p| p.last_error = Some(message.clone()))
+                    .await
+            }
+        },
     }
 }
 

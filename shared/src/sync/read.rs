@@ -1,0 +1,337 @@
+//! Reading Google's changes into the CRM, whatever the collection: the cursor (a sync token
+//! for incremental reads, a page token within a read, saved after every page), one full
+//! resync when Google expires the token, the mass-deletion guard before a page is applied,
+//! and, at the end of a full read, the reconcile of the pairs it did not return.
+
+use super::guard::Guard;
+use super::{Pass, SyncError};
+use crate::domain::{Cursor, PairStatus};
+use crate::google::GoogleError;
+use crate::store::repo::Versioned;
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Instant;
+
+/// One page of Google's changes.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+    pub next_sync_token: Option<String>,
+}
+
+/// What a collection's read needs: how a page is listed, which items end a pair, how one
+/// item is applied. Everything else is [`read`]'s.
+pub(crate) trait Source: Send {
+    type Item: Send + Sync;
+
+    fn pass(&self) -> &Pass<'_>;
+
+    /// Records the full read under way (see [`Pass::full_read`]).
+    fn set_full_read(&mut self, read: Option<String>);
+
+    /// The cursor's scope (`calendar:<id>`, `contacts`).
+    fn scope(&self) -> String;
+
+    /// What the read's tokens are good for (Google's tokens only serve the same request):
+    /// when it changes, the read starts over. `None`: always the same.
+    fn shape(&self) -> Option<String> {
+        None
+    }
+
+    /// Lists a page at `cursor` (a full read when it has no sync token).
+    fn list(
+        &mut self,
+        cursor: &Cursor,
+    ) -> impl Future<Output = Result<Page<Self::Item>, GoogleError>> + Send;
+
+    fn id(item: &Self::Item) -> &str;
+
+    /// How many of `items` would end a live pair of the scope (for the guard).
+    fn ending(
+        &mut self,
+        items: &[Self::Item],
+    ) -> impl Future<Output = Result<usize, SyncError>> + Send;
+
+    /// Whether a pair belongs to the scope read (a calendar's pairs, the contacts).
+    fn in_scope(&self, pair: &PairStatus) -> bool;
+
+    /// Whether a pair the full read did not return may have been deleted (a calendar's
+    /// events that ended before the read's window are hidden by it, not gone).
+    fn may_be_gone(&self, _pair: &PairStatus) -> bool {
+        true
+    }
+
+    /// Holds the feed records of the page being applied (see [`Pass::hold`]).
+    fn hold(&mut self);
+
+    /// Appends the held records, then commits their pairs (see [`Pass::flush`]).
+    fn flush(&mut self) -> impl Future<Output = Result<(), SyncError>> + Send;
+
+    /// Reports deletions the guard held back.
+    fn block(
+        &mut self,
+        deletions: usize,
+        live: usize,
+    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+
+    /// Applies a page (in order; a collection may read more per item).
+    fn apply_page(
+        &mut self,
+        items: &[Self::Item],
+    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+
+    /// Applies one item (looked up by the reconcile).
+    fn apply(&mut self, item: &Self::Item) -> impl Future<Output = Result<(), SyncError>> + Send;
+
+    /// How many ids one [`Self::look_up`] takes (what one request of Google's answers).
+    const LOOK_UP: usize;
+
+    /// Google's state of pairs the full read did not return, one item per id (a gone one
+    /// as a deletion).
+    fn look_up(
+        &mut self,
+        ids: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, SyncError>> + Send;
+
+    /// Whether an item ends its pair (deleted, or out of the scope).
+    fn ends(&self, item: &Self::Item) -> bool;
+}
+
+/// How a read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Up to date (or nothing new).
+    Done,
+    /// The guard held deletions back: nothing more was applied.
+    Blocked,
+    /// Stopped at the deadline between pages: a continuation resumes from the cursor.
+    Incomplete,
+}
+
+/// Reads the source's changes page by page until its sync token is current, or `deadline`.
+pub(crate) async fn read<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, SyncError> {
+    let outcome = read_pages(src, deadline).await;
+    src.set_full_read(None);
+    outcome
+}
+
+async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, SyncError> {
+    let scope = src.scope();
+    let shape = src.shape();
+    let (t, u) = (src.pass().t().clone(), src.pass().u().clone());
+    let stored = src.pass().app.store.get_cursor(&t, &u, &scope).await?;
+    let (mut cursor, mut version) = match stored {
+        Some(Versioned { value, version }) => (value, Some(version)),
+        None => {
+            let pass = src.pass();
+            let cursor = Cursor::new(pass.account.id.clone(), scope.clone(), pass.now());
+            (cursor, None)
+        }
+    };
+    if let Some(shape) = shape {
+        if cursor.reshape(shape) {
+            tracing::info!(tenant = %t, user = %u, scope, "what the read asks for changed; full read");
+        }
+    }
+    let mut guard = Guard::new(src.pass().confirm_mass_deletion);
+    // One full resync per pass at most: a second expired token in a row fails the pass.
+    let mut reset = false;
+    // What a full read returned (a full read reports no deletions: see `reconcile`).
+    let mut seen: HashSet<String> = HashSet::new();
+    loop {
+        src.set_full_read(cursor.start_page());
+        let page = match src.list(&cursor).await {
+            Ok(page) => page,
+            Err(e) if e.is_full_sync_required() && !reset => {
+                reset = true;
+                tracing::info!(tenant = %t, user = %u, scope, "sync token expired; full resync");
+                cursor.sync_token = None;
+                cursor.page_token = None;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let full = src.pass().full_read.is_some();
+        if full {
+            seen.extend(page.items.iter().map(|i| S::id(i).to_owned()));
+        }
+        // The guard looks at the whole page before anything is deleted.
+        let ending = if guard.watching() {
+            src.ending(&page.items).await?
+        } else {
+            0
+        };
+        if guard.needs_count(ending) {
+            let live = live_pairs(src).await?;
+            if guard.holds(ending, live) {
+                src.block(guard.total(ending), live).await?;
+                return Ok(Read::Blocked);
+            }
+        }
+        guard.pass(ending);
+        // The page's feed records go in one append, before the pairs they tell of are
+        // committed and before the cursor moves past the page.
+        // A page cut short (pacing mid-page) still keeps what it applied, so the next run
+        // goes on from there.
+        src.hold();
+        let applied = src.apply_page(&page.items).await;
+        let flushed = src.flush().await;
+        applied?;
+        flushed?;
+        let now = src.pass().now();
+        let news = !page.items.is_empty() || page.next_page_token.is_some();
+        if cursor.idle_page(news, now) {
+            // Nothing changed: the stored sync token still says where the read stands, and
+            // an idle pass writes nothing.
+            return Ok(Read::Done);
+        }
+        cursor.updated_at = now;
+        match page.next_page_token {
+            Some(next) => cursor.page_token = Some(next),
+            None => {
+                if full && reconcile(src, &seen).await? {
+                    return Ok(Read::Blocked);
+                }
+                cursor.full_read = None;
+                cursor.page_token = None;
+                cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
+            }
+        }
+        version = Some(
+            src.pass()
+                .app
+                .store
+                .put_cursor(&t, &u, &cursor, version)
+                .await?,
+        );
+        if cursor.page_token.is_none() {
+            return Ok(Read::Done);
+        }
+        if Instant::now() >= deadline {
+            return Ok(Read::Incomplete);
+        }
+    }
+}
+
+async fn live_pairs<S: Source>(src: &mut S) -> Result<usize, SyncError> {
+    let pairs = src.pass().all_pairs().await?;
+    Ok(pairs
+        .iter()
+        .filter(|p| p.deleted_at.is_none() && src.in_scope(p))
+        .count())
+}
+
+/// Which pair a full read's reconcile must look up: a live one of the scope, synced from
+/// Google, that the read (in this run, or an earlier run of the same read) did not return.
+/// Pure.
+pub fn to_look_up<'p>(
+    pair: &'p PairStatus,
+    read: Option<&str>,
+    seen: &HashSet<String>,
+) -> Option<&'p str> {
+    if pair.deleted_at.is_some()
+        || pair.google_hash.is_none()
+        || !super::unseen_by_full_read(read, pair)
+    {
+        return None;
+    }
+    pair.google_id.as_deref().filter(|g| !seen.contains(*g))
+}
+
+/// After a full read (the first one, or after Google expired the sync token): a full list
+/// shows no deletions, so a record deleted while the token was stale would never be heard
+/// of. Each pair [`to_look_up`] names is looked up and, if gone, ended like any deletion —
+/// under the guard. Returns whether the guard held the deletions back.
+async fn reconcile<S: Source>(src: &mut S, seen: &HashSet<String>) -> Result<bool, SyncError> {
+    let pairs = src.pass().all_pairs().await?;
+    let read = src.pass().full_read.clone();
+    let (mut live, mut unseen) = (0usize, Vec::new());
+    for p in &pairs {
+        if p.deleted_at.is_some() || !src.in_scope(p) {
+            continue;
+        }
+        live += 1;
+        if let Some(g) = to_look_up(p, read.as_deref(), seen).filter(|_| src.may_be_gone(p)) {
+            unseen.push(g.to_owned());
+        }
+    }
+    if unseen.is_empty() {
+        return Ok(false);
+    }
+    let mut gone = Vec::new();
+    for ids in unseen.chunks(S::LOOK_UP.max(1)) {
+        for item in src.look_up(ids.to_vec()).await? {
+            if src.ends(&item) {
+                gone.push(item);
+            } else {
+                // Still there (outside what the list showed): applied like a listed item,
+                // which also marks it seen should this check be cut short and run again.
+                src.apply(&item).await?;
+            }
+        }
+    }
+    let guard = Guard::new(src.pass().confirm_mass_deletion);
+    if guard.holds(gone.len(), live) {
+        src.block(gone.len(), live).await?;
+        return Ok(true);
+    }
+    for item in &gone {
+        src.apply(item).await?;
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, Collection, CrmId};
+
+    fn pair(google_id: &str) -> PairStatus {
+        let mut p = PairStatus::new(
+            AccountId::generate(),
+            Collection::Contacts,
+            CrmId::parse("C-1").unwrap(),
+        );
+        p.google_id = Some(google_id.into());
+        p.google_hash = Some("h".into());
+        p
+    }
+
+    #[test]
+    fn the_reconcile_looks_up_live_synced_pairs_the_read_missed() {
+        let seen: HashSet<String> = ["people/c1".to_owned()].into();
+        assert_eq!(
+            to_look_up(&pair("people/c2"), Some("R"), &seen),
+            Some("people/c2")
+        );
+        assert_eq!(
+            to_look_up(&pair("people/c1"), Some("R"), &seen),
+            None,
+            "returned"
+        );
+        let mut earlier = pair("people/c2");
+        earlier.seen_in_read = Some("R".into());
+        assert_eq!(
+            to_look_up(&earlier, Some("R"), &seen),
+            None,
+            "an earlier run saw it"
+        );
+        earlier.seen_in_read = Some("older read".into());
+        assert_eq!(to_look_up(&earlier, Some("R"), &seen), Some("people/c2"));
+        let mut ended = pair("people/c2");
+        ended.deleted_at = Some(time::OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(to_look_up(&ended, Some("R"), &seen), None, "already ended");
+        let mut unsynced = pair("people/c2");
+        unsynced.google_hash = None;
+        assert_eq!(
+            to_look_up(&unsynced, Some("R"), &seen),
+            None,
+            "never read from Google"
+        );
+        assert_eq!(
+            to_look_up(&pair("people/c2"), None, &seen),
+            None,
+            "not a full read"
+        );
+    }
+}
