@@ -53,6 +53,11 @@ pub struct FaultSpec {
     pub retry_after_secs: Option<u64>,
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// "Applied, then failed": the request is carried out first and only its answer is
+    /// replaced by the error — what a client sees when Google did the write but the answer
+    /// was lost (a 5xx on the way back, a timeout). For error kinds only.
+    #[serde(default)]
+    pub applied: bool,
 }
 
 impl FaultSpec {
@@ -65,6 +70,7 @@ impl FaultSpec {
             path_prefix: None,
             retry_after_secs: None,
             latency_ms: None,
+            applied: false,
         }
     }
     pub fn user(mut self, email: &str) -> Self {
@@ -89,6 +95,11 @@ impl FaultSpec {
     }
     pub fn latency_ms(mut self, ms: u64) -> Self {
         self.latency_ms = Some(ms);
+        self
+    }
+    /// The request is carried out, then answered with the fault's error.
+    pub fn applied(mut self) -> Self {
+        self.applied = true;
         self
     }
 }
@@ -299,6 +310,11 @@ pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: 
         .non_empty("fields")
         .map(str::to_string);
     let resp = match error {
+        Some(spec) if spec.applied => {
+            // The write happens; the client never learns it.
+            let _done = next.run(req).await;
+            error_for(&spec, surface.unwrap_or(Surface::Calendar)).into_response()
+        }
         Some(spec) => error_for(&spec, surface.unwrap_or(Surface::Calendar)).into_response(),
         None => match (surface, fields.as_deref().map(Selection::parse)) {
             (Some(s), Some(None)) => ApiError::new(

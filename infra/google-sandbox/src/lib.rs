@@ -46,7 +46,8 @@ pub struct SandboxConfig {
     pub access_token_ttl_secs: i64,
     /// Lifetime of authorization codes (Google: 10 min).
     pub auth_code_ttl_secs: i64,
-    /// People sync tokens expire this long after they were issued (Google: 7 days).
+    /// People sync tokens expire this long after the full sync that began their chain, however
+    /// often it was followed incrementally since (Google: "7 days after the full sync").
     pub people_sync_token_ttl_secs: i64,
     /// Default watch-channel lifetime when the request sets no `params.ttl` (Google: 7 days).
     pub channel_default_ttl_secs: i64,
@@ -274,6 +275,53 @@ impl Sandbox {
         if let Some(book) = st.address_books.get_mut(email) {
             book.sync_epoch += 1;
         }
+    }
+
+    /// Google links `user`'s contact `resource_name` to a profile (the person's Google
+    /// profile, or with `kind` `DOMAIN_PROFILE` a Workspace directory entry), as it does when
+    /// the contact gets a verified e-mail or phone of that person: reads whose `sources`
+    /// include PROFILE (Google's default) merge the profile's `fields` (`names`,
+    /// `emailAddresses`, `organizations`, ...) in. The contact itself is not changed. False
+    /// when there is no such live contact.
+    pub fn link_profile(
+        &self,
+        user: &str,
+        resource_name: &str,
+        kind: &str,
+        fields: serde_json::Value,
+    ) -> bool {
+        let now = self.now();
+        let mut st = self.state();
+        let Some(book) = st.address_books.get_mut(user) else {
+            return false;
+        };
+        let Some(p) = book.persons.get_mut(resource_name).filter(|p| !p.deleted) else {
+            return false;
+        };
+        p.profile = Some(state::LinkedProfile {
+            id: ids::digits(21),
+            kind: kind.to_string(),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            updated: now,
+        });
+        true
+    }
+
+    /// Google gives `user`'s contact a new resource name (what linking a contact to a profile
+    /// does): incremental lists report it under the new name with the old one in
+    /// `metadata.previousResourceNames`; `people.get` / `batchGet` of the old name answer the
+    /// person under its new name. Returns the new name.
+    pub fn rename_contact(&self, user: &str, resource_name: &str) -> Option<String> {
+        let now = self.now();
+        let mut st = self.state();
+        let book = st.address_books.get_mut(user)?;
+        let mut p = book.persons.remove(resource_name).filter(|p| !p.deleted)?;
+        let (new_name, _) = people::model::new_ids();
+        p.previous.push(resource_name.to_string());
+        p.resource_name = new_name.clone();
+        book.persons.insert(new_name.clone(), p);
+        people::touch(book, &new_name, now);
+        Some(new_name)
     }
 
     /// Forgets everything (clients, users, data, channels, faults, log, clock offset).

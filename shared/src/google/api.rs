@@ -103,6 +103,13 @@ fn failed_precondition(e: &ErrorBody) -> Option<GoogleError> {
     None
 }
 
+/// Whether a transient error is an answer saying Google refused the request without acting
+/// on it (429, a 403 rate or quota limit): sending it again cannot do anything twice. A 5xx,
+/// a timeout or a lost connection may come after the write was done.
+pub fn refused_before_applied(e: &GoogleError) -> bool {
+    matches!(e, GoogleError::Transient(m) if m.starts_with("HTTP 429 ") || m.starts_with("HTTP 403 "))
+}
+
 /// Sorts a non-success answer of a Google API.
 pub fn classify_status(status: u16, body: &[u8]) -> GoogleError {
     let e = error_body(body);

@@ -116,12 +116,14 @@ fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
     s.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
 }
 
-/// When Google last changed the person (its source's `updateTime`), for "latest wins".
+/// When Google last changed the person (its contact source's `updateTime`, not a linked
+/// profile's), for "latest wins".
 fn google_modified(p: &Person) -> Option<OffsetDateTime> {
     p.metadata
         .as_ref()?
         .sources
         .iter()
+        .filter(|s| s.kind.as_deref().is_none_or(|k| k == "CONTACT"))
         .filter_map(|s| parse_time(s.update_time.as_deref()))
         .max()
 }
@@ -248,7 +250,12 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
         .into_iter()
         .map(|f| f.as_str())
         .collect();
-    let shape = format!("group={}; fields={}", ctx.group, fields.join(","));
+    let shape = format!(
+        "group={}; fields={}; sources={}",
+        ctx.group,
+        fields.join(","),
+        crate::google::people::READ_SOURCES
+    );
     if cursor.reshape(shape) {
         tracing::info!(tenant = %t, user = %u, "contact group or field mapping changed; full read");
     }
@@ -263,11 +270,16 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
             request_sync_token: true,
             sync_token: cursor.sync_token.clone(),
         };
+        let with_token = params.page_token.is_some() || params.sync_token.is_some();
         let page = match ctx.app.google.list_connections(&ctx.token, &params).await {
             Ok(page) => page,
-            Err(e) if e.is_full_sync_required() && !reset => {
+            // Expired, or refused as not matching the call that gave it (Google binds page and
+            // sync tokens to the other parameters): the read starts over in full, once.
+            Err(e)
+                if (e.is_full_sync_required() || (with_token && e.is_bad_request())) && !reset =>
+            {
                 reset = true;
-                tracing::info!(tenant = %t, user = %u, "contacts sync token expired; full resync");
+                tracing::info!(tenant = %t, user = %u, error = %e, "contacts sync or page token refused; full resync");
                 cursor.sync_token = None;
                 cursor.page_token = None;
                 continue;
@@ -317,14 +329,20 @@ async fn read_contacts(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), SyncE
     }
 }
 
+/// The CRM id of this tenant's and user's link the person carries in `clientData`.
+fn our_link(ctx: &Ctx<'_>, p: &Person) -> Option<CrmId> {
+    CrmLink::from_person(p)
+        .filter(|l| l.tenant == ctx.t().as_str() && l.user == ctx.u().as_str())
+        .and_then(|l| CrmId::parse(&l.crm_id).ok())
+}
+
 /// The pair a person belongs to: by the CRM link it carries (same tenant and user), or by its
-/// resource name.
+/// resource name — the current one or one Google gave it before (`previousResourceNames`:
+/// Google renames a contact it links to a profile; the pair follows it, never a new one).
 async fn pair_of(ctx: &Ctx<'_>, p: &Person) -> Result<Option<Versioned<PairStatus>>, SyncError> {
     let (t, u) = (ctx.t(), ctx.u());
-    let link = CrmLink::from_person(p)
-        .filter(|l| l.tenant == t.as_str() && l.user == u.as_str())
-        .and_then(|l| CrmId::parse(&l.crm_id).ok());
-    if let Some(crm_id) = link {
+    let previous = p.previous_resource_names();
+    if let Some(crm_id) = our_link(ctx, p) {
         let found = ctx
             .app
             .store
@@ -334,17 +352,38 @@ async fn pair_of(ctx: &Ctx<'_>, p: &Person) -> Result<Option<Versioned<PairStatu
                 v.value
                     .google_id
                     .as_deref()
-                    .is_none_or(|g| g == p.resource_name)
+                    .is_none_or(|g| g == p.resource_name || previous.iter().any(|n| n == g))
             });
         if found.is_some() {
             return Ok(found);
         }
     }
+    for rn in std::iter::once(&p.resource_name).chain(previous) {
+        let found = ctx
+            .app
+            .store
+            .find_pair_by_google_id(t, u, Collection::Contacts, rn)
+            .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// A contact carrying the CRM link of a pair that is linked to another contact: a second copy
+/// of a contact the CRM already has (a create whose answer was lost, made again), never a
+/// new contact for the CRM.
+async fn copy_of_linked(ctx: &Ctx<'_>, p: &Person) -> Result<bool, SyncError> {
+    let Some(crm_id) = our_link(ctx, p) else {
+        return Ok(false);
+    };
     Ok(ctx
         .app
         .store
-        .find_pair_by_google_id(t, u, Collection::Contacts, &p.resource_name)
-        .await?)
+        .get_pair(ctx.t(), ctx.u(), Collection::Contacts, crm_id.as_str())
+        .await?
+        .is_some())
 }
 
 /// The mass-deletion guard: `ending` would end live pairs; too many (count and share) stop
@@ -467,7 +506,7 @@ async fn reconcile_missing(ctx: &mut Ctx<'_>, seen: &HashSet<String>) -> Result<
         .await?;
     let mut gone = Vec::new();
     for (rn, answer) in unseen.iter().zip(answers) {
-        match answer.into_result() {
+        match answer.into_result().map(|p| renamed_from(p, rn)) {
             // Still a member: applied like a listed contact (which marks it seen).
             Ok(p) if p.in_group(&ctx.group) && !p.is_deleted() => apply_person(ctx, &p).await?,
             Ok(p) => gone.push(p),
@@ -492,6 +531,19 @@ async fn reconcile_missing(ctx: &mut Ctx<'_>, seen: &HashSet<String>) -> Result<
     Ok(false)
 }
 
+/// A person Google answered for the name `asked`: under another name, it was renamed (Google
+/// answers an old name with the person as it is now), and the old name is one of its
+/// previous ones.
+fn renamed_from(mut p: Person, asked: &str) -> Person {
+    if p.resource_name != asked && !p.resource_name.is_empty() {
+        let m = p.metadata.get_or_insert_with(Default::default);
+        if !m.previous_resource_names.iter().any(|n| n == asked) {
+            m.previous_resource_names.push(asked.to_owned());
+        }
+    }
+    p
+}
+
 async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
     let member = !p.is_deleted() && p.in_group(&ctx.group);
     let found = pair_of(ctx, p).await?;
@@ -499,6 +551,10 @@ async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
         Some(Versioned { value, version }) => (value, Some(version)),
         // Not a member, and never ours: not the CRM's business.
         None if !member => return Ok(()),
+        None if copy_of_linked(ctx, p).await? => {
+            tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), "a second Google contact carries the CRM link of a synced contact; not imported");
+            return Ok(());
+        }
         None => {
             let mut pair = PairStatus::new(
                 ctx.account.id.clone(),
