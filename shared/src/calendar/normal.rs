@@ -437,8 +437,62 @@ impl Normalized {
         }
     }
 
+    /// The same event with every attendee's response reset: what is left is what an organiser
+    /// edits (an RSVP alone changes nothing of it).
+    pub fn without_responses(&self) -> Normalized {
+        let mut n = self.clone();
+        let reset = |list: &mut Vec<NAttendee>| {
+            for a in list.iter_mut() {
+                a.response = Response::default();
+            }
+        };
+        reset(&mut n.attendees);
+        for x in &mut n.exceptions {
+            if let Some(list) = x.attendees.as_mut() {
+                reset(list);
+            }
+        }
+        n
+    }
+
+    /// Whether Google's `self` holds a response someone gave (accepted, tentative, declined)
+    /// that `written` does not: news for the CRM. An attendee Google shows as `needsAction`
+    /// has not answered in Google, whatever the CRM's copy says: no news.
+    pub fn answered_since(&self, written: &Normalized) -> bool {
+        let mut filled = self.clone();
+        for a in filled.attendees.iter_mut() {
+            if a.response == Response::NeedsAction {
+                if let Some(w) = written.attendees.iter().find(|w| w.email == a.email) {
+                    a.response = w.response;
+                }
+            }
+        }
+        filled != *written
+    }
+
+    /// Leaves attendees' RSVPs to Google: `responseStatus` is dropped from every attendee of
+    /// `body` but the user's own entry (`own_email`). An attendee's response is that
+    /// attendee's to give (Google keeps it when a write leaves it out, and a new attendee is
+    /// `needsAction`); writing the CRM's copy would undo responses given since, and Google
+    /// warns that adding attendees as `accepted`/`tentative`/`declined` can reset them and hide
+    /// the event from their calendars (discovery `EventAttendee.responseStatus`).
+    pub fn leave_rsvps_to_google(body: &mut Map<String, Value>, own_email: Option<&str>) {
+        let own = own_email.map(str::to_lowercase);
+        if let Some(Value::Array(attendees)) = body.get_mut("attendees") {
+            for a in attendees.iter_mut() {
+                let mine = a["email"]
+                    .as_str()
+                    .is_some_and(|e| Some(e.to_lowercase()) == own);
+                if let (false, Some(obj)) = (mine, a.as_object_mut()) {
+                    obj.remove("responseStatus");
+                }
+            }
+        }
+    }
+
     /// The fields the product owns, as a Google event body: what an insert sends, and what a
-    /// patch sends (nothing else is touched, so Google-side additions survive).
+    /// patch sends (nothing else is touched, so Google-side additions survive). Attendees carry
+    /// the CRM's responses: the engine drops other people's ([`Self::leave_rsvps_to_google`]).
     pub fn to_google(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("summary".into(), json!(self.title));
