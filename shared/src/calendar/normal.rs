@@ -459,12 +459,26 @@ impl Normalized {
     /// that `written` does not: news for the CRM. An attendee Google shows as `needsAction`
     /// has not answered in Google, whatever the CRM's copy says: no news.
     pub fn answered_since(&self, written: &Normalized) -> bool {
-        let mut filled = self.clone();
-        for a in filled.attendees.iter_mut() {
-            if a.response == Response::NeedsAction {
-                if let Some(w) = written.attendees.iter().find(|w| w.email == a.email) {
-                    a.response = w.response;
+        fn fill(list: &mut [NAttendee], from: &[NAttendee]) {
+            for a in list.iter_mut() {
+                if a.response == Response::NeedsAction {
+                    if let Some(w) = from.iter().find(|w| w.email == a.email) {
+                        a.response = w.response;
+                    }
                 }
+            }
+        }
+        let mut filled = self.clone();
+        fill(&mut filled.attendees, &written.attendees);
+        for x in filled.exceptions.iter_mut() {
+            let theirs = written
+                .exceptions
+                .iter()
+                .find(|w| w.original_start == x.original_start)
+                .and_then(|w| w.attendees.as_deref())
+                .unwrap_or(&written.attendees);
+            if let Some(list) = x.attendees.as_mut() {
+                fill(list, theirs);
             }
         }
         filled != *written
