@@ -23,6 +23,12 @@ pub enum FaultKind {
     UserRateLimitExceeded,
     /// 429 with `Retry-After`.
     TooManyRequests,
+    /// 403 `quotaExceeded` (domain `usageLimits`, "Calendar usage limits exceeded."): the
+    /// user's calendar is read-only for a while (hours), not a rate limit.
+    QuotaExceeded,
+    /// 403 `dailyLimitExceeded` (domain `usageLimits`): the project's daily quota is used up
+    /// until midnight Pacific.
+    DailyLimitExceeded,
     /// 500 `backendError`.
     InternalError,
     /// 503 `backendError`.
@@ -242,6 +248,28 @@ pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
                 e
             }
         }
+        // People has no such reasons: its quotas answer 429 RESOURCE_EXHAUSTED.
+        FaultKind::QuotaExceeded | FaultKind::DailyLimitExceeded if people => ApiError::new(
+            surface,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rateLimitExceeded",
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per user' of service 'people.googleapis.com'.",
+        )
+        .with_info("RATE_LIMIT_EXCEEDED"),
+        FaultKind::QuotaExceeded => ApiError::new(
+            surface,
+            StatusCode::FORBIDDEN,
+            "quotaExceeded",
+            "Calendar usage limits exceeded.",
+        )
+        .with_domain("usageLimits"),
+        FaultKind::DailyLimitExceeded => ApiError::new(
+            surface,
+            StatusCode::FORBIDDEN,
+            "dailyLimitExceeded",
+            "Daily Limit Exceeded",
+        )
+        .with_domain("usageLimits"),
         FaultKind::InternalError => ApiError::new(
             surface,
             StatusCode::INTERNAL_SERVER_ERROR,
