@@ -81,6 +81,20 @@ fn http_url(name: &'static str, value: String) -> Result<String, ConfigError> {
     }
 }
 
+/// The API's public URL: HTTPS, as Google requires of push-notification addresses ("This is
+/// an HTTPS server", with a valid certificate) and of OAuth redirect URIs outside localhost —
+/// plain `http` only on a loopback host (the local server).
+fn public_url(value: String) -> Result<String, ConfigError> {
+    let url = http_url("PUBLIC_BASE_URL", value)?;
+    if url.starts_with("http://") && !crate::services::validate::is_loopback(&url) {
+        return Err(ConfigError::Invalid {
+            name: "PUBLIC_BASE_URL",
+            reason: "must be an https URL (Google sends push notifications to HTTPS addresses only; plain http is for a loopback address)".into(),
+        });
+    }
+    Ok(url)
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&std::env::vars().collect())
@@ -116,7 +130,7 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             secrets_prefix,
             queue_url: get("QUEUE_URL"),
-            public_base_url: http_url("PUBLIC_BASE_URL", required("PUBLIC_BASE_URL")?)?,
+            public_base_url: public_url(required("PUBLIC_BASE_URL")?)?,
             google,
         })
     }
@@ -180,5 +194,22 @@ mod tests {
             Config::from_vars(&v),
             Err(ConfigError::Invalid { .. })
         ));
+        // Google pushes to HTTPS only: plain http is refused but on a loopback host.
+        v.insert("PUBLIC_BASE_URL".into(), "http://api.example.com".into());
+        assert!(matches!(
+            Config::from_vars(&v),
+            Err(ConfigError::Invalid {
+                name: "PUBLIC_BASE_URL",
+                ..
+            })
+        ));
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            v.insert("PUBLIC_BASE_URL".into(), local.into());
+            assert!(Config::from_vars(&v).is_ok(), "{local}");
+        }
     }
 }

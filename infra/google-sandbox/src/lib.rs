@@ -57,6 +57,10 @@ pub struct SandboxConfig {
     pub push_retry_base_ms: u64,
     /// Horizon for expanding open-ended recurring events.
     pub recurrence_horizon_days: i64,
+    /// Accept plain `http://` watch addresses (the local server, tests on loopback). Google
+    /// requires HTTPS: off by default, an `http` address is refused with 400
+    /// `push.webhookUrlNotHttps`.
+    pub allow_http_push: bool,
 }
 
 impl Default for SandboxConfig {
@@ -69,6 +73,7 @@ impl Default for SandboxConfig {
             push_max_attempts: 4,
             push_retry_base_ms: 50,
             recurrence_horizon_days: 730,
+            allow_http_push: false,
         }
     }
 }

@@ -74,7 +74,10 @@ pub fn watch(
     let address = req
         .get("address")
         .and_then(Value::as_str)
-        .filter(|a| a.starts_with("https://") || a.starts_with("http://"))
+        .filter(|a| {
+            a.starts_with("https://")
+                || (a.starts_with("http://") && sandbox.config().allow_http_push)
+        })
         .ok_or_else(|| bad("push.webhookUrlNotHttps", "WebHook callback must be HTTPS."))?
         .to_string();
     let token = req.get("token").and_then(Value::as_str).map(str::to_string);

@@ -318,3 +318,30 @@ async fn ui_edits_fire_push_notifications() {
         .await;
     assert_eq!(got["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_watch_address_must_be_https_as_google_requires() {
+    let app = spawn_with(google_sandbox::SandboxConfig::default()).await;
+    let token = app.token_all(ALICE).await;
+    let (status, v) = app
+        .api(
+            "calendar.events.watch",
+            Method::POST,
+            &format!("{EVENTS}/watch"),
+            &token,
+            Some(&json!({"id": "ch-http", "type": "web_hook",
+                         "address": "http://127.0.0.1:9/webhooks/google/calendar"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(reason(&v), "push.webhookUrlNotHttps");
+    let channel = watch(
+        &app,
+        &token,
+        "ch-https",
+        "https://127.0.0.1:9/webhooks/google/calendar",
+        None,
+    )
+    .await;
+    assert_eq!(channel["id"], "ch-https");
+}
