@@ -494,3 +494,37 @@ async fn a_sync_token_google_refuses_for_other_parameters_restarts_the_read_in_f
         .unwrap_or("")
         .contains("syncToken="));
 }
+
+#[tokio::test]
+async fn only_a_group_google_lets_contacts_join_can_be_the_synced_group() {
+    let w = World::new().await;
+    let choose = |group: &'static str| {
+        let env = &w.env;
+        async move {
+            env.call(
+                "PATCH",
+                &format!("/v1/users/{USER}/google"),
+                &env.sync,
+                Some(json!({ "contact_group": group })),
+            )
+            .await
+        }
+    };
+    // A deprecated system group: Google refuses to add members, so every create would fail.
+    for refused in [
+        "contactGroups/friends",
+        "contactGroups/coworkers",
+        "contactGroups/all",
+    ] {
+        let (s, v) = choose(refused).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}: {v}");
+        assert!(v.to_string().contains("deprecated system group"), "{v}");
+    }
+    let (s, v) = choose("contactGroups/starred").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    w.put("C-1", lead("Ada", "ada@example.org")).await;
+    w.run().await;
+    let ada = w.google().await.remove(0);
+    assert!(ada.in_group("contactGroups/starred"));
+    assert_eq!(w.state("C-1").await["state"], "synced");
+}

@@ -467,6 +467,18 @@ pub struct ContactGroup {
     pub other: Map<String, Value>,
 }
 
+/// Whether contacts can be added to the group `resource_name` of type `group_type`: a user's
+/// own group, or the system groups `myContacts` and `starred` — Google's other system groups
+/// are deprecated and "can only have contacts removed" (discovery
+/// `contactGroups.members.modify`, `ContactGroupMembership.contactGroupResourceName`).
+pub fn accepts_members(resource_name: &str, group_type: Option<&str>) -> bool {
+    group_type == Some("USER_CONTACT_GROUP")
+        || matches!(
+            resource_name,
+            "contactGroups/myContacts" | "contactGroups/starred"
+        )
+}
+
 /// Parameters of `people.connections.list`. Google wants every parameter of a paged or
 /// incremental list to repeat the first call's, so one value is kept for the whole read and
 /// only the tokens change.

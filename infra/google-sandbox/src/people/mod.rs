@@ -162,7 +162,8 @@ fn update_in(
             "Request person.etag is different than the current person.etag. Clear local cache and get the latest person.",
         ));
     }
-    let (fields, groups) = model::parse_person(body, book)?;
+    let held = live_person(book, rn)?.groups.clone();
+    let (fields, groups) = model::parse_person_of(body, book, &held)?;
     let Some(person) = book.persons.get_mut(rn) else {
         return Err(not_found());
     };
@@ -690,7 +691,7 @@ async fn batch_update(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                         "Request person.etag is different than the current person.etag. Clear local cache and get the latest person.",
                     ));
                 }
-                model::parse_person(person, book)?;
+                model::parse_person_of(person, book, &current.groups)?;
             }
             let mut result = Map::new();
             for (rn, person) in contacts {
@@ -900,7 +901,10 @@ async fn members_modify(
             }
             let book = book(st, user)?;
             let group = book.groups.get(&id).ok_or_else(not_found)?;
-            if group.system && id != "myContacts" && id != "starred" {
+            if group.system
+                && !model::MEMBER_SYSTEM_GROUPS.contains(&id.as_str())
+                && !add.is_empty()
+            {
                 return Err(invalid(
                     "Cannot modify the members of this system contact group.",
                 ));

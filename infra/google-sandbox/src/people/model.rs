@@ -153,7 +153,14 @@ pub const SYSTEM_GROUPS: &[(&str, &str)] = &[
     ("friends", "Friends"),
     ("family", "Family"),
     ("coworkers", "Coworkers"),
+    ("all", "All Contacts"),
+    ("blocked", "Blocked"),
+    ("chatBuddies", "Chat contacts"),
 ];
+
+/// System groups contacts may be added to; the others are deprecated and "can only have
+/// contacts removed".
+pub const MEMBER_SYSTEM_GROUPS: &[&str] = &["myContacts", "starred"];
 
 pub fn err(status: StatusCode, message: &str) -> ApiError {
     let reason = match status.as_u16() {
@@ -215,6 +222,15 @@ pub fn new_etag() -> String {
 pub type ParsedPerson = (Map<String, Value>, Option<BTreeSet<String>>);
 
 pub fn parse_person(body: &Value, book: &AddressBook) -> Result<ParsedPerson, ApiError> {
+    parse_person_of(body, book, &BTreeSet::new())
+}
+
+/// [`parse_person`] for a contact that is already in the groups `already`.
+pub fn parse_person_of(
+    body: &Value,
+    book: &AddressBook,
+    already: &BTreeSet<String>,
+) -> Result<ParsedPerson, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| invalid("Invalid JSON payload received. Expected an object."))?;
@@ -258,10 +274,24 @@ pub fn parse_person(body: &Value, book: &AddressBook) -> Result<ParsedPerson, Ap
                     .ok_or_else(|| {
                         invalid("Invalid membership: contactGroupMembership required.")
                     })?;
-                if !book.groups.contains_key(id) {
-                    return Err(invalid(&format!(
-                        "Contact group not found: contactGroups/{id}"
-                    )));
+                match book.groups.get(id) {
+                    None => {
+                        return Err(invalid(&format!(
+                            "Contact group not found: contactGroups/{id}"
+                        )))
+                    }
+                    // "Only user group or 'myContacts' or 'starred' system groups memberships
+                    // can be added" (a membership already held may stay).
+                    Some(g)
+                        if g.system
+                            && !MEMBER_SYSTEM_GROUPS.contains(&id)
+                            && !already.contains(id) =>
+                    {
+                        return Err(invalid(&format!(
+                            "Cannot add contacts to deprecated system contact group: contactGroups/{id}"
+                        )))
+                    }
+                    Some(_) => {}
                 }
                 set.insert(id.to_string());
             }

@@ -1046,3 +1046,70 @@ async fn page_and_sync_tokens_are_bound_to_the_call_that_gave_them() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     assert_eq!(err["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
 }
+
+#[tokio::test]
+async fn only_user_groups_my_contacts_and_starred_take_new_members() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let mut body = contact("Ada", "ada@example.org");
+    body["memberships"] =
+        json!([{"contactGroupMembership": {"contactGroupResourceName": "contactGroups/friends"}}]);
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/people:createContact?personFields={FIELDS}"),
+            &token,
+            Some(&body),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    for ok in ["myContacts", "starred"] {
+        body["memberships"] = json!([{"contactGroupMembership": {"contactGroupResourceName": format!("contactGroups/{ok}")}}]);
+        create(&app, &token, &body).await;
+    }
+    let listed = app
+        .ok(
+            "people.contactGroups.list",
+            Method::GET,
+            "/v1/contactGroups",
+            &token,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = listed["contactGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["resourceName"].as_str().unwrap())
+        .collect();
+    for system in [
+        "contactGroups/all",
+        "contactGroups/blocked",
+        "contactGroups/chatBuddies",
+    ] {
+        assert!(names.contains(&system), "{names:?}");
+    }
+    let someone = create(&app, &token, &contact("Bo", "bo@example.org")).await;
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/v1/contactGroups/coworkers/members:modify",
+            &token,
+            Some(&json!({"resourceNamesToAdd": [someone["resourceName"]]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    // Removing from a deprecated group is still allowed.
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/v1/contactGroups/coworkers/members:modify",
+            &token,
+            Some(&json!({"resourceNamesToRemove": [someone["resourceName"]]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
