@@ -151,6 +151,136 @@ fn text(v: Option<&str>) -> String {
     v.unwrap_or("").replace("\r\n", "\n").trim_end().to_owned()
 }
 
+/// Google's `description` "can contain HTML" (discovery `Event.description`; the Calendar web
+/// UI saves rich text and links as HTML): read as the plain text the CRM holds — line breaks
+/// for `<br>` and block ends, `- ` for list items, a link as its text with the address in
+/// brackets, entities decoded, other tags dropped. A description without markup is kept as
+/// it is (a literal `a < b` stays).
+pub fn description_text(v: Option<&str>) -> String {
+    let raw = v.unwrap_or("");
+    if !looks_like_html(raw) {
+        return text(Some(raw));
+    }
+    let mut out = String::new();
+    let mut link: Option<(String, usize)> = None;
+    let mut rest = raw;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..open]));
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&decode_entities(&rest[open..]));
+            rest = "";
+            break;
+        };
+        let tag = &rest[open + 1..open + close];
+        rest = &rest[open + close + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let newline = |out: &mut String| {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+        };
+        match (name.as_str(), closing) {
+            ("br", _) => out.push('\n'),
+            ("p" | "div" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6", _) => {
+                newline(&mut out)
+            }
+            ("li", false) => {
+                newline(&mut out);
+                out.push_str("- ");
+            }
+            ("a", false) => link = href(tag).map(|h| (h, out.len())),
+            ("a", true) => {
+                if let Some((h, at)) = link.take() {
+                    let shown = out.get(at..).unwrap_or("").trim().to_owned();
+                    if !h.is_empty() && shown != h {
+                        out.push_str(&format!(" ({h})"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&decode_entities(rest));
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    let mut joined = lines.join("\n");
+    while joined.contains("\n\n\n") {
+        joined = joined.replace("\n\n\n", "\n\n");
+    }
+    joined.trim().to_owned()
+}
+
+fn looks_like_html(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    [
+        "<br", "<p>", "<p ", "</p>", "<a href", "</a>", "<b>", "</b>", "<i>", "</i>", "<u>",
+        "<ul>", "<ol>", "<li>", "<span", "<div", "<strong>", "<em>",
+    ]
+    .iter()
+    .any(|t| lower.contains(t))
+}
+
+fn href(tag: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let at = lower.find("href=")? + 5;
+    let value = &tag[at..];
+    let quote = value.chars().next()?;
+    let inner = if quote == '"' || quote == '\'' {
+        value[1..].split(quote).next()?
+    } else {
+        value.split(char::is_whitespace).next()?
+    };
+    Some(decode_entities(inner))
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let end = rest.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = &rest[1..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &rest[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn instant_utc(s: &str) -> Option<String> {
     let t = parse_instant(s)?.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).ok()?;
@@ -402,7 +532,7 @@ impl Normalized {
                 .and_then(EventKind::parse)
                 .unwrap_or_default(),
             title: g["summary"].as_str().unwrap_or("").trim().to_owned(),
-            description: text(g["description"].as_str()),
+            description: description_text(g["description"].as_str()),
             location: text(g["location"].as_str()),
             start: when(&g["start"]),
             end: when(&g["end"]),
@@ -625,6 +755,32 @@ mod tests {
             Normalized::from_crm(&a).hash(),
             Normalized::from_crm(&c).hash()
         );
+    }
+
+    #[test]
+    fn html_descriptions_read_as_the_text_they_show() {
+        assert_eq!(
+            description_text(Some(
+                "<b>Agenda</b><br>1. Pricing<br>2. Next&nbsp;steps &amp; Q&amp;A"
+            )),
+            "Agenda\n1. Pricing\n2. Next steps & Q&A"
+        );
+        assert_eq!(
+            description_text(Some(
+                "<p>Deck: <a href=\"https://x.example/d?a=1&amp;b=2\">slides</a></p><ul><li>one</li><li>two</li></ul>"
+            )),
+            "Deck: slides (https://x.example/d?a=1&b=2)\n- one\n- two"
+        );
+        assert_eq!(
+            description_text(Some("<a href=\"https://x.example\">https://x.example</a>")),
+            "https://x.example"
+        );
+        // No markup: kept as written (a literal "<" and "&" included).
+        assert_eq!(
+            description_text(Some("a < b && c\r\nnext ")),
+            "a < b && c\nnext"
+        );
+        assert_eq!(description_text(Some("&#233;t&#xE9; <br/>")), "été");
     }
 
     #[test]

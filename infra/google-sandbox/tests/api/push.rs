@@ -345,3 +345,45 @@ async fn a_watch_address_must_be_https_as_google_requires() {
     .await;
     assert_eq!(channel["id"], "ch-https");
 }
+
+#[tokio::test]
+async fn the_ui_saves_descriptions_as_html_like_google_calendar() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let ev = app
+        .ok(
+            "calendar.events.insert",
+            Method::POST,
+            EVENTS,
+            &token,
+            Some(&event()),
+        )
+        .await;
+    let id = ev["id"].as_str().unwrap();
+    let form_url = format!("/_sandbox/ui/calendars/{ALICE}/events/{id}");
+    let status = app
+        .submit(
+            &form_url,
+            &[
+                ("summary", "pushy"),
+                ("description", "Agenda:\n1. Q&A <demo>"),
+                ("start", "2026-12-24"),
+                ("end", "2026-12-25"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let got = app
+        .ok(
+            "calendar.events.get",
+            Method::GET,
+            &format!("{EVENTS}/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["description"], "Agenda:<br>1. Q&amp;A &lt;demo&gt;");
+    // The form shows it as text again (saving it unchanged keeps it).
+    let html = app.page(&form_url).await;
+    assert!(html.contains("Agenda:\n1. Q&amp;A &lt;demo&gt;"), "{html}");
+}
