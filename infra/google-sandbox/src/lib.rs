@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 
 pub use faults::{FaultKind, FaultSpec};
-pub use state::LoggedRequest;
+pub use state::{LoggedRequest, PushDelivery};
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -227,6 +227,11 @@ impl Sandbox {
 
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         self.state().log.clone()
+    }
+
+    /// Every push delivery attempt so far, with the receiver's answer.
+    pub fn push_log(&self) -> Vec<state::PushDelivery> {
+        self.state().push_log.clone()
     }
 
     pub fn clear_request_log(&self) {

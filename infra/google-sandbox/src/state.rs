@@ -208,6 +208,17 @@ pub struct State {
     pub faults: Vec<Fault>,
     pub next_fault_id: u64,
     pub log: Vec<LoggedRequest>,
+    /// Push notifications sent, with the receiver's answer (0: no answer).
+    pub push_log: Vec<PushDelivery>,
+}
+
+/// One delivery attempt of a push notification.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PushDelivery {
+    pub channel_id: String,
+    /// `sync`, `exists`, `not_exists`.
+    pub state: String,
+    pub status: u16,
 }
 
 impl State {

@@ -387,3 +387,17 @@ async fn the_ui_saves_descriptions_as_html_like_google_calendar() {
     let html = app.page(&form_url).await;
     assert!(html.contains("Agenda:\n1. Q&amp;A &lt;demo&gt;"), "{html}");
 }
+
+#[tokio::test]
+async fn the_sync_message_can_arrive_before_the_watch_answer() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(0).await;
+    watch(&app, &token, "ch-early", &address, None).await;
+    // Already there when the watch call answers: no waiting.
+    assert_eq!(r.count(), 1);
+    assert_eq!(r.header(0, "x-goog-resource-state"), "sync");
+    let log = app.sandbox.push_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].state.as_str(), log[0].status), ("sync", 200));
+}
