@@ -528,3 +528,38 @@ async fn only_a_group_google_lets_contacts_join_can_be_the_synced_group() {
     assert!(ada.in_group("contactGroups/starred"));
     assert_eq!(w.state("C-1").await["state"], "synced");
 }
+
+#[tokio::test]
+async fn a_group_named_like_the_tenants_but_for_case_is_the_synced_group() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let (s, v) = env
+        .call(
+            "PATCH",
+            "/v1/admin/settings",
+            &env.admin,
+            Some(json!({"defaults": {"contact_group_name": "CRM Contacts"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let q = env.connect(USER, &["contacts"], ALICE, "").await;
+    assert_eq!(q["google_connect"], "connected");
+    let alice = SecretString::from(env.sandbox.issue_access_token(
+        CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/contacts"],
+    ));
+    // The user already has "crm contacts": creating "CRM Contacts" is refused (409).
+    let theirs = env
+        .app
+        .google
+        .create_contact_group(&alice, "crm contacts", &[])
+        .await
+        .unwrap();
+    env.run_job(USER, SyncReason::Scheduled).await;
+    let (_, account) = env.account(USER).await;
+    assert_eq!(
+        account["settings"]["contact_group"],
+        theirs.resource_name.as_str(),
+        "{account}"
+    );
+}

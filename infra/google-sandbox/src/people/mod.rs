@@ -855,7 +855,14 @@ async fn group_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                 .ok_or_else(|| invalid("contactGroup.name is required."))?
                 .to_string();
             let book = book(st, user)?;
-            if book.groups.values().any(|g| !g.system && g.name == name) {
+            // Names are unique per user; whether Google compares them case-insensitively is
+            // undocumented: the sandbox refuses the stricter way ("CRM" when "crm" exists).
+            let key = name.to_lowercase();
+            if book
+                .groups
+                .values()
+                .any(|g| !g.system && g.name.trim().to_lowercase() == key)
+            {
                 return Err(err(
                     StatusCode::CONFLICT,
                     "Cannot create contact group, a contact group with this name already exists.",

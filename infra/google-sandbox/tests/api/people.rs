@@ -1113,3 +1113,20 @@ async fn only_user_groups_my_contacts_and_starred_take_new_members() {
         .await;
     assert_eq!(status, StatusCode::OK, "{v}");
 }
+
+#[tokio::test]
+async fn group_names_are_unique_whatever_their_case() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    create_group(&app, &token, "crm").await;
+    let (status, v) = app
+        .api(
+            "people.contactGroups.create",
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": " CRM "}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+}

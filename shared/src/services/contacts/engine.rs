@@ -149,13 +149,19 @@ async fn ensure_group(
         Some(g) => g.resource_name,
         None => match app.google.create_contact_group(token, &name, &[]).await {
             Ok(g) => g.resource_name,
-            // Made meanwhile (a racing pass): use it.
+            // Made meanwhile (a racing pass), or the user has one whose name differs only in
+            // case or spaces (Google's uniqueness rule is not documented further): use it.
             Err(GoogleError::Conflict(_)) => app
                 .google
                 .contact_groups(token)
                 .await?
                 .into_iter()
-                .find(|g| g.name.as_deref() == Some(&name))
+                .filter(|g| g.group_type.as_deref() == Some("USER_CONTACT_GROUP"))
+                .find(|g| {
+                    g.name
+                        .as_deref()
+                        .is_some_and(|n| n.trim().to_lowercase() == name.trim().to_lowercase())
+                })
                 .map(|g| g.resource_name)
                 .ok_or_else(|| {
                     SyncError::Google(GoogleError::Conflict(format!(
