@@ -563,3 +563,29 @@ async fn a_group_named_like_the_tenants_but_for_case_is_the_synced_group() {
         "{account}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_batch_is_waited_for_not_cut_off_at_the_single_call_timeout() {
+    let w = World::new().await;
+    for i in 0..3 {
+        w.put(
+            &format!("C-{i}"),
+            lead(&format!("Ada{i}"), &format!("ada{i}@example.org")),
+        )
+        .await;
+    }
+    // Google takes 22 s over a big batch: longer than one call may take (20 s).
+    w.env.sandbox.inject_fault(
+        FaultSpec::new(FaultKind::Latency)
+            .path_prefix("/v1/people:batchCreateContacts")
+            .latency_ms(22_000)
+            .count(1),
+    );
+    w.env.sandbox.clear_request_log();
+    w.run().await;
+    assert_eq!(w.requests("POST", "/v1/people:batchCreateContacts"), 1);
+    for i in 0..3 {
+        assert_eq!(w.state(&format!("C-{i}")).await["state"], "synced");
+    }
+    assert_eq!(w.google().await.len(), 3);
+}
