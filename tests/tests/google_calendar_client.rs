@@ -30,7 +30,11 @@ struct Env {
 
 impl Env {
     async fn new() -> Self {
-        let sandbox = Sandbox::new(SandboxConfig::default());
+        // The watch test's address is plain http on loopback.
+        let sandbox = Sandbox::new(SandboxConfig {
+            allow_http_push: true,
+            ..SandboxConfig::default()
+        });
         sandbox.add_user(ALICE, "Alice");
         let running = sandbox
             .serve("127.0.0.1:0".parse().expect("loopback address"))

@@ -226,7 +226,8 @@ enum Done {
     /// The account used its Google calls for this job; the rest is queued behind the other
     /// accounts' jobs.
     Continued,
-    /// The tenant's Google budget is spent: the account is due again at this time.
+    /// A Google quota is spent (the tenant's budget, the project's daily quota, the user's
+    /// Calendar usage limits): the account is due again at this time.
     Deferred(time::OffsetDateTime),
     /// A failure retrying will not fix now: shown on the account, retried on the schedule.
     Failed(String),
@@ -299,11 +300,13 @@ async fn pass_failed(app: &App, job: &SyncJob, what: &str, e: SyncError) -> Resu
             continue_later(app, job).await;
             Ok(Done::Continued)
         }
-        SyncError::Google(GoogleError::Paced(Pace::Tenant { retry_in })) => {
+        SyncError::Google(GoogleError::Paced(
+            pace @ (Pace::Tenant { retry_in } | Pace::Quota { retry_in, .. }),
+        )) => {
             let wait = time::Duration::try_from(retry_in)
                 .unwrap_or(schedule::TICK)
                 .max(schedule::TICK);
-            tracing::info!(tenant = %job.tenant, user = %job.user, what, wait_s = wait.whole_seconds(), "the tenant's Google budget is spent; the account waits");
+            tracing::info!(tenant = %job.tenant, user = %job.user, what, wait_s = wait.whole_seconds(), %pace, "the account waits for Google's quota");
             Ok(Done::Deferred(app.clock.now() + wait))
         }
         SyncError::Token(TokenError::ClientRefused(error)) => {

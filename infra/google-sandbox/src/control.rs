@@ -24,6 +24,11 @@ pub fn routes() -> Router<Sandbox> {
             "/_sandbox/users/{email}/invalidate-sync-tokens",
             post(invalidate_sync_tokens),
         )
+        .route("/_sandbox/users/{email}/link-profile", post(link_profile))
+        .route(
+            "/_sandbox/users/{email}/rename-contact",
+            post(rename_contact),
+        )
         .route(
             "/_sandbox/faults",
             post(add_fault).get(list_faults).delete(clear_faults),
@@ -274,4 +279,53 @@ async fn channels(State(sandbox): State<Sandbox>) -> Json<Value> {
 async fn reset(State(sandbox): State<Sandbox>) -> StatusCode {
     sandbox.reset();
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct LinkProfileBody {
+    resource_name: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    fields: Value,
+}
+
+async fn link_profile(
+    State(sandbox): State<Sandbox>,
+    Path(email): Path<String>,
+    body: Bytes,
+) -> Response {
+    match parse::<LinkProfileBody>(&body) {
+        Ok(b) => {
+            let kind = b.kind.unwrap_or_else(|| "PROFILE".to_string());
+            if !matches!(kind.as_str(), "PROFILE" | "DOMAIN_PROFILE") {
+                return bad("kind must be PROFILE or DOMAIN_PROFILE");
+            }
+            if sandbox.link_profile(&email, &b.resource_name, &kind, b.fields) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                bad("no such contact")
+            }
+        }
+        Err(r) => *r,
+    }
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    resource_name: String,
+}
+
+async fn rename_contact(
+    State(sandbox): State<Sandbox>,
+    Path(email): Path<String>,
+    body: Bytes,
+) -> Response {
+    match parse::<RenameBody>(&body) {
+        Ok(b) => match sandbox.rename_contact(&email, &b.resource_name) {
+            Some(new) => Json(json!({"resource_name": new})).into_response(),
+            None => bad("no such contact"),
+        },
+        Err(r) => *r,
+    }
 }

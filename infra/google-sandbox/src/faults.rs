@@ -23,6 +23,12 @@ pub enum FaultKind {
     UserRateLimitExceeded,
     /// 429 with `Retry-After`.
     TooManyRequests,
+    /// 403 `quotaExceeded` (domain `usageLimits`, "Calendar usage limits exceeded."): the
+    /// user's calendar is read-only for a while (hours), not a rate limit.
+    QuotaExceeded,
+    /// 403 `dailyLimitExceeded` (domain `usageLimits`): the project's daily quota is used up
+    /// until midnight Pacific.
+    DailyLimitExceeded,
     /// 500 `backendError`.
     InternalError,
     /// 503 `backendError`.
@@ -68,6 +74,11 @@ pub struct FaultSpec {
     pub retry_after_secs: Option<u64>,
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// "Applied, then failed": the request is carried out first and only its answer is
+    /// replaced by the error — what a client sees when Google did the write but the answer
+    /// was lost (a 5xx on the way back, a timeout). For error kinds only.
+    #[serde(default)]
+    pub applied: bool,
 }
 
 impl FaultSpec {
@@ -80,6 +91,7 @@ impl FaultSpec {
             path_prefix: None,
             retry_after_secs: None,
             latency_ms: None,
+            applied: false,
         }
     }
     pub fn user(mut self, email: &str) -> Self {
@@ -104,6 +116,11 @@ impl FaultSpec {
     }
     pub fn latency_ms(mut self, ms: u64) -> Self {
         self.latency_ms = Some(ms);
+        self
+    }
+    /// The request is carried out, then answered with the fault's error.
+    pub fn applied(mut self) -> Self {
+        self.applied = true;
         self
     }
 }
@@ -259,6 +276,28 @@ pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
                 e
             }
         }
+        // People has no such reasons: its quotas answer 429 RESOURCE_EXHAUSTED.
+        FaultKind::QuotaExceeded | FaultKind::DailyLimitExceeded if people => ApiError::new(
+            surface,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rateLimitExceeded",
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per user' of service 'people.googleapis.com'.",
+        )
+        .with_info("RATE_LIMIT_EXCEEDED"),
+        FaultKind::QuotaExceeded => ApiError::new(
+            surface,
+            StatusCode::FORBIDDEN,
+            "quotaExceeded",
+            "Calendar usage limits exceeded.",
+        )
+        .with_domain("usageLimits"),
+        FaultKind::DailyLimitExceeded => ApiError::new(
+            surface,
+            StatusCode::FORBIDDEN,
+            "dailyLimitExceeded",
+            "Daily Limit Exceeded",
+        )
+        .with_domain("usageLimits"),
         FaultKind::InternalError => ApiError::new(
             surface,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -331,6 +370,11 @@ pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: 
         .non_empty("fields")
         .map(str::to_string);
     let resp = match error {
+        Some(spec) if spec.applied => {
+            // The write happens; the client never learns it.
+            let _done = next.run(req).await;
+            error_for(&spec, surface.unwrap_or(Surface::Calendar)).into_response()
+        }
         Some(spec) => error_for(&spec, surface.unwrap_or(Surface::Calendar)).into_response(),
         None => match (surface, fields.as_deref().map(Selection::parse)) {
             (Some(s), Some(None)) => ApiError::new(

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 
 pub use faults::{FaultKind, FaultSpec};
-pub use state::{ClientStatus, LoggedRequest};
+pub use state::{ClientStatus, LoggedRequest, PushDelivery};
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -46,7 +46,8 @@ pub struct SandboxConfig {
     pub access_token_ttl_secs: i64,
     /// Lifetime of authorization codes (Google: 10 min).
     pub auth_code_ttl_secs: i64,
-    /// People sync tokens expire this long after they were issued (Google: 7 days).
+    /// People sync tokens expire this long after the full sync that began their chain, however
+    /// often it was followed incrementally since (Google: "7 days after the full sync").
     pub people_sync_token_ttl_secs: i64,
     /// Default watch-channel lifetime when the request sets no `params.ttl` (Google: 7 days).
     pub channel_default_ttl_secs: i64,
@@ -56,6 +57,10 @@ pub struct SandboxConfig {
     pub push_retry_base_ms: u64,
     /// Horizon for expanding open-ended recurring events.
     pub recurrence_horizon_days: i64,
+    /// Accept plain `http://` watch addresses (the local server, tests on loopback). Google
+    /// requires HTTPS: off by default, an `http` address is refused with 400
+    /// `push.webhookUrlNotHttps`.
+    pub allow_http_push: bool,
 }
 
 impl Default for SandboxConfig {
@@ -68,6 +73,7 @@ impl Default for SandboxConfig {
             push_max_attempts: 4,
             push_retry_base_ms: 50,
             recurrence_horizon_days: 730,
+            allow_http_push: false,
         }
     }
 }
@@ -246,6 +252,11 @@ impl Sandbox {
         self.state().log.clone()
     }
 
+    /// Every push delivery attempt so far, with the receiver's answer.
+    pub fn push_log(&self) -> Vec<state::PushDelivery> {
+        self.state().push_log.clone()
+    }
+
     pub fn clear_request_log(&self) {
         self.state().log.clear();
     }
@@ -297,6 +308,53 @@ impl Sandbox {
         if let Some(book) = st.address_books.get_mut(email) {
             book.sync_epoch += 1;
         }
+    }
+
+    /// Google links `user`'s contact `resource_name` to a profile (the person's Google
+    /// profile, or with `kind` `DOMAIN_PROFILE` a Workspace directory entry), as it does when
+    /// the contact gets a verified e-mail or phone of that person: reads whose `sources`
+    /// include PROFILE (Google's default) merge the profile's `fields` (`names`,
+    /// `emailAddresses`, `organizations`, ...) in. The contact itself is not changed. False
+    /// when there is no such live contact.
+    pub fn link_profile(
+        &self,
+        user: &str,
+        resource_name: &str,
+        kind: &str,
+        fields: serde_json::Value,
+    ) -> bool {
+        let now = self.now();
+        let mut st = self.state();
+        let Some(book) = st.address_books.get_mut(user) else {
+            return false;
+        };
+        let Some(p) = book.persons.get_mut(resource_name).filter(|p| !p.deleted) else {
+            return false;
+        };
+        p.profile = Some(state::LinkedProfile {
+            id: ids::digits(21),
+            kind: kind.to_string(),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            updated: now,
+        });
+        true
+    }
+
+    /// Google gives `user`'s contact a new resource name (what linking a contact to a profile
+    /// does): incremental lists report it under the new name with the old one in
+    /// `metadata.previousResourceNames`; `people.get` / `batchGet` of the old name answer the
+    /// person under its new name. Returns the new name.
+    pub fn rename_contact(&self, user: &str, resource_name: &str) -> Option<String> {
+        let now = self.now();
+        let mut st = self.state();
+        let book = st.address_books.get_mut(user)?;
+        let mut p = book.persons.remove(resource_name).filter(|p| !p.deleted)?;
+        let (new_name, _) = people::model::new_ids();
+        p.previous.push(resource_name.to_string());
+        p.resource_name = new_name.clone();
+        book.persons.insert(new_name.clone(), p);
+        people::touch(book, &new_name, now);
+        Some(new_name)
     }
 
     /// Forgets everything (clients, users, data, channels, faults, log, clock offset).

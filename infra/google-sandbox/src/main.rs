@@ -27,7 +27,11 @@ fn port_from_args() -> Result<u16, String> {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let port = port_from_args().map_err(std::io::Error::other)?;
-    let sandbox = Sandbox::new(SandboxConfig::default());
+    // The local server's webhook is plain http on loopback.
+    let sandbox = Sandbox::new(SandboxConfig {
+        allow_http_push: true,
+        ..SandboxConfig::default()
+    });
     sandbox.add_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, &[DEMO_REDIRECT]);
     sandbox.add_user("alice@example.com", "Alice Example");
     sandbox.add_user("bob@example.com", "Bob Example");

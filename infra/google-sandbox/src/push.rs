@@ -54,12 +54,16 @@ fn bad(reason: &str, message: &str) -> ApiError {
 }
 
 /// events.watch
+/// events.watch. The channel's `sync` message goes out at once; the caller answers the watch
+/// call only after its first delivery attempt (the returned [`tokio::sync::Notify`]), as
+/// Google warns can happen: "it's possible to receive the sync message even before you
+/// receive the watch method response".
 pub fn watch(
     sandbox: &Sandbox,
     user: &str,
     calendar_id: &str,
     body: &[u8],
-) -> Result<Value, ApiError> {
+) -> Result<(Value, Arc<tokio::sync::Notify>), ApiError> {
     let req = crate::calendar::events::parse_body(body)?;
     let id = req
         .get("id")
@@ -74,7 +78,10 @@ pub fn watch(
     let address = req
         .get("address")
         .and_then(Value::as_str)
-        .filter(|a| a.starts_with("https://") || a.starts_with("http://"))
+        .filter(|a| {
+            a.starts_with("https://")
+                || (a.starts_with("http://") && sandbox.config().allow_http_push)
+        })
         .ok_or_else(|| bad("push.webhookUrlNotHttps", "WebHook callback must be HTTPS."))?
         .to_string();
     let token = req.get("token").and_then(Value::as_str).map(str::to_string);
@@ -110,12 +117,12 @@ pub fn watch(
     );
     let (sender, rx) = mpsc::unbounded_channel();
     let stopped = Arc::new(AtomicBool::new(false));
+    let first = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(deliver_loop(
         rx,
-        sandbox.inner.http.clone(),
+        sandbox.clone(),
         stopped.clone(),
-        sandbox.config().push_max_attempts,
-        sandbox.config().push_retry_base_ms,
+        first.clone(),
     ));
     let channel = ChannelState {
         id: id.clone(),
@@ -143,7 +150,7 @@ pub fn watch(
     if let Some(t) = token {
         out["token"] = json!(t);
     }
-    Ok(out)
+    Ok((out, first))
 }
 
 fn notification(ch: &ChannelState, state: &'static str) -> Notification {
@@ -218,11 +225,14 @@ pub fn calendar_changed(sandbox: &Sandbox, calendar_id: &str) {
 
 async fn deliver_loop(
     mut rx: mpsc::UnboundedReceiver<Notification>,
-    http: reqwest::Client,
+    sandbox: Sandbox,
     stopped: Arc<AtomicBool>,
-    max_attempts: u32,
-    base_ms: u64,
+    first: Arc<tokio::sync::Notify>,
 ) {
+    let http = sandbox.inner.http.clone();
+    let max_attempts = sandbox.config().push_max_attempts;
+    let base_ms = sandbox.config().push_retry_base_ms;
+    let mut first = Some(first);
     while let Some(n) = rx.recv().await {
         for attempt in 0..max_attempts.max(1) {
             if stopped.load(Ordering::SeqCst) {
@@ -240,11 +250,17 @@ async fn deliver_loop(
             if let Some(t) = &n.token {
                 req = req.header("X-Goog-Channel-Token", t);
             }
-            let retry = match req.send().await {
-                Ok(resp) => {
-                    let s = resp.status();
-                    s.is_server_error() || s == reqwest::StatusCode::TOO_MANY_REQUESTS
-                }
+            let answered = req.send().await.map(|r| r.status());
+            sandbox.state().push_log.push(crate::state::PushDelivery {
+                channel_id: n.channel_id.clone(),
+                state: n.state.to_string(),
+                status: answered.as_ref().map_or(0, |s| s.as_u16()),
+            });
+            if let Some(f) = first.take() {
+                f.notify_one();
+            }
+            let retry = match answered {
+                Ok(s) => s.is_server_error() || s == reqwest::StatusCode::TOO_MANY_REQUESTS,
                 Err(_) => true,
             };
             if !retry {

@@ -132,6 +132,15 @@ pub struct SyncCursor {
     pub issued_at: Timestamp,
 }
 
+/// What a People `connections.list` page or sync token is bound to: Google wants "all other
+/// request parameters" to match the call that minted it, and sync tokens "expire 7 days
+/// after the full sync".
+#[derive(Debug, Clone)]
+pub struct PeopleToken {
+    pub params: String,
+    pub full_sync_at: Timestamp,
+}
+
 /// A page token's meaning.
 #[derive(Debug, Clone)]
 pub struct PageCursor {
@@ -157,6 +166,22 @@ pub struct StoredPerson {
     pub deleted: bool,
     pub mod_seq: u64,
     pub order: u64,
+    /// The Google profile (or Workspace directory entry) Google linked the contact to
+    /// through a verified e-mail or phone: merged into reads whose `sources` include
+    /// `READ_SOURCE_TYPE_PROFILE` (Google's default).
+    pub profile: Option<LinkedProfile>,
+    /// Former resource names (Google renames a contact it links to a profile).
+    pub previous: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkedProfile {
+    pub id: String,
+    /// `PROFILE` or `DOMAIN_PROFILE`.
+    pub kind: String,
+    /// Field arrays of the profile (`names`, `emailAddresses`, `organizations`, ...).
+    pub fields: Map<String, Value>,
+    pub updated: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -194,9 +219,23 @@ pub struct State {
     pub channels: HashMap<String, ChannelState>,
     pub sync_tokens: HashMap<String, SyncCursor>,
     pub page_tokens: HashMap<String, PageCursor>,
+    /// People connections tokens (page and sync): the parameters of the call that minted
+    /// them, and when their chain's full sync started.
+    pub people_tokens: HashMap<String, PeopleToken>,
     pub faults: Vec<Fault>,
     pub next_fault_id: u64,
     pub log: Vec<LoggedRequest>,
+    /// Push notifications sent, with the receiver's answer (0: no answer).
+    pub push_log: Vec<PushDelivery>,
+}
+
+/// One delivery attempt of a push notification.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PushDelivery {
+    pub channel_id: String,
+    /// `sync`, `exists`, `not_exists`.
+    pub state: String,
+    pub status: u16,
 }
 
 impl State {

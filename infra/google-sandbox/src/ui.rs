@@ -194,7 +194,7 @@ async fn event_page(
          <form method=\"post\" action=\"{action}/delete\"><button type=\"submit\">Delete</button></form>\
          <p>status: {}, etag: {}</p>",
         esc(&s("summary")),
-        esc(&s("description")),
+        esc(&from_html(&s("description"))),
         esc(&when(ev.get("start"))),
         esc(&when(ev.get("end"))),
         esc(&s("status")),
@@ -235,10 +235,12 @@ async fn event_save(
         let mut st = sandbox.state();
         let current = events::get(&st, &calendar_id, &event_id).unwrap_or(Value::Null);
         let mut patch = Map::new();
-        for key in ["summary", "description"] {
-            if let Some(v) = form.get(key) {
-                patch.insert(key.to_string(), json!(v));
-            }
+        if let Some(v) = form.get("summary") {
+            patch.insert("summary".to_string(), json!(v));
+        }
+        // Google Calendar's web UI saves descriptions as HTML (line breaks as `<br>`).
+        if let Some(v) = form.get("description") {
+            patch.insert("description".to_string(), json!(as_html(v)));
         }
         for key in ["start", "end"] {
             if let Some(v) = form.non_empty(key) {
@@ -256,6 +258,23 @@ async fn event_save(
         }
         Err(e) => failed("Could not save", &e),
     }
+}
+
+/// Plain text as Google Calendar's web UI stores it: escaped, line breaks as `<br>`.
+fn as_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace("\r\n", "\n")
+        .replace('\n', "<br>")
+}
+
+/// The text a description in that form shows in the editor.
+fn from_html(html: &str) -> String {
+    html.replace("<br>", "\n")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 async fn event_delete(

@@ -29,7 +29,11 @@ async fn main() -> Result<()> {
     };
 
     let google = if settings.sandbox {
-        let sandbox = google_sandbox::Sandbox::new(google_sandbox::SandboxConfig::default());
+        // Its webhook is plain http on loopback: the one place the sandbox accepts it.
+        let sandbox = google_sandbox::Sandbox::new(google_sandbox::SandboxConfig {
+            allow_http_push: true,
+            ..google_sandbox::SandboxConfig::default()
+        });
         sandbox.add_client(
             local_server::seed::SANDBOX_CLIENT_ID,
             local_server::seed::SANDBOX_CLIENT_SECRET,

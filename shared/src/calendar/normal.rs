@@ -151,6 +151,136 @@ fn text(v: Option<&str>) -> String {
     v.unwrap_or("").replace("\r\n", "\n").trim_end().to_owned()
 }
 
+/// Google's `description` "can contain HTML" (discovery `Event.description`; the Calendar web
+/// UI saves rich text and links as HTML): read as the plain text the CRM holds — line breaks
+/// for `<br>` and block ends, `- ` for list items, a link as its text with the address in
+/// brackets, entities decoded, other tags dropped. A description without markup is kept as
+/// it is (a literal `a < b` stays).
+pub fn description_text(v: Option<&str>) -> String {
+    let raw = v.unwrap_or("");
+    if !looks_like_html(raw) {
+        return text(Some(raw));
+    }
+    let mut out = String::new();
+    let mut link: Option<(String, usize)> = None;
+    let mut rest = raw;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..open]));
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&decode_entities(&rest[open..]));
+            rest = "";
+            break;
+        };
+        let tag = &rest[open + 1..open + close];
+        rest = &rest[open + close + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let newline = |out: &mut String| {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+        };
+        match (name.as_str(), closing) {
+            ("br", _) => out.push('\n'),
+            ("p" | "div" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6", _) => {
+                newline(&mut out)
+            }
+            ("li", false) => {
+                newline(&mut out);
+                out.push_str("- ");
+            }
+            ("a", false) => link = href(tag).map(|h| (h, out.len())),
+            ("a", true) => {
+                if let Some((h, at)) = link.take() {
+                    let shown = out.get(at..).unwrap_or("").trim().to_owned();
+                    if !h.is_empty() && shown != h {
+                        out.push_str(&format!(" ({h})"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&decode_entities(rest));
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    let mut joined = lines.join("\n");
+    while joined.contains("\n\n\n") {
+        joined = joined.replace("\n\n\n", "\n\n");
+    }
+    joined.trim().to_owned()
+}
+
+fn looks_like_html(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    [
+        "<br", "<p>", "<p ", "</p>", "<a href", "</a>", "<b>", "</b>", "<i>", "</i>", "<u>",
+        "<ul>", "<ol>", "<li>", "<span", "<div", "<strong>", "<em>",
+    ]
+    .iter()
+    .any(|t| lower.contains(t))
+}
+
+fn href(tag: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let at = lower.find("href=")? + 5;
+    let value = &tag[at..];
+    let quote = value.chars().next()?;
+    let inner = if quote == '"' || quote == '\'' {
+        value[1..].split(quote).next()?
+    } else {
+        value.split(char::is_whitespace).next()?
+    };
+    Some(decode_entities(inner))
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let end = rest.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = &rest[1..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &rest[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn instant_utc(s: &str) -> Option<String> {
     let t = parse_instant(s)?.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).ok()?;
@@ -402,7 +532,7 @@ impl Normalized {
                 .and_then(EventKind::parse)
                 .unwrap_or_default(),
             title: g["summary"].as_str().unwrap_or("").trim().to_owned(),
-            description: text(g["description"].as_str()),
+            description: description_text(g["description"].as_str()),
             location: text(g["location"].as_str()),
             start: when(&g["start"]),
             end: when(&g["end"]),
@@ -437,8 +567,76 @@ impl Normalized {
         }
     }
 
+    /// The same event with every attendee's response reset: what is left is what an organiser
+    /// edits (an RSVP alone changes nothing of it).
+    pub fn without_responses(&self) -> Normalized {
+        let mut n = self.clone();
+        let reset = |list: &mut Vec<NAttendee>| {
+            for a in list.iter_mut() {
+                a.response = Response::default();
+            }
+        };
+        reset(&mut n.attendees);
+        for x in &mut n.exceptions {
+            if let Some(list) = x.attendees.as_mut() {
+                reset(list);
+            }
+        }
+        n
+    }
+
+    /// Whether Google's `self` holds a response someone gave (accepted, tentative, declined)
+    /// that `written` does not: news for the CRM. An attendee Google shows as `needsAction`
+    /// has not answered in Google, whatever the CRM's copy says: no news.
+    pub fn answered_since(&self, written: &Normalized) -> bool {
+        fn fill(list: &mut [NAttendee], from: &[NAttendee]) {
+            for a in list.iter_mut() {
+                if a.response == Response::NeedsAction {
+                    if let Some(w) = from.iter().find(|w| w.email == a.email) {
+                        a.response = w.response;
+                    }
+                }
+            }
+        }
+        let mut filled = self.clone();
+        fill(&mut filled.attendees, &written.attendees);
+        for x in filled.exceptions.iter_mut() {
+            let theirs = written
+                .exceptions
+                .iter()
+                .find(|w| w.original_start == x.original_start)
+                .and_then(|w| w.attendees.as_deref())
+                .unwrap_or(&written.attendees);
+            if let Some(list) = x.attendees.as_mut() {
+                fill(list, theirs);
+            }
+        }
+        filled != *written
+    }
+
+    /// Leaves attendees' RSVPs to Google: `responseStatus` is dropped from every attendee of
+    /// `body` but the user's own entry (`own_email`). An attendee's response is that
+    /// attendee's to give (Google keeps it when a write leaves it out, and a new attendee is
+    /// `needsAction`); writing the CRM's copy would undo responses given since, and Google
+    /// warns that adding attendees as `accepted`/`tentative`/`declined` can reset them and hide
+    /// the event from their calendars (discovery `EventAttendee.responseStatus`).
+    pub fn leave_rsvps_to_google(body: &mut Map<String, Value>, own_email: Option<&str>) {
+        let own = own_email.map(str::to_lowercase);
+        if let Some(Value::Array(attendees)) = body.get_mut("attendees") {
+            for a in attendees.iter_mut() {
+                let mine = a["email"]
+                    .as_str()
+                    .is_some_and(|e| Some(e.to_lowercase()) == own);
+                if let (false, Some(obj)) = (mine, a.as_object_mut()) {
+                    obj.remove("responseStatus");
+                }
+            }
+        }
+    }
+
     /// The fields the product owns, as a Google event body: what an insert sends, and what a
-    /// patch sends (nothing else is touched, so Google-side additions survive).
+    /// patch sends (nothing else is touched, so Google-side additions survive). Attendees carry
+    /// the CRM's responses: the engine drops other people's ([`Self::leave_rsvps_to_google`]).
     pub fn to_google(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("summary".into(), json!(self.title));
@@ -557,6 +755,32 @@ mod tests {
             Normalized::from_crm(&a).hash(),
             Normalized::from_crm(&c).hash()
         );
+    }
+
+    #[test]
+    fn html_descriptions_read_as_the_text_they_show() {
+        assert_eq!(
+            description_text(Some(
+                "<b>Agenda</b><br>1. Pricing<br>2. Next&nbsp;steps &amp; Q&amp;A"
+            )),
+            "Agenda\n1. Pricing\n2. Next steps & Q&A"
+        );
+        assert_eq!(
+            description_text(Some(
+                "<p>Deck: <a href=\"https://x.example/d?a=1&amp;b=2\">slides</a></p><ul><li>one</li><li>two</li></ul>"
+            )),
+            "Deck: slides (https://x.example/d?a=1&b=2)\n- one\n- two"
+        );
+        assert_eq!(
+            description_text(Some("<a href=\"https://x.example\">https://x.example</a>")),
+            "https://x.example"
+        );
+        // No markup: kept as written (a literal "<" and "&" included).
+        assert_eq!(
+            description_text(Some("a < b && c\r\nnext ")),
+            "a < b && c\nnext"
+        );
+        assert_eq!(description_text(Some("&#233;t&#xE9; <br/>")), "été");
     }
 
     #[test]

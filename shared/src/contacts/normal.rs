@@ -499,6 +499,9 @@ impl NormalizedContact {
     /// From a Google contact as read (with the mapped fields in its read mask). Items Google
     /// holds beyond what the CRM models (a second name or organization) are not part of it.
     pub fn from_person(p: &Person) -> Self {
+        // The contact's own data only, whatever sources a read asked for.
+        let own = p.contact_only();
+        let p = &own;
         let n = primary_of(&p.names, |n: &Name| is_primary(&n.metadata));
         let mut name = NName {
             prefix: clean(n.and_then(|n| n.honorific_prefix.as_deref())),

@@ -2,11 +2,13 @@
 //! answers read into the fields the product uses. People v1 lives in [`super::people`].
 
 use super::calendar::CalendarRequest;
+use super::pacing::Pace;
 use super::retry::{with_retry, RetryPolicy};
 use super::{Google, GoogleError};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The OpenID Connect identity of the connected account.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,16 +105,51 @@ fn failed_precondition(e: &ErrorBody) -> Option<GoogleError> {
     None
 }
 
-/// Sorts a non-success answer of a Google API.
+/// Whether a transient error is an answer saying Google refused the request without acting
+/// on it (429, a 403 rate or quota limit): sending it again cannot do anything twice. A 5xx,
+/// a timeout or a lost connection may come after the write was done.
+pub fn refused_before_applied(e: &GoogleError) -> bool {
+    matches!(e, GoogleError::Transient(m) if m.starts_with("HTTP 429 ") || m.starts_with("HTTP 403 "))
+}
+
+/// How long an account waits after 403 `quotaExceeded` ("Calendar usage limits exceeded":
+/// the user's calendar is read-only for a while, lifted "within several hours").
+pub const USAGE_LIMITS_PAUSE: Duration = Duration::from_secs(3600);
+
+/// Until Google's daily quotas reset: midnight Pacific, taken as 08:00 UTC (Pacific standard
+/// time; during daylight saving time the reset is an hour earlier, so this waits an hour
+/// more than needed rather than call too soon).
+pub fn until_daily_reset(now: SystemTime) -> Duration {
+    const DAY: u64 = 86_400;
+    const RESET: u64 = 8 * 3600;
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let into_day = (secs + DAY - RESET) % DAY;
+    Duration::from_secs(DAY - into_day)
+}
+
+/// Sorts a non-success answer of a Google API. Rate limits (429, 403 `rateLimitExceeded` /
+/// `userRateLimitExceeded`, People's `RESOURCE_EXHAUSTED`) are transient: retried with
+/// backoff. Quotas that do not come back within a retry are not: 403 `quotaExceeded` (the
+/// user's Calendar usage limits) pauses the account for [`USAGE_LIMITS_PAUSE`], 403
+/// `dailyLimitExceeded` (the project's daily quota) until the daily reset — both as
+/// [`GoogleError::Paced`], which the worker turns into a deferred account, not a retry.
 pub fn classify_status(status: u16, body: &[u8]) -> GoogleError {
     let e = error_body(body);
     let rate_limited = matches!(
         e.reason.as_str(),
-        "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "RESOURCE_EXHAUSTED"
+        "rateLimitExceeded" | "userRateLimitExceeded" | "RESOURCE_EXHAUSTED"
     ) || e.info == "RATE_LIMIT_EXCEEDED";
     match status {
         429 | 500..=599 => GoogleError::Transient(format!("HTTP {status} {}", e.reason)),
         403 if rate_limited => GoogleError::Transient(format!("HTTP 403 {}", e.reason)),
+        403 if e.reason == "quotaExceeded" => GoogleError::Paced(Pace::Quota {
+            retry_in: USAGE_LIMITS_PAUSE,
+            daily: false,
+        }),
+        403 if e.reason == "dailyLimitExceeded" => GoogleError::Paced(Pace::Quota {
+            retry_in: until_daily_reset(SystemTime::now()),
+            daily: true,
+        }),
         400 => failed_precondition(&e).unwrap_or(GoogleError::Rejected {
             status,
             reason: e.reason,
@@ -220,6 +257,34 @@ mod tests {
         let people = br#"{"error":{"code":400,"status":"FAILED_PRECONDITION"}}"#;
         assert!(
             matches!(classify_status(400, people), GoogleError::Rejected { ref reason, .. } if reason == "FAILED_PRECONDITION")
+        );
+    }
+
+    #[test]
+    fn quotas_pause_instead_of_retrying() {
+        let usage = br#"{"error":{"errors":[{"domain":"usageLimits","reason":"quotaExceeded","message":"Calendar usage limits exceeded."}],"code":403}}"#;
+        let e = classify_status(403, usage);
+        assert!(!e.is_transient() && e.is_pass_level(), "{e:?}");
+        assert!(matches!(
+            e,
+            GoogleError::Paced(Pace::Quota { retry_in, daily: false }) if retry_in == USAGE_LIMITS_PAUSE
+        ));
+        let daily = br#"{"error":{"errors":[{"domain":"usageLimits","reason":"dailyLimitExceeded"}],"code":403}}"#;
+        assert!(matches!(
+            classify_status(403, daily),
+            GoogleError::Paced(Pace::Quota { daily: true, .. })
+        ));
+        let user = br#"{"error":{"errors":[{"domain":"usageLimits","reason":"userRateLimitExceeded"}],"code":403}}"#;
+        assert!(classify_status(403, user).is_transient());
+        // 07:59:59 UTC → 1 s; 08:00 UTC → a whole day; 20:00 UTC → 12 h.
+        let at = |h: u64, m: u64, s: u64| {
+            UNIX_EPOCH + Duration::from_secs(86_400 * 20_000 + h * 3600 + m * 60 + s)
+        };
+        assert_eq!(until_daily_reset(at(7, 59, 59)), Duration::from_secs(1));
+        assert_eq!(until_daily_reset(at(8, 0, 0)), Duration::from_secs(86_400));
+        assert_eq!(
+            until_daily_reset(at(20, 0, 0)),
+            Duration::from_secs(12 * 3600)
         );
     }
 

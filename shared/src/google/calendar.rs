@@ -474,6 +474,16 @@ pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
 
+/// How long a batch request may take (the client's 20 s is for one call): 50 Calendar parts
+/// or 200 contacts are many writes on Google's side, and a People create cut off by the
+/// client's timeout has an unknown outcome.
+pub const BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Calendar's batch endpoint and People's `…:batch…` methods.
+fn is_batch(url: &str) -> bool {
+    url.contains("/batch/") || url.contains(":batch")
+}
+
 fn transport(e: reqwest::Error) -> GoogleError {
     if e.is_builder() {
         GoogleError::Rejected {
@@ -540,6 +550,9 @@ impl Google {
             .http
             .request(method, url)
             .bearer_auth(token.expose_secret());
+        if is_batch(url) {
+            req = req.timeout(BATCH_TIMEOUT);
+        }
         for (name, value) in headers {
             req = req.header(*name, *value);
         }

@@ -93,6 +93,12 @@ impl GoogleError {
         ) || self.is_unauthorized()
     }
 
+    /// 400: Google refused the request as malformed or not matching (e.g. a page or sync
+    /// token sent with other parameters than the call that gave it).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, GoogleError::Rejected { status: 400, .. })
+    }
+
     /// The resource changed since it was read (Calendar 412, People's stale `person.etag`):
     /// re-read it and decide again.
     pub fn is_etag_conflict(&self) -> bool {

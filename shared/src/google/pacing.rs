@@ -31,6 +31,12 @@ pub enum Pace {
     Account,
     /// The tenant's budget is spent; it has room again after `retry_in`.
     Tenant { retry_in: Duration },
+    /// Google refused the call for a quota that does not come back within a retry:
+    /// `daily` — the project's (the tenant's) daily quota (`dailyLimitExceeded`, reset at
+    /// midnight Pacific); otherwise the user's Calendar usage limits (`quotaExceeded`: the
+    /// calendar is read-only for a while, "within several hours"). The account waits
+    /// `retry_in`, then tries once again.
+    Quota { retry_in: Duration, daily: bool },
 }
 
 impl std::fmt::Display for Pace {
@@ -40,6 +46,22 @@ impl std::fmt::Display for Pace {
             Pace::Tenant { retry_in } => write!(
                 f,
                 "the tenant's Google call budget is spent (room again in {} s)",
+                retry_in.as_secs()
+            ),
+            Pace::Quota {
+                retry_in,
+                daily: true,
+            } => write!(
+                f,
+                "Google's daily quota for the tenant's project is used up (it resets at midnight Pacific; trying again in {} s)",
+                retry_in.as_secs()
+            ),
+            Pace::Quota {
+                retry_in,
+                daily: false,
+            } => write!(
+                f,
+                "Google's usage limits for this calendar are exceeded (trying again in {} s)",
                 retry_in.as_secs()
             ),
         }

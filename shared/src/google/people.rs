@@ -7,10 +7,13 @@
 //!
 //! Google asks that mutations for one user be sent one at a time: the batch methods send
 //! their chunks sequentially, and callers should not run two mutations of a user at once.
-//! Creates have no client-chosen id: a create that failed after Google may have applied it
-//! (a timeout, a 5xx on the way back) can have created the contact — callers find it again
-//! by the CRM id they put in `clientData`.
+//! Creates have no client-chosen id, so they are never sent twice blindly: a create is
+//! retried only when Google's answer says it did nothing (a rate limit, 429). After a failure
+//! that leaves the outcome unknown (a timeout, a 5xx on the way back — Google may have made
+//! the contact), the create methods look for what Google made, by the `clientData` the
+//! bodies carry (the CRM link), before they report the failure ([`Google::find_created`]).
 
+use super::api::refused_before_applied;
 use super::calendar::{encode_segment, parse_json};
 use super::retry::{with_retry, RetryPolicy};
 use super::{Google, GoogleError};
@@ -20,6 +23,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+
+/// The `sources` of every read: the contact's own data only. Google's default adds the
+/// PROFILE sources (the person's Google profile, a Workspace directory entry), merged into
+/// the contact through a verified e-mail or phone: data the user never entered, which a
+/// write-back would copy into the contact.
+pub const READ_SOURCES: &str = "READ_SOURCE_TYPE_CONTACT";
 
 /// Contacts per `batchCreateContacts` / `batchUpdateContacts` / `people:batchGet` request.
 pub const MAX_BATCH_CONTACTS: usize = 200;
@@ -128,6 +137,10 @@ pub struct PersonMetadata {
     pub deleted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_type: Option<String>,
+    /// The names the person had before (Google renames a contact when it links it to a
+    /// profile, e.g. after a verified e-mail is added); given on incremental lists only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_resource_names: Vec<String>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -356,6 +369,38 @@ impl Person {
             .unwrap_or(false)
     }
 
+    /// The person as its contact source holds it: items Google merged in from other sources
+    /// (a profile, a directory entry: `metadata.source.type` other than `CONTACT`) dropped.
+    pub fn contact_only(&self) -> Person {
+        fn own(m: &Option<FieldMetadata>) -> bool {
+            m.as_ref()
+                .and_then(|m| m.source.as_ref())
+                .and_then(|s| s.kind.as_deref())
+                .is_none_or(|k| k == "CONTACT")
+        }
+        let mut p = self.clone();
+        p.names.retain(|x| own(&x.metadata));
+        p.email_addresses.retain(|x| own(&x.metadata));
+        p.phone_numbers.retain(|x| own(&x.metadata));
+        p.organizations.retain(|x| own(&x.metadata));
+        p.addresses.retain(|x| own(&x.metadata));
+        p.biographies.retain(|x| own(&x.metadata));
+        p.memberships.retain(|x| own(&x.metadata));
+        p.client_data.retain(|x| own(&x.metadata));
+        if let Some(m) = p.metadata.as_mut() {
+            m.sources
+                .retain(|s| s.kind.as_deref().is_none_or(|k| k == "CONTACT"));
+        }
+        p
+    }
+
+    /// The resource names the person had before this one (`previousResourceNames`).
+    pub fn previous_resource_names(&self) -> &[String] {
+        self.metadata
+            .as_ref()
+            .map_or(&[], |m| m.previous_resource_names.as_slice())
+    }
+
     /// The value of a `clientData` key (the first, if Google holds duplicates).
     pub fn client_value(&self, key: &str) -> Option<&str> {
         self.client_data
@@ -420,6 +465,18 @@ pub struct ContactGroup {
     pub client_data: Vec<GroupClientData>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// Whether contacts can be added to the group `resource_name` of type `group_type`: a user's
+/// own group, or the system groups `myContacts` and `starred` — Google's other system groups
+/// are deprecated and "can only have contacts removed" (discovery
+/// `contactGroups.members.modify`, `ContactGroupMembership.contactGroupResourceName`).
+pub fn accepts_members(resource_name: &str, group_type: Option<&str>) -> bool {
+    group_type == Some("USER_CONTACT_GROUP")
+        || matches!(
+            resource_name,
+            "contactGroups/myContacts" | "contactGroups/starred"
+        )
 }
 
 /// Parameters of `people.connections.list`. Google wants every parameter of a paged or
@@ -510,6 +567,40 @@ impl PersonResponse {
     }
 }
 
+/// The answers of one `batchCreateContacts` request, in the order of the bodies: a created
+/// person goes to the body whose `clientData` it carries; the rest keep their position.
+fn match_created(
+    chunk: &[Person],
+    answers: Vec<PersonResponse>,
+) -> Vec<Result<Person, GoogleError>> {
+    let mut slots: Vec<Option<Result<Person, GoogleError>>> =
+        (0..chunk.len()).map(|_| None).collect();
+    let mut rest = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let at = answer.person.as_ref().and_then(|got| {
+            (0..chunk.len()).find(|&j| slots[j].is_none() && carries_client_data(&chunk[j], got))
+        });
+        match at {
+            Some(j) => slots[j] = Some(answer.into_result()),
+            None => rest.push((i, answer)),
+        }
+    }
+    for (i, answer) in rest {
+        let j = if slots.get(i).is_some_and(Option::is_none) {
+            i
+        } else {
+            slots.iter().position(Option::is_none).unwrap_or(i)
+        };
+        if let Some(slot) = slots.get_mut(j) {
+            *slot = Some(answer.into_result());
+        }
+    }
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(bad_request("batchCreateContacts left a contact out"))))
+        .collect()
+}
+
 /// What `members:modify` could not do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -576,6 +667,22 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, GoogleError> {
     serde_json::to_value(v).map_err(|e| bad_request(&format!("body not serializable: {e}")))
 }
 
+/// A create failed in a way that does not say whether Google made the contact (a timeout, a
+/// lost connection, a 5xx): [`Google::find_created`] before anything is created again.
+pub fn outcome_unknown(e: &GoogleError) -> bool {
+    e.is_transient() && !refused_before_applied(e)
+}
+
+/// Whether `got` carries every `clientData` entry of `wanted` (a body that carries none
+/// cannot be recognised).
+fn carries_client_data(wanted: &Person, got: &Person) -> bool {
+    !wanted.client_data.is_empty()
+        && wanted
+            .client_data
+            .iter()
+            .all(|c| got.client_value(&c.key) == Some(c.value.as_str()))
+}
+
 impl Google {
     /// One People call under the ambient retry policy, its answer read as `T`.
     async fn people_call<T: DeserializeOwned>(
@@ -585,6 +692,22 @@ impl Google {
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
+    ) -> Result<T, GoogleError> {
+        self.people_send(token, method, path, query, body, true)
+            .await
+    }
+
+    /// [`Self::people_call`]; a call that is not `idempotent` (a create) is retried only
+    /// after an answer saying Google did nothing ([`refused_before_applied`]), never after a
+    /// 5xx or a timeout, which may come after the write was done.
+    async fn people_send<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        idempotent: bool,
     ) -> Result<T, GoogleError> {
         let base = format!("{}{path}", self.endpoints.people_base);
         let url = reqwest::Url::parse_with_params(&base, query)
@@ -596,17 +719,63 @@ impl Google {
             ),
             None => None,
         };
-        let answer = with_retry(&RetryPolicy::current(), || {
-            self.send_once(
-                token,
-                method.clone(),
-                url.as_str(),
-                &[],
-                bytes.as_deref().map(|b| ("application/json", b)),
-            )
+        let answer = with_retry(&RetryPolicy::current(), || async {
+            let sent = self
+                .send_once(
+                    token,
+                    method.clone(),
+                    url.as_str(),
+                    &[],
+                    bytes.as_deref().map(|b| ("application/json", b)),
+                )
+                .await;
+            match sent {
+                // Not retried: the outcome is the caller's to find out.
+                Err(e) if !idempotent && outcome_unknown(&e) => Ok(Err(e)),
+                other => other.map(Ok),
+            }
         })
-        .await?;
+        .await??;
         parse_json(&answer)
+    }
+
+    /// After a create whose outcome is unknown: the contacts Google holds that carry each
+    /// body's `clientData` (the CRM link), one entry per body, read with the `read` fields.
+    /// A full list without a sync token (Google's propagation delay is documented for sync
+    /// reads), pages of 1000, stopping once every body is found.
+    pub async fn find_created(
+        &self,
+        token: &SecretString,
+        persons: &[Person],
+        read: &[PersonField],
+    ) -> Result<Vec<Option<Person>>, GoogleError> {
+        let mut out: Vec<Option<Person>> = vec![None; persons.len()];
+        if persons.iter().all(|p| p.client_data.is_empty()) {
+            return Ok(out);
+        }
+        let mut fields = read.to_vec();
+        fields.push(PersonField::ClientData);
+        let mut params = ListConnections {
+            person_fields: fields,
+            page_size: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = self.list_connections(token, &params).await?;
+            for got in page.connections {
+                let slot = persons
+                    .iter()
+                    .zip(out.iter())
+                    .position(|(w, o)| o.is_none() && carries_client_data(w, &got));
+                if let Some(i) = slot {
+                    out[i] = Some(got);
+                }
+            }
+            match page.next_page_token {
+                Some(next) if out.iter().any(Option::is_none) => params.page_token = Some(next),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// `people.connections.list` of `people/me`: one page. Loop on `next_page_token`; keep
@@ -618,7 +787,8 @@ impl Google {
     ) -> Result<ConnectionsPage, GoogleError> {
         let fields = field_mask(&params.person_fields);
         let size = params.page_size.map(|n| n.to_string());
-        let mut query: Vec<(&str, &str)> = vec![("personFields", &fields)];
+        let mut query: Vec<(&str, &str)> =
+            vec![("personFields", &fields), ("sources", READ_SOURCES)];
         if let Some(n) = &size {
             query.push(("pageSize", n));
         }
@@ -651,7 +821,13 @@ impl Google {
         let path = person_path(resource_name, "")?;
         let mask = field_mask(fields);
         match self
-            .people_call(token, Method::GET, &path, &[("personFields", &mask)], None)
+            .people_call(
+                token,
+                Method::GET,
+                &path,
+                &[("personFields", &mask), ("sources", READ_SOURCES)],
+                None,
+            )
             .await
         {
             Ok(p) => Ok(Some(p)),
@@ -672,7 +848,8 @@ impl Google {
         let mask = field_mask(fields);
         let mut out = Vec::with_capacity(resource_names.len());
         for chunk in resource_names.chunks(MAX_BATCH_CONTACTS) {
-            let mut query: Vec<(&str, &str)> = vec![("personFields", &mask)];
+            let mut query: Vec<(&str, &str)> =
+                vec![("personFields", &mask), ("sources", READ_SOURCES)];
             query.extend(chunk.iter().map(|rn| ("resourceNames", rn.as_str())));
             let got: BatchGot = self
                 .people_call(token, Method::GET, "/v1/people:batchGet", &query, None)
@@ -693,7 +870,10 @@ impl Google {
         Ok(out)
     }
 
-    /// `people.createContact`; answers the contact with the `read` fields.
+    /// `people.createContact`; answers the contact with the `read` fields. Never sent twice
+    /// blindly: after a failure that leaves the outcome unknown, the contact Google may have
+    /// made (found by the body's `clientData`) is the answer; only if none is found is the
+    /// failure reported.
     pub async fn create_contact(
         &self,
         token: &SecretString,
@@ -702,20 +882,37 @@ impl Google {
     ) -> Result<Person, GoogleError> {
         let mask = field_mask(read);
         let body = to_value(person)?;
-        self.people_call(
-            token,
-            Method::POST,
-            "/v1/people:createContact",
-            &[("personFields", &mask)],
-            Some(&body),
-        )
-        .await
+        let sent = self
+            .people_send(
+                token,
+                Method::POST,
+                "/v1/people:createContact",
+                &[("personFields", &mask), ("sources", READ_SOURCES)],
+                Some(&body),
+                false,
+            )
+            .await;
+        match sent {
+            Err(e) if outcome_unknown(&e) => {
+                match self
+                    .find_created(token, std::slice::from_ref(person), read)
+                    .await
+                {
+                    Ok(found) => found.into_iter().flatten().next().ok_or(e),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// `people.batchCreateContacts`, [`MAX_BATCH_CONTACTS`] per request, sent one after the
-    /// other. One result per person, in order. A request that fails as a whole gives its
-    /// error to each of its persons, and the persons of the requests not sent yet get it too
-    /// (sending stops there: the caller retries them later).
+    /// other. One result per person, in order: each created person is matched to its body by
+    /// the `clientData` it carries (Google promises no order), by position otherwise. A
+    /// request that fails as a whole gives its error to each of its persons, and the persons
+    /// of the requests not sent yet get it too (sending stops there: the caller retries them
+    /// later). Never sent twice blindly: after a failure that leaves the outcome unknown, the
+    /// persons Google did make are found ([`Self::find_created`]) and answered as created.
     pub async fn batch_create_contacts(
         &self,
         token: &SecretString,
@@ -730,24 +927,31 @@ impl Google {
                     .iter()
                     .map(|p| Ok(json!({ "contactPerson": to_value(p)? })))
                     .collect::<Result<Vec<Value>, GoogleError>>()?;
-                let body = json!({"contacts": contacts, "readMask": mask});
-                self.people_call::<BatchCreated>(
+                let body =
+                    json!({"contacts": contacts, "readMask": mask, "sources": [READ_SOURCES]});
+                self.people_send::<BatchCreated>(
                     token,
                     Method::POST,
                     "/v1/people:batchCreateContacts",
                     &[],
                     Some(&body),
+                    false,
                 )
                 .await
             }
             .await;
             match sent {
                 Ok(got) if got.created_people.len() == chunk.len() => {
-                    out.extend(
-                        got.created_people
-                            .into_iter()
-                            .map(PersonResponse::into_result),
-                    );
+                    out.extend(match_created(chunk, got.created_people));
+                }
+                Err(e) if outcome_unknown(&e) => {
+                    let found = self
+                        .find_created(token, chunk, read)
+                        .await
+                        .unwrap_or_else(|_| vec![None; chunk.len()]);
+                    out.extend(found.into_iter().map(|f| f.ok_or_else(|| e.clone())));
+                    out.resize_with(persons.len(), || Err(e.clone()));
+                    return out;
                 }
                 Ok(got) => {
                     let e = bad_request(&format!(
@@ -790,6 +994,7 @@ impl Google {
             &[
                 ("updatePersonFields", &update_mask),
                 ("personFields", &read_mask),
+                ("sources", READ_SOURCES),
             ],
             Some(&body),
         )
@@ -830,6 +1035,7 @@ impl Google {
                     "contacts": contacts,
                     "updateMask": update_mask,
                     "readMask": read_mask,
+                    "sources": [READ_SOURCES],
                 });
                 self.people_call::<BatchUpdated>(
                     token,
@@ -949,9 +1155,11 @@ impl Google {
         if !client_data.is_empty() {
             group["clientData"] = to_value(&client_data)?;
         }
+        // `memberCount` is not among the fields `contactGroups.create` may return (discovery:
+        // CreateContactGroupRequest.readGroupFields); a new group has none anyway.
         let body = json!({
             "contactGroup": group,
-            "readGroupFields": "clientData,groupType,memberCount,metadata,name",
+            "readGroupFields": "clientData,groupType,metadata,name",
         });
         self.people_call(token, Method::POST, "/v1/contactGroups", &[], Some(&body))
             .await
@@ -1093,6 +1301,52 @@ mod tests {
             "/v1/contactGroups/myContacts/members:modify"
         );
         assert!(group_path("people/c1", "").is_err());
+    }
+
+    #[test]
+    fn created_people_are_matched_by_their_client_data_not_their_order() {
+        let body = |id: &str| Person {
+            client_data: vec![ClientData::new("crmId", id)],
+            ..Default::default()
+        };
+        let made = |rn: &str, id: &str| PersonResponse {
+            http_status_code: Some(200),
+            person: Some(Person {
+                resource_name: rn.into(),
+                client_data: vec![ClientData::new("crmId", id)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let chunk = [body("a"), body("b"), Person::default()];
+        let bare = PersonResponse {
+            http_status_code: Some(200),
+            person: Some(Person {
+                resource_name: "people/c3".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = match_created(
+            &chunk,
+            vec![made("people/c2", "b"), bare, made("people/c1", "a")],
+        );
+        let names: Vec<String> = got.into_iter().map(|r| r.unwrap().resource_name).collect();
+        assert_eq!(names, ["people/c1", "people/c2", "people/c3"]);
+        assert!(carries_client_data(&body("a"), &chunk[0]));
+        assert!(!carries_client_data(&Person::default(), &chunk[0]));
+        assert!(outcome_unknown(&GoogleError::Transient(
+            "HTTP 500 backendError".into()
+        )));
+        assert!(outcome_unknown(&GoogleError::Transient(
+            "request failed: timed out".into()
+        )));
+        assert!(!outcome_unknown(&GoogleError::Transient(
+            "HTTP 429 rateLimitExceeded".into()
+        )));
+        assert!(!outcome_unknown(&GoogleError::Transient(
+            "HTTP 403 userRateLimitExceeded".into()
+        )));
     }
 
     #[test]

@@ -231,10 +231,12 @@ mod tests {
             classify_status(410, br#"{"error":{"errors":[{"reason":"fullSyncRequired"}]}}"#),
             GoogleError::Gone(ref r) if r == "fullSyncRequired"
         ));
-        for (status, reason) in [(403, "userRateLimitExceeded"), (403, "quotaExceeded")] {
-            let body = format!(r#"{{"error":{{"errors":[{{"reason":"{reason}"}}]}}}}"#);
-            assert!(classify_status(status, body.as_bytes()).is_transient());
-        }
+        let user_rate = br#"{"error":{"errors":[{"reason":"userRateLimitExceeded"}]}}"#;
+        assert!(classify_status(403, user_rate).is_transient());
+        // The user's Calendar usage limits last hours: a pause, not a retry.
+        let usage = br#"{"error":{"errors":[{"reason":"quotaExceeded"}]}}"#;
+        let e = classify_status(403, usage);
+        assert!(!e.is_transient() && e.is_pass_level(), "{e:?}");
     }
 
     async fn run(policy: &RetryPolicy, fail_times: u32, error: fn() -> GoogleError) -> (u32, bool) {

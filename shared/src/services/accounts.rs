@@ -274,9 +274,14 @@ pub async fn patch(
     if let Some(g) = &p.contact_group {
         require_product(&account, Product::Contacts, "the contact group")?;
         let groups = contact_groups(app, t, u).await?;
-        if !groups.iter().any(|x| &x.resource_name == g) {
+        let Some(found) = groups.iter().find(|x| &x.resource_name == g) else {
             return Err(ApiError::invalid(format!(
                 "contact_group: the user has no contact group {g:?} (use its resourceName, contactGroups/…)"
+            )));
+        };
+        if !crate::google::people::accepts_members(g, found.group_type.as_deref()) {
+            return Err(ApiError::invalid(format!(
+                "contact_group: Google does not let contacts be added to {g:?} (a deprecated system group); choose one of the user's own groups, myContacts or starred"
             )));
         }
         group = Some(g.clone());

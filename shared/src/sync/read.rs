@@ -140,11 +140,17 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         src.set_full_read(cursor.start_page());
+        let with_token = cursor.page_token.is_some() || cursor.sync_token.is_some();
         let page = match src.list(&cursor).await {
             Ok(page) => page,
-            Err(e) if e.is_full_sync_required() && !reset => {
+            // Expired, or refused as not matching the call that gave it (Google binds page and
+            // sync tokens to the request's other parameters): the read starts over in full,
+            // once.
+            Err(e)
+                if (e.is_full_sync_required() || (with_token && e.is_bad_request())) && !reset =>
+            {
                 reset = true;
-                tracing::info!(tenant = %t, user = %u, scope, "sync token expired; full resync");
+                tracing::info!(tenant = %t, user = %u, scope, error = %e, "sync or page token refused; full resync");
                 cursor.sync_token = None;
                 cursor.page_token = None;
                 continue;

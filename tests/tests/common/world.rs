@@ -88,10 +88,14 @@ impl Env {
 
     /// [`Env::bare`] on the given adapters.
     pub async fn bare_on(backend: Backend) -> Self {
-        let sandbox = Sandbox::new(SandboxConfig::default())
-            .serve("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        // The product's webhook here is plain http on loopback (Google would want HTTPS).
+        let sandbox = Sandbox::new(SandboxConfig {
+            allow_http_push: true,
+            ..SandboxConfig::default()
+        })
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
         let (listener, api) = super::bind().await;
         sandbox.sandbox.add_client(
             CLIENT_ID,

@@ -441,6 +441,41 @@ fn validate(body: &mut Map<String, Value>, cal_tz: &str) -> Result<(When, When),
     Ok((start, end))
 }
 
+/// An attendee a write names without `responseStatus` keeps the response Google holds for
+/// them (matched by e-mail, case-insensitively): responses are the attendees' to give. A new
+/// attendee without one is `needsAction` (see `validate`).
+fn keep_responses(current: &Map<String, Value>, next: &mut Map<String, Value>) {
+    let Some(Value::Array(before)) = current.get("attendees") else {
+        return;
+    };
+    let held: Vec<(String, Value)> = before
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.get("email")?.as_str()?.to_lowercase(),
+                a.get("responseStatus")?.clone(),
+            ))
+        })
+        .collect();
+    if let Some(Value::Array(list)) = next.get_mut("attendees") {
+        for a in list.iter_mut() {
+            let Some(obj) = a.as_object_mut() else {
+                continue;
+            };
+            if obj.contains_key("responseStatus") {
+                continue;
+            }
+            let email = obj
+                .get("email")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
+            if let Some((_, r)) = held.iter().find(|(e, _)| Some(e) == email.as_ref()) {
+                obj.insert("responseStatus".into(), r.clone());
+            }
+        }
+    }
+}
+
 fn map_time_err(message: &str) -> ApiError {
     if message.starts_with("Missing") {
         required(message)
@@ -738,6 +773,7 @@ pub fn modify_with(
         merge(&mut merged, patch);
         merged
     };
+    keep_responses(&current, &mut next);
     validate(&mut next, &cal.time_zone)?;
     let created = current
         .get("created")

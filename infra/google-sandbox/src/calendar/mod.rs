@@ -466,7 +466,15 @@ async fn events_watch(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    reply(push::watch(&sandbox, &c.user, &cal, &body))
+    match push::watch(&sandbox, &c.user, &cal, &body) {
+        Ok((channel, sync_sent)) => {
+            // The `sync` message reaches the receiver before this answer does.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), sync_sent.notified()).await;
+            reply(Ok(channel))
+        }
+        Err(e) => reply(Err(e)),
+    }
 }
 
 async fn channels_stop(

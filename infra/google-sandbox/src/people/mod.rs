@@ -17,10 +17,12 @@ use serde_json::{json, Map, Value};
 use crate::errors::{ApiError, Surface};
 use crate::params::Params;
 use crate::state::{
-    AddressBook, PageCursor, SortKey, State as SandboxState, StoredPerson, SyncCursor,
+    AddressBook, PageCursor, PeopleToken, SortKey, State as SandboxState, StoredPerson, SyncCursor,
 };
 use crate::{scopes, Sandbox, SandboxConfig};
-use model::{err, failed_precondition, invalid, not_found, parse_mask, render, READABLE, WRITABLE};
+use model::{
+    err, failed_precondition, invalid, not_found, parse_mask, render, Sources, READABLE, WRITABLE,
+};
 
 pub fn routes() -> Router<Sandbox> {
     Router::new()
@@ -126,6 +128,8 @@ fn create_in(book: &mut AddressBook, body: &Value, now: Timestamp) -> Result<Str
             deleted: false,
             mod_seq: 0,
             order,
+            profile: None,
+            previous: Vec::new(),
         },
     );
     touch(book, &rn, now);
@@ -158,7 +162,8 @@ fn update_in(
             "Request person.etag is different than the current person.etag. Clear local cache and get the latest person.",
         ));
     }
-    let (fields, groups) = model::parse_person(body, book)?;
+    let held = live_person(book, rn)?.groups.clone();
+    let (fields, groups) = model::parse_person_of(body, book, &held)?;
     let Some(person) = book.persons.get_mut(rn) else {
         return Err(not_found());
     };
@@ -254,6 +259,7 @@ fn list_connections(
         READABLE,
     )?;
     let size = page_size(p, 100, 1000)?;
+    let sources = Sources::of_query(p)?;
     let sort = p.get("sortOrder").unwrap_or("LAST_MODIFIED_ASCENDING");
     if !matches!(
         sort,
@@ -272,27 +278,65 @@ fn list_connections(
         address_books,
         sync_tokens,
         page_tokens,
+        people_tokens,
         ..
     } = st;
     let book = address_books.get_mut(user).ok_or_else(not_found)?;
+    // The parameters tokens are bound to: a sync token to the read's shape, a page token to
+    // every other parameter of the call (the sync token included).
+    let mut fields = mask.clone();
+    fields.sort();
+    fields.dedup();
+    let shape = format!(
+        "personFields={}&sources={}&sortOrder={sort}",
+        fields.join(","),
+        sources.key()
+    );
+    let call = format!(
+        "{shape}&pageSize={size}&syncToken={}&requestSyncToken={}",
+        p.non_empty("syncToken").unwrap_or(""),
+        p.flag("requestSyncToken")
+    );
+    let mut full_sync_at = now;
     let cursor = match p.non_empty("pageToken") {
-        Some(t) => Some(
-            page_tokens
+        Some(t) => {
+            let c = page_tokens
                 .get(t)
                 .filter(|c| c.collection == page_collection)
                 .cloned()
-                .ok_or_else(|| invalid("Page token is invalid."))?,
-        ),
+                .ok_or_else(|| invalid("Page token is invalid."))?;
+            if let Some(bound) = people_tokens.get(t) {
+                if bound.params != call {
+                    return Err(invalid(
+                        "Request parameters do not match the first call that provided the page token.",
+                    ));
+                }
+                full_sync_at = bound.full_sync_at;
+            }
+            Some(c)
+        }
         None => None,
     };
     let ttl = SignedDuration::from_secs(config.people_sync_token_ttl_secs);
     let since = match p.non_empty("syncToken") {
-        Some(t) => match sync_tokens.get(t) {
-            Some(c)
+        Some(t) => match (sync_tokens.get(t), people_tokens.get(t)) {
+            (Some(c), bound)
                 if c.collection == collection
                     && c.epoch == book.sync_epoch
-                    && now.duration_since(c.issued_at) < ttl =>
+                    // "Sync tokens expire 7 days after the full sync": the chain's full read,
+                    // however often it was followed incrementally since.
+                    && now.duration_since(bound.map_or(c.issued_at, |b| b.full_sync_at)) < ttl =>
             {
+                if let Some(b) = bound {
+                    if b.params != shape {
+                        return Err(invalid(
+                            "Request parameters do not match the first call that provided the sync token.",
+                        ));
+                    }
+                    if cursor.is_none() {
+                        full_sync_at = b.full_sync_at;
+                    }
+                }
                 Some(c.seq)
             }
             _ => return Err(expired_sync_token()),
@@ -311,7 +355,7 @@ fn list_connections(
         .map(|person| {
             (
                 person_key(person, sort, since.is_some()),
-                render(person, book, &mask),
+                render(person, book, &mask, sources, since.is_some()),
             )
         })
         .collect();
@@ -336,6 +380,13 @@ fn list_connections(
                     since,
                 },
             );
+            people_tokens.insert(
+                token.clone(),
+                PeopleToken {
+                    params: call,
+                    full_sync_at,
+                },
+            );
             out.insert("nextPageToken".into(), json!(token));
         }
         None if want_sync => {
@@ -348,6 +399,13 @@ fn list_connections(
                     seq: snapshot,
                     epoch: book.sync_epoch,
                     issued_at: now,
+                },
+            );
+            people_tokens.insert(
+                token.clone(),
+                PeopleToken {
+                    params: shape,
+                    full_sync_at,
                 },
             );
             out.insert("nextSyncToken".into(), json!(token));
@@ -400,13 +458,22 @@ fn get_one(
     user: &str,
     rn: &str,
     mask: &[String],
+    sources: Sources,
 ) -> Result<Value, ApiError> {
     if rn == "people/me" {
         return render_me(st, user, mask);
     }
     let book = book(st, user)?;
-    let person = live_person(book, rn)?;
-    Ok(render(person, book, mask))
+    // A former name answers the person as it is now (its `resourceName` differs from the
+    // one asked: `requestedResourceName` tells them apart).
+    let rn = book
+        .persons
+        .values()
+        .find(|p| !p.deleted && p.previous.iter().any(|n| n == rn))
+        .map(|p| p.resource_name.clone())
+        .unwrap_or_else(|| rn.to_string());
+    let person = live_person(book, &rn)?;
+    Ok(render(person, book, mask, sources, false))
 }
 
 /// `GET|PATCH|DELETE /v1/people/{id}[:action]`.
@@ -431,7 +498,7 @@ async fn person_get(
                 "personFields",
                 READABLE,
             )?;
-            get_one(st, user, &rn, &mask)
+            get_one(st, user, &rn, &mask, Sources::of_query(&p)?)
         }),
     )
 }
@@ -455,11 +522,12 @@ async fn person_patch(
             let update_mask =
                 parse_mask(p.get("updatePersonFields"), "updatePersonFields", WRITABLE)?;
             let read_mask = optional_mask(p.get("personFields"), "personFields")?;
+            let sources = Sources::of_query(&p)?;
             let body = parse_json(&body)?;
             let book = book(st, user)?;
             update_in(book, &rn, &body, &update_mask, now)?;
             let person = live_person(book, &rn)?;
-            Ok(render(person, book, &read_mask))
+            Ok(render(person, book, &read_mask, sources, false))
         }),
     )
 }
@@ -496,11 +564,12 @@ async fn create_contact(
         scopes::CONTACTS_WRITE,
         Box::new(move |st, now, user, _| {
             let mask = optional_mask(p.get("personFields"), "personFields")?;
+            let sources = Sources::of_query(&p)?;
             let body = parse_json(&body)?;
             let book = book(st, user)?;
             let rn = create_in(book, &body, now)?;
             let person = live_person(book, &rn)?;
-            Ok(render(person, book, &mask))
+            Ok(render(person, book, &mask, sources, false))
         }),
     )
 }
@@ -521,6 +590,7 @@ async fn batch_get(State(sandbox): State<Sandbox>, headers: HeaderMap, p: Params
                 "personFields",
                 READABLE,
             )?;
+            let sources = Sources::of_query(&p)?;
             let names = p.get_all("resourceNames");
             if names.is_empty() {
                 return Err(invalid("resourceNames must not be empty."));
@@ -532,7 +602,7 @@ async fn batch_get(State(sandbox): State<Sandbox>, headers: HeaderMap, p: Params
             }
             let responses: Vec<Value> = names
                 .iter()
-                .map(|rn| match get_one(st, user, rn, &mask) {
+                .map(|rn| match get_one(st, user, rn, &mask, sources) {
                     Ok(person) => json!({"requestedResourceName": rn, "httpStatusCode": 200, "person": person, "status": status_ok()}),
                     Err(_) => json!({"requestedResourceName": rn, "httpStatusCode": 404, "status": {"code": 5, "message": "Requested entity was not found."}}),
                 })
@@ -554,6 +624,7 @@ async fn batch_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                 "readMask",
                 READABLE,
             )?;
+            let sources = Sources::of_body(&body)?;
             let contacts = body
                 .get("contacts")
                 .and_then(Value::as_array)
@@ -576,7 +647,7 @@ async fn batch_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                 let person = c.get("contactPerson").cloned().unwrap_or(Value::Null);
                 let rn = create_in(book, &person, now)?;
                 let p = live_person(book, &rn)?;
-                created.push(json!({"httpStatusCode": 200, "person": render(p, book, &mask), "status": status_ok()}));
+                created.push(json!({"httpStatusCode": 200, "person": render(p, book, &mask, sources, false), "status": status_ok()}));
             }
             Ok(json!({ "createdPeople": created }))
         }),
@@ -600,6 +671,7 @@ async fn batch_update(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                 "readMask",
                 READABLE,
             )?;
+            let sources = Sources::of_body(&body)?;
             let contacts = body
                 .get("contacts")
                 .and_then(Value::as_object)
@@ -619,7 +691,7 @@ async fn batch_update(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                         "Request person.etag is different than the current person.etag. Clear local cache and get the latest person.",
                     ));
                 }
-                model::parse_person(person, book)?;
+                model::parse_person_of(person, book, &current.groups)?;
             }
             let mut result = Map::new();
             for (rn, person) in contacts {
@@ -627,7 +699,7 @@ async fn batch_update(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                 let p = live_person(book, rn)?;
                 result.insert(
                     rn.clone(),
-                    json!({"requestedResourceName": rn, "httpStatusCode": 200, "person": render(p, book, &read_mask), "status": status_ok()}),
+                    json!({"requestedResourceName": rn, "httpStatusCode": 200, "person": render(p, book, &read_mask, sources, false), "status": status_ok()}),
                 );
             }
             Ok(json!({ "updateResult": result }))
@@ -672,6 +744,14 @@ async fn batch_delete(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
     )
 }
 
+/// An optional contact-group field mask: every path must be one the method documents.
+fn group_fields(raw: Option<&str>, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match raw.filter(|r| !r.trim().is_empty()) {
+        None => Ok(()),
+        Some(r) => parse_mask(Some(r), name, allowed).map(|_| ()),
+    }
+}
+
 fn group_mask_max(p: &Params) -> Result<usize, ApiError> {
     match p.non_empty("maxMembers") {
         None => Ok(0),
@@ -687,6 +767,7 @@ async fn groups_list(State(sandbox): State<Sandbox>, headers: HeaderMap, p: Para
         &headers,
         scopes::CONTACTS_READ,
         Box::new(move |st, _, user, _| {
+            group_fields(p.get("groupFields"), "groupFields", model::GROUP_FIELDS)?;
             let size = page_size(&p, 30, 1000)?;
             let page_collection = format!("groups:{user}");
             let cursor = match p.non_empty("pageToken") {
@@ -743,6 +824,7 @@ async fn group_get(
         scopes::CONTACTS_READ,
         Box::new(move |st, _, user, _| {
             let max = group_mask_max(&p)?;
+            group_fields(p.get("groupFields"), "groupFields", model::GROUP_FIELDS)?;
             let book = book(st, user)?;
             let g = book.groups.get(&id).ok_or_else(not_found)?;
             Ok(model::render_group(g, book, max))
@@ -757,6 +839,11 @@ async fn group_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
         scopes::CONTACTS_WRITE,
         Box::new(move |st, now, user, _| {
             let body = parse_json(&body)?;
+            group_fields(
+                body.get("readGroupFields").and_then(Value::as_str),
+                "readGroupFields",
+                model::CREATE_GROUP_FIELDS,
+            )?;
             let group = body
                 .get("contactGroup")
                 .ok_or_else(|| invalid("contactGroup is required."))?;
@@ -768,7 +855,14 @@ async fn group_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
                 .ok_or_else(|| invalid("contactGroup.name is required."))?
                 .to_string();
             let book = book(st, user)?;
-            if book.groups.values().any(|g| !g.system && g.name == name) {
+            // Names are unique per user; whether Google compares them case-insensitively is
+            // undocumented: the sandbox refuses the stricter way ("CRM" when "crm" exists).
+            let key = name.to_lowercase();
+            if book
+                .groups
+                .values()
+                .any(|g| !g.system && g.name.trim().to_lowercase() == key)
+            {
                 return Err(err(
                     StatusCode::CONFLICT,
                     "Cannot create contact group, a contact group with this name already exists.",
@@ -814,7 +908,10 @@ async fn members_modify(
             }
             let book = book(st, user)?;
             let group = book.groups.get(&id).ok_or_else(not_found)?;
-            if group.system && id != "myContacts" && id != "starred" {
+            if group.system
+                && !model::MEMBER_SYSTEM_GROUPS.contains(&id.as_str())
+                && !add.is_empty()
+            {
                 return Err(invalid(
                     "Cannot modify the members of this system contact group.",
                 ));

@@ -9,7 +9,65 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::rfc3339_millis;
 use crate::errors::{ApiError, Surface};
+use crate::params::Params;
 use crate::state::{AddressBook, ContactGroup, StoredPerson};
+
+/// The `sources` of a read (`READ_SOURCE_TYPE_*`): whether a linked profile's data is merged
+/// in. Google's default (none given) is CONTACT and PROFILE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    pub profile: bool,
+}
+
+const READ_SOURCE_TYPES: &[&str] = &[
+    "READ_SOURCE_TYPE_UNSPECIFIED",
+    "READ_SOURCE_TYPE_PROFILE",
+    "READ_SOURCE_TYPE_CONTACT",
+    "READ_SOURCE_TYPE_DOMAIN_CONTACT",
+    "READ_SOURCE_TYPE_OTHER_CONTACT",
+];
+
+impl Sources {
+    fn of(values: &[&str]) -> Result<Self, ApiError> {
+        if let Some(bad) = values.iter().find(|v| !READ_SOURCE_TYPES.contains(v)) {
+            return Err(invalid(&format!(
+                "Invalid value at 'sources' (type.googleapis.com/google.people.v1.ReadSourceType), \"{bad}\""
+            )));
+        }
+        let given: Vec<&str> = values
+            .iter()
+            .copied()
+            .filter(|v| *v != "READ_SOURCE_TYPE_UNSPECIFIED")
+            .collect();
+        Ok(Sources {
+            profile: given.is_empty() || given.contains(&"READ_SOURCE_TYPE_PROFILE"),
+        })
+    }
+
+    /// From the repeated `sources` query parameter.
+    pub fn of_query(p: &Params) -> Result<Self, ApiError> {
+        Self::of(&p.get_all("sources"))
+    }
+
+    /// From a batch body's `sources` array.
+    pub fn of_body(body: &Value) -> Result<Self, ApiError> {
+        let list: Vec<&str> = match body.get("sources") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.iter().map(|v| v.as_str().unwrap_or("?")).collect(),
+            Some(_) => return Err(invalid("Invalid value at 'sources', expected a list.")),
+        };
+        Self::of(&list)
+    }
+
+    /// The key of the parameters a page or sync token is bound to.
+    pub fn key(self) -> &'static str {
+        if self.profile {
+            "contact+profile"
+        } else {
+            "contact"
+        }
+    }
+}
 
 /// Person fields a client may write.
 pub const WRITABLE: &[&str] = &[
@@ -82,13 +140,27 @@ const READ_ONLY: &[&str] = &[
     "ageRanges",
 ];
 
+/// Valid `groupFields` of `contactGroups.list` / `get` (and `readGroupFields` of update).
+pub const GROUP_FIELDS: &[&str] = &["clientData", "groupType", "memberCount", "metadata", "name"];
+
+/// Valid `readGroupFields` of `contactGroups.create` (discovery:
+/// CreateContactGroupRequest.readGroupFields): no `memberCount`.
+pub const CREATE_GROUP_FIELDS: &[&str] = &["clientData", "groupType", "metadata", "name"];
+
 pub const SYSTEM_GROUPS: &[(&str, &str)] = &[
     ("myContacts", "My Contacts"),
     ("starred", "Starred"),
     ("friends", "Friends"),
     ("family", "Family"),
     ("coworkers", "Coworkers"),
+    ("all", "All Contacts"),
+    ("blocked", "Blocked"),
+    ("chatBuddies", "Chat contacts"),
 ];
+
+/// System groups contacts may be added to; the others are deprecated and "can only have
+/// contacts removed".
+pub const MEMBER_SYSTEM_GROUPS: &[&str] = &["myContacts", "starred"];
 
 pub fn err(status: StatusCode, message: &str) -> ApiError {
     let reason = match status.as_u16() {
@@ -150,6 +222,15 @@ pub fn new_etag() -> String {
 pub type ParsedPerson = (Map<String, Value>, Option<BTreeSet<String>>);
 
 pub fn parse_person(body: &Value, book: &AddressBook) -> Result<ParsedPerson, ApiError> {
+    parse_person_of(body, book, &BTreeSet::new())
+}
+
+/// [`parse_person`] for a contact that is already in the groups `already`.
+pub fn parse_person_of(
+    body: &Value,
+    book: &AddressBook,
+    already: &BTreeSet<String>,
+) -> Result<ParsedPerson, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| invalid("Invalid JSON payload received. Expected an object."))?;
@@ -193,10 +274,24 @@ pub fn parse_person(body: &Value, book: &AddressBook) -> Result<ParsedPerson, Ap
                     .ok_or_else(|| {
                         invalid("Invalid membership: contactGroupMembership required.")
                     })?;
-                if !book.groups.contains_key(id) {
-                    return Err(invalid(&format!(
-                        "Contact group not found: contactGroups/{id}"
-                    )));
+                match book.groups.get(id) {
+                    None => {
+                        return Err(invalid(&format!(
+                            "Contact group not found: contactGroups/{id}"
+                        )))
+                    }
+                    // "Only user group or 'myContacts' or 'starred' system groups memberships
+                    // can be added" (a membership already held may stay).
+                    Some(g)
+                        if g.system
+                            && !MEMBER_SYSTEM_GROUPS.contains(&id)
+                            && !already.contains(id) =>
+                    {
+                        return Err(invalid(&format!(
+                            "Cannot add contacts to deprecated system contact group: contactGroups/{id}"
+                        )))
+                    }
+                    Some(_) => {}
                 }
                 set.insert(id.to_string());
             }
@@ -227,35 +322,53 @@ fn field_metadata(i: usize, source_id: &str) -> Value {
     json!({"primary": i == 0, "source": {"type": "CONTACT", "id": source_id}})
 }
 
-pub fn person_metadata(p: &StoredPerson) -> Value {
-    let mut m = json!({
-        "sources": [{
-            "type": "CONTACT",
-            "id": p.source_id,
-            "etag": p.etag,
-            "updateTime": rfc3339_millis(p.updated),
-        }],
-        "objectType": "PERSON",
-    });
+/// `incremental`: a list with a sync token, the only read that gives
+/// `previousResourceNames`.
+pub fn person_metadata(p: &StoredPerson, sources: Sources, incremental: bool) -> Value {
+    let mut list = vec![json!({
+        "type": "CONTACT",
+        "id": p.source_id,
+        "etag": p.etag,
+        "updateTime": rfc3339_millis(p.updated),
+    })];
+    if let Some(profile) = p.profile.as_ref().filter(|_| sources.profile && !p.deleted) {
+        list.push(json!({
+            "type": profile.kind,
+            "id": profile.id,
+            "updateTime": rfc3339_millis(profile.updated),
+        }));
+    }
+    let mut m = json!({"sources": list, "objectType": "PERSON"});
     if p.deleted {
         m["deleted"] = json!(true);
+    }
+    if incremental && !p.previous.is_empty() {
+        m["previousResourceNames"] = json!(p.previous);
     }
     m
 }
 
-/// Renders a contact with the `personFields` mask.
-pub fn render(p: &StoredPerson, book: &AddressBook, mask: &[String]) -> Value {
+/// Renders a contact with the `personFields` mask; a linked profile's items are merged in
+/// after the contact's own when `sources` ask for PROFILE, as Google merges them.
+pub fn render(
+    p: &StoredPerson,
+    book: &AddressBook,
+    mask: &[String],
+    sources: Sources,
+    incremental: bool,
+) -> Value {
     let mut out = Map::new();
     out.insert("resourceName".into(), json!(p.resource_name));
     out.insert("etag".into(), json!(p.etag));
     if p.deleted {
-        out.insert("metadata".into(), person_metadata(p));
+        out.insert("metadata".into(), person_metadata(p, sources, incremental));
         return Value::Object(out);
     }
+    let profile = p.profile.as_ref().filter(|_| sources.profile);
     for field in mask {
         match field.as_str() {
             "metadata" => {
-                out.insert("metadata".into(), person_metadata(p));
+                out.insert("metadata".into(), person_metadata(p, sources, incremental));
             }
             "memberships" => {
                 let list: Vec<Value> = p
@@ -278,11 +391,10 @@ pub fn render(p: &StoredPerson, book: &AddressBook, mask: &[String]) -> Value {
                 }
             }
             name => {
-                let Some(Value::Array(items)) = p.fields.get(name) else {
-                    continue;
-                };
-                let rendered: Vec<Value> = items
-                    .iter()
+                let own = p.fields.get(name).and_then(Value::as_array);
+                let mut rendered: Vec<Value> = own
+                    .into_iter()
+                    .flatten()
                     .enumerate()
                     .map(|(i, item)| {
                         let mut m = item.as_object().cloned().unwrap_or_default();
@@ -291,7 +403,23 @@ pub fn render(p: &StoredPerson, book: &AddressBook, mask: &[String]) -> Value {
                         Value::Object(m)
                     })
                     .collect();
-                out.insert(name.to_string(), Value::Array(rendered));
+                if let Some(profile) = profile {
+                    let theirs = profile.fields.get(name).and_then(Value::as_array);
+                    let first = rendered.is_empty();
+                    for (i, item) in theirs.into_iter().flatten().enumerate() {
+                        let mut m = item.as_object().cloned().unwrap_or_default();
+                        m.insert(
+                            "metadata".into(),
+                            json!({"primary": first && i == 0,
+                                   "source": {"type": profile.kind, "id": profile.id}}),
+                        );
+                        decorate(name, &mut m);
+                        rendered.push(Value::Object(m));
+                    }
+                }
+                if !rendered.is_empty() {
+                    out.insert(name.to_string(), Value::Array(rendered));
+                }
             }
         }
     }

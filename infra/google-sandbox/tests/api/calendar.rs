@@ -708,3 +708,50 @@ async fn attendees_get_a_copy_under_the_same_id_with_their_own_private_propertie
     assert_eq!(own["status"], "confirmed");
     assert_eq!(own["organizer"]["self"], true);
 }
+
+#[tokio::test]
+async fn a_write_that_leaves_out_a_response_keeps_the_attendees_answer() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let body = json!({
+        "id": "rsvp0001abc", "summary": "Kickoff",
+        "start": {"dateTime": "2026-12-01T10:00:00Z"}, "end": {"dateTime": "2026-12-01T11:00:00Z"},
+        "attendees": [{"email": "carol@example.com"}]
+    });
+    let ev = app
+        .ok(
+            "calendar.events.insert",
+            Method::POST,
+            "/calendar/v3/calendars/primary/events",
+            &token,
+            Some(&body),
+        )
+        .await;
+    assert_eq!(ev["attendees"][0]["responseStatus"], "needsAction");
+    // Carol declines (her answer reaches the organiser's copy).
+    let path = "/calendar/v3/calendars/primary/events/rsvp0001abc";
+    app.ok(
+        "calendar.events.patch",
+        Method::PATCH,
+        path,
+        &token,
+        Some(&json!({"attendees": [{"email": "carol@example.com", "responseStatus": "declined"}]})),
+    )
+    .await;
+    // The organiser's next write names her without a response, and adds Dan.
+    let after = app
+        .ok(
+            "calendar.events.patch",
+            Method::PATCH,
+            path,
+            &token,
+            Some(&json!({"summary": "Kickoff (moved)",
+                         "attendees": [{"email": "Carol@example.com"}, {"email": "dan@example.com"}]})),
+        )
+        .await;
+    assert_eq!(
+        after["attendees"][0]["responseStatus"], "declined",
+        "{after}"
+    );
+    assert_eq!(after["attendees"][1]["responseStatus"], "needsAction");
+}

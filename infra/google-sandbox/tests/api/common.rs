@@ -29,6 +29,8 @@ impl Drop for TestApp {
 pub async fn spawn() -> TestApp {
     spawn_with(SandboxConfig {
         push_retry_base_ms: 20,
+        // The tests' receivers are plain http on loopback.
+        allow_http_push: true,
         ..SandboxConfig::default()
     })
     .await

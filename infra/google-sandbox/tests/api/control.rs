@@ -348,3 +348,122 @@ fn schema_validator_rejects_what_google_would_not_send() {
         .is_empty());
     assert!(!d.validate_schema("NoSuchSchema", &json!({})).is_empty());
 }
+
+#[tokio::test]
+async fn an_applied_then_failed_fault_does_the_write_and_answers_the_error() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (status, _) = control(
+        &app,
+        Method::POST,
+        "/_sandbox/faults",
+        Some(
+            json!({"kind": "internal_error", "count": 1, "applied": true,
+                    "path_prefix": "/v1/people:createContact"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body = json!({"names": [{"givenName": "Once"}],
+                      "clientData": [{"key": "crmId", "value": "c-9"}]});
+    let (status, _, answer) = app
+        .call(
+            Method::POST,
+            "/v1/people:createContact?personFields=names",
+            &token,
+            Some(&body),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    // The client was told it failed, yet Google holds the contact.
+    let listed = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names,clientData",
+            &token,
+            None,
+        )
+        .await;
+    let people = listed["connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(people.len(), 1, "{listed}");
+    assert_eq!(people[0]["clientData"][0]["value"], "c-9");
+    // Without `applied`, a fault answers instead of the handler: nothing is written.
+    app.sandbox.inject_fault(
+        google_sandbox::FaultSpec::new(google_sandbox::FaultKind::InternalError)
+            .path_prefix("/v1/people:createContact")
+            .count(1),
+    );
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/people:createContact?personFields=names",
+            &token,
+            Some(&body),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let listed = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(listed["connections"].as_array().map_or(0, Vec::len), 1);
+}
+
+#[tokio::test]
+async fn quota_faults_answer_as_google_does_for_each_quota() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let path = "/calendar/v3/calendars/primary/events";
+    for (kind, reason) in [
+        (google_sandbox::FaultKind::QuotaExceeded, "quotaExceeded"),
+        (
+            google_sandbox::FaultKind::DailyLimitExceeded,
+            "dailyLimitExceeded",
+        ),
+        (
+            google_sandbox::FaultKind::RateLimitExceeded,
+            "rateLimitExceeded",
+        ),
+    ] {
+        app.sandbox
+            .inject_fault(google_sandbox::FaultSpec::new(kind).count(1));
+        let (status, _, v) = app.call(Method::GET, path, &token, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        assert_eq!(reason_of(&v), reason);
+        assert_eq!(v["error"]["errors"][0]["domain"], "usageLimits");
+    }
+    assert_eq!(
+        reason_of(&json!({"error": {"errors": [{"reason": "x"}]}})),
+        "x"
+    );
+    // People's quotas are 429 RESOURCE_EXHAUSTED.
+    app.sandbox.inject_fault(
+        google_sandbox::FaultSpec::new(google_sandbox::FaultKind::DailyLimitExceeded).count(1),
+    );
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            "/v1/people/me/connections?personFields=names",
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+}
+
+fn reason_of(v: &Value) -> &str {
+    v["error"]["errors"][0]["reason"].as_str().unwrap_or("")
+}

@@ -42,13 +42,14 @@ async fn create_group(app: &TestApp, token: &str, name: &str) -> Value {
     .await
 }
 
-/// A sync token from a full read of the connections.
+/// A sync token from a full read of the connections (every field of `FIELDS`: use the same
+/// mask with it).
 async fn sync_token(app: &TestApp, token: &str) -> String {
     let full = app
         .ok(
             "people.people.connections.list",
             Method::GET,
-            "/v1/people/me/connections?personFields=names&requestSyncToken=true",
+            &format!("/v1/people/me/connections?personFields={FIELDS}&requestSyncToken=true"),
             token,
             None,
         )
@@ -319,7 +320,7 @@ async fn connections_sync_tokens_across_pages_and_deletions() {
     let newp = create(&app, &token, &contact("New", "new@example.com")).await;
 
     let path = format!(
-        "/v1/people/me/connections?personFields=names&syncToken={}",
+        "/v1/people/me/connections?personFields=names,emailAddresses&syncToken={}",
         google_sandbox_encode(&sync)
     );
     let changes = app
@@ -348,7 +349,7 @@ async fn connections_sync_tokens_across_pages_and_deletions() {
     app.sandbox.advance_clock(7 * 24 * 3600 + 1);
     let token = app.token_all(ALICE).await;
     let path = format!(
-        "/v1/people/me/connections?personFields=names&syncToken={}",
+        "/v1/people/me/connections?personFields=names,emailAddresses&syncToken={}",
         google_sandbox_encode(&sync2)
     );
     let (status, _, err) = app.call(Method::GET, &path, &token, None, &[]).await;
@@ -591,7 +592,7 @@ async fn contact_groups_and_membership() {
             "people.people.connections.list",
             Method::GET,
             &format!(
-                "/v1/people/me/connections?personFields=names&syncToken={}",
+                "/v1/people/me/connections?personFields={FIELDS}&syncToken={}",
                 google_sandbox_encode(&sync)
             ),
             &token,
@@ -737,4 +738,395 @@ async fn the_ui_edits_a_contact_and_its_groups_like_google_contacts() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_linked_profile_is_merged_unless_sources_ask_for_the_contact_only() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let created = create(&app, &token, &contact("Ada", "ada@example.org")).await;
+    let rn = created["resourceName"].as_str().unwrap().to_string();
+    assert!(app.sandbox.link_profile(
+        ALICE,
+        &rn,
+        "DOMAIN_PROFILE",
+        json!({"names": [{"givenName": "Augusta Ada", "familyName": "King"}],
+               "emailAddresses": [{"value": "ada@corp.example"}],
+               "organizations": [{"name": "Corp", "title": "Countess", "department": "Math"}]}),
+    ));
+    let id = rn.trim_start_matches("people/");
+    // Google's default (no `sources`) is CONTACT and PROFILE: the profile's items are
+    // merged, each marked with its source.
+    let merged = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            &format!("/v1/people/{id}?personFields={FIELDS}"),
+            &token,
+            None,
+        )
+        .await;
+    let emails: Vec<&str> = merged["emailAddresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["ada@example.org", "ada@corp.example"]);
+    assert_eq!(
+        merged["organizations"][1]["metadata"]["source"]["type"],
+        "DOMAIN_PROFILE"
+    );
+    let kinds: Vec<&str> = merged["metadata"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["CONTACT", "DOMAIN_PROFILE"]);
+    let explicit = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            &format!("/v1/people/{id}?personFields={FIELDS}&sources=READ_SOURCE_TYPE_CONTACT&sources=READ_SOURCE_TYPE_PROFILE"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(explicit["emailAddresses"].as_array().unwrap().len(), 2);
+    // The contact's own data only.
+    for path in [
+        format!("/v1/people/{id}?personFields={FIELDS}&sources=READ_SOURCE_TYPE_CONTACT"),
+        format!("/v1/people:batchGet?personFields={FIELDS}&sources=READ_SOURCE_TYPE_CONTACT&resourceNames={rn}"),
+        format!("/v1/people/me/connections?personFields={FIELDS}&sources=READ_SOURCE_TYPE_CONTACT"),
+    ] {
+        let (status, _, v) = app.call(Method::GET, &path, &token, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let p = if v.get("responses").is_some() {
+            v["responses"][0]["person"].clone()
+        } else if v.get("connections").is_some() {
+            v["connections"][0].clone()
+        } else {
+            v
+        };
+        assert_eq!(p["emailAddresses"].as_array().unwrap().len(), 1, "{path}: {p}");
+        assert_eq!(p["organizations"][0]["title"], "CTO");
+        assert_eq!(p["metadata"]["sources"].as_array().unwrap().len(), 1);
+    }
+    // Batch bodies take `sources` as a list; unknown values are refused.
+    let (status, v) = app
+        .api(
+            "people.people.batchCreateContacts",
+            Method::POST,
+            "/v1/people:batchCreateContacts",
+            &token,
+            Some(
+                &json!({"contacts": [{"contactPerson": contact("Bo", "bo@example.org")}],
+                         "readMask": "names", "sources": ["READ_SOURCE_TYPE_CONTACT"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _, v) = app
+        .call(
+            Method::GET,
+            &format!("/v1/people/{id}?personFields=names&sources=READ_SOURCE_TYPE_NOPE"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn a_renamed_contact_carries_its_previous_resource_names_on_incremental_reads() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let created = create(&app, &token, &contact("Ada", "ada@example.org")).await;
+    let old = created["resourceName"].as_str().unwrap().to_string();
+    let sync = sync_token(&app, &token).await;
+    let new = app.sandbox.rename_contact(ALICE, &old).unwrap();
+    assert_ne!(new, old);
+    let delta = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &format!("/v1/people/me/connections?personFields={FIELDS}&syncToken={sync}"),
+            &token,
+            None,
+        )
+        .await;
+    let got = &delta["connections"][0];
+    assert_eq!(got["resourceName"], new.as_str(), "{delta}");
+    assert_eq!(got["metadata"]["previousResourceNames"], json!([old]));
+    // Only sync reads carry them (discovery: "Populated only for people.connections.list
+    // requests that include a sync token").
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names,metadata",
+            &token,
+            None,
+        )
+        .await;
+    assert!(full["connections"][0]["metadata"]
+        .get("previousResourceNames")
+        .is_none());
+    // The old name answers the person as it is now.
+    let batch = app
+        .ok(
+            "people.people.getBatchGet",
+            Method::GET,
+            &format!("/v1/people:batchGet?personFields=names&resourceNames={old}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(batch["responses"][0]["requestedResourceName"], old.as_str());
+    assert_eq!(
+        batch["responses"][0]["person"]["resourceName"],
+        new.as_str()
+    );
+}
+
+#[tokio::test]
+async fn group_field_masks_are_those_each_method_documents() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    // contactGroups.create: clientData, groupType, metadata, name — no memberCount.
+    let (status, v) = app
+        .api(
+            "people.contactGroups.create",
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": "CRM"},
+                         "readGroupFields": "clientData,groupType,memberCount,metadata,name"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(grpc_status(&v), "INVALID_ARGUMENT", "{v}");
+    let made = app
+        .ok(
+            "people.contactGroups.create",
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": "CRM"},
+                         "readGroupFields": "clientData,groupType,metadata,name"})),
+        )
+        .await;
+    assert_eq!(made["name"], "CRM");
+    // list and get may ask for memberCount, not for what groups do not have.
+    app.ok(
+        "people.contactGroups.list",
+        Method::GET,
+        "/v1/contactGroups?groupFields=clientData,groupType,memberCount,metadata,name",
+        &token,
+        None,
+    )
+    .await;
+    let id = made["resourceName"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("contactGroups/");
+    app.ok(
+        "people.contactGroups.get",
+        Method::GET,
+        &format!("/v1/contactGroups/{id}?groupFields=memberCount,name"),
+        &token,
+        None,
+    )
+    .await;
+    for path in [
+        "/v1/contactGroups?groupFields=names".to_string(),
+        format!("/v1/contactGroups/{id}?groupFields=memberResourceNames"),
+    ] {
+        let (status, _, v) = app.call(Method::GET, &path, &token, None, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn page_and_sync_tokens_are_bound_to_the_call_that_gave_them() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    for i in 0..3 {
+        create(
+            &app,
+            &token,
+            &contact(&format!("P{i}"), &format!("p{i}@example.com")),
+        )
+        .await;
+    }
+    let first = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            "/v1/people/me/connections?personFields=names,metadata&pageSize=2&requestSyncToken=true",
+            &token,
+            None,
+        )
+        .await;
+    let page = google_sandbox_encode(first["nextPageToken"].as_str().unwrap());
+    // "When paginating, all other parameters provided to people.connections.list must match
+    // the first call that provided the page token."
+    for other in [
+        "personFields=names&pageSize=2&requestSyncToken=true",
+        "personFields=names,metadata&pageSize=3&requestSyncToken=true",
+        "personFields=names,metadata&pageSize=2",
+        "personFields=names,metadata&pageSize=2&requestSyncToken=true&sources=READ_SOURCE_TYPE_CONTACT",
+    ] {
+        let (status, _, err) = app
+            .call(
+                Method::GET,
+                &format!("/v1/people/me/connections?{other}&pageToken={page}"),
+                &token,
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{other}: {err}");
+        assert_eq!(grpc_status(&err), "INVALID_ARGUMENT");
+    }
+    let last = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &format!("/v1/people/me/connections?personFields=metadata,names&pageSize=2&requestSyncToken=true&pageToken={page}"),
+            &token,
+            None,
+        )
+        .await;
+    let sync = google_sandbox_encode(last["nextSyncToken"].as_str().unwrap());
+    // A sync token is bound to the read's fields and sources.
+    for other in [
+        "personFields=names",
+        "personFields=names,metadata&sources=READ_SOURCE_TYPE_CONTACT",
+    ] {
+        let (status, _, err) = app
+            .call(
+                Method::GET,
+                &format!("/v1/people/me/connections?{other}&syncToken={sync}"),
+                &token,
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{other}: {err}");
+        assert_eq!(grpc_status(&err), "INVALID_ARGUMENT");
+    }
+    // "Sync tokens expire 7 days after the full sync": followed every 4 days, the chain
+    // still ends 7 days after its full read.
+    app.sandbox.advance_clock(4 * 24 * 3600);
+    let token = app.token_all(ALICE).await;
+    let next = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &format!("/v1/people/me/connections?personFields=names,metadata&pageSize=50&requestSyncToken=true&syncToken={sync}"),
+            &token,
+            None,
+        )
+        .await;
+    let sync = google_sandbox_encode(next["nextSyncToken"].as_str().unwrap());
+    app.sandbox.advance_clock(4 * 24 * 3600);
+    let token = app.token_all(ALICE).await;
+    let (status, _, err) = app
+        .call(
+            Method::GET,
+            &format!("/v1/people/me/connections?personFields={FIELDS}&syncToken={sync}"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"]["details"][0]["reason"], "EXPIRED_SYNC_TOKEN");
+}
+
+#[tokio::test]
+async fn only_user_groups_my_contacts_and_starred_take_new_members() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let mut body = contact("Ada", "ada@example.org");
+    body["memberships"] =
+        json!([{"contactGroupMembership": {"contactGroupResourceName": "contactGroups/friends"}}]);
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/people:createContact?personFields={FIELDS}"),
+            &token,
+            Some(&body),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    for ok in ["myContacts", "starred"] {
+        body["memberships"] = json!([{"contactGroupMembership": {"contactGroupResourceName": format!("contactGroups/{ok}")}}]);
+        create(&app, &token, &body).await;
+    }
+    let listed = app
+        .ok(
+            "people.contactGroups.list",
+            Method::GET,
+            "/v1/contactGroups",
+            &token,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = listed["contactGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["resourceName"].as_str().unwrap())
+        .collect();
+    for system in [
+        "contactGroups/all",
+        "contactGroups/blocked",
+        "contactGroups/chatBuddies",
+    ] {
+        assert!(names.contains(&system), "{names:?}");
+    }
+    let someone = create(&app, &token, &contact("Bo", "bo@example.org")).await;
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/v1/contactGroups/coworkers/members:modify",
+            &token,
+            Some(&json!({"resourceNamesToAdd": [someone["resourceName"]]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    // Removing from a deprecated group is still allowed.
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            "/v1/contactGroups/coworkers/members:modify",
+            &token,
+            Some(&json!({"resourceNamesToRemove": [someone["resourceName"]]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn group_names_are_unique_whatever_their_case() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    create_group(&app, &token, "crm").await;
+    let (status, v) = app
+        .api(
+            "people.contactGroups.create",
+            Method::POST,
+            "/v1/contactGroups",
+            &token,
+            Some(&json!({"contactGroup": {"name": " CRM "}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
 }

@@ -370,3 +370,86 @@ async fn ui_edits_fire_push_notifications() {
         .await;
     assert_eq!(got["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_watch_address_must_be_https_as_google_requires() {
+    let app = spawn_with(google_sandbox::SandboxConfig::default()).await;
+    let token = app.token_all(ALICE).await;
+    let (status, v) = app
+        .api(
+            "calendar.events.watch",
+            Method::POST,
+            &format!("{EVENTS}/watch"),
+            &token,
+            Some(&json!({"id": "ch-http", "type": "web_hook",
+                         "address": "http://127.0.0.1:9/webhooks/google/calendar"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(reason(&v), "push.webhookUrlNotHttps");
+    let channel = watch(
+        &app,
+        &token,
+        "ch-https",
+        "https://127.0.0.1:9/webhooks/google/calendar",
+        None,
+    )
+    .await;
+    assert_eq!(channel["id"], "ch-https");
+}
+
+#[tokio::test]
+async fn the_ui_saves_descriptions_as_html_like_google_calendar() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let ev = app
+        .ok(
+            "calendar.events.insert",
+            Method::POST,
+            EVENTS,
+            &token,
+            Some(&event()),
+        )
+        .await;
+    let id = ev["id"].as_str().unwrap();
+    let form_url = format!("/_sandbox/ui/calendars/{ALICE}/events/{id}");
+    let status = app
+        .submit(
+            &form_url,
+            &[
+                ("summary", "pushy"),
+                ("description", "Agenda:\n1. Q&A <demo>"),
+                ("start", "2026-12-24"),
+                ("end", "2026-12-25"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let got = app
+        .ok(
+            "calendar.events.get",
+            Method::GET,
+            &format!("{EVENTS}/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["description"], "Agenda:<br>1. Q&amp;A &lt;demo&gt;");
+    // The form shows it as text again (saving it unchanged keeps it).
+    let html = app.page(&form_url).await;
+    assert!(html.contains("Agenda:\n1. Q&amp;A &lt;demo&gt;"), "{html}");
+}
+
+#[tokio::test]
+async fn the_sync_message_can_arrive_before_the_watch_answer() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(0).await;
+    watch(&app, &token, "ch-early", &address, None).await;
+    // Already there when the watch call answers: no waiting.
+    assert_eq!(r.count(), 1);
+    assert_eq!(r.header(0, "x-goog-resource-state"), "sync");
+    let log = app.sandbox.push_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].state.as_str(), log[0].status), ("sync", 200));
+}

@@ -21,6 +21,9 @@ use crate::store::StoreError;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+/// The prefix of every channel id the product opens.
+const CHANNEL_PREFIX: &str = "cgs-";
+
 /// How long a channel is asked to live. Google caps Calendar channels at about a month; a
 /// week keeps renewals rare while a lost channel is replaced within days even without the
 /// scheduler's safety polling.
@@ -81,7 +84,7 @@ pub async fn ensure(
         return Ok(());
     }
     let secret = random_token(32);
-    let id = format!("cgs-{}", random_token(18));
+    let id = format!("{CHANNEL_PREFIX}{}", random_token(18));
     let request = WatchRequest {
         id: id.clone(),
         token: SecretString::from(secret.clone()),
@@ -209,6 +212,12 @@ pub enum Outcome {
 /// after the calendar's listing generation (see the module's note). Does not call Google.
 pub async fn notify(app: &App, n: Notification<'_>) -> Result<Outcome, crate::http::ApiError> {
     let Some(channel) = app.store.get_channel(n.channel_id).await? else {
+        // Google may send a channel's `sync` message before the watch call has returned (push
+        // guide, "Sync message"), so before the channel is stored: one of ours, it is the
+        // handshake, answered as such (it asks for nothing).
+        if n.state == "sync" && n.channel_id.starts_with(CHANNEL_PREFIX) {
+            return Ok(Outcome::Handshake);
+        }
         return Ok(Outcome::Unknown);
     };
     let c = channel.value;

@@ -155,6 +155,7 @@ impl Ctx<'_> {
     /// extended properties, and the tenant's colour for the event type.
     fn google_body(&self, pair: &PairStatus, content: &Normalized) -> Map<String, Value> {
         let mut body = content.to_google();
+        Normalized::leave_rsvps_to_google(&mut body, self.account.google_email.as_deref());
         if let Some(Value::Array(attendees)) = body.get_mut("attendees") {
             for resource in &pair.google_resources {
                 let email = resource["email"].as_str();
@@ -747,6 +748,28 @@ async fn execute(
         pair.google_resources = resources_of(e);
     }
     let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
+    // An RSVP is not an edit: a meeting the CRM deleted whose Google copy changed only in
+    // attendees' responses since (the CRM's last content and Google's agree but for them) is
+    // not brought back by "edit beats delete".
+    let rsvp_only = match (
+        pair.crm_deleted_at,
+        &google,
+        &google_content,
+        &pair.crm_content,
+    ) {
+        (Some(_), Side::Present { .. }, Some(g), Some(c)) => {
+            serde_json::from_value::<Normalized>(c.clone())
+                .is_ok_and(|c| c.without_responses() == g.without_responses())
+        }
+        _ => false,
+    };
+    let google = match (rsvp_only, pair.google_hash.as_deref(), google) {
+        (true, Some(unchanged), Side::Present { modified, .. }) => Side::Present {
+            hash: unchanged,
+            modified,
+        },
+        (_, _, google) => google,
+    };
     let d = decide_pair(
         &pair,
         crm_hash_now.as_deref(),
@@ -961,16 +984,34 @@ async fn record_written(
     pair.deleted_at = None;
     pair.last_error = None;
     if content.recurrence.is_empty() {
-        pair.google_hash = Some(Normalized::from_google(&google_json(written)).hash());
+        pair.google_hash = Some(baseline_of(
+            &Normalized::from_google(&google_json(written)),
+            content,
+        ));
         return false;
     }
     let outcome = write_exceptions(ctx, calendar, written, content).await;
-    pair.google_hash = Some(outcome.actual.hash());
+    pair.google_hash = Some(baseline_of(&outcome.actual, content));
     pair.last_error = outcome.error;
     if outcome.retry {
         pair.crm_hash = None;
     }
     outcome.retry
+}
+
+/// The Google baseline after a write: the hash of what Google holds — except when it differs
+/// from what was written only in attendees' responses someone gave in Google (the write left
+/// them to Google, and the CRM had not heard): then the CRM's picture, so the next read sees
+/// those responses as news and brings them to the CRM.
+fn baseline_of(actual: &Normalized, written: &Normalized) -> String {
+    if actual != written
+        && actual.without_responses() == written.without_responses()
+        && actual.answered_since(written)
+    {
+        written.hash()
+    } else {
+        actual.hash()
+    }
 }
 
 /// Google's picture of an event: for a recurring series, the master with its exceptions.
@@ -1096,6 +1137,7 @@ async fn write_exceptions(
                 let mut body = content
                     .occurrence(want.unwrap_or(&back_to_rule))
                     .to_google();
+                Normalized::leave_rsvps_to_google(&mut body, ctx.account.google_email.as_deref());
                 body.remove("recurrence");
                 body.insert("status".into(), json!("confirmed"));
                 ctx.app

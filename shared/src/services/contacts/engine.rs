@@ -107,12 +107,14 @@ fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
     s.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
 }
 
-/// When Google last changed the person (its source's `updateTime`), for "latest wins".
+/// When Google last changed the person (its contact source's `updateTime`, not a linked
+/// profile's), for "latest wins".
 fn google_modified(p: &Person) -> Option<OffsetDateTime> {
     p.metadata
         .as_ref()?
         .sources
         .iter()
+        .filter(|s| s.kind.as_deref().is_none_or(|k| k == "CONTACT"))
         .filter_map(|s| parse_time(s.update_time.as_deref()))
         .max()
 }
@@ -138,13 +140,19 @@ async fn ensure_group(
         Some(g) => g.resource_name,
         None => match app.google.create_contact_group(token, &name, &[]).await {
             Ok(g) => g.resource_name,
-            // Made meanwhile (a racing pass): use it.
+            // Made meanwhile (a racing pass), or the user has one whose name differs only in
+            // case or spaces (Google's uniqueness rule is not documented further): use it.
             Err(GoogleError::Conflict(_)) => app
                 .google
                 .contact_groups(token)
                 .await?
                 .into_iter()
-                .find(|g| g.name.as_deref() == Some(&name))
+                .filter(|g| g.group_type.as_deref() == Some("USER_CONTACT_GROUP"))
+                .find(|g| {
+                    g.name
+                        .as_deref()
+                        .is_some_and(|n| n.trim().to_lowercase() == name.trim().to_lowercase())
+                })
                 .map(|g| g.resource_name)
                 .ok_or_else(|| {
                     SyncError::Google(GoogleError::Conflict(format!(
@@ -250,7 +258,12 @@ impl Source for Ctx<'_> {
             .into_iter()
             .map(|f| f.as_str())
             .collect();
-        Some(format!("group={}; fields={}", self.group, fields.join(",")))
+        Some(format!(
+            "group={}; fields={}; sources={}",
+            self.group,
+            fields.join(","),
+            crate::google::people::READ_SOURCES
+        ))
     }
 
     async fn list(&mut self, cursor: &Cursor) -> Result<Page<Person>, GoogleError> {
@@ -328,7 +341,7 @@ impl Source for Ctx<'_> {
             .await?;
         let mut out = Vec::with_capacity(ids.len());
         for (rn, answer) in ids.into_iter().zip(answers) {
-            match answer.into_result() {
+            match answer.into_result().map(|p| renamed_from(p, &rn)) {
                 Ok(p) => out.push(p),
                 Err(GoogleError::NotFound(_) | GoogleError::Gone(_)) => out.push(Person {
                     resource_name: rn,
@@ -349,14 +362,20 @@ impl Source for Ctx<'_> {
     }
 }
 
+/// The CRM id of this tenant's and user's link the person carries in `clientData`.
+fn our_link(ctx: &Ctx<'_>, p: &Person) -> Option<CrmId> {
+    CrmLink::from_person(p)
+        .filter(|l| l.tenant == ctx.t().as_str() && l.user == ctx.u().as_str())
+        .and_then(|l| CrmId::parse(&l.crm_id).ok())
+}
+
 /// The pair a person belongs to: by the CRM link it carries (same tenant and user), or by its
-/// resource name.
+/// resource name — the current one or one Google gave it before (`previousResourceNames`:
+/// Google renames a contact it links to a profile; the pair follows it, never a new one).
 async fn pair_of(ctx: &Ctx<'_>, p: &Person) -> Result<Option<Versioned<PairStatus>>, SyncError> {
     let (t, u) = (ctx.t(), ctx.u());
-    let link = CrmLink::from_person(p)
-        .filter(|l| l.tenant == t.as_str() && l.user == u.as_str())
-        .and_then(|l| CrmId::parse(&l.crm_id).ok());
-    if let Some(crm_id) = link {
+    let previous = p.previous_resource_names();
+    if let Some(crm_id) = our_link(ctx, p) {
         let found = ctx
             .app
             .store
@@ -366,17 +385,51 @@ async fn pair_of(ctx: &Ctx<'_>, p: &Person) -> Result<Option<Versioned<PairStatu
                 v.value
                     .google_id
                     .as_deref()
-                    .is_none_or(|g| g == p.resource_name)
+                    .is_none_or(|g| g == p.resource_name || previous.iter().any(|n| n == g))
             });
         if found.is_some() {
             return Ok(found);
         }
     }
+    for rn in std::iter::once(&p.resource_name).chain(previous) {
+        let found = ctx
+            .app
+            .store
+            .find_pair_by_google_id(t, u, Collection::Contacts, rn)
+            .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// A contact carrying the CRM link of a pair that is linked to another contact: a second copy
+/// of a contact the CRM already has (a create whose answer was lost, made again), never a
+/// new contact for the CRM.
+async fn copy_of_linked(ctx: &Ctx<'_>, p: &Person) -> Result<bool, SyncError> {
+    let Some(crm_id) = our_link(ctx, p) else {
+        return Ok(false);
+    };
     Ok(ctx
         .app
         .store
-        .find_pair_by_google_id(t, u, Collection::Contacts, &p.resource_name)
-        .await?)
+        .get_pair(ctx.t(), ctx.u(), Collection::Contacts, crm_id.as_str())
+        .await?
+        .is_some())
+}
+
+/// A person Google answered for the name `asked`: under another name, it was renamed (Google
+/// answers an old name with the person as it is now), and the old name is one of its
+/// previous ones.
+fn renamed_from(mut p: Person, asked: &str) -> Person {
+    if p.resource_name != asked && !p.resource_name.is_empty() {
+        let m = p.metadata.get_or_insert_with(Default::default);
+        if !m.previous_resource_names.iter().any(|n| n == asked) {
+            m.previous_resource_names.push(asked.to_owned());
+        }
+    }
+    p
 }
 
 async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
@@ -386,6 +439,10 @@ async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
         Some(Versioned { value, version }) => (value, Some(version)),
         // Not a member, and never ours: not the CRM's business.
         None if !member => return Ok(()),
+        None if copy_of_linked(ctx, p).await? => {
+            tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), "a second Google contact carries the CRM link of a synced contact; not imported");
+            return Ok(());
+        }
         None => {
             let mut pair = PairStatus::new(
                 ctx.account.id.clone(),
