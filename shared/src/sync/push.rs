@@ -20,6 +20,9 @@ use std::time::Instant;
 /// job. A multiple of every batch size, so a cut leaves whole batches.
 pub const MAX_PLANNED: usize = 5000;
 
+/// Waiting pairs listed from the dirty index at a time.
+const LIST_PAGE: u64 = 200;
+
 /// What a collection's push needs: how a waiting pair is decided, which batch it goes in,
 /// how a batch is sent. Everything else is [`push`]'s.
 pub(crate) trait Sink: Send {
@@ -154,11 +157,20 @@ pub(crate) async fn push<S: Sink>(
     }
     let mut page: Option<String> = None;
     'collect: while !estimate.over(allowance) {
+        // No more of the index than the calls left can use (each listed pair is read again):
+        // where every write is a call of its own, one more than the calls left (to learn that
+        // more wait); a job short of calls (a low cap, a spent tenant budget) reads a few
+        // pairs, not a page of 200.
+        let room = u64::from(allowance).saturating_sub(estimate.calls);
+        let size = match S::KINDS.iter().all(|k| k.per_part) {
+            true => room.min(LIST_PAGE - 1) as u32 + 1,
+            false => LIST_PAGE as u32,
+        };
         let listed = sink
             .pass()
             .app
             .store
-            .list_dirty_pairs(&t, &u, collection, 200, page.as_deref())
+            .list_dirty_pairs(&t, &u, collection, size, page.as_deref())
             .await?;
         for Versioned { value, version } in listed.items {
             if !seen.insert(value.crm_id.to_string()) {
