@@ -542,17 +542,11 @@ impl Sim {
         }
         // The queue runs what was queued; a minute passes (the tenant's Google budget
         // refills) and the scheduler queues what is due; until nothing waits.
-        for _ in 0..100 {
-            self.env.drain_jobs(100_000).await;
-            if common::backlog::waiting_in(&self.env, USER, Collection::Contacts).await == 0 {
-                break;
-            }
-            self.env.clock.advance(time::Duration::seconds(61));
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            shared::services::schedule::run(&self.env.app, deadline)
-                .await
-                .unwrap();
-        }
+        let env = &self.env;
+        common::backlog::drain_until(env, 100, async || {
+            common::backlog::waiting_in(env, USER, Collection::Contacts).await == 0
+        })
+        .await;
         for round in 0..100 {
             self.run(SyncReason::Scheduled).await;
             self.apply_feed().await;
@@ -653,9 +647,7 @@ impl Sim {
 async fn contacts_sync_converges_for_random_interleavings() {
     common::for_each_seed(SEEDS, async |seed| {
         let mut sim = Sim::new(seed).await;
-        if seed % 25 == 3 {
-            // A large backlog, maybe while paused: log-uniform in 200..5,000.
-            let k = (200f64 * 25f64.powf(sim.rng.gen::<f64>())) as usize;
+        if let Some(k) = common::large_backlog(seed, &mut sim.rng) {
             if sim.rng.gen_bool(0.5) {
                 sim.set_paused(true).await;
             }
