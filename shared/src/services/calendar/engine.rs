@@ -391,13 +391,10 @@ impl Source for CalendarRead<'_, '_> {
             .collect();
         let mut n = 0;
         for e in cancelled {
-            let pair = self
-                .ctx
-                .app
-                .store
-                .find_pair_by_google_id(&t, &u, Collection::Calendar, &e.id)
-                .await?;
-            if pair.is_some_and(|p| p.value.deleted_at.is_none() && self.in_scope(&p.value)) {
+            // The same lookup the page's apply makes (consistent reads, then every index hit
+            // of this calendar): an event id also in another calendar never hides this one.
+            let found = super::born::find(self.ctx.app, &t, &u, self.calendar, &e.id).await?;
+            if matches!(found, super::born::Lookup::Pair(p) if p.value.deleted_at.is_none()) {
                 n += 1;
             }
         }
