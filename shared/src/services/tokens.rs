@@ -234,14 +234,15 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     }
     let expires_at = tokens.expires_at;
     let account = super::accounts::update(app, t, u, |a| {
+        // Only over the grant this refresh used: a reconnect meanwhile (perhaps of another
+        // Google account) stored a newer one, whose tokens stay untouched.
+        if a.refresh_token_ciphertext.as_deref() != Some(sealed) {
+            return Ok(());
+        }
         a.access_token_ciphertext = Some(access_sealed.clone());
         a.access_token_expires_at = Some(expires_at);
-        // Only over the refresh token this refresh used: a reconnect meanwhile stored a newer
-        // grant, which stays.
         if let Some(r) = &refresh_sealed {
-            if a.refresh_token_ciphertext.as_deref() == Some(sealed) {
-                a.refresh_token_ciphertext = Some(r.clone());
-            }
+            a.refresh_token_ciphertext = Some(r.clone());
         }
         Ok(())
     })
