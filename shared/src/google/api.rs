@@ -8,7 +8,7 @@ use super::{Google, GoogleError};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// The OpenID Connect identity of the connected account.
 #[derive(Debug, Clone, Deserialize)]
@@ -116,15 +116,20 @@ pub fn refused_before_applied(e: &GoogleError) -> bool {
 /// the user's calendar is read-only for a while, lifted "within several hours").
 pub const USAGE_LIMITS_PAUSE: Duration = Duration::from_secs(3600);
 
-/// Until Google's daily quotas reset: midnight Pacific, taken as 08:00 UTC (Pacific standard
-/// time; during daylight saving time the reset is an hour earlier, so this waits an hour
-/// more than needed rather than call too soon).
+/// Until Google's daily quotas reset: midnight Pacific time (America/Los_Angeles, so 08:00
+/// UTC in winter and 07:00 UTC under daylight saving time).
 pub fn until_daily_reset(now: SystemTime) -> Duration {
-    const DAY: u64 = 86_400;
-    const RESET: u64 = 8 * 3600;
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let into_day = (secs + DAY - RESET) % DAY;
-    Duration::from_secs(DAY - into_day)
+    const FALLBACK: Duration = Duration::from_secs(3600);
+    let next_midnight = jiff::Timestamp::try_from(now)
+        .and_then(|t| t.in_tz("America/Los_Angeles"))
+        .and_then(|z| z.tomorrow())
+        .and_then(|z| z.start_of_day());
+    match next_midnight {
+        Ok(z) => SystemTime::from(z.timestamp())
+            .duration_since(now)
+            .unwrap_or(FALLBACK),
+        Err(_) => FALLBACK,
+    }
 }
 
 /// Sorts a non-success answer of a Google API. Rate limits (429, 403 `rateLimitExceeded` /
@@ -276,15 +281,25 @@ mod tests {
         ));
         let user = br#"{"error":{"errors":[{"domain":"usageLimits","reason":"userRateLimitExceeded"}],"code":403}}"#;
         assert!(classify_status(403, user).is_transient());
-        // 07:59:59 UTC → 1 s; 08:00 UTC → a whole day; 20:00 UTC → 12 h.
-        let at = |h: u64, m: u64, s: u64| {
-            UNIX_EPOCH + Duration::from_secs(86_400 * 20_000 + h * 3600 + m * 60 + s)
-        };
-        assert_eq!(until_daily_reset(at(7, 59, 59)), Duration::from_secs(1));
-        assert_eq!(until_daily_reset(at(8, 0, 0)), Duration::from_secs(86_400));
+        // Midnight Pacific: 08:00 UTC in winter, 07:00 UTC under daylight saving time.
+        let at = |date: &str| SystemTime::from(date.parse::<jiff::Timestamp>().unwrap());
+        let winter = [
+            ("2026-01-15T07:59:59Z", 1),
+            ("2026-01-15T08:00:00Z", 86_400),
+            ("2026-01-15T20:00:00Z", 12 * 3600),
+        ];
+        let summer = [
+            ("2026-07-15T06:59:59Z", 1),
+            ("2026-07-15T07:00:00Z", 86_400),
+            ("2026-07-15T19:00:00Z", 12 * 3600),
+        ];
+        for (now, secs) in winter.into_iter().chain(summer) {
+            assert_eq!(until_daily_reset(at(now)), Duration::from_secs(secs), "{now}");
+        }
+        // The night the clocks go forward (2026-03-08) is 23 hours long.
         assert_eq!(
-            until_daily_reset(at(20, 0, 0)),
-            Duration::from_secs(12 * 3600)
+            until_daily_reset(at("2026-03-08T08:00:00Z")),
+            Duration::from_secs(23 * 3600)
         );
     }
 
