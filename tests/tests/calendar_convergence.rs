@@ -522,12 +522,19 @@ impl Sim {
             self.run(SyncReason::Push).await;
             self.apply_feed().await;
         }
-        assert_eq!(
-            self.waiting().await,
-            0,
-            "records still waiting; {}",
-            self.log.join("; ")
-        );
+        let waiting = self.waiting().await;
+        if waiting > 0 {
+            let held = common::backlog::describe_waiting(
+                &self.env,
+                USER,
+                shared::domain::Collection::Calendar,
+            )
+            .await;
+            panic!(
+                "{waiting} records still waiting: {held}; {}",
+                self.log.join("; ")
+            );
+        }
     }
 
     async fn check(&self, seed: u64) {

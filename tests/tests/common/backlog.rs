@@ -6,6 +6,7 @@ use super::world::{Env, CLIENT_ID};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use shared::clock::Clock;
 use shared::domain::Collection;
 use std::time::{Duration, Instant};
 
@@ -40,14 +41,16 @@ pub async fn drain_until(env: &Env, rounds: usize, done: impl AsyncFn() -> bool)
     for _ in 0..rounds {
         let ran = env.drain_jobs(10_000).await;
         jobs += ran;
-        if std::env::var_os("BACKLOG_DEBUG").is_some() {
-            let a = env.stored_account("u-alice").await;
+        // `BACKLOG_DEBUG=user` (e.g. u-alice) follows that user's backlog round by round.
+        if let Ok(user) = std::env::var("BACKLOG_DEBUG") {
+            let a = env.stored_account(&user).await;
             eprintln!(
-                "ran {ran}: alice waiting {} status {:?} err {:?} due {:?}",
-                waiting(env, "u-alice").await,
+                "ran {ran}: {user} waiting {} status {:?} err {:?} due {:?} (clock {})",
+                waiting(env, &user).await,
                 a.status,
                 a.last_error,
-                a.next_sync_at
+                a.next_sync_at,
+                env.clock.now()
             );
         }
         if done().await {
@@ -84,6 +87,41 @@ pub async fn waiting_in(env: &Env, user: &str, collection: Collection) -> usize 
             None => return n,
         }
     }
+}
+
+/// What holds the user's waiting records of `collection`: the account's state and the first
+/// few waiting pairs (for a failing simulation's message).
+pub async fn describe_waiting(env: &Env, user: &str, collection: Collection) -> String {
+    let u = shared::domain::UserId::parse(user).unwrap();
+    let a = env.stored_account(user).await;
+    let got = env
+        .app
+        .store
+        .list_dirty_pairs(&env.tenant, &u, collection, 5, None)
+        .await
+        .unwrap();
+    let pairs: Vec<String> = got
+        .items
+        .iter()
+        .map(|p| &p.value)
+        .map(|p| {
+            format!(
+                "{} (google {:?}, deleted {:?}, last_error {:?})",
+                p.crm_id.as_str(),
+                p.google_id,
+                p.deleted_at.is_some(),
+                p.last_error
+            )
+        })
+        .collect();
+    format!(
+        "account {:?}, next sync {:?}, failures {}, last_error {:?}; waiting: {}",
+        a.status,
+        a.next_sync_at,
+        a.sync_failures,
+        a.last_error,
+        pairs.join(", ")
+    )
 }
 
 pub fn token(env: &Env, email: &str) -> SecretString {

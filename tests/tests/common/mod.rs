@@ -314,15 +314,27 @@ impl shared::store::Table for CountingTable {
     }
 }
 
-/// Runs a property test's seeds: `SEEDS=n` for more than `default`, `SEED=n` to replay one;
+/// Runs a property test's seeds: `SEEDS=n` for more than `default`, `SEED=n` (or `a-b`) to
+/// replay one (or a range);
 /// each seed under a per-job Google call cap of 20, 50 or 200 (by seed).
 pub async fn for_each_seed(default: u64, run: impl AsyncFn(u64)) {
-    let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
+    // `SEED=n` or `SEED=a-b` (inclusive).
+    let only: Option<(u64, u64)> = std::env::var("SEED").ok().and_then(|s| {
+        let (a, b) = s.split_once('-').unwrap_or((&s, &s));
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    });
     let seeds: u64 = std::env::var("SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default);
-    for seed in (0..seeds).filter(|s| only.is_none_or(|o| o == *s)) {
+    // `SEED` replays those seeds, whatever `SEEDS` says.
+    let chosen: Vec<u64> = match only {
+        Some((a, b)) => (a..=b).collect(),
+        None => (0..seeds).collect(),
+    };
+    for seed in chosen {
+        // Shown with a failure (the test harness prints a failing test's output).
+        eprintln!("seed {seed}");
         let limits = shared::services::quota::Limits {
             calls_per_job: [20, 50, 200][(seed % 3) as usize],
             ..Default::default()
