@@ -237,6 +237,13 @@ async fn settings_saved_from_the_form_are_what_the_api_shows_and_bad_input_loses
         .form(&good);
     let a = b.send(foreign).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let cross_site = env
+        .http
+        .post(format!("{}/admin/settings", env.api))
+        .header("sec-fetch-site", "cross-site")
+        .form(&good);
+    let a = b.send(cross_site).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
     let (_, v) = env
         .call("GET", "/v1/admin/settings", &env.admin, None)
         .await;
