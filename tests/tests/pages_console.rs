@@ -509,3 +509,106 @@ async fn accounts_show_their_state_and_the_actions_use_the_api_services() {
     let (_, v) = env.account("u1").await;
     assert_eq!(v["status"], "disconnected");
 }
+
+#[tokio::test]
+async fn a_held_back_mass_deletion_is_confirmed_from_the_accounts_page() {
+    use shared::google::calendar::SendUpdates;
+    use shared::queue::SyncReason;
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    env.drain_jobs(50).await;
+    common::backlog::put_meetings(&env, "u1", "MTG", 30).await;
+    env.drain_jobs(200).await;
+    let alice = common::push::alice_token(&env);
+    let events = env.google_events(&alice).await;
+    assert_eq!(events.len(), 30);
+    for e in &events {
+        env.app
+            .google
+            .delete_event(&alice, "primary", &e.id, None, SendUpdates::None)
+            .await
+            .unwrap();
+    }
+    env.run_job("u1", SyncReason::Push).await;
+    let feed = env.changes().await;
+    assert!(feed.iter().any(|r| r["kind"] == "mass_deletion_blocked"));
+
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts?filter=attention").await;
+    assert!(a.body.contains("deletions held back"), "{}", a.body);
+    let confirm = "action=\"/admin/accounts/u1/confirm-deletions\"";
+    assert!(a.body.contains(confirm), "{}", a.body);
+    let a = b
+        .post(
+            "/admin/accounts/u1/confirm-deletions",
+            &[("csrf", &a.csrf())],
+        )
+        .await;
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/admin/accounts?done=confirm-deletions")
+    );
+    // The confirmed pass (queued as "sync now" with the confirmation) carries them out.
+    env.drain_jobs(50).await;
+    let unlinked = env
+        .changes()
+        .await
+        .iter()
+        .filter(|r| r["kind"] == "event_unlinked")
+        .count();
+    assert_eq!(unlinked, 30);
+    let a = b.get("/admin/accounts").await;
+    assert!(!a.body.contains(confirm), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_client_google_refuses_is_shown_broken_with_what_to_do() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/google-client").await;
+    assert!(a
+        .body
+        .contains("<span class=\"badge ok\" id=\"client-status\">working</span>"));
+    // What the code exchange or a refresh records when Google refuses the client itself.
+    shared::services::google_client::client_refused(&env.app, &env.tenant, "invalid_client").await;
+    let a = b.get("/admin/google-client").await;
+    assert!(
+        a.body
+            .contains("id=\"client-status\">refused by Google</span>"),
+        "{}",
+        a.body
+    );
+    assert!(a
+        .body
+        .contains("Google refuses this client (invalid_client)"));
+    assert!(a.body.contains("Google does not accept the client secret"));
+    assert_safe_page(&a, &[CLIENT_SECRET, &env.admin]);
+
+    // Typed fields with a bad secret shape are refused in words; the ID stays, the secret
+    // does not come back.
+    let csrf = a.csrf();
+    let a = b
+        .post(
+            "/admin/google-client",
+            &[
+                ("csrf", &csrf),
+                ("client_id", "not-a-client-id"),
+                ("client_secret", "s3cr3t-typed"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains("id=\"error\""));
+    assert!(a.body.contains("value=\"not-a-client-id\""));
+    assert!(!a.body.contains("s3cr3t-typed"));
+    let a = b
+        .post(
+            "/admin/google-client",
+            &[("csrf", &csrf), ("json", "{not json")],
+        )
+        .await;
+    assert!(a.body.contains("is not JSON"), "{}", a.body);
+}

@@ -8,7 +8,7 @@
 //! * `GET|POST /admin/google-client`
 //! * `GET|POST /admin/settings`, `POST /admin/settings/rotate-webhook-secret`
 //! * `GET /admin/accounts?filter=attention|needs_reauth|errors`,
-//!   `POST /admin/accounts/{user}/{sync|pause|resume|disconnect}`
+//!   `POST /admin/accounts/{user}/{sync|confirm-deletions|pause|resume|disconnect}`
 //! * `GET|POST /admin/keys`, `POST /admin/keys/{key_id}/revoke`
 
 pub mod session;
@@ -798,7 +798,13 @@ struct AccountRow {
     last_error: Option<String>,
     connected: bool,
     paused: bool,
+    /// A mass deletion is held back until someone confirms it.
+    deletions_held: bool,
 }
+
+/// How the sync words an account's `last_error` while it holds a mass deletion back (the
+/// feed's `mass_deletion_blocked` record says the same to the CRM).
+const DELETIONS_HELD: &str = "deletions held back";
 
 #[derive(Template)]
 #[template(path = "accounts.html")]
@@ -857,6 +863,10 @@ fn row(a: &Account) -> AccountRow {
         last_error: a.last_error.clone(),
         connected: a.status != AccountStatus::Disconnected,
         paused: a.status == AccountStatus::Paused,
+        deletions_held: a
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(DELETIONS_HELD)),
     }
 }
 
@@ -904,6 +914,9 @@ async fn accounts_page(
     .collect();
     let notice = match q.done.as_deref() {
         Some("sync") => Some("Sync queued.".to_owned()),
+        Some("confirm-deletions") => {
+            Some("Deletions confirmed: the next pass carries them out.".to_owned())
+        }
         Some("pause") => Some("Account paused.".to_owned()),
         Some("resume") => Some("Account resumed.".to_owned()),
         Some("disconnect") => {
@@ -946,6 +959,8 @@ async fn account_action(
     let (t, u) = (&s.tenant, &user);
     let result = match action.as_str() {
         "sync" => calendar::sync_now(&app, t, u, false).await,
+        // What `POST /v1/users/{user}/sync {"confirm_mass_deletion": true}` does.
+        "confirm-deletions" => calendar::sync_now(&app, t, u, true).await,
         "pause" | "resume" => {
             let patch = accounts::AccountPatch {
                 paused: Some(action == "pause"),
