@@ -612,3 +612,70 @@ async fn a_client_google_refuses_is_shown_broken_with_what_to_do() {
         .await;
     assert!(a.body.contains("is not JSON"), "{}", a.body);
 }
+
+#[tokio::test]
+async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
+    use shared::delivery::{deliver_pending_with, DeliveryOptions};
+    use std::time::Duration;
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/deliveries").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("id=\"no-webhook\""));
+    assert!(a.body.contains("id=\"failing-none\"") && a.body.contains("id=\"parked-none\""));
+
+    // A CRM whose webhook refuses everything.
+    let refusing = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let hook = common::serve(refusing).await;
+    let (s, v) = env
+        .call(
+            "PATCH",
+            "/v1/admin/settings",
+            &env.admin,
+            Some(json!({"webhook_url": format!("{hook}/hook")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    let first = env.changes().await[0]["id"].as_str().unwrap().to_owned();
+    let options = DeliveryOptions {
+        max_attempts: 1,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+        request_timeout: Duration::from_secs(3),
+        batch_size: 10,
+        park_after_runs: 2,
+        park_after: Duration::ZERO,
+    };
+    let budget = Duration::from_secs(10);
+    deliver_pending_with(&env.app, &env.tenant, budget, &options)
+        .await
+        .unwrap();
+    let a = b.get("/admin/deliveries").await;
+    assert!(!a.body.contains("id=\"no-webhook\""));
+    assert!(
+        a.body.contains(&format!(
+            "The CRM has refused record <code>{first}</code> in 1 runs"
+        )),
+        "{}",
+        a.body
+    );
+
+    deliver_pending_with(&env.app, &env.tenant, budget, &options)
+        .await
+        .unwrap();
+    let a = b.get("/admin/deliveries").await;
+    assert!(
+        a.body
+            .contains(&format!("<ul id=\"parked\"><li><code>{first}</code></li>")),
+        "{}",
+        a.body
+    );
+    assert_safe_page(&a, &[&env.admin, &env.sync]);
+    assert!(!a.body.contains("whsec_"), "never the signing secret");
+}

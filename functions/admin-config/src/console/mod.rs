@@ -9,6 +9,7 @@
 //! * `GET|POST /admin/settings`, `POST /admin/settings/rotate-webhook-secret`
 //! * `GET /admin/accounts?filter=attention|needs_reauth|errors`,
 //!   `POST /admin/accounts/{user}/{sync|confirm-deletions|pause|resume|disconnect}`
+//! * `GET /admin/deliveries`: the webhook delivery cursor, what fails, what is parked
 //! * `GET|POST /admin/keys`, `POST /admin/keys/{key_id}/revoke`
 
 pub mod session;
@@ -28,7 +29,7 @@ use shared::clock::rfc3339;
 use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, UserId};
 use shared::http::{ApiError, Caller};
 use shared::pages;
-use shared::services::{accounts, api_keys, calendar, google_client, settings};
+use shared::services::{accounts, api_keys, calendar, deliveries, google_client, settings};
 use std::sync::LazyLock;
 
 pub fn routes() -> Router<AppState> {
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/accounts", get(accounts_page))
         .route("/admin/accounts/{user}/{action}", post(account_action))
+        .route("/admin/deliveries", get(deliveries_page))
         .route("/admin/keys", get(keys_page).post(key_create))
         .route("/admin/keys/{key_id}/revoke", post(key_revoke))
 }
@@ -973,6 +975,32 @@ async fn account_action(
     };
     match result {
         Ok(()) => see_other(&format!("/admin/accounts?done={action}")),
+        Err(e) => error_page(Some(&s), e),
+    }
+}
+
+// ---- webhook deliveries -----------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "deliveries.html")]
+struct DeliveriesPage {
+    page: Chrome,
+    view: deliveries::DeliveriesView,
+}
+
+async fn deliveries_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match deliveries::status(&app, &s.tenant).await {
+        Ok(view) => {
+            let p = DeliveriesPage {
+                page: Chrome::new("Webhook deliveries", Some(&s)),
+                view,
+            };
+            html(StatusCode::OK, p.render(), &[])
+        }
         Err(e) => error_page(Some(&s), e),
     }
 }
