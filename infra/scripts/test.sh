@@ -11,6 +11,9 @@
 #                      then also listens on the machine's other interfaces)
 #   CGS_COMMAND="..."  run this command next to the servers instead of the tests (benchmarks:
 #                      see docs/benchmarks.md)
+#   CGS_BROWSER=0|1|only  the browser tests (tests/browser: chromium + playwright-core against
+#                      the local server); default 1 for a full run, 0 when cargo args are given;
+#                      `only` runs just them
 #
 # Inside, the tests see:
 #   CGS_MOTO_ENDPOINT=http://127.0.0.1:PORT       moto server (DynamoDB, Secrets Manager, SQS, ...)
@@ -35,7 +38,16 @@ cd "$ROOT"
 # ---- phase 1: outside the namespace (network to the registries is available) -------------
 if [[ -z "${CGS_IN_NETNS:-}" ]]; then
   bash "$ROOT/infra/scripts/install-tools.sh"
-  if [[ "${CGS_SKIP_CARGO:-0}" != "1" && -z "${CGS_COMMAND:-}" ]]; then
+  # ---- browser tests (pages): which, and the local server binary they run against ----
+  if [[ -z "${CGS_BROWSER:-}" ]]; then
+    if (($#)); then export CGS_BROWSER=0; else export CGS_BROWSER=1; fi
+  fi
+  if [[ "$CGS_BROWSER" != "0" && "${CGS_SKIP_CARGO:-0}" != "1" && -z "${CGS_COMMAND:-}" ]]; then
+    log "cargo build -p local-server --locked (for the browser tests)"
+    cargo build -p local-server --locked
+  fi
+  # ---- end of the browser tests' block ---------------------------------------------------
+  if [[ "${CGS_SKIP_CARGO:-0}" != "1" && -z "${CGS_COMMAND:-}" && "${CGS_BROWSER:-}" != "only" ]]; then
     log "cargo test --workspace --no-run --locked (fetch + compile outside the namespace)"
     cargo test --workspace --no-run --locked
   fi
@@ -141,9 +153,46 @@ if [[ -n "${CGS_COMMAND:-}" ]]; then
   exit $?
 fi
 
-log "cargo test --workspace --offline --locked $*"
-set +e
-cargo test --workspace --offline --locked "$@"
-rc=$?
-set -e
+rc=0
+if [[ "${CGS_BROWSER:-0}" != "only" ]]; then
+  log "cargo test --workspace --offline --locked $*"
+  set +e
+  cargo test --workspace --offline --locked "$@"
+  rc=$?
+  set -e
+fi
+
+# ---- browser tests (pages): the local server on the Google sandbox, a fresh data folder,
+# Debian's chromium driven by playwright-core (tests/browser/pages.test.js) --------------
+run_browser_tests() {
+  local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/local-server" data port sandbox_port pid brc
+  [[ -x "$bin" ]] || die "no $bin: build it with cargo build -p local-server"
+  data="$(mktemp -d)"
+  port="$(free_port)"
+  sandbox_port="$(free_port)"
+  while [[ "$sandbox_port" == "$port" ]]; do sandbox_port="$(free_port)"; done
+  CGS_PORT="$port" CGS_SANDBOX_PORT="$sandbox_port" CGS_DATA_DIR="$data" CGS_GOOGLE=sandbox \
+    CGS_STORE=embedded CGS_SECRETS=embedded CGS_QUEUE=inprocess PUBLIC_BASE_URL= \
+    "$bin" >"$LOGS/local-server.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait_http "local server" "http://127.0.0.1:$port/admin/sign-in" "$pid" "$LOGS/local-server.log"
+  log "browser tests (chromium $(chromium --version 2>/dev/null | awk '{print $2}'), log: $LOGS/local-server.log)"
+  set +e
+  (cd "$ROOT/tests/browser" &&
+    CGS_BROWSER_API="http://127.0.0.1:$port" \
+      CGS_BROWSER_ADMIN_KEY="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_key"])' "$data/demo-credentials.json")" \
+      node --test --test-concurrency=1 --test-reporter=spec pages.test.js)
+  brc=$?
+  set -e
+  kill "$pid" 2>/dev/null || true
+  rm -rf "$data"
+  return "$brc"
+}
+if [[ "${CGS_BROWSER:-0}" != "0" ]]; then
+  brc=0
+  run_browser_tests || brc=$?
+  ((rc != 0)) || rc=$brc
+fi
+# ---- end of the browser tests' block ------------------------------------------------------
 exit "$rc"

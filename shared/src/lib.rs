@@ -8,6 +8,7 @@
 //!   (CloudWatch Embedded Metric Format), [`clock`].
 //! * [`http`]: what every HTTP function shares: JSON errors, the auth layer, app state.
 //! * [`services`]: the use cases the functions call (tenants, API keys, …).
+//! * [`pages`]: what the pages for people share: security headers, stylesheet, language.
 
 pub mod app;
 pub mod aws;
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod google;
 pub mod http;
 pub mod metrics;
+pub mod pages;
 pub mod queue;
 pub mod secrets;
 pub mod services;

@@ -368,7 +368,7 @@ async fn denied_replayed_and_expired_consents_store_nothing() {
     let (status, to, page) = env.callback(&back).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(to.is_none());
-    assert!(page.contains("expired or was already used"), "{page}");
+    assert!(page.contains("This sign-in link has expired"), "{page}");
 
     // Unknown or missing state.
     let (status, _, _) = env

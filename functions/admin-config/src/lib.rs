@@ -4,6 +4,9 @@
 //! * `POST|GET /v1/admin/api-keys`, `DELETE /v1/admin/api-keys/{key_id}` (admin key).
 //! * `GET /v1/admin/accounts` (admin key): connected accounts, paginated.
 //! * `GET|PUT /v1/admin/google-client`, `GET|PATCH /v1/admin/settings`.
+//! * `/admin/…`: the admin console, HTML pages over the same services ([`console`]).
+
+pub mod console;
 
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -18,6 +21,7 @@ use shared::services::{api_keys, google_client, settings, tenants};
 /// local server).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(console::routes())
         .route("/v1/tenants", post(create_tenant))
         .route("/v1/admin/api-keys", post(create_key).get(list_keys))
         .route("/v1/admin/api-keys/{key_id}", delete(delete_key))

@@ -1,13 +1,26 @@
 //! `oauth-callback`: where Google sends the user's browser back after consent
-//! (`GET /oauth/callback`). It completes the connection and sends the browser back to the
-//! CRM's return URL with the outcome, or shows a plain page when the CRM gave none.
+//! (`GET /oauth/callback`). It completes the connection, then:
+//!
+//! * with the CRM's return URL: `303 See Other` to it with the outcome in the query
+//!   (`google_connect`, `user`, `missing`, `error`: the CRM's contract), the body being the
+//!   same page as below with its "Back to the CRM" button, for a client that does not follow;
+//! * without one: a page that says what happened and what to do, in the browser's language
+//!   ([`texts`]: English, Vietnamese, Japanese, Russian, Czech), with every page's security
+//!   headers ([`shared::pages`]).
 
+pub mod texts;
+
+use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use shared::app::AppState;
+use shared::domain::Product;
+use shared::pages::{self, Lang};
 use shared::services::connect::{self, CallbackParams, Outcome};
+use texts::{texts, Message, Texts};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -20,83 +33,213 @@ pub fn router(state: AppState) -> Router {
     shared::http::finish(routes(), state)
 }
 
-fn page(status: http::StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
-         <h1>{title}</h1><p>{message}</p></body></html>",
-        title = html_escape(title),
-        message = html_escape(message),
-    );
-    let mut response = (status, Html(body)).into_response();
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
+/// What a callback came to, as a page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageKind {
+    Connected,
+    Partial(Vec<Product>),
+    Denied,
+    Expired,
+    WrongAccount,
+    EmailNotVerified,
+    AccountInUse,
+    ClientBroken,
+    Failed(&'static str),
+}
+
+impl PageKind {
+    pub fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Connected { missing } if missing.is_empty() => PageKind::Connected,
+            Outcome::Connected { missing } => PageKind::Partial(missing.clone()),
+            Outcome::Denied => PageKind::Denied,
+            Outcome::Failed(connect::WRONG_ACCOUNT) => PageKind::WrongAccount,
+            Outcome::Failed(connect::EMAIL_NOT_VERIFIED) => PageKind::EmailNotVerified,
+            Outcome::Failed(connect::ACCOUNT_IN_USE) => PageKind::AccountInUse,
+            Outcome::Failed("google_client_invalid") => PageKind::ClientBroken,
+            Outcome::Failed(reason) => PageKind::Failed(reason),
+        }
+    }
+
+    /// The `data-outcome` of the page (stable, for tests and support).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PageKind::Connected => "connected",
+            PageKind::Partial(_) => "partial",
+            PageKind::Denied => "denied",
+            PageKind::Expired => "expired",
+            PageKind::WrongAccount => connect::WRONG_ACCOUNT,
+            PageKind::EmailNotVerified => connect::EMAIL_NOT_VERIFIED,
+            PageKind::AccountInUse => connect::ACCOUNT_IN_USE,
+            PageKind::ClientBroken => "google_client_invalid",
+            PageKind::Failed(_) => "error",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            PageKind::Connected | PageKind::Partial(_) | PageKind::Denied => StatusCode::OK,
+            PageKind::Expired => StatusCode::BAD_REQUEST,
+            PageKind::WrongAccount | PageKind::EmailNotVerified => StatusCode::FORBIDDEN,
+            PageKind::AccountInUse => StatusCode::CONFLICT,
+            PageKind::ClientBroken | PageKind::Failed(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn message<'t>(&self, t: &'t Texts) -> &'t Message {
+        match self {
+            PageKind::Connected => &t.connected,
+            PageKind::Partial(_) => &t.partial,
+            PageKind::Denied => &t.denied,
+            PageKind::Expired => &t.expired,
+            PageKind::WrongAccount => &t.wrong_account,
+            PageKind::EmailNotVerified => &t.email_not_verified,
+            PageKind::AccountInUse => &t.account_in_use,
+            PageKind::ClientBroken => &t.client_broken,
+            PageKind::Failed(_) => &t.failed,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+struct ConnectPage<'a> {
+    lang: &'static str,
+    style: &'static str,
+    outcome: &'static str,
+    tone: &'static str,
+    texts: &'static Texts,
+    message: &'static Message,
+    missing: Vec<&'static str>,
+    code: Option<&'a str>,
+    back: Option<&'a str>,
+}
+
+/// The page for `kind` in `lang`, with a button to `back` (the CRM) if given.
+pub fn render(kind: &PageKind, lang: Lang, back: Option<&str>) -> String {
+    let t = texts(lang);
+    let missing = match kind {
+        PageKind::Partial(products) => products
+            .iter()
+            .map(|p| match p {
+                Product::Calendar => t.missing[0],
+                Product::Contacts => t.missing[1],
+                Product::Gmail => t.missing[2],
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let page = ConnectPage {
+        lang: lang.tag(),
+        style: pages::STYLE,
+        outcome: kind.name(),
+        tone: match kind {
+            PageKind::Connected => "ok",
+            PageKind::Partial(_) | PageKind::Denied | PageKind::Expired => "warn",
+            _ => "bad",
+        },
+        texts: t,
+        message: kind.message(t),
+        missing,
+        code: match kind {
+            PageKind::Failed(code) => Some(code),
+            _ => None,
+        },
+        back,
+    };
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the connect page did not render");
+        format!("<!doctype html><title>{0}</title><p>{0}</p>", kind.name())
+    })
+}
+
+fn page(kind: &PageKind, lang: Lang, back: Option<&str>) -> Response {
+    let mut response = pages::respond(kind.status(), render(kind, lang, back), &[]);
+    language_headers(response.headers_mut(), lang);
     response
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn language_headers(h: &mut HeaderMap, lang: Lang) {
+    h.insert(
+        http::header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(lang.tag()),
+    );
+    h.insert(
+        http::header::VARY,
+        HeaderValue::from_static("Accept-Language"),
+    );
 }
 
 async fn callback(
     State(app): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<CallbackParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let lang = Lang::of(&headers);
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let finished = match connect::finish(&app, params).await {
         Ok(f) => f,
-        Err(e) => {
-            return page(
-                http::StatusCode::BAD_REQUEST,
-                "Sign-in link expired",
-                &e.to_string(),
-            )
-        }
+        Err(connect::InvalidState) => return page(&PageKind::Expired, lang, None),
     };
-    if let Some(to) = finished.redirect {
-        return Redirect::to(&to).into_response();
+    let kind = PageKind::of(&finished.outcome);
+    match finished.redirect {
+        Some(to) => match HeaderValue::from_str(&to) {
+            Ok(location) => {
+                let mut response = page(&kind, lang, Some(&to));
+                *response.status_mut() = StatusCode::SEE_OTHER;
+                response
+                    .headers_mut()
+                    .insert(http::header::LOCATION, location);
+                response
+            }
+            Err(_) => page(&kind, lang, None),
+        },
+        None => page(&kind, lang, None),
     }
-    match finished.outcome {
-        Outcome::Connected { missing } if missing.is_empty() => page(
-            http::StatusCode::OK,
-            "Google account connected",
-            "Your Google account is connected. You can close this window.",
-        ),
-        Outcome::Connected { .. } => page(
-            http::StatusCode::OK,
-            "Google account partly connected",
-            "Your Google account is connected, but not every permission was granted. Connect again from the CRM to grant the rest.",
-        ),
-        Outcome::Denied => page(
-            http::StatusCode::OK,
-            "Not connected",
-            "You declined access to your Google account. Nothing was connected.",
-        ),
-        Outcome::Failed(connect::WRONG_ACCOUNT) => page(
-            http::StatusCode::FORBIDDEN,
-            "Wrong Google account",
-            "This sign-in link is for a different Google account than the one you chose. Nothing was connected, and any existing connection is unchanged. If someone sent you this link, do not use it: connect your own account from your own CRM user.",
-        ),
-        Outcome::Failed(connect::EMAIL_NOT_VERIFIED) => page(
-            http::StatusCode::FORBIDDEN,
-            "Google account not verified",
-            "Google has not verified the e-mail address of this Google account. Verify it in your Google account, then connect again from the CRM. Nothing was connected.",
-        ),
-        Outcome::Failed(connect::ACCOUNT_IN_USE) => page(
-            http::StatusCode::CONFLICT,
-            "Google account already connected",
-            "This Google account is already connected to another user of this CRM. A Google account can be connected to one CRM user only. Nothing was connected.",
-        ),
-        Outcome::Failed(reason) => page(
-            http::StatusCode::BAD_GATEWAY,
-            "Could not connect",
-            &format!("Connecting your Google account failed ({reason}). Please try again from the CRM."),
-        ),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_renders_in_every_language_with_its_lang_attribute() {
+        let kinds = [
+            PageKind::Connected,
+            PageKind::Partial(vec![Product::Contacts, Product::Gmail]),
+            PageKind::Denied,
+            PageKind::Expired,
+            PageKind::WrongAccount,
+            PageKind::EmailNotVerified,
+            PageKind::AccountInUse,
+            PageKind::ClientBroken,
+            PageKind::Failed("token_exchange_failed"),
+        ];
+        for lang in Lang::ALL {
+            let t = texts(lang);
+            for kind in &kinds {
+                let html = render(kind, lang, Some("https://crm.example/back?a=1&b=<2>"));
+                assert!(html.contains(&format!("<html lang=\"{}\">", lang.tag())));
+                let title = kind.message(t).title.replace('\'', "&#39;");
+                assert!(html.contains(&title), "{lang:?} {kind:?}");
+                assert!(html.contains(&format!("data-outcome=\"{}\"", kind.name())));
+                // The return URL is an attribute value: escaped, never markup.
+                assert!(
+                    html.contains("href=\"https://crm.example/back?a=1&#38;b=&#60;2&#62;\""),
+                    "{html}"
+                );
+                assert!(html.contains(t.back));
+            }
+            let partial = render(&kinds[1], lang, None);
+            assert!(partial.contains(t.missing[1]) && partial.contains(t.missing[2]));
+            assert!(!partial.contains(t.missing[0]));
+            assert!(partial.contains(t.close));
+        }
+    }
+
+    #[test]
+    fn the_stylesheet_is_the_hashed_one() {
+        let html = render(&PageKind::Connected, Lang::En, None);
+        assert!(html.contains(&format!("<style>{}</style>", pages::STYLE)));
     }
 }

@@ -20,6 +20,8 @@ crm-google-sync is running (local server)
   Google               {google}
   store / secrets / queue: {store} / {secrets} / {queue}; data in {data}
 
+  admin console        {api}/admin  (sign in with the demo admin key below)
+
   operator key         {operator}
   demo tenant          {tenant}
   demo admin key       {admin}

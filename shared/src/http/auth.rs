@@ -76,7 +76,12 @@ pub struct Caller {
 
 impl Caller {
     async fn authenticate(parts: &Parts, app: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
+        Self::authenticate_key(app, bearer(parts)?).await
+    }
+
+    /// Authenticates a presented API key (a bearer token, or the one an admin typed into the
+    /// console's sign-in form): the same checks, the same throttle.
+    pub async fn authenticate_key(app: &crate::app::App, token: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::unauthenticated("invalid API key");
         let (id, secret) = parse_key(token).ok_or_else(invalid)?;
         let key = app.store.get_api_key(&id).await?.ok_or_else(invalid)?;
@@ -92,7 +97,8 @@ impl Caller {
         })
     }
 
-    fn require(self, scope: ApiKeyScope) -> Result<Self, ApiError> {
+    /// This caller if its key has `scope`.
+    pub fn require(self, scope: ApiKeyScope) -> Result<Self, ApiError> {
         if self.scope.allows(scope) {
             Ok(self)
         } else {

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod calendar;
 pub mod connect;
 pub mod contacts;
+pub mod deliveries;
 pub mod feed;
 pub mod google_client;
 pub mod quota;

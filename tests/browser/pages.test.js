@@ -1,0 +1,190 @@
+// The pages in a real browser (issue 13): Debian's chromium driven by playwright-core,
+// against the local server on the Google sandbox. infra/scripts/test.sh starts the server and
+// runs this file with:
+//   CGS_BROWSER_API        the local server, e.g. http://127.0.0.1:18080
+//   CGS_BROWSER_ADMIN_KEY  the demo tenant's admin key
+//   CGS_CHROMIUM           the browser (default /usr/bin/chromium)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const API = process.env.CGS_BROWSER_API;
+const ADMIN = process.env.CGS_BROWSER_ADMIN_KEY;
+const CLIENT_ID = 'demo-client.apps.googleusercontent.com';
+const CLIENT_SECRET = 'demo-secret';
+if (!API || !ADMIN) throw new Error('run through infra/scripts/test.sh (CGS_BROWSER_API, CGS_BROWSER_ADMIN_KEY)');
+
+let context, page, profile;
+const cspViolations = [];
+
+before(async () => {
+  profile = mkdtempSync(join(tmpdir(), 'cgs-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CGS_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 360, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = context.pages()[0] ?? await context.newPage();
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function api(method, path, key, body) {
+  const r = await fetch(API + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/// The page's stylesheet applied (the CSP allowed it by its hash) and nothing was blocked.
+async function assertStyled() {
+  const width = await page.evaluate(() => getComputedStyle(document.querySelector('main')).maxWidth);
+  assert.notEqual(width, 'none', 'the inline stylesheet applies');
+  assert.deepEqual(cspViolations, []);
+}
+
+test('an admin signs in and sets the Google client by uploading client_secret.json', async () => {
+  await page.goto(`${API}/admin`);
+  assert.match(page.url(), /\/admin\/sign-in$/);
+  await page.getByLabel('Admin API key of your tenant').fill(ADMIN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/admin\/accounts/);
+  await assertStyled();
+
+  await page.getByRole('link', { name: 'Google client' }).click();
+  const callback = `${API}/oauth/callback`;
+  assert.equal(await page.textContent('#redirect-uri'), callback);
+  assert.equal(await page.textContent('#js-origin'), API);
+
+  // A file for another redirect URI: refused, in words that name what to register.
+  const upload = async (redirects) => {
+    const file = { web: { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: redirects,
+      auth_uri: 'https://accounts.google.com/o/oauth2/auth', token_uri: 'https://oauth2.googleapis.com/token' } };
+    await page.setInputFiles('#file', { name: 'client_secret.json', mimeType: 'application/json',
+      buffer: Buffer.from(JSON.stringify(file)) });
+    // The page's script reads the file into the form.
+    await page.waitForFunction(() => document.getElementById('json').value.includes('client_id'));
+    await page.getByRole('button', { name: 'Save the Google client' }).click();
+  };
+  await upload(['https://elsewhere.example/cb']);
+  const error = await page.textContent('#error');
+  assert.ok(error.includes(callback), error);
+  assert.ok(!(await page.content()).includes(CLIENT_SECRET), 'the secret is not shown back');
+
+  await upload(['https://elsewhere.example/cb', callback]);
+  await page.waitForURL(/done=saved/);
+  assert.match(await page.textContent('#notice'), /Google client saved/);
+  assert.equal(await page.textContent('#client-id'), CLIENT_ID);
+  assert.equal(await page.textContent('#client-status'), 'working');
+  assert.ok(!(await page.content()).includes(CLIENT_SECRET));
+  const { status, body } = await api('GET', '/v1/admin/google-client', ADMIN);
+  assert.equal(status, 200);
+  assert.equal(body.client_id, CLIENT_ID);
+  await assertStyled();
+});
+
+test('a setting changed on the page is what the API stores; bad input keeps the form', async () => {
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByLabel('Sync direction').selectOption('google_to_crm');
+  await page.getByLabel('Google contact group').fill('');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  assert.match(await page.textContent('#error'), /contact_group_name must be 1 to 100 characters/);
+  assert.equal(await page.getByLabel('Sync direction').inputValue(), 'google_to_crm', 'the choice is kept');
+
+  await page.getByLabel('Google contact group').fill('Browser CRM');
+  await page.locator('input[name="color.meeting"][value="5"]').check();
+  await page.getByLabel('Notes: Off').check();
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.waitForURL(/done=saved/);
+  assert.match(await page.textContent('#notice'), /Settings saved/);
+  const { body } = await api('GET', '/v1/admin/settings', ADMIN);
+  assert.equal(body.defaults.direction, 'google_to_crm');
+  assert.equal(body.defaults.contact_group_name, 'Browser CRM');
+  assert.equal(body.defaults.event_colors.meeting, '5');
+  assert.equal(body.defaults.contact_fields.notes, 'off');
+  // Put the direction back for the connect below.
+  await page.getByLabel('Sync direction').selectOption('two_way');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.waitForURL(/done=saved/);
+});
+
+async function connectLink(user, hint) {
+  const keys = await api('POST', '/v1/admin/api-keys', ADMIN, { name: `browser ${user}`, scope: 'sync' });
+  assert.equal(keys.status, 201);
+  const link = await api('POST', `/v1/users/${user}/google/connect`, keys.body.key_secret,
+    { products: ['calendar'], login_hint: hint });
+  assert.equal(link.status, 201, JSON.stringify(link.body));
+  return link.body.authorization_url;
+}
+
+test('a user connects through the sandbox consent page; the Czech page says so and the console lists the account', async () => {
+  const link = await connectLink('browser-alice', 'alice@example.com');
+  await page.setExtraHTTPHeaders({ 'Accept-Language': 'cs-CZ,cs;q=0.9,en;q=0.5' });
+  await page.goto(link);
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.waitForURL(/\/oauth\/callback/);
+  assert.equal(await page.getAttribute('main', 'data-outcome'), 'connected');
+  assert.equal(await page.getAttribute('html', 'lang'), 'cs');
+  assert.equal(await page.textContent('h1'), 'Účet Google je připojen');
+  await assertStyled();
+
+  await page.setExtraHTTPHeaders({});
+  await page.goto(`${API}/admin/accounts`);
+  const row = page.locator('tr[data-user="browser-alice"]');
+  assert.match(await row.textContent(), /alice@example\.com/);
+  assert.match(await row.textContent(), /active/);
+});
+
+test('a user who cancels sees it in Japanese, and the used link then says it expired', async () => {
+  const link = await connectLink('browser-bob', 'bob@example.com');
+  await page.setExtraHTTPHeaders({ 'Accept-Language': 'ja,en-US;q=0.8' });
+  await page.goto(link);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.waitForURL(/\/oauth\/callback/);
+  assert.equal(await page.getAttribute('html', 'lang'), 'ja');
+  assert.equal(await page.getAttribute('main', 'data-outcome'), 'denied');
+  assert.equal(await page.textContent('h1'), '接続されていません');
+  await page.reload();
+  assert.equal(await page.getAttribute('main', 'data-outcome'), 'expired');
+  assert.equal(await page.textContent('h1'), 'このサインイン リンクは期限切れです');
+  await assertStyled();
+  await page.setExtraHTTPHeaders({});
+});
+
+test('an admin creates a key (shown once) and revokes it', async () => {
+  await page.goto(`${API}/admin/keys`);
+  await page.getByLabel('Name').fill('made in the browser');
+  await page.getByLabel('Scope').selectOption('sync');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const key = (await page.textContent('#new-key')).trim();
+  assert.match(key, /^cgs_/);
+  assert.equal((await api('GET', '/v1/changes', key)).status, 200);
+
+  await page.goto(`${API}/admin/keys`);
+  assert.ok(!(await page.content()).includes(key), 'shown once only');
+  const row = page.locator('tr', { hasText: 'made in the browser' });
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await page.waitForURL(/done=revoked/);
+  assert.equal(await page.locator('tr', { hasText: 'made in the browser' }).count(), 0);
+  assert.equal((await api('GET', '/v1/changes', key)).status, 401);
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/why=signed-out/);
+  await page.goto(`${API}/admin/keys`);
+  assert.match(page.url(), /\/admin\/sign-in$/);
+  await assertStyled();
+});

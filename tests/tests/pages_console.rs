@@ -1,0 +1,681 @@
+//! The admin console (issue 13, item 1) as a browser without JavaScript uses it: sign-in
+//! with an admin key, a signed session cookie, CSRF tokens on every form, expiry, the
+//! tenant boundary, escaping, and no key, secret or token on any page. Embedded adapters,
+//! Google sandbox.
+
+mod common;
+
+use common::world::{Backend, Env, CLIENT_SECRET};
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+struct Browser<'e> {
+    env: &'e Env,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    /// The CSRF token of the page's first form.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        let len = self.body[at..].find('"').unwrap();
+        self.body[at..at + len].to_owned()
+    }
+}
+
+impl<'e> Browser<'e> {
+    fn new(env: &'e Env) -> Self {
+        Self { env, cookie: None }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
+        let req = match &self.cookie {
+            Some(c) => req.header("cookie", format!("cgs_console={c}")),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if let Some(sc) = &set_cookie {
+            let value = sc
+                .strip_prefix("cgs_console=")
+                .and_then(|v| v.split(';').next())
+                .unwrap_or("");
+            self.cookie = (!value.is_empty()).then(|| value.to_owned());
+        }
+        Answer {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            set_cookie,
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = self.env.http.get(format!("{}{path}", self.env.api));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let req = self
+            .env
+            .http
+            .post(format!("{}{path}", self.env.api))
+            .form(form);
+        self.send(req).await
+    }
+
+    async fn sign_in(&mut self, key: &str) -> Answer {
+        self.post("/admin/sign-in", &[("key", key)]).await
+    }
+}
+
+/// Every page's headers and what no page may contain.
+fn assert_safe_page(a: &Answer, secrets: &[&str]) {
+    let csp = a.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(a.headers["x-frame-options"], "DENY");
+    assert_eq!(a.headers["referrer-policy"], "no-referrer");
+    assert_eq!(a.headers["cache-control"], "no-store");
+    for s in secrets {
+        assert!(!a.body.contains(s), "a page shows a secret");
+    }
+}
+
+async fn other_tenant(env: &Env) -> (String, String) {
+    let resp = env
+        .http
+        .post(format!("{}/v1/tenants", env.api))
+        .bearer_auth(common::OPERATOR_KEY)
+        .json(&json!({"name": "Other customer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let v: Value = resp.json().await.unwrap();
+    (
+        v["tenant"]["id"].as_str().unwrap().to_owned(),
+        v["admin_key"]["key_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn sign_in_issues_a_strict_session_and_only_an_admin_key_signs_in() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+
+    // Not signed in: every page sends to the sign-in form.
+    let a = b.get("/admin/settings").await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in"));
+    let a = b.get("/admin/sign-in").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("<label for=\"key\">"));
+    assert_safe_page(&a, &[]);
+
+    // A wrong key and a sync key are refused, in words.
+    let a = b.sign_in("cgs_nonsense").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body.contains("not a valid API key"));
+    assert!(b.cookie.is_none());
+    let a = b.sign_in(&env.sync).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body.contains("admin scope"));
+    assert!(!a.body.contains(&env.sync), "the typed key is not echoed");
+    assert!(b.cookie.is_none());
+
+    // The admin key: a session cookie that is HttpOnly, SameSite=Strict, Path=/admin, not
+    // Secure on loopback, and does not carry the key.
+    let a = b.sign_in(&env.admin).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let sc = a.set_cookie.unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age=1800"] {
+        assert!(sc.contains(part), "{sc}");
+    }
+    assert!(!sc.contains("Secure"), "plain http on loopback: {sc}");
+    let cookie = b.cookie.clone().unwrap();
+    let key_secret = env.admin.rsplit('_').next().unwrap();
+    assert!(!cookie.contains(key_secret) && !cookie.contains(&env.admin));
+
+    let a = b.get("/admin/google-client").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains(&format!(
+        "<code id=\"redirect-uri\">{}/oauth/callback</code>",
+        env.api
+    )));
+    assert!(a.body.contains(common::world::CLIENT_ID));
+    assert_safe_page(&a, &[&env.admin, CLIENT_SECRET]);
+    // Its one inline script is allowed by its hash, nothing else.
+    let csp = a.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+
+    // A tampered cookie is no session.
+    let mut forged = Browser::new(&env);
+    forged.cookie = Some(format!("{}x", &cookie));
+    let a = forged.get("/admin/settings").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=expired"));
+
+    // Sign-out needs the CSRF token too, then ends the session.
+    let page = b.get("/admin/keys").await;
+    let a = b.post("/admin/sign-out", &[]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = b.post("/admin/sign-out", &[("csrf", &page.csrf())]).await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=signed-out"));
+    assert!(a.set_cookie.unwrap().contains("Max-Age=0"));
+    assert!(b.cookie.is_none());
+}
+
+#[tokio::test]
+async fn settings_saved_from_the_form_are_what_the_api_shows_and_bad_input_loses_nothing() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let page = b.get("/admin/settings").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let form = |days: &'static str, group: &'static str| {
+        vec![
+            ("products", "calendar"),
+            ("products", "contacts"),
+            ("direction", "crm_to_google"),
+            ("conflict_policy", "crm_wins"),
+            ("deletion_policy", "propagate"),
+            ("private_events", "skip"),
+            ("guest_notifications", "external_only"),
+            ("sync_since_days", days),
+            ("poll_interval_minutes", "10"),
+            ("contact_group_name", group),
+            ("color.meeting", "11"),
+            ("color.call", ""),
+            ("field.names", "two_way"),
+            ("field.emails", "two_way"),
+            ("field.phones", "google_to_crm"),
+            ("field.organization", "two_way"),
+            ("field.addresses", "off"),
+            ("field.notes", "crm_to_google"),
+            ("allowed_return_urls", common::world::RETURN_URL),
+            ("webhook_url", ""),
+        ]
+    };
+
+    // No CSRF token, a wrong one, or a foreign Origin: refused, nothing stored.
+    let mut no_token = form("30", "CRM");
+    let a = b.post("/admin/settings", &no_token).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    no_token.push(("csrf", "forged"));
+    let a = b.post("/admin/settings", &no_token).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let mut good = form("30", "CRM");
+    good.push(("csrf", &csrf));
+    let foreign = env
+        .http
+        .post(format!("{}/admin/settings", env.api))
+        .header("origin", "https://evil.example")
+        .form(&good);
+    let a = b.send(foreign).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let cross_site = env
+        .http
+        .post(format!("{}/admin/settings", env.api))
+        .header("sec-fetch-site", "cross-site")
+        .form(&good);
+    let a = b.send(cross_site).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let (_, v) = env
+        .call("GET", "/v1/admin/settings", &env.admin, None)
+        .await;
+    assert_eq!(
+        v["defaults"]["direction"], "two_way",
+        "nothing changed: {v}"
+    );
+
+    // Bad input: the page says why, and keeps what was typed (escaped).
+    let mut bad = form("0", "Team \"<b>A</b>\"");
+    bad.push(("csrf", &csrf));
+    let a = b.post("/admin/settings", &bad).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        a.body.contains("sync_since_days must be 1 to 3650"),
+        "{}",
+        a.body
+    );
+    assert!(a
+        .body
+        .contains("value=\"Team &#34;&#60;b&#62;A&#60;/b&#62;&#34;\""));
+    assert!(!a.body.contains("<b>A</b>"));
+    assert!(a.body.contains("<option value=\"crm_to_google\" selected>"));
+    let (_, v) = env
+        .call("GET", "/v1/admin/settings", &env.admin, None)
+        .await;
+    assert_eq!(
+        v["defaults"]["direction"], "two_way",
+        "nothing changed: {v}"
+    );
+
+    // Good input: stored, exactly as the API shows it.
+    let a = b.post("/admin/settings", &good).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let (_, v) = env
+        .call("GET", "/v1/admin/settings", &env.admin, None)
+        .await;
+    assert_eq!(v["products_allowed"], json!(["calendar", "contacts"]));
+    let d = &v["defaults"];
+    assert_eq!(d["direction"], "crm_to_google");
+    assert_eq!(d["conflict_policy"], "crm_wins");
+    assert_eq!(d["deletion_policy"], "propagate");
+    assert_eq!(d["private_events"], "skip");
+    assert_eq!(d["guest_notifications"], "external_only");
+    assert_eq!(d["event_colors"], json!({"meeting": "11"}));
+    assert_eq!(d["contact_fields"]["phones"], "google_to_crm");
+    assert_eq!(d["contact_fields"]["addresses"], "off");
+    assert_eq!(d["contact_fields"]["notes"], "crm_to_google");
+    let page = b.get("/admin/settings?done=saved").await;
+    assert!(page.body.contains("Settings saved."));
+    assert!(page
+        .body
+        .contains("name=\"color.meeting\" value=\"11\" checked"));
+    assert!(page.body.contains(
+        "name=\"field.addresses\" value=\"off\" aria-label=\"Postal addresses: Off\" checked"
+    ));
+
+    // A webhook URL: its signing secret is shown once, on that answer only.
+    let mut hook = form("30", "CRM");
+    hook.retain(|(k, _)| *k != "webhook_url");
+    hook.push(("webhook_url", "http://127.0.0.1:9/hook"));
+    hook.push(("csrf", &csrf));
+    let a = b.post("/admin/settings", &hook).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("whsec_"), "{}", a.body);
+    let again = b.get("/admin/settings").await;
+    assert!(!again.body.contains("whsec_"));
+    assert!(again.body.contains("Rotate the signing secret"));
+}
+
+#[tokio::test]
+async fn sessions_expire_and_end_with_their_key() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    assert_eq!(b.get("/admin/keys").await.status, StatusCode::OK);
+    env.clock.advance(time::Duration::minutes(31));
+    let a = b.get("/admin/keys").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=expired"));
+    assert!(a.set_cookie.unwrap().contains("Max-Age=0"));
+    let a = b.get("/admin/sign-in?why=expired").await;
+    assert!(a.body.contains("Your session has ended"));
+
+    // A key created and revoked: its session ends with it.
+    let (_, created) = env
+        .call(
+            "POST",
+            "/v1/admin/api-keys",
+            &env.admin,
+            Some(json!({"name": "second admin", "scope": "admin"})),
+        )
+        .await;
+    let second = created["key_secret"].as_str().unwrap();
+    let mut b = Browser::new(&env);
+    assert_eq!(b.sign_in(second).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/admin/accounts").await.status, StatusCode::OK);
+    let (s, _) = env
+        .call(
+            "DELETE",
+            &format!("/v1/admin/api-keys/{}", created["id"].as_str().unwrap()),
+            &env.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let a = b.get("/admin/accounts").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=expired"));
+}
+
+#[tokio::test]
+async fn keys_are_shown_once_escaped_and_revoked_within_the_tenant_only() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let page = b.get("/admin/keys").await;
+    let csrf = page.csrf();
+    let name = "<script>alert(1)</script> & co";
+    let a = b
+        .post(
+            "/admin/keys",
+            &[("csrf", &csrf), ("name", name), ("scope", "sync")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert!(!a.body.contains("<script>alert"));
+    assert!(a
+        .body
+        .contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; co"));
+    let at = a.body.find("<code id=\"new-key\">").unwrap() + 19;
+    let new_key = a.body[at..at + a.body[at..].find('<').unwrap()].to_owned();
+    assert!(new_key.starts_with("cgs_"));
+    // It works, and is never shown again.
+    let (s, _) = env.call("GET", "/v1/changes", &new_key, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let list = b.get("/admin/keys").await;
+    assert!(!list.body.contains(&new_key));
+    assert_safe_page(&list, &[&new_key, &env.admin, &env.sync]);
+    let (_, keys) = env
+        .call("GET", "/v1/admin/api-keys", &env.admin, None)
+        .await;
+    let id = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another tenant's admin cannot revoke it, nor act on this tenant's accounts.
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    let (_, other_admin) = other_tenant(&env).await;
+    let mut other = Browser::new(&env);
+    other.sign_in(&other_admin).await;
+    let theirs = other.get("/admin/keys").await;
+    assert!(!theirs.body.contains(name) && !theirs.body.contains("&#60;script"));
+    let oc = theirs.csrf();
+    let a = other
+        .post(&format!("/admin/keys/{id}/revoke"), &[("csrf", &oc)])
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = other
+        .post("/admin/accounts/u1/pause", &[("csrf", &oc)])
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = other
+        .post("/admin/accounts/u1/disconnect", &[("csrf", &oc)])
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let accounts = other.get("/admin/accounts").await;
+    assert!(!accounts.body.contains("alice@example.com"));
+    let (_, v) = env.account("u1").await;
+    assert_eq!(v["status"], "active");
+    // A session's CSRF token does not work with another session.
+    let a = other
+        .post("/admin/accounts/u1/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let (s, _) = env.call("GET", "/v1/changes", &new_key, None).await;
+    assert_eq!(s, StatusCode::OK, "still valid");
+
+    // The owner revokes it.
+    let a = b
+        .post(&format!("/admin/keys/{id}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(a.location.as_deref(), Some("/admin/keys?done=revoked"));
+    let (s, _) = env.call("GET", "/v1/changes", &new_key, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn accounts_show_their_state_and_the_actions_use_the_api_services() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("<tr data-user=\"u1\">"), "{}", a.body);
+    assert!(a.body.contains("alice@example.com"));
+    assert!(a.body.contains("<span class=\"badge ok\">active</span>"));
+    let (refresh, access) = env.stored_tokens("u1").await;
+    let access = access.unwrap();
+    assert_safe_page(
+        &a,
+        &[
+            refresh.expose_secret(),
+            access.expose_secret(),
+            &env.admin,
+            &env.sync,
+        ],
+    );
+    let csrf = a.csrf();
+
+    // Filters: an active account without errors needs no attention.
+    let f = b.get("/admin/accounts?filter=attention").await;
+    assert!(!f.body.contains("data-user=\"u1\""));
+    assert!(f.body.contains("No accounts match"));
+
+    let a = b.post("/admin/accounts/u1/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(a.location.as_deref(), Some("/admin/accounts?done=pause"));
+    let (_, v) = env.account("u1").await;
+    assert_eq!(v["status"], "paused");
+    let a = b
+        .post("/admin/accounts/u1/resume", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let (_, v) = env.account("u1").await;
+    assert_eq!(v["status"], "active");
+
+    // An account whose last pass failed shows under "with errors" and "needs attention",
+    // with what went wrong.
+    env.revoke_grants("alice@example.com", "");
+    env.run_job("u1", shared::queue::SyncReason::Manual).await;
+    let (_, v) = env.account("u1").await;
+    let error = v["last_error"]
+        .as_str()
+        .expect("the failed pass left an error")
+        .to_owned();
+    for filter in ["errors", "attention"] {
+        let f = b.get(&format!("/admin/accounts?filter={filter}")).await;
+        assert!(f.body.contains("data-user=\"u1\""), "{}", f.body);
+        assert!(
+            f.body
+                .contains(&format!("<span class=\"bad\">{error}</span>")),
+            "{}",
+            f.body
+        );
+    }
+    let f = b.get("/admin/accounts?filter=needs_reauth").await;
+    assert!(!f.body.contains("data-user=\"u1\""), "still active: {v}");
+
+    let a = b
+        .post("/admin/accounts/u1/disconnect", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/admin/accounts?done=disconnect")
+    );
+    let (_, v) = env.account("u1").await;
+    assert_eq!(v["status"], "disconnected");
+}
+
+#[tokio::test]
+async fn a_held_back_mass_deletion_is_confirmed_from_the_accounts_page() {
+    use shared::google::calendar::SendUpdates;
+    use shared::queue::SyncReason;
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    env.drain_jobs(50).await;
+    common::backlog::put_meetings(&env, "u1", "MTG", 30).await;
+    env.drain_jobs(200).await;
+    let alice = common::push::alice_token(&env);
+    let events = env.google_events(&alice).await;
+    assert_eq!(events.len(), 30);
+    for e in &events {
+        env.app
+            .google
+            .delete_event(&alice, "primary", &e.id, None, SendUpdates::None)
+            .await
+            .unwrap();
+    }
+    env.run_job("u1", SyncReason::Push).await;
+    let feed = env.changes().await;
+    assert!(feed.iter().any(|r| r["kind"] == "mass_deletion_blocked"));
+
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts?filter=attention").await;
+    assert!(a.body.contains("deletions held back"), "{}", a.body);
+    let confirm = "action=\"/admin/accounts/u1/confirm-deletions\"";
+    assert!(a.body.contains(confirm), "{}", a.body);
+    let a = b
+        .post(
+            "/admin/accounts/u1/confirm-deletions",
+            &[("csrf", &a.csrf())],
+        )
+        .await;
+    assert_eq!(
+        a.location.as_deref(),
+        Some("/admin/accounts?done=confirm-deletions")
+    );
+    // The confirmed pass (queued as "sync now" with the confirmation) carries them out.
+    env.drain_jobs(50).await;
+    let unlinked = env
+        .changes()
+        .await
+        .iter()
+        .filter(|r| r["kind"] == "event_unlinked")
+        .count();
+    assert_eq!(unlinked, 30);
+    let a = b.get("/admin/accounts").await;
+    assert!(!a.body.contains(confirm), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_client_google_refuses_is_shown_broken_with_what_to_do() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/google-client").await;
+    assert!(a
+        .body
+        .contains("<span class=\"badge ok\" id=\"client-status\">working</span>"));
+    // What the code exchange or a refresh records when Google refuses the client itself.
+    shared::services::google_client::client_refused(&env.app, &env.tenant, "invalid_client").await;
+    let a = b.get("/admin/google-client").await;
+    assert!(
+        a.body
+            .contains("id=\"client-status\">refused by Google</span>"),
+        "{}",
+        a.body
+    );
+    assert!(a
+        .body
+        .contains("Google refuses this client (invalid_client)"));
+    assert!(a.body.contains("Google does not accept the client secret"));
+    assert_safe_page(&a, &[CLIENT_SECRET, &env.admin]);
+
+    // Typed fields with a bad secret shape are refused in words; the ID stays, the secret
+    // does not come back.
+    let csrf = a.csrf();
+    let a = b
+        .post(
+            "/admin/google-client",
+            &[
+                ("csrf", &csrf),
+                ("client_id", "not-a-client-id"),
+                ("client_secret", "s3cr3t-typed"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains("id=\"error\""));
+    assert!(a.body.contains("value=\"not-a-client-id\""));
+    assert!(!a.body.contains("s3cr3t-typed"));
+    let a = b
+        .post(
+            "/admin/google-client",
+            &[("csrf", &csrf), ("json", "{not json")],
+        )
+        .await;
+    assert!(a.body.contains("is not JSON"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
+    use shared::delivery::{deliver_pending_with, DeliveryOptions};
+    use std::time::Duration;
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/deliveries").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("id=\"no-webhook\""));
+    assert!(a.body.contains("id=\"failing-none\"") && a.body.contains("id=\"parked-none\""));
+
+    // A CRM whose webhook refuses everything.
+    let refusing = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let hook = common::serve(refusing).await;
+    let (s, v) = env
+        .call(
+            "PATCH",
+            "/v1/admin/settings",
+            &env.admin,
+            Some(json!({"webhook_url": format!("{hook}/hook")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    let first = env.changes().await[0]["id"].as_str().unwrap().to_owned();
+    let options = DeliveryOptions {
+        max_attempts: 1,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+        request_timeout: Duration::from_secs(3),
+        batch_size: 10,
+        park_after_runs: 2,
+        park_after: Duration::ZERO,
+    };
+    let budget = Duration::from_secs(10);
+    deliver_pending_with(&env.app, &env.tenant, budget, &options)
+        .await
+        .unwrap();
+    let a = b.get("/admin/deliveries").await;
+    assert!(!a.body.contains("id=\"no-webhook\""));
+    assert!(
+        a.body.contains(&format!(
+            "The CRM has refused record <code>{first}</code> in 1 runs"
+        )),
+        "{}",
+        a.body
+    );
+
+    deliver_pending_with(&env.app, &env.tenant, budget, &options)
+        .await
+        .unwrap();
+    let a = b.get("/admin/deliveries").await;
+    assert!(
+        a.body
+            .contains(&format!("<ul id=\"parked\"><li><code>{first}</code></li>")),
+        "{}",
+        a.body
+    );
+    assert_safe_page(&a, &[&env.admin, &env.sync]);
+    assert!(!a.body.contains("whsec_"), "never the signing secret");
+}
