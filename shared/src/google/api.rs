@@ -294,7 +294,11 @@ mod tests {
             ("2026-07-15T19:00:00Z", 12 * 3600),
         ];
         for (now, secs) in winter.into_iter().chain(summer) {
-            assert_eq!(until_daily_reset(at(now)), Duration::from_secs(secs), "{now}");
+            assert_eq!(
+                until_daily_reset(at(now)),
+                Duration::from_secs(secs),
+                "{now}"
+            );
         }
         // The night the clocks go forward (2026-03-08) is 23 hours long.
         assert_eq!(
