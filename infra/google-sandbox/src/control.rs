@@ -144,6 +144,9 @@ struct CalendarBody {
     summary: String,
     #[serde(default)]
     time_zone: Option<String>,
+    /// `false`: `events.watch` answers 400 `pushNotSupportedForRequestedResource`.
+    #[serde(default)]
+    push_supported: Option<bool>,
 }
 
 async fn add_calendar(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
@@ -157,6 +160,9 @@ async fn add_calendar(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
                 &c.summary,
                 c.time_zone.as_deref().unwrap_or("UTC"),
             );
+            if let Some(supported) = c.push_supported {
+                sandbox.set_push_supported(&id, supported);
+            }
             (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
         }
         Err(r) => *r,

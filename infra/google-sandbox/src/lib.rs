@@ -241,6 +241,15 @@ impl Sandbox {
         self.state().calendars.remove(calendar_id);
     }
 
+    /// Makes `events.watch` on a calendar answer as Google does for calendars that do not
+    /// support push (holiday and other subscribed calendars): 400
+    /// `pushNotSupportedForRequestedResource`. `true` makes it watchable again.
+    pub fn set_push_supported(&self, calendar_id: &str, supported: bool) {
+        if let Some(cal) = self.state().calendars.get_mut(calendar_id) {
+            cal.push_supported = supported;
+        }
+    }
+
     /// Sets the time zone of a calendar (e.g. a user's primary).
     pub fn set_calendar_time_zone(&self, calendar_id: &str, time_zone: &str) {
         if let Some(cal) = self.state().calendars.get_mut(calendar_id) {

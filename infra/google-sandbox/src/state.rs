@@ -120,6 +120,10 @@ pub struct Calendar {
     /// Bumped to invalidate every sync token issued so far.
     pub sync_epoch: u64,
     pub next_order: u64,
+    /// Whether `events.watch` works on it. Google refuses push for some calendars (holiday
+    /// and other subscribed calendars, some other users' calendars) with 400
+    /// `pushNotSupportedForRequestedResource`.
+    pub push_supported: bool,
 }
 
 /// A sync token's meaning (Calendar and People).

@@ -1161,6 +1161,33 @@ fn envelope(cal: &Calendar, items: Vec<Value>) -> Map<String, Value> {
     out
 }
 
+/// The parameters of a list call a page token is bound to: every one but the page token
+/// itself and the standard ones that only shape the answer (`fields`, `prettyPrint`, …).
+fn call_signature(p: &Params) -> String {
+    const FREE: &[&str] = &[
+        "pageToken",
+        "fields",
+        "prettyPrint",
+        "alt",
+        "quotaUser",
+        "key",
+        "access_token",
+        "oauth_token",
+        "callback",
+        "userIp",
+        "upload_protocol",
+        "uploadType",
+        "$.xgafv",
+    ];
+    let mut kept: Vec<String> =
+        p.0.iter()
+            .filter(|(k, _)| !FREE.contains(&k.as_str()))
+            .map(|(k, v)| format!("{}={}", crate::params::encode(k), crate::params::encode(v)))
+            .collect();
+    kept.sort();
+    kept.join("&")
+}
+
 /// events.list
 pub fn list(
     st: &mut State,
@@ -1173,7 +1200,10 @@ pub fn list(
     let max = max_results(p, 250, 2500)?;
     let single = p.flag("singleEvents");
     let show_deleted = p.flag("showDeleted");
-    let collection = format!("cal:{}:events", cal.id);
+    // A page token is bound to the call that minted it: the same calendar and the same other
+    // parameters (as People documents for its lists; a page token sent with a changed
+    // `timeMin`, `showDeleted`, `maxResults`, sync token… is refused).
+    let collection = format!("cal:{}:events?{}", cal.id, call_signature(p));
     let cursor = match p.non_empty("pageToken") {
         Some(t) => Some(
             st.page_tokens
@@ -1381,7 +1411,7 @@ pub fn instances(
     let time_min = parse_time_param(p, "timeMin")?;
     let time_max = parse_time_param(p, "timeMax")?;
     let original_start = p.non_empty("originalStart");
-    let collection = format!("cal:{}:instances:{event_id}", cal.id);
+    let collection = format!("cal:{}:instances:{event_id}?{}", cal.id, call_signature(p));
     let cursor = match p.non_empty("pageToken") {
         Some(t) => Some(
             st.page_tokens
