@@ -3,6 +3,9 @@
 //! - Calendar page tokens are bound to the call that minted them: a full read interrupted
 //!   between pages whose parameters then change (the user moves `sync_since`) starts over
 //!   cleanly, and every event reaches the CRM once.
+//! - An attendee's answer on their copy of a meeting reaches the organizer's event: the CRM
+//!   hears it on the organizer's meeting (one record, none for the attendee), and the
+//!   organizer's next CRM edit keeps it.
 
 mod common;
 
@@ -14,6 +17,7 @@ use shared::google::calendar::{Event, SendUpdates};
 use shared::services::quota::{with_limits, Limits};
 
 const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
 
 fn all_day(summary: &str, day: usize) -> Event {
     let date = time::Date::from_calendar_date(2027, time::Month::January, 1).unwrap()
@@ -112,4 +116,131 @@ async fn a_full_read_whose_parameters_change_between_pages_starts_over_cleanly()
     assert_eq!(told, 300, "each once");
     made.sort();
     assert_eq!(ids, made);
+}
+
+fn response_in(event: &Value, email: &str) -> Value {
+    event["attendees"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["email"] == email))
+        .map(|a| a["response"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn an_attendees_answer_on_their_copy_reaches_the_organizers_crm_meeting() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u-alice", &["calendar"], ALICE, "").await;
+    env.connect("u-bob", &["calendar"], BOB, "").await;
+    env.drain_jobs(100).await;
+    let meeting = |title: &str| {
+        json!({
+            "type": "meeting",
+            "title": title,
+            "start": {"date_time": "2030-05-01T09:00:00Z"},
+            "end": {"date_time": "2030-05-01T10:00:00Z"},
+            "time_zone": "UTC",
+            "attendees": [{"email": BOB}],
+        })
+    };
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/users/u-alice/events/MTG-R",
+            &env.sync,
+            Some(meeting("Quarterly review")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    env.drain_jobs(100).await;
+    let (_, v) = env
+        .call("GET", "/v1/users/u-alice/events/MTG-R", &env.sync, None)
+        .await;
+    let gid = v["google_event_id"].as_str().unwrap().to_owned();
+    env.run_job("u-bob", shared::queue::SyncReason::Manual)
+        .await;
+
+    // Bob accepts in his calendar: his client writes his copy's guest list back.
+    let bob = token(&env, BOB);
+    let copy = env
+        .app
+        .google
+        .get_event(&bob, "primary", &gid)
+        .await
+        .unwrap()
+        .expect("Bob's copy");
+    let mut attendees = serde_json::to_value(&copy.attendees).unwrap();
+    for a in attendees.as_array_mut().unwrap() {
+        if a["email"] == BOB {
+            a["responseStatus"] = json!("accepted");
+        }
+    }
+    let answer = reqwest::Client::new()
+        .patch(format!(
+            "{}/calendar/v3/calendars/primary/events/{gid}",
+            env.sandbox_url
+        ))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&bob))
+        .json(&json!({"attendees": attendees}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+
+    env.run_job("u-alice", shared::queue::SyncReason::Manual)
+        .await;
+    env.run_job("u-bob", shared::queue::SyncReason::Manual)
+        .await;
+    env.drain_jobs(100).await;
+    let feed = env.changes().await;
+    let last = feed
+        .iter()
+        .rev()
+        .find(|r| r["crm_id"] == "MTG-R" && r["kind"] == "event_updated")
+        .expect("the CRM hears of Bob's answer on Alice's meeting");
+    assert_eq!(last["user"], "u-alice");
+    assert_eq!(
+        response_in(&last["data"]["event"], BOB),
+        "accepted",
+        "{last}"
+    );
+    let bobs: Vec<&Value> = feed
+        .iter()
+        .filter(|r| r["user"] == "u-bob" && r["google_id"] == gid.as_str())
+        .collect();
+    assert!(
+        bobs.is_empty(),
+        "no record of Bob's for Alice's meeting: {bobs:?}"
+    );
+
+    // Alice's next CRM edit (with the CRM's copy of the guests, no answers) keeps Bob's.
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/users/u-alice/events/MTG-R",
+            &env.sync,
+            Some(meeting("Quarterly review (room 4)")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    env.drain_jobs(100).await;
+    let alices = env
+        .app
+        .google
+        .get_event(&token(&env, ALICE), "primary", &gid)
+        .await
+        .unwrap()
+        .expect("Alice's event");
+    assert_eq!(alices.summary.as_deref(), Some("Quarterly review (room 4)"));
+    let bob_entry = alices
+        .attendees
+        .iter()
+        .flatten()
+        .find(|a| a.email.as_deref() == Some(BOB))
+        .cloned()
+        .expect("Bob invited");
+    assert_eq!(
+        bob_entry.response_status.as_deref(),
+        Some("accepted"),
+        "Bob's answer stands"
+    );
 }
