@@ -6,6 +6,11 @@
 //! - An attendee's answer on their copy of a meeting reaches the organizer's event: the CRM
 //!   hears it on the organizer's meeting (one record, none for the attendee), and the
 //!   organizer's next CRM edit keeps it.
+//! - People's write-propagation delay: a create Google applied though its answer was lost,
+//!   and that its lists show only a minute later, is found then — never made twice — and the
+//!   CRM is not told of it as a new contact.
+//! - One People mutation at a time per user: two jobs of one user running at once (409
+//!   `ABORTED` for the second's writes) lose and duplicate nothing.
 
 mod common;
 
@@ -243,4 +248,232 @@ async fn an_attendees_answer_on_their_copy_reaches_the_organizers_crm_meeting() 
         Some("accepted"),
         "Bob's answer stands"
     );
+}
+
+fn lead(given: &str) -> Value {
+    json!({
+        "kind": "lead",
+        "name": {"given": given, "family": "Rossi"},
+        "emails": [{"address": format!("{}@example.org", given.to_lowercase()), "type": "work", "primary": true}],
+    })
+}
+
+async fn put_contact(env: &Env, user: &str, crm_id: &str, given: &str) {
+    let (s, v) = env
+        .call(
+            "PUT",
+            &format!("/v1/users/{user}/contacts/{crm_id}"),
+            &env.sync,
+            Some(lead(given)),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+}
+
+/// Alice's Google contacts carrying each CRM id, as Google's direct reads show them.
+async fn copies_in_google(env: &Env) -> std::collections::BTreeMap<String, usize> {
+    use shared::google::people::{ListConnections, PersonField};
+    let alice = secrecy::SecretString::from(env.sandbox.issue_access_token(
+        common::world::CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/contacts"],
+    ));
+    // Lists lag behind writes: wait the delay out on the sandbox's clock first.
+    env.sandbox.set_people_propagation_delay(0);
+    let mut out = std::collections::BTreeMap::new();
+    let mut params = ListConnections {
+        person_fields: PersonField::ALL.to_vec(),
+        page_size: Some(1000),
+        ..Default::default()
+    };
+    loop {
+        let page = env
+            .app
+            .google
+            .list_connections(&alice, &params)
+            .await
+            .unwrap();
+        for p in page.connections {
+            if let Some(id) = p.client_value("crmId") {
+                *out.entry(id.to_owned()).or_insert(0) += 1;
+            }
+        }
+        match page.next_page_token {
+            Some(t) => params.page_token = Some(t),
+            None => return out,
+        }
+    }
+}
+
+fn creates(env: &Env) -> usize {
+    env.sandbox
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path.starts_with("/v1/people:")
+                && r.path.contains("reateContact")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_lost_create_answer_is_found_after_googles_propagation_delay_not_made_twice() {
+    use google_sandbox::{FaultKind, FaultSpec};
+    const USER: &str = "u-late";
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect(USER, &["contacts"], ALICE, "").await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    // Google's lists show a write a minute after it was made.
+    env.sandbox.set_people_propagation_delay(60);
+    for (id, name) in [("C-1", "Ada"), ("C-2", "Bea")] {
+        put_contact(&env, USER, id, name).await;
+    }
+    // Google makes both contacts; the answer is lost.
+    env.sandbox.inject_fault(
+        FaultSpec::new(FaultKind::InternalError)
+            .path_prefix("/v1/people:batchCreateContacts")
+            .count(1)
+            .applied(),
+    );
+    env.sandbox.clear_request_log();
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    assert_eq!(creates(&env), 1);
+    // Passes within the delay do not find them and do not make them again.
+    for _ in 0..3 {
+        env.clock.advance(time::Duration::seconds(15));
+        env.run_job(USER, shared::queue::SyncReason::Scheduled)
+            .await;
+    }
+    assert_eq!(
+        creates(&env),
+        1,
+        "not made again while Google may not show them yet"
+    );
+    // Google's lists show them now: the next read links them.
+    env.sandbox.advance_clock(61);
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    // Long after, nothing is made again either.
+    env.clock
+        .advance(shared::services::contacts::engine::CREATE_SETTLE + time::Duration::minutes(1));
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    assert_eq!(creates(&env), 1, "a create is made once");
+    for id in ["C-1", "C-2"] {
+        let (_, v) = env
+            .call(
+                "GET",
+                &format!("/v1/users/{USER}/contacts/{id}"),
+                &env.sync,
+                None,
+            )
+            .await;
+        assert_eq!(v["state"], "synced", "{id}: {v}");
+    }
+    let copies = copies_in_google(&env).await;
+    assert_eq!(copies.get("C-1"), Some(&1), "{copies:?}");
+    assert_eq!(copies.get("C-2"), Some(&1), "{copies:?}");
+    let feed = env.changes().await;
+    assert!(
+        !feed.iter().any(|c| c["kind"] == "contact_created"),
+        "the CRM is not told of its own contacts: {feed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_refused_while_another_mutation_of_the_user_runs_are_sent_again_once() {
+    use google_sandbox::{FaultKind, FaultSpec};
+    const USER: &str = "u-twice";
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect(USER, &["contacts"], ALICE, "").await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    for i in 0..30 {
+        put_contact(&env, USER, &format!("C-{i}"), &format!("Name{i}")).await;
+    }
+    // Two jobs of the user at once: the second finds the account busy (the queue delivers
+    // it again later) and sends nothing.
+    let job = |reason| shared::queue::SyncJob {
+        tenant: env.tenant.clone(),
+        user: shared::domain::UserId::parse(USER).unwrap(),
+        calendar: None,
+        reason,
+        confirm_mass_deletion: false,
+        record: None,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Another app of the user's is writing a contact, slowly: People holds the user's
+    // mutations until it is done, refusing ours (409 `ABORTED`).
+    env.sandbox.inject_fault(
+        FaultSpec::new(FaultKind::Latency)
+            .user(ALICE)
+            .path_prefix("/v1/people:createContact")
+            .latency_ms(700)
+            .count(1),
+    );
+    let other_app = {
+        let http = reqwest::Client::new();
+        let url = format!(
+            "{}/v1/people:createContact?personFields=names",
+            env.sandbox_url
+        );
+        let alice = env.sandbox.issue_access_token(
+            common::world::CLIENT_ID,
+            ALICE,
+            &["https://www.googleapis.com/auth/contacts"],
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(alice)
+                .json(&json!({"names": [{"givenName": "Typed in Google"}]}))
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    env.sandbox.clear_request_log();
+    let (first, second) = (
+        job(shared::queue::SyncReason::Scheduled),
+        job(shared::queue::SyncReason::Manual),
+    );
+    let (a, b) = tokio::join!(
+        sync_worker::run(&env.app, &first, deadline),
+        sync_worker::run(&env.app, &second, deadline),
+    );
+    let busy = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(sync_worker::JobError::Busy)))
+        .count();
+    assert_eq!(
+        busy, 1,
+        "one job ran, the other found the account busy: {a:?} {b:?}"
+    );
+    assert_eq!(other_app.await.unwrap().unwrap(), StatusCode::OK);
+    let refused = env
+        .sandbox
+        .request_log()
+        .iter()
+        .filter(|r| r.status == 409 && r.path.starts_with("/v1/people"))
+        .count();
+    assert!(refused >= 1, "our write met the other mutation");
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    let copies = copies_in_google(&env).await;
+    assert_eq!(copies.len(), 30, "every contact reached Google: {copies:?}");
+    assert!(copies.values().all(|n| *n == 1), "each once: {copies:?}");
+    let batches = env
+        .sandbox
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/people:batchCreateContacts")
+        .count();
+    assert_eq!(batches, 1 + refused, "sent again only after a refusal");
+    let (_, account) = env.account(USER).await;
+    assert_eq!(account["contacts"]["waiting"], 0, "{account}");
 }

@@ -241,6 +241,14 @@ impl Sandbox {
         self.state().calendars.remove(calendar_id);
     }
 
+    /// People's write-propagation delay ("Writes may have a propagation delay of several
+    /// minutes for sync requests", `people.connections.list`): from now on a write shows in
+    /// `connections.list` (full and incremental) only `secs` after it was made, on the
+    /// sandbox clock; `get` and `getBatchGet` show it at once. 0 turns it off.
+    pub fn set_people_propagation_delay(&self, secs: i64) {
+        self.state().people_propagation_delay_secs = secs.max(0);
+    }
+
     /// Makes `events.watch` on a calendar answer as Google does for calendars that do not
     /// support push (holiday and other subscribed calendars): 400
     /// `pushNotSupportedForRequestedResource`. `true` makes it watchable again.

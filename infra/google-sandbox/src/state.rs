@@ -231,6 +231,11 @@ pub struct State {
     pub log: Vec<LoggedRequest>,
     /// Push notifications sent, with the receiver's answer (0: no answer).
     pub push_log: Vec<PushDelivery>,
+    /// People's write-propagation delay: `connections.list` shows a write only this long
+    /// after it was made (0: at once).
+    pub people_propagation_delay_secs: i64,
+    /// Users with a People mutation in progress (Google: one at a time per user).
+    pub people_mutating: BTreeSet<String>,
 }
 
 /// One delivery attempt of a push notification.

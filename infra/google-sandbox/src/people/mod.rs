@@ -279,6 +279,7 @@ fn list_connections(
         sync_tokens,
         page_tokens,
         people_tokens,
+        people_propagation_delay_secs: delay,
         ..
     } = st;
     let book = address_books.get_mut(user).ok_or_else(not_found)?;
@@ -345,9 +346,22 @@ fn list_connections(
     };
     let since = cursor.as_ref().and_then(|c| c.since).or(since);
     let want_sync = p.flag("requestSyncToken") || since.is_some();
+    // The write-propagation delay: writes younger than it are not shown yet, and the sync
+    // token stops before the first of them, so a later read reports them (none is lost).
+    let visible = match SignedDuration::from_secs(*delay) {
+        d if d.is_zero() => book.seq,
+        d => book
+            .persons
+            .values()
+            .filter(|person| now.duration_since(person.updated) < d)
+            .map(|person| person.mod_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(book.seq),
+    };
     let items: Vec<(SortKey, Value)> = book
         .persons
         .values()
+        .filter(|person| person.mod_seq <= visible)
         .filter(|person| match since {
             Some(s) => person.mod_seq > s,
             None => !person.deleted,
@@ -360,7 +374,11 @@ fn list_connections(
         })
         .collect();
     let total = items.len();
-    let snapshot = cursor.as_ref().map(|c| c.snapshot_seq).unwrap_or(book.seq);
+    let snapshot = cursor
+        .as_ref()
+        .map(|c| c.snapshot_seq)
+        .unwrap_or(visible)
+        .min(visible);
     let (page, next) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), size);
     let mut out = Map::new();
     if !page.is_empty() {

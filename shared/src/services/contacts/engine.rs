@@ -753,6 +753,11 @@ struct Planned {
     op: Op,
 }
 
+/// How long a create whose outcome is unknown waits before it is made again: longer than
+/// People's write-propagation delay ("several minutes" for sync reads), so the reads in
+/// between have found the contact if Google made it.
+pub const CREATE_SETTLE: time::Duration = time::Duration::minutes(10);
+
 const CREATE: usize = 0;
 const UPDATE: usize = 1;
 const REMOVE: usize = 2;
@@ -812,6 +817,16 @@ impl Sink for Ctx<'_> {
         };
         let d = decide_pair(self, pair, google, false);
         let op = match (d.action, &pair.google_id, crm_content(pair)) {
+            // A create whose outcome is unknown, made too recently for Google's reads to show
+            // it yet: made again only once they had time to (the read links it if it exists).
+            (Action::PushToGoogle, None, Some(_))
+                if pair
+                    .create_unsure_since
+                    .is_some_and(|at| self.now() - at < CREATE_SETTLE) =>
+            {
+                self.report.waiting += 1;
+                return Ok(None);
+            }
             (Action::PushToGoogle, None, Some(c)) => {
                 let mut body = c.to_person(&self.link(pair), &self.mapping, None);
                 body.memberships = vec![Membership::of_group(&self.group)];
@@ -928,7 +943,11 @@ async fn request(
                 .google
                 .batch_create_contacts(&ctx.token, &bodies, &read)
                 .await;
-            if let Some(e) = as_refusal(&answers) {
+            // Creates whose outcome is unknown are each the pair's to remember (see
+            // `finish`), not a refusal of the request.
+            if let Some(e) =
+                as_refusal(&answers).filter(|e| !crate::google::people::outcome_unknown(e))
+            {
                 return Err(e);
             }
             Ok(answers.into_iter().map(|a| a.map(Some)).collect())
@@ -1009,6 +1028,16 @@ async fn finish(
             ctx.settle(v, |p| p.deleted_at = Some(now)).await
         }
         Err(e) => match after_answer(&e) {
+            // A create whose outcome is unknown (Google may have made the contact; it was not
+            // found, perhaps not shown yet): it stays waiting, not to be made again before
+            // Google's reads had time to show it.
+            None if matches!(op, Op::Create(_)) && crate::google::people::outcome_unknown(&e) => {
+                ctx.report.waiting += 1;
+                let loaded = v.value.clone();
+                let mut pair = v.value;
+                pair.create_unsure_since = Some(ctx.now());
+                ctx.commit(&loaded, pair, Some(v.version), true).await
+            }
             // A passing failure: the pair stays waiting for the next pass.
             None => {
                 ctx.report.waiting += 1;
