@@ -454,6 +454,20 @@ async fn answer(
             )
             .with_location("parameter", "fields")
             .into_response(),
+            (Some(s), Some(Some(sel))) => {
+                match crate::discovery::check_fields(req.method().as_str(), req.uri().path(), &sel)
+                {
+                    Ok(()) => postprocess(next.run(req).await, Some(sel)).await,
+                    Err(bad) => ApiError::new(
+                        s,
+                        StatusCode::BAD_REQUEST,
+                        "invalidParameter",
+                        &format!("Invalid field selection {bad}"),
+                    )
+                    .with_location("parameter", "fields")
+                    .into_response(),
+                }
+            }
             (Some(_), selection) => postprocess(next.run(req).await, selection.flatten()).await,
             (None, _) => next.run(req).await,
         },

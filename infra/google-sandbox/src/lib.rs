@@ -18,6 +18,7 @@ mod batch;
 mod calendar;
 mod clock;
 mod control;
+mod discovery;
 mod errors;
 mod faults;
 mod fields;

@@ -14,15 +14,14 @@ use axum::{Json, Router};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Map, Value};
 
+use crate::discovery::{read_mask, update_mask};
 use crate::errors::{ApiError, Surface};
 use crate::params::Params;
 use crate::state::{
     AddressBook, PageCursor, PeopleToken, SortKey, State as SandboxState, StoredPerson, SyncCursor,
 };
 use crate::{scopes, Sandbox, SandboxConfig};
-use model::{
-    err, failed_precondition, invalid, not_found, parse_mask, render, Sources, READABLE, WRITABLE,
-};
+use model::{err, failed_precondition, invalid, not_found, parse_mask, render, Sources};
 
 pub fn routes() -> Router<Sandbox> {
     Router::new()
@@ -99,13 +98,13 @@ fn live_person<'a>(book: &'a AddressBook, rn: &str) -> Result<&'a StoredPerson, 
 }
 
 fn default_mask() -> Vec<String> {
-    READABLE.iter().map(|s| s.to_string()).collect()
+    read_mask().iter().map(|s| s.to_string()).collect()
 }
 
 fn optional_mask(raw: Option<&str>, name: &str) -> Result<Vec<String>, ApiError> {
     match raw.filter(|s| !s.is_empty()) {
         None => Ok(default_mask()),
-        Some(r) => parse_mask(Some(r), name, READABLE),
+        Some(r) => parse_mask(Some(r), name, read_mask()),
     }
 }
 
@@ -256,7 +255,7 @@ fn list_connections(
         p.get("personFields")
             .or_else(|| p.get("requestMask.includeField")),
         "personFields",
-        READABLE,
+        read_mask(),
     )?;
     let size = page_size(p, 100, 1000)?;
     let sources = Sources::of_query(p)?;
@@ -514,7 +513,7 @@ async fn person_get(
                 p.get("personFields")
                     .or_else(|| p.get("requestMask.includeField")),
                 "personFields",
-                READABLE,
+                read_mask(),
             )?;
             get_one(st, user, &rn, &mask, Sources::of_query(&p)?)
         }),
@@ -537,8 +536,11 @@ async fn person_patch(
         &headers,
         scopes::CONTACTS_WRITE,
         Box::new(move |st, now, user, _| {
-            let update_mask =
-                parse_mask(p.get("updatePersonFields"), "updatePersonFields", WRITABLE)?;
+            let update_mask = parse_mask(
+                p.get("updatePersonFields"),
+                "updatePersonFields",
+                update_mask(),
+            )?;
             let read_mask = optional_mask(p.get("personFields"), "personFields")?;
             let sources = Sources::of_query(&p)?;
             let body = parse_json(&body)?;
@@ -606,7 +608,7 @@ async fn batch_get(State(sandbox): State<Sandbox>, headers: HeaderMap, p: Params
                 p.get("personFields")
                     .or_else(|| p.get("requestMask.includeField")),
                 "personFields",
-                READABLE,
+                read_mask(),
             )?;
             let sources = Sources::of_query(&p)?;
             let names = p.get_all("resourceNames");
@@ -640,7 +642,7 @@ async fn batch_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
             let mask = parse_mask(
                 body.get("readMask").and_then(Value::as_str),
                 "readMask",
-                READABLE,
+                read_mask(),
             )?;
             let sources = Sources::of_body(&body)?;
             let contacts = body
@@ -682,12 +684,12 @@ async fn batch_update(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
             let update_mask = parse_mask(
                 body.get("updateMask").and_then(Value::as_str),
                 "updateMask",
-                WRITABLE,
+                update_mask(),
             )?;
             let read_mask = parse_mask(
                 body.get("readMask").and_then(Value::as_str),
                 "readMask",
-                READABLE,
+                read_mask(),
             )?;
             let sources = Sources::of_body(&body)?;
             let contacts = body

@@ -474,3 +474,34 @@ async fn default_page_size_is_250() {
     assert_eq!(page["items"].as_array().unwrap().len(), 250);
     assert!(page["nextPageToken"].is_string());
 }
+
+/// `fields` is checked against the method's response schema in the discovery document: a
+/// field Google's `Events` / `Event` do not have is refused with 400, as Google does.
+#[tokio::test]
+async fn a_field_selection_of_an_unknown_field_is_refused() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    insert(&app, &token, timed("e", 1, 9)).await;
+    let (status, _, err) = app
+        .call(
+            Method::GET,
+            &format!("{EVENTS}?fields=items(id,colour),nextPageToken"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(reason(&err), "invalidParameter");
+    assert!(err.to_string().contains("items/colour"), "{err}");
+    let ok = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            &format!("{EVENTS}?fields=items(id,colorId,start/dateTime),nextSyncToken"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(ok["items"].as_array().map(Vec::len), Some(1));
+}
