@@ -9,6 +9,9 @@
 //! - People's write-propagation delay: a create Google applied though its answer was lost,
 //!   and that its lists show only a minute later, is found then — never made twice — and the
 //!   CRM is not told of it as a new contact.
+//! - A contact Google will not take out of its last group (canNotRemoveLastContactGroup):
+//!   a CRM deletion files it in My Contacts, then takes it out of the synced group; the
+//!   contact stays in Google, out of the sync.
 //! - One People mutation at a time per user: two jobs of one user running at once (409
 //!   `ABORTED` for the second's writes) lose and duplicate nothing.
 
@@ -476,4 +479,99 @@ async fn writes_refused_while_another_mutation_of_the_user_runs_are_sent_again_o
     assert_eq!(batches, 1 + refused, "sent again only after a refusal");
     let (_, account) = env.account(USER).await;
     assert_eq!(account["contacts"]["waiting"], 0, "{account}");
+}
+
+#[tokio::test]
+async fn a_crm_deletion_of_a_contact_only_in_the_synced_group_keeps_it_in_my_contacts() {
+    use shared::google::people::{PersonField, MY_CONTACTS};
+    const USER: &str = "u-lastgroup";
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect(USER, &["contacts"], ALICE, "").await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    put_contact(&env, USER, "C-1", "Ada").await;
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    let (_, account) = env.account(USER).await;
+    let group = account["contacts"]["group"].as_str().unwrap().to_owned();
+    let alice = secrecy::SecretString::from(env.sandbox.issue_access_token(
+        common::world::CLIENT_ID,
+        ALICE,
+        &["https://www.googleapis.com/auth/contacts"],
+    ));
+    let (_, v) = env
+        .call(
+            "GET",
+            &format!("/v1/users/{USER}/contacts/C-1"),
+            &env.sync,
+            None,
+        )
+        .await;
+    let rn = v["google_resource_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(rn.starts_with("people/"), "{v}");
+    // Alice takes it out of My Contacts: the synced group is its only one.
+    let out = env
+        .app
+        .google
+        .modify_contact_group_members(&alice, MY_CONTACTS, &[], std::slice::from_ref(&rn))
+        .await
+        .unwrap();
+    assert!(out
+        .can_not_remove_last_contact_group_resource_names
+        .is_empty());
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    // The CRM deletes it (the tenant's policy: out of the group, the contact stays).
+    let (s, v) = env
+        .call(
+            "DELETE",
+            &format!("/v1/users/{USER}/contacts/C-1"),
+            &env.sync,
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    let person = env
+        .app
+        .google
+        .get_person(&alice, &rn, &[PersonField::Memberships, PersonField::Names])
+        .await
+        .unwrap()
+        .expect("still in Google");
+    assert!(
+        !person.in_group(&group),
+        "out of the synced group: {person:?}"
+    );
+    assert!(
+        person.in_group(MY_CONTACTS),
+        "kept in My Contacts: {person:?}"
+    );
+    let pair = env
+        .app
+        .store
+        .get_pair(
+            &env.tenant,
+            &shared::domain::UserId::parse(USER).unwrap(),
+            shared::domain::Collection::Contacts,
+            "C-1",
+        )
+        .await
+        .unwrap()
+        .expect("the pair")
+        .value;
+    assert_eq!(pair.last_error, None, "nothing left to fix");
+    assert!(pair.deleted_at.is_some(), "settled: {pair:?}");
+    // A later edit in Google does not bring it back to the CRM.
+    env.run_job(USER, shared::queue::SyncReason::Scheduled)
+        .await;
+    let feed = env.changes().await;
+    assert!(
+        !feed.iter().any(|c| c["kind"] == "contact_created"),
+        "{feed:?}"
+    );
 }
