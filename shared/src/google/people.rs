@@ -1083,8 +1083,9 @@ impl Google {
     }
 
     /// `people.batchDeleteContacts`, [`MAX_BATCH_DELETE`] per request. Google refuses a whole
-    /// request when one contact is already gone (404); such a request is done again one
-    /// contact at a time, so a retried delete still completes.
+    /// request when one contact is already gone (404, as the sandbox answers; a 400 is
+    /// treated alike, since Google does not document which); such a request is done again
+    /// one contact at a time, so a retried delete still completes.
     pub async fn batch_delete_contacts(
         &self,
         token: &SecretString,
@@ -1103,7 +1104,7 @@ impl Google {
                 .await
             {
                 Ok(_) => {}
-                Err(GoogleError::NotFound(_)) => {
+                Err(GoogleError::NotFound(_) | GoogleError::Rejected { status: 400, .. }) => {
                     for rn in chunk {
                         self.delete_contact(token, rn).await?;
                     }

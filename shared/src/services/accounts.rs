@@ -282,6 +282,13 @@ pub async fn patch(
                         "monitored_calendars: the user has no calendar {id:?}"
                     ))
                 })?;
+                // Free/busy only: Google lists its events without titles or guests — busy
+                // blocks, not meetings for the CRM.
+                if entry.access_role == "freeBusyReader" {
+                    return Err(ApiError::invalid(format!(
+                        "monitored_calendars: the user sees only free/busy of {id:?} (access role freeBusyReader)"
+                    )));
+                }
                 if !resolved.contains(&entry.id) {
                     resolved.push(entry.id.clone());
                 }
