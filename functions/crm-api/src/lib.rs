@@ -61,9 +61,8 @@ async fn get_account(
     State(app): State<AppState>,
     ApiPath(user): ApiPath<UserId>,
 ) -> Result<Json<accounts::AccountView>, ApiError> {
-    Ok(Json(accounts::view(
-        &accounts::get(&app, &caller.tenant, &user).await?,
-    )))
+    let account = accounts::get(&app, &caller.tenant, &user).await?;
+    Ok(Json(accounts::live_view(&app, &account).await?))
 }
 
 async fn patch_account(
@@ -73,7 +72,7 @@ async fn patch_account(
     ApiJson(patch): ApiJson<accounts::AccountPatch>,
 ) -> Result<Json<accounts::AccountView>, ApiError> {
     let account = accounts::patch(&app, &caller.tenant, &user, patch).await?;
-    Ok(Json(accounts::view(&account)))
+    Ok(Json(accounts::live_view(&app, &account).await?))
 }
 
 #[derive(Deserialize)]

@@ -144,6 +144,9 @@ struct CalendarBody {
     summary: String,
     #[serde(default)]
     time_zone: Option<String>,
+    /// `false`: `events.watch` answers 400 `pushNotSupportedForRequestedResource`.
+    #[serde(default)]
+    push_supported: Option<bool>,
 }
 
 async fn add_calendar(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
@@ -157,6 +160,9 @@ async fn add_calendar(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
                 &c.summary,
                 c.time_zone.as_deref().unwrap_or("UTC"),
             );
+            if let Some(supported) = c.push_supported {
+                sandbox.set_push_supported(&id, supported);
+            }
             (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
         }
         Err(r) => *r,
@@ -232,6 +238,8 @@ async fn advance_clock(State(sandbox): State<Sandbox>, body: Bytes) -> Response 
 #[derive(Deserialize)]
 struct ConfigBody {
     access_token_ttl_secs: Option<i64>,
+    #[serde(default)]
+    people_propagation_delay_secs: Option<i64>,
 }
 
 async fn set_config(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
@@ -240,8 +248,15 @@ async fn set_config(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
             if let Some(ttl) = c.access_token_ttl_secs {
                 sandbox.set_access_token_ttl(ttl);
             }
-            let ttl = sandbox.state().access_token_ttl_secs;
-            Json(json!({"access_token_ttl_secs": ttl})).into_response()
+            if let Some(delay) = c.people_propagation_delay_secs {
+                sandbox.set_people_propagation_delay(delay);
+            }
+            let st = sandbox.state();
+            Json(json!({
+                "access_token_ttl_secs": st.access_token_ttl_secs,
+                "people_propagation_delay_secs": st.people_propagation_delay_secs,
+            }))
+            .into_response()
         }
         Err(r) => *r,
     }

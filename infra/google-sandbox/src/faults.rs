@@ -363,13 +363,82 @@ pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: 
     let api_path = matches!(surface, Some(Surface::Calendar | Surface::People))
         && !path.starts_with("/batch/");
     let (latency, error) = take(&mut sandbox.state(), user.as_deref(), &path, api_path);
-    if latency > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
-    }
     let fields = crate::params::Params::parse(query.as_deref().unwrap_or(""))
         .non_empty("fields")
         .map(str::to_string);
-    let resp = match error {
+    // People: "Mutate requests for the same user should be sent sequentially" — a mutation
+    // that arrives while another of the same user's is in progress is refused (409
+    // `ABORTED`, nothing applied).
+    let people_write = surface == Some(Surface::People) && method != "GET";
+    let slot = match (&user, people_write, &error) {
+        (Some(u), true, None) => MutationSlot::take(&sandbox, u),
+        (Some(u), true, Some(spec)) if spec.applied => MutationSlot::take(&sandbox, u),
+        _ => Ok(None),
+    };
+    let resp = match (slot, error) {
+        (Err(()), _) => ApiError::new(
+            Surface::People,
+            StatusCode::CONFLICT,
+            "aborted",
+            "The operation was aborted.",
+        )
+        .with_grpc_status("ABORTED")
+        .into_response(),
+        (Ok(slot), error) => {
+            if latency > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+            }
+            let resp = answer(req, next, error, surface, fields).await;
+            drop(slot);
+            resp
+        }
+    };
+    let at = crate::clock::rfc3339_millis(sandbox.now());
+    sandbox.state().log.push(LoggedRequest {
+        method,
+        path,
+        query,
+        status: resp.status().as_u16(),
+        user,
+        at,
+    });
+    resp
+}
+
+/// A user's People mutation in progress: released when dropped (the request answered or
+/// abandoned).
+struct MutationSlot {
+    sandbox: Sandbox,
+    user: String,
+}
+
+impl MutationSlot {
+    fn take(sandbox: &Sandbox, user: &str) -> Result<Option<MutationSlot>, ()> {
+        if sandbox.state().people_mutating.insert(user.to_string()) {
+            Ok(Some(MutationSlot {
+                sandbox: sandbox.clone(),
+                user: user.to_string(),
+            }))
+        } else {
+            Err(())
+        }
+    }
+}
+
+impl Drop for MutationSlot {
+    fn drop(&mut self) {
+        self.sandbox.state().people_mutating.remove(&self.user);
+    }
+}
+
+async fn answer(
+    req: Request,
+    next: Next,
+    error: Option<FaultSpec>,
+    surface: Option<Surface>,
+    fields: Option<String>,
+) -> Response {
+    match error {
         Some(spec) if spec.applied => {
             // The write happens; the client never learns it.
             let _done = next.run(req).await;
@@ -385,18 +454,22 @@ pub async fn log_and_faults(State(sandbox): State<Sandbox>, req: Request, next: 
             )
             .with_location("parameter", "fields")
             .into_response(),
+            (Some(s), Some(Some(sel))) => {
+                match crate::discovery::check_fields(req.method().as_str(), req.uri().path(), &sel)
+                {
+                    Ok(()) => postprocess(next.run(req).await, Some(sel)).await,
+                    Err(bad) => ApiError::new(
+                        s,
+                        StatusCode::BAD_REQUEST,
+                        "invalidParameter",
+                        &format!("Invalid field selection {bad}"),
+                    )
+                    .with_location("parameter", "fields")
+                    .into_response(),
+                }
+            }
             (Some(_), selection) => postprocess(next.run(req).await, selection.flatten()).await,
             (None, _) => next.run(req).await,
         },
-    };
-    let at = crate::clock::rfc3339_millis(sandbox.now());
-    sandbox.state().log.push(LoggedRequest {
-        method,
-        path,
-        query,
-        status: resp.status().as_u16(),
-        user,
-        at,
-    });
-    resp
+    }
 }

@@ -18,6 +18,11 @@ impl Selection {
         (pos == chars.len() && !sel.0.is_empty()).then_some(sel)
     }
 
+    /// The selected keys, each with its sub-selection (`None`: the whole value).
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Option<Selection>)> {
+        self.0.iter()
+    }
+
     fn insert(&mut self, path: &[String], sub: Option<Selection>) {
         let Some((first, rest)) = path.split_first() else {
             return;

@@ -18,6 +18,7 @@ mod batch;
 mod calendar;
 mod clock;
 mod control;
+mod discovery;
 mod errors;
 mod faults;
 mod fields;
@@ -239,6 +240,23 @@ impl Sandbox {
     /// with it, and reading it answers 404 `notFound`.
     pub fn delete_calendar(&self, calendar_id: &str) {
         self.state().calendars.remove(calendar_id);
+    }
+
+    /// People's write-propagation delay ("Writes may have a propagation delay of several
+    /// minutes for sync requests", `people.connections.list`): from now on a write shows in
+    /// `connections.list` (full and incremental) only `secs` after it was made, on the
+    /// sandbox clock; `get` and `getBatchGet` show it at once. 0 turns it off.
+    pub fn set_people_propagation_delay(&self, secs: i64) {
+        self.state().people_propagation_delay_secs = secs.max(0);
+    }
+
+    /// Makes `events.watch` on a calendar answer as Google does for calendars that do not
+    /// support push (holiday and other subscribed calendars): 400
+    /// `pushNotSupportedForRequestedResource`. `true` makes it watchable again.
+    pub fn set_push_supported(&self, calendar_id: &str, supported: bool) {
+        if let Some(cal) = self.state().calendars.get_mut(calendar_id) {
+            cal.push_supported = supported;
+        }
     }
 
     /// Sets the time zone of a calendar (e.g. a user's primary).

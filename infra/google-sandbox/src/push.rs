@@ -110,6 +110,12 @@ pub fn watch(
         .calendars
         .get(calendar_id)
         .ok_or_else(crate::calendar::events::not_found)?;
+    if !cal.push_supported {
+        return Err(bad(
+            "pushNotSupportedForRequestedResource",
+            "Push notifications are not supported by this resource.",
+        ));
+    }
     let resource_id = cal.resource_id.clone();
     let resource_uri = format!(
         "https://www.googleapis.com/calendar/v3/calendars/{}/events?alt=json",

@@ -120,6 +120,10 @@ pub struct Calendar {
     /// Bumped to invalidate every sync token issued so far.
     pub sync_epoch: u64,
     pub next_order: u64,
+    /// Whether `events.watch` works on it. Google refuses push for some calendars (holiday
+    /// and other subscribed calendars, some other users' calendars) with 400
+    /// `pushNotSupportedForRequestedResource`.
+    pub push_supported: bool,
 }
 
 /// A sync token's meaning (Calendar and People).
@@ -227,6 +231,11 @@ pub struct State {
     pub log: Vec<LoggedRequest>,
     /// Push notifications sent, with the receiver's answer (0: no answer).
     pub push_log: Vec<PushDelivery>,
+    /// People's write-propagation delay: `connections.list` shows a write only this long
+    /// after it was made (0: at once).
+    pub people_propagation_delay_secs: i64,
+    /// Users with a People mutation in progress (Google: one at a time per user).
+    pub people_mutating: BTreeSet<String>,
 }
 
 /// One delivery attempt of a push notification.

@@ -7,6 +7,11 @@ use time::OffsetDateTime;
 pub enum ChannelState {
     Active,
     Stopped,
+    /// Not a channel: Google answered `pushNotSupportedForRequestedResource` for the
+    /// calendar (holiday and other subscribed calendars, some other users' calendars). Until
+    /// `expires_at` the calendar is polled and no watch is tried (see
+    /// `services::calendar::channels`).
+    PushUnsupported,
 }
 
 /// A Google Calendar push channel (`events.watch`).

@@ -85,6 +85,16 @@ pub struct PairStatus {
     /// across runs knows what its earlier runs saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_in_read: Option<String>,
+    /// When a create of the pair's contact ended with its outcome unknown (a timeout or 5xx
+    /// after which the contact was not found): Google may have made it and show it only
+    /// after its write-propagation delay, so it is not created again before the next reads
+    /// had time to find it (see `services::contacts::engine`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub create_unsure_since: Option<OffsetDateTime>,
 }
 
 impl PairStatus {
@@ -112,6 +122,7 @@ impl PairStatus {
             google_born: false,
             google_resources: Vec::new(),
             seen_in_read: None,
+            create_unsure_since: None,
         }
     }
 }

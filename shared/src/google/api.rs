@@ -109,7 +109,7 @@ fn failed_precondition(e: &ErrorBody) -> Option<GoogleError> {
 /// on it (429, a 403 rate or quota limit): sending it again cannot do anything twice. A 5xx,
 /// a timeout or a lost connection may come after the write was done.
 pub fn refused_before_applied(e: &GoogleError) -> bool {
-    matches!(e, GoogleError::Transient(m) if m.starts_with("HTTP 429 ") || m.starts_with("HTTP 403 "))
+    matches!(e, GoogleError::Transient(m) if m.starts_with("HTTP 429 ") || m.starts_with("HTTP 403 ") || m.starts_with("HTTP 409 ABORTED"))
 }
 
 /// How long an account waits after 403 `quotaExceeded` ("Calendar usage limits exceeded":
@@ -146,6 +146,12 @@ pub fn classify_status(status: u16, body: &[u8]) -> GoogleError {
     ) || e.info == "RATE_LIMIT_EXCEEDED";
     match status {
         429 | 500..=599 => GoogleError::Transient(format!("HTTP {status} {}", e.reason)),
+        // People refuses a mutation while another of the same user's is in progress ("Mutate
+        // requests for the same user should be sent sequentially"): nothing was applied, and
+        // it goes through once the other one is done.
+        409 if e.status == "ABORTED" || e.reason == "ABORTED" => {
+            GoogleError::Transient("HTTP 409 ABORTED".into())
+        }
         403 if rate_limited => GoogleError::Transient(format!("HTTP 403 {}", e.reason)),
         403 if e.reason == "quotaExceeded" => GoogleError::Paced(Pace::Quota {
             retry_in: USAGE_LIMITS_PAUSE,
@@ -327,5 +333,15 @@ mod tests {
         assert!(classify_status(403, limited).is_transient());
         let denied = br#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
         assert!(!classify_status(403, denied).is_transient());
+        // Another mutation of the same user in progress: refused, nothing applied, retried.
+        let aborted =
+            br#"{"error":{"code":409,"message":"The operation was aborted.","status":"ABORTED"}}"#;
+        let e = classify_status(409, aborted);
+        assert!(e.is_transient() && refused_before_applied(&e), "{e:?}");
+        let taken = br#"{"error":{"code":409,"message":"Contact group name already exists","status":"ALREADY_EXISTS"}}"#;
+        assert!(matches!(
+            classify_status(409, taken),
+            GoogleError::Conflict(_)
+        ));
     }
 }

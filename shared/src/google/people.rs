@@ -1083,8 +1083,9 @@ impl Google {
     }
 
     /// `people.batchDeleteContacts`, [`MAX_BATCH_DELETE`] per request. Google refuses a whole
-    /// request when one contact is already gone (404); such a request is done again one
-    /// contact at a time, so a retried delete still completes.
+    /// request when one contact is already gone (404, as the sandbox answers; a 400 is
+    /// treated alike, since Google does not document which); such a request is done again
+    /// one contact at a time, so a retried delete still completes.
     pub async fn batch_delete_contacts(
         &self,
         token: &SecretString,
@@ -1103,7 +1104,7 @@ impl Google {
                 .await
             {
                 Ok(_) => {}
-                Err(GoogleError::NotFound(_)) => {
+                Err(GoogleError::NotFound(_) | GoogleError::Rejected { status: 400, .. }) => {
                     for rn in chunk {
                         self.delete_contact(token, rn).await?;
                     }
@@ -1229,7 +1230,40 @@ impl Google {
         }
         Ok(out)
     }
+
+    /// Takes contacts out of a group, keeping each in Google: one whose last group it is
+    /// (Google keeps every contact in at least one, and refuses with
+    /// `canNotRemoveLastContactGroupResourceNames`) is filed in My Contacts first, then taken
+    /// out. The outcome names what still could not be done.
+    pub async fn remove_from_group(
+        &self,
+        token: &SecretString,
+        group_resource_name: &str,
+        names: &[String],
+    ) -> Result<ModifyMembersOutcome, GoogleError> {
+        let mut out = self
+            .modify_contact_group_members(token, group_resource_name, &[], names)
+            .await?;
+        let last = std::mem::take(&mut out.can_not_remove_last_contact_group_resource_names);
+        if last.is_empty() || group_resource_name == MY_CONTACTS {
+            out.can_not_remove_last_contact_group_resource_names = last;
+            return Ok(out);
+        }
+        self.modify_contact_group_members(token, MY_CONTACTS, &last, &[])
+            .await?;
+        let again = self
+            .modify_contact_group_members(token, group_resource_name, &[], &last)
+            .await?;
+        out.not_found_resource_names
+            .extend(again.not_found_resource_names);
+        out.can_not_remove_last_contact_group_resource_names =
+            again.can_not_remove_last_contact_group_resource_names;
+        Ok(out)
+    }
 }
+
+/// The "My Contacts" system group: every contact the user sees in Google Contacts.
+pub const MY_CONTACTS: &str = "contactGroups/myContacts";
 
 #[cfg(test)]
 mod tests {

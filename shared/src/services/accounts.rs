@@ -60,6 +60,9 @@ pub struct AccountView {
     pub settings: SettingsView,
     /// Where the contacts sync stands (after its last pass).
     pub contacts: Option<ContactsProgress>,
+    /// Read calendars Google cannot watch (`pushNotSupportedForRequestedResource`: holiday
+    /// and other subscribed calendars): their changes arrive by polling, not within seconds.
+    pub calendars_without_push: Vec<String>,
     pub last_sync_at: Option<String>,
     pub last_error: Option<String>,
     pub connected_at: String,
@@ -93,11 +96,27 @@ pub fn view(a: &Account) -> AccountView {
             contact_fields: a.settings.contact_fields,
         },
         contacts: a.contacts_progress.clone(),
+        calendars_without_push: Vec::new(),
         last_sync_at: a.last_sync_at.map(rfc3339),
         last_error: a.last_error.clone(),
         connected_at: rfc3339(a.created_at),
         updated_at: rfc3339(a.updated_at),
     }
+}
+
+/// [`view`] with what only the store knows: the read calendars Google cannot watch.
+pub async fn live_view(app: &App, a: &Account) -> Result<AccountView, ApiError> {
+    let mut v = view(a);
+    if a.products.contains(Product::Calendar) {
+        v.calendars_without_push = super::calendar::channels::without_push(
+            app,
+            &a.tenant,
+            &a.user,
+            &super::schedule::read_calendars(a),
+        )
+        .await?;
+    }
+    Ok(v)
 }
 
 pub async fn get(app: &App, t: &TenantId, u: &UserId) -> Result<Account, ApiError> {
@@ -263,6 +282,13 @@ pub async fn patch(
                         "monitored_calendars: the user has no calendar {id:?}"
                     ))
                 })?;
+                // Free/busy only: Google lists its events without titles or guests — busy
+                // blocks, not meetings for the CRM.
+                if entry.access_role == "freeBusyReader" {
+                    return Err(ApiError::invalid(format!(
+                        "monitored_calendars: the user sees only free/busy of {id:?} (access role freeBusyReader)"
+                    )));
+                }
                 if !resolved.contains(&entry.id) {
                     resolved.push(entry.id.clone());
                 }

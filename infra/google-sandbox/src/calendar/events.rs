@@ -799,6 +799,20 @@ pub fn modify_with(
         .and_then(|o| o.get("email"))
         .and_then(Value::as_str)
         .is_some_and(|o| o != calendar_id);
+    // The attendee's own answer, before and after this write of their copy.
+    let rsvp = if copy {
+        let me = cal.owner.clone();
+        let before = own_response(&current, &me);
+        let after = own_response(&next, &me);
+        match (organizer_of(&current), after) {
+            (Some(org), Some(after)) if before.as_deref() != Some(after.as_str()) => {
+                Some((org, me, after))
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
     if copy {
         for keep in ["organizer", "creator"] {
             if let Some(v) = current.get(keep) {
@@ -837,8 +851,87 @@ pub fn modify_with(
         .get(event_id)
         .map(|e| Value::Object(e.body.clone()))
         .unwrap_or(Value::Null);
-    let copies = sync_copies(st, now, calendar_id, event_id);
+    let mut copies = sync_copies(st, now, calendar_id, event_id);
+    if let Some((organizer, attendee, response)) = rsvp {
+        for c in response_to_organizer(st, now, &organizer, event_id, &attendee, &response) {
+            if c != calendar_id && !copies.contains(&c) {
+                copies.push(c);
+            }
+        }
+    }
     Ok((out, Changed::of(calendar_id, copies)))
+}
+
+/// The organizer's calendar an event names (`organizer.email`).
+fn organizer_of(body: &Map<String, Value>) -> Option<String> {
+    body.get("organizer")
+        .and_then(|o| o.get("email"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The `responseStatus` of the attendee `email` (case-insensitively).
+fn own_response(body: &Map<String, Value>, email: &str) -> Option<String> {
+    body.get("attendees")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|a| {
+            a.get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .and_then(|a| a.get("responseStatus"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// An attendee's answer on their copy reaches the organizer's event, as at Google (the
+/// organizer's guest list shows every guest's response), and from there every other
+/// attendee's copy. Only the response travels; the organizer's event gets a new etag and
+/// `updated` (its `sequence` stays: a response is not a change of the meeting). Returns the
+/// calendars that changed. (An answer to one instance of a series whose organizer has no
+/// exception for it stays on the copy.)
+fn response_to_organizer(
+    st: &mut State,
+    now: Timestamp,
+    organizer_cal: &str,
+    event_id: &str,
+    attendee: &str,
+    response: &str,
+) -> Vec<String> {
+    let Some(cal) = st.calendars.get_mut(organizer_cal) else {
+        return Vec::new();
+    };
+    let Some(ev) = cal.events.get_mut(event_id).filter(|e| !e.is_cancelled()) else {
+        return Vec::new();
+    };
+    let mut changed = false;
+    if let Some(Value::Array(list)) = ev.body.get_mut("attendees") {
+        for a in list.iter_mut() {
+            let theirs = a
+                .get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.eq_ignore_ascii_case(attendee));
+            if let (true, Some(o)) = (theirs, a.as_object_mut()) {
+                if o.get("responseStatus").and_then(Value::as_str) != Some(response) {
+                    o.insert("responseStatus".into(), json!(response));
+                    changed = true;
+                }
+            }
+        }
+    }
+    if !changed {
+        return Vec::new();
+    }
+    touch(cal, event_id, now);
+    let mut out = vec![organizer_cal.to_string()];
+    for c in sync_copies(st, now, organizer_cal, event_id) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// events.delete: marks the event cancelled (exceptions of a master too).
@@ -1161,6 +1254,33 @@ fn envelope(cal: &Calendar, items: Vec<Value>) -> Map<String, Value> {
     out
 }
 
+/// The parameters of a list call a page token is bound to: every one but the page token
+/// itself and the standard ones that only shape the answer (`fields`, `prettyPrint`, …).
+fn call_signature(p: &Params) -> String {
+    const FREE: &[&str] = &[
+        "pageToken",
+        "fields",
+        "prettyPrint",
+        "alt",
+        "quotaUser",
+        "key",
+        "access_token",
+        "oauth_token",
+        "callback",
+        "userIp",
+        "upload_protocol",
+        "uploadType",
+        "$.xgafv",
+    ];
+    let mut kept: Vec<String> =
+        p.0.iter()
+            .filter(|(k, _)| !FREE.contains(&k.as_str()))
+            .map(|(k, v)| format!("{}={}", crate::params::encode(k), crate::params::encode(v)))
+            .collect();
+    kept.sort();
+    kept.join("&")
+}
+
 /// events.list
 pub fn list(
     st: &mut State,
@@ -1173,7 +1293,10 @@ pub fn list(
     let max = max_results(p, 250, 2500)?;
     let single = p.flag("singleEvents");
     let show_deleted = p.flag("showDeleted");
-    let collection = format!("cal:{}:events", cal.id);
+    // A page token is bound to the call that minted it: the same calendar and the same other
+    // parameters (as People documents for its lists; a page token sent with a changed
+    // `timeMin`, `showDeleted`, `maxResults`, sync token… is refused).
+    let collection = format!("cal:{}:events?{}", cal.id, call_signature(p));
     let cursor = match p.non_empty("pageToken") {
         Some(t) => Some(
             st.page_tokens
@@ -1381,7 +1504,7 @@ pub fn instances(
     let time_min = parse_time_param(p, "timeMin")?;
     let time_max = parse_time_param(p, "timeMax")?;
     let original_start = p.non_empty("originalStart");
-    let collection = format!("cal:{}:instances:{event_id}", cal.id);
+    let collection = format!("cal:{}:instances:{event_id}?{}", cal.id, call_signature(p));
     let cursor = match p.non_empty("pageToken") {
         Some(t) => Some(
             st.page_tokens

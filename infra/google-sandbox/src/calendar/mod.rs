@@ -78,6 +78,7 @@ pub fn create_calendar(
             seq: 0,
             sync_epoch: 0,
             next_order: 0,
+            push_supported: true,
         },
     );
 }

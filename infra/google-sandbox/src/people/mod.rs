@@ -14,15 +14,14 @@ use axum::{Json, Router};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Map, Value};
 
+use crate::discovery::{read_mask, update_mask};
 use crate::errors::{ApiError, Surface};
 use crate::params::Params;
 use crate::state::{
     AddressBook, PageCursor, PeopleToken, SortKey, State as SandboxState, StoredPerson, SyncCursor,
 };
 use crate::{scopes, Sandbox, SandboxConfig};
-use model::{
-    err, failed_precondition, invalid, not_found, parse_mask, render, Sources, READABLE, WRITABLE,
-};
+use model::{err, failed_precondition, invalid, not_found, parse_mask, render, Sources};
 
 pub fn routes() -> Router<Sandbox> {
     Router::new()
@@ -99,13 +98,13 @@ fn live_person<'a>(book: &'a AddressBook, rn: &str) -> Result<&'a StoredPerson, 
 }
 
 fn default_mask() -> Vec<String> {
-    READABLE.iter().map(|s| s.to_string()).collect()
+    read_mask().iter().map(|s| s.to_string()).collect()
 }
 
 fn optional_mask(raw: Option<&str>, name: &str) -> Result<Vec<String>, ApiError> {
     match raw.filter(|s| !s.is_empty()) {
         None => Ok(default_mask()),
-        Some(r) => parse_mask(Some(r), name, READABLE),
+        Some(r) => parse_mask(Some(r), name, read_mask()),
     }
 }
 
@@ -256,7 +255,7 @@ fn list_connections(
         p.get("personFields")
             .or_else(|| p.get("requestMask.includeField")),
         "personFields",
-        READABLE,
+        read_mask(),
     )?;
     let size = page_size(p, 100, 1000)?;
     let sources = Sources::of_query(p)?;
@@ -279,6 +278,7 @@ fn list_connections(
         sync_tokens,
         page_tokens,
         people_tokens,
+        people_propagation_delay_secs: delay,
         ..
     } = st;
     let book = address_books.get_mut(user).ok_or_else(not_found)?;
@@ -345,9 +345,22 @@ fn list_connections(
     };
     let since = cursor.as_ref().and_then(|c| c.since).or(since);
     let want_sync = p.flag("requestSyncToken") || since.is_some();
+    // The write-propagation delay: writes younger than it are not shown yet, and the sync
+    // token stops before the first of them, so a later read reports them (none is lost).
+    let visible = match SignedDuration::from_secs(*delay) {
+        d if d.is_zero() => book.seq,
+        d => book
+            .persons
+            .values()
+            .filter(|person| now.duration_since(person.updated) < d)
+            .map(|person| person.mod_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(book.seq),
+    };
     let items: Vec<(SortKey, Value)> = book
         .persons
         .values()
+        .filter(|person| person.mod_seq <= visible)
         .filter(|person| match since {
             Some(s) => person.mod_seq > s,
             None => !person.deleted,
@@ -360,7 +373,11 @@ fn list_connections(
         })
         .collect();
     let total = items.len();
-    let snapshot = cursor.as_ref().map(|c| c.snapshot_seq).unwrap_or(book.seq);
+    let snapshot = cursor
+        .as_ref()
+        .map(|c| c.snapshot_seq)
+        .unwrap_or(visible)
+        .min(visible);
     let (page, next) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), size);
     let mut out = Map::new();
     if !page.is_empty() {
@@ -496,7 +513,7 @@ async fn person_get(
                 p.get("personFields")
                     .or_else(|| p.get("requestMask.includeField")),
                 "personFields",
-                READABLE,
+                read_mask(),
             )?;
             get_one(st, user, &rn, &mask, Sources::of_query(&p)?)
         }),
@@ -519,8 +536,11 @@ async fn person_patch(
         &headers,
         scopes::CONTACTS_WRITE,
         Box::new(move |st, now, user, _| {
-            let update_mask =
-                parse_mask(p.get("updatePersonFields"), "updatePersonFields", WRITABLE)?;
+            let update_mask = parse_mask(
+                p.get("updatePersonFields"),
+                "updatePersonFields",
+                update_mask(),
+            )?;
             let read_mask = optional_mask(p.get("personFields"), "personFields")?;
             let sources = Sources::of_query(&p)?;
             let body = parse_json(&body)?;
@@ -588,7 +608,7 @@ async fn batch_get(State(sandbox): State<Sandbox>, headers: HeaderMap, p: Params
                 p.get("personFields")
                     .or_else(|| p.get("requestMask.includeField")),
                 "personFields",
-                READABLE,
+                read_mask(),
             )?;
             let sources = Sources::of_query(&p)?;
             let names = p.get_all("resourceNames");
@@ -622,7 +642,7 @@ async fn batch_create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
             let mask = parse_mask(
                 body.get("readMask").and_then(Value::as_str),
                 "readMask",
-                READABLE,
+                read_mask(),
             )?;
             let sources = Sources::of_body(&body)?;
             let contacts = body
@@ -664,12 +684,12 @@ async fn batch_update(State(sandbox): State<Sandbox>, headers: HeaderMap, body: 
             let update_mask = parse_mask(
                 body.get("updateMask").and_then(Value::as_str),
                 "updateMask",
-                WRITABLE,
+                update_mask(),
             )?;
             let read_mask = parse_mask(
                 body.get("readMask").and_then(Value::as_str),
                 "readMask",
-                READABLE,
+                read_mask(),
             )?;
             let sources = Sources::of_body(&body)?;
             let contacts = body

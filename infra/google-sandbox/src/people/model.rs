@@ -98,39 +98,6 @@ pub const WRITABLE: &[&str] = &[
     "userDefined",
 ];
 
-/// Valid `personFields` / `readMask` paths.
-pub const READABLE: &[&str] = &[
-    "addresses",
-    "ageRanges",
-    "biographies",
-    "birthdays",
-    "calendarUrls",
-    "clientData",
-    "coverPhotos",
-    "emailAddresses",
-    "events",
-    "externalIds",
-    "genders",
-    "imClients",
-    "interests",
-    "locales",
-    "locations",
-    "memberships",
-    "metadata",
-    "miscKeywords",
-    "names",
-    "nicknames",
-    "occupations",
-    "organizations",
-    "phoneNumbers",
-    "photos",
-    "relations",
-    "sipAddresses",
-    "skills",
-    "urls",
-    "userDefined",
-];
-
 const READ_ONLY: &[&str] = &[
     "resourceName",
     "etag",

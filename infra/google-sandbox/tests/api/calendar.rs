@@ -755,3 +755,124 @@ async fn a_write_that_leaves_out_a_response_keeps_the_attendees_answer() {
     );
     assert_eq!(after["attendees"][1]["responseStatus"], "needsAction");
 }
+
+/// An attendee's answer on their copy reaches the organizer's event (Google shows the
+/// organizer every guest's response) and the other attendees' copies: the organizer's sync
+/// reports the change, with a new etag but the same `sequence` (a response is not a change
+/// of the meeting); the attendee's other edits of their copy stay on it.
+#[tokio::test]
+async fn an_attendees_response_on_their_copy_reaches_the_organizers_event() {
+    let app = spawn().await;
+    app.sandbox.add_user("carol@example.com", "Carol");
+    let alice = app.token_all(ALICE).await;
+    let bob = app.token_all(BOB).await;
+    let carol = app.token_all("carol@example.com").await;
+    let body = json!({
+        "id": "decide0001",
+        "summary": "Forecast",
+        "start": {"dateTime": "2027-03-01T10:00:00Z"},
+        "end": {"dateTime": "2027-03-01T11:00:00Z"},
+        "attendees": [{"email": BOB}, {"email": "carol@example.com"}],
+    });
+    let made = app
+        .ok(
+            "calendar.events.insert",
+            Method::POST,
+            "/calendar/v3/calendars/primary/events",
+            &alice,
+            Some(&body),
+        )
+        .await;
+    let path = "/calendar/v3/calendars/primary/events/decide0001";
+    let alice_sync = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            "/calendar/v3/calendars/primary/events",
+            &alice,
+            None,
+        )
+        .await["nextSyncToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response_of = |ev: &serde_json::Value, email: &str| {
+        ev["attendees"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["email"] == email))
+            .map(|a| a["responseStatus"].clone())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    // Bob accepts on his copy (his client sends his whole copy back, as patch or update).
+    let mut copy = app
+        .ok("calendar.events.get", Method::GET, path, &bob, None)
+        .await;
+    for a in copy["attendees"].as_array_mut().unwrap() {
+        if a["email"] == BOB {
+            a["responseStatus"] = json!("accepted");
+        }
+    }
+    app.ok(
+        "calendar.events.patch",
+        Method::PATCH,
+        path,
+        &bob,
+        Some(&json!({"attendees": copy["attendees"]})),
+    )
+    .await;
+    let own = app
+        .ok("calendar.events.get", Method::GET, path, &alice, None)
+        .await;
+    assert_eq!(response_of(&own, BOB), "accepted", "{own}");
+    assert_eq!(response_of(&own, "carol@example.com"), "needsAction");
+    assert_ne!(own["etag"], made["etag"], "a new etag");
+    assert_eq!(
+        own["sequence"], made["sequence"],
+        "not a change of the meeting"
+    );
+    let news = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            &format!(
+                "/calendar/v3/calendars/primary/events?syncToken={}",
+                google_sandbox_encode(&alice_sync)
+            ),
+            &alice,
+            None,
+        )
+        .await;
+    assert!(
+        news["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == "decide0001"),
+        "the organizer's sync reports it: {news}"
+    );
+    // Carol's copy shows Bob's answer, and keeps hers.
+    let theirs = app
+        .ok("calendar.events.get", Method::GET, path, &carol, None)
+        .await;
+    assert_eq!(response_of(&theirs, BOB), "accepted", "{theirs}");
+    assert_eq!(response_of(&theirs, "carol@example.com"), "needsAction");
+    // Carol declines: Alice's event and Bob's copy show it, Bob's answer stands.
+    app.ok(
+        "calendar.events.patch",
+        Method::PATCH,
+        path,
+        &carol,
+        Some(&json!({"attendees": [{"email": BOB}, {"email": "carol@example.com", "responseStatus": "declined"}]})),
+    )
+    .await;
+    let own = app
+        .ok("calendar.events.get", Method::GET, path, &alice, None)
+        .await;
+    assert_eq!(response_of(&own, "carol@example.com"), "declined", "{own}");
+    assert_eq!(response_of(&own, BOB), "accepted");
+    let bobs = app
+        .ok("calendar.events.get", Method::GET, path, &bob, None)
+        .await;
+    assert_eq!(response_of(&bobs, "carol@example.com"), "declined");
+    assert_eq!(response_of(&bobs, BOB), "accepted");
+}

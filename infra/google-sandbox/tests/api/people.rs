@@ -1130,3 +1130,148 @@ async fn group_names_are_unique_whatever_their_case() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
 }
+
+fn connection_names(list: &Value) -> Vec<String> {
+    list["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["resourceName"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// "Writes may have a propagation delay of several minutes for sync requests": with the
+/// delay on, a new contact is not in `connections.list` (full or incremental) until the
+/// delay has passed, though `get` shows it at once; the sync token stops before it, so the
+/// next incremental read reports it — none is lost.
+#[tokio::test]
+async fn writes_reach_connection_lists_after_the_propagation_delay() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let before = sync_token(&app, &token).await;
+    app.sandbox.set_people_propagation_delay(60);
+    let made = create(&app, &token, &contact("Late", "late@example.com")).await;
+    let rn = made["resourceName"].as_str().unwrap().to_owned();
+    let full_path = format!("/v1/people/me/connections?personFields={FIELDS}");
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &full_path,
+            &token,
+            None,
+        )
+        .await;
+    assert!(
+        !connection_names(&full).contains(&rn),
+        "not listed yet: {full}"
+    );
+    let got = app
+        .ok(
+            "people.people.get",
+            Method::GET,
+            &format!("/v1/{rn}?personFields={FIELDS}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["resourceName"], rn.as_str(), "a direct read sees it");
+    let inc_path = |t: &str| {
+        format!(
+            "/v1/people/me/connections?personFields={FIELDS}&requestSyncToken=true&syncToken={}",
+            google_sandbox_encode(t)
+        )
+    };
+    let inc = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &inc_path(&before),
+            &token,
+            None,
+        )
+        .await;
+    assert!(!connection_names(&inc).contains(&rn), "{inc}");
+    let next = inc["nextSyncToken"].as_str().unwrap().to_owned();
+    app.sandbox.advance_clock(61);
+    let inc = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &inc_path(&next),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        connection_names(&inc),
+        vec![rn.clone()],
+        "reported once visible"
+    );
+    let full = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &full_path,
+            &token,
+            None,
+        )
+        .await;
+    assert!(connection_names(&full).contains(&rn));
+}
+
+/// "Mutate requests for the same user should be sent sequentially": a mutation that arrives
+/// while another of the same user's is in progress is refused with 409 `ABORTED` and not
+/// applied; another user's goes through, and so does the same one once the first is done.
+#[tokio::test]
+async fn one_people_mutation_at_a_time_per_user() {
+    let app = spawn().await;
+    let alice = app.token_all(ALICE).await;
+    let bob = app.token_all(BOB).await;
+    app.sandbox.inject_fault(
+        google_sandbox::FaultSpec::new(google_sandbox::FaultKind::Latency)
+            .user(ALICE)
+            .latency_ms(400)
+            .count(1),
+    );
+    let slow = {
+        let http = app.http.clone();
+        let url = app.url(&format!("/v1/people:createContact?personFields={FIELDS}"));
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(alice)
+                .json(&contact("First", "first@example.com"))
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, _, err) = app
+        .call(
+            Method::POST,
+            &format!("/v1/people:createContact?personFields={FIELDS}"),
+            &alice,
+            Some(&contact("Second", "second@example.com")),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(grpc_status(&err), "ABORTED");
+    // Another user is not held up.
+    create(&app, &bob, &contact("Bobs", "bobs@example.com")).await;
+    assert_eq!(slow.await.unwrap().unwrap(), StatusCode::OK);
+    // Alice's second mutation was not applied; sent again now, it is.
+    let list = app
+        .ok(
+            "people.people.connections.list",
+            Method::GET,
+            &format!("/v1/people/me/connections?personFields={FIELDS}"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(connection_names(&list).len(), 1, "{list}");
+    create(&app, &alice, &contact("Second", "second@example.com")).await;
+}

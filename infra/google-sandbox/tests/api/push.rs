@@ -453,3 +453,48 @@ async fn the_sync_message_can_arrive_before_the_watch_answer() {
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].state.as_str(), log[0].status), ("sync", 200));
 }
+
+/// Some calendars cannot be watched (holiday and other subscribed calendars): Google answers
+/// 400 `pushNotSupportedForRequestedResource`, opens no channel and sends no `sync` message;
+/// the calendar can still be listed.
+#[tokio::test]
+async fn a_calendar_without_push_refuses_watch() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let (r, address) = receiver(0).await;
+    let resp = app
+        .http
+        .post(app.url("/_sandbox/calendars"))
+        .json(&json!({"owner": ALICE, "summary": "Holidays", "push_supported": false}))
+        .send()
+        .await
+        .expect("add calendar");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let id = resp.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let events = format!(
+        "/calendar/v3/calendars/{}/events",
+        google_sandbox_encode(&id)
+    );
+    let (status, v) = app
+        .api(
+            "calendar.events.watch",
+            Method::POST,
+            &format!("{events}/watch"),
+            &token,
+            Some(&json!({"id": "ch-holidays", "type": "web_hook", "address": address})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(reason(&v), "pushNotSupportedForRequestedResource");
+    assert!(app.sandbox.push_log().is_empty(), "no sync message");
+    let listed = app
+        .ok("calendar.events.list", Method::GET, &events, &token, None)
+        .await;
+    assert!(listed["items"].is_array(), "still listed: {listed}");
+    // The primary calendar is watched as before.
+    watch(&app, &token, "ch-primary", &address, None).await;
+    assert!(wait_for(&r, 1).await, "the primary's sync message");
+}

@@ -208,6 +208,93 @@ async fn sync_token_rejects_filtering_parameters() {
     }
 }
 
+/// A page token is good only with the parameters of the call that minted it (as People
+/// documents for its lists): a changed `timeMin`, `showDeleted`, `maxResults` or sync token
+/// is refused with 400, the same parameters go on from where the page ended.
+#[tokio::test]
+async fn page_tokens_are_bound_to_the_call_that_minted_them() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    for i in 0..5 {
+        insert(&app, &token, timed(&format!("e{i}"), 1 + i, 9)).await;
+    }
+    let query = "maxResults=2&timeMin=2026-11-01T00:00:00Z";
+    let first = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            &format!("{EVENTS}?{query}"),
+            &token,
+            None,
+        )
+        .await;
+    let page = google_sandbox_encode(first["nextPageToken"].as_str().expect("a second page"));
+    for changed in [
+        "maxResults=2&timeMin=2026-11-02T00:00:00Z",
+        "maxResults=3&timeMin=2026-11-01T00:00:00Z",
+        "maxResults=2&timeMin=2026-11-01T00:00:00Z&showDeleted=true",
+        "maxResults=2",
+    ] {
+        let (status, _, err) = app
+            .call(
+                Method::GET,
+                &format!("{EVENTS}?{changed}&pageToken={page}"),
+                &token,
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{changed}: {err}");
+        assert_eq!(reason(&err), "invalid", "{changed}");
+    }
+    // The same parameters, in another order and with a `fields` selection, go on.
+    let second = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            &format!("{EVENTS}?timeMin=2026-11-01T00:00:00Z&pageToken={page}&maxResults=2&fields=items(id),nextPageToken"),
+            &token,
+            None,
+        )
+        .await;
+    let mut seen = ids(&first);
+    seen.extend(ids(&second));
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 4, "the second page follows the first");
+
+    // An incremental read's page token is bound to its sync token too.
+    let (_, sync, _) = list_all(&app, &token, "").await;
+    for i in 0..3 {
+        insert(&app, &token, timed(&format!("n{i}"), 10 + i, 9)).await;
+    }
+    let sync = google_sandbox_encode(&sync);
+    let inc = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            &format!("{EVENTS}?maxResults=1&syncToken={sync}"),
+            &token,
+            None,
+        )
+        .await;
+    let page = google_sandbox_encode(inc["nextPageToken"].as_str().expect("more changes"));
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            &format!("{EVENTS}?maxResults=1&pageToken={page}"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the sync token was dropped"
+    );
+}
+
 #[tokio::test]
 async fn list_filters_and_limits() {
     let app = spawn().await;
@@ -386,4 +473,35 @@ async fn default_page_size_is_250() {
         .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 250);
     assert!(page["nextPageToken"].is_string());
+}
+
+/// `fields` is checked against the method's response schema in the discovery document: a
+/// field Google's `Events` / `Event` do not have is refused with 400, as Google does.
+#[tokio::test]
+async fn a_field_selection_of_an_unknown_field_is_refused() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    insert(&app, &token, timed("e", 1, 9)).await;
+    let (status, _, err) = app
+        .call(
+            Method::GET,
+            &format!("{EVENTS}?fields=items(id,colour),nextPageToken"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(reason(&err), "invalidParameter");
+    assert!(err.to_string().contains("items/colour"), "{err}");
+    let ok = app
+        .ok(
+            "calendar.events.list",
+            Method::GET,
+            &format!("{EVENTS}?fields=items(id,colorId,start/dateTime),nextSyncToken"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(ok["items"].as_array().map(Vec::len), Some(1));
 }

@@ -30,6 +30,64 @@ const CHANNEL_PREFIX: &str = "cgs-";
 pub const CHANNEL_TTL_SECS: u64 = 7 * 24 * 3600;
 /// A channel with less life than this left is renewed.
 pub const RENEW_BEFORE: time::Duration = time::Duration::days(1);
+/// How long Google's `pushNotSupportedForRequestedResource` for a calendar is trusted: the
+/// calendar is polled, and watch is tried again only after this (one call a day, not one a
+/// pass).
+pub const PUSH_RECHECK: time::Duration = time::Duration::days(1);
+/// Google's reason for a calendar that cannot be watched (holiday and other subscribed
+/// calendars, some other users' calendars).
+const PUSH_NOT_SUPPORTED: &str = "pushNotSupportedForRequestedResource";
+
+/// The id of the record that says `calendar` cannot be watched (one per user and calendar;
+/// it never names a real channel, so no notification can match it).
+fn unsupported_id(t: &TenantId, u: &UserId, calendar: &str) -> String {
+    let digest = sha256_hex(format!("nopush\u{1f}{t}\u{1f}{u}\u{1f}{calendar}").as_bytes());
+    format!("nopush-{}", &digest[..32])
+}
+
+/// Writes a calendar's "cannot be watched" record over the one it may have (a lost race
+/// means another job wrote the same thing).
+async fn put_marker(app: &App, marker: &WatchChannel) -> Result<(), StoreError> {
+    let version = app.store.get_channel(&marker.id).await?.map(|c| c.version);
+    match app.store.put_channel(marker, version).await {
+        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether Google refused to watch a calendar because it does not support push.
+fn is_push_unsupported(e: &crate::google::GoogleError) -> bool {
+    matches!(e, crate::google::GoogleError::Rejected { reason, .. } if reason == PUSH_NOT_SUPPORTED)
+}
+
+/// The calendars of `calendars` Google said it cannot watch (they are polled), for the
+/// account's health.
+pub async fn without_push(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    calendars: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let now = app.clock.now();
+    let mut out = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
+        for c in records.items {
+            if c.state == ChannelState::PushUnsupported
+                && c.expires_at > now
+                && calendars.contains(&c.calendar_id)
+                && !out.contains(&c.calendar_id)
+            {
+                out.push(c.calendar_id);
+            }
+        }
+        match records.next {
+            Some(next) => page = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
 
 /// Called by the worker right before a job queued by push lists `calendar`: a new listing
 /// generation (one write, no read). From here on notifications queue a new job; the ones
@@ -55,7 +113,9 @@ fn new_listing(app: &App, calendar: &str) -> CalendarListing {
 }
 
 /// Makes sure `calendar` has a live channel; creates or renews it. Failures are logged and
-/// leave the calendar to polling (they never fail the pass).
+/// leave the calendar to polling (they never fail the pass). A calendar Google cannot watch
+/// (`pushNotSupportedForRequestedResource`) is remembered as such for [`PUSH_RECHECK`]:
+/// polled, shown on the account, and not asked again until then.
 pub async fn ensure(
     app: &App,
     token: &SecretString,
@@ -66,21 +126,31 @@ pub async fn ensure(
 ) -> Result<(), SyncError> {
     let now = app.clock.now();
     let mut current = Vec::new();
+    let mut unsupported: Option<WatchChannel> = None;
     let mut page: Option<String> = None;
     loop {
         let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
-        current.extend(
-            records
-                .items
-                .into_iter()
-                .filter(|c| c.calendar_id == calendar && c.state == ChannelState::Active),
-        );
+        for c in records
+            .items
+            .into_iter()
+            .filter(|c| c.calendar_id == calendar)
+        {
+            match c.state {
+                ChannelState::Active => current.push(c),
+                ChannelState::PushUnsupported => unsupported = Some(c),
+                ChannelState::Stopped => {}
+            }
+        }
         match records.next {
             Some(next) => page = Some(next),
             None => break,
         }
     }
     if current.iter().any(|c| c.expires_at - now > RENEW_BEFORE) {
+        return Ok(());
+    }
+    if unsupported.as_ref().is_some_and(|c| c.expires_at > now) {
+        // Google said it cannot watch this calendar: polled until the recheck.
         return Ok(());
     }
     let secret = random_token(32);
@@ -93,6 +163,23 @@ pub async fn ensure(
     };
     let made = match app.google.watch_events(token, calendar, &request).await {
         Ok(made) => made,
+        Err(e) if is_push_unsupported(&e) => {
+            tracing::info!(tenant = %t, user = %u, calendar, "Google does not support push for this calendar; it is polled");
+            crate::metrics::count("ChannelsUnsupported", &[], 1);
+            let marker = WatchChannel {
+                id: unsupported_id(t, u, calendar),
+                tenant: t.clone(),
+                user: u.clone(),
+                account: account.clone(),
+                calendar_id: calendar.to_owned(),
+                resource_id: String::new(),
+                token_hash: String::new(),
+                expires_at: now + PUSH_RECHECK,
+                state: ChannelState::PushUnsupported,
+            };
+            put_marker(app, &marker).await?;
+            return Ok(());
+        }
         Err(e) => {
             tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no push channel; the calendar is polled");
             return Ok(());
@@ -124,6 +211,11 @@ pub async fn ensure(
         tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no listing generation; the channel's notifications queue a job each until a push job sets one");
     }
     app.store.put_channel(&channel, None).await?;
+    if let Some(mut marker) = unsupported {
+        // Google watches it now: no longer shown as polled.
+        marker.state = ChannelState::Stopped;
+        put_marker(app, &marker).await?;
+    }
     tracing::info!(tenant = %t, user = %u, calendar, "push channel opened");
     crate::metrics::count("ChannelsOpened", &[], 1);
     if !current.is_empty() {

@@ -662,7 +662,7 @@ async fn execute(
                     // Deleted in Google, edited in the CRM: the edit wins with a new contact
                     // in the group.
                     let mut body = crm.to_person(&ctx.link(&pair), &ctx.mapping, None);
-                    body.memberships = vec![Membership::of_group(&ctx.group)];
+                    body.memberships = create_memberships(&ctx.group);
                     ctx.app
                         .google
                         .create_contact(&ctx.token, &body, &ctx.mapping.person_fields())
@@ -704,11 +704,19 @@ async fn execute(
                 // Deleted in the CRM: out of the group, the contact itself stays in Google.
                 if let Some(rn) = pair.google_id.clone() {
                     if person.is_some_and(|p| p.in_group(&ctx.group)) {
-                        ctx.app
+                        let left = ctx
+                            .app
                             .google
-                            .modify_contact_group_members(&ctx.token, &ctx.group, &[], &[rn])
+                            .remove_from_group(&ctx.token, &ctx.group, &[rn])
                             .await?;
-                        ctx.report.removed_in_google += 1;
+                        if left
+                            .can_not_remove_last_contact_group_resource_names
+                            .is_empty()
+                        {
+                            ctx.report.removed_in_google += 1;
+                        } else {
+                            pair.last_error = Some(REMOVE_REFUSED.to_owned());
+                        }
                     }
                 }
             } else {
@@ -752,6 +760,26 @@ struct Planned {
     v: Versioned<PairStatus>,
     op: Op,
 }
+
+/// How long a create whose outcome is unknown waits before it is made again: longer than
+/// People's write-propagation delay ("several minutes" for sync reads), so the reads in
+/// between have found the contact if Google made it.
+pub const CREATE_SETTLE: time::Duration = time::Duration::minutes(10);
+
+/// A new contact's groups: the synced group, and My Contacts (every contact needs a group it
+/// can be left in: taken out of the synced group when the CRM deletes it, it stays in the
+/// user's contacts — Google may or may not add My Contacts by itself).
+fn create_memberships(group: &str) -> Vec<Membership> {
+    let mut out = vec![Membership::of_group(group)];
+    if group != crate::google::people::MY_CONTACTS {
+        out.push(Membership::of_group(crate::google::people::MY_CONTACTS));
+    }
+    out
+}
+
+/// Why a contact deleted in the CRM is still in the group.
+const REMOVE_REFUSED: &str =
+    "Google refused to take the contact out of its last contact group (canNotRemoveLastContactGroup)";
 
 const CREATE: usize = 0;
 const UPDATE: usize = 1;
@@ -812,9 +840,19 @@ impl Sink for Ctx<'_> {
         };
         let d = decide_pair(self, pair, google, false);
         let op = match (d.action, &pair.google_id, crm_content(pair)) {
+            // A create whose outcome is unknown, made too recently for Google's reads to show
+            // it yet: made again only once they had time to (the read links it if it exists).
+            (Action::PushToGoogle, None, Some(_))
+                if pair
+                    .create_unsure_since
+                    .is_some_and(|at| self.now() - at < CREATE_SETTLE) =>
+            {
+                self.report.waiting += 1;
+                return Ok(None);
+            }
             (Action::PushToGoogle, None, Some(c)) => {
                 let mut body = c.to_person(&self.link(pair), &self.mapping, None);
-                body.memberships = vec![Membership::of_group(&self.group)];
+                body.memberships = create_memberships(&self.group);
                 Op::Create(body)
             }
             (Action::PushToGoogle, Some(rn), Some(c)) => {
@@ -928,7 +966,11 @@ async fn request(
                 .google
                 .batch_create_contacts(&ctx.token, &bodies, &read)
                 .await;
-            if let Some(e) = as_refusal(&answers) {
+            // Creates whose outcome is unknown are each the pair's to remember (see
+            // `finish`), not a refusal of the request.
+            if let Some(e) =
+                as_refusal(&answers).filter(|e| !crate::google::people::outcome_unknown(e))
+            {
                 return Err(e);
             }
             Ok(answers.into_iter().map(|a| a.map(Some)).collect())
@@ -969,11 +1011,24 @@ async fn request(
                 .collect())
         }
         REMOVE => {
-            ctx.app
+            // A contact Google will not take out of the group (its last one even after being
+            // filed in My Contacts) keeps an error; one already gone is out of the group.
+            let left = ctx
+                .app
                 .google
-                .modify_contact_group_members(&ctx.token, &ctx.group, &[], &names())
+                .remove_from_group(&ctx.token, &ctx.group, &names())
                 .await?;
-            Ok(batch.iter().map(|_| Ok(None)).collect())
+            let refused = &left.can_not_remove_last_contact_group_resource_names;
+            Ok(batch
+                .iter()
+                .map(|p| match &p.op {
+                    Op::Remove(rn) if refused.contains(rn) => Err(GoogleError::Rejected {
+                        status: 400,
+                        reason: REMOVE_REFUSED.to_owned(),
+                    }),
+                    _ => Ok(None),
+                })
+                .collect())
         }
         _ => {
             ctx.app
@@ -1009,6 +1064,16 @@ async fn finish(
             ctx.settle(v, |p| p.deleted_at = Some(now)).await
         }
         Err(e) => match after_answer(&e) {
+            // A create whose outcome is unknown (Google may have made the contact; it was not
+            // found, perhaps not shown yet): it stays waiting, not to be made again before
+            // Google's reads had time to show it.
+            None if matches!(op, Op::Create(_)) && crate::google::people::outcome_unknown(&e) => {
+                ctx.report.waiting += 1;
+                let loaded = v.value.clone();
+                let mut pair = v.value;
+                pair.create_unsure_since = Some(ctx.now());
+                ctx.commit(&loaded, pair, Some(v.version), true).await
+            }
             // A passing failure: the pair stays waiting for the next pass.
             None => {
                 ctx.report.waiting += 1;
