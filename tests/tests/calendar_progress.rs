@@ -378,3 +378,37 @@ async fn two_edits_with_the_same_updated_at_are_two_jobs() {
     let events = env.google_events(&token(&env, ALICE)).await;
     assert_eq!(events[0].summary.as_deref(), Some("Second save"));
 }
+
+/// A pass stopped by the tenant's spent budget waits about a minute, and the scheduler's
+/// next claim of the account reaches the worker: it is not taken for a duplicate of the
+/// claim before it (same account, same 10-minute slot) and dropped, which left the account
+/// waiting out the 20-minute claim for every budget's worth of writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_held_by_the_tenants_budget_goes_on_each_minute() {
+    let limits = Limits {
+        tenant_rate: 1.0,
+        tenant_burst: 60,
+        ..Limits::default()
+    };
+    with_limits(limits, async {
+        let env = Env::new_on(Backend::Embedded).await;
+        env.connect("u-alice", &["calendar"], ALICE, "").await;
+        env.drain_jobs(100).await;
+        put_meetings(&env, "u-alice", "MTG", 240).await;
+        let rounds = std::cell::Cell::new(0);
+        drain_until(&env, 60, async || {
+            rounds.set(rounds.get() + 1);
+            waiting(&env, "u-alice").await == 0
+        })
+        .await;
+        assert_eq!(waiting(&env, "u-alice").await, 0, "the backlog drained");
+        // 240 writes at 60 a minute: about four minutes of budget, a few more rounds for
+        // the reads and the scheduler's minute; a dropped job costs 20 rounds.
+        assert!(
+            rounds.get() <= 10,
+            "{} scheduler minutes for 240 writes at 60 calls a minute",
+            rounds.get()
+        );
+    })
+    .await;
+}

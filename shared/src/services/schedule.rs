@@ -19,7 +19,10 @@
 //! * **Exactly once.** An account is claimed (its due time moved forward by [`CLAIM`]) with a
 //!   conditional write on the version it was indexed at, and only claimed accounts are
 //!   queued: two overlapping runs can never queue it twice, and the FIFO deduplication id
-//!   (account + 10-minute slot) covers a retried send. A claim the worker never replaces (the
+//!   (account + the version claimed) covers a retried send. The id is the claim's, not a time
+//!   slot's: an account due again minutes after its last run (a spent tenant budget, a failure
+//!   backing off) is a new claim, and a slot's id would have SQS drop its job as a duplicate
+//!   within the five-minute window, leaving the account to wait out the claim. A claim the worker never replaces (the
 //!   job was lost) makes the account due again after [`CLAIM`].
 //! * **Deadline.** The run stops before its deadline; what it did not move forward is still
 //!   due and the next tick resumes there.
@@ -294,7 +297,6 @@ async fn step(
         }
     }))
     .await;
-    let slot = (now.unix_timestamp() / POLL_INTERVAL.whole_seconds()).to_string();
     let mut messages = Vec::new();
     for (found, decision) in chunk.iter().zip(decisions) {
         match decision? {
@@ -308,7 +310,11 @@ async fn step(
                     record: None,
                 };
                 messages.push(Message {
-                    dedup_id: dedup_id(&[&job.group_id(), "scheduled", &slot]),
+                    dedup_id: dedup_id(&[
+                        &job.group_id(),
+                        "scheduled",
+                        &found.version.to_string(),
+                    ]),
                     job,
                 });
             }
