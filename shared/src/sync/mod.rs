@@ -12,6 +12,7 @@
 //! engine adds series, exceptions, privacy and channels; the contacts engine the group,
 //! memberships and the field mapping.
 
+pub mod execute;
 pub mod guard;
 pub mod plan;
 pub mod push;

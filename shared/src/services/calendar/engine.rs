@@ -21,6 +21,7 @@ use crate::http::ApiError;
 use crate::services::records;
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
+use crate::sync::execute::{self, Pulled, Records, Tally, Wrote};
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
 use crate::sync::read::{self, Page, Read, Source};
@@ -184,17 +185,6 @@ impl Ctx<'_> {
         }
         body
     }
-
-    async fn feed(
-        &mut self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
-        self.pass.feed(kind, pair, data).await?;
-        self.report.changes_for_crm += 1;
-        Ok(())
-    }
 }
 
 async fn context<'a>(
@@ -243,6 +233,7 @@ pub async fn sync_account(
     } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
     let pass = run_pass(&mut ctx, calendar, read_google, record, deadline).await;
+    ctx.report.changes_for_crm = ctx.pass.fed;
     ctx.pass.forget_refused_token(&pass).await?;
     pass?;
     let now = ctx.now();
@@ -730,226 +721,308 @@ fn already_applied(ctx: &Ctx<'_>, calendar: &str, event: &Event, pair: &PairStat
 
 // ---- deciding and carrying out ------------------------------------------------------------
 
-/// Decides one pair against a known Google state and carries the decision out.
+/// Decides one pair against a known Google state and carries the decision out (see
+/// [`crate::sync::execute`]).
 async fn execute(
     ctx: &mut Ctx<'_>,
     calendar: &str,
-    mut pair: PairStatus,
+    pair: PairStatus,
     version: Option<u64>,
     google: Side<'_>,
     event: Option<&Event>,
     google_content: Option<Normalized>,
 ) -> Result<(), SyncError> {
-    let loaded = pair.clone();
-    if let Some(e) = event.filter(|e| !e.is_cancelled()) {
-        pair.google_resources = resources_of(e);
+    let mut on = On { ctx, calendar };
+    execute::execute(&mut on, pair, version, google, event, google_content).await
+}
+
+/// A calendar's part in carrying out a decision.
+struct On<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    calendar: &'c str,
+}
+
+impl Records for On<'_, '_> {
+    type Item = Event;
+    type Content = Normalized;
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.ctx.pass
     }
-    let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
-    // An RSVP is not an edit: a meeting the CRM deleted whose Google copy changed only in
-    // attendees' responses since (the CRM's last content and Google's agree but for them) is
-    // not brought back by "edit beats delete".
-    let rsvp_only = match (
-        pair.crm_deleted_at,
-        &google,
-        &google_content,
-        &pair.crm_content,
-    ) {
-        (Some(_), Side::Present { .. }, Some(g), Some(c)) => {
-            serde_json::from_value::<Normalized>(c.clone())
-                .is_ok_and(|c| c.without_responses() == g.without_responses())
-        }
-        _ => false,
-    };
-    let google = match (rsvp_only, pair.google_hash.as_deref(), google) {
-        (true, Some(unchanged), Side::Present { modified, .. }) => Side::Present {
-            hash: unchanged,
-            modified,
-        },
-        (_, _, google) => google,
-    };
-    let d = decide_pair(
-        &pair,
-        crm_hash_now.as_deref(),
-        google,
-        ctx.policy_for(calendar),
-    );
-    if d.conflict {
-        ctx.report.conflicts += 1;
+
+    async fn feed(
+        &mut self,
+        kind: ChangeKind,
+        pair: &PairStatus,
+        data: Value,
+    ) -> Result<(), SyncError> {
+        self.ctx.pass.feed(kind, pair, data).await
     }
-    let now = ctx.now();
-    let google_hash = google_content.as_ref().map(Normalized::hash);
-    let mut still_waiting = false;
-    pair.last_error = None;
-    // The event read is the pair's: its id and calendar are recorded whatever the decision
-    // (a pair whose insert was applied but not committed is found by the CRM id it carries,
-    // and only the Google-id index finds it again when Google later reports it deleted,
-    // with nothing but its id).
-    let link_learned = match event.filter(|e| !e.is_cancelled()) {
-        Some(e) if !matches!(d.action, Action::DeleteInCrm | Action::Unlink) => {
-            let learned = pair.google_id.as_deref() != Some(e.id.as_str())
-                || pair.container.as_deref() != Some(calendar);
-            pair.google_id = Some(e.id.clone());
-            pair.container = Some(calendar.to_owned());
-            learned
+
+    async fn commit(
+        &mut self,
+        loaded: &PairStatus,
+        pair: PairStatus,
+        version: Option<u64>,
+        dirty: bool,
+    ) -> Result<(), SyncError> {
+        self.ctx.pass.commit(loaded, pair, version, dirty).await
+    }
+
+    fn etag(e: &Event) -> Option<String> {
+        e.etag.clone()
+    }
+
+    fn live(e: &Event) -> bool {
+        !e.is_cancelled()
+    }
+
+    fn hash(c: &Normalized) -> String {
+        c.hash()
+    }
+
+    fn stored(pair: &PairStatus) -> Option<Normalized> {
+        pair.crm_content
+            .clone()
+            .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
+    }
+
+    fn count(&mut self, what: Tally) {
+        match what {
+            Tally::Conflict => self.ctx.report.conflicts += 1,
+            Tally::Pushed => self.ctx.report.pushed_to_google += 1,
         }
-        _ => false,
-    };
-    match d.action {
-        Action::Nothing => {
-            // Nothing to copy, but remember Google's latest etag (a change outside the fields
-            // we sync, such as a reminder), or the next conditional write would fail.
-            let etag = event.and_then(|e| e.etag.clone());
-            if etag.is_some() && etag != pair.google_etag {
-                pair.google_etag = etag;
-            } else if !link_learned && !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
-                return Ok(());
+    }
+
+    /// An RSVP is not an edit: a meeting the CRM deleted whose Google copy changed only in
+    /// attendees' responses since (the CRM's last content and Google's agree but for them) is
+    /// not brought back by "edit beats delete".
+    fn decide(
+        &self,
+        pair: &mut PairStatus,
+        google: Side<'_>,
+        event: Option<&Event>,
+        google_content: Option<&Normalized>,
+    ) -> Decision {
+        if let Some(e) = event.filter(|e| !e.is_cancelled()) {
+            pair.google_resources = resources_of(e);
+        }
+        let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
+        let rsvp_only = match (
+            pair.crm_deleted_at,
+            &google,
+            google_content,
+            &pair.crm_content,
+        ) {
+            (Some(_), Side::Present { .. }, Some(g), Some(c)) => {
+                serde_json::from_value::<Normalized>(c.clone())
+                    .is_ok_and(|c| c.without_responses() == g.without_responses())
             }
+            _ => false,
+        };
+        let google = match (rsvp_only, pair.google_hash.as_deref(), google) {
+            (true, Some(unchanged), Side::Present { modified, .. }) => Side::Present {
+                hash: unchanged,
+                modified,
+            },
+            (_, _, google) => google,
+        };
+        let d = decide_pair(
+            pair,
+            crm_hash_now.as_deref(),
+            google,
+            self.ctx.policy_for(self.calendar),
+        );
+        pair.last_error = None;
+        d
+    }
+
+    /// The event read is the pair's: its id and calendar are recorded whatever the decision
+    /// (a pair whose insert was applied but not committed is found by the CRM id it carries,
+    /// and only the Google-id index finds it again when Google later reports it deleted,
+    /// with nothing but its id).
+    fn link(&self, pair: &mut PairStatus, event: Option<&Event>, d: &Decision) -> bool {
+        match event.filter(|e| !e.is_cancelled()) {
+            Some(e) if !matches!(d.action, Action::DeleteInCrm | Action::Unlink) => {
+                let learned = pair.google_id.as_deref() != Some(e.id.as_str())
+                    || pair.container.as_deref() != Some(self.calendar);
+                pair.google_id = Some(e.id.clone());
+                pair.container = Some(self.calendar.to_owned());
+                learned
+            }
+            _ => false,
         }
-        Action::Baseline => {
-            pair.crm_hash = google_hash.clone();
+    }
+
+    fn baseline(&self, pair: &mut PairStatus, event: Option<&Event>, hash: Option<String>) {
+        pair.crm_hash.clone_from(&hash);
+        pair.google_hash = hash;
+        pair.google_etag = event
+            .and_then(|e| e.etag.clone())
+            .or(pair.google_etag.take());
+    }
+
+    async fn pull(
+        &mut self,
+        pair: &mut PairStatus,
+        d: &Decision,
+        event: Option<&Event>,
+        content: Normalized,
+    ) -> Result<Pulled, SyncError> {
+        let (calendar, now) = (self.calendar, self.ctx.now());
+        let google_hash = Some(content.hash());
+        let stored = serde_json::to_value(&content).unwrap_or(Value::Null);
+        if let Some(bytes) = records::oversize(&stored) {
+            // Larger than the product keeps (a huge series with many per-occurrence
+            // attendee lists): reported on the pair, which keeps its last content; the
+            // pass goes on, and a later, smaller version of the event syncs again.
+            tracing::warn!(tenant = %self.ctx.t(), user = %self.ctx.u(), calendar, bytes, "Google event too large to sync");
             pair.google_hash = google_hash;
-            pair.google_etag = event.and_then(|e| e.etag.clone()).or(pair.google_etag);
-        }
-        Action::PullToCrm => {
-            let Some(content) = google_content else {
-                return Ok(());
-            };
-            let stored = serde_json::to_value(&content).unwrap_or(Value::Null);
-            if let Some(bytes) = records::oversize(&stored) {
-                // Larger than the product keeps (a huge series with many per-occurrence
-                // attendee lists): reported on the pair, which keeps its last content; the
-                // pass goes on, and a later, smaller version of the event syncs again.
-                tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, bytes, "Google event too large to sync");
-                pair.google_hash = google_hash;
-                pair.google_etag = event.and_then(|e| e.etag.clone());
-                pair.last_error = Some(format!(
-                    "the Google event is {} KB once normalized; at most {} KB is synced",
-                    bytes.div_ceil(1024),
-                    records::MAX_RECORD_BYTES / 1024
-                ));
-                return commit(ctx, &loaded, pair, version, false).await;
-            }
-            let created = pair.crm_content.is_none();
-            pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id);
-            pair.container = Some(calendar.to_owned());
-            let data = json!({
-                "calendar_id": calendar,
-                "event": content.to_crm(),
-                "html_link": event.and_then(|e| e.html_link.clone()),
-                "google_updated": event.and_then(|e| e.updated.clone()),
-                "conflict": d.conflict.then(|| conflict_data(&d, "google")),
-                "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
-            });
-            let mut data = data;
-            if let Some(from) = ctx.born_from.take().filter(|_| created && pair.google_born) {
-                data["from_crm_id"] = json!(from);
-            }
-            let kind = if created || d.reason == Reason::EditBeatsDelete {
-                ChangeKind::EventCreated
-            } else {
-                ChangeKind::EventUpdated
-            };
-            if d.reason == Reason::EditBeatsDelete {
-                pair.crm_deleted_at = None;
-            }
-            ctx.feed(kind, &pair, data).await?;
-            pair.crm_content = serde_json::to_value(&content).ok();
-            pair.crm_hash = google_hash.clone();
-            pair.google_hash = google_hash;
-            pair.crm_modified = event
-                .and_then(|e| parse_time(e.updated.as_deref()))
-                .or(Some(now));
             pair.google_etag = event.and_then(|e| e.etag.clone());
+            pair.last_error = Some(format!(
+                "the Google event is {} KB once normalized; at most {} KB is synced",
+                bytes.div_ceil(1024),
+                records::MAX_RECORD_BYTES / 1024
+            ));
+            return Ok(Pulled::Kept);
         }
-        Action::PushToGoogle => {
-            let Some(content) = pair
-                .crm_content
-                .clone()
-                .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
-            else {
-                return Ok(());
-            };
-            let live = event.filter(|e| !e.is_cancelled());
-            let written = match live {
-                Some(e) => {
-                    let body = Value::Object(ctx.google_body(&pair, &content));
-                    let etag = e.etag.as_deref();
-                    match ctx
-                        .app
-                        .google
-                        .patch_event(&ctx.token, calendar, &e.id, &body, etag, ctx.send_updates)
-                        .await
-                    {
-                        Ok(w) => w,
-                        // Changed again since we read it: the next pass reads and decides anew.
-                        Err(GoogleError::PreconditionFailed(_)) => return Ok(()),
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                None => {
-                    if pair.google_id.is_some() {
-                        // Deleted in Google, edited in the CRM: the edit wins with a new event.
-                        pair.generation += 1;
-                    }
-                    insert(ctx, calendar, &mut pair, &content).await?
-                }
-            };
-            if d.conflict {
-                ctx.feed(
-                    ChangeKind::ConflictResolved,
-                    &pair,
-                    conflict_data(&d, "crm"),
-                )
-                .await?;
+        let created = pair.crm_content.is_none();
+        pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id.take());
+        pair.container = Some(calendar.to_owned());
+        let mut data = json!({
+            "calendar_id": calendar,
+            "event": content.to_crm(),
+            "html_link": event.and_then(|e| e.html_link.clone()),
+            "google_updated": event.and_then(|e| e.updated.clone()),
+            "conflict": d.conflict.then(|| conflict_data(d, "google")),
+            "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
+        });
+        if let Some(from) = self
+            .ctx
+            .born_from
+            .take()
+            .filter(|_| created && pair.google_born)
+        {
+            data["from_crm_id"] = json!(from);
+        }
+        let kind = if created || d.reason == Reason::EditBeatsDelete {
+            ChangeKind::EventCreated
+        } else {
+            ChangeKind::EventUpdated
+        };
+        if d.reason == Reason::EditBeatsDelete {
+            pair.crm_deleted_at = None;
+        }
+        self.feed(kind, pair, data).await?;
+        pair.crm_content = serde_json::to_value(&content).ok();
+        pair.crm_hash.clone_from(&google_hash);
+        pair.google_hash = google_hash;
+        pair.crm_modified = event
+            .and_then(|e| parse_time(e.updated.as_deref()))
+            .or(Some(now));
+        pair.google_etag = event.and_then(|e| e.etag.clone());
+        Ok(Pulled::Told { dirty: false })
+    }
+
+    async fn update(
+        &mut self,
+        pair: &PairStatus,
+        e: &Event,
+        content: &Normalized,
+    ) -> Result<Wrote<Event>, SyncError> {
+        let ctx = &*self.ctx;
+        let body = Value::Object(ctx.google_body(pair, content));
+        let etag = e.etag.as_deref();
+        match ctx
+            .app
+            .google
+            .patch_event(
+                &ctx.token,
+                self.calendar,
+                &e.id,
+                &body,
+                etag,
+                ctx.send_updates,
+            )
+            .await
+        {
+            Ok(w) => Ok(Wrote::Done(w)),
+            // Changed again since we read it: the next pass reads and decides anew.
+            Err(GoogleError::PreconditionFailed(_)) => Ok(Wrote::Stale),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn create(
+        &mut self,
+        pair: &mut PairStatus,
+        content: &Normalized,
+    ) -> Result<Event, SyncError> {
+        if pair.google_id.is_some() {
+            // Deleted in Google, edited in the CRM: the edit wins with a new event.
+            pair.generation += 1;
+        }
+        insert(self.ctx, self.calendar, pair, content).await
+    }
+
+    async fn written(
+        &mut self,
+        pair: &mut PairStatus,
+        written: &Event,
+        content: &Normalized,
+    ) -> bool {
+        record_written(self.ctx, pair, written, content, self.calendar).await
+    }
+
+    async fn delete(
+        &mut self,
+        pair: &PairStatus,
+        event: Option<&Event>,
+    ) -> Result<Wrote<()>, SyncError> {
+        let (Some(gid), Some(e)) = (pair.google_id.as_deref(), event) else {
+            return Ok(Wrote::Done(()));
+        };
+        let ctx = &mut *self.ctx;
+        let etag = e.etag.as_deref();
+        match ctx
+            .app
+            .google
+            .delete_event(&ctx.token, self.calendar, gid, etag, ctx.send_updates)
+            .await
+        {
+            Ok(()) => {
+                ctx.report.deleted_in_google += 1;
+                Ok(Wrote::Done(()))
             }
-            still_waiting = record_written(ctx, &mut pair, &written, &content, calendar).await;
-            ctx.report.pushed_to_google += 1;
+            Err(GoogleError::PreconditionFailed(_)) => Ok(Wrote::Stale),
+            Err(e) => Err(e.into()),
         }
-        Action::DeleteInGoogle => {
-            if let (Some(gid), Some(e)) = (pair.google_id.clone(), event) {
-                let etag = e.etag.as_deref();
-                match ctx
-                    .app
-                    .google
-                    .delete_event(&ctx.token, calendar, &gid, etag, ctx.send_updates)
-                    .await
-                {
-                    Ok(()) => ctx.report.deleted_in_google += 1,
-                    Err(GoogleError::PreconditionFailed(_)) => return Ok(()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            pair.deleted_at = Some(now);
-        }
-        Action::DeleteInCrm => {
-            ctx.feed(
+    }
+
+    async fn end(
+        &mut self,
+        pair: &mut PairStatus,
+        action: Action,
+        _event: Option<&Event>,
+    ) -> Result<(), SyncError> {
+        let calendar = self.calendar;
+        if action == Action::DeleteInCrm {
+            self.feed(
                 ChangeKind::EventDeleted,
-                &pair,
+                pair,
                 json!({"calendar_id": calendar}),
             )
             .await?;
-            pair.deleted_at = Some(now);
+        } else if pair.crm_deleted_at.is_none() {
+            self.feed(
+                ChangeKind::EventUnlinked,
+                pair,
+                json!({"calendar_id": calendar, "reason": "deleted_in_google"}),
+            )
+            .await?;
         }
-        Action::Unlink => {
-            if pair.crm_deleted_at.is_none() {
-                ctx.feed(
-                    ChangeKind::EventUnlinked,
-                    &pair,
-                    json!({"calendar_id": calendar, "reason": "deleted_in_google"}),
-                )
-                .await?;
-            }
-            pair.deleted_at = Some(now);
-        }
-        Action::Tombstone => {
-            pair.deleted_at.get_or_insert(now);
-        }
+        Ok(())
     }
-    pair.last_synced_at = Some(now);
-    if ctx.full_read.is_some() {
-        pair.seen_in_read.clone_from(&ctx.full_read);
-    }
-    commit(ctx, &loaded, pair, version, still_waiting).await
 }
 
 /// Saves a pair after its decision was carried out (see [`records::commit`]).
