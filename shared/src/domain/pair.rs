@@ -85,6 +85,12 @@ pub struct PairStatus {
     /// across runs knows what its earlier runs saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_in_read: Option<String>,
+    /// A series' occurrences as Google last showed them (see
+    /// `Normalized::occurrences_hash`): before a CRM series edit writes its exceptions, Google's
+    /// are compared with these, so an occurrence edited in Google and not read yet is decided
+    /// as a conflict, never overwritten unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_occurrences: Option<String>,
 }
 
 impl PairStatus {
@@ -112,6 +118,7 @@ impl PairStatus {
             google_born: false,
             google_resources: Vec::new(),
             seen_in_read: None,
+            google_occurrences: None,
         }
     }
 }

@@ -71,8 +71,14 @@ pub(crate) trait Records: Send {
         false
     }
 
-    /// Both sides hold the same content (`hash`): the new baseline.
-    fn baseline(&self, pair: &mut PairStatus, item: Option<&Self::Item>, hash: Option<String>);
+    /// Both sides hold the same content (Google's `content`, of `hash`): the new baseline.
+    fn baseline(
+        &self,
+        pair: &mut PairStatus,
+        item: Option<&Self::Item>,
+        content: Option<&Self::Content>,
+        hash: Option<String>,
+    );
 
     /// Tells the CRM of Google's content and records it on the pair.
     fn pull(
@@ -193,7 +199,7 @@ pub(crate) async fn execute<R: Records>(
                 return Ok(());
             }
         }
-        Action::Baseline => r.baseline(&mut pair, item, hash),
+        Action::Baseline => r.baseline(&mut pair, item, content.as_ref(), hash),
         Action::PullToCrm => {
             let Some(content) = content else {
                 return Ok(());

@@ -235,6 +235,7 @@ impl Estimate {
         let Some(k) = self.kinds.get(kind) else {
             return;
         };
+        self.calls += u64::from(cost.planning);
         if k.per_part {
             self.calls += cost.total();
         } else {
@@ -271,6 +272,7 @@ mod tests {
         let one = WriteCost {
             parts: 1,
             followups: 0,
+            planning: 0,
         };
         for _ in 0..400 {
             e.add((1, one));
@@ -281,10 +283,23 @@ mod tests {
             WriteCost {
                 parts: 1,
                 followups: 3,
+                planning: 0,
             },
         ));
         assert_eq!(e.calls, 6, "a series: its part and its follow-ups");
         assert!(e.over(5) && !e.over(6));
+        e.add((
+            0,
+            WriteCost {
+                parts: 1,
+                followups: 1,
+                planning: 2,
+            },
+        ));
+        assert_eq!(
+            e.calls, 10,
+            "a series edit: the check made while planning it too"
+        );
     }
 
     #[test]

@@ -854,7 +854,14 @@ impl Records for On<'_, '_> {
         }
     }
 
-    fn baseline(&self, pair: &mut PairStatus, event: Option<&Event>, hash: Option<String>) {
+    fn baseline(
+        &self,
+        pair: &mut PairStatus,
+        event: Option<&Event>,
+        content: Option<&Normalized>,
+        hash: Option<String>,
+    ) {
+        pair.google_occurrences = content.and_then(Normalized::occurrences_hash);
         pair.crm_hash.clone_from(&hash);
         pair.google_hash = hash;
         pair.google_etag = event
@@ -878,6 +885,7 @@ impl Records for On<'_, '_> {
             // pass goes on, and a later, smaller version of the event syncs again.
             tracing::warn!(tenant = %self.ctx.t(), user = %self.ctx.u(), calendar, bytes, "Google event too large to sync");
             pair.google_hash = google_hash;
+            pair.google_occurrences = content.occurrences_hash();
             pair.google_etag = event.and_then(|e| e.etag.clone());
             pair.last_error = Some(format!(
                 "the Google event is {} KB once normalized; at most {} KB is synced",
@@ -914,6 +922,7 @@ impl Records for On<'_, '_> {
             pair.crm_deleted_at = None;
         }
         self.feed(kind, pair, data).await?;
+        pair.google_occurrences = content.occurrences_hash();
         pair.crm_content = serde_json::to_value(&content).ok();
         pair.crm_hash.clone_from(&google_hash);
         pair.google_hash = google_hash;
@@ -1054,14 +1063,14 @@ async fn record_written(
     pair.deleted_at = None;
     pair.last_error = None;
     if content.recurrence.is_empty() {
-        pair.google_hash = Some(baseline_of(
-            &Normalized::from_google(&google_json(written)),
-            content,
-        ));
+        let actual = Normalized::from_google(&google_json(written));
+        pair.google_hash = Some(baseline_of(&actual, content));
+        pair.google_occurrences = actual.occurrences_hash();
         return false;
     }
     let outcome = write_exceptions(ctx, calendar, written, content).await;
     pair.google_hash = Some(baseline_of(&outcome.actual, content));
+    pair.google_occurrences = outcome.actual.occurrences_hash();
     pair.last_error = outcome.error;
     if outcome.retry {
         pair.crm_hash = None;
@@ -1408,17 +1417,25 @@ impl Sink for Ctx<'_> {
 }
 
 /// What a planned write costs: its batch part, and for a series the read of its occurrences
-/// and a write per occurrence the CRM changed.
+/// and a write per occurrence the CRM changed (and, for an edit, the check made while
+/// planning it).
 fn write_cost(p: &Planned) -> WriteCost {
-    let followups = match (&p.content, p.decision.action) {
-        (Some(c), Action::PushToGoogle) if !c.recurrence.is_empty() => {
-            1 + u32::try_from(c.exceptions.len()).unwrap_or(u32::MAX)
-        }
-        _ => 0,
+    let (followups, planning) = match (&p.content, p.decision.action) {
+        (Some(c), Action::PushToGoogle) if !c.recurrence.is_empty() => (
+            1 + u32::try_from(c.exceptions.len()).unwrap_or(u32::MAX),
+            // The check of Google's occurrences before an edit of a synced series.
+            if p.pair.google_id.is_some() && p.pair.google_occurrences.is_some() {
+                2
+            } else {
+                0
+            },
+        ),
+        _ => (0, 0),
     };
     WriteCost {
         parts: 1,
         followups,
+        planning,
     }
 }
 
@@ -1467,6 +1484,26 @@ async fn plan(
         .crm_content
         .clone()
         .and_then(|v| serde_json::from_value::<Normalized>(v).ok());
+    if let Some(fresh) = occurrences_changed(ctx, &calendar, &pair, &d, content.as_ref()).await? {
+        // Read, then decide: Google's occurrences changed since the last sync (an edit not
+        // read yet), so the CRM's series would overwrite them — a conflict for the policy.
+        let google = Side::Present {
+            hash: &fresh.content.hash(),
+            modified: fresh.modified,
+        };
+        let (event, content) = (fresh.event, fresh.content);
+        execute(
+            ctx,
+            &calendar,
+            pair,
+            Some(version),
+            google,
+            Some(&event),
+            Some(content),
+        )
+        .await?;
+        return Ok(None);
+    }
     let request = match (d.action, &content, &pair.google_id) {
         (Action::PushToGoogle, Some(c), Some(gid)) => Some(CalendarRequest::patch_event(
             &calendar,
@@ -1510,6 +1547,60 @@ async fn plan(
         content,
         decision: d,
         request,
+    }))
+}
+
+/// Google's series as just read, when its occurrences are no longer those the pair last saw.
+struct Fresh {
+    event: Event,
+    content: Normalized,
+    /// The latest change of the series or any of its occurrences.
+    modified: OffsetDateTime,
+}
+
+/// Whether a CRM series edit about to be written (`d`: a push over Google's series) would
+/// overwrite occurrences Google changed since the last sync (edited, moved or cancelled in
+/// Google and not read yet: a record-change job writes without reading). Costs a read of the
+/// series and one list of its occurrences, counted in the write's cost ([`write_cost`]).
+/// Attendees' answers are not edits ([`Normalized::occurrences_hash`]).
+async fn occurrences_changed(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    pair: &PairStatus,
+    d: &Decision,
+    content: Option<&Normalized>,
+) -> Result<Option<Fresh>, SyncError> {
+    let (Some(gid), Some(seen)) = (&pair.google_id, &pair.google_occurrences) else {
+        return Ok(None);
+    };
+    if d.action != Action::PushToGoogle || content.is_none_or(|c| c.recurrence.is_empty()) {
+        return Ok(None);
+    }
+    let Some(event) = ctx.app.google.get_event(&ctx.token, calendar, gid).await? else {
+        return Ok(None);
+    };
+    if event.is_cancelled() {
+        // Gone: the write's own answer settles it.
+        return Ok(None);
+    }
+    let instances = series_instances(ctx, calendar, &event).await?;
+    let json = google_json(&event);
+    let content = match &instances {
+        Some(list) => Normalized::from_google_series(&json, list),
+        None => Normalized::from_google(&json),
+    };
+    if content.occurrences_hash().as_ref() == Some(seen) {
+        return Ok(None);
+    }
+    let modified = std::iter::once(event.updated.as_deref())
+        .chain(instances.iter().flatten().map(|i| i["updated"].as_str()))
+        .filter_map(|t| parse_time(t))
+        .max()
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    Ok(Some(Fresh {
+        event,
+        content,
+        modified,
     }))
 }
 

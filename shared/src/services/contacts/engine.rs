@@ -620,7 +620,13 @@ impl Records for Ctx<'_> {
         decide_pair(self, pair, google, left_group)
     }
 
-    fn baseline(&self, pair: &mut PairStatus, person: Option<&Person>, hash: Option<String>) {
+    fn baseline(
+        &self,
+        pair: &mut PairStatus,
+        person: Option<&Person>,
+        _content: Option<&NormalizedContact>,
+        hash: Option<String>,
+    ) {
         pair.crm_hash = pair.crm_content.as_ref().and_then(super::content_hash);
         pair.google_hash = hash;
         pair.google_etag = person.and_then(|p| p.etag.clone());
@@ -911,6 +917,7 @@ impl Sink for Ctx<'_> {
             WriteCost {
                 parts: 1,
                 followups: 0,
+                planning: 0,
             },
         )
     }
