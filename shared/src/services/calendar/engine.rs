@@ -62,6 +62,8 @@ pub struct Report {
     pub incomplete: Vec<String>,
     /// Calendars whose deletions were held back by the mass-deletion guard.
     pub blocked: Vec<String>,
+    /// Deletions made in the CRM that the mass-deletion guard held back (until confirmed).
+    pub crm_deletions_held: usize,
     /// Calendars skipped for a failure of their own (shown on the account's `last_error`).
     pub calendar_errors: Vec<String>,
     /// CRM changes still wait after this pass (they did not fit in the job's Google calls,
@@ -237,7 +239,7 @@ pub async fn sync_account(
     ctx.pass.forget_refused_token(&pass).await?;
     pass?;
     let now = ctx.now();
-    let blocked = !ctx.report.blocked.is_empty();
+    let blocked = !ctx.report.blocked.is_empty() || ctx.report.crm_deletions_held > 0;
     let errors =
         (!ctx.report.calendar_errors.is_empty()).then(|| ctx.report.calendar_errors.join("; "));
     super::super::accounts::update(app, t, u, |a| {
@@ -402,7 +404,7 @@ impl Source for CalendarRead<'_, '_> {
         ends_after(pair, self.since)
     }
 
-    async fn block(&mut self, deletions: usize, live: usize) -> Result<(), SyncError> {
+    async fn block(&mut self, deletions: usize, live: usize, tell: bool) -> Result<(), SyncError> {
         let calendar = self.calendar;
         self.ctx.report.blocked.push(calendar.to_owned());
         let data = json!({ "calendar_id": calendar });
@@ -414,6 +416,7 @@ impl Source for CalendarRead<'_, '_> {
                 data,
                 deletions,
                 live,
+                tell,
             )
             .await
     }
@@ -1355,6 +1358,9 @@ async fn push_waiting(
     if !matches!(pushed, Ok(p) if !p.more && p.left == 0) {
         ctx.report.push_incomplete = true;
     }
+    if let Ok(p) = &pushed {
+        ctx.report.crm_deletions_held += p.held;
+    }
     pushed.map(|_| ())
 }
 
@@ -1365,6 +1371,12 @@ impl Sink for Ctx<'_> {
         limit: MAX_PARTS,
         per_part: true,
     }];
+
+    const NOUN: &'static str = "events";
+
+    fn deletes(p: &Planned) -> bool {
+        p.decision.action == Action::DeleteInGoogle && p.request.is_some()
+    }
 
     fn pass(&self) -> &Pass<'_> {
         &self.pass

@@ -211,6 +211,7 @@ async fn read_then_push(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), Sync
         let pushed = push::push(ctx, None, deadline).await?;
         ctx.report.waiting += pushed.left;
         ctx.report.capped = pushed.more || pushed.left > 0;
+        ctx.report.blocked |= pushed.held > 0;
     }
     Ok(())
 }
@@ -302,11 +303,11 @@ impl Source for Ctx<'_> {
         true
     }
 
-    async fn block(&mut self, deletions: usize, live: usize) -> Result<(), SyncError> {
+    async fn block(&mut self, deletions: usize, live: usize, tell: bool) -> Result<(), SyncError> {
         self.report.blocked = true;
         let data = json!({ "contact_group": self.group });
         self.pass
-            .block("contacts", "contacts", data, deletions, live)
+            .block("contacts", "contacts", data, deletions, live, tell)
             .await
     }
 
@@ -839,6 +840,12 @@ impl Sink for Ctx<'_> {
             per_part: false,
         },
     ];
+
+    const NOUN: &'static str = "contacts";
+
+    fn deletes(p: &Planned) -> bool {
+        matches!(p.op, Op::Delete(_))
+    }
 
     fn pass(&self) -> &Pass<'_> {
         &self.pass
