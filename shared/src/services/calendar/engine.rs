@@ -7,9 +7,7 @@
 
 use crate::app::App;
 use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
-use crate::calendar::normal::{
-    instance_suffix, NException, Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER,
-};
+use crate::calendar::normal::{Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER};
 use crate::domain::{
     ChangeKind, Collection, CrmId, Cursor, Direction, GuestNotifications, PairStatus,
     PrivateEventPolicy, TenantId, UserId,
@@ -36,6 +34,9 @@ use time::OffsetDateTime;
 pub use crate::sync::guard::{MASS_DELETION_MIN, MASS_DELETION_SHARE};
 use crate::sync::unseen_by_full_read;
 pub use crate::sync::SyncError;
+
+mod series;
+use series::{baseline_of, google_content, occurrences_changed, write_exceptions};
 
 /// What one pass covers.
 #[derive(Debug, Clone, Copy)]
@@ -1081,205 +1082,6 @@ async fn record_written(
     outcome.retry
 }
 
-/// The Google baseline after a write: the hash of what Google holds — except when it differs
-/// from what was written only in attendees' responses someone gave in Google (the write left
-/// them to Google, and the CRM had not heard): then the CRM's picture, so the next read sees
-/// those responses as news and brings them to the CRM.
-fn baseline_of(actual: &Normalized, written: &Normalized) -> String {
-    if actual != written
-        && actual.without_responses() == written.without_responses()
-        && actual.answered_since(written)
-    {
-        written.hash()
-    } else {
-        actual.hash()
-    }
-}
-
-/// Google's picture of an event: for a recurring series, the master with its exceptions.
-async fn google_content(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    event: &Event,
-) -> Result<Normalized, SyncError> {
-    let json = google_json(event);
-    Ok(match series_instances(ctx, calendar, event).await? {
-        Some(instances) => Normalized::from_google_series(&json, &instances),
-        None => Normalized::from_google(&json),
-    })
-}
-
-/// The instances of a series that differ from its rule (`None` for a single event): one
-/// `events.list` by iCalUID, which answers the series and its exceptions, cancelled ones too.
-async fn series_instances(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    master: &Event,
-) -> Result<Option<Vec<Value>>, SyncError> {
-    let recurring = master.recurrence.as_ref().is_some_and(|r| !r.is_empty());
-    let Some(uid) = master
-        .i_cal_uid
-        .clone()
-        .filter(|_| recurring && !master.is_cancelled())
-    else {
-        return Ok(None);
-    };
-    let mut params = ListEvents {
-        i_cal_uid: Some(uid),
-        show_deleted: true,
-        max_results: Some(2500),
-        ..ListEvents::default()
-    };
-    let mut out = Vec::new();
-    loop {
-        let page = ctx
-            .app
-            .google
-            .list_events(&ctx.token, calendar, &params)
-            .await?;
-        out.extend(
-            page.items
-                .iter()
-                .filter(|e| e.recurring_event_id.as_deref() == Some(master.id.as_str()))
-                .map(google_json),
-        );
-        match page.next_page_token {
-            Some(next) => params.page_token = Some(next),
-            None => return Ok(Some(out)),
-        }
-    }
-}
-
-/// What writing a series' exceptions left.
-struct ExceptionsWritten {
-    /// Google's series as it now is.
-    actual: Normalized,
-    /// A passing failure: write the series again on the next pass.
-    retry: bool,
-    /// For the pair's `last_error`.
-    error: Option<String>,
-}
-
-/// Brings a just-written series' exceptions in line with the CRM's: each occurrence that
-/// differs is patched (moved or edited), deleted (cancelled) or put back to the rule (an
-/// exception the CRM no longer has). Instances are addressed by Google's instance ids
-/// (`{series id}_{original start}`), so nothing needs listing the occurrences.
-async fn write_exceptions(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    master: &Event,
-    content: &Normalized,
-) -> ExceptionsWritten {
-    let master_json = google_json(master);
-    let mut instances = match series_instances(ctx, calendar, master).await {
-        Ok(found) => found.unwrap_or_default(),
-        Err(e) => {
-            return ExceptionsWritten {
-                actual: Normalized::from_google(&master_json),
-                retry: e.is_pass_level(),
-                error: Some(e.public_message()),
-            }
-        }
-    };
-    let current = Normalized::from_google_series(&master_json, &instances);
-    let mut starts: Vec<&When> = content
-        .exceptions
-        .iter()
-        .chain(&current.exceptions)
-        .map(|x| &x.original_start)
-        .collect();
-    starts.sort();
-    starts.dedup();
-    let (mut retry, mut error) = (false, None);
-    for original_start in starts {
-        let want = content
-            .exceptions
-            .iter()
-            .find(|x| &x.original_start == original_start);
-        let have = current
-            .exceptions
-            .iter()
-            .find(|x| &x.original_start == original_start);
-        let Some(suffix) = instance_suffix(original_start) else {
-            continue;
-        };
-        if want == have {
-            continue;
-        }
-        let id = format!("{}_{suffix}", master.id);
-        let written = match want {
-            Some(x) if x.cancelled => ctx
-                .app
-                .google
-                .delete_event(&ctx.token, calendar, &id, None, ctx.send_updates)
-                .await
-                .map(|()| cancelled_instance(&master.id, &id, original_start)),
-            _ => {
-                let back_to_rule = NException::plain(original_start.clone());
-                let mut body = content
-                    .occurrence(want.unwrap_or(&back_to_rule))
-                    .to_google();
-                Normalized::leave_rsvps_to_google(&mut body, ctx.account.google_email.as_deref());
-                body.remove("recurrence");
-                body.insert("status".into(), json!("confirmed"));
-                ctx.app
-                    .google
-                    .patch_event(
-                        &ctx.token,
-                        calendar,
-                        &id,
-                        &Value::Object(body),
-                        None,
-                        ctx.send_updates,
-                    )
-                    .await
-                    .map(|e| google_json(&e))
-            }
-        };
-        match written {
-            Ok(instance) => {
-                instances.retain(|i| i["id"].as_str() != Some(id.as_str()));
-                instances.push(instance);
-            }
-            Err(GoogleError::NotFound(_)) => {
-                error = Some(format!(
-                    "exception {}: not an occurrence of the series",
-                    when_text(original_start)
-                ));
-            }
-            // Held back or refused for the whole pass (pacing, the grant, Google down): the
-            // series stays waiting and the next pass goes on from here (occurrences already
-            // in line are not written again).
-            Err(e) if e.is_pass_level() => {
-                error = Some(e.to_string());
-                retry = true;
-                break;
-            }
-            Err(e) => error = Some(e.to_string()),
-        }
-    }
-    ExceptionsWritten {
-        actual: Normalized::from_google_series(&master_json, &instances),
-        retry,
-        error,
-    }
-}
-
-fn when_text(w: &When) -> &str {
-    match w {
-        When::Date(s) | When::Instant(s) => s,
-    }
-}
-
-/// The instance Google keeps for a deleted occurrence.
-fn cancelled_instance(series: &str, id: &str, original_start: &When) -> Value {
-    let start = match original_start {
-        When::Date(d) => json!({"date": d}),
-        When::Instant(i) => json!({"dateTime": i}),
-    };
-    json!({"id": id, "recurringEventId": series, "originalStartTime": start, "status": "cancelled"})
-}
-
 /// Inserts the pair's event under its derived id. A 409 means an earlier attempt got there
 /// (or the id was used before): reuse the live event, or move to the next generation.
 async fn insert(
@@ -1562,60 +1364,6 @@ async fn plan(
     }))
 }
 
-/// Google's series as just read, when its occurrences are no longer those the pair last saw.
-struct Fresh {
-    event: Event,
-    content: Normalized,
-    /// The latest change of the series or any of its occurrences.
-    modified: OffsetDateTime,
-}
-
-/// Whether a CRM series edit about to be written (`d`: a push over Google's series) would
-/// overwrite occurrences Google changed since the last sync (edited, moved or cancelled in
-/// Google and not read yet: a record-change job writes without reading). Costs a read of the
-/// series and one list of its occurrences, counted in the write's cost ([`write_cost`]).
-/// Attendees' answers are not edits ([`Normalized::occurrences_hash`]).
-async fn occurrences_changed(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    pair: &PairStatus,
-    d: &Decision,
-    content: Option<&Normalized>,
-) -> Result<Option<Fresh>, SyncError> {
-    let (Some(gid), Some(seen)) = (&pair.google_id, &pair.google_occurrences) else {
-        return Ok(None);
-    };
-    if d.action != Action::PushToGoogle || content.is_none_or(|c| c.recurrence.is_empty()) {
-        return Ok(None);
-    }
-    let Some(event) = ctx.app.google.get_event(&ctx.token, calendar, gid).await? else {
-        return Ok(None);
-    };
-    if event.is_cancelled() {
-        // Gone: the write's own answer settles it.
-        return Ok(None);
-    }
-    let instances = series_instances(ctx, calendar, &event).await?;
-    let json = google_json(&event);
-    let content = match &instances {
-        Some(list) => Normalized::from_google_series(&json, list),
-        None => Normalized::from_google(&json),
-    };
-    if content.occurrences_hash().as_ref() == Some(seen) {
-        return Ok(None);
-    }
-    let modified = std::iter::once(event.updated.as_deref())
-        .chain(instances.iter().flatten().map(|i| i["updated"].as_str()))
-        .filter_map(|t| parse_time(t))
-        .max()
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    Ok(Some(Fresh {
-        event,
-        content,
-        modified,
-    }))
-}
-
 /// Reads the pair's Google event now and decides with it.
 async fn decide_fresh(
     ctx: &mut Ctx<'_>,
@@ -1732,53 +1480,6 @@ async fn finish(
         pair.last_synced_at = Some(now);
     }
     commit(ctx, &loaded, pair, Some(version), still_waiting).await
-}
-
-/// Gives a Google-born pair of `collection` the CRM id the CRM created for it.
-pub async fn link_google_born(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-    collection: Collection,
-    google_id: &str,
-    calendar: Option<&str>,
-    crm_id: &CrmId,
-) -> Result<&'static str, ApiError> {
-    if let Some(existing) = app
-        .store
-        .get_pair(t, u, collection, crm_id.as_str())
-        .await?
-    {
-        return Ok(if existing.value.google_id.as_deref() == Some(google_id) {
-            "already_linked"
-        } else {
-            "conflict"
-        });
-    }
-    let born = match collection {
-        Collection::Calendar => super::born::acknowledged(app, t, u, calendar, google_id).await?,
-        Collection::Contacts => {
-            app.store
-                .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
-                .await?
-        }
-    };
-    let Some(born) = born else {
-        return Ok("unknown");
-    };
-    // Gone from Google (or out of the contact group) before the CRM named it: the name is
-    // kept all the same, so that should the record come back (put back into the group,
-    // restored) it reaches the CRM under the CRM's id, not as a stranger.
-    let deleted = born.value.deleted_at.is_some();
-    let mut linked = born.value.clone();
-    linked.crm_id = crm_id.clone();
-    linked.google_born = false;
-    match app.store.rekey_pair(t, u, &born, &linked).await {
-        Ok(()) if deleted => Ok("deleted"),
-        Ok(()) => Ok("linked"),
-        Err(StoreError::ConditionFailed) => Ok("conflict"),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]
