@@ -585,6 +585,30 @@ impl Normalized {
         n
     }
 
+    /// A series' occurrences, as far as an edit goes (`None` for a single event): the hash of
+    /// its exceptions with attendees' responses left out — an answer to one occurrence is the
+    /// attendee's, not an edit a CRM series write could revert.
+    pub fn occurrences_hash(&self) -> Option<String> {
+        if self.recurrence.is_empty() {
+            return None;
+        }
+        let n = self.without_responses();
+        let edits: Vec<NException> = n
+            .exceptions
+            .iter()
+            .map(|x| {
+                let mut x = x.clone();
+                if x.attendees.as_ref() == Some(&n.attendees) {
+                    x.attendees = None;
+                }
+                x
+            })
+            .filter(|x| *x != NException::plain(x.original_start.clone()))
+            .collect();
+        let bytes = serde_json::to_vec(&edits).unwrap_or_default();
+        Some(crate::crypto::sha256_hex(&bytes))
+    }
+
     /// Whether Google's `self` holds a response someone gave (accepted, tentative, declined)
     /// that `written` does not: news for the CRM. An attendee Google shows as `needsAction`
     /// has not answered in Google, whatever the CRM's copy says: no news.
@@ -796,6 +820,54 @@ mod tests {
         g["extendedProperties"] = json!({"private": {PROP_TYPE: "call"}});
         assert_eq!(Normalized::from_google(&g), n);
         assert_eq!(Normalized::from_crm(&n.to_crm()), n);
+    }
+
+    #[test]
+    fn occurrence_edits_change_the_occurrences_hash_answers_do_not() {
+        let series = |exceptions: Value| {
+            Normalized::from_crm(&crm(json!({
+                "title": "Weekly", "start": {"date_time": "2027-03-01T10:00:00+01:00"},
+                "end": {"date_time": "2027-03-01T10:30:00+01:00"}, "time_zone": "Europe/Paris",
+                "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=5"],
+                "attendees": [{"email": "a@x.com", "response": "needsAction"},
+                              {"email": "b@x.com", "response": "accepted"}],
+                "exceptions": exceptions,
+            })))
+        };
+        let plain = series(json!([])).occurrences_hash();
+        assert!(plain.is_some());
+        // One attendee answers one occurrence: no edit.
+        let answered = series(
+            json!([{"original_start": {"date_time": "2027-03-08T10:00:00+01:00"},
+            "attendees": [{"email": "a@x.com", "response": "declined"},
+                          {"email": "b@x.com", "response": "accepted"}]}]),
+        );
+        assert_eq!(
+            answered.exceptions.len(),
+            1,
+            "an exception in Google's eyes"
+        );
+        assert_eq!(answered.occurrences_hash(), plain);
+        // The series' own fields are not the occurrences'.
+        let mut retitled = series(json!([]));
+        retitled.title = "Weekly (new)".into();
+        assert_eq!(retitled.occurrences_hash(), plain);
+        // A moved, retitled or cancelled occurrence is.
+        for x in [
+            json!({"original_start": {"date_time": "2027-03-08T10:00:00+01:00"},
+                   "start": {"date_time": "2027-03-09T10:00:00+01:00"},
+                   "end": {"date_time": "2027-03-09T10:30:00+01:00"}}),
+            json!({"original_start": {"date_time": "2027-03-08T10:00:00+01:00"}, "title": "Demo"}),
+            json!({"original_start": {"date_time": "2027-03-08T10:00:00+01:00"}, "cancelled": true}),
+            json!({"original_start": {"date_time": "2027-03-08T10:00:00+01:00"},
+                   "attendees": [{"email": "a@x.com", "response": "accepted"}]}),
+        ] {
+            assert_ne!(series(json!([x])).occurrences_hash(), plain, "{x}");
+        }
+        // A single event has no occurrences to guard.
+        let mut single = series(json!([]));
+        single.recurrence.clear();
+        assert_eq!(single.occurrences_hash(), None);
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub struct Cursor {
     /// over in full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<String>,
+    /// The deletions this scope let through lately (the mass-deletion guard's window, see
+    /// [`crate::sync::guard::Window`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<crate::sync::guard::Window>,
+    /// The guard's block of this scope was reported (a `mass_deletion_blocked` record): told
+    /// once, until the deletions are confirmed or no longer held back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub block_told: bool,
 }
 
 impl Cursor {
@@ -39,6 +47,8 @@ impl Cursor {
             updated_at: now,
             full_read: None,
             shape: None,
+            deletions: None,
+            block_told: false,
         }
     }
 

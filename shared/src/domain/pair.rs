@@ -95,6 +95,12 @@ pub struct PairStatus {
         with = "time::serde::rfc3339::option"
     )]
     pub create_unsure_since: Option<OffsetDateTime>,
+    /// A series' occurrences as Google last showed them (see
+    /// `Normalized::occurrences_hash`): before a CRM series edit writes its exceptions, Google's
+    /// are compared with these, so an occurrence edited in Google and not read yet is decided
+    /// as a conflict, never overwritten unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_occurrences: Option<String>,
 }
 
 impl PairStatus {
@@ -123,6 +129,7 @@ impl PairStatus {
             google_resources: Vec::new(),
             seen_in_read: None,
             create_unsure_since: None,
+            google_occurrences: None,
         }
     }
 }

@@ -363,3 +363,52 @@ pub async fn commit(
     // The row kept changing under the pass: a passing condition, retried with the job.
     Err(StoreError::Conflict)
 }
+
+/// Gives a Google-born pair of `collection` the CRM id the CRM created for it.
+pub async fn link_google_born(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    collection: Collection,
+    google_id: &str,
+    calendar: Option<&str>,
+    crm_id: &CrmId,
+) -> Result<&'static str, ApiError> {
+    if let Some(existing) = app
+        .store
+        .get_pair(t, u, collection, crm_id.as_str())
+        .await?
+    {
+        return Ok(if existing.value.google_id.as_deref() == Some(google_id) {
+            "already_linked"
+        } else {
+            "conflict"
+        });
+    }
+    let born = match collection {
+        Collection::Calendar => {
+            super::calendar::born::acknowledged(app, t, u, calendar, google_id).await?
+        }
+        Collection::Contacts => {
+            app.store
+                .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
+                .await?
+        }
+    };
+    let Some(born) = born else {
+        return Ok("unknown");
+    };
+    // Gone from Google (or out of the contact group) before the CRM named it: the name is
+    // kept all the same, so that should the record come back (put back into the group,
+    // restored) it reaches the CRM under the CRM's id, not as a stranger.
+    let deleted = born.value.deleted_at.is_some();
+    let mut linked = born.value.clone();
+    linked.crm_id = crm_id.clone();
+    linked.google_born = false;
+    match app.store.rekey_pair(t, u, &born, &linked).await {
+        Ok(()) if deleted => Ok("deleted"),
+        Ok(()) => Ok("linked"),
+        Err(StoreError::ConditionFailed) => Ok("conflict"),
+        Err(e) => Err(e.into()),
+    }
+}

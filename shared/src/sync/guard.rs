@@ -1,28 +1,74 @@
-//! The mass-deletion guard: a pass stops before deleting when Google reports the end of too
-//! many of a scope's live pairs at once (a calendar, the contact group) — at least
-//! [`MASS_DELETION_MIN`] of them and at least [`MASS_DELETION_SHARE`] of what the scope
-//! holds. Deletions are counted over the whole read, page after page, so a burst spread over
-//! pages is held back like one on a single page; nothing is deleted until the CRM confirms.
-//! Pure: the read feeds it counts, it says whether to hold back.
+//! The mass-deletion guard: a pass stops before deleting when too many of a scope's live
+//! pairs would end at once (a calendar, the contact group; or, the other way, the CRM's
+//! deletions of a collection) — at least [`MASS_DELETION_MIN`] of them and at least
+//! [`MASS_DELETION_SHARE`] of what the scope holds. Deletions are counted over the whole
+//! read, page after page, and over the passes of the last [`MASS_DELETION_WINDOW`] (kept with
+//! the scope's cursor, see [`Window`]), so a burst spread over pages, or a trickle of one
+//! deletion per push job, is held back like one on a single page; nothing is deleted until the
+//! CRM confirms. Pure: the read feeds it counts, it says whether to hold back.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
 
 /// A pass stops deleting and reports when it would delete at least this many of a scope's
 /// pairs…
 pub const MASS_DELETION_MIN: usize = 25;
-/// …and at least this share of them.
+/// …and at least this share of them…
 pub const MASS_DELETION_SHARE: f64 = 0.3;
+/// …counting the deletions let through in this long before it.
+pub const MASS_DELETION_WINDOW: Duration = Duration::hours(1);
 
-/// The deletions one read has let through so far.
+/// The deletions a scope let through lately: since `since` (the first of them), `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub count: usize,
+}
+
+impl Window {
+    /// The deletions that still count at `now`.
+    pub fn earlier(window: Option<&Window>, now: OffsetDateTime) -> usize {
+        window
+            .filter(|w| now - w.since < MASS_DELETION_WINDOW)
+            .map_or(0, |w| w.count)
+    }
+
+    /// `window` after `n` more deletions at `now` (a window past its time starts over).
+    pub fn note(window: Option<Window>, n: usize, now: OffsetDateTime) -> Option<Window> {
+        if n == 0 {
+            return window;
+        }
+        match window.filter(|w| now - w.since < MASS_DELETION_WINDOW) {
+            Some(w) => Some(Window {
+                since: w.since,
+                count: w.count + n,
+            }),
+            None => Some(Window {
+                since: now,
+                count: n,
+            }),
+        }
+    }
+}
+
+/// The deletions one read (or push) has let through so far, on top of the scope's recent
+/// ones.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Guard {
     confirmed: bool,
+    /// Let through by earlier passes within the window (no longer live).
+    earlier: usize,
     passed: usize,
 }
 
 impl Guard {
-    /// `confirmed`: the CRM confirmed the deletions (the guard lets everything through).
-    pub fn new(confirmed: bool) -> Self {
+    /// `confirmed`: the CRM confirmed the deletions (the guard lets everything through);
+    /// `earlier`: the deletions the scope let through within the window before this pass.
+    pub fn new(confirmed: bool, earlier: usize) -> Self {
         Guard {
             confirmed,
+            earlier,
             passed: 0,
         }
     }
@@ -35,18 +81,19 @@ impl Guard {
     /// Whether `more` deletions on top of those let through may be held back, so the
     /// scope's live pairs must be counted (a store scan spared below the minimum).
     pub fn needs_count(&self, more: usize) -> bool {
-        !self.confirmed && more > 0 && self.passed + more >= MASS_DELETION_MIN
+        !self.confirmed && more > 0 && self.total(more) >= MASS_DELETION_MIN
     }
 
-    /// Whether `more` deletions, with those let through before, are too many of `live`.
+    /// Whether `more` deletions, with those let through before, are too many of what the
+    /// scope held: `live` now, and those deleted earlier within the window.
     pub fn holds(&self, more: usize, live: usize) -> bool {
-        let total = self.passed + more;
-        self.needs_count(more) && total as f64 >= MASS_DELETION_SHARE * live as f64
+        let held = live + self.earlier;
+        self.needs_count(more) && self.total(more) as f64 >= MASS_DELETION_SHARE * held as f64
     }
 
-    /// The deletions this read has counted with `more` (for the report).
+    /// The deletions counted with `more` (for the report).
     pub fn total(&self, more: usize) -> usize {
-        self.passed + more
+        self.earlier + self.passed + more
     }
 
     /// `more` deletions go ahead.
@@ -55,18 +102,13 @@ impl Guard {
     }
 }
 
-/// Whether the account's `last_error` already tells of a block of `scope`.
-pub fn already_told(last_error: Option<&str>, scope: &str) -> bool {
-    last_error.is_some_and(|e| e.starts_with(&format!("{scope}: ")) && e.contains("held back"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn few_deletions_pass_without_counting() {
-        let g = Guard::new(false);
+        let g = Guard::new(false, 0);
         assert!(!g.needs_count(0));
         assert!(!g.needs_count(MASS_DELETION_MIN - 1));
         assert!(!g.holds(MASS_DELETION_MIN - 1, 30));
@@ -75,7 +117,7 @@ mod tests {
 
     #[test]
     fn many_deletions_of_a_large_share_are_held_back() {
-        let g = Guard::new(false);
+        let g = Guard::new(false, 0);
         assert!(g.holds(25, 80), "25 of 80 is above 30 %");
         assert!(!g.holds(25, 100), "25 of 100 is below 30 %");
         assert!(g.holds(30, 100));
@@ -83,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_burst_spread_over_pages_counts_as_one() {
-        let mut g = Guard::new(false);
+        let mut g = Guard::new(false, 0);
         // 40 live pairs; 10 deleted per page: the third page reaches 30 (75 %).
         for _ in 0..2 {
             assert!(!g.holds(10, 40));
@@ -96,24 +138,41 @@ mod tests {
     }
 
     #[test]
-    fn a_confirmed_pass_deletes_everything() {
-        let g = Guard::new(true);
-        assert!(!g.watching());
-        assert!(!g.needs_count(1000));
-        assert!(!g.holds(1000, 1000));
+    fn a_trickle_over_passes_counts_as_a_burst_within_the_window() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        // 40 pairs; one deleted per pass, a minute apart.
+        let mut window = None;
+        let mut live = 40;
+        let mut let_through = 0;
+        for i in 0..40 {
+            let now = t0 + Duration::minutes(i);
+            let g = Guard::new(false, Window::earlier(window.as_ref(), now));
+            if g.holds(1, live) {
+                break;
+            }
+            window = Window::note(window, 1, now);
+            live -= 1;
+            let_through += 1;
+        }
+        assert_eq!(let_through, MASS_DELETION_MIN - 1, "the 25th is held back");
+        // An hour after the first, the count starts over.
+        let later = t0 + MASS_DELETION_WINDOW;
+        assert_eq!(Window::earlier(window.as_ref(), later), 0);
+        assert_eq!(
+            Window::note(window, 1, later),
+            Some(Window {
+                since: later,
+                count: 1
+            })
+        );
+        assert_eq!(Window::note(window, 0, later), window);
     }
 
     #[test]
-    fn a_block_is_told_once_per_scope() {
-        let told =
-            "calendar primary: 30 deletions held back (of 40 events); confirm to carry them out";
-        assert!(already_told(Some(told), "calendar primary"));
-        assert!(!already_told(Some(told), "calendar team"));
-        assert!(!already_told(Some(told), "contacts"));
-        assert!(!already_told(
-            Some("calendar primary: Google answered 404"),
-            "calendar primary"
-        ));
-        assert!(!already_told(None, "contacts"));
+    fn a_confirmed_pass_deletes_everything() {
+        let g = Guard::new(true, 1000);
+        assert!(!g.watching());
+        assert!(!g.needs_count(1000));
+        assert!(!g.holds(1000, 1000));
     }
 }

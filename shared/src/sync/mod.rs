@@ -12,6 +12,7 @@
 //! engine adds series, exceptions, privacy and channels; the contacts engine the group,
 //! memberships and the field mapping.
 
+pub mod execute;
 pub mod guard;
 pub mod plan;
 pub mod push;
@@ -278,9 +279,10 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Reports deletions the guard held back: a `mass_deletion_blocked` record and the
-    /// account's `last_error` (`scope`: "calendar primary", "contacts"), told once — later
-    /// passes meeting the same block do not repeat the record.
+    /// Reports deletions the guard held back: the account's `last_error` (`scope`: "calendar
+    /// primary", "contacts"), and with `tell` a `mass_deletion_blocked` record. Told once: the
+    /// caller keeps that it told with the scope's cursor (not in `last_error`, which other
+    /// passes rewrite), and passes meeting the same block again only show it on the account.
     pub async fn block(
         &self,
         scope: &str,
@@ -288,12 +290,10 @@ impl<'a> Pass<'a> {
         mut data: Value,
         deletions: usize,
         pairs: usize,
+        tell: bool,
     ) -> Result<(), SyncError> {
         tracing::warn!(tenant = %self.t(), user = %self.u(), scope, deletions, pairs, "mass deletion held back");
         let message = format!("{scope}: {deletions} deletions held back (of {pairs} {noun}); confirm to carry them out");
-        if guard::already_told(self.account.last_error.as_deref(), scope) {
-            return Ok(());
-        }
         if let Some(map) = data.as_object_mut() {
             map.insert("deletions".into(), json!(deletions));
             map.insert("pairs".into(), json!(pairs));
@@ -302,14 +302,19 @@ impl<'a> Pass<'a> {
                 json!("POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}"),
             );
         }
-        let mut record = ChangeRecord::new(
-            self.t().clone(),
-            self.u().clone(),
-            ChangeKind::MassDeletionBlocked,
-            data,
-            self.now(),
-        );
-        self.app.store.append_change(&mut record).await?;
+        if tell {
+            let mut record = ChangeRecord::new(
+                self.t().clone(),
+                self.u().clone(),
+                ChangeKind::MassDeletionBlocked,
+                data,
+                self.now(),
+            );
+            self.app.store.append_change(&mut record).await?;
+        }
+        if self.account.last_error.as_deref() == Some(message.as_str()) {
+            return Ok(());
+        }
         crate::services::accounts::update(self.app, self.t(), self.u(), |a| {
             a.last_error = Some(message.clone());
             Ok(())

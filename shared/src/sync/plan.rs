@@ -12,6 +12,10 @@ pub struct WriteCost {
     /// Calls expected after the batch answered: a recurring series re-reads its occurrences
     /// and writes those that differ.
     pub followups: u32,
+    /// Calls deciding the write took before it was planned (a series edit first checks
+    /// Google's occurrences): counted against what a job collects, not against the calls
+    /// left to send it (they are spent already).
+    pub planning: u32,
 }
 
 impl WriteCost {
@@ -186,6 +190,7 @@ mod tests {
             WriteCost {
                 parts: 1,
                 followups: 0,
+                planning: 0,
             },
         ));
         writes.push((
@@ -193,6 +198,7 @@ mod tests {
             WriteCost {
                 parts: 1,
                 followups: 0,
+                planning: 0,
             },
         ));
         writes.push((
@@ -200,6 +206,7 @@ mod tests {
             WriteCost {
                 parts: 1,
                 followups: 0,
+                planning: 0,
             },
         ));
         let planned = batches(&writes, &kinds, 200);
@@ -232,7 +239,8 @@ mod tests {
         vec![
             WriteCost {
                 parts: 1,
-                followups: 0
+                followups: 0,
+                planning: 0,
             };
             n
         ]
@@ -259,6 +267,7 @@ mod tests {
         costs[3] = WriteCost {
             parts: 1,
             followups: 40,
+            planning: 0,
         };
         // 3 plain writes (3) + the series (41) = 44; each later write one more.
         assert_eq!(fits(&costs, 46, 50), 4, "44 usable");
@@ -275,6 +284,7 @@ mod tests {
         let heavy = [WriteCost {
             parts: 1,
             followups: 500,
+            planning: 0,
         }];
         assert_eq!(fits(&heavy, 200, 50), 1);
         assert_eq!(fits(&heavy, 0, 50), 0);

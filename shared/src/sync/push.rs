@@ -6,12 +6,14 @@
 //! before the next is sent. What is in no batch, or meets a failure of the pass as a whole,
 //! stays waiting, and the outcome says so: the worker queues a continuation.
 
+use super::guard::{Guard, Window};
 use super::plan::{batches, BatchKind, WriteCost};
 use super::{Pass, SyncError};
-use crate::domain::{CrmId, PairStatus};
+use crate::domain::{CrmId, Cursor, PairStatus};
 use crate::google::{pacing, GoogleError};
 use crate::services::records;
 use crate::store::repo::Versioned;
+use serde_json::json;
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Instant;
@@ -31,6 +33,12 @@ pub(crate) trait Sink: Send {
 
     /// The batch requests the collection sends, in the order they go.
     const KINDS: &'static [BatchKind];
+
+    /// What the collection's records are called ("events", "contacts").
+    const NOUN: &'static str;
+
+    /// Whether a planned write deletes a record in Google (under the mass-deletion guard).
+    fn deletes(p: &Self::Planned) -> bool;
 
     fn pass(&self) -> &Pass<'_>;
 
@@ -117,6 +125,9 @@ pub struct Pushed {
     pub left: usize,
     /// More may wait than were collected (the collection stopped early).
     pub more: bool,
+    /// CRM deletions the mass-deletion guard held back (they wait for the CRM to confirm,
+    /// counted in neither `sent` nor `left`).
+    pub held: usize,
 }
 
 /// Pushes what waits. A failure of the pass as a whole stops it after the batch it hit
@@ -195,23 +206,129 @@ pub(crate) async fn push<S: Sink>(
     if estimate.over(allowance) {
         out.more = true;
     }
+    // The CRM's deletions go through the mass-deletion guard like Google's.
+    let mut window = CrmDeletions::open(sink, &planned).await?;
+    if window.as_ref().is_some_and(|w| w.held) {
+        let keep: Vec<bool> = planned.iter().map(|p| !S::deletes(p)).collect();
+        out.held = keep.iter().filter(|k| !**k).count();
+        let mut k = keep.iter();
+        planned.retain(|_| k.next().copied().unwrap_or(true));
+        let mut k = keep.iter();
+        writes.retain(|_| k.next().copied().unwrap_or(true));
+    }
     // The plan: what fits in the calls left now (deciding may itself have read Google).
     let left = pacing::remaining().unwrap_or(u32::MAX);
     let plan = batches(&writes, S::KINDS, left);
     let mut slots: Vec<Option<S::Planned>> = planned.into_iter().map(Some).collect();
     let mut stopped = None;
+    let mut deleted = 0;
     for b in plan {
         if stopped.is_some() || Instant::now() >= deadline {
             break;
         }
         let batch: Vec<S::Planned> = b.items.iter().filter_map(|&i| slots[i].take()).collect();
         out.sent += batch.len();
+        deleted += batch.iter().filter(|p| S::deletes(p)).count();
         stopped = sink.send(b.kind, batch).await?;
+    }
+    if let Some(w) = window.as_mut() {
+        w.close(sink.pass(), deleted).await?;
     }
     out.left = slots.iter().filter(|s| s.is_some()).count();
     match stopped {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// The guard over the CRM's deletions of a collection (a CRM bug deleting every record under
+/// the `propagate` policy): the same threshold and window as Google's, kept in a cursor of
+/// its own (`crm-deletions:<collection>`), the same report, told once, and the same confirm.
+struct CrmDeletions {
+    cursor: Cursor,
+    version: Option<u64>,
+    /// The pass's deletions are held back.
+    held: bool,
+    confirmed: bool,
+}
+
+impl CrmDeletions {
+    /// `None` when nothing planned deletes.
+    async fn open<S: Sink>(sink: &S, planned: &[S::Planned]) -> Result<Option<Self>, SyncError> {
+        let deleting = planned.iter().filter(|p| S::deletes(p)).count();
+        if deleting == 0 {
+            return Ok(None);
+        }
+        let pass = sink.pass();
+        let scope = format!("crm-deletions:{}", pass.collection.as_str());
+        let (mut cursor, mut version) = match pass
+            .app
+            .store
+            .get_cursor(pass.t(), pass.u(), &scope)
+            .await?
+        {
+            Some(v) => (v.value, Some(v.version)),
+            None => (
+                Cursor::new(pass.account.id.clone(), scope, pass.now()),
+                None,
+            ),
+        };
+        let confirmed = pass.confirm_mass_deletion;
+        let guard = Guard::new(
+            confirmed,
+            Window::earlier(cursor.deletions.as_ref(), pass.now()),
+        );
+        let mut held = false;
+        if guard.needs_count(deleting) {
+            let live = pass
+                .all_pairs()
+                .await?
+                .iter()
+                .filter(|p| p.deleted_at.is_none())
+                .count();
+            held = guard.holds(deleting, live);
+            if held {
+                let data = json!({"collection": pass.collection.as_str(), "deleted_in": "crm"});
+                let scope = format!("CRM deletions of {}", S::NOUN);
+                let tell = !cursor.block_told;
+                pass.block(&scope, S::NOUN, data, guard.total(deleting), live, tell)
+                    .await?;
+            }
+            if held && !cursor.block_told {
+                cursor.block_told = true;
+                version = Some(
+                    pass.app
+                        .store
+                        .put_cursor(pass.t(), pass.u(), &cursor, version)
+                        .await?,
+                );
+            }
+        }
+        Ok(Some(CrmDeletions {
+            cursor,
+            version,
+            held,
+            confirmed,
+        }))
+    }
+
+    /// Counts the deletions sent (a confirmed pass starts the count over).
+    async fn close(&mut self, pass: &Pass<'_>, deleted: usize) -> Result<(), SyncError> {
+        if self.held || (deleted == 0 && !self.confirmed) {
+            return Ok(());
+        }
+        self.cursor.deletions = match self.confirmed {
+            true => None,
+            false => Window::note(self.cursor.deletions, deleted, pass.now()),
+        };
+        self.cursor.block_told = false;
+        self.version = Some(
+            pass.app
+                .store
+                .put_cursor(pass.t(), pass.u(), &self.cursor, self.version)
+                .await?,
+        );
+        Ok(())
     }
 }
 
@@ -235,6 +352,7 @@ impl Estimate {
         let Some(k) = self.kinds.get(kind) else {
             return;
         };
+        self.calls += u64::from(cost.planning);
         if k.per_part {
             self.calls += cost.total();
         } else {
@@ -271,6 +389,7 @@ mod tests {
         let one = WriteCost {
             parts: 1,
             followups: 0,
+            planning: 0,
         };
         for _ in 0..400 {
             e.add((1, one));
@@ -281,10 +400,23 @@ mod tests {
             WriteCost {
                 parts: 1,
                 followups: 3,
+                planning: 0,
             },
         ));
         assert_eq!(e.calls, 6, "a series: its part and its follow-ups");
         assert!(e.over(5) && !e.over(6));
+        e.add((
+            0,
+            WriteCost {
+                parts: 1,
+                followups: 1,
+                planning: 2,
+            },
+        ));
+        assert_eq!(
+            e.calls, 10,
+            "a series edit: the check made while planning it too"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! resync when Google expires the token, the mass-deletion guard before a page is applied,
 //! and, at the end of a full read, the reconcile of the pairs it did not return.
 
-use super::guard::Guard;
+use super::guard::{Guard, Window};
 use super::{Pass, SyncError};
 use crate::domain::{Cursor, PairStatus};
 use crate::google::GoogleError;
@@ -67,11 +67,12 @@ pub(crate) trait Source: Send {
     /// Appends the held records, then commits their pairs (see [`Pass::flush`]).
     fn flush(&mut self) -> impl Future<Output = Result<(), SyncError>> + Send;
 
-    /// Reports deletions the guard held back.
+    /// Reports deletions the guard held back (`tell`: in the feed too, see [`Pass::block`]).
     fn block(
         &mut self,
         deletions: usize,
         live: usize,
+        tell: bool,
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
 
     /// Applies a page (in order; a collection may read more per item).
@@ -133,7 +134,9 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
             tracing::info!(tenant = %t, user = %u, scope, "what the read asks for changed; full read");
         }
     }
-    let mut guard = Guard::new(src.pass().confirm_mass_deletion);
+    let now = src.pass().now();
+    let confirmed = src.pass().confirm_mass_deletion;
+    let mut guard = Guard::new(confirmed, Window::earlier(cursor.deletions.as_ref(), now));
     // One full resync per pass at most: a second expired token in a row fails the pass.
     let mut reset = false;
     // What a full read returned (a full read reports no deletions: see `reconcile`).
@@ -170,11 +173,20 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
         if guard.needs_count(ending) {
             let live = live_pairs(src).await?;
             if guard.holds(ending, live) {
-                src.block(guard.total(ending), live).await?;
+                hold_back(src, &mut cursor, version, guard.total(ending), live).await?;
                 return Ok(Read::Blocked);
             }
         }
         guard.pass(ending);
+        let now = src.pass().now();
+        cursor.deletions = match confirmed {
+            // Confirmed: what the CRM let through starts the count over.
+            true => None,
+            false => Window::note(cursor.deletions, ending, now),
+        };
+        if ending > 0 || confirmed {
+            cursor.block_told = false;
+        }
         // The page's feed records go in one append, before the pairs they tell of are
         // committed and before the cursor moves past the page.
         // A page cut short (pacing mid-page) still keeps what it applied, so the next run
@@ -184,7 +196,6 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
         let flushed = src.flush().await;
         applied?;
         flushed?;
-        let now = src.pass().now();
         let news = !page.items.is_empty() || page.next_page_token.is_some();
         if cursor.idle_page(news, now) {
             // Nothing changed: the stored sync token still says where the read stands, and
@@ -195,8 +206,11 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
         match page.next_page_token {
             Some(next) => cursor.page_token = Some(next),
             None => {
-                if full && reconcile(src, &seen).await? {
-                    return Ok(Read::Blocked);
+                if full {
+                    if let Some((deletions, live)) = reconcile(src, &seen, &mut cursor).await? {
+                        hold_back(src, &mut cursor, version, deletions, live).await?;
+                        return Ok(Read::Blocked);
+                    }
                 }
                 cursor.full_read = None;
                 cursor.page_token = None;
@@ -217,6 +231,28 @@ async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, S
             return Ok(Read::Incomplete);
         }
     }
+}
+
+/// Deletions the guard holds back: reported once (the cursor remembers it was told; the
+/// read does not move past them until the CRM confirms).
+async fn hold_back<S: Source>(
+    src: &mut S,
+    cursor: &mut Cursor,
+    version: Option<u64>,
+    deletions: usize,
+    live: usize,
+) -> Result<(), SyncError> {
+    src.block(deletions, live, !cursor.block_told).await?;
+    if cursor.block_told {
+        return Ok(());
+    }
+    cursor.block_told = true;
+    let pass = src.pass();
+    pass.app
+        .store
+        .put_cursor(pass.t(), pass.u(), cursor, version)
+        .await?;
+    Ok(())
 }
 
 async fn live_pairs<S: Source>(src: &mut S) -> Result<usize, SyncError> {
@@ -247,8 +283,13 @@ pub fn to_look_up<'p>(
 /// After a full read (the first one, or after Google expired the sync token): a full list
 /// shows no deletions, so a record deleted while the token was stale would never be heard
 /// of. Each pair [`to_look_up`] names is looked up and, if gone, ended like any deletion —
-/// under the guard. Returns whether the guard held the deletions back.
-async fn reconcile<S: Source>(src: &mut S, seen: &HashSet<String>) -> Result<bool, SyncError> {
+/// under the guard (with the scope's recent deletions). Returns the deletions the guard held
+/// back, and the live pairs.
+async fn reconcile<S: Source>(
+    src: &mut S,
+    seen: &HashSet<String>,
+    cursor: &mut Cursor,
+) -> Result<Option<(usize, usize)>, SyncError> {
     let pairs = src.pass().all_pairs().await?;
     let read = src.pass().full_read.clone();
     let (mut live, mut unseen) = (0usize, Vec::new());
@@ -262,7 +303,7 @@ async fn reconcile<S: Source>(src: &mut S, seen: &HashSet<String>) -> Result<boo
         }
     }
     if unseen.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let mut gone = Vec::new();
     for ids in unseen.chunks(S::LOOK_UP.max(1)) {
@@ -276,15 +317,19 @@ async fn reconcile<S: Source>(src: &mut S, seen: &HashSet<String>) -> Result<boo
             }
         }
     }
-    let guard = Guard::new(src.pass().confirm_mass_deletion);
+    let now = src.pass().now();
+    let confirmed = src.pass().confirm_mass_deletion;
+    let guard = Guard::new(confirmed, Window::earlier(cursor.deletions.as_ref(), now));
     if guard.holds(gone.len(), live) {
-        src.block(gone.len(), live).await?;
-        return Ok(true);
+        return Ok(Some((guard.total(gone.len()), live)));
     }
     for item in &gone {
         src.apply(item).await?;
     }
-    Ok(false)
+    if !confirmed {
+        cursor.deletions = Window::note(cursor.deletions, gone.len(), now);
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -7,9 +7,7 @@
 
 use crate::app::App;
 use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
-use crate::calendar::normal::{
-    instance_suffix, NException, Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER,
-};
+use crate::calendar::normal::{Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER};
 use crate::domain::{
     ChangeKind, Collection, CrmId, Cursor, Direction, GuestNotifications, PairStatus,
     PrivateEventPolicy, TenantId, UserId,
@@ -21,6 +19,7 @@ use crate::http::ApiError;
 use crate::services::records;
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
+use crate::sync::execute::{self, Pulled, Records, Tally, Wrote};
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
 use crate::sync::read::{self, Page, Read, Source};
@@ -35,6 +34,9 @@ use time::OffsetDateTime;
 pub use crate::sync::guard::{MASS_DELETION_MIN, MASS_DELETION_SHARE};
 use crate::sync::unseen_by_full_read;
 pub use crate::sync::SyncError;
+
+mod series;
+use series::{baseline_of, google_content, occurrences_changed, write_exceptions};
 
 /// What one pass covers.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,8 @@ pub struct Report {
     pub incomplete: Vec<String>,
     /// Calendars whose deletions were held back by the mass-deletion guard.
     pub blocked: Vec<String>,
+    /// Deletions made in the CRM that the mass-deletion guard held back (until confirmed).
+    pub crm_deletions_held: usize,
     /// Calendars skipped for a failure of their own (shown on the account's `last_error`).
     pub calendar_errors: Vec<String>,
     /// CRM changes still wait after this pass (they did not fit in the job's Google calls,
@@ -184,17 +188,6 @@ impl Ctx<'_> {
         }
         body
     }
-
-    async fn feed(
-        &mut self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
-        self.pass.feed(kind, pair, data).await?;
-        self.report.changes_for_crm += 1;
-        Ok(())
-    }
 }
 
 async fn context<'a>(
@@ -243,10 +236,11 @@ pub async fn sync_account(
     } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
     let pass = run_pass(&mut ctx, calendar, read_google, record, deadline).await;
+    ctx.report.changes_for_crm = ctx.pass.fed;
     ctx.pass.forget_refused_token(&pass).await?;
     pass?;
     let now = ctx.now();
-    let blocked = !ctx.report.blocked.is_empty();
+    let blocked = !ctx.report.blocked.is_empty() || ctx.report.crm_deletions_held > 0;
     let errors =
         (!ctx.report.calendar_errors.is_empty()).then(|| ctx.report.calendar_errors.join("; "));
     super::super::accounts::update(app, t, u, |a| {
@@ -411,7 +405,7 @@ impl Source for CalendarRead<'_, '_> {
         ends_after(pair, self.since)
     }
 
-    async fn block(&mut self, deletions: usize, live: usize) -> Result<(), SyncError> {
+    async fn block(&mut self, deletions: usize, live: usize, tell: bool) -> Result<(), SyncError> {
         let calendar = self.calendar;
         self.ctx.report.blocked.push(calendar.to_owned());
         let data = json!({ "calendar_id": calendar });
@@ -423,6 +417,7 @@ impl Source for CalendarRead<'_, '_> {
                 data,
                 deletions,
                 live,
+                tell,
             )
             .await
     }
@@ -730,226 +725,317 @@ fn already_applied(ctx: &Ctx<'_>, calendar: &str, event: &Event, pair: &PairStat
 
 // ---- deciding and carrying out ------------------------------------------------------------
 
-/// Decides one pair against a known Google state and carries the decision out.
+/// Decides one pair against a known Google state and carries the decision out (see
+/// [`crate::sync::execute`]).
 async fn execute(
     ctx: &mut Ctx<'_>,
     calendar: &str,
-    mut pair: PairStatus,
+    pair: PairStatus,
     version: Option<u64>,
     google: Side<'_>,
     event: Option<&Event>,
     google_content: Option<Normalized>,
 ) -> Result<(), SyncError> {
-    let loaded = pair.clone();
-    if let Some(e) = event.filter(|e| !e.is_cancelled()) {
-        pair.google_resources = resources_of(e);
+    let mut on = On { ctx, calendar };
+    execute::execute(&mut on, pair, version, google, event, google_content).await
+}
+
+/// A calendar's part in carrying out a decision.
+struct On<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    calendar: &'c str,
+}
+
+impl Records for On<'_, '_> {
+    type Item = Event;
+    type Content = Normalized;
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.ctx.pass
     }
-    let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
-    // An RSVP is not an edit: a meeting the CRM deleted whose Google copy changed only in
-    // attendees' responses since (the CRM's last content and Google's agree but for them) is
-    // not brought back by "edit beats delete".
-    let rsvp_only = match (
-        pair.crm_deleted_at,
-        &google,
-        &google_content,
-        &pair.crm_content,
+
+    async fn feed(
+        &mut self,
+        kind: ChangeKind,
+        pair: &PairStatus,
+        data: Value,
+    ) -> Result<(), SyncError> {
+        self.ctx.pass.feed(kind, pair, data).await
+    }
+
+    async fn commit(
+        &mut self,
+        loaded: &PairStatus,
+        pair: PairStatus,
+        version: Option<u64>,
+        dirty: bool,
+    ) -> Result<(), SyncError> {
+        self.ctx.pass.commit(loaded, pair, version, dirty).await
+    }
+
+    fn etag(e: &Event) -> Option<String> {
+        e.etag.clone()
+    }
+
+    fn live(e: &Event) -> bool {
+        !e.is_cancelled()
+    }
+
+    fn hash(c: &Normalized) -> String {
+        c.hash()
+    }
+
+    fn stored(pair: &PairStatus) -> Option<Normalized> {
+        pair.crm_content
+            .clone()
+            .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
+    }
+
+    fn count(&mut self, what: Tally) {
+        match what {
+            Tally::Conflict => self.ctx.report.conflicts += 1,
+            Tally::Pushed => self.ctx.report.pushed_to_google += 1,
+        }
+    }
+
+    /// An RSVP is not an edit: a meeting the CRM deleted whose Google copy changed only in
+    /// attendees' responses since (the CRM's last content and Google's agree but for them) is
+    /// not brought back by "edit beats delete".
+    fn decide(
+        &self,
+        pair: &mut PairStatus,
+        google: Side<'_>,
+        event: Option<&Event>,
+        google_content: Option<&Normalized>,
+    ) -> Decision {
+        if let Some(e) = event.filter(|e| !e.is_cancelled()) {
+            pair.google_resources = resources_of(e);
+        }
+        let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
+        let rsvp_only = match (
+            pair.crm_deleted_at,
+            &google,
+            google_content,
+            &pair.crm_content,
+        ) {
+            (Some(_), Side::Present { .. }, Some(g), Some(c)) => {
+                serde_json::from_value::<Normalized>(c.clone())
+                    .is_ok_and(|c| c.without_responses() == g.without_responses())
+            }
+            _ => false,
+        };
+        let google = match (rsvp_only, pair.google_hash.as_deref(), google) {
+            (true, Some(unchanged), Side::Present { modified, .. }) => Side::Present {
+                hash: unchanged,
+                modified,
+            },
+            (_, _, google) => google,
+        };
+        let d = decide_pair(
+            pair,
+            crm_hash_now.as_deref(),
+            google,
+            self.ctx.policy_for(self.calendar),
+        );
+        pair.last_error = None;
+        d
+    }
+
+    /// The event read is the pair's: its id and calendar are recorded whatever the decision
+    /// (a pair whose insert was applied but not committed is found by the CRM id it carries,
+    /// and only the Google-id index finds it again when Google later reports it deleted,
+    /// with nothing but its id).
+    fn link(&self, pair: &mut PairStatus, event: Option<&Event>, d: &Decision) -> bool {
+        match event.filter(|e| !e.is_cancelled()) {
+            Some(e) if !matches!(d.action, Action::DeleteInCrm | Action::Unlink) => {
+                let learned = pair.google_id.as_deref() != Some(e.id.as_str())
+                    || pair.container.as_deref() != Some(self.calendar);
+                pair.google_id = Some(e.id.clone());
+                pair.container = Some(self.calendar.to_owned());
+                learned
+            }
+            _ => false,
+        }
+    }
+
+    fn baseline(
+        &self,
+        pair: &mut PairStatus,
+        event: Option<&Event>,
+        content: Option<&Normalized>,
+        hash: Option<String>,
     ) {
-        (Some(_), Side::Present { .. }, Some(g), Some(c)) => {
-            serde_json::from_value::<Normalized>(c.clone())
-                .is_ok_and(|c| c.without_responses() == g.without_responses())
-        }
-        _ => false,
-    };
-    let google = match (rsvp_only, pair.google_hash.as_deref(), google) {
-        (true, Some(unchanged), Side::Present { modified, .. }) => Side::Present {
-            hash: unchanged,
-            modified,
-        },
-        (_, _, google) => google,
-    };
-    let d = decide_pair(
-        &pair,
-        crm_hash_now.as_deref(),
-        google,
-        ctx.policy_for(calendar),
-    );
-    if d.conflict {
-        ctx.report.conflicts += 1;
+        pair.google_occurrences = content.and_then(Normalized::occurrences_hash);
+        pair.crm_hash.clone_from(&hash);
+        pair.google_hash = hash;
+        pair.google_etag = event
+            .and_then(|e| e.etag.clone())
+            .or(pair.google_etag.take());
     }
-    let now = ctx.now();
-    let google_hash = google_content.as_ref().map(Normalized::hash);
-    let mut still_waiting = false;
-    pair.last_error = None;
-    // The event read is the pair's: its id and calendar are recorded whatever the decision
-    // (a pair whose insert was applied but not committed is found by the CRM id it carries,
-    // and only the Google-id index finds it again when Google later reports it deleted,
-    // with nothing but its id).
-    let link_learned = match event.filter(|e| !e.is_cancelled()) {
-        Some(e) if !matches!(d.action, Action::DeleteInCrm | Action::Unlink) => {
-            let learned = pair.google_id.as_deref() != Some(e.id.as_str())
-                || pair.container.as_deref() != Some(calendar);
-            pair.google_id = Some(e.id.clone());
-            pair.container = Some(calendar.to_owned());
-            learned
-        }
-        _ => false,
-    };
-    match d.action {
-        Action::Nothing => {
-            // Nothing to copy, but remember Google's latest etag (a change outside the fields
-            // we sync, such as a reminder), or the next conditional write would fail.
-            let etag = event.and_then(|e| e.etag.clone());
-            if etag.is_some() && etag != pair.google_etag {
-                pair.google_etag = etag;
-            } else if !link_learned && !unseen_by_full_read(ctx.full_read.as_deref(), &pair) {
-                return Ok(());
-            }
-        }
-        Action::Baseline => {
-            pair.crm_hash = google_hash.clone();
+
+    async fn pull(
+        &mut self,
+        pair: &mut PairStatus,
+        d: &Decision,
+        event: Option<&Event>,
+        content: Normalized,
+    ) -> Result<Pulled, SyncError> {
+        let (calendar, now) = (self.calendar, self.ctx.now());
+        let google_hash = Some(content.hash());
+        let stored = serde_json::to_value(&content).unwrap_or(Value::Null);
+        if let Some(bytes) = records::oversize(&stored) {
+            // Larger than the product keeps (a huge series with many per-occurrence
+            // attendee lists): reported on the pair, which keeps its last content; the
+            // pass goes on, and a later, smaller version of the event syncs again.
+            tracing::warn!(tenant = %self.ctx.t(), user = %self.ctx.u(), calendar, bytes, "Google event too large to sync");
             pair.google_hash = google_hash;
-            pair.google_etag = event.and_then(|e| e.etag.clone()).or(pair.google_etag);
-        }
-        Action::PullToCrm => {
-            let Some(content) = google_content else {
-                return Ok(());
-            };
-            let stored = serde_json::to_value(&content).unwrap_or(Value::Null);
-            if let Some(bytes) = records::oversize(&stored) {
-                // Larger than the product keeps (a huge series with many per-occurrence
-                // attendee lists): reported on the pair, which keeps its last content; the
-                // pass goes on, and a later, smaller version of the event syncs again.
-                tracing::warn!(tenant = %ctx.t(), user = %ctx.u(), calendar, bytes, "Google event too large to sync");
-                pair.google_hash = google_hash;
-                pair.google_etag = event.and_then(|e| e.etag.clone());
-                pair.last_error = Some(format!(
-                    "the Google event is {} KB once normalized; at most {} KB is synced",
-                    bytes.div_ceil(1024),
-                    records::MAX_RECORD_BYTES / 1024
-                ));
-                return commit(ctx, &loaded, pair, version, false).await;
-            }
-            let created = pair.crm_content.is_none();
-            pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id);
-            pair.container = Some(calendar.to_owned());
-            let data = json!({
-                "calendar_id": calendar,
-                "event": content.to_crm(),
-                "html_link": event.and_then(|e| e.html_link.clone()),
-                "google_updated": event.and_then(|e| e.updated.clone()),
-                "conflict": d.conflict.then(|| conflict_data(&d, "google")),
-                "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
-            });
-            let mut data = data;
-            if let Some(from) = ctx.born_from.take().filter(|_| created && pair.google_born) {
-                data["from_crm_id"] = json!(from);
-            }
-            let kind = if created || d.reason == Reason::EditBeatsDelete {
-                ChangeKind::EventCreated
-            } else {
-                ChangeKind::EventUpdated
-            };
-            if d.reason == Reason::EditBeatsDelete {
-                pair.crm_deleted_at = None;
-            }
-            ctx.feed(kind, &pair, data).await?;
-            pair.crm_content = serde_json::to_value(&content).ok();
-            pair.crm_hash = google_hash.clone();
-            pair.google_hash = google_hash;
-            pair.crm_modified = event
-                .and_then(|e| parse_time(e.updated.as_deref()))
-                .or(Some(now));
+            pair.google_occurrences = content.occurrences_hash();
             pair.google_etag = event.and_then(|e| e.etag.clone());
+            pair.last_error = Some(format!(
+                "the Google event is {} KB once normalized; at most {} KB is synced",
+                bytes.div_ceil(1024),
+                records::MAX_RECORD_BYTES / 1024
+            ));
+            return Ok(Pulled::Kept);
         }
-        Action::PushToGoogle => {
-            let Some(content) = pair
-                .crm_content
-                .clone()
-                .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
-            else {
-                return Ok(());
-            };
-            let live = event.filter(|e| !e.is_cancelled());
-            let written = match live {
-                Some(e) => {
-                    let body = Value::Object(ctx.google_body(&pair, &content));
-                    let etag = e.etag.as_deref();
-                    match ctx
-                        .app
-                        .google
-                        .patch_event(&ctx.token, calendar, &e.id, &body, etag, ctx.send_updates)
-                        .await
-                    {
-                        Ok(w) => w,
-                        // Changed again since we read it: the next pass reads and decides anew.
-                        Err(GoogleError::PreconditionFailed(_)) => return Ok(()),
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                None => {
-                    if pair.google_id.is_some() {
-                        // Deleted in Google, edited in the CRM: the edit wins with a new event.
-                        pair.generation += 1;
-                    }
-                    insert(ctx, calendar, &mut pair, &content).await?
-                }
-            };
-            if d.conflict {
-                ctx.feed(
-                    ChangeKind::ConflictResolved,
-                    &pair,
-                    conflict_data(&d, "crm"),
-                )
-                .await?;
+        let created = pair.crm_content.is_none();
+        pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id.take());
+        pair.container = Some(calendar.to_owned());
+        let mut data = json!({
+            "calendar_id": calendar,
+            "event": content.to_crm(),
+            "html_link": event.and_then(|e| e.html_link.clone()),
+            "google_updated": event.and_then(|e| e.updated.clone()),
+            "conflict": d.conflict.then(|| conflict_data(d, "google")),
+            "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
+        });
+        if let Some(from) = self
+            .ctx
+            .born_from
+            .take()
+            .filter(|_| created && pair.google_born)
+        {
+            data["from_crm_id"] = json!(from);
+        }
+        let kind = if created || d.reason == Reason::EditBeatsDelete {
+            ChangeKind::EventCreated
+        } else {
+            ChangeKind::EventUpdated
+        };
+        if d.reason == Reason::EditBeatsDelete {
+            pair.crm_deleted_at = None;
+        }
+        self.feed(kind, pair, data).await?;
+        pair.google_occurrences = content.occurrences_hash();
+        pair.crm_content = serde_json::to_value(&content).ok();
+        pair.crm_hash.clone_from(&google_hash);
+        pair.google_hash = google_hash;
+        pair.crm_modified = event
+            .and_then(|e| parse_time(e.updated.as_deref()))
+            .or(Some(now));
+        pair.google_etag = event.and_then(|e| e.etag.clone());
+        Ok(Pulled::Told { dirty: false })
+    }
+
+    async fn update(
+        &mut self,
+        pair: &PairStatus,
+        e: &Event,
+        content: &Normalized,
+    ) -> Result<Wrote<Event>, SyncError> {
+        let ctx = &*self.ctx;
+        let body = Value::Object(ctx.google_body(pair, content));
+        let etag = e.etag.as_deref();
+        match ctx
+            .app
+            .google
+            .patch_event(
+                &ctx.token,
+                self.calendar,
+                &e.id,
+                &body,
+                etag,
+                ctx.send_updates,
+            )
+            .await
+        {
+            Ok(w) => Ok(Wrote::Done(w)),
+            // Changed again since we read it: the next pass reads and decides anew.
+            Err(GoogleError::PreconditionFailed(_)) => Ok(Wrote::Stale),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn create(
+        &mut self,
+        pair: &mut PairStatus,
+        content: &Normalized,
+    ) -> Result<Event, SyncError> {
+        if pair.google_id.is_some() {
+            // Deleted in Google, edited in the CRM: the edit wins with a new event.
+            pair.generation += 1;
+        }
+        insert(self.ctx, self.calendar, pair, content).await
+    }
+
+    async fn written(
+        &mut self,
+        pair: &mut PairStatus,
+        written: &Event,
+        content: &Normalized,
+    ) -> bool {
+        record_written(self.ctx, pair, written, content, self.calendar).await
+    }
+
+    async fn delete(
+        &mut self,
+        pair: &PairStatus,
+        event: Option<&Event>,
+    ) -> Result<Wrote<()>, SyncError> {
+        let (Some(gid), Some(e)) = (pair.google_id.as_deref(), event) else {
+            return Ok(Wrote::Done(()));
+        };
+        let ctx = &mut *self.ctx;
+        let etag = e.etag.as_deref();
+        match ctx
+            .app
+            .google
+            .delete_event(&ctx.token, self.calendar, gid, etag, ctx.send_updates)
+            .await
+        {
+            Ok(()) => {
+                ctx.report.deleted_in_google += 1;
+                Ok(Wrote::Done(()))
             }
-            still_waiting = record_written(ctx, &mut pair, &written, &content, calendar).await;
-            ctx.report.pushed_to_google += 1;
+            Err(GoogleError::PreconditionFailed(_)) => Ok(Wrote::Stale),
+            Err(e) => Err(e.into()),
         }
-        Action::DeleteInGoogle => {
-            if let (Some(gid), Some(e)) = (pair.google_id.clone(), event) {
-                let etag = e.etag.as_deref();
-                match ctx
-                    .app
-                    .google
-                    .delete_event(&ctx.token, calendar, &gid, etag, ctx.send_updates)
-                    .await
-                {
-                    Ok(()) => ctx.report.deleted_in_google += 1,
-                    Err(GoogleError::PreconditionFailed(_)) => return Ok(()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            pair.deleted_at = Some(now);
-        }
-        Action::DeleteInCrm => {
-            ctx.feed(
+    }
+
+    async fn end(
+        &mut self,
+        pair: &mut PairStatus,
+        action: Action,
+        _event: Option<&Event>,
+    ) -> Result<(), SyncError> {
+        let calendar = self.calendar;
+        if action == Action::DeleteInCrm {
+            self.feed(
                 ChangeKind::EventDeleted,
-                &pair,
+                pair,
                 json!({"calendar_id": calendar}),
             )
             .await?;
-            pair.deleted_at = Some(now);
+        } else if pair.crm_deleted_at.is_none() {
+            self.feed(
+                ChangeKind::EventUnlinked,
+                pair,
+                json!({"calendar_id": calendar, "reason": "deleted_in_google"}),
+            )
+            .await?;
         }
-        Action::Unlink => {
-            if pair.crm_deleted_at.is_none() {
-                ctx.feed(
-                    ChangeKind::EventUnlinked,
-                    &pair,
-                    json!({"calendar_id": calendar, "reason": "deleted_in_google"}),
-                )
-                .await?;
-            }
-            pair.deleted_at = Some(now);
-        }
-        Action::Tombstone => {
-            pair.deleted_at.get_or_insert(now);
-        }
+        Ok(())
     }
-    pair.last_synced_at = Some(now);
-    if ctx.full_read.is_some() {
-        pair.seen_in_read.clone_from(&ctx.full_read);
-    }
-    commit(ctx, &loaded, pair, version, still_waiting).await
 }
 
 /// Saves a pair after its decision was carried out (see [`records::commit`]).
@@ -981,218 +1067,19 @@ async fn record_written(
     pair.deleted_at = None;
     pair.last_error = None;
     if content.recurrence.is_empty() {
-        pair.google_hash = Some(baseline_of(
-            &Normalized::from_google(&google_json(written)),
-            content,
-        ));
+        let actual = Normalized::from_google(&google_json(written));
+        pair.google_hash = Some(baseline_of(&actual, content));
+        pair.google_occurrences = actual.occurrences_hash();
         return false;
     }
     let outcome = write_exceptions(ctx, calendar, written, content).await;
     pair.google_hash = Some(baseline_of(&outcome.actual, content));
+    pair.google_occurrences = outcome.actual.occurrences_hash();
     pair.last_error = outcome.error;
     if outcome.retry {
         pair.crm_hash = None;
     }
     outcome.retry
-}
-
-/// The Google baseline after a write: the hash of what Google holds — except when it differs
-/// from what was written only in attendees' responses someone gave in Google (the write left
-/// them to Google, and the CRM had not heard): then the CRM's picture, so the next read sees
-/// those responses as news and brings them to the CRM.
-fn baseline_of(actual: &Normalized, written: &Normalized) -> String {
-    if actual != written
-        && actual.without_responses() == written.without_responses()
-        && actual.answered_since(written)
-    {
-        written.hash()
-    } else {
-        actual.hash()
-    }
-}
-
-/// Google's picture of an event: for a recurring series, the master with its exceptions.
-async fn google_content(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    event: &Event,
-) -> Result<Normalized, SyncError> {
-    let json = google_json(event);
-    Ok(match series_instances(ctx, calendar, event).await? {
-        Some(instances) => Normalized::from_google_series(&json, &instances),
-        None => Normalized::from_google(&json),
-    })
-}
-
-/// The instances of a series that differ from its rule (`None` for a single event): one
-/// `events.list` by iCalUID, which answers the series and its exceptions, cancelled ones too.
-async fn series_instances(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    master: &Event,
-) -> Result<Option<Vec<Value>>, SyncError> {
-    let recurring = master.recurrence.as_ref().is_some_and(|r| !r.is_empty());
-    let Some(uid) = master
-        .i_cal_uid
-        .clone()
-        .filter(|_| recurring && !master.is_cancelled())
-    else {
-        return Ok(None);
-    };
-    let mut params = ListEvents {
-        i_cal_uid: Some(uid),
-        show_deleted: true,
-        max_results: Some(2500),
-        ..ListEvents::default()
-    };
-    let mut out = Vec::new();
-    loop {
-        let page = ctx
-            .app
-            .google
-            .list_events(&ctx.token, calendar, &params)
-            .await?;
-        out.extend(
-            page.items
-                .iter()
-                .filter(|e| e.recurring_event_id.as_deref() == Some(master.id.as_str()))
-                .map(google_json),
-        );
-        match page.next_page_token {
-            Some(next) => params.page_token = Some(next),
-            None => return Ok(Some(out)),
-        }
-    }
-}
-
-/// What writing a series' exceptions left.
-struct ExceptionsWritten {
-    /// Google's series as it now is.
-    actual: Normalized,
-    /// A passing failure: write the series again on the next pass.
-    retry: bool,
-    /// For the pair's `last_error`.
-    error: Option<String>,
-}
-
-/// Brings a just-written series' exceptions in line with the CRM's: each occurrence that
-/// differs is patched (moved or edited), deleted (cancelled) or put back to the rule (an
-/// exception the CRM no longer has). Instances are addressed by Google's instance ids
-/// (`{series id}_{original start}`), so nothing needs listing the occurrences.
-async fn write_exceptions(
-    ctx: &Ctx<'_>,
-    calendar: &str,
-    master: &Event,
-    content: &Normalized,
-) -> ExceptionsWritten {
-    let master_json = google_json(master);
-    let mut instances = match series_instances(ctx, calendar, master).await {
-        Ok(found) => found.unwrap_or_default(),
-        Err(e) => {
-            return ExceptionsWritten {
-                actual: Normalized::from_google(&master_json),
-                retry: e.is_pass_level(),
-                error: Some(e.public_message()),
-            }
-        }
-    };
-    let current = Normalized::from_google_series(&master_json, &instances);
-    let mut starts: Vec<&When> = content
-        .exceptions
-        .iter()
-        .chain(&current.exceptions)
-        .map(|x| &x.original_start)
-        .collect();
-    starts.sort();
-    starts.dedup();
-    let (mut retry, mut error) = (false, None);
-    for original_start in starts {
-        let want = content
-            .exceptions
-            .iter()
-            .find(|x| &x.original_start == original_start);
-        let have = current
-            .exceptions
-            .iter()
-            .find(|x| &x.original_start == original_start);
-        let Some(suffix) = instance_suffix(original_start) else {
-            continue;
-        };
-        if want == have {
-            continue;
-        }
-        let id = format!("{}_{suffix}", master.id);
-        let written = match want {
-            Some(x) if x.cancelled => ctx
-                .app
-                .google
-                .delete_event(&ctx.token, calendar, &id, None, ctx.send_updates)
-                .await
-                .map(|()| cancelled_instance(&master.id, &id, original_start)),
-            _ => {
-                let back_to_rule = NException::plain(original_start.clone());
-                let mut body = content
-                    .occurrence(want.unwrap_or(&back_to_rule))
-                    .to_google();
-                Normalized::leave_rsvps_to_google(&mut body, ctx.account.google_email.as_deref());
-                body.remove("recurrence");
-                body.insert("status".into(), json!("confirmed"));
-                ctx.app
-                    .google
-                    .patch_event(
-                        &ctx.token,
-                        calendar,
-                        &id,
-                        &Value::Object(body),
-                        None,
-                        ctx.send_updates,
-                    )
-                    .await
-                    .map(|e| google_json(&e))
-            }
-        };
-        match written {
-            Ok(instance) => {
-                instances.retain(|i| i["id"].as_str() != Some(id.as_str()));
-                instances.push(instance);
-            }
-            Err(GoogleError::NotFound(_)) => {
-                error = Some(format!(
-                    "exception {}: not an occurrence of the series",
-                    when_text(original_start)
-                ));
-            }
-            // Held back or refused for the whole pass (pacing, the grant, Google down): the
-            // series stays waiting and the next pass goes on from here (occurrences already
-            // in line are not written again).
-            Err(e) if e.is_pass_level() => {
-                error = Some(e.to_string());
-                retry = true;
-                break;
-            }
-            Err(e) => error = Some(e.to_string()),
-        }
-    }
-    ExceptionsWritten {
-        actual: Normalized::from_google_series(&master_json, &instances),
-        retry,
-        error,
-    }
-}
-
-fn when_text(w: &When) -> &str {
-    match w {
-        When::Date(s) | When::Instant(s) => s,
-    }
-}
-
-/// The instance Google keeps for a deleted occurrence.
-fn cancelled_instance(series: &str, id: &str, original_start: &When) -> Value {
-    let start = match original_start {
-        When::Date(d) => json!({"date": d}),
-        When::Instant(i) => json!({"dateTime": i}),
-    };
-    json!({"id": id, "recurringEventId": series, "originalStartTime": start, "status": "cancelled"})
 }
 
 /// Inserts the pair's event under its derived id. A 409 means an earlier attempt got there
@@ -1273,6 +1160,9 @@ async fn push_waiting(
     if !matches!(pushed, Ok(p) if !p.more && p.left == 0) {
         ctx.report.push_incomplete = true;
     }
+    if let Ok(p) = &pushed {
+        ctx.report.crm_deletions_held += p.held;
+    }
     pushed.map(|_| ())
 }
 
@@ -1283,6 +1173,12 @@ impl Sink for Ctx<'_> {
         limit: MAX_PARTS,
         per_part: true,
     }];
+
+    const NOUN: &'static str = "events";
+
+    fn deletes(p: &Planned) -> bool {
+        p.decision.action == Action::DeleteInGoogle && p.request.is_some()
+    }
 
     fn pass(&self) -> &Pass<'_> {
         &self.pass
@@ -1335,17 +1231,25 @@ impl Sink for Ctx<'_> {
 }
 
 /// What a planned write costs: its batch part, and for a series the read of its occurrences
-/// and a write per occurrence the CRM changed.
+/// and a write per occurrence the CRM changed (and, for an edit, the check made while
+/// planning it).
 fn write_cost(p: &Planned) -> WriteCost {
-    let followups = match (&p.content, p.decision.action) {
-        (Some(c), Action::PushToGoogle) if !c.recurrence.is_empty() => {
-            1 + u32::try_from(c.exceptions.len()).unwrap_or(u32::MAX)
-        }
-        _ => 0,
+    let (followups, planning) = match (&p.content, p.decision.action) {
+        (Some(c), Action::PushToGoogle) if !c.recurrence.is_empty() => (
+            1 + u32::try_from(c.exceptions.len()).unwrap_or(u32::MAX),
+            // The check of Google's occurrences before an edit of a synced series.
+            if p.pair.google_id.is_some() && p.pair.google_occurrences.is_some() {
+                2
+            } else {
+                0
+            },
+        ),
+        _ => (0, 0),
     };
     WriteCost {
         parts: 1,
         followups,
+        planning,
     }
 }
 
@@ -1394,6 +1298,26 @@ async fn plan(
         .crm_content
         .clone()
         .and_then(|v| serde_json::from_value::<Normalized>(v).ok());
+    if let Some(fresh) = occurrences_changed(ctx, &calendar, &pair, &d, content.as_ref()).await? {
+        // Read, then decide: Google's occurrences changed since the last sync (an edit not
+        // read yet), so the CRM's series would overwrite them — a conflict for the policy.
+        let google = Side::Present {
+            hash: &fresh.content.hash(),
+            modified: fresh.modified,
+        };
+        let (event, content) = (fresh.event, fresh.content);
+        execute(
+            ctx,
+            &calendar,
+            pair,
+            Some(version),
+            google,
+            Some(&event),
+            Some(content),
+        )
+        .await?;
+        return Ok(None);
+    }
     let request = match (d.action, &content, &pair.google_id) {
         (Action::PushToGoogle, Some(c), Some(gid)) => Some(CalendarRequest::patch_event(
             &calendar,
@@ -1556,53 +1480,6 @@ async fn finish(
         pair.last_synced_at = Some(now);
     }
     commit(ctx, &loaded, pair, Some(version), still_waiting).await
-}
-
-/// Gives a Google-born pair of `collection` the CRM id the CRM created for it.
-pub async fn link_google_born(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-    collection: Collection,
-    google_id: &str,
-    calendar: Option<&str>,
-    crm_id: &CrmId,
-) -> Result<&'static str, ApiError> {
-    if let Some(existing) = app
-        .store
-        .get_pair(t, u, collection, crm_id.as_str())
-        .await?
-    {
-        return Ok(if existing.value.google_id.as_deref() == Some(google_id) {
-            "already_linked"
-        } else {
-            "conflict"
-        });
-    }
-    let born = match collection {
-        Collection::Calendar => super::born::acknowledged(app, t, u, calendar, google_id).await?,
-        Collection::Contacts => {
-            app.store
-                .get_pair(t, u, collection, CrmId::google_born(google_id).as_str())
-                .await?
-        }
-    };
-    let Some(born) = born else {
-        return Ok("unknown");
-    };
-    // Gone from Google (or out of the contact group) before the CRM named it: the name is
-    // kept all the same, so that should the record come back (put back into the group,
-    // restored) it reaches the CRM under the CRM's id, not as a stranger.
-    let deleted = born.value.deleted_at.is_some();
-    let mut linked = born.value.clone();
-    linked.crm_id = crm_id.clone();
-    linked.google_born = false;
-    match app.store.rekey_pair(t, u, &born, &linked).await {
-        Ok(()) if deleted => Ok("deleted"),
-        Ok(()) => Ok("linked"),
-        Err(StoreError::ConditionFailed) => Ok("conflict"),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]

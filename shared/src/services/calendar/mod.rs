@@ -177,7 +177,7 @@ pub async fn ack(app: &App, t: &TenantId, ack: Ack) -> Result<Vec<AckResult>, Ap
                 )))
             }
         };
-        let result = engine::link_google_born(
+        let result = crate::services::records::link_google_born(
             app,
             t,
             &item.user,

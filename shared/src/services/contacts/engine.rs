@@ -25,6 +25,7 @@ use crate::google::people::{
 };
 use crate::google::GoogleError;
 use crate::store::repo::Versioned;
+use crate::sync::execute::{self, Pulled, Records, Tally, Wrote};
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
 use crate::sync::push::{after_answer, after_refusal, as_refusal, Next};
@@ -79,15 +80,6 @@ impl DerefMut for Ctx<'_> {
 }
 
 impl Ctx<'_> {
-    async fn feed(
-        &mut self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
-        self.pass.feed(kind, pair, data).await
-    }
-
     fn link(&self, pair: &PairStatus) -> CrmLink {
         CrmLink {
             tenant: self.t().to_string(),
@@ -219,6 +211,7 @@ async fn read_then_push(ctx: &mut Ctx<'_>, deadline: Instant) -> Result<(), Sync
         let pushed = push::push(ctx, None, deadline).await?;
         ctx.report.waiting += pushed.left;
         ctx.report.capped = pushed.more || pushed.left > 0;
+        ctx.report.blocked |= pushed.held > 0;
     }
     Ok(())
 }
@@ -310,11 +303,11 @@ impl Source for Ctx<'_> {
         true
     }
 
-    async fn block(&mut self, deletions: usize, live: usize) -> Result<(), SyncError> {
+    async fn block(&mut self, deletions: usize, live: usize, tell: bool) -> Result<(), SyncError> {
         self.report.blocked = true;
         let data = json!({ "contact_group": self.group });
         self.pass
-            .block("contacts", "contacts", data, deletions, live)
+            .block("contacts", "contacts", data, deletions, live, tell)
             .await
     }
 
@@ -554,195 +547,260 @@ fn record_written(ctx: &Ctx<'_>, pair: &mut PairStatus, written: &Person) {
     pair.last_error = None;
 }
 
-/// Decides one pair against a person just read (or its absence) and carries the decision out.
+/// Decides one pair against a person just read (or its absence) and carries the decision out
+/// (see [`crate::sync::execute`]).
 async fn execute(
     ctx: &mut Ctx<'_>,
-    mut pair: PairStatus,
+    pair: PairStatus,
     version: Option<u64>,
     google: Side<'_>,
     person: Option<&Person>,
     content: Option<NormalizedContact>,
 ) -> Result<(), SyncError> {
-    let loaded = pair.clone();
-    let left_group = person.is_some_and(|p| !p.is_deleted() && !p.in_group(&ctx.group));
-    let d = decide_pair(ctx, &pair, google, left_group);
-    if d.conflict {
-        ctx.report.conflicts += 1;
+    execute::execute(ctx, pair, version, google, person, content).await
+}
+
+impl Records for Ctx<'_> {
+    type Item = Person;
+    type Content = NormalizedContact;
+
+    fn pass(&self) -> &Pass<'_> {
+        &self.pass
     }
-    let now = ctx.now();
-    let hash = content.as_ref().map(NormalizedContact::hash);
-    let mut dirty = false;
-    match d.action {
-        Action::Nothing => {
-            let etag = person.and_then(|p| p.etag.clone());
-            if etag.is_some() && etag != pair.google_etag {
-                pair.google_etag = etag;
-            } else if loaded.google_id == pair.google_id && !ctx.unseen(&pair) {
-                return Ok(());
-            }
+
+    async fn feed(
+        &mut self,
+        kind: ChangeKind,
+        pair: &PairStatus,
+        data: Value,
+    ) -> Result<(), SyncError> {
+        self.pass.feed(kind, pair, data).await
+    }
+
+    async fn commit(
+        &mut self,
+        loaded: &PairStatus,
+        pair: PairStatus,
+        version: Option<u64>,
+        dirty: bool,
+    ) -> Result<(), SyncError> {
+        self.pass.commit(loaded, pair, version, dirty).await
+    }
+
+    fn etag(p: &Person) -> Option<String> {
+        p.etag.clone()
+    }
+
+    fn live(p: &Person) -> bool {
+        !p.is_deleted()
+    }
+
+    fn hash(c: &NormalizedContact) -> String {
+        c.hash()
+    }
+
+    fn stored(pair: &PairStatus) -> Option<NormalizedContact> {
+        crm_content(pair)
+    }
+
+    fn count(&mut self, what: Tally) {
+        match what {
+            Tally::Conflict => self.report.conflicts += 1,
+            Tally::Pushed => self.report.pushed_to_google += 1,
         }
-        Action::Baseline => {
-            pair.crm_hash = pair.crm_content.as_ref().and_then(super::content_hash);
-            pair.google_hash = hash;
-            pair.google_etag = person.and_then(|p| p.etag.clone());
+    }
+
+    fn decide(
+        &self,
+        pair: &mut PairStatus,
+        google: Side<'_>,
+        person: Option<&Person>,
+        _content: Option<&NormalizedContact>,
+    ) -> Decision {
+        let left_group = person.is_some_and(|p| !p.is_deleted() && !p.in_group(&self.group));
+        decide_pair(self, pair, google, left_group)
+    }
+
+    fn baseline(
+        &self,
+        pair: &mut PairStatus,
+        person: Option<&Person>,
+        _content: Option<&NormalizedContact>,
+        hash: Option<String>,
+    ) {
+        pair.crm_hash = pair.crm_content.as_ref().and_then(super::content_hash);
+        pair.google_hash = hash;
+        pair.google_etag = person.and_then(|p| p.etag.clone());
+    }
+
+    async fn pull(
+        &mut self,
+        pair: &mut PairStatus,
+        d: &Decision,
+        person: Option<&Person>,
+        google: NormalizedContact,
+    ) -> Result<Pulled, SyncError> {
+        let now = self.now();
+        let created = pair.crm_content.is_none() || d.reason == Reason::EditBeatsDelete;
+        let merged = merged_for_crm(&self.mapping, crm_content(pair), &google);
+        let data = json!({
+            "contact": merged.to_crm(),
+            "contact_group": self.group,
+            // When Google last changed it: a CRM holding a newer edit of its own can tell
+            // this record is superseded (its edit is pushed, and wins as the later one).
+            "google_updated": person
+                .and_then(google_modified)
+                .and_then(|t| t.format(&Rfc3339).ok()),
+            "conflict": d.conflict.then(|| conflict_data(d, "google")),
+            "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
+        });
+        pair.crm_deleted_at = None;
+        let kind = if created {
+            ChangeKind::ContactCreated
+        } else {
+            ChangeKind::ContactUpdated
+        };
+        self.pass.feed(kind, pair, data).await?;
+        // What the CRM keeps that Google lacks (its kind, fields that only travel to
+        // Google): the record goes back to Google with it. A Google-born contact the CRM
+        // has not acknowledged yet has nothing of the CRM's to add.
+        let dirty = !pair.crm_id.is_google_born()
+            && self.mapping.project(&merged, Flow::CrmToGoogle)
+                != self.mapping.project(&google, Flow::CrmToGoogle);
+        pair.crm_content = serde_json::to_value(&merged).ok();
+        pair.crm_hash = (!dirty).then(|| merged.hash());
+        pair.google_hash = Some(google.hash());
+        pair.crm_modified = person.and_then(google_modified).or(Some(now));
+        pair.google_etag = person.and_then(|p| p.etag.clone());
+        Ok(Pulled::Told { dirty })
+    }
+
+    /// Still in Google (perhaps taken out of the group): the edit brings it back into the
+    /// group, the same contact — never a second one.
+    async fn update(
+        &mut self,
+        pair: &PairStatus,
+        p: &Person,
+        crm: &NormalizedContact,
+    ) -> Result<Wrote<Person>, SyncError> {
+        let mut body = crm.to_person(&self.link(pair), &self.mapping, Some(p));
+        let mut update = self.mapping.update_person_fields();
+        if !p.in_group(&self.group) {
+            // Back into the group in the same write (a separate members:modify would change
+            // the etag under it).
+            body.memberships.clone_from(&p.memberships);
+            body.memberships.push(Membership::of_group(&self.group));
+            update.push(PersonField::Memberships);
         }
-        Action::PullToCrm => {
-            let Some(google) = content else {
-                return Ok(());
-            };
-            let created = pair.crm_content.is_none() || d.reason == Reason::EditBeatsDelete;
-            let merged = merged_for_crm(&ctx.mapping, crm_content(&pair), &google);
-            let data = json!({
-                "contact": merged.to_crm(),
-                "contact_group": ctx.group,
-                // When Google last changed it: a CRM holding a newer edit of its own can tell
-                // this record is superseded (its edit is pushed, and wins as the later one).
-                "google_updated": person
-                    .and_then(google_modified)
-                    .and_then(|t| t.format(&Rfc3339).ok()),
-                "conflict": d.conflict.then(|| conflict_data(&d, "google")),
-                "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
-            });
-            pair.crm_deleted_at = None;
-            let kind = if created {
-                ChangeKind::ContactCreated
-            } else {
-                ChangeKind::ContactUpdated
-            };
-            ctx.feed(kind, &pair, data).await?;
-            // What the CRM keeps that Google lacks (its kind, fields that only travel to
-            // Google): the record goes back to Google with it. A Google-born contact the CRM
-            // has not acknowledged yet has nothing of the CRM's to add.
-            dirty = !pair.crm_id.is_google_born()
-                && ctx.mapping.project(&merged, Flow::CrmToGoogle)
-                    != ctx.mapping.project(&google, Flow::CrmToGoogle);
-            pair.crm_content = serde_json::to_value(&merged).ok();
-            pair.crm_hash = (!dirty).then(|| merged.hash());
-            pair.google_hash = hash;
-            pair.crm_modified = person.and_then(google_modified).or(Some(now));
-            pair.google_etag = person.and_then(|p| p.etag.clone());
+        match self
+            .app
+            .google
+            .update_contact(
+                &self.token,
+                &p.resource_name,
+                &body,
+                &update,
+                &self.mapping.person_fields(),
+            )
+            .await
+        {
+            Ok(w) => Ok(Wrote::Done(w)),
+            // Changed again since we read it: the next pass reads and decides anew.
+            Err(e) if e.is_etag_conflict() => Ok(Wrote::Stale),
+            Err(e) => Err(e.into()),
         }
-        Action::PushToGoogle => {
-            let Some(crm) = crm_content(&pair) else {
-                return Ok(());
-            };
-            // Still in Google (perhaps taken out of the group): the edit brings it back into
-            // the group, the same contact — never a second one.
-            let live = person.filter(|p| !p.is_deleted());
-            let written = match live {
-                Some(p) => {
-                    let mut body = crm.to_person(&ctx.link(&pair), &ctx.mapping, Some(p));
-                    let mut update = ctx.mapping.update_person_fields();
-                    if !p.in_group(&ctx.group) {
-                        // Back into the group in the same write (a separate members:modify
-                        // would change the etag under it).
-                        body.memberships.clone_from(&p.memberships);
-                        body.memberships.push(Membership::of_group(&ctx.group));
-                        update.push(PersonField::Memberships);
-                    }
-                    match ctx
+    }
+
+    /// Deleted in Google, edited in the CRM: the edit wins with a new contact in the group.
+    async fn create(
+        &mut self,
+        pair: &mut PairStatus,
+        crm: &NormalizedContact,
+    ) -> Result<Person, SyncError> {
+        let mut body = crm.to_person(&self.link(pair), &self.mapping, None);
+        body.memberships = create_memberships(&self.group);
+        Ok(self
+            .app
+            .google
+            .create_contact(&self.token, &body, &self.mapping.person_fields())
+            .await?)
+    }
+
+    async fn written(
+        &mut self,
+        pair: &mut PairStatus,
+        written: &Person,
+        _content: &NormalizedContact,
+    ) -> bool {
+        record_written(self, pair, written);
+        false
+    }
+
+    async fn delete(
+        &mut self,
+        pair: &PairStatus,
+        _person: Option<&Person>,
+    ) -> Result<Wrote<()>, SyncError> {
+        if let Some(rn) = pair.google_id.as_deref() {
+            self.app.google.delete_contact(&self.token, rn).await?;
+            self.report.removed_in_google += 1;
+        }
+        Ok(Wrote::Done(()))
+    }
+
+    async fn end(
+        &mut self,
+        pair: &mut PairStatus,
+        action: Action,
+        person: Option<&Person>,
+    ) -> Result<(), SyncError> {
+        // The state that ended it, so that only a later one can bring it back.
+        pair.google_etag = person.and_then(|p| p.etag.clone());
+        let group = self.group.clone();
+        if action == Action::DeleteInCrm {
+            return self
+                .pass
+                .feed(
+                    ChangeKind::ContactDeleted,
+                    pair,
+                    json!({"contact_group": group}),
+                )
+                .await;
+        }
+        if pair.crm_deleted_at.is_some() {
+            // Deleted in the CRM: out of the group, the contact itself stays in Google.
+            if let Some(rn) = pair.google_id.clone() {
+                if person.is_some_and(|p| p.in_group(&group)) {
+                    let left = self
                         .app
                         .google
-                        .update_contact(
-                            &ctx.token,
-                            &p.resource_name,
-                            &body,
-                            &update,
-                            &ctx.mapping.person_fields(),
-                        )
-                        .await
+                        .remove_from_group(&self.token, &group, &[rn])
+                        .await?;
+                    if left
+                        .can_not_remove_last_contact_group_resource_names
+                        .is_empty()
                     {
-                        Ok(w) => w,
-                        // Changed again since we read it: the next pass reads and decides anew.
-                        Err(e) if e.is_etag_conflict() => return Ok(()),
-                        Err(e) => return Err(e.into()),
+                        self.report.removed_in_google += 1;
+                    } else {
+                        pair.last_error = Some(REMOVE_REFUSED.to_owned());
                     }
                 }
-                None => {
-                    // Deleted in Google, edited in the CRM: the edit wins with a new contact
-                    // in the group.
-                    let mut body = crm.to_person(&ctx.link(&pair), &ctx.mapping, None);
-                    body.memberships = create_memberships(&ctx.group);
-                    ctx.app
-                        .google
-                        .create_contact(&ctx.token, &body, &ctx.mapping.person_fields())
-                        .await?
-                }
-            };
-            if d.conflict {
-                ctx.feed(
-                    ChangeKind::ConflictResolved,
-                    &pair,
-                    conflict_data(&d, "crm"),
-                )
-                .await?;
             }
-            record_written(ctx, &mut pair, &written);
-            ctx.report.pushed_to_google += 1;
+            return Ok(());
         }
-        Action::DeleteInGoogle => {
-            if let Some(rn) = pair.google_id.clone() {
-                ctx.app.google.delete_contact(&ctx.token, &rn).await?;
-                ctx.report.removed_in_google += 1;
-            }
-            pair.deleted_at = Some(now);
-        }
-        Action::DeleteInCrm => {
-            pair.google_etag = person.and_then(|p| p.etag.clone());
-            ctx.feed(
-                ChangeKind::ContactDeleted,
-                &pair,
-                json!({"contact_group": ctx.group}),
+        let reason = if person.is_some_and(Person::is_deleted) {
+            "deleted_in_google"
+        } else {
+            "removed_from_group"
+        };
+        self.pass
+            .feed(
+                ChangeKind::ContactUntag,
+                pair,
+                json!({"contact_group": group, "reason": reason}),
             )
-            .await?;
-            pair.deleted_at = Some(now);
-        }
-        Action::Unlink => {
-            // The state that ended it, so that only a later one can bring it back.
-            pair.google_etag = person.and_then(|p| p.etag.clone());
-            if pair.crm_deleted_at.is_some() {
-                // Deleted in the CRM: out of the group, the contact itself stays in Google.
-                if let Some(rn) = pair.google_id.clone() {
-                    if person.is_some_and(|p| p.in_group(&ctx.group)) {
-                        let left = ctx
-                            .app
-                            .google
-                            .remove_from_group(&ctx.token, &ctx.group, &[rn])
-                            .await?;
-                        if left
-                            .can_not_remove_last_contact_group_resource_names
-                            .is_empty()
-                        {
-                            ctx.report.removed_in_google += 1;
-                        } else {
-                            pair.last_error = Some(REMOVE_REFUSED.to_owned());
-                        }
-                    }
-                }
-            } else {
-                let reason = if person.is_some_and(Person::is_deleted) {
-                    "deleted_in_google"
-                } else {
-                    "removed_from_group"
-                };
-                ctx.feed(
-                    ChangeKind::ContactUntag,
-                    &pair,
-                    json!({"contact_group": ctx.group, "reason": reason}),
-                )
-                .await?;
-            }
-            pair.deleted_at = Some(now);
-        }
-        Action::Tombstone => {
-            pair.deleted_at.get_or_insert(now);
-        }
+            .await
     }
-    pair.last_synced_at = Some(now);
-    if ctx.full_read.is_some() {
-        pair.seen_in_read.clone_from(&ctx.full_read);
-    }
-    ctx.commit(&loaded, pair, version, dirty).await
 }
 
 // ---- CRM → Google: the waiting changes, in People batches --------------------------------
@@ -810,6 +868,12 @@ impl Sink for Ctx<'_> {
             per_part: false,
         },
     ];
+
+    const NOUN: &'static str = "contacts";
+
+    fn deletes(p: &Planned) -> bool {
+        matches!(p.op, Op::Delete(_))
+    }
 
     fn pass(&self) -> &Pass<'_> {
         &self.pass
@@ -898,6 +962,7 @@ impl Sink for Ctx<'_> {
             WriteCost {
                 parts: 1,
                 followups: 0,
+                planning: 0,
             },
         )
     }
