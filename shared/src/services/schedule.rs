@@ -310,11 +310,7 @@ async fn step(
                     record: None,
                 };
                 messages.push(Message {
-                    dedup_id: dedup_id(&[
-                        &job.group_id(),
-                        "scheduled",
-                        &found.version.to_string(),
-                    ]),
+                    dedup_id: dedup_id(&[&job.group_id(), "scheduled", &found.version.to_string()]),
                     job,
                 });
             }
