@@ -16,10 +16,11 @@ pub mod session;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -195,6 +196,17 @@ async fn sign_out(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     r
 }
 
+/// A page request's session; without one, the answer is the sign-in page.
+struct SignedIn(Session);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        signed_in(app, &parts.headers).await.map(SignedIn)
+    }
+}
+
 /// The session of a page request, or the answer to give instead (to the sign-in page).
 async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Session, Response> {
     match session::read(app, headers).await {
@@ -335,13 +347,9 @@ async fn render_client(
 
 async fn client_page(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(d): Query<Done>,
 ) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let notice = (d.done.as_deref() == Some("saved"))
         .then(|| "Google client saved. Users can connect now.".to_owned());
     render_client(&app, &s, StatusCode::OK, notice, None, None).await
@@ -695,13 +703,9 @@ fn secret_notice(view: &settings::SettingsView, what: &str) -> Option<String> {
 
 async fn settings_page(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(d): Query<Done>,
 ) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let view = match settings::get(&app, &s.tenant).await {
         Ok(v) => v,
         Err(e) => return error_page(Some(&s), e),
@@ -874,13 +878,9 @@ fn row(a: &Account) -> AccountRow {
 
 async fn accounts_page(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(q): Query<AccountsQuery>,
 ) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let filter = q.filter.as_deref().unwrap_or("");
     let keep = |a: &Account| match filter {
         "attention" => a.status == AccountStatus::NeedsReauth || a.last_error.is_some(),
@@ -988,11 +988,7 @@ struct DeliveriesPage {
     view: deliveries::DeliveriesView,
 }
 
-async fn deliveries_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn deliveries_page(State(app): State<AppState>, SignedIn(s): SignedIn) -> Response {
     match deliveries::status(&app, &s.tenant).await {
         Ok(view) => {
             let p = DeliveriesPage {
@@ -1093,13 +1089,9 @@ async fn render_keys(
 
 async fn keys_page(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(q): Query<KeysQuery>,
 ) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let notice = (q.done.as_deref() == Some("revoked"))
         .then(|| "Key revoked: it no longer works.".to_owned());
     render_keys(
