@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::world::{Backend, Env, CLIENT_ID};
-use reqwest::StatusCode;
+use common::world::{Backend, Env};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::google::calendar::{Event, SendUpdates};
@@ -22,24 +21,10 @@ struct Cal {
 impl Cal {
     async fn new(defaults: Value) -> Self {
         let env = Env::new_on(Backend::Embedded).await;
-        if defaults != json!({}) {
-            let (s, v) = env
-                .call(
-                    "PATCH",
-                    "/v1/admin/settings",
-                    &env.admin,
-                    Some(json!({"defaults": defaults})),
-                )
-                .await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-        }
+        env.set_defaults(defaults).await;
         let q = env.connect(USER, &["calendar"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        let alice = common::backlog::token(&env, ALICE);
         let cal = Self { env, alice };
         cal.run().await;
         cal

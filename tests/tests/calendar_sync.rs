@@ -29,17 +29,7 @@ impl Cal {
 
     async fn with_settings(defaults: Value) -> Self {
         let env = Env::new().await;
-        if defaults != json!({}) {
-            let (s, v) = env
-                .call(
-                    "PATCH",
-                    "/v1/admin/settings",
-                    &env.admin,
-                    Some(json!({"defaults": defaults})),
-                )
-                .await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-        }
+        env.set_defaults(defaults).await;
         let q = env.connect(USER, &["calendar"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
         let alice = SecretString::from(env.sandbox.issue_access_token(

@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::world::{Backend, Env, CLIENT_ID};
-use reqwest::StatusCode;
+use common::world::{Backend, Env};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::domain::UserId;
@@ -26,24 +25,10 @@ impl Cal {
     /// `n` CRM meetings, synced to Google.
     async fn with_meetings(defaults: Value, n: usize) -> Self {
         let env = Env::new_on(Backend::Embedded).await;
-        if defaults != json!({}) {
-            let (s, v) = env
-                .call(
-                    "PATCH",
-                    "/v1/admin/settings",
-                    &env.admin,
-                    Some(json!({"defaults": defaults})),
-                )
-                .await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-        }
+        env.set_defaults(defaults).await;
         let q = env.connect(USER, &["calendar"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        let alice = common::backlog::token(&env, ALICE);
         let cal = Self { env, alice };
         cal.env.run_job(USER, SyncReason::Scheduled).await;
         for i in 0..n {

@@ -183,6 +183,22 @@ impl Env {
         }
     }
 
+    /// The admin sets the tenant's defaults (`{}`: left as they are).
+    pub async fn set_defaults(&self, defaults: Value) {
+        if defaults == json!({}) {
+            return;
+        }
+        let (s, v) = self
+            .call(
+                "PATCH",
+                "/v1/admin/settings",
+                &self.admin,
+                Some(json!({ "defaults": defaults })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
     /// The CRM pauses or resumes a user's sync; whether it could (an account that lost its
     /// grant while paused cannot resume until it reconnects: 409).
     pub async fn set_paused(&self, user: &str, paused: bool) -> bool {
