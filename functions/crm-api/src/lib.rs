@@ -10,7 +10,7 @@ use shared::calendar::model::CrmEvent;
 use shared::contacts::model::CrmContact;
 use shared::domain::{CrmId, UserId};
 use shared::http::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, SyncCaller};
-use shared::services::{accounts, calendar, connect, contacts, feed};
+use shared::services::{accounts, calendar, connect, contacts, feed, settings_link};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
             get(list_contact_groups),
         )
         .route("/v1/users/{user}/gmail/token", post(gmail_token))
+        .route("/v1/users/{user}/settings-link", post(settings_link))
         .route("/v1/changes", get(list_changes))
         .route("/v1/users/{user}/sync", post(sync_now))
         .route(
@@ -53,6 +54,17 @@ async fn start_connect(
     ApiJson(req): ApiJson<connect::ConnectRequest>,
 ) -> Result<(http::StatusCode, Json<connect::ConnectLink>), ApiError> {
     let link = connect::start(&app, &caller.tenant, &user, req).await?;
+    Ok((http::StatusCode::CREATED, Json(link)))
+}
+
+/// A signed, short-lived link to the hosted settings page of one user, for the CRM to open.
+async fn settings_link(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    ApiJsonOrEmpty(req): ApiJsonOrEmpty<settings_link::LinkRequest>,
+) -> Result<(http::StatusCode, Json<settings_link::SettingsLink>), ApiError> {
+    let link = settings_link::issue(&app, &caller.tenant, &user, req).await?;
     Ok((http::StatusCode::CREATED, Json(link)))
 }
 

@@ -8,6 +8,8 @@
 //!   ([`texts`]: English, Vietnamese, Japanese, Russian, Czech), with every page's security
 //!   headers ([`shared::pages`]).
 
+pub mod settings;
+pub mod settings_texts;
 pub mod texts;
 
 use askama::Template;
@@ -25,7 +27,9 @@ use texts::{texts, Message, Texts};
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/oauth/callback", get(callback))
+    Router::new()
+        .route("/oauth/callback", get(callback))
+        .merge(settings::routes())
 }
 
 /// The function's whole router, as Lambda runs it.
@@ -86,7 +90,68 @@ impl PageKind {
         }
     }
 
-    fn message<'t>(&self, t: &'t Texts) -> &'t Message {
+    /// What a CRM return URL's query says of a callback (`google_connect`, `missing`,
+    /// `error`: the contract of [`connect::finish`]), as a page kind; `None` if it says
+    /// nothing known.
+    pub fn from_query(
+        connect: Option<&str>,
+        missing: Option<&str>,
+        error: Option<&str>,
+    ) -> Option<Self> {
+        let outcome = match connect? {
+            "connected" => Outcome::Connected {
+                missing: Vec::new(),
+            },
+            "partial" => Outcome::Connected {
+                missing: missing
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|p| match p {
+                        "calendar" => Some(Product::Calendar),
+                        "contacts" => Some(Product::Contacts),
+                        "gmail" => Some(Product::Gmail),
+                        _ => None,
+                    })
+                    .collect(),
+            },
+            "denied" => Outcome::Denied,
+            "error" => Outcome::Failed(match error.unwrap_or("") {
+                connect::WRONG_ACCOUNT => connect::WRONG_ACCOUNT,
+                connect::EMAIL_NOT_VERIFIED => connect::EMAIL_NOT_VERIFIED,
+                connect::ACCOUNT_IN_USE => connect::ACCOUNT_IN_USE,
+                "google_client_invalid" => "google_client_invalid",
+                _ => "error",
+            }),
+            _ => return None,
+        };
+        Some(PageKind::of(&outcome))
+    }
+
+    /// The page's tone: `ok`, `warn` or `bad`.
+    pub fn tone(&self) -> &'static str {
+        match self {
+            PageKind::Connected => "ok",
+            PageKind::Partial(_) | PageKind::Denied | PageKind::Expired => "warn",
+            _ => "bad",
+        }
+    }
+
+    /// The lines of a partial connection: what is off.
+    pub fn missing_lines(&self, t: &'static Texts) -> Vec<&'static str> {
+        match self {
+            PageKind::Partial(products) => products
+                .iter()
+                .map(|p| match p {
+                    Product::Calendar => t.missing[0],
+                    Product::Contacts => t.missing[1],
+                    Product::Gmail => t.missing[2],
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn message<'t>(&self, t: &'t Texts) -> &'t Message {
         match self {
             PageKind::Connected => &t.connected,
             PageKind::Partial(_) => &t.partial,
@@ -118,26 +183,12 @@ struct ConnectPage<'a> {
 /// The page for `kind` in `lang`, with a button to `back` (the CRM) if given.
 pub fn render(kind: &PageKind, lang: Lang, back: Option<&str>) -> String {
     let t = texts(lang);
-    let missing = match kind {
-        PageKind::Partial(products) => products
-            .iter()
-            .map(|p| match p {
-                Product::Calendar => t.missing[0],
-                Product::Contacts => t.missing[1],
-                Product::Gmail => t.missing[2],
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let missing = kind.missing_lines(t);
     let page = ConnectPage {
         lang: lang.tag(),
         style: pages::STYLE,
         outcome: kind.name(),
-        tone: match kind {
-            PageKind::Connected => "ok",
-            PageKind::Partial(_) | PageKind::Denied | PageKind::Expired => "warn",
-            _ => "bad",
-        },
+        tone: kind.tone(),
         texts: t,
         message: kind.message(t),
         missing,
@@ -153,13 +204,41 @@ pub fn render(kind: &PageKind, lang: Lang, back: Option<&str>) -> String {
     })
 }
 
+/// A page that says one thing (`message`) and what to do, with no way back but the CRM's:
+/// the settings pages' refusals (link expired, session ended, form refused).
+pub(crate) fn message_page(
+    status: StatusCode,
+    lang: Lang,
+    outcome: &'static str,
+    message: &'static Message,
+) -> Response {
+    let page = ConnectPage {
+        lang: lang.tag(),
+        style: pages::STYLE,
+        outcome,
+        tone: "warn",
+        texts: texts(lang),
+        message,
+        missing: Vec::new(),
+        code: None,
+        back: None,
+    };
+    let body = page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a message page did not render");
+        format!("<!doctype html><title>{outcome}</title><p>{outcome}</p>")
+    });
+    let mut response = pages::respond(status, body, &[]);
+    language_headers(response.headers_mut(), lang);
+    response
+}
+
 fn page(kind: &PageKind, lang: Lang, back: Option<&str>) -> Response {
     let mut response = pages::respond(kind.status(), render(kind, lang, back), &[]);
     language_headers(response.headers_mut(), lang);
     response
 }
 
-fn language_headers(h: &mut HeaderMap, lang: Lang) {
+pub(crate) fn language_headers(h: &mut HeaderMap, lang: Lang) {
     h.insert(
         http::header::CONTENT_LANGUAGE,
         HeaderValue::from_static(lang.tag()),

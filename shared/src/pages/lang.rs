@@ -26,6 +26,11 @@ impl Lang {
         }
     }
 
+    /// The language of a tag (`"ja"`, `"ja-JP"`), if the pages are written in it.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        Lang::from_primary(tag.split('-').next().unwrap_or(""))
+    }
+
     fn from_primary(primary: &str) -> Option<Lang> {
         Lang::ALL
             .into_iter()

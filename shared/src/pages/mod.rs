@@ -6,6 +6,7 @@
 //! module holds only what they have in common, so every page answers with the same headers.
 
 pub mod lang;
+pub mod post;
 
 use axum::response::{Html, IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -59,15 +60,26 @@ static STYLE_HASH: LazyLock<String> = LazyLock::new(|| csp_hash(STYLE));
 /// The Content-Security-Policy of a page: nothing loads, only the inline stylesheet (by its
 /// hash) and the given inline scripts (by theirs) run; forms post to this origin only.
 pub fn content_security_policy(script_hashes: &[String]) -> String {
+    content_security_policy_with(script_hashes, &[])
+}
+
+/// [`content_security_policy`] where forms may also lead to `form_targets` (origins): a
+/// form post answered with a redirect elsewhere — the settings page's "Connect", which goes
+/// on to Google's consent page — is checked against `form-action` too.
+pub fn content_security_policy_with(script_hashes: &[String], form_targets: &[String]) -> String {
     let scripts = if script_hashes.is_empty() {
         String::new()
     } else {
         format!("; script-src {}", script_hashes.join(" "))
     };
     format!(
-        "default-src 'none'; style-src {style}{scripts}; img-src 'self' data:; form-action 'self'; \
+        "default-src 'none'; style-src {style}{scripts}; img-src 'self' data:; form-action 'self'{targets}; \
          frame-ancestors 'none'; base-uri 'none'",
         style = *STYLE_HASH,
+        targets = form_targets
+            .iter()
+            .map(|t| format!(" {t}"))
+            .collect::<String>(),
     )
 }
 
@@ -80,8 +92,16 @@ pub fn respond(status: StatusCode, body: String, script_hashes: &[String]) -> Re
 
 /// Adds every page's security headers to a response (also a redirect's).
 pub fn secure(response: &mut Response, script_hashes: &[String]) {
+    secure_with(response, script_hashes, &[]);
+}
+
+/// [`secure`] with forms that may lead to `form_targets` too (see
+/// [`content_security_policy_with`]).
+pub fn secure_with(response: &mut Response, script_hashes: &[String], form_targets: &[String]) {
     let h = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(script_hashes)) {
+    if let Ok(csp) =
+        HeaderValue::from_str(&content_security_policy_with(script_hashes, form_targets))
+    {
         h.insert(http::header::CONTENT_SECURITY_POLICY, csp);
     }
     h.insert(

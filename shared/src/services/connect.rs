@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::crypto::{random_token, TokenCipher};
 use crate::domain::{
     Account, AccountEvent, AccountId, AccountSettings, AccountStatus, OAuthSession, Product,
-    Products, TenantId, UserId,
+    Products, TenantId, TenantSettings, UserId,
 };
 use crate::google::api::Identity;
 use crate::google::oauth::{
@@ -41,6 +41,19 @@ pub struct ConnectLink {
     pub expires_at: String,
 }
 
+/// A CRM return URL as the tenant allows it: an https (or loopback http) URL under one of the
+/// tenant's allowed return URLs (no open redirect). Connect links and settings links check
+/// theirs with it.
+pub fn allowed_return_url(settings: &TenantSettings, value: &str) -> Result<String, ApiError> {
+    let url = web_url("return_url", value)?;
+    if !return_url_allowed(&settings.allowed_return_urls, &url) {
+        return Err(ApiError::invalid(
+            "return_url is not among the tenant's allowed return URLs (admin settings)",
+        ));
+    }
+    Ok(url.to_string())
+}
+
 /// Starts a connection: validates the request against the tenant's policies and returns the
 /// Google authorization URL.
 pub async fn start(
@@ -48,6 +61,43 @@ pub async fn start(
     t: &TenantId,
     u: &UserId,
     req: ConnectRequest,
+) -> Result<ConnectLink, ApiError> {
+    begin(app, t, u, req, None).await
+}
+
+/// [`start`] for this deployment's own settings page: the callback sends the browser back to
+/// `own_page` (a URL of this deployment, not a CRM's, so not on the tenant's allow-list)
+/// with the outcome in its query, as it would a CRM's return URL.
+pub async fn start_from_page(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    products: Products,
+    login_hint: Option<String>,
+    own_page: String,
+) -> Result<ConnectLink, ApiError> {
+    let ours = own_page
+        .strip_prefix(app.config.public_base_url.as_str())
+        .is_some_and(|rest| rest.starts_with('/'));
+    if !ours {
+        return Err(ApiError::invalid(
+            "the settings page returns to this deployment only",
+        ));
+    }
+    let req = ConnectRequest {
+        products,
+        return_url: None,
+        login_hint,
+    };
+    begin(app, t, u, req, Some(own_page)).await
+}
+
+async fn begin(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    req: ConnectRequest,
+    own_page: Option<String>,
 ) -> Result<ConnectLink, ApiError> {
     if req.products.is_empty() {
         return Err(ApiError::invalid(
@@ -62,17 +112,10 @@ pub async fn start(
             "the tenant's admin does not allow one of these products",
         ));
     }
-    let return_url = match &req.return_url {
-        Some(u) => {
-            let url = web_url("return_url", u)?;
-            if !return_url_allowed(&tenant.settings.allowed_return_urls, &url) {
-                return Err(ApiError::invalid(
-                    "return_url is not among the tenant's allowed return URLs (admin settings)",
-                ));
-            }
-            Some(url.to_string())
-        }
-        None => None,
+    let return_url = match (&req.return_url, own_page) {
+        (_, Some(page)) => Some(page),
+        (Some(u), None) => Some(allowed_return_url(&tenant.settings, u)?),
+        (None, None) => None,
     };
     let login_hint = req
         .login_hint

@@ -12,6 +12,7 @@ pub mod quota;
 pub mod records;
 pub mod schedule;
 pub mod settings;
+pub mod settings_link;
 pub mod tenants;
 pub mod tokens;
 pub mod validate;
