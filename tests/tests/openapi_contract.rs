@@ -58,6 +58,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/users/{user}/contacts/{crm_id}"),
     ("POST", "/v1/users/{user}/contacts:push"),
     ("POST", "/v1/users/{user}/gmail/token"),
+    ("POST", "/v1/users/{user}/settings-link"),
     ("GET", "/v1/changes"),
     ("POST", "/v1/changes/ack"),
     // oauth-callback
