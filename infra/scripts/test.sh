@@ -180,9 +180,9 @@ run_browser_tests() {
   log "browser tests (chromium $(chromium --version 2>/dev/null | awk '{print $2}'), log: $LOGS/local-server.log)"
   set +e
   (cd "$ROOT/tests/browser" &&
-    CGS_BROWSER_API="http://127.0.0.1:$port" \
+    CGS_BROWSER_API="http://127.0.0.1:$port" CGS_BROWSER_SANDBOX="http://127.0.0.1:$sandbox_port" \
       CGS_BROWSER_ADMIN_KEY="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_key"])' "$data/demo-credentials.json")" \
-      node --test --test-concurrency=1 --test-reporter=spec pages.test.js)
+      node --test --test-concurrency=1 --test-reporter=spec pages.test.js settings.test.js)
   brc=$?
   set -e
   kill "$pid" 2>/dev/null || true

@@ -39,7 +39,7 @@ button.danger{background:var(--bad);border-color:var(--bad)}
 label{display:block;font-weight:600;margin:.8em 0 .2em}
 input[type=text],input[type=password],input[type=url],input[type=number],select,textarea{font:inherit;width:100%;max-width:32rem;padding:.4em;border:1px solid var(--line);border-radius:.3em}
 textarea{min-height:6em}
-fieldset{border:1px solid var(--line);border-radius:.4em;margin:1em 0;padding:.5em 1em}
+fieldset{border:1px solid var(--line);border-radius:.4em;margin:1em 0;padding:.5em 1em;min-width:0}
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid var(--line);vertical-align:top}
 nav{display:flex;flex-wrap:wrap;gap:.3em 1em;border-bottom:1px solid var(--line);padding-bottom:.5em}
