@@ -78,6 +78,38 @@ async fn no_token_secret_or_key_reaches_the_logs() {
     .await;
     env.connect("u1", &["calendar", "gmail"], "alice@example.com", "")
         .await;
+    // The hosted settings: a link, the session it opens, a refused and an accepted post.
+    let (_, link) = env
+        .call(
+            "POST",
+            "/v1/users/u1/settings-link",
+            &env.sync,
+            Some(json!({})),
+        )
+        .await;
+    let link = link["url"].as_str().unwrap().to_owned();
+    let opened = env.http.get(&link).send().await.unwrap();
+    let session = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = opened.text().await.unwrap();
+    let key = "name=\"csrf\" value=\"";
+    let at = page.find(key).unwrap() + key.len();
+    let csrf = page[at..at + page[at..].find('"').unwrap()].to_owned();
+    for token in ["wrong", csrf.as_str()] {
+        env.http
+            .post(format!("{}/settings", env.api))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={token}&direction=two_way"))
+            .send()
+            .await
+            .unwrap();
+    }
     env.call("DELETE", "/v1/users/u1/google", &env.sync, None)
         .await;
 
@@ -86,6 +118,8 @@ async fn no_token_secret_or_key_reaches_the_logs() {
         logs.contains("Google account connected"),
         "the capture works"
     );
+    assert!(logs.contains("settings saved on the settings page"));
+    assert!(logs.contains("settings post refused"));
     let secrets = [
         ("client secret", CLIENT_SECRET.to_owned()),
         ("operator key", common::OPERATOR_KEY.to_owned()),
@@ -100,6 +134,15 @@ async fn no_token_secret_or_key_reaches_the_logs() {
         ("xoauth2", gmail["xoauth2"].as_str().unwrap().to_owned()),
         ("refresh token", refresh.expose_secret().to_owned()),
         ("authorization code", "4/0secretcode".to_owned()),
+        (
+            "settings link",
+            link.split("link=").nth(1).unwrap().to_owned(),
+        ),
+        (
+            "settings session",
+            session.split_once('=').unwrap().1.to_owned(),
+        ),
+        ("settings CSRF token", csrf),
     ];
     for (what, value) in secrets {
         assert!(!logs.contains(&value), "{what} appears in the logs");

@@ -21,6 +21,8 @@ crm-google-sync is running (local server)
   store / secrets / queue: {store} / {secrets} / {queue}; data in {data}
 
   admin console        {api}/admin  (sign in with the demo admin key below)
+  user settings        POST {api}/v1/users/<user>/settings-link with a sync key,
+                       then open the "url" it answers (a CRM user's Google settings page)
 
   operator key         {operator}
   demo tenant          {tenant}
