@@ -317,6 +317,48 @@ mod tests {
     }
 
     #[test]
+    fn the_return_query_of_a_callback_reads_back_as_its_page() {
+        let q = |c, m, e| PageKind::from_query(c, m, e);
+        assert_eq!(q(Some("connected"), None, None), Some(PageKind::Connected));
+        assert_eq!(
+            q(Some("partial"), Some("contacts,bogus,gmail"), None),
+            Some(PageKind::Partial(vec![Product::Contacts, Product::Gmail]))
+        );
+        assert_eq!(q(Some("denied"), None, None), Some(PageKind::Denied));
+        assert_eq!(
+            q(Some("error"), None, Some(connect::ACCOUNT_IN_USE)),
+            Some(PageKind::AccountInUse)
+        );
+        // An unknown code is a generic failure, never echoed.
+        assert_eq!(
+            q(Some("error"), None, Some("<script>")),
+            Some(PageKind::Failed("error"))
+        );
+        assert_eq!(q(Some("nope"), None, None), None);
+        assert_eq!(q(None, None, None), None);
+    }
+
+    #[test]
+    fn every_language_has_its_own_settings_words() {
+        let en = settings_texts::settings_texts(Lang::En);
+        for lang in Lang::ALL.into_iter().filter(|l| *l != Lang::En) {
+            let t = settings_texts::settings_texts(lang);
+            for (a, b) in [
+                (t.title, en.title),
+                (t.save, en.save),
+                (t.connect, en.connect),
+                (t.disconnect, en.disconnect),
+                (t.link_expired.title, en.link_expired.title),
+                (t.session_ended.title, en.session_ended.title),
+                (t.refused.title, en.refused.title),
+                (t.field_names[5], en.field_names[5]),
+            ] {
+                assert!(!a.is_empty() && a != b, "{lang:?}: {a:?}");
+            }
+        }
+    }
+
+    #[test]
     fn the_stylesheet_is_the_hashed_one() {
         let html = render(&PageKind::Connected, Lang::En, None);
         assert!(html.contains(&format!("<style>{}</style>", pages::STYLE)));
