@@ -540,6 +540,15 @@ async fn a_held_back_mass_deletion_is_confirmed_from_the_accounts_page() {
     assert!(a.body.contains("deletions held back"), "{}", a.body);
     let confirm = "action=\"/admin/accounts/u1/confirm-deletions\"";
     assert!(a.body.contains(confirm), "{}", a.body);
+    // The account's page names the held scope, from the guard's state.
+    let d = b.get("/admin/accounts/u1").await;
+    assert!(d.body.contains("id=\"held\""), "{}", d.body);
+    assert!(
+        d.body.contains("<code>calendar:primary</code>"),
+        "{}",
+        d.body
+    );
+    assert!(d.body.contains(confirm), "{}", d.body);
     let a = b
         .post(
             "/admin/accounts/u1/confirm-deletions",
@@ -625,10 +634,15 @@ async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
     assert!(a.body.contains("id=\"no-webhook\""));
     assert!(a.body.contains("id=\"failing-none\"") && a.body.contains("id=\"parked-none\""));
 
-    // A CRM whose webhook refuses everything.
+    // A CRM whose webhook refuses everything (until it is mended: `answer`).
+    let answer = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(500));
+    let answering = answer.clone();
     let refusing = axum::Router::new().route(
         "/hook",
-        axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        axum::routing::post(move || {
+            let status = answering.load(std::sync::atomic::Ordering::SeqCst);
+            async move { StatusCode::from_u16(status).unwrap() }
+        }),
     );
     let hook = common::serve(refusing).await;
     let (s, v) = env
@@ -672,10 +686,177 @@ async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
     let a = b.get("/admin/deliveries").await;
     assert!(
         a.body
-            .contains(&format!("<ul id=\"parked\"><li><code>{first}</code></li>")),
+            .contains(&format!("<ul id=\"parked\"><li><code>{first}</code> <form")),
         "{}",
         a.body
     );
     assert_safe_page(&a, &[&env.admin, &env.sync]);
     assert!(!a.body.contains("whsec_"), "never the signing secret");
+    let csrf = a.csrf();
+
+    // "Send a test delivery" says what the CRM answered; without the CSRF token nothing is
+    // sent.
+    let t = b.post("/admin/deliveries/test", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        t.location.as_deref(),
+        Some("/admin/deliveries?done=test-failed&status=500")
+    );
+    let t = b.get(t.location.as_deref().unwrap()).await;
+    assert!(
+        t.body
+            .contains("The test delivery failed: the CRM answered HTTP 500."),
+        "{}",
+        t.body
+    );
+    let refused = b.post("/admin/deliveries/test", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The CRM is mended: the parked record is redelivered from its button and unparked.
+    answer.store(200, std::sync::atomic::Ordering::SeqCst);
+    let t = b.post("/admin/deliveries/test", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        t.location.as_deref(),
+        Some("/admin/deliveries?done=test-delivered")
+    );
+    let r = b
+        .post(
+            "/admin/deliveries/redeliver",
+            &[("csrf", &csrf), ("record", &first)],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/admin/deliveries?done=unparked")
+    );
+    let a = b.get("/admin/deliveries").await;
+    assert!(a.body.contains("id=\"parked-none\""), "{}", a.body);
+    // The JSON API says the same.
+    let (s, v) = env
+        .call("GET", "/v1/admin/deliveries", &env.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["parked"], json!([]));
+    // A record id that is not one: a clear 422 from the API, nothing sent.
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/admin/deliveries/redeliver",
+            &env.admin,
+            Some(json!({"record": "../../etc"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/admin/deliveries/redeliver",
+            &env.admin,
+            Some(json!({"record": "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+/// One account's page: what waits, what failed and why, the push channel of each calendar,
+/// the held-back deletions as a field (not a wording), and the account's recent records;
+/// the list shows the same in brief. The JSON API (`GET /v1/admin/accounts/{user}`) is what
+/// the page shows, and another tenant's admin cannot read it.
+#[tokio::test]
+async fn an_accounts_page_shows_its_health() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    env.drain_jobs(50).await;
+    common::backlog::put_meetings(&env, "u1", "MTG", 7).await;
+
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts").await;
+    assert!(
+        a.body.contains("<td class=\"waiting\">7</td>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("1 of 1 calendars watched"), "{}", a.body);
+    let a = b.get("/admin/accounts/u1").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body.contains("<li>calendar: <strong>7</strong></li>"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body.contains("watched: changes arrive within seconds"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("id=\"errors-none\""), "{}", a.body);
+    assert!(a.body.contains("id=\"held-none\""), "{}", a.body);
+    assert!(a.body.contains("account_status_changed"), "{}", a.body);
+    assert_safe_page(&a, &[&env.admin, &env.sync]);
+
+    // The worker sends them; one of them Google refuses for good (its pair keeps the
+    // error, the pass moves on).
+    env.drain_jobs(50).await;
+    let u = shared::domain::UserId::parse("u1").unwrap();
+    let c = shared::domain::Collection::Calendar;
+    let mut pair = env
+        .app
+        .store
+        .get_pair(&env.tenant, &u, c, "MTG-3")
+        .await
+        .unwrap()
+        .expect("a pair");
+    pair.value.last_error = Some("Google refused: <forbiddenForNonOrganizer>".into());
+    env.app
+        .store
+        .put_pair(&env.tenant, &u, &pair.value, Some(pair.version))
+        .await
+        .unwrap();
+    let a = b.get("/admin/accounts/u1").await;
+    assert!(
+        a.body.contains("<li>calendar: <strong>0</strong></li>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("<code>MTG-3</code>"), "{}", a.body);
+    assert!(
+        a.body
+            .contains("Google refused: &#60;forbiddenForNonOrganizer&#62;"),
+        "escaped: {}",
+        a.body
+    );
+    assert!(
+        a.body.contains("event_created")
+            || a.body.contains("event_updated")
+            || a.body.contains("account_status_changed")
+    );
+
+    let (s, v) = env
+        .call("GET", "/v1/admin/accounts/u1", &env.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["account"]["user"], "u1");
+    assert_eq!(v["account"]["google_email"], "alice@example.com");
+    assert_eq!(v["health"]["waiting"][0]["count"], 0);
+    assert_eq!(v["health"]["errors"][0]["crm_id"], "MTG-3");
+    assert_eq!(v["health"]["channels"][0]["calendar"], "primary");
+    assert_eq!(v["health"]["channels"][0]["push"], "watching");
+    assert_eq!(v["health"]["held_deletions"], json!([]));
+    let (s, _) = env
+        .call("GET", "/v1/admin/accounts/nobody", &env.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Another tenant's admin sees no such account, on the page or through the API.
+    let (_, other_admin) = other_tenant(&env).await;
+    let (s, _) = env
+        .call("GET", "/v1/admin/accounts/u1", &other_admin, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let mut other = Browser::new(&env);
+    other.sign_in(&other_admin).await;
+    let a = other.get("/admin/accounts/u1").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(!a.body.contains("alice@example.com"));
 }
