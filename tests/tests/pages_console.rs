@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 struct Browser<'e> {
     env: &'e Env,
+    /// The tenant admin's session cookie, and the operator's.
     cookie: Option<String>,
+    operator: Option<String>,
 }
 
 struct Answer {
@@ -38,25 +40,40 @@ impl Answer {
 
 impl<'e> Browser<'e> {
     fn new(env: &'e Env) -> Self {
-        Self { env, cookie: None }
+        Self {
+            env,
+            cookie: None,
+            operator: None,
+        }
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
-        let req = match &self.cookie {
-            Some(c) => req.header("cookie", format!("cgs_console={c}")),
-            None => req,
+        let mut jar = Vec::new();
+        if let Some(c) = &self.cookie {
+            jar.push(format!("cgs_console={c}"));
+        }
+        if let Some(c) = &self.operator {
+            jar.push(format!("cgs_operator={c}"));
+        }
+        let req = match jar.is_empty() {
+            true => req,
+            false => req.header("cookie", jar.join("; ")),
         };
         let resp = req.send().await.unwrap();
         let set_cookie = resp
             .headers()
             .get("set-cookie")
             .map(|v| v.to_str().unwrap().to_owned());
-        if let Some(sc) = &set_cookie {
-            let value = sc
-                .strip_prefix("cgs_console=")
-                .and_then(|v| v.split(';').next())
-                .unwrap_or("");
-            self.cookie = (!value.is_empty()).then(|| value.to_owned());
+        for sc in resp.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let (name, rest) = sc.split_once('=').unwrap();
+            let value = rest.split(';').next().unwrap_or("");
+            let value = (!value.is_empty()).then(|| value.to_owned());
+            match name {
+                "cgs_console" => self.cookie = value,
+                "cgs_operator" => self.operator = value,
+                _ => {}
+            }
         }
         Answer {
             status: resp.status(),
@@ -859,4 +876,94 @@ async fn an_accounts_page_shows_its_health() {
     let a = other.get("/admin/accounts/u1").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert!(!a.body.contains("alice@example.com"));
+}
+
+/// The operator signs in with the operator key: the tenant list (every tenant, nothing of
+/// any tenant's data), "create a tenant" with its first admin key shown once, CSRF on the
+/// form; the operator session opens no tenant page, an admin session no operator page, and
+/// a rotated operator key ends the operator's session.
+#[tokio::test]
+async fn the_operator_lists_and_creates_tenants_and_sees_nothing_else() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut op = Browser::new(&env);
+    let a = op.sign_in(common::OPERATOR_KEY).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.location.as_deref(), Some("/admin/tenants"));
+    let sc = a.set_cookie.clone().unwrap();
+    assert!(sc.starts_with("cgs_operator="), "{sc}");
+    assert!(
+        sc.contains("HttpOnly") && sc.contains("SameSite=Strict"),
+        "{sc}"
+    );
+    assert!(op.cookie.is_none() && op.operator.is_some());
+
+    let a = op.get("/admin/tenants").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body.contains(&format!("data-tenant=\"{}\"", env.tenant)),
+        "{}",
+        a.body
+    );
+    assert_safe_page(&a, &[common::OPERATOR_KEY, &env.admin, &env.sync]);
+    let csrf = a.csrf();
+
+    // Create a tenant: its first admin key is shown this once, and it works.
+    let refused = op.post("/admin/tenants", &[("name", "No token")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let a = op
+        .post(
+            "/admin/tenants",
+            &[
+                ("csrf", &csrf),
+                ("name", "Beta <Corp>"),
+                ("id", "beta-corp"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert!(a.body.contains("Beta &#60;Corp&#62;"), "{}", a.body);
+    let open = "<code id=\"new-key\">";
+    let at = a.body.find(open).unwrap() + open.len();
+    let key = a.body[at..at + a.body[at..].find('<').unwrap()].to_owned();
+    let (s, v) = env.call("GET", "/v1/admin/settings", &key, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let a = op.get("/admin/tenants").await;
+    assert!(a.body.contains("data-tenant=\"beta-corp\""));
+    assert!(!a.body.contains(&key), "the key is shown only once");
+    // Bad input loses what was typed and says why.
+    let a = op
+        .post(
+            "/admin/tenants",
+            &[("csrf", &csrf), ("name", "Again"), ("id", "beta-corp")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("already exists") && a.body.contains("value=\"Again\""));
+    let a = op
+        .post(
+            "/admin/tenants",
+            &[("csrf", &csrf), ("name", "X"), ("id", "Not An Id")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+
+    // The operator session is no tenant's admin session, and the other way round.
+    let a = op.get("/admin/accounts").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in"));
+    let mut admin = Browser::new(&env);
+    admin.sign_in(&env.admin).await;
+    let a = admin.get("/admin/tenants").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in"));
+
+    // A new operator key ends the operator's session.
+    env.app
+        .secrets
+        .put(
+            shared::secrets::names::OPERATOR_KEY,
+            "op_rotated_operator_key_0123456789".to_owned().into(),
+        )
+        .await
+        .unwrap();
+    let a = op.get("/admin/tenants").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=expired"));
 }

@@ -14,6 +14,8 @@
 //! * `GET /admin/deliveries`: the webhook delivery cursor, what fails, what is parked;
 //!   `POST /admin/deliveries/{test|redeliver}`
 //! * `GET|POST /admin/keys`, `POST /admin/keys/{key_id}/revoke`
+//! * `GET|POST /admin/tenants`: the operator's tenant list and "create a tenant" (signed in
+//!   with the operator key, [`session::OperatorSession`])
 
 pub mod session;
 
@@ -31,10 +33,12 @@ use session::{NoSession, Session};
 use shared::app::{App, AppState};
 use shared::clock::rfc3339;
 use shared::delivery::AttemptError;
-use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, UserId};
+use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, TenantId, UserId};
 use shared::http::{ApiError, Caller};
 use shared::pages;
-use shared::services::{accounts, api_keys, calendar, deliveries, google_client, health, settings};
+use shared::services::{
+    accounts, api_keys, calendar, deliveries, google_client, health, settings, tenants,
+};
 use std::sync::LazyLock;
 
 pub fn routes() -> Router<AppState> {
@@ -54,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/accounts/{user}/{action}", post(account_action))
         .route("/admin/deliveries", get(deliveries_page))
         .route("/admin/deliveries/{action}", post(delivery_action))
+        .route("/admin/tenants", get(tenants_page).post(tenant_create))
         .route("/admin/keys", get(keys_page).post(key_create))
         .route("/admin/keys/{key_id}/revoke", post(key_revoke))
 }
@@ -66,6 +71,8 @@ static CLIENT_FILE_HASH: LazyLock<String> = LazyLock::new(|| pages::csp_hash(CLI
 /// What the layout shows around every page.
 struct Chrome {
     title: &'static str,
+    /// The operator's pages: their own navigation.
+    operator: bool,
     style: &'static str,
     csrf: Option<String>,
     tenant: String,
@@ -78,12 +85,20 @@ impl Chrome {
     fn new(title: &'static str, s: Option<&Session>) -> Self {
         Self {
             title,
+            operator: false,
             style: pages::STYLE,
             csrf: s.map(|s| s.csrf.clone()),
             tenant: s.map(|s| s.tenant.to_string()).unwrap_or_default(),
             notice: None,
             error: None,
             script: None,
+        }
+    }
+    fn operator(title: &'static str, s: &session::OperatorSession) -> Self {
+        Self {
+            operator: true,
+            csrf: Some(s.csrf.clone()),
+            ..Self::new(title, None)
         }
     }
     fn notice(mut self, n: Option<String>) -> Self {
@@ -168,6 +183,11 @@ async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     let form = Form::parse(&body);
     let key = form.get("key").unwrap_or("").trim();
     let refused = |msg: &str| sign_in_form(StatusCode::UNAUTHORIZED, None, Some(msg.to_owned()));
+    match session::is_operator_key(&app, key).await {
+        Ok(true) => return operator_sign_in(&app).await,
+        Ok(false) => {}
+        Err(e) => return sign_in_form(e.status, None, Some(e.message)),
+    }
     let caller = match Caller::authenticate_key(&app, key).await {
         Ok(c) => c,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
@@ -191,13 +211,37 @@ async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
 }
 
+async fn operator_sign_in(app: &App) -> Response {
+    match session::issue_operator(app).await {
+        Ok(cookie) => {
+            let mut r = see_other("/admin/tenants");
+            if let Ok(v) = HeaderValue::from_str(&session::set_operator_cookie(app, Some(&cookie)))
+            {
+                r.headers_mut().insert(http::header::SET_COOKIE, v);
+            }
+            tracing::info!("console sign-in with the operator key");
+            r
+        }
+        Err(e) => sign_in_form(e.status, None, Some(e.message)),
+    }
+}
+
+/// Ends whichever session the post comes from (a tenant admin's or the operator's).
 async fn sign_out(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = posted(&app, &headers, &Form::parse(&body)).await {
-        return r;
+    let form = Form::parse(&body);
+    if operator_posted(&app, &headers, &form).await.is_err() {
+        if let Err(r) = posted(&app, &headers, &form).await {
+            return r;
+        }
     }
     let mut r = see_other("/admin/sign-in?why=signed-out");
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&app, None)) {
-        r.headers_mut().insert(http::header::SET_COOKIE, v);
+    for cookie in [
+        session::set_cookie(&app, None),
+        session::set_operator_cookie(&app, None),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().append(http::header::SET_COOKIE, v);
+        }
     }
     r
 }
@@ -238,6 +282,54 @@ async fn posted(app: &App, headers: &HeaderMap, form: &Form) -> Result<Session, 
     let s = signed_in(app, headers).await?;
     if !s.csrf_ok(form.get("csrf")) {
         tracing::warn!(tenant = %s.tenant, "console post refused: CSRF token missing or wrong");
+        return Err(forbidden());
+    }
+    Ok(s)
+}
+
+/// A page request's operator session; without one, the answer is the sign-in page.
+struct SignedInOperator(session::OperatorSession);
+
+impl FromRequestParts<AppState> for SignedInOperator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        operator_signed_in(app, &parts.headers)
+            .await
+            .map(SignedInOperator)
+    }
+}
+
+async fn operator_signed_in(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<session::OperatorSession, Response> {
+    match session::read_operator(app, headers).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(NoSession::Missing)) => Err(see_other("/admin/sign-in")),
+        Ok(Err(_)) => {
+            let mut r = see_other("/admin/sign-in?why=expired");
+            if let Ok(v) = HeaderValue::from_str(&session::set_operator_cookie(app, None)) {
+                r.headers_mut().insert(http::header::SET_COOKIE, v);
+            }
+            Err(r)
+        }
+        Err(e) => Err(error_page(None, e)),
+    }
+}
+
+/// An operator form post: same origin, signed in as the operator, this session's CSRF token.
+async fn operator_posted(
+    app: &App,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<session::OperatorSession, Response> {
+    if !same_origin(app, headers) {
+        return Err(forbidden());
+    }
+    let s = operator_signed_in(app, headers).await?;
+    if !s.csrf_ok(form.get("csrf")) {
+        tracing::warn!("operator console post refused: CSRF token missing or wrong");
         return Err(forbidden());
     }
     Ok(s)
@@ -1195,6 +1287,129 @@ async fn delivery_action(
         }
     };
     see_other(&to)
+}
+
+// ---- the operator's tenants ----------------------------------------------------------------
+
+struct TenantRow {
+    id: String,
+    name: String,
+    created: String,
+    client_set: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tenants.html")]
+struct TenantsPage {
+    page: Chrome,
+    csrf: String,
+    rows: Vec<TenantRow>,
+    next: Option<String>,
+    /// A tenant just made: its name, id and first admin key (shown this once).
+    created: Option<(String, String, String)>,
+    name: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    page: Option<String>,
+}
+
+async fn render_tenants(
+    app: &App,
+    s: &session::OperatorSession,
+    page: Option<&str>,
+    status: StatusCode,
+    form: (String, String),
+    created: Option<(String, String, String)>,
+    error: Option<String>,
+) -> Response {
+    let (items, next) = match tenants::list(app, 50, page).await {
+        Ok(found) => found,
+        Err(e) => return operator_error(s, e),
+    };
+    let rows = items
+        .into_iter()
+        .map(|t| TenantRow {
+            id: t.id.to_string(),
+            name: t.name,
+            created: t.created_at,
+            client_set: t.google_client_set,
+        })
+        .collect();
+    let p = TenantsPage {
+        page: Chrome::operator("Tenants", s).error(error),
+        csrf: s.csrf.clone(),
+        rows,
+        next: next.map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect()),
+        created,
+        name: form.0,
+        id: form.1,
+    };
+    html(status, p.render(), &[])
+}
+
+fn operator_error(s: &session::OperatorSession, e: ApiError) -> Response {
+    let page = MessagePage {
+        page: Chrome::operator("Something went wrong", s).error(Some(e.message)),
+        text: "Nothing was changed.",
+        link: "/admin/tenants",
+        link_label: "Back to the tenants",
+    };
+    html(e.status, page.render(), &[])
+}
+
+async fn tenants_page(
+    State(app): State<AppState>,
+    SignedInOperator(s): SignedInOperator,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let form = (String::new(), String::new());
+    render_tenants(
+        &app,
+        &s,
+        q.page.as_deref(),
+        StatusCode::OK,
+        form,
+        None,
+        None,
+    )
+    .await
+}
+
+/// "Create a tenant": the tenant and its first admin key, shown once.
+async fn tenant_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let s = match operator_posted(&app, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let typed = (form.text("name"), form.text("id"));
+    let id = match typed.1.as_str() {
+        "" => None,
+        id => match TenantId::parse(id) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                let why = Some(format!("The {e}."));
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                return render_tenants(&app, &s, None, status, typed, None, why).await;
+            }
+        },
+    };
+    let new = tenants::NewTenant {
+        id,
+        name: typed.0.clone(),
+    };
+    match tenants::create(&app, new).await {
+        Ok((tenant, key)) => {
+            let created = Some((tenant.name, tenant.id.to_string(), key.plaintext));
+            let form = (String::new(), String::new());
+            render_tenants(&app, &s, None, StatusCode::CREATED, form, created, None).await
+        }
+        Err(e) => render_tenants(&app, &s, None, e.status, typed, None, Some(e.message)).await,
+    }
 }
 
 // ---- API keys ---------------------------------------------------------------------------
