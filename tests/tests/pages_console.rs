@@ -967,3 +967,67 @@ async fn the_operator_lists_and_creates_tenants_and_sees_nothing_else() {
     let a = op.get("/admin/tenants").await;
     assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=expired"));
 }
+
+/// A shared mailbox connected from the console: the admin makes the consent link for a
+/// mailbox id with Gmail only, opens it as the team's Google account, and the CRM's mail
+/// client then gets its IMAP/SMTP token from the API; another Google account is refused.
+#[tokio::test]
+async fn a_shared_mailbox_is_connected_from_the_console_and_its_mail_client_gets_a_token() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.sandbox.add_user("support@example.com", "Support team");
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts").await;
+    let csrf = a.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("user", "team-support"),
+        ("email", "support@example.com"),
+        ("products", "gmail"),
+    ];
+    let a = b.post("/admin/connect", &form).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_safe_page(&a, &[&env.admin, &env.sync]);
+    let open = "id=\"consent-link\" href=\"";
+    let at = a.body.find(open).expect("a consent link") + open.len();
+    let link = a.body[at..at + a.body[at..].find('"').unwrap()].replace("&#38;", "&");
+
+    // Someone else's Google account cannot take the mailbox's place.
+    let back = env
+        .consent(&link, "&sandbox_auto=approve&sandbox_user=bob@example.com")
+        .await;
+    let (_, _, body) = env.callback(&back).await;
+    let (s, _) = env.account("team-support").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+
+    let a = b.post("/admin/connect", &form).await;
+    let at = a.body.find(open).unwrap() + open.len();
+    let link = a.body[at..at + a.body[at..].find('"').unwrap()].replace("&#38;", "&");
+    let back = env.consent(&link, "&sandbox_auto=approve").await;
+    let (status, _, body) = env.callback(&back).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, v) = env.account("team-support").await;
+    assert_eq!(v["products"], json!(["gmail"]), "{v}");
+    assert_eq!(v["google_email"], "support@example.com");
+    let (s, token) = env
+        .call(
+            "POST",
+            "/v1/users/team-support/gmail/token",
+            &env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{token}");
+    assert_eq!(token["email"], "support@example.com");
+    assert_eq!(token["imap"]["host"], "imap.gmail.com");
+    assert!(token["xoauth2"].is_string());
+    let a = b.get("/admin/accounts").await;
+    assert!(a.body.contains("data-user=\"team-support\""), "{}", a.body);
+    assert!(!a.body.contains(token["access_token"].as_str().unwrap()));
+
+    // Without the CSRF token, no link is made.
+    let a = b
+        .post("/admin/connect", &[("user", "x"), ("products", "gmail")])
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}

@@ -10,7 +10,8 @@
 //! * `GET /admin/accounts?filter=attention|needs_reauth|errors`: one row per account with its
 //!   health in brief; `GET /admin/accounts/{user}`: one account's records waiting and in
 //!   error, push channels, held-back deletions and recent feed records;
-//!   `POST /admin/accounts/{user}/{sync|confirm-deletions|pause|resume|disconnect}`
+//!   `POST /admin/accounts/{user}/{sync|confirm-deletions|pause|resume|disconnect}`;
+//!   `POST /admin/connect`: a Google consent link for a user or a shared mailbox
 //! * `GET /admin/deliveries`: the webhook delivery cursor, what fails, what is parked;
 //!   `POST /admin/deliveries/{test|redeliver}`
 //! * `GET|POST /admin/keys`, `POST /admin/keys/{key_id}/revoke`
@@ -33,11 +34,11 @@ use session::{NoSession, Session};
 use shared::app::{App, AppState};
 use shared::clock::rfc3339;
 use shared::delivery::AttemptError;
-use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, TenantId, UserId};
+use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, Product, TenantId, UserId};
 use shared::http::{ApiError, Caller};
 use shared::pages;
 use shared::services::{
-    accounts, api_keys, calendar, deliveries, google_client, health, settings, tenants,
+    accounts, api_keys, calendar, connect, deliveries, google_client, health, settings, tenants,
 };
 use std::sync::LazyLock;
 
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/accounts", get(accounts_page))
         .route("/admin/accounts/{user}", get(account_page))
+        .route("/admin/connect", post(connect_start))
         .route("/admin/accounts/{user}/{action}", post(account_action))
         .route("/admin/deliveries", get(deliveries_page))
         .route("/admin/deliveries/{action}", post(delivery_action))
@@ -1169,6 +1171,57 @@ async fn account_action(
     };
     match result {
         Ok(()) => see_other(&format!("{back}?done={action}")),
+        Err(e) => error_page(Some(&s), e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+struct ConnectPage {
+    page: Chrome,
+    user: String,
+    email: String,
+    link: String,
+    expires_at: String,
+}
+
+/// "Connect an account": the same link `POST /v1/users/{user}/google/connect` gives, for
+/// the admin to open (a shared mailbox: signed in to Google as the team's account).
+async fn connect_start(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let s = match posted(&app, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let user = form.text("user");
+    let Ok(u) = UserId::parse(&user) else {
+        let e = ApiError::invalid(
+            "The CRM user or mailbox id: letters, digits and -_.@+= only, at most 128 characters.",
+        );
+        return error_page(Some(&s), e);
+    };
+    let products: Vec<Product> = form
+        .all("products")
+        .into_iter()
+        .filter_map(|p| serde_json::from_value(Value::String(p.to_owned())).ok())
+        .collect();
+    let email = form.text("email");
+    let req = connect::ConnectRequest {
+        products: products.into(),
+        return_url: None,
+        login_hint: (!email.is_empty()).then(|| email.clone()),
+    };
+    match connect::start(&app, &s.tenant, &u, req).await {
+        Ok(link) => {
+            let p = ConnectPage {
+                page: Chrome::new("Connect a Google account", Some(&s)),
+                user: u.to_string(),
+                email,
+                link: link.authorization_url,
+                expires_at: link.expires_at,
+            };
+            html(StatusCode::OK, p.render(), &[])
+        }
         Err(e) => error_page(Some(&s), e),
     }
 }
