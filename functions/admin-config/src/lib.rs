@@ -278,7 +278,7 @@ async fn get_account(
     let account = accounts::get(&app, &caller.tenant, &user).await?;
     Ok(Json(AccountDetail {
         account: accounts::live_view(&app, &account).await?,
-        health: health::of(&app, &caller.tenant, &user).await?,
+        health: health::of(&app, &account).await?,
     }))
 }
 

@@ -88,9 +88,10 @@ pub struct RecentChange {
     pub created_at: String,
 }
 
-pub async fn of(app: &App, t: &TenantId, u: &UserId) -> Result<AccountHealth, ApiError> {
-    let account = super::accounts::get(app, t, u).await?;
-    let collections = synced(&account);
+/// The health of `account` (as just read from the store).
+pub async fn of(app: &App, account: &Account) -> Result<AccountHealth, ApiError> {
+    let (t, u) = (&account.tenant, &account.user);
+    let collections = synced(account);
     let mut waiting = Vec::new();
     let mut errors = Vec::new();
     let mut errors_complete = true;
@@ -107,7 +108,7 @@ pub async fn of(app: &App, t: &TenantId, u: &UserId) -> Result<AccountHealth, Ap
         waiting,
         errors,
         errors_complete,
-        channels: channels(app, &account).await?,
+        channels: channels(app, account).await?,
         held_deletions: held_deletions(app, t, u).await?,
         recent_changes: recent(app, t, u).await?,
     })
@@ -116,7 +117,8 @@ pub async fn of(app: &App, t: &TenantId, u: &UserId) -> Result<AccountHealth, Ap
 /// An account's health in brief, for one row of a list of accounts.
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    /// Records waiting for the worker, all collections (at most [`SUMMARY_CAP`] counted).
+    /// Records waiting for the worker, all collections (counted up to a cap per collection:
+    /// [`SUMMARY_CAP`] in a list, [`WAITING_CAP`] on an account's own page).
     pub waiting: usize,
     pub waiting_more: bool,
     /// Calendars read, and how many have a live push channel or are known not to support
@@ -134,32 +136,42 @@ pub const SUMMARY_CAP: u32 = 1_000;
 /// [`Summary`] of one account: a few bounded queries (one count per collection, its
 /// channels, its cursors).
 pub async fn summary(app: &App, a: &Account) -> Result<Summary, ApiError> {
-    let mut waiting = 0;
-    let mut waiting_more = false;
+    let mut waiting = Vec::new();
     for c in synced(a) {
-        match app
+        let counted = app
             .store
             .count_dirty_pairs(&a.tenant, &a.user, c, SUMMARY_CAP)
-            .await?
-        {
-            Some(n) => waiting += n,
-            None => {
-                waiting += SUMMARY_CAP as usize;
-                waiting_more = true;
-            }
-        }
+            .await?;
+        waiting.push(Waiting {
+            collection: c,
+            count: counted.unwrap_or(SUMMARY_CAP as usize),
+            more: counted.is_none(),
+        });
     }
     let channels = channels(app, a).await?;
-    let count = |p: PushHealth| channels.iter().filter(|c| c.push == p).count();
-    let deletions_held = !held_deletions(app, &a.tenant, &a.user).await?.is_empty();
-    Ok(Summary {
-        waiting,
-        waiting_more,
-        calendars: channels.len(),
-        watching: count(PushHealth::Watching),
-        push_unsupported: count(PushHealth::Unsupported),
-        deletions_held,
-    })
+    let held = held_deletions(app, &a.tenant, &a.user).await?;
+    Ok(Summary::of(&waiting, &channels, &held))
+}
+
+impl Summary {
+    /// The brief of a health's parts (pure).
+    pub fn of(waiting: &[Waiting], channels: &[ChannelHealth], held: &[String]) -> Self {
+        let count = |p: PushHealth| channels.iter().filter(|c| c.push == p).count();
+        Summary {
+            waiting: waiting.iter().map(|w| w.count).sum(),
+            waiting_more: waiting.iter().any(|w| w.more),
+            calendars: channels.len(),
+            watching: count(PushHealth::Watching),
+            push_unsupported: count(PushHealth::Unsupported),
+            deletions_held: !held.is_empty(),
+        }
+    }
+}
+
+impl AccountHealth {
+    pub fn summary(&self) -> Summary {
+        Summary::of(&self.waiting, &self.channels, &self.held_deletions)
+    }
 }
 
 fn synced(a: &Account) -> Vec<Collection> {
@@ -286,4 +298,64 @@ fn kind_name(k: ChangeKind) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(calendar: &str, push: PushHealth) -> ChannelHealth {
+        ChannelHealth {
+            calendar: calendar.into(),
+            push,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_summary_adds_the_collections_and_counts_the_channels() {
+        let waiting = [
+            Waiting {
+                collection: Collection::Calendar,
+                count: 1_000,
+                more: true,
+            },
+            Waiting {
+                collection: Collection::Contacts,
+                count: 3,
+                more: false,
+            },
+        ];
+        let channels = [
+            channel("primary", PushHealth::Watching),
+            channel("holidays", PushHealth::Unsupported),
+            channel("team", PushHealth::None),
+        ];
+        let s = Summary::of(&waiting, &channels, &[]);
+        assert_eq!((s.waiting, s.waiting_more), (1_003, true));
+        assert_eq!((s.calendars, s.watching, s.push_unsupported), (3, 1, 1));
+        assert!(!s.deletions_held);
+        assert!(Summary::of(&[], &[], &["contacts".into()]).deletions_held);
+    }
+
+    #[test]
+    fn only_live_pairs_with_an_error_are_records_in_error() {
+        let mut p = PairStatus::new(
+            crate::domain::AccountId::generate(),
+            Collection::Calendar,
+            crate::domain::CrmId::parse("m-1").unwrap(),
+        );
+        assert!(record_error(p.clone()).is_none());
+        p.last_error = Some("Google refused".into());
+        let e = record_error(p.clone()).unwrap();
+        assert_eq!(
+            (e.crm_id.as_str(), e.message.as_str()),
+            ("m-1", "Google refused")
+        );
+        p.deleted_at = Some(time::OffsetDateTime::UNIX_EPOCH);
+        assert!(
+            record_error(p).is_none(),
+            "a tombstone is no record in error"
+        );
+    }
 }

@@ -1113,10 +1113,9 @@ async fn account_page(
     };
     let loaded = async {
         let a = accounts::get(&app, &s.tenant, &user).await?;
-        let summary = health::summary(&app, &a).await?;
         let view = accounts::live_view(&app, &a).await?;
-        let h = health::of(&app, &s.tenant, &user).await?;
-        Ok::<_, ApiError>((row(&a, &summary), view, h))
+        let h = health::of(&app, &a).await?;
+        Ok::<_, ApiError>((row(&a, &h.summary()), view, h))
     };
     match loaded.await {
         Ok((row, view, health)) => {
