@@ -489,28 +489,9 @@ pub async fn deliver_pending_with(
     options: &DeliveryOptions,
 ) -> Result<DeliveryReport, DeliveryError> {
     let deadline = Instant::now() + budget;
-    let settings = app
-        .store
-        .get_tenant(tenant)
-        .await?
-        .ok_or(DeliveryError::TenantNotFound)?
-        .value
-        .settings;
-    let Some(url) = settings.webhook_url else {
+    let Some(target) = Target::of(app, tenant).await? else {
         return Ok(DeliveryReport::new(DeliveryOutcome::NoWebhook, None));
     };
-    // The address is checked again here (a URL stored before today's rules, an IP literal,
-    // which no resolver sees); names are checked at connect time by the client's resolver.
-    let local = is_loopback(&app.config.public_base_url);
-    server_url("webhook_url", &url, local).map_err(|_| DeliveryError::InvalidUrl)?;
-    let url = reqwest::Url::parse(&url).map_err(|_| DeliveryError::InvalidUrl)?;
-    let secret = app
-        .secrets
-        .get(&names::webhook_signing(tenant))
-        .await?
-        .ok_or(DeliveryError::MissingSecret)?;
-    signing_key(secret.expose_secret())?;
-    let client = http_client(local)?;
 
     let holder = ulid::Ulid::new().to_string();
     let Some(mut lease) = Held::acquire(app, tenant, &holder, budget + LEASE_SLACK).await? else {
@@ -521,11 +502,6 @@ pub async fn deliver_pending_with(
         DeliveryOutcome::Drained,
         lease.cursor.last_delivered.clone(),
     );
-    let target = Target {
-        client,
-        url: &url,
-        secret: &secret,
-    };
     let result = run(
         app,
         tenant,
@@ -554,11 +530,188 @@ pub async fn deliver_pending_with(
     Ok(report)
 }
 
-/// Where and how records are sent.
-struct Target<'a> {
-    client: &'a reqwest::Client,
-    url: &'a reqwest::Url,
-    secret: &'a SecretString,
+// ---- by hand: a test delivery, a redelivery ------------------------------------------------
+
+/// The `type` of a test delivery (`POST /v1/admin/webhook/test`): not a change record, so a
+/// CRM that dispatches on `type` can answer it with a `2xx` and do nothing.
+pub const TEST_TYPE: &str = "webhook.test";
+
+/// How one delivery made by hand went (a test, or a redelivery of a record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// The `webhook-id` sent.
+    pub webhook_id: String,
+    /// The CRM answered with a `2xx`.
+    pub delivered: bool,
+    /// What went wrong, when it did not.
+    pub error: Option<AttemptError>,
+    /// A redelivered record was parked and is not any more.
+    pub unparked: bool,
+}
+
+/// The body of a test delivery, in the shape of every delivery.
+fn test_body(tenant: &TenantId, now: OffsetDateTime) -> Result<Vec<u8>, DeliveryError> {
+    Ok(serde_json::to_vec(&serde_json::json!({
+        "type": TEST_TYPE,
+        "timestamp": crate::clock::rfc3339(now),
+        "data": {
+            "tenant": tenant,
+            "message": "A test delivery from crm-google-sync: answer 2xx to acknowledge it.",
+        },
+    }))?)
+}
+
+/// Sends one signed test delivery to the tenant's webhook now, once (no retry), outside the
+/// feed: the cursor and the records waiting are untouched. `None`: the tenant has no webhook.
+pub async fn send_test(app: &App, tenant: &TenantId) -> Result<Option<Attempt>, DeliveryError> {
+    let Some(target) = Target::of(app, tenant).await? else {
+        return Ok(None);
+    };
+    let webhook_id = format!("test_{}", ulid::Ulid::new());
+    let body = test_body(tenant, app.clock.now())?;
+    let timeout = DeliveryOptions::default().request_timeout;
+    let sent = target.post(app, &webhook_id, &body, timeout).await?;
+    Ok(Some(Attempt {
+        webhook_id,
+        delivered: sent.is_ok(),
+        error: sent.err().map(|(e, _)| e),
+        unparked: false,
+    }))
+}
+
+/// Why a record could not be redelivered.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeliverError {
+    #[error("the tenant has no webhook URL")]
+    NoWebhook,
+    #[error("no such record in the tenant's feed (records are kept 30 days)")]
+    NoRecord,
+    #[error("a delivery run is in progress; try again in a minute")]
+    Busy,
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+}
+
+/// Sends one record of the tenant's feed again, now, once, under its own `webhook-id` (the
+/// CRM's idempotency key, as on every delivery), holding the tenant's delivery lease so no
+/// run sends beside it. A parked record the CRM now takes is unparked; the cursor does not
+/// move (the records after it were delivered already, or wait for the next run).
+pub async fn redeliver(app: &App, tenant: &TenantId, id: &str) -> Result<Attempt, RedeliverError> {
+    let target = Target::of(app, tenant)
+        .await?
+        .ok_or(RedeliverError::NoWebhook)?;
+    let record = app
+        .store
+        .get_change(tenant, id)
+        .await
+        .map_err(DeliveryError::from)?
+        .ok_or(RedeliverError::NoRecord)?;
+    let timeout = DeliveryOptions::default().request_timeout;
+    let holder = ulid::Ulid::new().to_string();
+    let Some(mut lease) = Held::acquire(app, tenant, &holder, timeout + LEASE_SLACK).await? else {
+        return Err(RedeliverError::Busy);
+    };
+    let sent = target.post(app, &record.id, &body(&record)?, timeout).await;
+    let mut unparked = false;
+    if matches!(sent, Ok(Ok(()))) && lease.cursor.parked.contains(&record.id) {
+        let mut next = lease.cursor.clone();
+        next.parked.retain(|p| *p != record.id);
+        next.updated_at = app.clock.now();
+        unparked = lease.save(app, next).await?;
+    }
+    lease.release(app).await;
+    let sent = sent?;
+    Ok(Attempt {
+        webhook_id: record.id,
+        delivered: sent.is_ok(),
+        error: sent.err().map(|(e, _)| e),
+        unparked,
+    })
+}
+
+/// Where and how a tenant's records are sent: its webhook URL, its signing secret, and the
+/// client for its kind of deployment.
+pub(crate) struct Target {
+    client: &'static reqwest::Client,
+    url: reqwest::Url,
+    secret: SecretString,
+}
+
+impl Target {
+    /// The tenant's webhook (`None`: it has none).
+    pub(crate) async fn of(app: &App, tenant: &TenantId) -> Result<Option<Self>, DeliveryError> {
+        let settings = app
+            .store
+            .get_tenant(tenant)
+            .await?
+            .ok_or(DeliveryError::TenantNotFound)?
+            .value
+            .settings;
+        let Some(url) = settings.webhook_url else {
+            return Ok(None);
+        };
+        // The address is checked again here (a URL stored before today's rules, an IP
+        // literal, which no resolver sees); names are checked at connect time by the
+        // client's resolver.
+        let local = is_loopback(&app.config.public_base_url);
+        server_url("webhook_url", &url, local).map_err(|_| DeliveryError::InvalidUrl)?;
+        let url = reqwest::Url::parse(&url).map_err(|_| DeliveryError::InvalidUrl)?;
+        let secret = app
+            .secrets
+            .get(&names::webhook_signing(tenant))
+            .await?
+            .ok_or(DeliveryError::MissingSecret)?;
+        signing_key(secret.expose_secret())?;
+        Ok(Some(Self {
+            client: http_client(local)?,
+            url,
+            secret,
+        }))
+    }
+
+    /// One signed POST of `payload` under `id`: `Ok` on a `2xx`; otherwise what went wrong
+    /// and the `Retry-After` the CRM asked for.
+    pub(crate) async fn post(
+        &self,
+        app: &App,
+        id: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Result<(), (AttemptError, Option<Duration>)>, DeliveryError> {
+        let timestamp = app.clock.now_unix();
+        let signature = sign(self.secret.expose_secret(), id, timestamp, payload)?;
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(payload.to_vec())
+            .send()
+            .await;
+        Ok(match sent {
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => Err((
+                AttemptError::Status {
+                    status: resp.status().as_u16(),
+                },
+                retry_after(&resp),
+            )),
+            Err(e) => {
+                let class = if e.is_timeout() {
+                    AttemptError::Timeout
+                } else if e.is_connect() {
+                    AttemptError::Connect
+                } else {
+                    AttemptError::Transport
+                };
+                tracing::debug!(webhook_id = %id, cause = %cause_chain(e), "webhook transport error");
+                Err((class, None))
+            }
+        })
+    }
 }
 
 /// The cursor item as this run last wrote it (lease held).
@@ -723,7 +876,7 @@ enum Sent {
 async fn run(
     app: &App,
     tenant: &TenantId,
-    target: &Target<'_>,
+    target: &Target,
     lease: &mut Held,
     deadline: Instant,
     options: &DeliveryOptions,
@@ -831,7 +984,7 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 
 async fn send_with_retries(
     app: &App,
-    target: &Target<'_>,
+    target: &Target,
     record: &ChangeRecord,
     deadline: Instant,
     options: &DeliveryOptions,
@@ -849,43 +1002,10 @@ async fn send_with_retries(
             });
         }
         attempt += 1;
-        let timestamp = app.clock.now_unix();
-        let signature = sign(
-            target.secret.expose_secret(),
-            &record.id,
-            timestamp,
-            &payload,
-        )?;
-        let sent = target
-            .client
-            .post(target.url.clone())
-            .timeout(options.request_timeout.min(left))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("webhook-id", &record.id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(payload.clone())
-            .send()
-            .await;
-        let (error, wait_at_least) = match sent {
-            Ok(resp) if resp.status().is_success() => return Ok(Sent::Delivered),
-            Ok(resp) => (
-                AttemptError::Status {
-                    status: resp.status().as_u16(),
-                },
-                retry_after(&resp),
-            ),
-            Err(e) => {
-                let class = if e.is_timeout() {
-                    AttemptError::Timeout
-                } else if e.is_connect() {
-                    AttemptError::Connect
-                } else {
-                    AttemptError::Transport
-                };
-                tracing::debug!(record = %record.id, cause = %cause_chain(e), "webhook transport error");
-                (class, None)
-            }
+        let timeout = options.request_timeout.min(left);
+        let (error, wait_at_least) = match target.post(app, &record.id, &payload, timeout).await? {
+            Ok(()) => return Ok(Sent::Delivered),
+            Err(failed) => failed,
         };
         report.failures += 1;
         report.last_error = Some(error.clone());

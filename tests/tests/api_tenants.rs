@@ -638,3 +638,66 @@ async fn bodies_must_be_json_objects() {
         .await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
 }
+
+#[tokio::test]
+async fn the_operator_lists_every_tenant_page_by_page_and_no_one_else_can() {
+    let api = Api::start().await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let (id, _) = api
+            .create_tenant(json!({"name": format!("Listed {i}")}))
+            .await;
+        made.push(id);
+    }
+    let (_, admin) = api.create_tenant(json!({"name": "An admin"})).await;
+    // Two at a time, to the end: every tenant made is listed once, with what the operator
+    // needs and no secret.
+    let mut seen: Vec<String> = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let path = match &page {
+            Some(p) => format!("/v1/tenants?limit=2&page={}", urlencoding(p)),
+            None => "/v1/tenants?limit=2".to_owned(),
+        };
+        let (s, v) = api
+            .call("GET", &path, Some(common::OPERATOR_KEY), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let items = v["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        for t in items {
+            assert!(t["name"].is_string() && t["created_at"].is_string(), "{t}");
+            assert_eq!(t["google_client_set"], false);
+            seen.push(t["id"].as_str().unwrap().to_owned());
+        }
+        match v["next_page"].as_str() {
+            Some(p) => page = Some(p.to_owned()),
+            None => break,
+        }
+    }
+    for id in &made {
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} in {seen:?}"
+        );
+    }
+    // Neither an admin key nor no key lists tenants; a bad limit is a 400.
+    let (s, v) = api.call("GET", "/v1/tenants", Some(&admin), None).await;
+    assert_error(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let (s, v) = api.call("GET", "/v1/tenants", None, None).await;
+    assert_error(s, &v, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let (s, v) = api
+        .call(
+            "GET",
+            "/v1/tenants?limit=0",
+            Some(common::OPERATOR_KEY),
+            None,
+        )
+        .await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -34,10 +34,15 @@ use tower::ServiceExt;
 const ROUTES: &[(&str, &str)] = &[
     // admin-config
     ("POST", "/v1/tenants"),
+    ("GET", "/v1/tenants"),
     ("POST", "/v1/admin/api-keys"),
     ("GET", "/v1/admin/api-keys"),
     ("DELETE", "/v1/admin/api-keys/{key_id}"),
     ("GET", "/v1/admin/accounts"),
+    ("GET", "/v1/admin/accounts/{user}"),
+    ("GET", "/v1/admin/deliveries"),
+    ("POST", "/v1/admin/deliveries/redeliver"),
+    ("POST", "/v1/admin/webhook/test"),
     ("GET", "/v1/admin/google-client"),
     ("PUT", "/v1/admin/google-client"),
     ("GET", "/v1/admin/settings"),

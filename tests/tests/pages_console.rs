@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 struct Browser<'e> {
     env: &'e Env,
+    /// The tenant admin's session cookie, and the operator's.
     cookie: Option<String>,
+    operator: Option<String>,
 }
 
 struct Answer {
@@ -38,25 +40,40 @@ impl Answer {
 
 impl<'e> Browser<'e> {
     fn new(env: &'e Env) -> Self {
-        Self { env, cookie: None }
+        Self {
+            env,
+            cookie: None,
+            operator: None,
+        }
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
-        let req = match &self.cookie {
-            Some(c) => req.header("cookie", format!("cgs_console={c}")),
-            None => req,
+        let mut jar = Vec::new();
+        if let Some(c) = &self.cookie {
+            jar.push(format!("cgs_console={c}"));
+        }
+        if let Some(c) = &self.operator {
+            jar.push(format!("cgs_operator={c}"));
+        }
+        let req = match jar.is_empty() {
+            true => req,
+            false => req.header("cookie", jar.join("; ")),
         };
         let resp = req.send().await.unwrap();
         let set_cookie = resp
             .headers()
             .get("set-cookie")
             .map(|v| v.to_str().unwrap().to_owned());
-        if let Some(sc) = &set_cookie {
-            let value = sc
-                .strip_prefix("cgs_console=")
-                .and_then(|v| v.split(';').next())
-                .unwrap_or("");
-            self.cookie = (!value.is_empty()).then(|| value.to_owned());
+        for sc in resp.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let (name, rest) = sc.split_once('=').unwrap();
+            let value = rest.split(';').next().unwrap_or("");
+            let value = (!value.is_empty()).then(|| value.to_owned());
+            match name {
+                "cgs_console" => self.cookie = value,
+                "cgs_operator" => self.operator = value,
+                _ => {}
+            }
         }
         Answer {
             status: resp.status(),
@@ -540,6 +557,15 @@ async fn a_held_back_mass_deletion_is_confirmed_from_the_accounts_page() {
     assert!(a.body.contains("deletions held back"), "{}", a.body);
     let confirm = "action=\"/admin/accounts/u1/confirm-deletions\"";
     assert!(a.body.contains(confirm), "{}", a.body);
+    // The account's page names the held scope, from the guard's state.
+    let d = b.get("/admin/accounts/u1").await;
+    assert!(d.body.contains("id=\"held\""), "{}", d.body);
+    assert!(
+        d.body.contains("<code>calendar:primary</code>"),
+        "{}",
+        d.body
+    );
+    assert!(d.body.contains(confirm), "{}", d.body);
     let a = b
         .post(
             "/admin/accounts/u1/confirm-deletions",
@@ -625,10 +651,15 @@ async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
     assert!(a.body.contains("id=\"no-webhook\""));
     assert!(a.body.contains("id=\"failing-none\"") && a.body.contains("id=\"parked-none\""));
 
-    // A CRM whose webhook refuses everything.
+    // A CRM whose webhook refuses everything (until it is mended: `answer`).
+    let answer = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(500));
+    let answering = answer.clone();
     let refusing = axum::Router::new().route(
         "/hook",
-        axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        axum::routing::post(move || {
+            let status = answering.load(std::sync::atomic::Ordering::SeqCst);
+            async move { StatusCode::from_u16(status).unwrap() }
+        }),
     );
     let hook = common::serve(refusing).await;
     let (s, v) = env
@@ -672,10 +703,331 @@ async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
     let a = b.get("/admin/deliveries").await;
     assert!(
         a.body
-            .contains(&format!("<ul id=\"parked\"><li><code>{first}</code></li>")),
+            .contains(&format!("<ul id=\"parked\"><li><code>{first}</code> <form")),
         "{}",
         a.body
     );
     assert_safe_page(&a, &[&env.admin, &env.sync]);
     assert!(!a.body.contains("whsec_"), "never the signing secret");
+    let csrf = a.csrf();
+
+    // "Send a test delivery" says what the CRM answered; without the CSRF token nothing is
+    // sent.
+    let t = b.post("/admin/deliveries/test", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        t.location.as_deref(),
+        Some("/admin/deliveries?done=test-failed&status=500")
+    );
+    let t = b.get(t.location.as_deref().unwrap()).await;
+    assert!(
+        t.body
+            .contains("The test delivery failed: the CRM answered HTTP 500."),
+        "{}",
+        t.body
+    );
+    let refused = b.post("/admin/deliveries/test", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The CRM is mended: the parked record is redelivered from its button and unparked.
+    answer.store(200, std::sync::atomic::Ordering::SeqCst);
+    let t = b.post("/admin/deliveries/test", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        t.location.as_deref(),
+        Some("/admin/deliveries?done=test-delivered")
+    );
+    let r = b
+        .post(
+            "/admin/deliveries/redeliver",
+            &[("csrf", &csrf), ("record", &first)],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/admin/deliveries?done=unparked")
+    );
+    let a = b.get("/admin/deliveries").await;
+    assert!(a.body.contains("id=\"parked-none\""), "{}", a.body);
+    // The JSON API says the same.
+    let (s, v) = env
+        .call("GET", "/v1/admin/deliveries", &env.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["parked"], json!([]));
+    // A record id that is not one: a clear 422 from the API, nothing sent.
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/admin/deliveries/redeliver",
+            &env.admin,
+            Some(json!({"record": "../../etc"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/admin/deliveries/redeliver",
+            &env.admin,
+            Some(json!({"record": "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+/// One account's page: what waits, what failed and why, the push channel of each calendar,
+/// the held-back deletions as a field (not a wording), and the account's recent records;
+/// the list shows the same in brief. The JSON API (`GET /v1/admin/accounts/{user}`) is what
+/// the page shows, and another tenant's admin cannot read it.
+#[tokio::test]
+async fn an_accounts_page_shows_its_health() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.connect("u1", &["calendar"], "alice@example.com", "")
+        .await;
+    env.drain_jobs(50).await;
+    common::backlog::put_meetings(&env, "u1", "MTG", 7).await;
+
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts").await;
+    assert!(
+        a.body.contains("<td class=\"waiting\">7</td>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("1 of 1 calendars watched"), "{}", a.body);
+    let a = b.get("/admin/accounts/u1").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body.contains("<li>calendar: <strong>7</strong></li>"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body.contains("watched: changes arrive within seconds"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("id=\"errors-none\""), "{}", a.body);
+    assert!(a.body.contains("id=\"held-none\""), "{}", a.body);
+    assert!(a.body.contains("account_status_changed"), "{}", a.body);
+    assert_safe_page(&a, &[&env.admin, &env.sync]);
+
+    // The worker sends them; one of them Google refuses for good (its pair keeps the
+    // error, the pass moves on).
+    env.drain_jobs(50).await;
+    let u = shared::domain::UserId::parse("u1").unwrap();
+    let c = shared::domain::Collection::Calendar;
+    let mut pair = env
+        .app
+        .store
+        .get_pair(&env.tenant, &u, c, "MTG-3")
+        .await
+        .unwrap()
+        .expect("a pair");
+    pair.value.last_error = Some("Google refused: <forbiddenForNonOrganizer>".into());
+    env.app
+        .store
+        .put_pair(&env.tenant, &u, &pair.value, Some(pair.version))
+        .await
+        .unwrap();
+    let a = b.get("/admin/accounts/u1").await;
+    assert!(
+        a.body.contains("<li>calendar: <strong>0</strong></li>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("<code>MTG-3</code>"), "{}", a.body);
+    assert!(
+        a.body
+            .contains("Google refused: &#60;forbiddenForNonOrganizer&#62;"),
+        "escaped: {}",
+        a.body
+    );
+    assert!(
+        a.body.contains("event_created")
+            || a.body.contains("event_updated")
+            || a.body.contains("account_status_changed")
+    );
+
+    let (s, v) = env
+        .call("GET", "/v1/admin/accounts/u1", &env.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["account"]["user"], "u1");
+    assert_eq!(v["account"]["google_email"], "alice@example.com");
+    assert_eq!(v["health"]["waiting"][0]["count"], 0);
+    assert_eq!(v["health"]["errors"][0]["crm_id"], "MTG-3");
+    assert_eq!(v["health"]["channels"][0]["calendar"], "primary");
+    assert_eq!(v["health"]["channels"][0]["push"], "watching");
+    assert_eq!(v["health"]["held_deletions"], json!([]));
+    let (s, _) = env
+        .call("GET", "/v1/admin/accounts/nobody", &env.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Another tenant's admin sees no such account, on the page or through the API.
+    let (_, other_admin) = other_tenant(&env).await;
+    let (s, _) = env
+        .call("GET", "/v1/admin/accounts/u1", &other_admin, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let mut other = Browser::new(&env);
+    other.sign_in(&other_admin).await;
+    let a = other.get("/admin/accounts/u1").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(!a.body.contains("alice@example.com"));
+}
+
+/// The operator signs in with the operator key: the tenant list (every tenant, nothing of
+/// any tenant's data), "create a tenant" with its first admin key shown once, CSRF on the
+/// form; the operator session opens no tenant page, an admin session no operator page, and
+/// a rotated operator key ends the operator's session.
+#[tokio::test]
+async fn the_operator_lists_and_creates_tenants_and_sees_nothing_else() {
+    let env = Env::new_on(Backend::Embedded).await;
+    let mut op = Browser::new(&env);
+    let a = op.sign_in(common::OPERATOR_KEY).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.location.as_deref(), Some("/admin/tenants"));
+    let sc = a.set_cookie.clone().unwrap();
+    assert!(sc.starts_with("cgs_operator="), "{sc}");
+    assert!(
+        sc.contains("HttpOnly") && sc.contains("SameSite=Strict"),
+        "{sc}"
+    );
+    assert!(op.cookie.is_none() && op.operator.is_some());
+
+    let a = op.get("/admin/tenants").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body.contains(&format!("data-tenant=\"{}\"", env.tenant)),
+        "{}",
+        a.body
+    );
+    assert_safe_page(&a, &[common::OPERATOR_KEY, &env.admin, &env.sync]);
+    let csrf = a.csrf();
+
+    // Create a tenant: its first admin key is shown this once, and it works.
+    let refused = op.post("/admin/tenants", &[("name", "No token")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let a = op
+        .post(
+            "/admin/tenants",
+            &[
+                ("csrf", &csrf),
+                ("name", "Beta <Corp>"),
+                ("id", "beta-corp"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert!(a.body.contains("Beta &#60;Corp&#62;"), "{}", a.body);
+    let open = "<code id=\"new-key\">";
+    let at = a.body.find(open).unwrap() + open.len();
+    let key = a.body[at..at + a.body[at..].find('<').unwrap()].to_owned();
+    let (s, v) = env.call("GET", "/v1/admin/settings", &key, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let a = op.get("/admin/tenants").await;
+    assert!(a.body.contains("data-tenant=\"beta-corp\""));
+    assert!(!a.body.contains(&key), "the key is shown only once");
+    // Bad input loses what was typed and says why.
+    let a = op
+        .post(
+            "/admin/tenants",
+            &[("csrf", &csrf), ("name", "Again"), ("id", "beta-corp")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("already exists") && a.body.contains("value=\"Again\""));
+    let a = op
+        .post(
+            "/admin/tenants",
+            &[("csrf", &csrf), ("name", "X"), ("id", "Not An Id")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+
+    // The operator session is no tenant's admin session, and the other way round.
+    let a = op.get("/admin/accounts").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in"));
+    let mut admin = Browser::new(&env);
+    admin.sign_in(&env.admin).await;
+    let a = admin.get("/admin/tenants").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in"));
+
+    // A new operator key ends the operator's session.
+    env.app
+        .secrets
+        .put(
+            shared::secrets::names::OPERATOR_KEY,
+            "op_rotated_operator_key_0123456789".to_owned().into(),
+        )
+        .await
+        .unwrap();
+    let a = op.get("/admin/tenants").await;
+    assert_eq!(a.location.as_deref(), Some("/admin/sign-in?why=expired"));
+}
+
+/// A shared mailbox connected from the console: the admin makes the consent link for a
+/// mailbox id with Gmail only, opens it as the team's Google account, and the CRM's mail
+/// client then gets its IMAP/SMTP token from the API; another Google account is refused.
+#[tokio::test]
+async fn a_shared_mailbox_is_connected_from_the_console_and_its_mail_client_gets_a_token() {
+    let env = Env::new_on(Backend::Embedded).await;
+    env.sandbox.add_user("support@example.com", "Support team");
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let a = b.get("/admin/accounts").await;
+    let csrf = a.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("user", "team-support"),
+        ("email", "support@example.com"),
+        ("products", "gmail"),
+    ];
+    let a = b.post("/admin/connect", &form).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_safe_page(&a, &[&env.admin, &env.sync]);
+    let open = "id=\"consent-link\" href=\"";
+    let at = a.body.find(open).expect("a consent link") + open.len();
+    let link = a.body[at..at + a.body[at..].find('"').unwrap()].replace("&#38;", "&");
+
+    // Someone else's Google account cannot take the mailbox's place.
+    let back = env
+        .consent(&link, "&sandbox_auto=approve&sandbox_user=bob@example.com")
+        .await;
+    let (_, _, body) = env.callback(&back).await;
+    let (s, _) = env.account("team-support").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+
+    let a = b.post("/admin/connect", &form).await;
+    let at = a.body.find(open).unwrap() + open.len();
+    let link = a.body[at..at + a.body[at..].find('"').unwrap()].replace("&#38;", "&");
+    let back = env.consent(&link, "&sandbox_auto=approve").await;
+    let (status, _, body) = env.callback(&back).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, v) = env.account("team-support").await;
+    assert_eq!(v["products"], json!(["gmail"]), "{v}");
+    assert_eq!(v["google_email"], "support@example.com");
+    let (s, token) = env
+        .call(
+            "POST",
+            "/v1/users/team-support/gmail/token",
+            &env.sync,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{token}");
+    assert_eq!(token["email"], "support@example.com");
+    assert_eq!(token["imap"]["host"], "imap.gmail.com");
+    assert!(token["xoauth2"].is_string());
+    let a = b.get("/admin/accounts").await;
+    assert!(a.body.contains("data-user=\"team-support\""), "{}", a.body);
+    assert!(!a.body.contains(token["access_token"].as_str().unwrap()));
+
+    // Without the CSRF token, no link is made.
+    let a = b
+        .post("/admin/connect", &[("user", "x"), ("products", "gmail")])
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
 }

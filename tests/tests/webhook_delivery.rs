@@ -769,3 +769,131 @@ async fn a_record_refused_run_after_run_is_parked_and_the_rest_go_on() {
     // Still in the pull feed.
     assert!(feed(&app, &t).await.iter().any(|r| r.id == records[1].id));
 }
+
+/// "Send a test delivery": one signed `webhook.test` POST, now, that a Standard Webhooks
+/// receiver verifies; the feed's cursor does not move and the records still go out after.
+#[tokio::test]
+async fn a_test_delivery_is_signed_and_leaves_the_feed_alone() {
+    let app = common::aws_app().await;
+    let crm = Receiver::start().await;
+    let (t, secret) = tenant(&app, Some(&crm.url)).await;
+    let secret = secret.unwrap();
+    let records = append(&app, &t, 2).await;
+
+    let sent = delivery::send_test(&app, &t)
+        .await
+        .unwrap()
+        .expect("a webhook");
+    assert!(sent.delivered, "{sent:?}");
+    assert_eq!(sent.error, None);
+    let hits = crm.hits();
+    assert_eq!(hits.len(), 1);
+    let hit = &hits[0];
+    assert_eq!(hit.id, sent.webhook_id);
+    assert!(hit.id.starts_with("test_"), "{}", hit.id);
+    assert!(independently_signed(&secret, hit));
+    let body: Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(body["type"], delivery::TEST_TYPE);
+    assert_eq!(body["data"]["tenant"], t.as_str());
+    assert_eq!(cursor(&app, &t).await, None, "the cursor is untouched");
+
+    // A CRM that refuses it: the answer says how.
+    crm.script(&[503]);
+    let sent = delivery::send_test(&app, &t).await.unwrap().unwrap();
+    assert!(!sent.delivered);
+    assert_eq!(sent.error, Some(AttemptError::Status { status: 503 }));
+
+    // The records were not touched by the tests.
+    assert_eq!(run(&app, &t).await.delivered, 2);
+    assert!(ids(&records)
+        .iter()
+        .all(|id| crm.acknowledged().contains(id)));
+
+    // No webhook: nothing to test.
+    let (bare, _) = tenant(&app, None).await;
+    assert!(delivery::send_test(&app, &bare).await.unwrap().is_none());
+}
+
+/// "Redeliver": a parked record the CRM now takes is sent again under its own id and taken
+/// off the parked list; an unknown id, or another tenant's, is not found; a run in progress
+/// holds the lease and the redelivery waits its turn.
+#[tokio::test]
+async fn a_parked_record_redelivered_by_hand_is_unparked() {
+    let app = common::aws_app().await;
+    let crm = Receiver::start().await;
+    let (t, secret) = tenant(&app, Some(&crm.url)).await;
+    let secret = secret.unwrap();
+    let records = append(&app, &t, 3).await;
+    crm.fail(Some(&records[1].id));
+    let options = DeliveryOptions {
+        park_after_runs: 1,
+        ..fast()
+    };
+    let report = delivery::deliver_pending_with(&app, &t, BUDGET, &options)
+        .await
+        .unwrap();
+    assert_eq!(report.parked, 1, "{report:?}");
+    assert_eq!(
+        cursor(&app, &t).await.unwrap().parked,
+        vec![records[1].id.clone()]
+    );
+
+    // Still refused: it stays parked.
+    let again = delivery::redeliver(&app, &t, &records[1].id).await.unwrap();
+    assert!(!again.delivered && !again.unparked, "{again:?}");
+    assert_eq!(again.error, Some(AttemptError::Status { status: 500 }));
+    assert_eq!(cursor(&app, &t).await.unwrap().parked.len(), 1);
+
+    // The CRM is mended: delivered, unparked, and well-formed like any delivery.
+    crm.fail(None);
+    let again = delivery::redeliver(&app, &t, &records[1].id).await.unwrap();
+    assert!(again.delivered && again.unparked, "{again:?}");
+    let hit = crm.hits().into_iter().last().unwrap();
+    assert_well_formed(&secret, &hit, &records);
+    let after = cursor(&app, &t).await.unwrap();
+    assert!(after.parked.is_empty());
+    assert_eq!(
+        after.last_delivered.as_deref(),
+        Some(records[2].id.as_str())
+    );
+    assert_eq!(after.lease, None, "the redelivery's lease is released");
+
+    // Any record of the feed can be sent again; it was not parked.
+    let again = delivery::redeliver(&app, &t, &records[0].id).await.unwrap();
+    assert!(again.delivered && !again.unparked, "{again:?}");
+
+    // Not ours, not there.
+    let (other, _) = tenant(&app, Some(&crm.url)).await;
+    assert!(matches!(
+        delivery::redeliver(&app, &other, &records[0].id).await,
+        Err(delivery::RedeliverError::NoRecord)
+    ));
+    assert!(matches!(
+        delivery::redeliver(&app, &t, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ").await,
+        Err(delivery::RedeliverError::NoRecord)
+    ));
+
+    // A run holding the lease: the redelivery says so and sends nothing.
+    let mut held = cursor(&app, &t).await.unwrap();
+    let version = app
+        .store
+        .get_delivery_cursor(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    held.lease = Some(Lease {
+        holder: "another-run".into(),
+        until: time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
+    });
+    app.store
+        .put_delivery_cursor(&held, Some(version))
+        .await
+        .unwrap();
+    let before = crm.hits().len();
+    assert!(matches!(
+        delivery::redeliver(&app, &t, &records[0].id).await,
+        Err(delivery::RedeliverError::Busy)
+    ));
+    assert_eq!(crm.hits().len(), before);
+}

@@ -1,9 +1,15 @@
 //! `admin-config`: the operator's and the tenant admin's API.
 //!
-//! * `POST /v1/tenants` (operator key): a tenant and its first admin key.
+//! * `POST /v1/tenants` (operator key): a tenant and its first admin key; `GET /v1/tenants`:
+//!   every tenant, paginated.
 //! * `POST|GET /v1/admin/api-keys`, `DELETE /v1/admin/api-keys/{key_id}` (admin key).
-//! * `GET /v1/admin/accounts` (admin key): connected accounts, paginated.
+//! * `GET /v1/admin/accounts` (admin key): connected accounts, paginated;
+//!   `GET /v1/admin/accounts/{user}`: one account with its health (records waiting and in
+//!   error, push channels, deletions held back, recent feed records).
 //! * `GET|PUT /v1/admin/google-client`, `GET|PATCH /v1/admin/settings`.
+//! * `GET /v1/admin/deliveries`: where webhook delivery stands;
+//!   `POST /v1/admin/deliveries/redeliver`: one record sent again;
+//!   `POST /v1/admin/webhook/test`: a signed test delivery.
 //! * `/admin/…`: the admin console, HTML pages over the same services ([`console`]).
 
 pub mod console;
@@ -13,19 +19,24 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::app::AppState;
 use shared::clock::rfc3339;
-use shared::domain::{Account, ApiKey, ApiKeyId, ApiKeyScope, TenantId};
+use shared::delivery::Attempt;
+use shared::domain::{Account, ApiKey, ApiKeyId, ApiKeyScope, TenantId, UserId};
 use shared::http::{AdminCaller, ApiError, ApiJson, ApiPath, ApiQuery, OperatorCaller};
-use shared::services::{api_keys, google_client, settings, tenants};
+use shared::services::{accounts, api_keys, deliveries, google_client, health, settings, tenants};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(console::routes())
-        .route("/v1/tenants", post(create_tenant))
+        .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route("/v1/admin/api-keys", post(create_key).get(list_keys))
         .route("/v1/admin/api-keys/{key_id}", delete(delete_key))
         .route("/v1/admin/accounts", get(list_accounts))
+        .route("/v1/admin/accounts/{user}", get(get_account))
+        .route("/v1/admin/deliveries", get(get_deliveries))
+        .route("/v1/admin/deliveries/redeliver", post(redeliver))
+        .route("/v1/admin/webhook/test", post(test_webhook))
         .route(
             "/v1/admin/google-client",
             get(get_google_client).put(put_google_client),
@@ -107,6 +118,15 @@ async fn create_tenant(
             "admin_key": CreatedKeyView::from(key),
         })),
     ))
+}
+
+async fn list_tenants(
+    _: OperatorCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (items, next) = tenants::list(&app, params.limit()?, params.page.as_deref()).await?;
+    Ok(Json(serde_json::json!({"items": items, "next_page": next})))
 }
 
 #[derive(Deserialize)]
@@ -241,4 +261,53 @@ async fn patch_settings(
     ApiJson(patch): ApiJson<settings::SettingsPatch>,
 ) -> Result<Json<settings::SettingsView>, ApiError> {
     Ok(Json(settings::patch(&app, &caller.tenant, patch).await?))
+}
+
+/// One account as the CRM API shows it, and its health.
+#[derive(Serialize)]
+struct AccountDetail {
+    account: accounts::AccountView,
+    health: health::AccountHealth,
+}
+
+async fn get_account(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+) -> Result<Json<AccountDetail>, ApiError> {
+    let account = accounts::get(&app, &caller.tenant, &user).await?;
+    Ok(Json(AccountDetail {
+        account: accounts::live_view(&app, &account).await?,
+        health: health::of(&app, &account).await?,
+    }))
+}
+
+async fn get_deliveries(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<Json<deliveries::DeliveriesView>, ApiError> {
+    Ok(Json(deliveries::status(&app, &caller.tenant).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Redeliver {
+    record: String,
+}
+
+async fn redeliver(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+    ApiJson(body): ApiJson<Redeliver>,
+) -> Result<Json<Attempt>, ApiError> {
+    Ok(Json(
+        deliveries::redeliver(&app, &caller.tenant, &body.record).await?,
+    ))
+}
+
+async fn test_webhook(
+    AdminCaller(caller): AdminCaller,
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<Json<Attempt>, ApiError> {
+    Ok(Json(deliveries::send_test(&app, &caller.tenant).await?))
 }

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod deliveries;
 pub mod feed;
 pub mod google_client;
+pub mod health;
 pub mod quota;
 pub mod records;
 pub mod schedule;

@@ -1,4 +1,4 @@
-//! Creating tenants (operator), and changing a tenant's record safely.
+//! Creating and listing tenants (operator), and changing a tenant's record safely.
 
 use crate::app::App;
 use crate::domain::{ApiKeyScope, Tenant, TenantId, TenantSettings};
@@ -83,4 +83,34 @@ pub async fn update<T>(
         "concurrent_update",
         "the tenant was changed concurrently; retry",
     ))
+}
+
+/// What the operator sees of a tenant (never its settings' secrets).
+#[derive(Debug, serde::Serialize)]
+pub struct TenantSummary {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: String,
+    /// The tenant's Google OAuth client is set (its users can connect).
+    pub google_client_set: bool,
+}
+
+/// A page of tenants for the operator, by id.
+pub async fn list(
+    app: &App,
+    limit: u32,
+    page: Option<&str>,
+) -> Result<(Vec<TenantSummary>, Option<String>), ApiError> {
+    let found = app.store.list_tenants(limit.clamp(1, 200), page).await?;
+    let items = found
+        .items
+        .into_iter()
+        .map(|t| TenantSummary {
+            google_client_set: t.google_client_id.is_some(),
+            created_at: crate::clock::rfc3339(t.created_at),
+            id: t.id,
+            name: t.name,
+        })
+        .collect();
+    Ok((items, found.next))
 }

@@ -2,7 +2,7 @@
 //!
 //! | entity | PK | SK | GSI1PK / GSI1SK | GSI2PK / GSI2SK | TTL |
 //! |---|---|---|---|---|---|
-//! | tenant | `TENANT#{t}` | `TENANT` | | | |
+//! | tenant | `TENANT#{t}` | `TENANT` | `TENANTS` / `{t}` | | |
 //! | API key | `APIKEY#{key}` | `APIKEY` | `TENANT#{t}#APIKEYS` / `{key}` | | |
 //! | account | `TENANT#{t}#USER#{u}` | `ACCOUNT` | `TENANT#{t}#ACCOUNTS` / `{u}` | `DUE#{shard}` / `{next sync, RFC 3339 UTC}#{t}#{u}` while the account is scheduled (active, calendar product) | |
 //! | pair | `TENANT#{t}#USER#{u}` | `PAIR#{collection}#{crm id}` | `TENANT#{t}#USER#{u}#GID#{collection}` / `{google id}` | `TENANT#{t}#USER#{u}#DIRTY#{collection}` / `{crm id}` while the CRM side waits for the worker | |
@@ -50,6 +50,10 @@
 //! 17. A calendar's listing generation (see `services::calendar::channels`): get
 //!     `LISTING#{calendar}` in the user's partition (the webhook, per notification); put it
 //!     (the worker, before a push job lists the calendar).
+//! 18. List every tenant (the operator's console): query GSI1 `TENANTS`.
+//! 19. An account's health (the admin console): query the user's partition with SK prefix
+//!     `CURSOR#` (deletions held back), count GSI2 `…#DIRTY#{collection}` up to a cap, read
+//!     `TENANT#{t}#FEED` newest first; get a feed record by id (redeliver).
 
 use crate::domain::{ApiKeyId, Collection, TenantId, UserId};
 use time::OffsetDateTime;
@@ -75,6 +79,13 @@ fn user_pk(t: &TenantId, u: &UserId) -> String {
 
 pub fn tenant(t: &TenantId) -> Key {
     Key::new(format!("TENANT#{t}"), "TENANT")
+}
+
+/// The operator's index of tenants (GSI1 partition).
+pub const TENANTS: &str = "TENANTS";
+
+pub fn tenant_gsi1(t: &TenantId) -> Key {
+    Key::new(TENANTS, t.as_str())
 }
 
 pub fn api_key(id: &ApiKeyId) -> Key {
@@ -129,8 +140,10 @@ pub fn dirty_pairs_of(t: &TenantId, u: &UserId, c: Collection) -> String {
     format!("{}#DIRTY#{}", user_pk(t, u), c.as_str())
 }
 
+pub const CURSOR_PREFIX: &str = "CURSOR#";
+
 pub fn cursor(t: &TenantId, u: &UserId, scope: &str) -> Key {
-    Key::new(user_pk(t, u), format!("CURSOR#{scope}"))
+    Key::new(user_pk(t, u), format!("{CURSOR_PREFIX}{scope}"))
 }
 
 pub fn listing(t: &TenantId, u: &UserId, calendar: &str) -> Key {

@@ -133,8 +133,10 @@ impl Store {
 
     // ---- tenants and API keys -------------------------------------------------------------
 
+    /// The tenant's item, listed in the operator's tenant index (GSI1 `TENANTS`).
     fn tenant_item(tenant: &Tenant) -> StoreResult<Item> {
-        Ok(Item::new(keys::tenant(&tenant.id), to_data(tenant)?))
+        Ok(Item::new(keys::tenant(&tenant.id), to_data(tenant)?)
+            .with_gsi1(keys::tenant_gsi1(&tenant.id)))
     }
 
     fn api_key_item(key: &ApiKey) -> StoreResult<Item> {
@@ -158,6 +160,19 @@ impl Store {
 
     pub async fn update_tenant(&self, tenant: &Tenant, expected: u64) -> StoreResult<u64> {
         self.write(Self::tenant_item(tenant)?, Some(expected)).await
+    }
+
+    /// Every tenant, by id (the operator's list). A tenant last written before the index
+    /// existed appears once its item is written again (any settings change).
+    pub async fn list_tenants(
+        &self,
+        limit: u32,
+        page: Option<&str>,
+    ) -> StoreResult<Records<Tenant>> {
+        let query = Query::partition(Index::Gsi1, keys::TENANTS)
+            .limit(limit)
+            .page(Self::page_token(page)?);
+        self.page_of(query).await
     }
 
     /// Adds a key to an existing tenant. With `tenant` (the tenant as changed by the caller,
@@ -483,6 +498,31 @@ impl Store {
         }
     }
 
+    /// About how many of the user's `c` pairs wait for the worker, counted on the dirty
+    /// index up to `cap` (the index is eventually consistent; `None`: more than `cap`).
+    pub async fn count_dirty_pairs(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        c: Collection,
+        cap: u32,
+    ) -> StoreResult<Option<usize>> {
+        let mut query =
+            Query::partition(Index::Gsi2, keys::dirty_pairs_of(t, u, c)).limit(cap.min(1000) + 1);
+        let mut counted = 0usize;
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            counted += page.items.len();
+            if counted > cap as usize {
+                return Ok(None);
+            }
+            match page.next {
+                Some(next) => query.page = Some(next),
+                None => return Ok(Some(counted)),
+            }
+        }
+    }
+
     pub async fn list_pairs(
         &self,
         t: &TenantId,
@@ -592,7 +632,47 @@ impl Store {
         self.page_of(query).await
     }
 
+    /// The user's read cursors (one per calendar read, one for contacts, and the CRM side's
+    /// deletion windows).
+    pub async fn list_cursors(&self, t: &TenantId, u: &UserId) -> StoreResult<Vec<Cursor>> {
+        let mut query = Query::partition(Index::Primary, keys::pairs_partition(t, u))
+            .sort(SortKey::BeginsWith(keys::CURSOR_PREFIX.to_owned()))
+            .limit(100);
+        let mut out = Vec::new();
+        loop {
+            let page = self.page_of::<Cursor>(query.clone()).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(next) => query.page = Some(PageToken::decode(&next)?),
+                None => return Ok(out),
+            }
+        }
+    }
+
     // ---- change feed ----------------------------------------------------------------------
+
+    /// One record of the tenant's feed, by id (`None`: not there, expired, or a void).
+    pub async fn get_change(&self, t: &TenantId, id: &str) -> StoreResult<Option<ChangeRecord>> {
+        match self.table.get(&keys::feed_record(t, id)).await? {
+            Some(item) if !is_void(&item.data) => Ok(Some(from_item::<ChangeRecord>(item)?.value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The tenant's latest feed records, newest first: what an admin looks at, not a read
+    /// position (it does not wait on gaps; use [`read_changes`](Self::read_changes) to
+    /// follow the feed).
+    pub async fn recent_changes(&self, t: &TenantId, limit: u32) -> StoreResult<Vec<ChangeRecord>> {
+        let query = Query::partition(Index::Primary, keys::feed_partition(t))
+            .limit(limit.clamp(1, 1000))
+            .descending();
+        let page = self.table.query(query).await?;
+        page.items
+            .into_iter()
+            .filter(|i| !is_void(&i.data))
+            .map(|i| from_item::<ChangeRecord>(i).map(|v| v.value))
+            .collect()
+    }
 
     /// Appends to the tenant's feed and gives the record its id (see
     /// [`append_changes`](Self::append_changes)).

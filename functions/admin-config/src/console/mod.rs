@@ -7,10 +7,16 @@
 //! * `GET|POST /admin/sign-in`, `POST /admin/sign-out`
 //! * `GET|POST /admin/google-client`
 //! * `GET|POST /admin/settings`, `POST /admin/settings/rotate-webhook-secret`
-//! * `GET /admin/accounts?filter=attention|needs_reauth|errors`,
-//!   `POST /admin/accounts/{user}/{sync|confirm-deletions|pause|resume|disconnect}`
-//! * `GET /admin/deliveries`: the webhook delivery cursor, what fails, what is parked
+//! * `GET /admin/accounts?filter=attention|needs_reauth|errors`: one row per account with its
+//!   health in brief; `GET /admin/accounts/{user}`: one account's records waiting and in
+//!   error, push channels, held-back deletions and recent feed records;
+//!   `POST /admin/accounts/{user}/{sync|confirm-deletions|pause|resume|disconnect}`;
+//!   `POST /admin/connect`: a Google consent link for a user or a shared mailbox
+//! * `GET /admin/deliveries`: the webhook delivery cursor, what fails, what is parked;
+//!   `POST /admin/deliveries/{test|redeliver}`
 //! * `GET|POST /admin/keys`, `POST /admin/keys/{key_id}/revoke`
+//! * `GET|POST /admin/tenants`: the operator's tenant list and "create a tenant" (signed in
+//!   with the operator key, [`session::OperatorSession`])
 
 pub mod session;
 
@@ -27,10 +33,13 @@ use serde_json::{json, Map, Value};
 use session::{NoSession, Session};
 use shared::app::{App, AppState};
 use shared::clock::rfc3339;
-use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, UserId};
+use shared::delivery::AttemptError;
+use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, Product, TenantId, UserId};
 use shared::http::{ApiError, Caller};
 use shared::pages;
-use shared::services::{accounts, api_keys, calendar, deliveries, google_client, settings};
+use shared::services::{
+    accounts, api_keys, calendar, connect, deliveries, google_client, health, settings, tenants,
+};
 use std::sync::LazyLock;
 
 pub fn routes() -> Router<AppState> {
@@ -46,8 +55,12 @@ pub fn routes() -> Router<AppState> {
             post(settings_rotate),
         )
         .route("/admin/accounts", get(accounts_page))
+        .route("/admin/accounts/{user}", get(account_page))
+        .route("/admin/connect", post(connect_start))
         .route("/admin/accounts/{user}/{action}", post(account_action))
         .route("/admin/deliveries", get(deliveries_page))
+        .route("/admin/deliveries/{action}", post(delivery_action))
+        .route("/admin/tenants", get(tenants_page).post(tenant_create))
         .route("/admin/keys", get(keys_page).post(key_create))
         .route("/admin/keys/{key_id}/revoke", post(key_revoke))
 }
@@ -60,6 +73,8 @@ static CLIENT_FILE_HASH: LazyLock<String> = LazyLock::new(|| pages::csp_hash(CLI
 /// What the layout shows around every page.
 struct Chrome {
     title: &'static str,
+    /// The operator's pages: their own navigation.
+    operator: bool,
     style: &'static str,
     csrf: Option<String>,
     tenant: String,
@@ -72,12 +87,20 @@ impl Chrome {
     fn new(title: &'static str, s: Option<&Session>) -> Self {
         Self {
             title,
+            operator: false,
             style: pages::STYLE,
             csrf: s.map(|s| s.csrf.clone()),
             tenant: s.map(|s| s.tenant.to_string()).unwrap_or_default(),
             notice: None,
             error: None,
             script: None,
+        }
+    }
+    fn operator(title: &'static str, s: &session::OperatorSession) -> Self {
+        Self {
+            operator: true,
+            csrf: Some(s.csrf.clone()),
+            ..Self::new(title, None)
         }
     }
     fn notice(mut self, n: Option<String>) -> Self {
@@ -162,6 +185,11 @@ async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     let form = Form::parse(&body);
     let key = form.get("key").unwrap_or("").trim();
     let refused = |msg: &str| sign_in_form(StatusCode::UNAUTHORIZED, None, Some(msg.to_owned()));
+    match session::is_operator_key(&app, key).await {
+        Ok(true) => return operator_sign_in(&app).await,
+        Ok(false) => {}
+        Err(e) => return sign_in_form(e.status, None, Some(e.message)),
+    }
     let caller = match Caller::authenticate_key(&app, key).await {
         Ok(c) => c,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
@@ -185,13 +213,37 @@ async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
 }
 
+async fn operator_sign_in(app: &App) -> Response {
+    match session::issue_operator(app).await {
+        Ok(cookie) => {
+            let mut r = see_other("/admin/tenants");
+            if let Ok(v) = HeaderValue::from_str(&session::set_operator_cookie(app, Some(&cookie)))
+            {
+                r.headers_mut().insert(http::header::SET_COOKIE, v);
+            }
+            tracing::info!("console sign-in with the operator key");
+            r
+        }
+        Err(e) => sign_in_form(e.status, None, Some(e.message)),
+    }
+}
+
+/// Ends whichever session the post comes from (a tenant admin's or the operator's).
 async fn sign_out(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = posted(&app, &headers, &Form::parse(&body)).await {
-        return r;
+    let form = Form::parse(&body);
+    if operator_posted(&app, &headers, &form).await.is_err() {
+        if let Err(r) = posted(&app, &headers, &form).await {
+            return r;
+        }
     }
     let mut r = see_other("/admin/sign-in?why=signed-out");
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&app, None)) {
-        r.headers_mut().insert(http::header::SET_COOKIE, v);
+    for cookie in [
+        session::set_cookie(&app, None),
+        session::set_operator_cookie(&app, None),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().append(http::header::SET_COOKIE, v);
+        }
     }
     r
 }
@@ -232,6 +284,54 @@ async fn posted(app: &App, headers: &HeaderMap, form: &Form) -> Result<Session, 
     let s = signed_in(app, headers).await?;
     if !s.csrf_ok(form.get("csrf")) {
         tracing::warn!(tenant = %s.tenant, "console post refused: CSRF token missing or wrong");
+        return Err(forbidden());
+    }
+    Ok(s)
+}
+
+/// A page request's operator session; without one, the answer is the sign-in page.
+struct SignedInOperator(session::OperatorSession);
+
+impl FromRequestParts<AppState> for SignedInOperator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        operator_signed_in(app, &parts.headers)
+            .await
+            .map(SignedInOperator)
+    }
+}
+
+async fn operator_signed_in(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<session::OperatorSession, Response> {
+    match session::read_operator(app, headers).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(NoSession::Missing)) => Err(see_other("/admin/sign-in")),
+        Ok(Err(_)) => {
+            let mut r = see_other("/admin/sign-in?why=expired");
+            if let Ok(v) = HeaderValue::from_str(&session::set_operator_cookie(app, None)) {
+                r.headers_mut().insert(http::header::SET_COOKIE, v);
+            }
+            Err(r)
+        }
+        Err(e) => Err(error_page(None, e)),
+    }
+}
+
+/// An operator form post: same origin, signed in as the operator, this session's CSRF token.
+async fn operator_posted(
+    app: &App,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<session::OperatorSession, Response> {
+    if !same_origin(app, headers) {
+        return Err(forbidden());
+    }
+    let s = operator_signed_in(app, headers).await?;
+    if !s.csrf_ok(form.get("csrf")) {
+        tracing::warn!("operator console post refused: CSRF token missing or wrong");
         return Err(forbidden());
     }
     Ok(s)
@@ -806,11 +906,15 @@ struct AccountRow {
     paused: bool,
     /// A mass deletion is held back until someone confirms it.
     deletions_held: bool,
+    /// Records waiting for the worker ("1000+" past the count's cap).
+    waiting: String,
+    /// The push channels of the calendars read, in words.
+    push: String,
+    push_tone: &'static str,
 }
 
-/// How the sync words an account's `last_error` while it holds a mass deletion back (the
-/// feed's `mass_deletion_blocked` record says the same to the CRM).
-const DELETIONS_HELD: &str = "deletions held back";
+/// Rows per page of the accounts list (each row costs a few bounded store queries).
+const ACCOUNTS_PER_PAGE: u32 = 50;
 
 #[derive(Template)]
 #[template(path = "accounts.html")]
@@ -843,9 +947,8 @@ fn status_name(s: AccountStatus) -> (&'static str, &'static str) {
     }
 }
 
-fn row(a: &Account) -> AccountRow {
-    let (status, tone) = status_name(a.status);
-    let products = serde_json::to_value(&a.products)
+fn products_of(a: &Account) -> String {
+    serde_json::to_value(&a.products)
         .ok()
         .and_then(|v| v.as_array().cloned())
         .map(|a| {
@@ -854,14 +957,41 @@ fn row(a: &Account) -> AccountRow {
                 .collect::<Vec<_>>()
                 .join(", ")
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The push channels of an account's calendars, in words, and their tone.
+fn push_words(h: &health::Summary) -> (String, &'static str) {
+    if h.calendars == 0 {
+        return ("—".into(), "muted");
+    }
+    let polled = h.calendars - h.watching;
+    let words = match (h.watching, polled) {
+        (w, 0) => format!("{w} of {} calendars watched", h.calendars),
+        (w, p) if p == h.push_unsupported => format!(
+            "{w} of {} calendars watched; {p} polled (no push from Google)",
+            h.calendars
+        ),
+        (w, _) => format!("{w} of {} calendars watched; the rest polled", h.calendars),
+    };
+    let tone = if h.watching + h.push_unsupported == h.calendars {
+        "ok"
+    } else {
+        "warn"
+    };
+    (words, tone)
+}
+
+fn row(a: &Account, h: &health::Summary) -> AccountRow {
+    let (status, tone) = status_name(a.status);
+    let (push, push_tone) = push_words(h);
     AccountRow {
         user: a.user.to_string(),
         status,
         tone,
         reauth_reason: a.reauth_reason.clone(),
         email: a.google_email.clone().unwrap_or_default(),
-        products,
+        products: products_of(a),
         last_sync: a
             .last_sync_at
             .map(rfc3339)
@@ -869,10 +999,13 @@ fn row(a: &Account) -> AccountRow {
         last_error: a.last_error.clone(),
         connected: a.status != AccountStatus::Disconnected,
         paused: a.status == AccountStatus::Paused,
-        deletions_held: a
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains(DELETIONS_HELD)),
+        deletions_held: h.deletions_held,
+        waiting: match h.waiting_more {
+            true => format!("{}+", h.waiting),
+            false => h.waiting.to_string(),
+        },
+        push,
+        push_tone,
     }
 }
 
@@ -890,13 +1023,22 @@ async fn accounts_page(
     };
     let found = match app
         .store
-        .list_accounts(&s.tenant, 200, q.page.as_deref())
+        .list_accounts(&s.tenant, ACCOUNTS_PER_PAGE, q.page.as_deref())
         .await
     {
         Ok(f) => f,
         Err(e) => return error_page(Some(&s), e.into()),
     };
-    let rows: Vec<AccountRow> = found.items.iter().filter(|a| keep(a)).map(row).collect();
+    let shown: Vec<&Account> = found.items.iter().filter(|a| keep(a)).collect();
+    let summaries =
+        futures_util::future::join_all(shown.iter().map(|a| health::summary(&app, a))).await;
+    let mut rows = Vec::with_capacity(shown.len());
+    for (a, h) in shown.into_iter().zip(summaries) {
+        match h {
+            Ok(h) => rows.push(row(a, &h)),
+            Err(e) => return error_page(Some(&s), e),
+        }
+    }
     let filters = [
         ("All", "", ""),
         ("Needs attention", "?filter=attention", "attention"),
@@ -914,20 +1056,8 @@ async fn accounts_page(
         on: key == filter,
     })
     .collect();
-    let notice = match q.done.as_deref() {
-        Some("sync") => Some("Sync queued.".to_owned()),
-        Some("confirm-deletions") => {
-            Some("Deletions confirmed: the next pass carries them out.".to_owned())
-        }
-        Some("pause") => Some("Account paused.".to_owned()),
-        Some("resume") => Some("Account resumed.".to_owned()),
-        Some("disconnect") => {
-            Some("Account disconnected; its Google grant was revoked.".to_owned())
-        }
-        _ => None,
-    };
     let p = AccountsPage {
-        page: Chrome::new("Accounts", Some(&s)).notice(notice),
+        page: Chrome::new("Accounts", Some(&s)).notice(action_notice(q.done.as_deref())),
         csrf: s.csrf.clone(),
         filtered: !filter.is_empty(),
         filter_query: if filter.is_empty() {
@@ -942,6 +1072,66 @@ async fn accounts_page(
             .map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect()),
     };
     html(StatusCode::OK, p.render(), &[])
+}
+
+/// What an account action did, in words.
+fn action_notice(done: Option<&str>) -> Option<String> {
+    match done {
+        Some("sync") => Some("Sync queued.".to_owned()),
+        Some("confirm-deletions") => {
+            Some("Deletions confirmed: the next pass carries them out.".to_owned())
+        }
+        Some("pause") => Some("Account paused.".to_owned()),
+        Some("resume") => Some("Account resumed.".to_owned()),
+        Some("disconnect") => {
+            Some("Account disconnected; its Google grant was revoked.".to_owned())
+        }
+        _ => None,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    page: Chrome,
+    csrf: String,
+    row: AccountRow,
+    view: accounts::AccountView,
+    health: health::AccountHealth,
+    errors_shown: usize,
+    errors_scanned: usize,
+}
+
+async fn account_page(
+    State(app): State<AppState>,
+    SignedIn(s): SignedIn,
+    Path(user): Path<String>,
+    Query(q): Query<Done>,
+) -> Response {
+    let Ok(user) = UserId::parse(&user) else {
+        return error_page(Some(&s), ApiError::not_found("no such account"));
+    };
+    let loaded = async {
+        let a = accounts::get(&app, &s.tenant, &user).await?;
+        let view = accounts::live_view(&app, &a).await?;
+        let h = health::of(&app, &a).await?;
+        Ok::<_, ApiError>((row(&a, &h.summary()), view, h))
+    };
+    match loaded.await {
+        Ok((row, view, health)) => {
+            let p = AccountPage {
+                page: Chrome::new("Account", Some(&s)).notice(action_notice(q.done.as_deref())),
+                csrf: s.csrf.clone(),
+                row,
+                view,
+                health,
+                errors_shown: health::ERRORS_SHOWN,
+                errors_scanned: health::ERRORS_SCANNED,
+            };
+            html(StatusCode::OK, p.render(), &[])
+        }
+        Err(e) => error_page(Some(&s), e),
+    }
 }
 
 async fn account_action(
@@ -973,8 +1163,64 @@ async fn account_action(
         "disconnect" => accounts::disconnect(&app, t, u, true).await.map(|_| ()),
         _ => Err(ApiError::not_found("no such action")),
     };
+    // The account's own page posts `back=account` to come back to it.
+    let back = match form.get("back") {
+        Some("account") if action != "disconnect" => format!("/admin/accounts/{user}"),
+        _ => "/admin/accounts".to_owned(),
+    };
     match result {
-        Ok(()) => see_other(&format!("/admin/accounts?done={action}")),
+        Ok(()) => see_other(&format!("{back}?done={action}")),
+        Err(e) => error_page(Some(&s), e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+struct ConnectPage {
+    page: Chrome,
+    user: String,
+    email: String,
+    link: String,
+    expires_at: String,
+}
+
+/// "Connect an account": the same link `POST /v1/users/{user}/google/connect` gives, for
+/// the admin to open (a shared mailbox: signed in to Google as the team's account).
+async fn connect_start(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let s = match posted(&app, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let user = form.text("user");
+    let Ok(u) = UserId::parse(&user) else {
+        let e = ApiError::invalid(
+            "The CRM user or mailbox id: letters, digits and -_.@+= only, at most 128 characters.",
+        );
+        return error_page(Some(&s), e);
+    };
+    let products: Vec<Product> = form
+        .all("products")
+        .into_iter()
+        .filter_map(|p| serde_json::from_value(Value::String(p.to_owned())).ok())
+        .collect();
+    let email = form.text("email");
+    let req = connect::ConnectRequest {
+        products: products.into(),
+        return_url: None,
+        login_hint: (!email.is_empty()).then(|| email.clone()),
+    };
+    match connect::start(&app, &s.tenant, &u, req).await {
+        Ok(link) => {
+            let p = ConnectPage {
+                page: Chrome::new("Connect a Google account", Some(&s)),
+                user: u.to_string(),
+                email,
+                link: link.authorization_url,
+                expires_at: link.expires_at,
+            };
+            html(StatusCode::OK, p.render(), &[])
+        }
         Err(e) => error_page(Some(&s), e),
     }
 }
@@ -985,19 +1231,236 @@ async fn account_action(
 #[template(path = "deliveries.html")]
 struct DeliveriesPage {
     page: Chrome,
+    csrf: String,
     view: deliveries::DeliveriesView,
 }
 
-async fn deliveries_page(State(app): State<AppState>, SignedIn(s): SignedIn) -> Response {
+#[derive(Deserialize)]
+struct DeliveriesQuery {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    failure: Option<String>,
+}
+
+/// What a test delivery or a redelivery did, in words (from the redirect's query: known
+/// words only, never text from the query itself).
+fn delivery_notice(q: &DeliveriesQuery) -> (Option<String>, Option<String>) {
+    let why = match (q.status, q.failure.as_deref()) {
+        (Some(status), _) => format!("the CRM answered HTTP {status}"),
+        (None, Some("timeout")) => "the CRM did not answer in time".to_owned(),
+        (None, Some("connect")) => "the CRM's webhook could not be reached".to_owned(),
+        _ => "the connection failed".to_owned(),
+    };
+    match q.done.as_deref() {
+        Some("test-delivered") => (
+            Some("Test delivery sent: the CRM answered 2xx.".into()),
+            None,
+        ),
+        Some("test-failed") => (None, Some(format!("The test delivery failed: {why}."))),
+        Some("redelivered") => (
+            Some("Record delivered again: the CRM answered 2xx.".into()),
+            None,
+        ),
+        Some("unparked") => (
+            Some("Record delivered again and taken off the parked list.".into()),
+            None,
+        ),
+        Some("redeliver-failed") => (None, Some(format!("The redelivery failed: {why}."))),
+        _ => (None, None),
+    }
+}
+
+async fn deliveries_page(
+    State(app): State<AppState>,
+    SignedIn(s): SignedIn,
+    Query(q): Query<DeliveriesQuery>,
+) -> Response {
     match deliveries::status(&app, &s.tenant).await {
         Ok(view) => {
+            let (notice, error) = delivery_notice(&q);
             let p = DeliveriesPage {
-                page: Chrome::new("Webhook deliveries", Some(&s)),
+                page: Chrome::new("Webhook deliveries", Some(&s))
+                    .notice(notice)
+                    .error(error),
+                csrf: s.csrf.clone(),
                 view,
             };
             html(StatusCode::OK, p.render(), &[])
         }
         Err(e) => error_page(Some(&s), e),
+    }
+}
+
+/// `test`: a signed test delivery; `redeliver`: the record named in the form, again.
+async fn delivery_action(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let s = match posted(&app, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (attempt, ok, failed) = match action.as_str() {
+        "test" => (
+            deliveries::send_test(&app, &s.tenant).await,
+            "test-delivered",
+            "test-failed",
+        ),
+        "redeliver" => (
+            deliveries::redeliver(&app, &s.tenant, &form.text("record")).await,
+            "redelivered",
+            "redeliver-failed",
+        ),
+        _ => return error_page(Some(&s), ApiError::not_found("no such action")),
+    };
+    let attempt = match attempt {
+        Ok(a) => a,
+        Err(e) => return error_page(Some(&s), e),
+    };
+    let to = match (&attempt.error, attempt.unparked) {
+        (None, true) => "/admin/deliveries?done=unparked".to_owned(),
+        (None, false) => format!("/admin/deliveries?done={ok}"),
+        (Some(AttemptError::Status { status }), _) => {
+            format!("/admin/deliveries?done={failed}&status={status}")
+        }
+        (Some(e), _) => {
+            let kind = match e {
+                AttemptError::Timeout => "timeout",
+                AttemptError::Connect => "connect",
+                _ => "transport",
+            };
+            format!("/admin/deliveries?done={failed}&failure={kind}")
+        }
+    };
+    see_other(&to)
+}
+
+// ---- the operator's tenants ----------------------------------------------------------------
+
+struct TenantRow {
+    id: String,
+    name: String,
+    created: String,
+    client_set: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tenants.html")]
+struct TenantsPage {
+    page: Chrome,
+    csrf: String,
+    rows: Vec<TenantRow>,
+    next: Option<String>,
+    /// A tenant just made: its name, id and first admin key (shown this once).
+    created: Option<(String, String, String)>,
+    name: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    page: Option<String>,
+}
+
+async fn render_tenants(
+    app: &App,
+    s: &session::OperatorSession,
+    page: Option<&str>,
+    status: StatusCode,
+    form: (String, String),
+    created: Option<(String, String, String)>,
+    error: Option<String>,
+) -> Response {
+    let (items, next) = match tenants::list(app, 50, page).await {
+        Ok(found) => found,
+        Err(e) => return operator_error(s, e),
+    };
+    let rows = items
+        .into_iter()
+        .map(|t| TenantRow {
+            id: t.id.to_string(),
+            name: t.name,
+            created: t.created_at,
+            client_set: t.google_client_set,
+        })
+        .collect();
+    let p = TenantsPage {
+        page: Chrome::operator("Tenants", s).error(error),
+        csrf: s.csrf.clone(),
+        rows,
+        next: next.map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect()),
+        created,
+        name: form.0,
+        id: form.1,
+    };
+    html(status, p.render(), &[])
+}
+
+fn operator_error(s: &session::OperatorSession, e: ApiError) -> Response {
+    let page = MessagePage {
+        page: Chrome::operator("Something went wrong", s).error(Some(e.message)),
+        text: "Nothing was changed.",
+        link: "/admin/tenants",
+        link_label: "Back to the tenants",
+    };
+    html(e.status, page.render(), &[])
+}
+
+async fn tenants_page(
+    State(app): State<AppState>,
+    SignedInOperator(s): SignedInOperator,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let form = (String::new(), String::new());
+    render_tenants(
+        &app,
+        &s,
+        q.page.as_deref(),
+        StatusCode::OK,
+        form,
+        None,
+        None,
+    )
+    .await
+}
+
+/// "Create a tenant": the tenant and its first admin key, shown once.
+async fn tenant_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let s = match operator_posted(&app, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let typed = (form.text("name"), form.text("id"));
+    let id = match typed.1.as_str() {
+        "" => None,
+        id => match TenantId::parse(id) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                let why = Some(format!("The {e}."));
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                return render_tenants(&app, &s, None, status, typed, None, why).await;
+            }
+        },
+    };
+    let new = tenants::NewTenant {
+        id,
+        name: typed.0.clone(),
+    };
+    match tenants::create(&app, new).await {
+        Ok((tenant, key)) => {
+            let created = Some((tenant.name, tenant.id.to_string(), key.plaintext));
+            let form = (String::new(), String::new());
+            render_tenants(&app, &s, None, StatusCode::CREATED, form, created, None).await
+        }
+        Err(e) => render_tenants(&app, &s, None, e.status, typed, None, Some(e.message)).await,
     }
 }
 
