@@ -5,6 +5,8 @@
 //   CGS_BROWSER_ADMIN_KEY  the demo tenant's admin key
 //   CGS_BROWSER_SANDBOX    the Google sandbox (its control API adds a user and a calendar)
 //   CGS_CHROMIUM           the browser (default /usr/bin/chromium)
+//   CGS_BROWSER_SCREENSHOTS  optional: a folder to save the settings page's screenshot in
+//                          (docs/settings-page.png is one)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -144,6 +146,9 @@ test('a user opens a settings link, connects through the consent page, picks a c
   assert.equal(await page.getByLabel('Team').isChecked(), true);
   assert.equal(await page.getByLabel('Postal addresses: CRM → Google').isChecked(), true);
   await assertFits();
+  if (process.env.CGS_BROWSER_SCREENSHOTS) {
+    await page.screenshot({ path: join(process.env.CGS_BROWSER_SCREENSHOTS, 'settings-page.png'), fullPage: true });
+  }
 });
 
 test('a post without the CSRF token is refused and changes nothing', async () => {

@@ -42,6 +42,7 @@ textarea{min-height:6em}
 fieldset{border:1px solid var(--line);border-radius:.4em;margin:1em 0;padding:.5em 1em;min-width:0}
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid var(--line);vertical-align:top}
+@media (max-width:26rem){body{padding:.75rem}fieldset{padding:.5em .6em}th,td{padding:.35em .25em}}
 nav{display:flex;flex-wrap:wrap;gap:.3em 1em;border-bottom:1px solid var(--line);padding-bottom:.5em}
 nav form{margin-left:auto}
 .muted{color:var(--muted)}code{overflow-wrap:anywhere}
