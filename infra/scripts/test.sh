@@ -14,6 +14,8 @@
 #   CGS_BROWSER=0|1|only  the browser tests (tests/browser: chromium + playwright-core against
 #                      the local server); default 1 for a full run, 0 when cargo args are given;
 #                      `only` runs just them
+#   CGS_BROWSER_SCREENSHOTS=DIR  the browser tests save the settings page's screenshot there
+#                      (docs/settings-page.png is one)
 #
 # Inside, the tests see:
 #   CGS_MOTO_ENDPOINT=http://127.0.0.1:PORT       moto server (DynamoDB, Secrets Manager, SQS, ...)
