@@ -37,6 +37,7 @@ use shared::delivery::AttemptError;
 use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, Product, TenantId, UserId};
 use shared::http::{ApiError, Caller};
 use shared::pages;
+use shared::pages::post::Form;
 use shared::services::{
     accounts, api_keys, calendar, connect, deliveries, google_client, health, settings, tenants,
 };
@@ -337,24 +338,11 @@ async fn operator_posted(
     Ok(s)
 }
 
-/// A form post must come from this deployment's own pages: a browser's `Sec-Fetch-Site`,
-/// when sent, must be `same-origin`; its `Origin`, when sent and not `null` (the pages'
-/// `Referrer-Policy: no-referrer` makes browsers send `null`), must be ours. The CSRF token
-/// and the `SameSite=Strict` cookie are the protection; this refuses a cross-site post early.
+/// A form post must come from this deployment's own pages ([`pages::post::same_origin`]);
+/// the CSRF token and the `SameSite=Strict` cookie are the protection, this refuses a
+/// cross-site post early.
 fn same_origin(app: &App, headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return site.as_bytes() == b"same-origin";
-    }
-    let Some(origin) = headers.get(http::header::ORIGIN) else {
-        return true;
-    };
-    if origin.as_bytes() == b"null" {
-        return true;
-    }
-    let ours = url::Url::parse(&app.config.public_base_url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    origin.to_str().is_ok_and(|o| o == ours)
+    pages::post::same_origin(&app.config.public_base_url, headers)
 }
 
 fn forbidden() -> Response {
@@ -375,31 +363,6 @@ fn error_page(s: Option<&Session>, e: ApiError) -> Response {
         link_label: "Back to the console",
     };
     html(e.status, page.render(), &[])
-}
-
-/// A `application/x-www-form-urlencoded` body, repeated names kept.
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    fn parse(body: &[u8]) -> Self {
-        Form(form_urlencoded::parse(body).into_owned().collect())
-    }
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn text(&self, name: &str) -> String {
-        self.get(name).unwrap_or("").trim().to_owned()
-    }
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
 }
 
 #[derive(Deserialize)]

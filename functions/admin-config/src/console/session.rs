@@ -99,7 +99,7 @@ fn open<T: serde::de::DeserializeOwned>(
     headers: &http::HeaderMap,
     name: &str,
 ) -> Result<Result<T, NoSession>, ApiError> {
-    let Some(value) = cookie(headers, name) else {
+    let Some(value) = shared::pages::post::cookie(headers, name) else {
         return Ok(Err(NoSession::Missing));
     };
     let Some((body, sig)) = value.split_once('.') else {
@@ -260,19 +260,6 @@ impl Session {
     pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {
         submitted.is_some_and(|s| constant_time_eq(s.as_bytes(), self.csrf.as_bytes()))
     }
-}
-
-/// One cookie's value from the `Cookie` header(s).
-fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
 }
 
 /// The `Set-Cookie` value that carries a session (or, with `None`, ends it).
