@@ -43,6 +43,10 @@ pub enum Tally {
     Waiting,
 }
 
+/// A record read again by its id ([`Records::fetch`]): the item, and its content when it is
+/// live and in the synced scope.
+pub type Fetched<I, C> = (Option<I>, Option<C>);
+
 /// A collection's part of carrying out a decision. Everything else is [`execute`]'s.
 pub(crate) trait Records: Part {
     /// Google's record (an event, a person).
@@ -66,7 +70,7 @@ pub(crate) trait Records: Part {
     fn fetch(
         &mut self,
         pair: &PairStatus,
-    ) -> impl Future<Output = Result<(Option<Self::Item>, Option<Self::Content>), SyncError>> + Send;
+    ) -> impl Future<Output = Result<Fetched<Self::Item, Self::Content>, SyncError>> + Send;
 
     /// Decides the pair against Google's side (`item` and its `content`, as read). May note
     /// on the pair what the read tells whatever the decision (an event's resources).

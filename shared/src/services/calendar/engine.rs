@@ -577,7 +577,7 @@ async fn apply_google_event(
     let found = match find_pair(ctx, calendar, event).await? {
         Lookup::Skip => return Ok(()),
         Lookup::New => None,
-        Lookup::Pair(p) => Some(p),
+        Lookup::Pair(p) => Some(*p),
     };
     if let Some(p) = found
         .as_ref()
@@ -622,7 +622,7 @@ enum Lookup {
     Skip,
     /// No pair yet: a Google-born record if it is live.
     New,
-    Pair(Versioned<PairStatus>),
+    Pair(Box<Versioned<PairStatus>>),
 }
 
 /// The pair a read event belongs to: by the CRM id its private properties carry (unless the
@@ -669,11 +669,11 @@ async fn find_pair(ctx: &mut Ctx<'_>, calendar: &str, event: &Event) -> Result<L
     // pair found by them is this event's wherever it is now (an event moved to another
     // calendar keeps its id and its properties, and the pair follows it).
     if let Some(found) = found {
-        return Ok(Lookup::Pair(found));
+        return Ok(Lookup::Pair(Box::new(found)));
     }
     // The same event id can be in several calendars, and in colleagues' (see `born`).
     match super::born::find(ctx.app, &t, &u, calendar, &event.id).await? {
-        super::born::Lookup::Pair(p) => Ok(Lookup::Pair(*p)),
+        super::born::Lookup::Pair(p) => Ok(Lookup::Pair(p)),
         super::born::Lookup::Elsewhere => Ok(Lookup::Skip),
         super::born::Lookup::New if event.is_cancelled() => Ok(Lookup::New),
         super::born::Lookup::New => {
