@@ -15,6 +15,7 @@ use shared::services::calendar::rehome;
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
 use shared::services::tokens::TokenError;
+use shared::sync::Noted;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -163,20 +164,51 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         metrics::count("SyncsRun", &[("Outcome", "busy")], 1);
         return Err(JobError::Busy);
     }
-    // Every Google call of the job is paced: a cap for this account, the tenant's budget.
-    let pacer = quota::pacer(app, &tenant.value);
+    let mut noted = Noted::default();
+    let result = passes(
+        app,
+        job,
+        &account.value,
+        &tenant.value,
+        deadline,
+        &mut noted,
+    )
+    .await;
+    if let Err(e) = app
+        .store
+        .release_lease(&job.tenant, &job.user, &holder)
+        .await
+    {
+        tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+    }
+    let poll = tenant.value.settings.defaults.poll_interval();
+    record(app, &account.value, &result, poll, &noted).await;
+    result.map(|_| ())
+}
+
+/// The job's passes, every Google call paced (a cap for this account, the tenant's budget),
+/// then the tenant's webhook deliveries. What each pass leaves on the account is `noted`.
+async fn passes(
+    app: &App,
+    job: &SyncJob,
+    account: &shared::domain::Account,
+    tenant: &shared::domain::Tenant,
+    deadline: Instant,
+    noted: &mut Noted,
+) -> Result<Done, JobError> {
+    let pacer = quota::pacer(app, tenant, idle_calls(account, job));
     // Boxed: the pass's future is large, and a task-local scope would hold it inline.
     let result = pacing::paced(
         pacer.clone(),
         Box::pin(async {
-            let products = &account.value.products;
+            let products = &account.products;
             let mut done = Vec::new();
             if products.contains(Product::Calendar) {
-                done.push(calendar(app, job, &account.value, deadline).await?);
+                done.push(calendar(app, job, account, deadline, noted).await?);
             }
             // A push notification names one calendar: contacts wait for their own jobs.
             if products.contains(Product::Contacts) && job.calendar.is_none() {
-                done.push(sync_contacts(app, job, deadline).await?);
+                done.push(sync_contacts(app, job, deadline, noted).await?);
             }
             let done = Done::combine(done);
             deliver(app, job, deadline).await;
@@ -185,21 +217,36 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     )
     .await;
     pacer.finish().await;
-    if let Err(e) = app
-        .store
-        .release_lease(&job.tenant, &job.user, &holder)
-        .await
-    {
-        tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+    result
+}
+
+/// The Google calls a job makes when nothing changed: a list per calendar it reads (one for
+/// a push, one batch request for a record change), one for the contacts.
+fn idle_calls(account: &shared::domain::Account, job: &SyncJob) -> u32 {
+    let mut n = 0;
+    if account.products.contains(Product::Calendar) {
+        n += match (job.reason, &job.calendar) {
+            (SyncReason::RecordChange, _) | (_, Some(_)) => 1,
+            _ => schedule::read_calendars(account).len() as u32,
+        };
     }
-    // The schedule: a complete run sets the next due time, a failed one backs off.
-    let (outcome, label) = match &result {
-        Ok(Done::Complete) => (
-            Some(RunOutcome::Complete {
-                poll: tenant.value.settings.defaults.poll_interval(),
-            }),
-            "complete",
-        ),
+    if account.products.contains(Product::Contacts) && job.calendar.is_none() {
+        n += 1;
+    }
+    n.max(1)
+}
+
+/// The schedule: a complete run sets the next due time, a failed one backs off; written with
+/// what the passes noted, in one account write.
+async fn record(
+    app: &App,
+    account: &shared::domain::Account,
+    result: &Result<Done, JobError>,
+    poll: time::Duration,
+    noted: &Noted,
+) {
+    let (outcome, label) = match result {
+        Ok(Done::Complete) => (Some(RunOutcome::Complete { poll }), "complete"),
         Ok(Done::Partial) => (Some(RunOutcome::Partial), "partial"),
         Ok(Done::Continued) => (Some(RunOutcome::Partial), "paced"),
         Ok(Done::Deferred(until)) => (Some(RunOutcome::Deferred(*until)), "deferred"),
@@ -209,11 +256,11 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     };
     metrics::count("SyncsRun", &[("Outcome", label)], 1);
     if let Some(outcome) = outcome {
-        if let Err(e) = schedule::record_run(app, &job.tenant, &job.user, outcome).await {
-            tracing::warn!(tenant = %job.tenant, user = %job.user, error = %e.message, "could not record the run on the account");
+        if let Err(e) = schedule::record_run(app, account, outcome, noted).await {
+            let (t, u) = (&account.tenant, &account.user);
+            tracing::warn!(tenant = %t, user = %u, error = %e.message, "could not record the run on the account");
         }
     }
-    result.map(|_| ())
 }
 
 /// How a job ended for the account (transient failures are `Err`: the queue retries them).
@@ -266,7 +313,12 @@ impl Done {
     }
 }
 
-async fn sync_contacts(app: &App, job: &SyncJob, deadline: Instant) -> Result<Done, JobError> {
+async fn sync_contacts(
+    app: &App,
+    job: &SyncJob,
+    deadline: Instant,
+    noted: &mut Noted,
+) -> Result<Done, JobError> {
     let result = shared::services::contacts::engine::sync_contacts(
         app,
         &job.tenant,
@@ -276,7 +328,8 @@ async fn sync_contacts(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
     )
     .await;
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
+            noted.add(std::mem::take(&mut report.noted));
             tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "contacts synced");
             if report.incomplete || report.capped {
                 continue_later(app, job).await;
@@ -332,6 +385,7 @@ async fn calendar(
     job: &SyncJob,
     account: &shared::domain::Account,
     deadline: Instant,
+    noted: &mut Noted,
 ) -> Result<Done, JobError> {
     if account.settings.rehome.is_some() {
         match rehome::carry_on(app, &job.tenant, &job.user, deadline).await {
@@ -343,10 +397,15 @@ async fn calendar(
             Err(e) => return pass_failed(app, job, "calendar", e).await,
         }
     }
-    sync_calendar(app, job, deadline).await
+    sync_calendar(app, job, deadline, noted).await
 }
 
-async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Done, JobError> {
+async fn sync_calendar(
+    app: &App,
+    job: &SyncJob,
+    deadline: Instant,
+    noted: &mut Noted,
+) -> Result<Done, JobError> {
     // A record change only needs the CRM's waiting changes pushed; everything else reads
     // Google's changes first.
     let read_google = job.reason != SyncReason::RecordChange;
@@ -369,7 +428,8 @@ async fn sync_calendar(app: &App, job: &SyncJob, deadline: Instant) -> Result<Do
     )
     .await;
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
+            noted.add(std::mem::take(&mut report.noted));
             tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
             if !report.incomplete.is_empty() || report.push_incomplete {
                 continue_later(app, job).await;

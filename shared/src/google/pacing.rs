@@ -14,6 +14,10 @@
 //!   in reservations so the store sees a write per reservation, not per call; what a job
 //!   reserved but did not use is given back by [`Pacer::finish`]. An empty bucket refuses
 //!   with [`Pace::Tenant`] and how long until it refills; the worker defers the account.
+//!   A job's first reservation is the calls it expects to make when nothing changed
+//!   ([`Pacer::expecting`]: an idle pass lists each calendar and the contacts once), so an
+//!   idle job uses it up and has nothing to give back: one bucket write, not two. Every call
+//!   is still reserved before it is sent, so the tenant's rate holds exactly as before.
 //!
 //! Outside a pacer (the HTTP API's live calendar list, the OAuth flows) calls are not paced.
 
@@ -89,9 +93,20 @@ pub trait Budget: Send + Sync {
 pub struct Pacer {
     cap: u32,
     reserve: u32,
+    /// The size of the first reservation (0: `reserve`).
+    first: u32,
     calls: AtomicU32,
     budget: Option<Arc<dyn Budget>>,
-    held: tokio::sync::Mutex<u32>,
+    held: tokio::sync::Mutex<Held>,
+}
+
+/// What a job holds of its tenant's budget.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    /// Reserved and not used yet.
+    calls: u32,
+    /// Whether the job reserved before.
+    reserved: bool,
 }
 
 impl Pacer {
@@ -100,10 +115,27 @@ impl Pacer {
         Self {
             cap: cap.max(1),
             reserve: reserve.max(1),
+            first: 0,
             calls: AtomicU32::new(0),
             budget,
-            held: tokio::sync::Mutex::new(0),
+            held: tokio::sync::Mutex::new(Held::default()),
         }
+    }
+
+    /// The job expects `calls` calls when nothing changed: its first reservation is that
+    /// many (used up by an idle job, which then gives nothing back).
+    pub fn expecting(mut self, calls: u32) -> Self {
+        self.first = calls;
+        self
+    }
+
+    /// Pure: how many calls to reserve for a call of `weight` (`held` of them held).
+    fn reservation(&self, held: Held, weight: u32) -> u32 {
+        let size = match (held.reserved, self.first) {
+            (false, first) if first > 0 => first,
+            _ => self.reserve,
+        };
+        size.max(weight - held.calls)
     }
 
     /// Calls admitted so far (batch parts counted).
@@ -121,17 +153,18 @@ impl Pacer {
         }
         if let Some(budget) = &self.budget {
             let mut held = self.held.lock().await;
-            if *held < weight {
-                let grant = budget.take(self.reserve.max(weight - *held)).await;
-                *held += grant.granted;
-                if *held < weight {
+            if held.calls < weight {
+                let grant = budget.take(self.reservation(*held, weight)).await;
+                held.reserved = true;
+                held.calls += grant.granted;
+                if held.calls < weight {
                     self.calls.fetch_sub(weight, Ordering::SeqCst);
                     return Err(GoogleError::Paced(Pace::Tenant {
                         retry_in: grant.retry_in,
                     }));
                 }
             }
-            *held -= weight;
+            held.calls -= weight;
         }
         Ok(())
     }
@@ -140,9 +173,9 @@ impl Pacer {
     pub async fn finish(&self) {
         if let Some(budget) = &self.budget {
             let mut held = self.held.lock().await;
-            if *held > 0 {
-                budget.give_back(*held).await;
-                *held = 0;
+            if held.calls > 0 {
+                budget.give_back(held.calls).await;
+                held.calls = 0;
             }
         }
     }
@@ -248,5 +281,52 @@ mod tests {
             Err(GoogleError::Paced(Pace::Tenant { retry_in })) if retry_in == Duration::from_secs(7)
         ));
         assert_eq!(pacer.calls(), 0);
+    }
+
+    /// Counts the budget's writes.
+    struct Counted(Bucket, Mutex<u32>);
+
+    #[async_trait]
+    impl Budget for Counted {
+        async fn take(&self, n: u32) -> Grant {
+            *self.1.lock().unwrap() += 1;
+            self.0.take(n).await
+        }
+        async fn give_back(&self, n: u32) {
+            *self.1.lock().unwrap() += 1;
+            self.0.give_back(n).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_job_uses_up_its_first_reservation() {
+        let run = async |expected: u32, calls: u32| {
+            let bucket = Arc::new(Counted(Bucket(Mutex::new(100)), Mutex::new(0)));
+            let pacer = Arc::new(Pacer::new(200, Some(bucket.clone()), 20).expecting(expected));
+            paced(pacer.clone(), async {
+                for _ in 0..calls {
+                    admit(1).await.unwrap();
+                }
+            })
+            .await;
+            pacer.finish().await;
+            let left = *bucket.0 .0.lock().unwrap();
+            let writes = *bucket.1.lock().unwrap();
+            (100 - left, writes)
+        };
+        // Idle: the calls it expected, reserved once, nothing to give back.
+        assert_eq!(run(1, 1).await, (1, 1));
+        assert_eq!(run(2, 2).await, (2, 1));
+        // Busy: the first reservation, then the usual ones, and the rest given back.
+        assert_eq!(run(2, 5).await, (5, 3));
+        // Fewer calls than expected: what was not used is given back.
+        assert_eq!(run(2, 1).await, (1, 2));
+        // Every call is reserved before it goes: an empty budget refuses the first.
+        let empty = Arc::new(Bucket(Mutex::new(0)));
+        let pacer = Arc::new(Pacer::new(100, Some(empty), 10).expecting(1));
+        assert!(matches!(
+            paced(pacer, admit(1)).await,
+            Err(GoogleError::Paced(Pace::Tenant { .. }))
+        ));
     }
 }

@@ -9,9 +9,10 @@
 //! an account gets at most 200 calls per job (an initial sync of 10,000 events needs about
 //! 45), after which the rest continues in a job queued behind the other accounts'.
 //!
-//! Approximation, on purpose: workers take calls from the bucket in reservations of 20 and
-//! give back what they did not use when the job ends, so the bucket is written twice per
-//! job rather than once per call; a crashed worker's reservation is lost (the tenant runs
+//! Approximation, on purpose: workers take calls from the bucket in reservations of 20 (the
+//! first one the calls an idle job makes) and give back what they did not use when the job
+//! ends, so the bucket is written once per idle job and twice per busy one, rather than once
+//! per call; a crashed worker's reservation is lost (the tenant runs
 //! slightly under its budget, never over). A store failure does not stop syncing: the
 //! budget then grants (fails open), and Google's own limits with our backoff remain.
 
@@ -190,8 +191,9 @@ impl Budget for TenantBudget {
     }
 }
 
-/// The pacer of one worker job for an account of `tenant`, under its limits.
-pub fn pacer(app: &crate::app::App, tenant: &Tenant) -> Arc<Pacer> {
+/// The pacer of one worker job for an account of `tenant`, under its limits; the job expects
+/// `idle_calls` calls when nothing changed (see [`Pacer::expecting`]).
+pub fn pacer(app: &crate::app::App, tenant: &Tenant, idle_calls: u32) -> Arc<Pacer> {
     let limits = Limits::for_tenant(&tenant.settings.google_quota);
     let budget = TenantBudget::new(
         app.store.clone(),
@@ -199,11 +201,8 @@ pub fn pacer(app: &crate::app::App, tenant: &Tenant) -> Arc<Pacer> {
         tenant.id.clone(),
         limits,
     );
-    Arc::new(Pacer::new(
-        limits.calls_per_job,
-        Some(Arc::new(budget)),
-        limits.reserve,
-    ))
+    let pacer = Pacer::new(limits.calls_per_job, Some(Arc::new(budget)), limits.reserve);
+    Arc::new(pacer.expecting(idle_calls))
 }
 
 #[cfg(test)]

@@ -386,9 +386,6 @@ impl TenantCache {
     }
 }
 
-/// The worker's half: records how a run ended and when the account is due next. `complete`
-/// is a run that read every calendar of the account to the end; runs that covered less (a
-/// push for one calendar, a CRM record change) leave the due time alone on success.
 /// Queues a pass of the account now (after it connects, or resumes): the initial read and
 /// the push channels that make later Google changes arrive in seconds, and the CRM changes
 /// that waited. If it cannot be queued the account is made due at once, for the scheduler's
@@ -427,47 +424,66 @@ pub async fn queue_pass(app: &App, account: &Account, why: &str) {
     }
 }
 
+/// The worker's half: records, in one account write, what the job's passes noted (`noted`:
+/// the last sync, its errors, the contacts' progress) with how the run ended and when the
+/// account is due next. `complete` is a run that read every calendar of the account to the
+/// end; runs that covered less (a push for one calendar, a CRM record change) leave the due
+/// time alone on success. `account`: as the job read it (which calendars' channels to
+/// check; the write itself is on the account as it is then, conditional on its version, so
+/// a scheduler's claim made meanwhile is replaced, never lost).
 pub async fn record_run(
     app: &App,
-    t: &TenantId,
-    u: &UserId,
+    account: &Account,
     outcome: RunOutcome<'_>,
+    noted: &crate::sync::Noted,
 ) -> Result<(), crate::http::ApiError> {
+    let (t, u) = (&account.tenant, &account.user);
     let now = app.clock.now();
-    let healthy_until = match outcome {
-        RunOutcome::Complete { .. } => {
-            let account = super::accounts::get(app, t, u).await?;
-            if account.products.contains(Product::Contacts) {
-                // People has no push: contacts are polled at the polling interval.
-                None
-            } else {
-                let channels = all_channels(app, t, u).await?;
-                channels_healthy_until(&read_calendars(&account), &channels, now)
-            }
+    // People has no push: an account with contacts is polled at the polling interval,
+    // whatever its calendars' channels.
+    let channels = match outcome {
+        RunOutcome::Complete { .. } if !account.products.contains(Product::Contacts) => {
+            Some(all_channels(app, t, u).await?)
         }
         _ => None,
     };
     let phase = phase(t, u);
     super::accounts::update(app, t, u, |a| {
-        match outcome {
-            RunOutcome::Complete { poll } => {
-                a.sync_failures = 0;
-                a.next_sync_at = Some(after_success(now, phase, healthy_until, poll));
-            }
-            RunOutcome::Partial => a.sync_failures = 0,
-            RunOutcome::Failed(error) => {
-                a.sync_failures = a.sync_failures.saturating_add(1);
-                a.next_sync_at = Some(after_failure(now, a.sync_failures));
-                if let Some(e) = error {
-                    a.last_error = Some(e.to_owned());
-                }
-            }
-            RunOutcome::Deferred(until) => a.next_sync_at = Some(until),
-        }
+        noted.apply(a);
+        let healthy_until = match (&channels, a.products.contains(Product::Contacts)) {
+            (Some(channels), false) => channels_healthy_until(&read_calendars(a), channels, now),
+            _ => None,
+        };
+        record(
+            a,
+            outcome,
+            now,
+            after_success(now, phase, healthy_until, outcome.poll()),
+        );
         Ok(())
     })
     .await?;
     Ok(())
+}
+
+/// Pure: how a run that ended in `outcome` at `now` leaves the account's schedule (`next`:
+/// its next due time after a complete run).
+pub fn record(a: &mut Account, outcome: RunOutcome<'_>, now: OffsetDateTime, next: OffsetDateTime) {
+    match outcome {
+        RunOutcome::Complete { .. } => {
+            a.sync_failures = 0;
+            a.next_sync_at = Some(next);
+        }
+        RunOutcome::Partial => a.sync_failures = 0,
+        RunOutcome::Failed(error) => {
+            a.sync_failures = a.sync_failures.saturating_add(1);
+            a.next_sync_at = Some(after_failure(now, a.sync_failures));
+            if let Some(e) = error {
+                a.last_error = Some(e.to_owned());
+            }
+        }
+        RunOutcome::Deferred(until) => a.next_sync_at = Some(until),
+    }
 }
 
 /// How a worker run ended, for the schedule.
@@ -481,6 +497,16 @@ pub enum RunOutcome<'a> {
     Failed(Option<&'a str>),
     /// Not run now (the tenant's Google budget is spent): due again at this time.
     Deferred(OffsetDateTime),
+}
+
+impl RunOutcome<'_> {
+    /// The polling interval a complete run was under ([`POLL_INTERVAL`] otherwise).
+    fn poll(&self) -> Duration {
+        match self {
+            RunOutcome::Complete { poll } => *poll,
+            _ => POLL_INTERVAL,
+        }
+    }
 }
 
 async fn all_channels(

@@ -6,11 +6,15 @@
 //! the next ([`push`]). A pair's status row is committed only after Google applied its write;
 //! what was not sent, or met a failure of the pass as a whole, stays waiting.
 //!
-//! What differs between collections is behind two small traits: a [`read::Source`] (how a
-//! page is listed, which items end a pair, how one item is applied) and a [`push::Sink`] (how
-//! a waiting pair is decided, which batch it goes in, how a batch is sent). The calendar
-//! engine adds series, exceptions, privacy and channels; the contacts engine the group,
-//! memberships and the field mapping.
+//! What differs between collections is behind three small traits over one [`Part`] of a
+//! pass: a [`read::Source`] (how a page is listed, which items end a pair, how one item is
+//! found), an [`execute::Records`] (Google's calls and bodies for one record, the feed
+//! records' kinds and data) and a [`push::Sink`] (which write a decided waiting pair needs,
+//! which batch it goes in, how a batch is sent and its answers read). The core decides,
+//! carries decisions out, reads records again when Google says they changed ([`execute::decide_fresh`]),
+//! starts every waiting pair's plan ([`push::decide_waiting`]) and settles every answer
+//! ([`execute::finish`]). The calendar engine adds series, exceptions, privacy and channels;
+//! the contacts engine the group, memberships and the field mapping.
 
 pub mod execute;
 pub mod guard;
@@ -31,6 +35,8 @@ use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +84,52 @@ impl SyncError {
     }
 }
 
+/// What a job's passes leave on the account, written with the run's next due time in one
+/// write (see `services::schedule::record_run`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Noted {
+    /// When a calendar pass ended (`last_sync_at`).
+    pub synced_at: Option<OffsetDateTime>,
+    /// What a calendar pass shows in `last_error` (`Some(None)` clears it); `None` leaves it
+    /// as it is.
+    pub last_error: Option<Option<String>>,
+    /// A pass of the job held deletions back: `last_error` shows that until the CRM
+    /// confirms, and is left as it is.
+    pub held: bool,
+    /// Where the contacts sync stands after a contacts pass.
+    pub contacts: Option<crate::domain::ContactsProgress>,
+}
+
+impl Noted {
+    /// Adds what another pass of the job noted.
+    pub fn add(&mut self, other: Noted) {
+        self.synced_at = other.synced_at.or(self.synced_at);
+        if other.last_error.is_some() {
+            self.last_error = other.last_error;
+        }
+        self.held |= other.held;
+        self.contacts = other.contacts.or(self.contacts.take());
+    }
+
+    /// Writes it on the account (inside the run's one account write).
+    pub fn apply(&self, a: &mut Account) {
+        if let Some(at) = self.synced_at {
+            a.last_sync_at = Some(at);
+        }
+        if let Some(error) = self.last_error.as_ref().filter(|_| !self.held) {
+            a.last_error.clone_from(error);
+        }
+        if let Some(progress) = &self.contacts {
+            a.contacts_progress = Some(progress.clone());
+        }
+    }
+}
+
+/// A collection's part of a pass: what the core's steps reach the pass through.
+pub(crate) trait Part: Send {
+    fn pass(&self) -> &Pass<'_>;
+}
+
 /// What every pass holds, whatever it syncs: the account, its token and policy, the full
 /// read under way, and the feed records written.
 pub struct Pass<'a> {
@@ -90,12 +142,12 @@ pub struct Pass<'a> {
     pub confirm_mass_deletion: bool,
     /// While a full read is applied: its id (the pairs it sees are marked with it, so that a
     /// read resumed across runs knows what it saw before).
-    pub full_read: Option<String>,
+    full_read: Mutex<Option<String>>,
     /// Records this pass appended to the CRM's feed.
-    pub fed: usize,
+    fed: AtomicUsize,
     /// While a page is applied: its feed records and the commits of the pairs they tell of,
     /// held for [`Pass::flush`].
-    outbox: Option<Outbox>,
+    outbox: Mutex<Option<Outbox>>,
 }
 
 /// A page's feed records, appended together (one counter add for the page), and the commits
@@ -137,10 +189,24 @@ impl<'a> Pass<'a> {
             policy,
             collection,
             confirm_mass_deletion,
-            full_read: None,
-            fed: 0,
-            outbox: None,
+            full_read: Mutex::new(None),
+            fed: AtomicUsize::new(0),
+            outbox: Mutex::new(None),
         })
+    }
+
+    /// The full read under way, if any (see [`Pass::set_full_read`]).
+    pub fn full_read(&self) -> Option<String> {
+        lock(&self.full_read).clone()
+    }
+
+    pub fn set_full_read(&self, read: Option<String>) {
+        *lock(&self.full_read) = read;
+    }
+
+    /// Records this pass appended to the CRM's feed.
+    pub fn fed(&self) -> usize {
+        self.fed.load(Ordering::Relaxed)
     }
 
     /// After a pass that ended in `outcome`: a token Google refused (401) is dropped, so the
@@ -178,7 +244,7 @@ impl<'a> Pass<'a> {
 
     /// Tells the CRM about a pair (its CRM id unless Google-born, its Google id).
     pub async fn feed(
-        &mut self,
+        &self,
         kind: ChangeKind,
         pair: &PairStatus,
         data: Value,
@@ -187,8 +253,8 @@ impl<'a> Pass<'a> {
             ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
         record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
         record.google_id = pair.google_id.clone();
-        self.fed += 1;
-        if let Some(outbox) = &mut self.outbox {
+        self.fed.fetch_add(1, Ordering::Relaxed);
+        if let Some(outbox) = lock(&self.outbox).as_mut() {
             outbox.told.insert(pair.crm_id.to_string());
             outbox.records.push((pair.crm_id.to_string(), record));
             return Ok(());
@@ -199,13 +265,13 @@ impl<'a> Pass<'a> {
 
     /// Holds the feed records (and the commits of their pairs) until [`Self::flush`]: the
     /// read does so while it applies a page.
-    pub fn hold(&mut self) {
-        self.outbox.get_or_insert_with(Outbox::default);
+    pub fn hold(&self) {
+        lock(&self.outbox).get_or_insert_with(Outbox::default);
     }
 
     /// Appends the held records in one go, then commits their pairs, in order.
-    pub async fn flush(&mut self) -> Result<(), SyncError> {
-        let Some(outbox) = self.outbox.take() else {
+    pub async fn flush(&self) -> Result<(), SyncError> {
+        let Some(outbox) = lock(&self.outbox).take() else {
             return Ok(());
         };
         // Only records whose pair's commit follows (a decision cut short between its record
@@ -228,24 +294,25 @@ impl<'a> Pass<'a> {
     /// Saves a pair after its decision was carried out (see [`records::commit`]); while a
     /// page's records are held, a pair they tell of is committed after them.
     pub async fn commit(
-        &mut self,
+        &self,
         loaded: &PairStatus,
         pair: PairStatus,
         version: Option<u64>,
         dirty: bool,
     ) -> Result<(), SyncError> {
-        if let Some(outbox) = &mut self.outbox {
-            if outbox.told.contains(loaded.crm_id.as_str()) {
+        let pair = match lock(&self.outbox).as_mut() {
+            Some(outbox) if outbox.told.contains(loaded.crm_id.as_str()) => {
                 outbox.commits.push((loaded.clone(), pair, version, dirty));
                 return Ok(());
             }
-        }
+            _ => pair,
+        };
         Ok(records::commit(self.app, self.t(), self.u(), loaded, pair, version, dirty).await?)
     }
 
     /// Commits a waiting pair after `change`, out of the waiting set.
     pub async fn settle(
-        &mut self,
+        &self,
         v: Versioned<PairStatus>,
         change: impl FnOnce(&mut PairStatus),
     ) -> Result<(), SyncError> {
@@ -258,7 +325,7 @@ impl<'a> Pass<'a> {
 
     /// Whether the full read under way has not seen the pair yet (`false` outside one).
     pub fn unseen(&self, pair: &PairStatus) -> bool {
-        unseen_by_full_read(self.full_read.as_deref(), pair)
+        unseen_by_full_read(lock(&self.full_read).as_deref(), pair)
     }
 
     /// Every pair of the pass's collection (read page by page).
@@ -324,6 +391,11 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// A pass's own state, locked only between awaits (never held across one).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Decides one pair (pure, [`decide`]): its baseline (the hashes of the last sync), the CRM
 /// side as stored (`crm_hash`: the hash of its stored content now) and Google's.
 pub fn decide_pair(
@@ -362,4 +434,58 @@ pub fn conflict_data(d: &Decision, winner: &str) -> Value {
 /// Whether the full read `read` has not yet seen the pair; `false` outside a full read.
 pub fn unseen_by_full_read(read: Option<&str>, pair: &PairStatus) -> bool {
     read.is_some_and(|r| pair.seen_in_read.as_deref() != Some(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ContactsProgress;
+
+    fn account() -> Account {
+        serde_json::from_value(json!({
+            "id": "01J00000000000000000000000", "tenant": "acme", "user": "u1",
+            "status": "active", "products": ["calendar", "contacts"],
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "last_error": "calendar team: gone",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn what_the_passes_noted_goes_on_the_account_in_one_write() {
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let progress = ContactsProgress {
+            waiting: 3,
+            pushed_last_pass: 1,
+            pulled_last_pass: 2,
+            group: Some("contactGroups/g".into()),
+            last_pass_at: at,
+        };
+        let mut noted = Noted {
+            synced_at: Some(at),
+            last_error: Some(None),
+            held: false,
+            contacts: None,
+        };
+        noted.add(Noted {
+            contacts: Some(progress.clone()),
+            ..Noted::default()
+        });
+        let mut a = account();
+        noted.apply(&mut a);
+        assert_eq!(a.last_sync_at, Some(at));
+        assert_eq!(a.last_error, None, "the calendar pass cleared its errors");
+        assert_eq!(a.contacts_progress, Some(progress));
+        // A later pass of the job held deletions back: its report stays on the account.
+        noted.add(Noted {
+            held: true,
+            ..Noted::default()
+        });
+        let mut a = account();
+        noted.apply(&mut a);
+        assert_eq!(a.last_error.as_deref(), Some("calendar team: gone"));
+        let mut a = account();
+        Noted::default().apply(&mut a);
+        assert_eq!(a.last_sync_at, None, "nothing noted, nothing written");
+    }
 }

@@ -8,7 +8,8 @@
 
 use super::guard::{Guard, Window};
 use super::plan::{batches, BatchKind, WriteCost};
-use super::{Pass, SyncError};
+use super::{decide_pair, Part, Pass, SyncError};
+use crate::calendar::decide::{Action, Decision, Policy, Reason, Side};
 use crate::domain::{CrmId, Cursor, PairStatus};
 use crate::google::{pacing, GoogleError};
 use crate::services::records;
@@ -17,6 +18,7 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Instant;
+use time::OffsetDateTime;
 
 /// The most waiting pairs one pass decides (its store reads); the rest waits for the next
 /// job. A multiple of every batch size, so a cut leaves whole batches.
@@ -25,9 +27,9 @@ pub const MAX_PLANNED: usize = 5000;
 /// Waiting pairs listed from the dirty index at a time.
 const LIST_PAGE: u64 = 200;
 
-/// What a collection's push needs: how a waiting pair is decided, which batch it goes in,
-/// how a batch is sent. Everything else is [`push`]'s.
-pub(crate) trait Sink: Send {
+/// What a collection's push needs: which write a decided waiting pair needs, which batch it
+/// goes in, how a batch is sent. Everything else is [`push`]'s (and [`decide_waiting`]'s).
+pub(crate) trait Sink: Part {
     /// A waiting pair and what will be done with it.
     type Planned: Send;
 
@@ -37,14 +39,32 @@ pub(crate) trait Sink: Send {
     /// What the collection's records are called ("events", "contacts").
     const NOUN: &'static str;
 
+    /// What a waiting pair the direction keeps out of Google shows (`None`: nothing).
+    const FORBIDDEN: Option<&'static str> = None;
+
     /// Whether a planned write deletes a record in Google (under the mass-deletion guard).
     fn deletes(p: &Self::Planned) -> bool;
 
-    fn pass(&self) -> &Pass<'_>;
+    /// The hash of the CRM's content as the pair stores it.
+    fn crm_hash(pair: &PairStatus) -> Option<String>;
 
-    /// Decides a waiting pair (assuming Google still holds what the last sync saw: the read
-    /// just brought any newer change in). `None`: handled at once, nothing to send (settled,
-    /// or read again and decided with what Google holds).
+    /// The policy a waiting pair is decided under.
+    fn policy(&self, pair: &PairStatus) -> Policy;
+
+    /// When a pair settled while planning ended (its tombstone's time).
+    fn ended_at(&self) -> OffsetDateTime {
+        self.pass().now()
+    }
+
+    /// Reads the pair's record in Google now and decides with it (see
+    /// [`super::execute::decide_fresh`]).
+    fn fresh(
+        &mut self,
+        v: Versioned<PairStatus>,
+    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+
+    /// Plans a waiting pair: [`decide_waiting`], then the write it needs. `None`: handled at
+    /// once, nothing to send.
     fn plan(
         &mut self,
         pair: PairStatus,
@@ -62,6 +82,92 @@ pub(crate) trait Sink: Send {
         kind: usize,
         batch: Vec<Self::Planned>,
     ) -> impl Future<Output = Result<Option<SyncError>, SyncError>> + Send;
+}
+
+/// How planning a waiting pair starts, whatever the collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening<'p> {
+    /// Ended already: saved as it is, out of the waiting set.
+    Ended,
+    /// Linked by the CRM to a Google record not read yet: read it, then decide.
+    Fresh,
+    /// Decided against this side: what Google held at the last sync (the read just brought
+    /// any newer change in).
+    Decide(Side<'p>),
+}
+
+/// Pure: how planning `pair` starts.
+pub fn opening(pair: &PairStatus) -> Opening<'_> {
+    if pair.deleted_at.is_some() {
+        return Opening::Ended;
+    }
+    match (&pair.google_id, &pair.google_hash) {
+        (Some(_), None) => Opening::Fresh,
+        (Some(_), Some(hash)) => Opening::Decide(Side::Present {
+            hash,
+            modified: OffsetDateTime::UNIX_EPOCH,
+        }),
+        (None, _) => Opening::Decide(Side::Absent),
+    }
+}
+
+/// Pure: a waiting pair decided `d` with nothing to send, as it is saved: ended
+/// (`ended_at`), the CRM's content as the new baseline (`crm_hash`), or `forbidden` shown on
+/// it; out of the waiting set.
+pub fn settled(
+    pair: &mut PairStatus,
+    d: &Decision,
+    ended_at: OffsetDateTime,
+    crm_hash: Option<String>,
+    forbidden: Option<&str>,
+) {
+    match d.action {
+        Action::Unlink | Action::Tombstone => {
+            pair.deleted_at.get_or_insert(ended_at);
+        }
+        Action::Baseline => pair.crm_hash = crm_hash,
+        Action::Nothing if d.reason == Reason::DirectionForbids => {
+            if let Some(message) = forbidden {
+                pair.last_error = Some(message.to_owned());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The start of every waiting pair's plan: one that ended is saved as it is; one linked to a
+/// record not read yet is read and decided at once; the others are decided against what
+/// Google held at the last sync. `None`: handled already.
+pub(crate) async fn decide_waiting<S: Sink>(
+    sink: &mut S,
+    v: Versioned<PairStatus>,
+) -> Result<Option<(Versioned<PairStatus>, Decision)>, SyncError> {
+    let google = match opening(&v.value) {
+        Opening::Ended => {
+            sink.pass().settle(v, |_| {}).await?;
+            return Ok(None);
+        }
+        Opening::Fresh => {
+            sink.fresh(v).await?;
+            return Ok(None);
+        }
+        Opening::Decide(google) => google,
+    };
+    let crm_hash = S::crm_hash(&v.value);
+    let d = decide_pair(&v.value, crm_hash.as_deref(), google, sink.policy(&v.value));
+    Ok(Some((v, d)))
+}
+
+/// Saves a waiting pair whose decision needs no Google write (see [`settled`]).
+pub(crate) async fn settle_decided<S: Sink>(
+    sink: &mut S,
+    v: Versioned<PairStatus>,
+    d: &Decision,
+) -> Result<(), SyncError> {
+    let (ended_at, crm_hash) = (sink.ended_at(), S::crm_hash(&v.value));
+    sink.pass()
+        .settle(v, |p| settled(p, d, ended_at, crm_hash, S::FORBIDDEN))
+        .await
 }
 
 /// What follows when Google refused a request of `n` records, or one record's part of an
@@ -139,106 +245,145 @@ pub(crate) async fn push<S: Sink>(
     deadline: Instant,
 ) -> Result<Pushed, SyncError> {
     let allowance = pacing::remaining().unwrap_or(u32::MAX);
-    let pass = sink.pass();
-    let (t, u, collection) = (pass.t().clone(), pass.u().clone(), pass.collection);
-    let mut planned: Vec<S::Planned> = Vec::new();
-    let mut writes: Vec<(usize, WriteCost)> = Vec::new();
-    let mut estimate = Estimate::new(S::KINDS);
-    let mut out = Pushed::default();
-    let mut seen = HashSet::new();
+    let mut w = Waiting::new(S::KINDS);
     if let Some(id) = record {
-        seen.insert(id.to_string());
-        if let Some(v) = sink
-            .pass()
-            .app
-            .store
-            .get_pair(&t, &u, collection, id.as_str())
-            .await?
-        {
-            // Committed by an earlier job already: nothing to send.
-            if records::waiting(&v.value) {
-                if let Some(p) = sink.plan(v.value, v.version).await? {
-                    let w = S::batch_of(&p);
-                    estimate.add(w);
-                    writes.push(w);
-                    planned.push(p);
-                }
-            }
-        }
+        collect_record(sink, &mut w, id).await?;
     }
-    let mut page: Option<String> = None;
-    'collect: while !estimate.over(allowance) {
-        // No more of the index than the calls left can use (each listed pair is read again):
-        // where every write is a call of its own, one more than the calls left (to learn that
-        // more wait); a job short of calls (a low cap, a spent tenant budget) reads a few
-        // pairs, not a page of 200.
-        let room = u64::from(allowance).saturating_sub(estimate.calls);
-        let size = match S::KINDS.iter().all(|k| k.per_part) {
-            true => room.min(LIST_PAGE - 1) as u32 + 1,
-            false => LIST_PAGE as u32,
-        };
-        let listed = sink
-            .pass()
-            .app
-            .store
-            .list_dirty_pairs(&t, &u, collection, size, page.as_deref())
-            .await?;
-        for Versioned { value, version } in listed.items {
-            if !seen.insert(value.crm_id.to_string()) {
-                continue;
-            }
-            if estimate.over(allowance) || planned.len() >= MAX_PLANNED {
-                out.more = true;
-                break 'collect;
-            }
-            if let Some(p) = sink.plan(value, version).await? {
-                let w = S::batch_of(&p);
-                estimate.add(w);
-                writes.push(w);
-                planned.push(p);
-            }
-        }
-        match listed.next {
-            Some(next) => page = Some(next),
-            None => break,
-        }
-    }
-    if estimate.over(allowance) {
-        out.more = true;
+    collect(sink, &mut w, allowance).await?;
+    if w.estimate.over(allowance) {
+        w.out.more = true;
     }
     // The CRM's deletions go through the mass-deletion guard like Google's.
-    let mut window = CrmDeletions::open(sink, &planned).await?;
+    let mut window = CrmDeletions::open(sink, &w.planned).await?;
     if window.as_ref().is_some_and(|w| w.held) {
-        let keep: Vec<bool> = planned.iter().map(|p| !S::deletes(p)).collect();
-        out.held = keep.iter().filter(|k| !**k).count();
-        let mut k = keep.iter();
-        planned.retain(|_| k.next().copied().unwrap_or(true));
-        let mut k = keep.iter();
-        writes.retain(|_| k.next().copied().unwrap_or(true));
+        w.hold_deletions::<S>();
     }
     // The plan: what fits in the calls left now (deciding may itself have read Google).
     let left = pacing::remaining().unwrap_or(u32::MAX);
-    let plan = batches(&writes, S::KINDS, left);
-    let mut slots: Vec<Option<S::Planned>> = planned.into_iter().map(Some).collect();
-    let mut stopped = None;
-    let mut deleted = 0;
+    let plan = batches(&w.writes, S::KINDS, left);
+    let mut slots: Vec<Option<S::Planned>> = w.planned.into_iter().map(Some).collect();
+    let (mut stopped, mut deleted) = (None, 0);
     for b in plan {
         if stopped.is_some() || Instant::now() >= deadline {
             break;
         }
         let batch: Vec<S::Planned> = b.items.iter().filter_map(|&i| slots[i].take()).collect();
-        out.sent += batch.len();
+        w.out.sent += batch.len();
         deleted += batch.iter().filter(|p| S::deletes(p)).count();
         stopped = sink.send(b.kind, batch).await?;
     }
-    if let Some(w) = window.as_mut() {
-        w.close(sink.pass(), deleted).await?;
+    if let Some(window) = window.as_mut() {
+        window.close(sink.pass(), deleted).await?;
     }
-    out.left = slots.iter().filter(|s| s.is_some()).count();
+    w.out.left = slots.iter().filter(|s| s.is_some()).count();
     match stopped {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok(w.out),
     }
+}
+
+/// The waiting writes a push collected, with what they would cost.
+struct Waiting<P> {
+    planned: Vec<P>,
+    writes: Vec<(usize, WriteCost)>,
+    estimate: Estimate,
+    out: Pushed,
+    seen: HashSet<String>,
+}
+
+impl<P> Waiting<P> {
+    fn new(kinds: &'static [BatchKind]) -> Self {
+        Waiting {
+            planned: Vec::new(),
+            writes: Vec::new(),
+            estimate: Estimate::new(kinds),
+            out: Pushed::default(),
+            seen: HashSet::new(),
+        }
+    }
+
+    fn add(&mut self, p: P, w: (usize, WriteCost)) {
+        self.estimate.add(w);
+        self.writes.push(w);
+        self.planned.push(p);
+    }
+
+    /// Takes the CRM's deletions out of the plan (held back by the guard).
+    fn hold_deletions<S: Sink<Planned = P>>(&mut self) {
+        let keep: Vec<bool> = self.planned.iter().map(|p| !S::deletes(p)).collect();
+        self.out.held = keep.iter().filter(|k| !**k).count();
+        let mut k = keep.iter();
+        self.planned.retain(|_| k.next().copied().unwrap_or(true));
+        let mut k = keep.iter();
+        self.writes.retain(|_| k.next().copied().unwrap_or(true));
+    }
+}
+
+/// The job's own record, read directly (the dirty index is eventually consistent).
+async fn collect_record<S: Sink>(
+    sink: &mut S,
+    w: &mut Waiting<S::Planned>,
+    id: &CrmId,
+) -> Result<(), SyncError> {
+    w.seen.insert(id.to_string());
+    let pass = sink.pass();
+    let found = pass
+        .app
+        .store
+        .get_pair(pass.t(), pass.u(), pass.collection, id.as_str());
+    // Committed by an earlier job already: nothing to send.
+    if let Some(v) = found.await?.filter(|v| records::waiting(&v.value)) {
+        if let Some(p) = sink.plan(v.value, v.version).await? {
+            let cost = S::batch_of(&p);
+            w.add(p, cost);
+        }
+    }
+    Ok(())
+}
+
+/// The waiting pairs of the dirty index, planned until the calls left are spoken for.
+async fn collect<S: Sink>(
+    sink: &mut S,
+    w: &mut Waiting<S::Planned>,
+    allowance: u32,
+) -> Result<(), SyncError> {
+    let mut page: Option<String> = None;
+    while !w.estimate.over(allowance) {
+        // No more of the index than the calls left can use (each listed pair is read again):
+        // where every write is a call of its own, one more than the calls left (to learn that
+        // more wait); a job short of calls (a low cap, a spent tenant budget) reads a few
+        // pairs, not a page of 200.
+        let room = u64::from(allowance).saturating_sub(w.estimate.calls);
+        let size = match S::KINDS.iter().all(|k| k.per_part) {
+            true => room.min(LIST_PAGE - 1) as u32 + 1,
+            false => LIST_PAGE as u32,
+        };
+        let pass = sink.pass();
+        let (t, u, collection) = (pass.t(), pass.u(), pass.collection);
+        let listed = pass
+            .app
+            .store
+            .list_dirty_pairs(t, u, collection, size, page.as_deref());
+        let listed = listed.await?;
+        for Versioned { value, version } in listed.items {
+            if !w.seen.insert(value.crm_id.to_string()) {
+                continue;
+            }
+            if w.estimate.over(allowance) || w.planned.len() >= MAX_PLANNED {
+                w.out.more = true;
+                return Ok(());
+            }
+            if let Some(p) = sink.plan(value, version).await? {
+                let cost = S::batch_of(&p);
+                w.add(p, cost);
+            }
+        }
+        match listed.next {
+            Some(next) => page = Some(next),
+            None => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// The guard over the CRM's deletions of a collection (a CRM bug deleting every record under
@@ -372,6 +517,83 @@ impl Estimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair() -> PairStatus {
+        PairStatus::new(
+            crate::domain::AccountId::generate(),
+            crate::domain::Collection::Contacts,
+            CrmId::parse("C-1").unwrap(),
+        )
+    }
+
+    #[test]
+    fn planning_starts_from_what_the_last_sync_saw() {
+        let mut p = pair();
+        assert_eq!(
+            opening(&p),
+            Opening::Decide(Side::Absent),
+            "never in Google"
+        );
+        p.google_id = Some("people/c1".into());
+        assert_eq!(
+            opening(&p),
+            Opening::Fresh,
+            "linked by the CRM, not read yet"
+        );
+        p.google_hash = Some("h".into());
+        assert_eq!(
+            opening(&p),
+            Opening::Decide(Side::Present {
+                hash: "h",
+                modified: OffsetDateTime::UNIX_EPOCH
+            })
+        );
+        p.deleted_at = Some(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(opening(&p), Opening::Ended);
+    }
+
+    #[test]
+    fn a_decision_with_nothing_to_send_is_saved_as_such() {
+        use crate::calendar::decide::{Action, Decision, Reason};
+        let d = |action, reason| Decision {
+            action,
+            reason,
+            conflict: false,
+        };
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::days(2);
+        let mut p = pair();
+        settled(
+            &mut p,
+            &d(Action::Tombstone, Reason::BothDeleted),
+            at,
+            None,
+            None,
+        );
+        assert_eq!(p.deleted_at, Some(at));
+        settled(
+            &mut p,
+            &d(Action::Unlink, Reason::CrmDeleted),
+            OffsetDateTime::UNIX_EPOCH,
+            None,
+            None,
+        );
+        assert_eq!(p.deleted_at, Some(at), "an ended pair keeps its time");
+        let mut p = pair();
+        settled(
+            &mut p,
+            &d(Action::Baseline, Reason::SameContent),
+            at,
+            Some("c".into()),
+            None,
+        );
+        assert_eq!(p.crm_hash.as_deref(), Some("c"));
+        let forbids = d(Action::Nothing, Reason::DirectionForbids);
+        settled(&mut p, &forbids, at, None, None);
+        assert_eq!(p.last_error, None);
+        settled(&mut p, &forbids, at, None, Some("not written"));
+        assert_eq!(p.last_error.as_deref(), Some("not written"));
+        assert_eq!(p.deleted_at, None);
+    }
 
     #[test]
     fn the_estimate_counts_parts_or_requests() {

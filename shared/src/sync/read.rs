@@ -4,13 +4,14 @@
 //! and, at the end of a full read, the reconcile of the pairs it did not return.
 
 use super::guard::{Guard, Window};
-use super::{Pass, SyncError};
+use super::{Part, SyncError};
 use crate::domain::{Cursor, PairStatus};
 use crate::google::GoogleError;
 use crate::store::repo::Versioned;
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Instant;
+use time::OffsetDateTime;
 
 /// One page of Google's changes.
 pub struct Page<T> {
@@ -21,13 +22,8 @@ pub struct Page<T> {
 
 /// What a collection's read needs: how a page is listed, which items end a pair, how one
 /// item is applied. Everything else is [`read`]'s.
-pub(crate) trait Source: Send {
+pub(crate) trait Source: Part {
     type Item: Send + Sync;
-
-    fn pass(&self) -> &Pass<'_>;
-
-    /// Records the full read under way (see [`Pass::full_read`]).
-    fn set_full_read(&mut self, read: Option<String>);
 
     /// The cursor's scope (`calendar:<id>`, `contacts`).
     fn scope(&self) -> String;
@@ -61,12 +57,6 @@ pub(crate) trait Source: Send {
         true
     }
 
-    /// Holds the feed records of the page being applied (see [`Pass::hold`]).
-    fn hold(&mut self);
-
-    /// Appends the held records, then commits their pairs (see [`Pass::flush`]).
-    fn flush(&mut self) -> impl Future<Output = Result<(), SyncError>> + Send;
-
     /// Reports deletions the guard held back (`tell`: in the feed too, see [`Pass::block`]).
     fn block(
         &mut self,
@@ -79,7 +69,14 @@ pub(crate) trait Source: Send {
     fn apply_page(
         &mut self,
         items: &[Self::Item],
-    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+    ) -> impl Future<Output = Result<(), SyncError>> + Send {
+        async move {
+            for item in items {
+                self.apply(item).await?;
+            }
+            Ok(())
+        }
+    }
 
     /// Applies one item (looked up by the reconcile).
     fn apply(&mut self, item: &Self::Item) -> impl Future<Output = Result<(), SyncError>> + Send;
@@ -112,125 +109,183 @@ pub enum Read {
 /// Reads the source's changes page by page until its sync token is current, or `deadline`.
 pub(crate) async fn read<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, SyncError> {
     let outcome = read_pages(src, deadline).await;
-    src.set_full_read(None);
+    src.pass().set_full_read(None);
     outcome
 }
 
+/// A read under way: the scope's cursor (and its stored version), the guard's count, what a
+/// full read returned.
+struct Reading {
+    cursor: Cursor,
+    version: Option<u64>,
+    guard: Guard,
+    confirmed: bool,
+    /// One full resync per pass at most: a second expired token in a row fails the pass.
+    reset: bool,
+    /// What a full read returned (a full read reports no deletions: see `reconcile`).
+    seen: HashSet<String>,
+}
+
 async fn read_pages<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, SyncError> {
-    let scope = src.scope();
-    let shape = src.shape();
-    let (t, u) = (src.pass().t().clone(), src.pass().u().clone());
-    let stored = src.pass().app.store.get_cursor(&t, &u, &scope).await?;
-    let (mut cursor, mut version) = match stored {
-        Some(Versioned { value, version }) => (value, Some(version)),
-        None => {
-            let pass = src.pass();
-            let cursor = Cursor::new(pass.account.id.clone(), scope.clone(), pass.now());
-            (cursor, None)
-        }
-    };
-    if let Some(shape) = shape {
-        if cursor.reshape(shape) {
-            tracing::info!(tenant = %t, user = %u, scope, "what the read asks for changed; full read");
-        }
-    }
-    let now = src.pass().now();
-    let confirmed = src.pass().confirm_mass_deletion;
-    let mut guard = Guard::new(confirmed, Window::earlier(cursor.deletions.as_ref(), now));
-    // One full resync per pass at most: a second expired token in a row fails the pass.
-    let mut reset = false;
-    // What a full read returned (a full read reports no deletions: see `reconcile`).
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut r = open_cursor(src).await?;
     loop {
-        src.set_full_read(cursor.start_page());
-        let with_token = cursor.page_token.is_some() || cursor.sync_token.is_some();
-        let page = match src.list(&cursor).await {
-            Ok(page) => page,
-            // Expired, or refused as not matching the call that gave it (Google binds page and
-            // sync tokens to the request's other parameters): the read starts over in full,
-            // once.
-            Err(e)
-                if (e.is_full_sync_required() || (with_token && e.is_bad_request())) && !reset =>
-            {
-                reset = true;
-                tracing::info!(tenant = %t, user = %u, scope, error = %e, "sync or page token refused; full resync");
-                cursor.sync_token = None;
-                cursor.page_token = None;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        src.pass().set_full_read(r.cursor.start_page());
+        let Some(page) = list_page(src, &mut r).await? else {
+            continue;
         };
-        let full = src.pass().full_read.is_some();
-        if full {
-            seen.extend(page.items.iter().map(|i| S::id(i).to_owned()));
+        if src.pass().full_read().is_some() {
+            r.seen
+                .extend(page.items.iter().map(|i| S::id(i).to_owned()));
         }
-        // The guard looks at the whole page before anything is deleted.
-        let ending = if guard.watching() {
-            src.ending(&page.items).await?
-        } else {
-            0
-        };
-        if guard.needs_count(ending) {
-            let live = live_pairs(src).await?;
-            if guard.holds(ending, live) {
-                hold_back(src, &mut cursor, version, guard.total(ending), live).await?;
-                return Ok(Read::Blocked);
-            }
-        }
-        guard.pass(ending);
-        let now = src.pass().now();
-        cursor.deletions = match confirmed {
-            // Confirmed: what the CRM let through starts the count over.
-            true => None,
-            false => Window::note(cursor.deletions, ending, now),
-        };
-        if ending > 0 || confirmed {
-            cursor.block_told = false;
+        if guard_page(src, &mut r, &page.items).await? {
+            return Ok(Read::Blocked);
         }
         // The page's feed records go in one append, before the pairs they tell of are
         // committed and before the cursor moves past the page.
         // A page cut short (pacing mid-page) still keeps what it applied, so the next run
         // goes on from there.
-        src.hold();
+        let now = src.pass().now();
+        src.pass().hold();
         let applied = src.apply_page(&page.items).await;
-        let flushed = src.flush().await;
+        let flushed = src.pass().flush().await;
         applied?;
         flushed?;
         let news = !page.items.is_empty() || page.next_page_token.is_some();
-        if cursor.idle_page(news, now) {
+        if r.cursor.idle_page(news, now) {
             // Nothing changed: the stored sync token still says where the read stands, and
             // an idle pass writes nothing.
             return Ok(Read::Done);
         }
-        cursor.updated_at = now;
-        match page.next_page_token {
-            Some(next) => cursor.page_token = Some(next),
-            None => {
-                if full {
-                    if let Some((deletions, live)) = reconcile(src, &seen, &mut cursor).await? {
-                        hold_back(src, &mut cursor, version, deletions, live).await?;
-                        return Ok(Read::Blocked);
-                    }
-                }
-                cursor.full_read = None;
-                cursor.page_token = None;
-                cursor.sync_token = page.next_sync_token.or(cursor.sync_token.take());
-            }
+        if page_read(src, &mut r, page, now).await? {
+            return Ok(Read::Blocked);
         }
-        version = Some(
-            src.pass()
-                .app
-                .store
-                .put_cursor(&t, &u, &cursor, version)
-                .await?,
-        );
-        if cursor.page_token.is_none() {
+        if r.cursor.page_token.is_none() {
             return Ok(Read::Done);
         }
         if Instant::now() >= deadline {
             return Ok(Read::Incomplete);
         }
     }
+}
+
+/// The scope's cursor, started over in full when what the read asks for changed.
+async fn open_cursor<S: Source>(src: &S) -> Result<Reading, SyncError> {
+    let (scope, shape, pass) = (src.scope(), src.shape(), src.pass());
+    let stored = pass
+        .app
+        .store
+        .get_cursor(pass.t(), pass.u(), &scope)
+        .await?;
+    let (mut cursor, version) = match stored {
+        Some(Versioned { value, version }) => (value, Some(version)),
+        None => (
+            Cursor::new(pass.account.id.clone(), scope.clone(), pass.now()),
+            None,
+        ),
+    };
+    if shape.is_some_and(|shape| cursor.reshape(shape)) {
+        tracing::info!(tenant = %pass.t(), user = %pass.u(), scope, "what the read asks for changed; full read");
+    }
+    let confirmed = pass.confirm_mass_deletion;
+    Ok(Reading {
+        guard: Guard::new(
+            confirmed,
+            Window::earlier(cursor.deletions.as_ref(), pass.now()),
+        ),
+        cursor,
+        version,
+        confirmed,
+        reset: false,
+        seen: HashSet::new(),
+    })
+}
+
+/// Lists the next page; `None` when a refused token started the read over (once).
+async fn list_page<S: Source>(
+    src: &mut S,
+    r: &mut Reading,
+) -> Result<Option<Page<S::Item>>, SyncError> {
+    let with_token = r.cursor.page_token.is_some() || r.cursor.sync_token.is_some();
+    match src.list(&r.cursor).await {
+        Ok(page) => Ok(Some(page)),
+        // Expired, or refused as not matching the call that gave it (Google binds page and
+        // sync tokens to the request's other parameters): the read starts over in full,
+        // once.
+        Err(e) if (e.is_full_sync_required() || (with_token && e.is_bad_request())) && !r.reset => {
+            r.reset = true;
+            let (pass, scope) = (src.pass(), src.scope());
+            tracing::info!(tenant = %pass.t(), user = %pass.u(), scope, error = %e, "sync or page token refused; full resync");
+            r.cursor.sync_token = None;
+            r.cursor.page_token = None;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The guard looks at the whole page before anything is deleted: `true` when it holds the
+/// page's deletions back (reported; nothing of the page is applied).
+async fn guard_page<S: Source>(
+    src: &mut S,
+    r: &mut Reading,
+    items: &[S::Item],
+) -> Result<bool, SyncError> {
+    let ending = if r.guard.watching() {
+        src.ending(items).await?
+    } else {
+        0
+    };
+    if r.guard.needs_count(ending) {
+        let live = live_pairs(src).await?;
+        if r.guard.holds(ending, live) {
+            let total = r.guard.total(ending);
+            hold_back(src, &mut r.cursor, r.version, total, live).await?;
+            return Ok(true);
+        }
+    }
+    r.guard.pass(ending);
+    let now = src.pass().now();
+    r.cursor.deletions = match r.confirmed {
+        // Confirmed: what the CRM let through starts the count over.
+        true => None,
+        false => Window::note(r.cursor.deletions, ending, now),
+    };
+    if ending > 0 || r.confirmed {
+        r.cursor.block_told = false;
+    }
+    Ok(false)
+}
+
+/// Moves the cursor past an applied page (at the last one of a full read, after the
+/// reconcile) and saves it; `true` when the reconcile's deletions are held back.
+async fn page_read<S: Source>(
+    src: &mut S,
+    r: &mut Reading,
+    page: Page<S::Item>,
+    now: OffsetDateTime,
+) -> Result<bool, SyncError> {
+    r.cursor.updated_at = now;
+    match page.next_page_token {
+        Some(next) => r.cursor.page_token = Some(next),
+        None => {
+            if src.pass().full_read().is_some() {
+                if let Some((deletions, live)) = reconcile(src, &r.seen, &mut r.cursor).await? {
+                    hold_back(src, &mut r.cursor, r.version, deletions, live).await?;
+                    return Ok(true);
+                }
+            }
+            r.cursor.full_read = None;
+            r.cursor.page_token = None;
+            r.cursor.sync_token = page.next_sync_token.or(r.cursor.sync_token.take());
+        }
+    }
+    let pass = src.pass();
+    let stored = pass
+        .app
+        .store
+        .put_cursor(pass.t(), pass.u(), &r.cursor, r.version);
+    r.version = Some(stored.await?);
+    Ok(false)
 }
 
 /// Deletions the guard holds back: reported once (the cursor remembers it was told; the
@@ -291,7 +346,7 @@ async fn reconcile<S: Source>(
     cursor: &mut Cursor,
 ) -> Result<Option<(usize, usize)>, SyncError> {
     let pairs = src.pass().all_pairs().await?;
-    let read = src.pass().full_read.clone();
+    let read = src.pass().full_read();
     let (mut live, mut unseen) = (0usize, Vec::new());
     for p in &pairs {
         if p.deleted_at.is_some() || !src.in_scope(p) {

@@ -6,7 +6,7 @@
 //! exceptions, private events, event bodies and the derived event ids.
 
 use crate::app::App;
-use crate::calendar::decide::{decide, Action, Baseline, Decision, Policy, Reason, Side};
+use crate::calendar::decide::{Action, Decision, Policy, Reason, Side};
 use crate::calendar::normal::{Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER};
 use crate::domain::{
     ChangeKind, Collection, CrmId, Cursor, Direction, GuestNotifications, PairStatus,
@@ -19,11 +19,11 @@ use crate::http::ApiError;
 use crate::services::records;
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
-use crate::sync::execute::{self, Pulled, Records, Tally, Wrote};
+use crate::sync::execute::{self, Answer, Pulled, Records, Tally, Wrote};
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
 use crate::sync::read::{self, Page, Read, Source};
-use crate::sync::{conflict_data, decide_pair, Pass};
+use crate::sync::{conflict_data, decide_pair, Noted, Part, Pass};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
@@ -32,7 +32,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub use crate::sync::guard::{MASS_DELETION_MIN, MASS_DELETION_SHARE};
-use crate::sync::unseen_by_full_read;
 pub use crate::sync::SyncError;
 
 mod series;
@@ -70,6 +69,16 @@ pub struct Report {
     /// CRM changes still wait after this pass (they did not fit in the job's Google calls,
     /// or the pass stopped): a continuation is due.
     pub push_incomplete: bool,
+    /// What the pass leaves on the account (written by the worker with the next due time).
+    #[serde(skip)]
+    pub noted: Noted,
+}
+
+/// The CRM's content as the pair stores it.
+fn stored(pair: &PairStatus) -> Option<Normalized> {
+    pair.crm_content
+        .clone()
+        .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
 }
 
 /// The hash of stored normalized content (`None` if unreadable).
@@ -138,7 +147,28 @@ impl DerefMut for Ctx<'_> {
     }
 }
 
-impl Ctx<'_> {
+impl Part for Ctx<'_> {
+    fn pass(&self) -> &Pass<'_> {
+        &self.pass
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// The calendar a pair's event is in (the main calendar for one not in Google yet).
+    fn calendar_of(&self, pair: &PairStatus) -> String {
+        pair.container
+            .clone()
+            .unwrap_or_else(|| self.main_calendar.clone())
+    }
+
+    /// The pass's part in one calendar's records.
+    fn on<'c>(&'c mut self, calendar: &'c str) -> On<'c, 'a> {
+        On {
+            ctx: self,
+            calendar,
+        }
+    }
+
     /// The policy for a calendar: monitored calendars are read into the CRM, never written;
     /// a former main calendar is still written for the meetings left there (see `rehome`).
     fn policy_for(&self, calendar: &str) -> Policy {
@@ -236,21 +266,18 @@ pub async fn sync_account(
     } = options;
     let mut ctx = context(app, t, u, confirm_mass_deletion).await?;
     let pass = run_pass(&mut ctx, calendar, read_google, record, deadline).await;
-    ctx.report.changes_for_crm = ctx.pass.fed;
+    ctx.report.changes_for_crm = ctx.pass.fed();
     ctx.pass.forget_refused_token(&pass).await?;
     pass?;
-    let now = ctx.now();
     let blocked = !ctx.report.blocked.is_empty() || ctx.report.crm_deletions_held > 0;
     let errors =
         (!ctx.report.calendar_errors.is_empty()).then(|| ctx.report.calendar_errors.join("; "));
-    super::super::accounts::update(app, t, u, |a| {
-        a.last_sync_at = Some(now);
-        if !blocked {
-            a.last_error.clone_from(&errors);
-        }
-        Ok(())
-    })
-    .await?;
+    ctx.report.noted = Noted {
+        synced_at: Some(ctx.now()),
+        last_error: Some(errors),
+        held: blocked,
+        contacts: None,
+    };
     Ok(ctx.report)
 }
 
@@ -274,7 +301,7 @@ async fn run_pass(
         }
         for cal in calendars {
             let read = read_calendar(ctx, &cal, deadline).await;
-            ctx.full_read = None;
+            ctx.pass.set_full_read(None);
             match read {
                 Ok(()) => {}
                 Err(e) if e.is_pass_level() => return Err(e),
@@ -325,24 +352,14 @@ async fn read_calendar(
     Ok(())
 }
 
-impl Source for CalendarRead<'_, '_> {
-    type Item = Event;
-
+impl Part for CalendarRead<'_, '_> {
     fn pass(&self) -> &Pass<'_> {
         &self.ctx.pass
     }
+}
 
-    fn set_full_read(&mut self, read: Option<String>) {
-        self.ctx.pass.full_read = read;
-    }
-
-    fn hold(&mut self) {
-        self.ctx.pass.hold();
-    }
-
-    async fn flush(&mut self) -> Result<(), SyncError> {
-        self.ctx.pass.flush().await
-    }
+impl Source for CalendarRead<'_, '_> {
+    type Item = Event;
 
     fn scope(&self) -> String {
         format!("calendar:{}", self.calendar)
@@ -557,6 +574,60 @@ async fn apply_google_event(
     calendar: &str,
     event: &Event,
 ) -> Result<(), SyncError> {
+    let found = match find_pair(ctx, calendar, event).await? {
+        Lookup::Skip => return Ok(()),
+        Lookup::New => None,
+        Lookup::Pair(p) => Some(*p),
+    };
+    if let Some(p) = found
+        .as_ref()
+        .filter(|p| already_applied(ctx, calendar, event, &p.value))
+    {
+        // This very version of the series was applied before (a page read again after a
+        // paced or time-limited run): no need to read its occurrences again, which is what
+        // lets a page heavy with series finish under any per-job cap.
+        if ctx.pass.unseen(&p.value) {
+            let loaded = p.value.clone();
+            let mut pair = p.value.clone();
+            pair.seen_in_read = ctx.pass.full_read();
+            return ctx.pass.commit(&loaded, pair, Some(p.version), false).await;
+        }
+        return Ok(());
+    }
+    let Some(content) = content_of(ctx, calendar, event).await? else {
+        return Ok(());
+    };
+    let (pair, version) = match found {
+        Some(Versioned { value, version }) => (value, Some(version)),
+        None if event.is_cancelled() => return Ok(()),
+        None => match claim(ctx, calendar, event).await? {
+            Some(claimed) => claimed,
+            None => return Ok(()),
+        },
+    };
+    let mut pair = pair;
+    if pair.deleted_at.is_some() {
+        match restored(&pair, calendar, event, content.is_some()) {
+            Some(fresh) => pair = fresh,
+            None => return Ok(()),
+        }
+    }
+    execute::apply(&mut ctx.on(calendar), pair, version, event, content).await
+}
+
+/// Which pair a read event is news of.
+enum Lookup {
+    /// Not the CRM's business (a status entry, an event of another calendar's pair, a
+    /// colleague's invitation).
+    Skip,
+    /// No pair yet: a Google-born record if it is live.
+    New,
+    Pair(Box<Versioned<PairStatus>>),
+}
+
+/// The pair a read event belongs to: by the CRM id its private properties carry (unless the
+/// pair has moved on to another event), else by its id in this calendar (see `born`).
+async fn find_pair(ctx: &mut Ctx<'_>, calendar: &str, event: &Event) -> Result<Lookup, SyncError> {
     let (t, u) = (ctx.t().clone(), ctx.u().clone());
     // Out-of-office, focus time, working location, birthdays, events made from Gmail: the
     // user's status and Google's own entries, not meetings or calls of the CRM's.
@@ -566,7 +637,7 @@ async fn apply_google_event(
         .and_then(Value::as_str)
         .is_some_and(|t| t != "default")
     {
-        return Ok(());
+        return Ok(Lookup::Skip);
     }
     let ours = event
         .extended_properties
@@ -575,7 +646,7 @@ async fn apply_google_event(
         .filter(|p| p.private.get(PROP_USER).map(String::as_str) == Some(u.as_str()))
         .and_then(|p| p.private.get(PROP_CRM_ID))
         .and_then(|id| CrmId::parse(id).ok());
-    let mut found = match &ours {
+    let found = match &ours {
         // Our own event, found by the CRM id it carries — unless the pair has moved on to
         // another event since (a restored copy of an event we replaced is not the pair's).
         Some(crm_id) => ctx
@@ -597,114 +668,93 @@ async fn apply_google_event(
     // Private properties are per copy: only the copy the sync wrote carries them, so the
     // pair found by them is this event's wherever it is now (an event moved to another
     // calendar keeps its id and its properties, and the pair follows it).
-    let mut new_pair = false;
-    if found.is_none() {
-        // The same event id can be in several calendars, and in colleagues' (see `born`).
-        match super::born::find(ctx.app, &t, &u, calendar, &event.id).await? {
-            super::born::Lookup::Pair(p) => found = Some(*p),
-            super::born::Lookup::Elsewhere => return Ok(()),
-            super::born::Lookup::New => new_pair = true,
-        }
+    if let Some(found) = found {
+        return Ok(Lookup::Pair(Box::new(found)));
     }
-    if new_pair && !event.is_cancelled() {
-        // An invitation from another connected user of the tenant: their sync brings it.
-        if ctx.colleagues.is_none() {
-            ctx.colleagues = Some(super::born::colleagues(ctx.app, &t, &u).await?);
-        }
-        if ctx
-            .colleagues
-            .as_ref()
-            .is_some_and(|c| super::born::organized_by(c, event))
-        {
-            return Ok(());
-        }
-    }
-    if let Some(p) = found
-        .as_ref()
-        .filter(|p| already_applied(ctx, calendar, event, &p.value))
-    {
-        // This very version of the series was applied before (a page read again after a
-        // paced or time-limited run): no need to read its occurrences again, which is what
-        // lets a page heavy with series finish under any per-job cap.
-        if unseen_by_full_read(ctx.full_read.as_deref(), &p.value) {
-            let loaded = p.value.clone();
-            let mut pair = p.value.clone();
-            pair.seen_in_read.clone_from(&ctx.full_read);
-            return commit(ctx, &loaded, pair, Some(p.version), false).await;
-        }
-        return Ok(());
-    }
-    let is_main = calendar == ctx.main_calendar;
-    let content = if event.is_cancelled() {
-        None
-    } else {
-        let n = google_content(ctx, calendar, event).await?;
-        if is_main {
-            Some(n)
-        } else {
-            match apply_privacy(ctx.tenant.settings.defaults.private_events, event, n) {
-                Some(n) => Some(n),
-                None => return Ok(()),
+    // The same event id can be in several calendars, and in colleagues' (see `born`).
+    match super::born::find(ctx.app, &t, &u, calendar, &event.id).await? {
+        super::born::Lookup::Pair(p) => Ok(Lookup::Pair(p)),
+        super::born::Lookup::Elsewhere => Ok(Lookup::Skip),
+        super::born::Lookup::New if event.is_cancelled() => Ok(Lookup::New),
+        super::born::Lookup::New => {
+            // An invitation from another connected user of the tenant: their sync brings it.
+            if ctx.colleagues.is_none() {
+                ctx.colleagues = Some(super::born::colleagues(ctx.app, &t, &u).await?);
             }
+            let theirs = ctx
+                .colleagues
+                .as_ref()
+                .is_some_and(|c| super::born::organized_by(c, event));
+            Ok(if theirs { Lookup::Skip } else { Lookup::New })
         }
-    };
-    let (pair, version) = match found {
-        Some(Versioned { value, version }) => (value, Some(version)),
-        None if event.is_cancelled() => return Ok(()),
-        None => {
-            let key = super::born::key(calendar, &event.id);
-            let mut pair = PairStatus::new(ctx.account.id.clone(), Collection::Calendar, key);
-            pair.google_born = true;
-            pair.google_id = Some(event.id.clone());
-            pair.container = Some(calendar.to_owned());
-            // The pair is claimed before the CRM hears of it: only the run whose create wins
-            // announces the event (one that loses reads the winner's pair and decides with it).
-            match ctx.app.store.put_pair(&t, &u, &pair, None).await {
-                Ok(version) => (pair, Some(version)),
-                Err(StoreError::ConditionFailed) => match ctx
-                    .app
-                    .store
-                    .get_pair(&t, &u, Collection::Calendar, pair.crm_id.as_str())
-                    .await?
-                {
-                    Some(Versioned { value, version }) => (value, Some(version)),
-                    None => return Ok(()),
-                },
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
-    let mut pair = pair;
-    if pair.deleted_at.is_some() {
-        // A tombstone: late news of a deleted pair neither resurrects nor re-deletes it. But
-        // a Google-born event live again in a version the pair never saw (another etag) was
-        // restored from Google's trash under its id: the CRM hears of it anew (the contacts
-        // rule). A CRM meeting unlinked by a deletion in Google is not linked again by a
-        // restore: the CRM decides, and a PUT brings it back.
-        let restored = pair.google_born
-            && content.is_some()
-            && event.etag.is_some()
-            && event.etag != pair.google_etag;
-        if !restored {
-            return Ok(());
-        }
-        let mut fresh = PairStatus::new(
-            pair.account.clone(),
-            Collection::Calendar,
-            pair.crm_id.clone(),
-        );
-        fresh.google_born = true;
-        fresh.google_id = Some(event.id.clone());
-        fresh.container = Some(calendar.to_owned());
-        pair = fresh;
     }
-    let google_hash = content.as_ref().map(Normalized::hash);
-    let modified = parse_time(event.updated.as_deref()).unwrap_or_else(|| ctx.now());
-    let google = match &google_hash {
-        Some(h) => Side::Present { hash: h, modified },
-        None => Side::Deleted { at: modified },
-    };
-    execute(ctx, calendar, pair, version, google, Some(event), content).await
+}
+
+/// What the CRM sees of a read event: `Some(None)` for a cancelled one, `None` for one the
+/// tenant's private-events policy keeps from the CRM (monitored calendars only).
+async fn content_of(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    event: &Event,
+) -> Result<Option<Option<Normalized>>, SyncError> {
+    if event.is_cancelled() {
+        return Ok(Some(None));
+    }
+    let n = google_content(ctx, calendar, event).await?;
+    if calendar == ctx.main_calendar {
+        return Ok(Some(Some(n)));
+    }
+    let policy = ctx.tenant.settings.defaults.private_events;
+    Ok(apply_privacy(policy, event, n).map(Some))
+}
+
+/// A new Google-born pair for a read event, claimed before the CRM hears of it: only the run
+/// whose create wins announces the event (one that loses reads the winner's pair and
+/// decides with it). `None`: the winner's pair is gone again.
+async fn claim(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    event: &Event,
+) -> Result<Option<(PairStatus, Option<u64>)>, SyncError> {
+    let (t, u) = (ctx.t(), ctx.u());
+    let key = super::born::key(calendar, &event.id);
+    let mut pair = PairStatus::new(ctx.account.id.clone(), Collection::Calendar, key);
+    pair.google_born = true;
+    pair.google_id = Some(event.id.clone());
+    pair.container = Some(calendar.to_owned());
+    match ctx.app.store.put_pair(t, u, &pair, None).await {
+        Ok(version) => Ok(Some((pair, Some(version)))),
+        Err(StoreError::ConditionFailed) => {
+            let found = ctx
+                .app
+                .store
+                .get_pair(t, u, Collection::Calendar, pair.crm_id.as_str());
+            Ok(found.await?.map(|v| (v.value, Some(v.version))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A tombstone: late news of a deleted pair neither resurrects nor re-deletes it. But a
+/// Google-born event live again in a version the pair never saw (another etag) was restored
+/// from Google's trash under its id: the CRM hears of it anew (the contacts rule), as a new
+/// pair. A CRM meeting unlinked by a deletion in Google is not linked again by a restore:
+/// the CRM decides, and a PUT brings it back. Pure.
+fn restored(pair: &PairStatus, calendar: &str, event: &Event, live: bool) -> Option<PairStatus> {
+    let restored =
+        pair.google_born && live && event.etag.is_some() && event.etag != pair.google_etag;
+    if !restored {
+        return None;
+    }
+    let mut fresh = PairStatus::new(
+        pair.account.clone(),
+        Collection::Calendar,
+        pair.crm_id.clone(),
+    );
+    fresh.google_born = true;
+    fresh.google_id = Some(event.id.clone());
+    fresh.container = Some(calendar.to_owned());
+    Some(fresh)
 }
 
 /// Whether `event` is a series master in the very version the pair last synced (same etag,
@@ -725,56 +775,28 @@ fn already_applied(ctx: &Ctx<'_>, calendar: &str, event: &Event, pair: &PairStat
 
 // ---- deciding and carrying out ------------------------------------------------------------
 
-/// Decides one pair against a known Google state and carries the decision out (see
-/// [`crate::sync::execute`]).
-async fn execute(
-    ctx: &mut Ctx<'_>,
-    calendar: &str,
-    pair: PairStatus,
-    version: Option<u64>,
-    google: Side<'_>,
-    event: Option<&Event>,
-    google_content: Option<Normalized>,
-) -> Result<(), SyncError> {
-    let mut on = On { ctx, calendar };
-    execute::execute(&mut on, pair, version, google, event, google_content).await
-}
-
 /// A calendar's part in carrying out a decision.
 struct On<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
     calendar: &'c str,
 }
 
+impl Part for On<'_, '_> {
+    fn pass(&self) -> &Pass<'_> {
+        &self.ctx.pass
+    }
+}
+
 impl Records for On<'_, '_> {
     type Item = Event;
     type Content = Normalized;
 
-    fn pass(&self) -> &Pass<'_> {
-        &self.ctx.pass
-    }
-
-    async fn feed(
-        &mut self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
-        self.ctx.pass.feed(kind, pair, data).await
-    }
-
-    async fn commit(
-        &mut self,
-        loaded: &PairStatus,
-        pair: PairStatus,
-        version: Option<u64>,
-        dirty: bool,
-    ) -> Result<(), SyncError> {
-        self.ctx.pass.commit(loaded, pair, version, dirty).await
-    }
-
     fn etag(e: &Event) -> Option<String> {
         e.etag.clone()
+    }
+
+    fn modified(e: &Event) -> Option<OffsetDateTime> {
+        parse_time(e.updated.as_deref())
     }
 
     fn live(e: &Event) -> bool {
@@ -786,16 +808,30 @@ impl Records for On<'_, '_> {
     }
 
     fn stored(pair: &PairStatus) -> Option<Normalized> {
-        pair.crm_content
-            .clone()
-            .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
+        stored(pair)
     }
 
     fn count(&mut self, what: Tally) {
         match what {
             Tally::Conflict => self.ctx.report.conflicts += 1,
             Tally::Pushed => self.ctx.report.pushed_to_google += 1,
+            Tally::Removed => self.ctx.report.deleted_in_google += 1,
+            Tally::Waiting => self.ctx.report.push_incomplete = true,
         }
+    }
+
+    async fn fetch(
+        &mut self,
+        pair: &PairStatus,
+    ) -> Result<(Option<Event>, Option<Normalized>), SyncError> {
+        let (ctx, calendar) = (&*self.ctx, self.calendar);
+        let gid = pair.google_id.clone().unwrap_or_default();
+        let event = ctx.app.google.get_event(&ctx.token, calendar, &gid).await?;
+        let content = match event.as_ref().filter(|e| !e.is_cancelled()) {
+            Some(e) => Some(google_content(ctx, calendar, e).await?),
+            None => None,
+        };
+        Ok((event, content))
     }
 
     /// An RSVP is not an edit: a meeting the CRM deleted whose Google copy changed only in
@@ -925,7 +961,7 @@ impl Records for On<'_, '_> {
         if d.reason == Reason::EditBeatsDelete {
             pair.crm_deleted_at = None;
         }
-        self.feed(kind, pair, data).await?;
+        self.ctx.pass.feed(kind, pair, data).await?;
         pair.google_occurrences = content.occurrences_hash();
         pair.crm_content = serde_json::to_value(&content).ok();
         pair.crm_hash.clone_from(&google_hash);
@@ -1019,34 +1055,16 @@ impl Records for On<'_, '_> {
         _event: Option<&Event>,
     ) -> Result<(), SyncError> {
         let calendar = self.calendar;
-        if action == Action::DeleteInCrm {
-            self.feed(
-                ChangeKind::EventDeleted,
-                pair,
-                json!({"calendar_id": calendar}),
-            )
-            .await?;
+        let (kind, data) = if action == Action::DeleteInCrm {
+            (ChangeKind::EventDeleted, json!({"calendar_id": calendar}))
         } else if pair.crm_deleted_at.is_none() {
-            self.feed(
-                ChangeKind::EventUnlinked,
-                pair,
-                json!({"calendar_id": calendar, "reason": "deleted_in_google"}),
-            )
-            .await?;
-        }
-        Ok(())
+            let data = json!({"calendar_id": calendar, "reason": "deleted_in_google"});
+            (ChangeKind::EventUnlinked, data)
+        } else {
+            return Ok(());
+        };
+        self.ctx.pass.feed(kind, pair, data).await
     }
-}
-
-/// Saves a pair after its decision was carried out (see [`records::commit`]).
-async fn commit(
-    ctx: &mut Ctx<'_>,
-    loaded: &PairStatus,
-    pair: PairStatus,
-    version: Option<u64>,
-    dirty: bool,
-) -> Result<(), SyncError> {
-    ctx.pass.commit(loaded, pair, version, dirty).await
 }
 
 /// Records a write of the pair's event; a series then gets its exceptions brought in line.
@@ -1144,7 +1162,7 @@ struct Planned {
     version: u64,
     content: Option<Normalized>,
     decision: Decision,
-    request: Option<CalendarRequest>,
+    request: CalendarRequest,
 }
 
 /// Pushes the CRM's waiting changes (see [`crate::sync::push`]): as many as fit in the job's
@@ -1176,23 +1194,77 @@ impl Sink for Ctx<'_> {
 
     const NOUN: &'static str = "events";
 
+    const FORBIDDEN: Option<&'static str> =
+        Some("this calendar is not written by the sync (direction or monitored calendar)");
+
     fn deletes(p: &Planned) -> bool {
-        p.decision.action == Action::DeleteInGoogle && p.request.is_some()
+        p.decision.action == Action::DeleteInGoogle
     }
 
-    fn pass(&self) -> &Pass<'_> {
-        &self.pass
+    fn crm_hash(pair: &PairStatus) -> Option<String> {
+        pair.crm_content.as_ref().and_then(content_hash)
     }
 
+    fn policy(&self, pair: &PairStatus) -> Policy {
+        self.policy_for(&self.calendar_of(pair))
+    }
+
+    async fn fresh(&mut self, v: Versioned<PairStatus>) -> Result<(), SyncError> {
+        let calendar = self.calendar_of(&v.value);
+        execute::decide_fresh(&mut self.on(&calendar), v).await
+    }
+
+    /// Decides a waiting pair (see [`push::decide_waiting`]); a series edit first checks
+    /// Google's occurrences.
     async fn plan(&mut self, pair: PairStatus, version: u64) -> Result<Option<Planned>, SyncError> {
-        let Some(p) = plan(self, pair, version).await? else {
+        let Some((v, d)) = push::decide_waiting(
+            self,
+            Versioned {
+                value: pair,
+                version,
+            },
+        )
+        .await?
+        else {
             return Ok(None);
         };
-        if p.request.is_none() {
-            finish(self, p, None).await?;
+        let calendar = self.calendar_of(&v.value);
+        let content = stored(&v.value);
+        if let Some(fresh) =
+            occurrences_changed(self, &calendar, &v.value, &d, content.as_ref()).await?
+        {
+            // Read, then decide: Google's occurrences changed since the last sync (an edit not
+            // read yet), so the CRM's series would overwrite them — a conflict for the policy.
+            let google = Side::Present {
+                hash: &fresh.content.hash(),
+                modified: fresh.modified,
+            };
+            let (event, content) = (fresh.event, Some(fresh.content));
+            let mut on = self.on(&calendar);
+            execute::execute(
+                &mut on,
+                v.value,
+                Some(version),
+                google,
+                Some(&event),
+                content,
+            )
+            .await?;
             return Ok(None);
         }
-        Ok(Some(p))
+        let mut pair = v.value.clone();
+        let Some(request) = request_for(self, &calendar, &mut pair, &d, content.as_ref())? else {
+            push::settle_decided(self, v, &d).await?;
+            return Ok(None);
+        };
+        Ok(Some(Planned {
+            loaded: v.value,
+            pair,
+            version,
+            content,
+            decision: d,
+            request,
+        }))
     }
 
     fn batch_of(p: &Planned) -> (usize, WriteCost) {
@@ -1204,15 +1276,14 @@ impl Sink for Ctx<'_> {
         _kind: usize,
         chunk: Vec<Planned>,
     ) -> Result<Option<SyncError>, SyncError> {
-        let requests: Vec<CalendarRequest> =
-            chunk.iter().filter_map(|p| p.request.clone()).collect();
+        let requests: Vec<CalendarRequest> = chunk.iter().map(|p| p.request.clone()).collect();
         let answers = match self.app.google.batch(&self.token, requests).await {
             Ok(answers) => answers,
             Err(e) => return Ok(Some(e.into())),
         };
         let mut stopped = None;
         for (p, answer) in chunk.into_iter().zip(answers) {
-            match finish(self, p, Some(answer)).await {
+            match finish(self, p, answer).await {
                 Ok(()) => {}
                 // A follow-up call of one pair met a pass-level failure: that pair keeps
                 // waiting (it was not committed); the chunk's other answers are still
@@ -1253,162 +1324,43 @@ fn write_cost(p: &Planned) -> WriteCost {
     }
 }
 
-/// Decides a waiting pair, assuming Google still holds what the last sync saw (the read pass
-/// just brought any newer Google change in).
-async fn plan(
-    ctx: &mut Ctx<'_>,
-    mut pair: PairStatus,
-    version: u64,
-) -> Result<Option<Planned>, SyncError> {
-    let loaded = pair.clone();
-    let calendar = pair
-        .container
-        .clone()
-        .unwrap_or_else(|| ctx.main_calendar.clone());
-    if pair.deleted_at.is_some() {
-        return Ok(Some(Planned {
-            loaded,
-            pair,
-            version,
-            content: None,
-            decision: decide(Baseline::default(), Side::Absent, Side::Absent, ctx.policy),
-            request: None,
-        }));
-    }
-    if pair.google_id.is_some() && pair.google_hash.is_none() {
-        // Linked by the CRM to an existing Google event we have not read yet: read it.
-        decide_fresh(ctx, &calendar, pair, version).await?;
-        return Ok(None);
-    }
-    let crm_hash_now = pair.crm_content.as_ref().and_then(content_hash);
-    let google = match (&pair.google_id, &pair.google_hash) {
-        (Some(_), Some(h)) => Side::Present {
-            hash: h,
-            modified: OffsetDateTime::UNIX_EPOCH,
-        },
-        _ => Side::Absent,
-    };
-    let d = decide_pair(
-        &pair,
-        crm_hash_now.as_deref(),
-        google,
-        ctx.policy_for(&calendar),
-    );
-    let content = pair
-        .crm_content
-        .clone()
-        .and_then(|v| serde_json::from_value::<Normalized>(v).ok());
-    if let Some(fresh) = occurrences_changed(ctx, &calendar, &pair, &d, content.as_ref()).await? {
-        // Read, then decide: Google's occurrences changed since the last sync (an edit not
-        // read yet), so the CRM's series would overwrite them — a conflict for the policy.
-        let google = Side::Present {
-            hash: &fresh.content.hash(),
-            modified: fresh.modified,
-        };
-        let (event, content) = (fresh.event, fresh.content);
-        execute(
-            ctx,
-            &calendar,
-            pair,
-            Some(version),
-            google,
-            Some(&event),
-            Some(content),
-        )
-        .await?;
-        return Ok(None);
-    }
-    let request = match (d.action, &content, &pair.google_id) {
-        (Action::PushToGoogle, Some(c), Some(gid)) => Some(CalendarRequest::patch_event(
-            &calendar,
-            gid,
-            &Value::Object(ctx.google_body(&pair, c)),
-            pair.google_etag.as_deref(),
-            ctx.send_updates,
-        )),
+/// The batch part a decided waiting pair needs: a patch of its event, an insert under its
+/// derived id (the pair is then in `calendar`), a delete; `None`: nothing to send.
+fn request_for(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    pair: &mut PairStatus,
+    d: &Decision,
+    content: Option<&Normalized>,
+) -> Result<Option<CalendarRequest>, SyncError> {
+    let send = ctx.send_updates;
+    Ok(match (d.action, content, pair.google_id.clone()) {
+        (Action::PushToGoogle, Some(c), Some(gid)) => {
+            let body = Value::Object(ctx.google_body(pair, c));
+            let etag = pair.google_etag.as_deref();
+            Some(CalendarRequest::patch_event(
+                calendar, &gid, &body, etag, send,
+            ))
+        }
         (Action::PushToGoogle, Some(c), None) => {
-            pair.container = Some(calendar.clone());
-            let mut body = ctx.google_body(&pair, c);
-            body.insert(
-                "id".into(),
-                json!(google_event_id(
-                    ctx.t(),
-                    ctx.u(),
-                    &pair.crm_id,
-                    pair.generation
-                )),
-            );
+            pair.container = Some(calendar.to_owned());
+            let mut body = ctx.google_body(pair, c);
+            let id = google_event_id(ctx.t(), ctx.u(), &pair.crm_id, pair.generation);
+            body.insert("id".into(), json!(id));
             let event: Event = serde_json::from_value(Value::Object(body))
                 .map_err(|e| ApiError::internal(&e, false))?;
-            Some(CalendarRequest::insert_event(
-                &calendar,
-                &event,
-                ctx.send_updates,
-            )?)
+            Some(CalendarRequest::insert_event(calendar, &event, send)?)
         }
-        (Action::DeleteInGoogle, _, Some(gid)) => Some(CalendarRequest::delete_event(
-            &calendar,
-            gid,
-            pair.google_etag.as_deref(),
-            ctx.send_updates,
-        )),
+        (Action::DeleteInGoogle, _, Some(gid)) => {
+            let etag = pair.google_etag.as_deref();
+            Some(CalendarRequest::delete_event(calendar, &gid, etag, send))
+        }
         _ => None,
-    };
-    Ok(Some(Planned {
-        loaded,
-        pair,
-        version,
-        content,
-        decision: d,
-        request,
-    }))
+    })
 }
 
-/// Reads the pair's Google event now and decides with it.
-async fn decide_fresh(
-    ctx: &mut Ctx<'_>,
-    calendar: &str,
-    mut pair: PairStatus,
-    version: u64,
-) -> Result<(), SyncError> {
-    let gid = pair.google_id.clone().unwrap_or_default();
-    let event = ctx.app.google.get_event(&ctx.token, calendar, &gid).await?;
-    let content = match event.as_ref().filter(|e| !e.is_cancelled()) {
-        Some(e) => Some(google_content(ctx, calendar, e).await?),
-        None => None,
-    };
-    let hash = content.as_ref().map(Normalized::hash);
-    let google = match (&hash, &event) {
-        (Some(h), Some(e)) => Side::Present {
-            hash: h,
-            modified: parse_time(e.updated.as_deref()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        },
-        // Gone from Google after we synced it.
-        _ if pair.google_hash.is_some() => Side::Deleted { at: ctx.now() },
-        // A link to an event that does not exist: nothing is linked.
-        _ => {
-            pair.google_id = None;
-            Side::Absent
-        }
-    };
-    execute(
-        ctx,
-        calendar,
-        pair,
-        Some(version),
-        google,
-        event.as_ref(),
-        content,
-    )
-    .await
-}
-
-/// Records the outcome of one planned change.
-async fn finish(
-    ctx: &mut Ctx<'_>,
-    p: Planned,
-    answer: Option<BatchResponse>,
-) -> Result<(), SyncError> {
+/// Settles Google's answer for one planned change (see [`execute::finish`]).
+async fn finish(ctx: &mut Ctx<'_>, p: Planned, answer: BatchResponse) -> Result<(), SyncError> {
     let Planned {
         loaded,
         mut pair,
@@ -1417,69 +1369,36 @@ async fn finish(
         decision,
         ..
     } = p;
-    let calendar = pair
-        .container
-        .clone()
-        .unwrap_or_else(|| ctx.main_calendar.clone());
-    let now = ctx.now();
-    let mut still_waiting = false;
-    match (decision.action, answer) {
-        (Action::PushToGoogle, Some(a)) if a.is_success() => {
-            if let (Ok(written), Some(c)) = (serde_json::from_value::<Event>(a.body), &content) {
-                still_waiting = record_written(ctx, &mut pair, &written, c, &calendar).await;
-                ctx.report.pushed_to_google += 1;
-            }
+    let calendar = ctx.calendar_of(&pair);
+    let answer = match (decision.action, answer) {
+        (Action::PushToGoogle, a) if a.is_success() => {
+            serde_json::from_value::<Event>(a.body).map_or(Answer::Kept, Answer::Written)
         }
-        (Action::PushToGoogle, Some(a)) if a.status == 409 => {
-            // A retried insert: the event is there (or its id is spent) — settle it alone.
-            if let Some(c) = &content {
-                let written = insert(ctx, &calendar, &mut pair, c).await?;
-                still_waiting = record_written(ctx, &mut pair, &written, c, &calendar).await;
-                ctx.report.pushed_to_google += 1;
-            }
+        // A retried insert: the event is there (or its id is spent) — settle it alone.
+        (Action::PushToGoogle, a) if a.status == 409 => match &content {
+            Some(c) => Answer::Written(insert(ctx, &calendar, &mut pair, c).await?),
+            None => Answer::Kept,
+        },
+        (Action::DeleteInGoogle, a) if a.is_success() || a.status == 404 || a.status == 410 => {
+            Answer::Removed
         }
-        (Action::DeleteInGoogle, Some(a))
-            if a.is_success() || a.status == 404 || a.status == 410 =>
-        {
-            pair.deleted_at = Some(now);
-            ctx.report.deleted_in_google += 1;
-        }
-        (Action::PushToGoogle | Action::DeleteInGoogle, Some(a)) => match a.error() {
+        (_, a) => match a.error() {
             // Google changed it since our last read (and no incremental read will bring the
             // change again): read it now and decide with what Google really holds.
-            Some(GoogleError::PreconditionFailed(_)) => {
-                return decide_fresh(ctx, &calendar, pair, version).await;
-            }
+            Some(GoogleError::PreconditionFailed(_)) => Answer::Fresh,
             // A failure of the pass, not of the record (Google unavailable, the token
             // refused): the pair stays waiting for the next pass — after a reconnect, if
             // the grant is gone.
             Some(e) if e.is_pass_level() => {
-                still_waiting = true;
                 ctx.pass_error.get_or_insert(SyncError::Google(e));
+                Answer::Wait
             }
             // The record's own failure: shown on it, and the pass goes on.
-            Some(e) => pair.last_error = Some(e.to_string()),
-            None => {}
+            Some(e) => Answer::Failed(e.to_string()),
+            None => Answer::Kept,
         },
-        (Action::Unlink | Action::Tombstone, _) => {
-            pair.deleted_at.get_or_insert(now);
-        }
-        (Action::Baseline, _) => {
-            pair.crm_hash = pair.crm_content.as_ref().and_then(content_hash);
-        }
-        (Action::Nothing, _) if decision.reason == Reason::DirectionForbids => {
-            pair.last_error = Some(
-                "this calendar is not written by the sync (direction or monitored calendar)".into(),
-            );
-        }
-        _ => {}
-    }
-    if still_waiting {
-        ctx.report.push_incomplete = true;
-    } else {
-        pair.last_synced_at = Some(now);
-    }
-    commit(ctx, &loaded, pair, Some(version), still_waiting).await
+    };
+    execute::finish(&mut ctx.on(&calendar), loaded, pair, version, answer).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! asks the CRM to untag the record (`contact_untag`). `propagate` deletes on both sides.
 
 use crate::app::App;
+use crate::calendar::decide::Policy;
 use crate::calendar::decide::{Action, Decision, Reason, Side};
 use crate::contacts::normal::{CrmLink, FieldMapping, Flow, NormalizedContact};
 use crate::domain::{
@@ -25,14 +26,14 @@ use crate::google::people::{
 };
 use crate::google::GoogleError;
 use crate::store::repo::Versioned;
-use crate::sync::execute::{self, Pulled, Records, Tally, Wrote};
+use crate::sync::execute::{self, Answer, Pulled, Records, Tally, Wrote};
 use crate::sync::plan::{BatchKind, WriteCost};
 use crate::sync::push::{self, Sink};
 use crate::sync::push::{after_answer, after_refusal, as_refusal, Next};
 use crate::sync::read::{self, Page, Read, Source};
-use crate::sync::{self, conflict_data, Pass, SyncError};
+use crate::sync::{self, conflict_data, Part, Pass, SyncError};
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
@@ -57,6 +58,9 @@ pub struct ContactsReport {
     pub incomplete: bool,
     /// Deletions held back by the mass-deletion guard.
     pub blocked: bool,
+    /// What the pass leaves on the account (written by the worker with the next due time).
+    #[serde(skip)]
+    pub noted: sync::Noted,
 }
 
 struct Ctx<'a> {
@@ -76,6 +80,12 @@ impl<'a> Deref for Ctx<'a> {
 impl DerefMut for Ctx<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.pass
+    }
+}
+
+impl Part for Ctx<'_> {
+    fn pass(&self) -> &Pass<'_> {
+        &self.pass
     }
 }
 
@@ -186,21 +196,17 @@ pub async fn sync_contacts(
         report: ContactsReport::default(),
     };
     let outcome = read_then_push(&mut ctx, deadline).await;
-    ctx.report.changes_for_crm = ctx.pass.fed;
+    ctx.report.changes_for_crm = ctx.pass.fed();
     ctx.pass.forget_refused_token(&outcome).await?;
     outcome?;
-    let progress = ContactsProgress {
+    ctx.report.noted.held = ctx.report.blocked;
+    ctx.report.noted.contacts = Some(ContactsProgress {
         waiting: ctx.report.waiting,
         pushed_last_pass: ctx.report.pushed_to_google + ctx.report.removed_in_google,
         pulled_last_pass: ctx.report.changes_for_crm,
         group: Some(ctx.group.clone()),
         last_pass_at: ctx.now(),
-    };
-    super::super::accounts::update(app, t, u, |a| {
-        a.contacts_progress = Some(progress.clone());
-        Ok(())
-    })
-    .await?;
+    });
     Ok(ctx.report)
 }
 
@@ -222,22 +228,6 @@ const SCOPE: &str = "contacts";
 
 impl Source for Ctx<'_> {
     type Item = Person;
-
-    fn pass(&self) -> &Pass<'_> {
-        &self.pass
-    }
-
-    fn set_full_read(&mut self, read: Option<String>) {
-        self.pass.full_read = read;
-    }
-
-    fn hold(&mut self) {
-        self.pass.hold();
-    }
-
-    async fn flush(&mut self) -> Result<(), SyncError> {
-        self.pass.flush().await
-    }
 
     fn scope(&self) -> String {
         SCOPE.to_owned()
@@ -309,13 +299,6 @@ impl Source for Ctx<'_> {
         self.pass
             .block("contacts", "contacts", data, deletions, live, tell)
             .await
-    }
-
-    async fn apply_page(&mut self, items: &[Person]) -> Result<(), SyncError> {
-        for person in items {
-            apply_person(self, person).await?;
-        }
-        Ok(())
     }
 
     async fn apply(&mut self, item: &Person) -> Result<(), SyncError> {
@@ -462,13 +445,7 @@ async fn apply_person(ctx: &mut Ctx<'_>, p: &Person) -> Result<(), SyncError> {
     }
     pair.google_id = Some(p.resource_name.clone());
     let content = member.then(|| ctx.google_content(p));
-    let hash = content.as_ref().map(NormalizedContact::hash);
-    let modified = google_modified(p).unwrap_or_else(|| ctx.now());
-    let google = match &hash {
-        Some(h) => Side::Present { hash: h, modified },
-        None => Side::Deleted { at: modified },
-    };
-    execute(ctx, pair, version, google, Some(p), content).await
+    execute::apply(ctx, pair, version, p, content).await
 }
 
 // ---- deciding and carrying out ------------------------------------------------------------
@@ -477,18 +454,6 @@ fn crm_content(pair: &PairStatus) -> Option<NormalizedContact> {
     pair.crm_content
         .clone()
         .and_then(|v| serde_json::from_value(v).ok())
-}
-
-/// Decides one pair. `left_group`: the contact still exists in Google but is no longer in
-/// the group — the user took it out of the sync, which only ever unlinks (a CRM record is
-/// deleted only for a contact deleted in Google, under the `propagate` policy).
-fn decide_pair(ctx: &Ctx<'_>, pair: &PairStatus, google: Side<'_>, left_group: bool) -> Decision {
-    let crm_hash = pair.crm_content.as_ref().and_then(super::content_hash);
-    let mut policy = ctx.policy;
-    if left_group {
-        policy.deletions = DeletionPolicy::UnlinkOnly;
-    }
-    sync::decide_pair(pair, crm_hash.as_deref(), google, policy)
 }
 
 /// The CRM's record after taking Google's content: the fields that travel from Google to the
@@ -501,39 +466,21 @@ fn merged_for_crm(
     let Some(crm) = crm else {
         return google.clone();
     };
-    let pick = |d: crate::contacts::normal::Dir| d.to_crm();
+    fn pick<T: Clone>(d: crate::contacts::normal::Dir, google: &T, crm: T) -> T {
+        if d.to_crm() {
+            google.clone()
+        } else {
+            crm
+        }
+    }
     NormalizedContact {
         kind: crm.kind,
-        name: if pick(mapping.names) {
-            google.name.clone()
-        } else {
-            crm.name
-        },
-        emails: if pick(mapping.emails) {
-            google.emails.clone()
-        } else {
-            crm.emails
-        },
-        phones: if pick(mapping.phones) {
-            google.phones.clone()
-        } else {
-            crm.phones
-        },
-        organization: if pick(mapping.organization) {
-            google.organization.clone()
-        } else {
-            crm.organization
-        },
-        addresses: if pick(mapping.addresses) {
-            google.addresses.clone()
-        } else {
-            crm.addresses
-        },
-        notes: if pick(mapping.notes) {
-            google.notes.clone()
-        } else {
-            crm.notes
-        },
+        name: pick(mapping.names, &google.name, crm.name),
+        emails: pick(mapping.emails, &google.emails, crm.emails),
+        phones: pick(mapping.phones, &google.phones, crm.phones),
+        organization: pick(mapping.organization, &google.organization, crm.organization),
+        addresses: pick(mapping.addresses, &google.addresses, crm.addresses),
+        notes: pick(mapping.notes, &google.notes, crm.notes),
     }
 }
 
@@ -547,48 +494,16 @@ fn record_written(ctx: &Ctx<'_>, pair: &mut PairStatus, written: &Person) {
     pair.last_error = None;
 }
 
-/// Decides one pair against a person just read (or its absence) and carries the decision out
-/// (see [`crate::sync::execute`]).
-async fn execute(
-    ctx: &mut Ctx<'_>,
-    pair: PairStatus,
-    version: Option<u64>,
-    google: Side<'_>,
-    person: Option<&Person>,
-    content: Option<NormalizedContact>,
-) -> Result<(), SyncError> {
-    execute::execute(ctx, pair, version, google, person, content).await
-}
-
 impl Records for Ctx<'_> {
     type Item = Person;
     type Content = NormalizedContact;
 
-    fn pass(&self) -> &Pass<'_> {
-        &self.pass
-    }
-
-    async fn feed(
-        &mut self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
-        self.pass.feed(kind, pair, data).await
-    }
-
-    async fn commit(
-        &mut self,
-        loaded: &PairStatus,
-        pair: PairStatus,
-        version: Option<u64>,
-        dirty: bool,
-    ) -> Result<(), SyncError> {
-        self.pass.commit(loaded, pair, version, dirty).await
-    }
-
     fn etag(p: &Person) -> Option<String> {
         p.etag.clone()
+    }
+
+    fn modified(p: &Person) -> Option<OffsetDateTime> {
+        google_modified(p)
     }
 
     fn live(p: &Person) -> bool {
@@ -607,9 +522,33 @@ impl Records for Ctx<'_> {
         match what {
             Tally::Conflict => self.report.conflicts += 1,
             Tally::Pushed => self.report.pushed_to_google += 1,
+            Tally::Removed => self.report.removed_in_google += 1,
+            Tally::Waiting => self.report.waiting += 1,
         }
     }
 
+    /// The person's content, if it is still in the group.
+    async fn fetch(
+        &mut self,
+        pair: &PairStatus,
+    ) -> Result<(Option<Person>, Option<NormalizedContact>), SyncError> {
+        let rn = pair.google_id.clone().unwrap_or_default();
+        let fields = self.mapping.person_fields();
+        let person = self
+            .app
+            .google
+            .get_person(&self.token, &rn, &fields)
+            .await?;
+        let content = person
+            .as_ref()
+            .filter(|p| !p.is_deleted() && p.in_group(&self.group))
+            .map(|p| self.google_content(p));
+        Ok((person, content))
+    }
+
+    /// A contact still in Google but no longer in the group: the user took it out of the
+    /// sync, which only ever unlinks (a CRM record is deleted only for a contact deleted in
+    /// Google, under the `propagate` policy).
     fn decide(
         &self,
         pair: &mut PairStatus,
@@ -617,8 +556,12 @@ impl Records for Ctx<'_> {
         person: Option<&Person>,
         _content: Option<&NormalizedContact>,
     ) -> Decision {
-        let left_group = person.is_some_and(|p| !p.is_deleted() && !p.in_group(&self.group));
-        decide_pair(self, pair, google, left_group)
+        let mut policy = self.policy;
+        if person.is_some_and(|p| !p.is_deleted() && !p.in_group(&self.group)) {
+            policy.deletions = DeletionPolicy::UnlinkOnly;
+        }
+        let crm_hash = pair.crm_content.as_ref().and_then(super::content_hash);
+        sync::decide_pair(pair, crm_hash.as_deref(), google, policy)
     }
 
     fn baseline(
@@ -875,8 +818,21 @@ impl Sink for Ctx<'_> {
         matches!(p.op, Op::Delete(_))
     }
 
-    fn pass(&self) -> &Pass<'_> {
-        &self.pass
+    fn crm_hash(pair: &PairStatus) -> Option<String> {
+        pair.crm_content.as_ref().and_then(super::content_hash)
+    }
+
+    fn policy(&self, _pair: &PairStatus) -> Policy {
+        self.policy
+    }
+
+    /// A contact pair settled while planning carries no time of its own.
+    fn ended_at(&self) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    async fn fresh(&mut self, v: Versioned<PairStatus>) -> Result<(), SyncError> {
+        execute::decide_fresh(self, v).await
     }
 
     async fn plan(
@@ -884,25 +840,10 @@ impl Sink for Ctx<'_> {
         value: PairStatus,
         version: u64,
     ) -> Result<Option<Planned>, SyncError> {
-        let v = Versioned { value, version };
-        let pair = &v.value;
-        if pair.deleted_at.is_some() {
-            self.settle(v, |_| {}).await?;
+        let Some((v, d)) = push::decide_waiting(self, Versioned { value, version }).await? else {
             return Ok(None);
-        }
-        if pair.google_id.is_some() && pair.google_hash.is_none() {
-            // Linked by the CRM to a contact we have not read yet: read it and decide.
-            decide_fresh(self, v).await?;
-            return Ok(None);
-        }
-        let google = match (&pair.google_id, &pair.google_hash) {
-            (Some(_), Some(h)) => Side::Present {
-                hash: h,
-                modified: OffsetDateTime::UNIX_EPOCH,
-            },
-            _ => Side::Absent,
         };
-        let d = decide_pair(self, pair, google, false);
+        let pair = &v.value;
         let op = match (d.action, &pair.google_id, crm_content(pair)) {
             // A create whose outcome is unknown, made too recently for Google's reads to show
             // it yet: made again only once they had time to (the read links it if it exists).
@@ -928,22 +869,8 @@ impl Sink for Ctx<'_> {
             (Action::Unlink, Some(rn), _) if pair.crm_deleted_at.is_some() => {
                 Op::Remove(rn.clone())
             }
-            (Action::Unlink | Action::Tombstone, _, _) => {
-                self.settle(v, |p| {
-                    p.deleted_at.get_or_insert(OffsetDateTime::UNIX_EPOCH);
-                })
-                .await?;
-                return Ok(None);
-            }
-            (Action::Baseline, _, _) => {
-                self.settle(v, |p| {
-                    p.crm_hash = p.crm_content.as_ref().and_then(super::content_hash);
-                })
-                .await?;
-                return Ok(None);
-            }
             _ => {
-                self.settle(v, |_| {}).await?;
+                push::settle_decided(self, v, &d).await?;
                 return Ok(None);
             }
         };
@@ -992,8 +919,9 @@ impl Sink for Ctx<'_> {
                     _ => batch.iter().map(|_| Err(e.clone())).collect(),
                 },
             };
-            for (p, answer) in batch.into_iter().zip(answers) {
-                finish(self, p, answer).await?;
+            for (Planned { v, op }, answer) in batch.into_iter().zip(answers) {
+                let answer = answer_of(&op, answer);
+                execute::finish(self, v.value.clone(), v.value, v.version, answer).await?;
             }
         }
         Ok(None)
@@ -1007,186 +935,123 @@ async fn request(
     kind: usize,
     batch: &[Planned],
 ) -> Result<Vec<Result<Option<Person>, GoogleError>>, GoogleError> {
-    let read = ctx.mapping.person_fields();
-    let names = || -> Vec<String> {
-        batch
-            .iter()
-            .filter_map(|p| match &p.op {
-                Op::Remove(rn) | Op::Delete(rn) => Some(rn.clone()),
-                _ => None,
-            })
-            .collect()
-    };
     match kind {
-        CREATE => {
-            let bodies: Vec<Person> = batch
-                .iter()
-                .filter_map(|p| match &p.op {
-                    Op::Create(b) => Some(b.clone()),
-                    _ => None,
-                })
-                .collect();
-            let answers = ctx
-                .app
-                .google
-                .batch_create_contacts(&ctx.token, &bodies, &read)
-                .await;
-            // Creates whose outcome is unknown are each the pair's to remember (see
-            // `finish`), not a refusal of the request.
-            if let Some(e) =
-                as_refusal(&answers).filter(|e| !crate::google::people::outcome_unknown(e))
-            {
-                return Err(e);
-            }
-            Ok(answers.into_iter().map(|a| a.map(Some)).collect())
-        }
-        UPDATE => {
-            let bodies: BTreeMap<String, Person> = batch
-                .iter()
-                .filter_map(|p| match &p.op {
-                    Op::Update(rn, b) => Some((rn.clone(), b.clone())),
-                    _ => None,
-                })
-                .collect();
-            let mut answers = ctx
-                .app
-                .google
-                .batch_update_contacts(
-                    &ctx.token,
-                    &bodies,
-                    &ctx.mapping.update_person_fields(),
-                    &read,
-                )
-                .await;
-            let all: Vec<Result<Person, GoogleError>> = answers.values().cloned().collect();
-            if let Some(e) = as_refusal(&all) {
-                return Err(e);
-            }
-            Ok(batch
-                .iter()
-                .map(|p| match &p.op {
-                    Op::Update(rn, _) => answers
-                        .remove(rn)
-                        .unwrap_or_else(|| {
-                            Err(GoogleError::Transient("no answer for the contact".into()))
-                        })
-                        .map(Some),
-                    _ => Ok(None),
-                })
-                .collect())
-        }
-        REMOVE => {
-            // A contact Google will not take out of the group (its last one even after being
-            // filed in My Contacts) keeps an error; one already gone is out of the group.
-            let left = ctx
-                .app
-                .google
-                .remove_from_group(&ctx.token, &ctx.group, &names())
-                .await?;
-            let refused = &left.can_not_remove_last_contact_group_resource_names;
-            Ok(batch
-                .iter()
-                .map(|p| match &p.op {
-                    Op::Remove(rn) if refused.contains(rn) => Err(GoogleError::Rejected {
-                        status: 400,
-                        reason: REMOVE_REFUSED.to_owned(),
-                    }),
-                    _ => Ok(None),
-                })
-                .collect())
-        }
+        CREATE => create_request(ctx, batch).await,
+        UPDATE => update_request(ctx, batch).await,
+        REMOVE => remove_request(ctx, batch).await,
         _ => {
             ctx.app
                 .google
-                .batch_delete_contacts(&ctx.token, &names())
+                .batch_delete_contacts(&ctx.token, &names(batch))
                 .await?;
             Ok(batch.iter().map(|_| Ok(None)).collect())
         }
     }
 }
 
-/// Records Google's answer for one planned write.
-async fn finish(
-    ctx: &mut Ctx<'_>,
-    p: Planned,
-    answer: Result<Option<Person>, GoogleError>,
-) -> Result<(), SyncError> {
-    let Planned { v, op } = p;
-    match answer {
-        Ok(Some(written)) => {
-            ctx.report.pushed_to_google += 1;
-            let loaded = v.value.clone();
-            let mut pair = v.value;
-            record_written(ctx, &mut pair, &written);
-            pair.last_synced_at = Some(ctx.now());
-            ctx.commit(&loaded, pair, Some(v.version), false).await
-        }
-        Ok(None) => {
-            let now = ctx.now();
-            if matches!(op, Op::Remove(_) | Op::Delete(_)) {
-                ctx.report.removed_in_google += 1;
-            }
-            ctx.settle(v, |p| p.deleted_at = Some(now)).await
-        }
-        Err(e) => match after_answer(&e) {
-            // A create whose outcome is unknown (Google may have made the contact; it was not
-            // found, perhaps not shown yet): it stays waiting, not to be made again before
-            // Google's reads had time to show it.
-            None if matches!(op, Op::Create(_)) && crate::google::people::outcome_unknown(&e) => {
-                ctx.report.waiting += 1;
-                let loaded = v.value.clone();
-                let mut pair = v.value;
-                pair.create_unsure_since = Some(ctx.now());
-                ctx.commit(&loaded, pair, Some(v.version), true).await
-            }
-            // A passing failure: the pair stays waiting for the next pass.
-            None => {
-                ctx.report.waiting += 1;
-                Ok(())
-            }
-            Some(Next::Fresh) if matches!(op, Op::Update(..)) => decide_fresh(ctx, v).await,
-            Some(_) => {
-                let message = e.to_string();
-                ctx.settle(v, |p| p.last_error = Some(message.clone()))
-                    .await
-            }
-        },
-    }
+/// The resource names a removal or deletion request carries.
+fn names(batch: &[Planned]) -> Vec<String> {
+    batch
+        .iter()
+        .filter_map(|p| match &p.op {
+            Op::Remove(rn) | Op::Delete(rn) => Some(rn.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
-/// Reads the pair's person now and decides with what Google really holds.
-async fn decide_fresh(ctx: &mut Ctx<'_>, v: Versioned<PairStatus>) -> Result<(), SyncError> {
-    let rn = v.value.google_id.clone().unwrap_or_default();
-    let person = ctx
+type Answers = Result<Vec<Result<Option<Person>, GoogleError>>, GoogleError>;
+
+async fn create_request(ctx: &Ctx<'_>, batch: &[Planned]) -> Answers {
+    let bodies: Vec<Person> = batch
+        .iter()
+        .filter_map(|p| match &p.op {
+            Op::Create(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let read = ctx.mapping.person_fields();
+    let answers = ctx
         .app
         .google
-        .get_person(&ctx.token, &rn, &ctx.mapping.person_fields())
+        .batch_create_contacts(&ctx.token, &bodies, &read)
+        .await;
+    // Creates whose outcome is unknown are each the pair's to remember (see `answer_of`),
+    // not a refusal of the request.
+    if let Some(e) = as_refusal(&answers).filter(|e| !crate::google::people::outcome_unknown(e)) {
+        return Err(e);
+    }
+    Ok(answers.into_iter().map(|a| a.map(Some)).collect())
+}
+
+async fn update_request(ctx: &Ctx<'_>, batch: &[Planned]) -> Answers {
+    let bodies: BTreeMap<String, Person> = batch
+        .iter()
+        .filter_map(|p| match &p.op {
+            Op::Update(rn, b) => Some((rn.clone(), b.clone())),
+            _ => None,
+        })
+        .collect();
+    let (update, read) = (
+        ctx.mapping.update_person_fields(),
+        ctx.mapping.person_fields(),
+    );
+    let mut answers = ctx
+        .app
+        .google
+        .batch_update_contacts(&ctx.token, &bodies, &update, &read)
+        .await;
+    let all: Vec<Result<Person, GoogleError>> = answers.values().cloned().collect();
+    if let Some(e) = as_refusal(&all) {
+        return Err(e);
+    }
+    Ok(batch
+        .iter()
+        .map(|p| match &p.op {
+            Op::Update(rn, _) => answers
+                .remove(rn)
+                .unwrap_or_else(|| Err(GoogleError::Transient("no answer for the contact".into())))
+                .map(Some),
+            _ => Ok(None),
+        })
+        .collect())
+}
+
+/// A contact Google will not take out of the group (its last one even after being filed in
+/// My Contacts) keeps an error; one already gone is out of the group.
+async fn remove_request(ctx: &Ctx<'_>, batch: &[Planned]) -> Answers {
+    let left = ctx
+        .app
+        .google
+        .remove_from_group(&ctx.token, &ctx.group, &names(batch))
         .await?;
-    let mut pair = v.value;
-    let member = person
-        .as_ref()
-        .is_some_and(|p| !p.is_deleted() && p.in_group(&ctx.group));
-    let content = person
-        .as_ref()
-        .filter(|_| member)
-        .map(|p| ctx.google_content(p));
-    let hash = content.as_ref().map(NormalizedContact::hash);
-    let alive = person.as_ref().filter(|p| !p.is_deleted());
-    let google = match (&hash, alive) {
-        (Some(h), Some(p)) => Side::Present {
-            hash: h,
-            modified: google_modified(p).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    let refused = &left.can_not_remove_last_contact_group_resource_names;
+    Ok(batch
+        .iter()
+        .map(|p| match &p.op {
+            Op::Remove(rn) if refused.contains(rn) => Err(GoogleError::Rejected {
+                status: 400,
+                reason: REMOVE_REFUSED.to_owned(),
+            }),
+            _ => Ok(None),
+        })
+        .collect())
+}
+
+/// What Google's answer for one planned write comes to (see [`execute::finish`]).
+fn answer_of(op: &Op, answer: Result<Option<Person>, GoogleError>) -> Answer<Person> {
+    match answer {
+        Ok(Some(written)) => Answer::Written(written),
+        Ok(None) => Answer::Removed,
+        Err(e) => match after_answer(&e) {
+            // Google may have made the contact; it was not found, perhaps not shown yet.
+            None if matches!(op, Op::Create(_)) && crate::google::people::outcome_unknown(&e) => {
+                Answer::Unsure
+            }
+            // A passing failure: the pair stays waiting for the next pass.
+            None => Answer::Wait,
+            Some(Next::Fresh) if matches!(op, Op::Update(..)) => Answer::Fresh,
+            Some(_) => Answer::Failed(e.to_string()),
         },
-        // In Google but not in the group: the CRM's record puts that same contact (back)
-        // into the group, never a second one.
-        (None, Some(_)) => Side::Absent,
-        _ if pair.google_hash.is_some() => Side::Deleted { at: ctx.now() },
-        // A link to a contact that does not exist (or is not in the group yet): the CRM's
-        // record is new to Google.
-        _ => {
-            pair.google_id = None;
-            Side::Absent
-        }
-    };
-    execute(ctx, pair, Some(v.version), google, person.as_ref(), content).await
+    }
 }

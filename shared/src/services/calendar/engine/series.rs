@@ -138,35 +138,8 @@ pub(super) async fn write_exceptions(
             continue;
         }
         let id = format!("{}_{suffix}", master.id);
-        let written = match want {
-            Some(x) if x.cancelled => ctx
-                .app
-                .google
-                .delete_event(&ctx.token, calendar, &id, None, ctx.send_updates)
-                .await
-                .map(|()| cancelled_instance(&master.id, &id, original_start)),
-            _ => {
-                let back_to_rule = NException::plain(original_start.clone());
-                let mut body = content
-                    .occurrence(want.unwrap_or(&back_to_rule))
-                    .to_google();
-                Normalized::leave_rsvps_to_google(&mut body, ctx.account.google_email.as_deref());
-                body.remove("recurrence");
-                body.insert("status".into(), json!("confirmed"));
-                ctx.app
-                    .google
-                    .patch_event(
-                        &ctx.token,
-                        calendar,
-                        &id,
-                        &Value::Object(body),
-                        None,
-                        ctx.send_updates,
-                    )
-                    .await
-                    .map(|e| google_json(&e))
-            }
-        };
+        let written =
+            write_occurrence(ctx, calendar, master, content, &id, original_start, want).await;
         match written {
             Ok(instance) => {
                 instances.retain(|i| i["id"].as_str() != Some(id.as_str()));
@@ -194,6 +167,42 @@ pub(super) async fn write_exceptions(
         retry,
         error,
     }
+}
+
+/// Writes one occurrence `id` of the series as the CRM has it: cancelled (deleted), or
+/// patched to `want` (moved or edited), or put back to the rule (`want` is `None`: an
+/// exception the CRM no longer has). Answers the instance as Google now holds it.
+async fn write_occurrence(
+    ctx: &Ctx<'_>,
+    calendar: &str,
+    master: &Event,
+    content: &Normalized,
+    id: &str,
+    original_start: &When,
+    want: Option<&NException>,
+) -> Result<Value, GoogleError> {
+    if want.is_some_and(|x| x.cancelled) {
+        let send = ctx.send_updates;
+        ctx.app
+            .google
+            .delete_event(&ctx.token, calendar, id, None, send)
+            .await?;
+        return Ok(cancelled_instance(&master.id, id, original_start));
+    }
+    let back_to_rule = NException::plain(original_start.clone());
+    let mut body = content
+        .occurrence(want.unwrap_or(&back_to_rule))
+        .to_google();
+    Normalized::leave_rsvps_to_google(&mut body, ctx.account.google_email.as_deref());
+    body.remove("recurrence");
+    body.insert("status".into(), json!("confirmed"));
+    let body = Value::Object(body);
+    let send = ctx.send_updates;
+    let written = ctx
+        .app
+        .google
+        .patch_event(&ctx.token, calendar, id, &body, None, send);
+    Ok(google_json(&written.await?))
 }
 
 fn when_text(w: &When) -> &str {
