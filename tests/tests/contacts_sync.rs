@@ -873,3 +873,35 @@ async fn a_new_contact_group_is_read_in_full() {
         "the new group's existing member reaches the CRM: {feed:?}"
     );
 }
+
+/// A contact the CRM made and deleted before any pass never reaches Google, and its pair
+/// stays a tombstone for the retention (so a late, retried PUT of the old record is known
+/// as old), rather than a tombstone dated 1970 that expires at once.
+#[tokio::test]
+async fn a_contact_deleted_before_its_first_pass_leaves_a_live_tombstone() {
+    let w = World::new().await;
+    w.put("C-9", lead("Olga", "olga@example.org")).await;
+    assert_eq!(w.delete("C-9").await, StatusCode::ACCEPTED);
+    w.run(SyncReason::RecordChange).await;
+    assert!(w.google().await.is_empty());
+    let user = shared::domain::UserId::parse(USER).unwrap();
+    let pair = w
+        .env
+        .app
+        .store
+        .get_pair(
+            &w.env.tenant,
+            &user,
+            shared::domain::Collection::Contacts,
+            "C-9",
+        )
+        .await
+        .unwrap()
+        .expect("the tombstone is kept")
+        .value;
+    let at = pair.deleted_at.expect("a tombstone");
+    assert!(
+        (w.env.app.clock.now() - at).abs() < time::Duration::hours(1),
+        "dated now, not {at}"
+    );
+}

@@ -826,11 +826,6 @@ impl Sink for Ctx<'_> {
         self.policy
     }
 
-    /// A contact pair settled while planning carries no time of its own.
-    fn ended_at(&self) -> OffsetDateTime {
-        OffsetDateTime::UNIX_EPOCH
-    }
-
     async fn fresh(&mut self, v: Versioned<PairStatus>) -> Result<(), SyncError> {
         execute::decide_fresh(self, v).await
     }
