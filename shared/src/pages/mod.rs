@@ -7,6 +7,7 @@
 
 pub mod lang;
 pub mod post;
+pub mod signed;
 
 use axum::response::{Html, IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;

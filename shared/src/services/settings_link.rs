@@ -22,14 +22,9 @@ use crate::app::App;
 use crate::crypto::{constant_time_eq, random_token};
 use crate::domain::{TenantId, UserId};
 use crate::http::ApiError;
+use crate::pages::signed::Signer;
 use crate::pages::Lang;
-use crate::secrets::names;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 /// How long a settings link can be opened.
 pub const LINK_TTL: time::Duration = time::Duration::minutes(15);
@@ -100,63 +95,18 @@ impl UserSession {
     }
 }
 
-/// Why a link or a cookie does not open a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// None given.
-    Missing,
-    /// Ours, but past its time.
-    Expired,
-    /// Not ours: tampered with, truncated, or signed under another deployment's (or a
-    /// rotated) key.
-    Invalid,
-}
+pub use crate::pages::signed::Refused;
 
-type HmacSha256 = Hmac<Sha256>;
-
-async fn signing_key(app: &App) -> Result<Vec<u8>, ApiError> {
-    let secret = app
-        .secrets
-        .get(names::TOKEN_KEY)
-        .await?
-        .ok_or_else(|| ApiError::internal(&crate::crypto::CryptoError::MissingKey, false))?;
-    let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
-        .map_err(|e| ApiError::internal(&e, false))?;
-    mac.update(b"cgs user settings v1");
-    Ok(mac.finalize().into_bytes().to_vec())
-}
-
-fn mac(key: &[u8], label: &[u8], data: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let mut mac = HmacSha256::new_from_slice(key).map_err(|e| ApiError::internal(&e, false))?;
-    mac.update(label);
-    mac.update(data);
-    Ok(mac.finalize().into_bytes().to_vec())
+/// The key of links and sessions.
+async fn signing_key(app: &App) -> Result<Signer, ApiError> {
+    Signer::load(app, b"cgs user settings v1").await
 }
 
 const LINK: &[u8] = b"link.";
 const SESSION: &[u8] = b"session.";
 
-fn sign(key: &[u8], label: &[u8], claims: &Claims) -> Result<String, ApiError> {
-    let body = B64.encode(serde_json::to_vec(claims).map_err(|e| ApiError::internal(&e, false))?);
-    let sig = B64.encode(mac(key, label, body.as_bytes())?);
-    Ok(format!("{body}.{sig}"))
-}
-
-fn verify(app: &App, key: &[u8], label: &[u8], token: &str) -> Result<Claims, Refused> {
-    if token.is_empty() {
-        return Err(Refused::Missing);
-    }
-    let (body, sig) = token.split_once('.').ok_or(Refused::Invalid)?;
-    let expected = mac(key, label, body.as_bytes()).map_err(|_| Refused::Invalid)?;
-    let sig = B64.decode(sig).map_err(|_| Refused::Invalid)?;
-    if !constant_time_eq(&expected, &sig) {
-        return Err(Refused::Invalid);
-    }
-    let claims: Claims = B64
-        .decode(body)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(Refused::Invalid)?;
+fn verify(app: &App, key: &Signer, label: &[u8], token: &str) -> Result<Claims, Refused> {
+    let claims: Claims = key.open(label, token)?;
     if claims.e <= app.clock.now().unix_timestamp() {
         return Err(Refused::Expired);
     }
@@ -212,7 +162,7 @@ pub async fn issue(
         h: login_hint,
         n: random_token(16),
     };
-    let token = sign(&key, LINK, &claims)?;
+    let token = key.seal(LINK, &claims)?;
     tracing::info!(tenant = %t, user = %u, "settings link issued");
     Ok(SettingsLink {
         url: link_url(app, &token),
@@ -220,7 +170,7 @@ pub async fn issue(
     })
 }
 
-fn session_of(key: &[u8], claims: Claims) -> Result<UserSession, ApiError> {
+fn session_of(key: &Signer, claims: Claims) -> Result<UserSession, ApiError> {
     Ok(UserSession {
         tenant: claims.t.clone(),
         user: claims.u.clone(),
@@ -228,7 +178,7 @@ fn session_of(key: &[u8], claims: Claims) -> Result<UserSession, ApiError> {
         lang: claims.l.as_deref().and_then(Lang::from_tag),
         login_hint: claims.h.clone(),
         expires_at: claims.e,
-        csrf: B64.encode(mac(key, b"csrf.", claims.n.as_bytes())?),
+        csrf: key.tag(b"csrf.", claims.n.as_bytes())?,
         claims,
     })
 }
@@ -248,7 +198,7 @@ pub async fn open(
         n: random_token(16),
         ..claims
     };
-    let cookie = sign(&key, SESSION, &claims)?;
+    let cookie = key.seal(SESSION, &claims)?;
     tracing::info!(tenant = %claims.t, user = %claims.u, "settings session opened");
     Ok(Ok((cookie, session_of(&key, claims)?)))
 }
@@ -278,19 +228,10 @@ pub async fn relink(app: &App, s: &UserSession) -> Result<String, ApiError> {
         n: random_token(16),
         ..s.claims.clone()
     };
-    Ok(link_url(app, &sign(&key, LINK, &claims)?))
+    Ok(link_url(app, &key.seal(LINK, &claims)?))
 }
 
 /// The `Set-Cookie` value that carries a session (or, with `None`, ends it).
 pub fn set_cookie(app: &App, value: Option<&str>) -> String {
-    let secure = if super::validate::is_loopback(&app.config.public_base_url) {
-        ""
-    } else {
-        "; Secure"
-    };
-    let (value, age) = match value {
-        Some(v) => (v, SESSION_TTL.whole_seconds()),
-        None => ("", 0),
-    };
-    format!("{COOKIE}={value}; Path={PATH}; HttpOnly; SameSite=Strict; Max-Age={age}{secure}")
+    crate::pages::signed::set_cookie(app, COOKIE, PATH, value, SESSION_TTL)
 }

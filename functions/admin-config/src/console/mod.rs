@@ -232,8 +232,11 @@ async fn operator_sign_in(app: &App) -> Response {
 /// Ends whichever session the post comes from (a tenant admin's or the operator's).
 async fn sign_out(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    if operator_posted(&app, &headers, &form).await.is_err() {
-        if let Err(r) = posted(&app, &headers, &form).await {
+    if posted::<session::OperatorSession>(&app, &headers, &form)
+        .await
+        .is_err()
+    {
+        if let Err(r) = posted::<Session>(&app, &headers, &form).await {
             return r;
         }
     }
@@ -249,10 +252,11 @@ async fn sign_out(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     r
 }
 
-/// A page request's session; without one, the answer is the sign-in page.
-struct SignedIn(Session);
+/// A page request's session (a tenant admin's by default, or the operator's); without one,
+/// the answer is the sign-in page.
+struct SignedIn<S = Session>(S);
 
-impl FromRequestParts<AppState> for SignedIn {
+impl<S: session::Kind> FromRequestParts<AppState> for SignedIn<S> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
@@ -261,13 +265,13 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 /// The session of a page request, or the answer to give instead (to the sign-in page).
-async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Session, Response> {
-    match session::read(app, headers).await {
+async fn signed_in<S: session::Kind>(app: &App, headers: &HeaderMap) -> Result<S, Response> {
+    match S::read(app, headers).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(NoSession::Missing)) => Err(see_other("/admin/sign-in")),
         Ok(Err(_)) => {
             let mut r = see_other("/admin/sign-in?why=expired");
-            if let Ok(v) = HeaderValue::from_str(&session::set_cookie(app, None)) {
+            if let Ok(v) = HeaderValue::from_str(&S::ended(app)) {
                 r.headers_mut().insert(http::header::SET_COOKIE, v);
             }
             Err(r)
@@ -278,61 +282,17 @@ async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Session, Response> 
 
 /// A form post's session: signed in, from this deployment's origin, with this session's
 /// CSRF token.
-async fn posted(app: &App, headers: &HeaderMap, form: &Form) -> Result<Session, Response> {
-    if !same_origin(app, headers) {
-        return Err(forbidden());
-    }
-    let s = signed_in(app, headers).await?;
-    if !s.csrf_ok(form.get("csrf")) {
-        tracing::warn!(tenant = %s.tenant, "console post refused: CSRF token missing or wrong");
-        return Err(forbidden());
-    }
-    Ok(s)
-}
-
-/// A page request's operator session; without one, the answer is the sign-in page.
-struct SignedInOperator(session::OperatorSession);
-
-impl FromRequestParts<AppState> for SignedInOperator {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
-        operator_signed_in(app, &parts.headers)
-            .await
-            .map(SignedInOperator)
-    }
-}
-
-async fn operator_signed_in(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<session::OperatorSession, Response> {
-    match session::read_operator(app, headers).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(NoSession::Missing)) => Err(see_other("/admin/sign-in")),
-        Ok(Err(_)) => {
-            let mut r = see_other("/admin/sign-in?why=expired");
-            if let Ok(v) = HeaderValue::from_str(&session::set_operator_cookie(app, None)) {
-                r.headers_mut().insert(http::header::SET_COOKIE, v);
-            }
-            Err(r)
-        }
-        Err(e) => Err(error_page(None, e)),
-    }
-}
-
-/// An operator form post: same origin, signed in as the operator, this session's CSRF token.
-async fn operator_posted(
+async fn posted<S: session::Kind>(
     app: &App,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<session::OperatorSession, Response> {
+) -> Result<S, Response> {
     if !same_origin(app, headers) {
         return Err(forbidden());
     }
-    let s = operator_signed_in(app, headers).await?;
+    let s: S = signed_in(app, headers).await?;
     if !s.csrf_ok(form.get("csrf")) {
-        tracing::warn!("operator console post refused: CSRF token missing or wrong");
+        tracing::warn!("console post refused: CSRF token missing or wrong");
         return Err(forbidden());
     }
     Ok(s)
@@ -420,7 +380,7 @@ async fn client_page(
 
 async fn client_save(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -784,7 +744,7 @@ async fn settings_page(
 
 async fn settings_save(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -826,7 +786,7 @@ async fn settings_save(State(app): State<AppState>, headers: HeaderMap, body: By
 
 async fn settings_rotate(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1104,7 +1064,7 @@ async fn account_action(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1151,7 +1111,7 @@ struct ConnectPage {
 /// the admin to open (a shared mailbox: signed in to Google as the team's account).
 async fn connect_start(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1265,7 +1225,7 @@ async fn delivery_action(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1378,7 +1338,7 @@ fn operator_error(s: &session::OperatorSession, e: ApiError) -> Response {
 
 async fn tenants_page(
     State(app): State<AppState>,
-    SignedInOperator(s): SignedInOperator,
+    SignedIn(s): SignedIn<session::OperatorSession>,
     Query(q): Query<PageQuery>,
 ) -> Response {
     let form = (String::new(), String::new());
@@ -1397,7 +1357,7 @@ async fn tenants_page(
 /// "Create a tenant": the tenant and its first admin key, shown once.
 async fn tenant_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let s = match operator_posted(&app, &headers, &form).await {
+    let s: session::OperatorSession = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1535,7 +1495,7 @@ async fn keys_page(
 
 async fn key_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1583,7 +1543,7 @@ async fn key_revoke(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let s = match posted(&app, &headers, &form).await {
+    let s: Session = match posted(&app, &headers, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -14,9 +14,6 @@
 //! form and attributes): it names no tenant and opens only the tenant list; it holds a MAC of
 //! the operator key it signed in with, so a new `operator-key` secret ends it at once.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,6 +21,7 @@ use shared::app::App;
 use shared::crypto::{constant_time_eq, random_token};
 use shared::domain::{ApiKeyId, ApiKeyScope, TenantId};
 use shared::http::ApiError;
+use shared::pages::signed::Signer;
 use shared::secrets::names;
 
 pub const COOKIE: &str = "cgs_console";
@@ -48,75 +46,31 @@ struct Payload {
     n: String,
 }
 
-/// Why a request has no session.
-#[derive(Debug, PartialEq, Eq)]
-pub enum NoSession {
-    /// No cookie (never signed in, or signed out).
-    Missing,
-    /// Signed in, but past [`TTL`].
-    Expired,
-    /// Not one of ours (tampered, another deployment's key), or its API key was revoked.
-    Invalid,
-}
-
-type HmacSha256 = Hmac<Sha256>;
+/// Why a request has no session (a revoked API key counts as `Invalid`).
+pub use shared::pages::signed::Refused as NoSession;
 
 /// The signing key: derived from the `token-key` secret, so it rotates with it.
-async fn signing_key(app: &App) -> Result<Vec<u8>, ApiError> {
-    let secret = app
-        .secrets
-        .get(names::TOKEN_KEY)
-        .await?
-        .ok_or_else(|| ApiError::internal(&shared::crypto::CryptoError::MissingKey, false))?;
-    let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
-        .map_err(|e| ApiError::internal(&e, false))?;
-    mac.update(b"cgs console session v1");
-    Ok(mac.finalize().into_bytes().to_vec())
+async fn signing_key(app: &App) -> Result<Signer, ApiError> {
+    Signer::load(app, b"cgs console session v1").await
 }
 
-fn mac(key: &[u8], label: &[u8], data: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let mut mac = HmacSha256::new_from_slice(key).map_err(|e| ApiError::internal(&e, false))?;
-    mac.update(label);
-    mac.update(data);
-    Ok(mac.finalize().into_bytes().to_vec())
+const SESSION: &[u8] = b"session.";
+
+fn csrf_of(key: &Signer, nonce: &str) -> Result<String, ApiError> {
+    key.tag(b"csrf.", nonce.as_bytes())
 }
 
-fn csrf_of(key: &[u8], nonce: &str) -> Result<String, ApiError> {
-    Ok(B64.encode(mac(key, b"csrf.", nonce.as_bytes())?))
-}
-
-/// A signed cookie value for `payload`: `<base64url(json)>.<base64url(mac)>`.
-fn seal(key: &[u8], payload: &impl Serialize) -> Result<String, ApiError> {
-    let body = B64.encode(serde_json::to_vec(payload).map_err(|e| ApiError::internal(&e, false))?);
-    let sig = B64.encode(mac(key, b"session.", body.as_bytes())?);
-    Ok(format!("{body}.{sig}"))
-}
-
-/// The payload of the cookie `name`, if it is one of ours (signature) and of this kind
-/// (shape); expiry is the caller's to check.
+/// The claims of the cookie `name`, if it is one of ours and of this kind (shape); expiry
+/// is the caller's to check.
 fn open<T: serde::de::DeserializeOwned>(
-    key: &[u8],
+    key: &Signer,
     headers: &http::HeaderMap,
     name: &str,
-) -> Result<Result<T, NoSession>, ApiError> {
-    let Some(value) = shared::pages::post::cookie(headers, name) else {
-        return Ok(Err(NoSession::Missing));
-    };
-    let Some((body, sig)) = value.split_once('.') else {
-        return Ok(Err(NoSession::Invalid));
-    };
-    let expected = mac(key, b"session.", body.as_bytes())?;
-    let Ok(sig) = B64.decode(sig) else {
-        return Ok(Err(NoSession::Invalid));
-    };
-    if !constant_time_eq(&expected, &sig) {
-        return Ok(Err(NoSession::Invalid));
-    }
-    Ok(B64
-        .decode(body)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<T>(&b).ok())
-        .ok_or(NoSession::Invalid))
+) -> Result<T, NoSession> {
+    key.open(
+        SESSION,
+        shared::pages::post::cookie(headers, name).unwrap_or(""),
+    )
 }
 
 /// A new session for this admin key: the cookie's value, and the session.
@@ -133,7 +87,7 @@ pub async fn issue(
         e: expires_at,
         n: random_token(16),
     };
-    let cookie = seal(&key, &payload)?;
+    let cookie = key.seal(SESSION, &payload)?;
     let session = Session {
         tenant: payload.t,
         key_id: payload.k,
@@ -150,7 +104,7 @@ pub async fn read(
     headers: &http::HeaderMap,
 ) -> Result<Result<Session, NoSession>, ApiError> {
     let key = signing_key(app).await?;
-    let payload = match open::<Payload>(&key, headers, COOKIE)? {
+    let payload = match open::<Payload>(&key, headers, COOKIE) {
         Ok(p) => p,
         Err(no) => return Ok(Err(no)),
     };
@@ -200,15 +154,13 @@ pub async fn is_operator_key(app: &App, key: &str) -> Result<bool, ApiError> {
     Ok(constant_time_eq(&a, &b))
 }
 
-async fn operator_mark(app: &App, key: &[u8]) -> Result<Option<String>, ApiError> {
+async fn operator_mark(app: &App, key: &Signer) -> Result<Option<String>, ApiError> {
     let Some(operator) = app.secrets.get(names::OPERATOR_KEY).await? else {
         return Ok(None);
     };
-    Ok(Some(B64.encode(mac(
-        key,
-        b"operator.",
-        operator.expose_secret().as_bytes(),
-    )?)))
+    Ok(Some(
+        key.tag(b"operator.", operator.expose_secret().as_bytes())?,
+    ))
 }
 
 /// A new operator session (call only after [`is_operator_key`]).
@@ -222,7 +174,7 @@ pub async fn issue_operator(app: &App) -> Result<String, ApiError> {
         e: (app.clock.now() + TTL).unix_timestamp(),
         n: random_token(16),
     };
-    seal(&key, &payload)
+    key.seal(SESSION, &payload)
 }
 
 /// The operator session a request carries, checked: signature, expiry, and that the
@@ -232,7 +184,7 @@ pub async fn read_operator(
     headers: &http::HeaderMap,
 ) -> Result<Result<OperatorSession, NoSession>, ApiError> {
     let key = signing_key(app).await?;
-    let payload = match open::<OperatorPayload>(&key, headers, OPERATOR_COOKIE)? {
+    let payload = match open::<OperatorPayload>(&key, headers, OPERATOR_COOKIE) {
         Ok(p) => p,
         Err(no) => return Ok(Err(no)),
     };
@@ -249,40 +201,57 @@ pub async fn read_operator(
     }))
 }
 
-impl OperatorSession {
-    pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {
-        submitted.is_some_and(|s| constant_time_eq(s.as_bytes(), self.csrf.as_bytes()))
+/// A kind of console session: how a request's is read, how it is ended, its CSRF token.
+pub trait Kind: Sized + Send {
+    fn read(
+        app: &App,
+        headers: &http::HeaderMap,
+    ) -> impl std::future::Future<Output = Result<Result<Self, NoSession>, ApiError>> + Send;
+    /// The `Set-Cookie` value that ends it.
+    fn ended(app: &App) -> String;
+    fn csrf(&self) -> &str;
+    /// Whether a submitted CSRF token is this session's.
+    fn csrf_ok(&self, submitted: Option<&str>) -> bool {
+        submitted.is_some_and(|s| constant_time_eq(s.as_bytes(), self.csrf().as_bytes()))
     }
 }
 
-impl Session {
-    /// Whether a submitted CSRF token is this session's.
-    pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {
-        submitted.is_some_and(|s| constant_time_eq(s.as_bytes(), self.csrf.as_bytes()))
+impl Kind for Session {
+    async fn read(
+        app: &App,
+        headers: &http::HeaderMap,
+    ) -> Result<Result<Self, NoSession>, ApiError> {
+        read(app, headers).await
+    }
+    fn ended(app: &App) -> String {
+        set_cookie(app, None)
+    }
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl Kind for OperatorSession {
+    async fn read(
+        app: &App,
+        headers: &http::HeaderMap,
+    ) -> Result<Result<Self, NoSession>, ApiError> {
+        read_operator(app, headers).await
+    }
+    fn ended(app: &App) -> String {
+        set_operator_cookie(app, None)
+    }
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
 /// The `Set-Cookie` value that carries a session (or, with `None`, ends it).
 pub fn set_cookie(app: &App, value: Option<&str>) -> String {
-    set_named_cookie(app, COOKIE, value)
+    shared::pages::signed::set_cookie(app, COOKIE, "/admin", value, TTL)
 }
 
 /// [`set_cookie`] for the operator's session.
 pub fn set_operator_cookie(app: &App, value: Option<&str>) -> String {
-    set_named_cookie(app, OPERATOR_COOKIE, value)
-}
-
-fn set_named_cookie(app: &App, name: &str, value: Option<&str>) -> String {
-    let secure = if shared::services::validate::is_loopback(&app.config.public_base_url) {
-        ""
-    } else {
-        "; Secure"
-    };
-    match value {
-        Some(v) => format!(
-            "{name}={v}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            TTL.whole_seconds()
-        ),
-        None => format!("{name}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
-    }
+    shared::pages::signed::set_cookie(app, OPERATOR_COOKIE, "/admin", value, TTL)
 }
