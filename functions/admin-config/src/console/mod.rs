@@ -22,7 +22,7 @@ pub mod session;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -298,6 +298,24 @@ async fn posted<S: session::Kind>(
     Ok(s)
 }
 
+/// A form post, checked by [`posted`]: its session (a tenant admin's by default) and its
+/// fields. Refused posts answer 403 (or the sign-in page), and the handler never runs.
+struct Posted<S = Session>(S, Form);
+
+impl<S: session::Kind> FromRequest<AppState> for Posted<S> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        let s = posted(app, &headers, &form).await?;
+        Ok(Posted(s, form))
+    }
+}
+
 /// A form post must come from this deployment's own pages ([`pages::post::same_origin`]);
 /// the CSRF token and the `SameSite=Strict` cookie are the protection, this refuses a
 /// cross-site post early.
@@ -378,12 +396,7 @@ async fn client_page(
     render_client(&app, &s, StatusCode::OK, notice, None, None).await
 }
 
-async fn client_save(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn client_save(State(app): State<AppState>, Posted(s, form): Posted) -> Response {
     let json_text = form.text("json");
     let typed_id = form.text("client_id");
     let body = if !json_text.is_empty() {
@@ -742,12 +755,7 @@ async fn settings_page(
     html(StatusCode::OK, p.render(), &[])
 }
 
-async fn settings_save(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn settings_save(State(app): State<AppState>, Posted(s, form): Posted) -> Response {
     let result = match settings_patch(&form) {
         Ok(patch) => settings::patch(&app, &s.tenant, patch)
             .await
@@ -784,12 +792,7 @@ async fn settings_save(State(app): State<AppState>, headers: HeaderMap, body: By
     }
 }
 
-async fn settings_rotate(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn settings_rotate(State(app): State<AppState>, Posted(s, _): Posted) -> Response {
     let patch = settings::SettingsPatch {
         rotate_webhook_secret: Some(true),
         ..Default::default()
@@ -1059,15 +1062,9 @@ async fn account_page(
 
 async fn account_action(
     State(app): State<AppState>,
-    headers: HeaderMap,
     Path((user, action)): Path<(String, String)>,
-    body: Bytes,
+    Posted(s, form): Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let Ok(user) = UserId::parse(&user) else {
         return error_page(Some(&s), ApiError::not_found("no such account"));
     };
@@ -1109,12 +1106,7 @@ struct ConnectPage {
 
 /// "Connect an account": the same link `POST /v1/users/{user}/google/connect` gives, for
 /// the admin to open (a shared mailbox: signed in to Google as the team's account).
-async fn connect_start(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn connect_start(State(app): State<AppState>, Posted(s, form): Posted) -> Response {
     let user = form.text("user");
     let Ok(u) = UserId::parse(&user) else {
         let e = ApiError::invalid(
@@ -1220,15 +1212,9 @@ async fn deliveries_page(
 /// `test`: a signed test delivery; `redeliver`: the record named in the form, again.
 async fn delivery_action(
     State(app): State<AppState>,
-    headers: HeaderMap,
     Path(action): Path<String>,
-    body: Bytes,
+    Posted(s, form): Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let (attempt, ok, failed) = match action.as_str() {
         "test" => (
             deliveries::send_test(&app, &s.tenant).await,
@@ -1355,12 +1341,10 @@ async fn tenants_page(
 }
 
 /// "Create a tenant": the tenant and its first admin key, shown once.
-async fn tenant_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let s: session::OperatorSession = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn tenant_create(
+    State(app): State<AppState>,
+    Posted(s, form): Posted<session::OperatorSession>,
+) -> Response {
     let typed = (form.text("name"), form.text("id"));
     let id = match typed.1.as_str() {
         "" => None,
@@ -1493,12 +1477,7 @@ async fn keys_page(
     .await
 }
 
-async fn key_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn key_create(State(app): State<AppState>, Posted(s, form): Posted) -> Response {
     let name = form.text("name");
     let scope = match form.get("scope") {
         Some("admin") => ApiKeyScope::Admin,
@@ -1538,15 +1517,9 @@ async fn key_create(State(app): State<AppState>, headers: HeaderMap, body: Bytes
 
 async fn key_revoke(
     State(app): State<AppState>,
-    headers: HeaderMap,
     Path(key_id): Path<String>,
-    body: Bytes,
+    Posted(s, _): Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    let s: Session = match posted(&app, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let Ok(id) = ApiKeyId::parse(&key_id) else {
         return error_page(Some(&s), ApiError::not_found("no such key"));
     };
