@@ -6,10 +6,7 @@
 //   CGS_CHROMIUM           the browser (default /usr/bin/chromium)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { openBrowser } from './browser.js';
 
 const API = process.env.CGS_BROWSER_API;
 const ADMIN = process.env.CGS_BROWSER_ADMIN_KEY;
@@ -17,27 +14,15 @@ const CLIENT_ID = 'demo-client.apps.googleusercontent.com';
 const CLIENT_SECRET = 'demo-secret';
 if (!API || !ADMIN) throw new Error('run through infra/scripts/test.sh (CGS_BROWSER_API, CGS_BROWSER_ADMIN_KEY)');
 
-let context, page, profile;
-const cspViolations = [];
+let browser, context, page, cspViolations;
 
 before(async () => {
-  profile = mkdtempSync(join(tmpdir(), 'cgs-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CGS_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 360, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = context.pages()[0] ?? await context.newPage();
-  page.on('console', (m) => {
-    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
+  browser = await openBrowser();
+  ({ context, page, cspViolations } = browser);
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 async function api(method, path, key, body) {

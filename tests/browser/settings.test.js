@@ -9,10 +9,7 @@
 //                          (docs/settings-page.png is one)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { openBrowser } from './browser.js';
 
 const API = process.env.CGS_BROWSER_API;
 const ADMIN = process.env.CGS_BROWSER_ADMIN_KEY;
@@ -24,8 +21,7 @@ const USER = 'browser-carol';
 const CAROL = 'carol@example.com';
 const RETURN = `${API}/crm/settings`;
 
-let context, page, profile, sync, team;
-const cspViolations = [];
+let browser, context, page, cspViolations, sync, team;
 
 async function call(base, method, path, key, body) {
   const r = await fetch(base + path, {
@@ -51,23 +47,12 @@ before(async () => {
   const urls = [...new Set([...settings.body.allowed_return_urls, RETURN])];
   assert.equal((await api('PATCH', '/v1/admin/settings', ADMIN, { allowed_return_urls: urls })).status, 200);
 
-  profile = mkdtempSync(join(tmpdir(), 'cgs-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CGS_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 360, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = context.pages()[0] ?? await context.newPage();
-  page.on('console', (m) => {
-    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
+  browser = await openBrowser();
+  ({ context, page, cspViolations } = browser);
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 /// The stylesheet applied, nothing was blocked, and nothing is wider than the 360 px screen.
