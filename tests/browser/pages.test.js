@@ -150,6 +150,53 @@ test('a user who cancels sees it in Japanese, and the used link then says it exp
   await page.setExtraHTTPHeaders({});
 });
 
+/// Polls `check` (an async predicate) every 200 ms for up to `seconds`.
+async function eventually(what, check, seconds = 60) {
+  const until = Date.now() + seconds * 1000;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`not within ${seconds} s: ${what}`);
+}
+
+test('an admin sees an account in error on its page and confirms a held-back mass deletion', async () => {
+  const USER = 'browser-alice';
+  const sync = (await api('POST', '/v1/admin/api-keys', ADMIN, { name: 'browser crm', scope: 'sync' })).body.key_secret;
+  const was = (await api('GET', '/v1/admin/settings', ADMIN)).body.defaults.deletion_policy;
+  assert.equal((await api('PATCH', '/v1/admin/settings', ADMIN, { defaults: { deletion_policy: 'propagate' } })).status, 200);
+  const ids = Array.from({ length: 30 }, (_, i) => `BRW-${i}`);
+  for (const [i, id] of ids.entries()) {
+    const day = String(1 + (i % 28)).padStart(2, '0');
+    const r = await api('PUT', `/v1/users/${USER}/events/${id}`, sync, {
+      type: 'meeting', title: `Browser meeting ${i}`, time_zone: 'UTC',
+      start: { date_time: `2027-04-${day}T09:00:00Z` }, end: { date_time: `2027-04-${day}T09:30:00Z` },
+    });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+  }
+  const state = async (id) => (await api('GET', `/v1/users/${USER}/events/${id}`, sync)).body?.state;
+  await eventually('the 30 meetings synced', async () => (await Promise.all(ids.map(state))).every((s) => s === 'synced'));
+
+  // A CRM bug deletes them all at once: the guard holds the deletions back.
+  for (const id of ids) assert.equal((await api('DELETE', `/v1/users/${USER}/events/${id}`, sync)).status, 202);
+  await eventually('the deletions held back', async () =>
+    (await api('GET', `/v1/admin/accounts/${USER}`, ADMIN)).body.health.held_deletions.length > 0);
+
+  await page.goto(`${API}/admin/accounts`);
+  await page.locator(`tr[data-user="${USER}"]`).getByRole('link', { name: USER }).click();
+  await page.waitForURL(new RegExp(`/admin/accounts/${USER}$`));
+  assert.match(await page.textContent('#last-error'), /deletions held back/);
+  assert.match(await page.textContent('#held'), /holds back deletions/);
+  await assertStyled();
+  await page.getByRole('button', { name: 'Confirm the held-back deletions' }).click();
+  await page.waitForURL(/done=confirm-deletions/);
+  assert.match(await page.textContent('#notice'), /Deletions confirmed/);
+  await eventually('the deletions carried out', async () => (await Promise.all(ids.map(state))).every((s) => s === 'deleted'));
+  await page.reload();
+  assert.equal(await page.locator('#held-none').count(), 1);
+  assert.equal((await api('PATCH', '/v1/admin/settings', ADMIN, { defaults: { deletion_policy: was } })).status, 200);
+});
+
 test('an admin creates a key (shown once) and revokes it', async () => {
   await page.goto(`${API}/admin/keys`);
   await page.getByLabel('Name').fill('made in the browser');
