@@ -54,14 +54,7 @@ const CLEAN_URL_SCRIPT: &str = "history.replaceState(null,'','/settings');";
 static CLEAN_URL_HASH: LazyLock<String> = LazyLock::new(|| pages::csp_hash(CLEAN_URL_SCRIPT));
 
 /// Contact fields, in the API's names, in the order the table shows them.
-const FIELDS: [&str; 6] = [
-    "names",
-    "emails",
-    "phones",
-    "organization",
-    "addresses",
-    "notes",
-];
+const FIELDS: [&str; 6] = shared::contacts::normal::FieldMapping::FIELDS;
 const FIELD_DIRS: [&str; 4] = ["two_way", "crm_to_google", "google_to_crm", "off"];
 const DIRECTIONS: [&str; 3] = ["two_way", "crm_to_google", "google_to_crm"];
 

@@ -167,12 +167,25 @@ pub enum Flow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FieldMapping {
+    // Keep in step with `FieldMapping::FIELDS`.
     pub names: Dir,
     pub emails: Dir,
     pub phones: Dir,
     pub organization: Dir,
     pub addresses: Dir,
     pub notes: Dir,
+}
+
+impl FieldMapping {
+    /// The mapped fields as the API (and every page's form) names them, in order.
+    pub const FIELDS: [&'static str; 6] = [
+        "names",
+        "emails",
+        "phones",
+        "organization",
+        "addresses",
+        "notes",
+    ];
 }
 
 /// Overrides of a [`FieldMapping`]: the fields given replace the base's (a user's choice over
@@ -728,6 +741,17 @@ impl NormalizedContact {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_field_list_is_the_mappings_fields_in_order() {
+        let v = serde_json::to_value(FieldMapping::default()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut listed = FieldMapping::FIELDS.to_vec();
+        listed.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, listed);
+    }
+
     use super::*;
     use serde_json::{json, Value};
 
