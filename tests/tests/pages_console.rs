@@ -8,7 +8,7 @@ mod common;
 use common::world::{Backend, Env, CLIENT_SECRET};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
-use serde_json::{json, Value};
+use serde_json::json;
 
 struct Browser<'e> {
     env: &'e Env,
@@ -120,23 +120,6 @@ fn assert_safe_page(a: &Answer, secrets: &[&str]) {
     for s in secrets {
         assert!(!a.body.contains(s), "a page shows a secret");
     }
-}
-
-async fn other_tenant(env: &Env) -> (String, String) {
-    let resp = env
-        .http
-        .post(format!("{}/v1/tenants", env.api))
-        .bearer_auth(common::OPERATOR_KEY)
-        .json(&json!({"name": "Other customer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let v: Value = resp.json().await.unwrap();
-    (
-        v["tenant"]["id"].as_str().unwrap().to_owned(),
-        v["admin_key"]["key_secret"].as_str().unwrap().to_owned(),
-    )
 }
 
 #[tokio::test]
@@ -414,7 +397,7 @@ async fn keys_are_shown_once_escaped_and_revoked_within_the_tenant_only() {
     // Another tenant's admin cannot revoke it, nor act on this tenant's accounts.
     env.connect("u1", &["calendar"], "alice@example.com", "")
         .await;
-    let (_, other_admin) = other_tenant(&env).await;
+    let (_, other_admin) = env.other_tenant("Other customer").await;
     let mut other = Browser::new(&env);
     other.sign_in(&other_admin).await;
     let theirs = other.get("/admin/keys").await;
@@ -866,7 +849,7 @@ async fn an_accounts_page_shows_its_health() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Another tenant's admin sees no such account, on the page or through the API.
-    let (_, other_admin) = other_tenant(&env).await;
+    let (_, other_admin) = env.other_tenant("Other customer").await;
     let (s, _) = env
         .call("GET", "/v1/admin/accounts/u1", &other_admin, None)
         .await;

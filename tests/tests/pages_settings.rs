@@ -162,14 +162,7 @@ async fn api_view(env: &Env, user: &str) -> Value {
     v
 }
 
-const FIELDS: [&str; 6] = [
-    "names",
-    "emails",
-    "phones",
-    "organization",
-    "addresses",
-    "notes",
-];
+const FIELDS: [&str; 6] = shared::contacts::normal::FieldMapping::FIELDS;
 
 #[tokio::test]
 async fn a_link_opens_the_settings_and_saving_changes_exactly_what_the_api_returns() {
@@ -582,23 +575,12 @@ async fn a_link_reaches_its_own_user_and_tenant_only() {
     let env = Env::new_on(Backend::Embedded).await;
     env.connect("u1", &["calendar"], ALICE, "").await;
     // Tenant U, on the same deployment: its CRM asks for a link for its own "u1".
-    let created: Value = env
-        .http
-        .post(format!("{}/v1/tenants", env.api))
-        .bearer_auth(common::OPERATOR_KEY)
-        .json(&json!({"name": "Umbrella"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin_u = created["admin_key"]["key_secret"].as_str().unwrap();
+    let (_, admin_u) = env.other_tenant("Umbrella").await;
     let (_, sync_u) = env
         .call(
             "POST",
             "/v1/admin/api-keys",
-            admin_u,
+            &admin_u,
             Some(json!({"name": "crm", "scope": "sync"})),
         )
         .await;

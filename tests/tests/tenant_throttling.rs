@@ -6,27 +6,13 @@ mod common;
 
 use common::world::{Backend, Env};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[tokio::test]
 async fn a_tenants_burst_is_throttled_and_others_are_not() {
     std::env::set_var("TENANT_API_RATE", "5/10");
     let env = Env::new_on(Backend::Embedded).await;
-    let created: Value = env
-        .http
-        .post(format!("{}/v1/tenants", env.api))
-        .bearer_auth(common::OPERATOR_KEY)
-        .json(&json!({"name": "Other"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other = created["admin_key"]["key_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, other) = env.other_tenant("Other").await;
 
     let changes = |key: String| {
         let (http, url) = (env.http.clone(), format!("{}/v1/changes", env.api));

@@ -266,6 +266,25 @@ impl Env {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Another tenant on the same deployment, made by the operator: its id and first admin
+    /// key (what tests that try to cross the tenant boundary start from).
+    pub async fn other_tenant(&self, name: &str) -> (String, String) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/tenants", self.api))
+            .bearer_auth(super::OPERATOR_KEY)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: Value = resp.json().await.unwrap();
+        (
+            v["tenant"]["id"].as_str().unwrap().to_owned(),
+            v["admin_key"]["key_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Asks for a connect link.
     pub async fn link(&self, user: &str, products: &[&str], hint: &str) -> String {
         let (s, v) = self
