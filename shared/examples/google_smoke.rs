@@ -374,9 +374,8 @@ impl Smoke {
                         .any(|c| c.resource_name == made.resource_name)
                     {
                         let secs = start.elapsed().as_secs();
-                        let within = secs
-                            < shared::services::contacts::engine::CREATE_SETTLE.whole_seconds()
-                                as u64;
+                        let within =
+                            secs < shared::contacts::sync::CREATE_SETTLE.whole_seconds() as u64;
                         return report(
                             if within { "PASS" } else { "FAIL" },
                             "people propagation delay",

@@ -1,13 +1,43 @@
 //! The library every crm-google-sync function uses.
 //!
+//! # Code map: what to open, in order, for each kind of change
+//!
+//! * **An HTTP route** (`/v1/...`): the function's `lib.rs` under `functions/` (its
+//!   `routes()`), then the use case it calls: [`calendar::api`], [`contacts::api`] or one
+//!   of [`services`]; errors are [`http::ApiError`], the contract is `docs/openapi.yaml`.
+//! * **How a calendar event or a contact syncs**: the feature's folder ([`calendar`],
+//!   [`contacts`]: `model` (the CRM's record), `normal` (what both sides are compared in),
+//!   `sync/` (the pass: `reading`, then `event`/`contact`, then `writing`)), over the shared
+//!   core [`sync`] (`decide` first: the pure decision; then `read`, `execute`, `push`,
+//!   `guard`, `plan`). Google's wire types and calls are in [`google`].
+//! * **When a sync runs**: [`services::schedule`] (the scheduler's policy), the worker
+//!   (`functions/sync-worker`), push channels ([`calendar::channels`]), pacing and quota
+//!   ([`google::pacing`], [`services::quota`]).
+//! * **What the CRM is told**: the feed ([`domain::feed`], [`services::feed`]) and webhook
+//!   deliveries ([`delivery`]).
+//! * **A stored item or a table key**: [`store::keys`] (every key, with the access patterns),
+//!   [`store::repo`] (typed reads and writes over the [`store::Table`] port), its adapters
+//!   [`store::dynamo`] and [`store::embedded`].
+//! * **A setting or a secret**: [`config`] (environment), [`domain::settings`] (tenant and
+//!   account settings), [`secrets`].
+//! * **A page for people**: [`pages`], then the page's function (`oauth-callback`:
+//!   connect and settings; `admin-config`: the console).
+//!
+//! # The parts
+//!
 //! * [`domain`]: the product's nouns as types that parse once (tenants, API keys, accounts,
 //!   pairs, cursors, channels, the change feed, OAuth sessions).
 //! * Ports and their adapters: [`store`] (DynamoDB single table / embedded file store),
-//!   [`secrets`] (Secrets Manager / embedded), [`queue`] (SQS FIFO / in-process).
+//!   [`secrets`] (Secrets Manager / embedded), [`queue`] (SQS FIFO / in-process), and
+//!   [`google`] (the Google client: OAuth, Calendar, People, batch, pacing, retries).
+//! * [`sync`]: the sync core both collections share; [`calendar`] and [`contacts`]: one
+//!   folder per synced feature.
+//! * [`delivery`]: signed webhook deliveries of the feed.
 //! * [`crypto`] (token encryption, key hashing), [`config`], [`telemetry`], [`metrics`]
 //!   (CloudWatch Embedded Metric Format), [`clock`].
 //! * [`http`]: what every HTTP function shares: JSON errors, the auth layer, app state.
-//! * [`services`]: the use cases the functions call (tenants, API keys, …).
+//! * [`services`]: the other use cases the functions call (tenants, API keys, accounts,
+//!   connect, schedule, quota, …).
 //! * [`pages`]: what the pages for people share: security headers, stylesheet, language.
 
 pub mod app;

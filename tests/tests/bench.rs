@@ -130,8 +130,8 @@ async fn bench_google_calls_per_idle_calendar_per_day() {
     );
     println!(
         "BENCH   channel renewal adds a watch + a stop every {} days",
-        shared::services::calendar::channels::CHANNEL_TTL_SECS / 86_400
-            - shared::services::calendar::channels::RENEW_BEFORE.whole_days() as u64
+        shared::calendar::channels::CHANNEL_TTL_SECS / 86_400
+            - shared::calendar::channels::RENEW_BEFORE.whole_days() as u64
     );
 }
 

@@ -303,7 +303,7 @@ async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
     let mut pulled = loaded.value.clone();
     let mut content = pulled.crm_content.clone().unwrap();
     content["title"] = json!("Edited in Google at 10:05");
-    let google_hash = shared::services::calendar::engine::content_hash(&content);
+    let google_hash = shared::calendar::sync::content_hash(&content);
     pulled.crm_content = Some(content);
     pulled.crm_hash = google_hash.clone();
     pulled.google_hash = google_hash;

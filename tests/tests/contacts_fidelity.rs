@@ -203,9 +203,7 @@ async fn a_create_refused_by_a_rate_limit_is_sent_again_and_an_unapplied_500_wai
     w.run().await;
     assert_eq!(w.requests("POST", "/v1/people:batchCreateContacts"), 1);
     // …then made, once.
-    w.env
-        .clock
-        .advance(shared::services::contacts::engine::CREATE_SETTLE);
+    w.env.clock.advance(shared::contacts::sync::CREATE_SETTLE);
     w.run().await;
     assert_eq!(w.copies("C-2").await, 1);
     assert_eq!(w.state("C-2").await["state"], "synced");

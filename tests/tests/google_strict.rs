@@ -361,7 +361,7 @@ async fn a_lost_create_answer_is_found_after_googles_propagation_delay_not_made_
         .await;
     // Long after, nothing is made again either.
     env.clock
-        .advance(shared::services::contacts::engine::CREATE_SETTLE + time::Duration::minutes(1));
+        .advance(shared::contacts::sync::CREATE_SETTLE + time::Duration::minutes(1));
     env.run_job(USER, shared::queue::SyncReason::Scheduled)
         .await;
     env.run_job(USER, shared::queue::SyncReason::Scheduled)

@@ -482,7 +482,7 @@ mod with_google {
             .await
             .unwrap();
         for ch in channels.items {
-            shared::services::calendar::channels::stop(&env.app, None, &ch).await;
+            shared::calendar::channels::stop(&env.app, None, &ch).await;
         }
         env.sandbox.inject_fault(FaultSpec {
             path_prefix: Some("/calendar/v3/calendars/primary/events/watch".into()),

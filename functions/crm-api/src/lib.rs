@@ -6,11 +6,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shared::app::AppState;
+use shared::calendar::api as calendar;
 use shared::calendar::model::CrmEvent;
+use shared::contacts::api as contacts;
 use shared::contacts::model::CrmContact;
 use shared::domain::{CrmId, UserId};
 use shared::http::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, SyncCaller};
-use shared::services::{accounts, calendar, connect, contacts, feed, settings_link};
+use shared::services::{accounts, connect, feed, settings_link};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).

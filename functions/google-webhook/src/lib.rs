@@ -7,9 +7,9 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
 use shared::app::AppState;
+use shared::calendar::channels::{self, Notification, Outcome};
 use shared::http::ApiError;
 use shared::metrics;
-use shared::services::calendar::channels::{self, Notification, Outcome};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).

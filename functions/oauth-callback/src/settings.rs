@@ -316,84 +316,12 @@ async fn render(app: &App, s: &UserSession, lang: Lang, r: Render) -> Response {
     let connected = account
         .as_ref()
         .filter(|a| a.status != AccountStatus::Disconnected);
-    let has = |p: Product| connected.is_some_and(|a| a.products.contains(p));
-    let products = tenant
-        .settings
-        .products_allowed
-        .iter()
-        .map(|p| Opt {
-            value: text_of(&json!(p)),
-            label: t.product_names[match p {
-                Product::Calendar => 0,
-                Product::Contacts => 1,
-                Product::Gmail => 2,
-            }]
-            .to_owned(),
-            on: connected.is_none_or(|a| a.products.contains(p)),
-        })
-        .collect();
     let form = match connected {
         Some(a) if matches!(a.status, AccountStatus::Active | AccountStatus::Paused) => {
             let chosen = r
                 .chosen
                 .unwrap_or_else(|| Chosen::stored(a, &tenant, app.clock.now()));
-            let calendar = if has(Product::Calendar) {
-                Some(match accounts::calendars(app, &s.tenant, &s.user).await {
-                    Ok(list) => Some(calendar_part(t, &list, &chosen)),
-                    Err(e) => {
-                        tracing::warn!(tenant = %s.tenant, user = %s.user, error = %e.message, "settings page: calendars not listed");
-                        None
-                    }
-                })
-            } else {
-                None
-            };
-            let contacts = if has(Product::Contacts) {
-                let groups = match accounts::contact_groups(app, &s.tenant, &s.user).await {
-                    Ok(list) => Some(group_options(t, &tenant, &list, &chosen)),
-                    Err(e) => {
-                        tracing::warn!(tenant = %s.tenant, user = %s.user, error = %e.message, "settings page: contact groups not listed");
-                        None
-                    }
-                };
-                Some(ContactsPart {
-                    groups,
-                    dirs: t.field_dirs,
-                    fields: FIELDS
-                        .iter()
-                        .enumerate()
-                        .map(|(i, key)| FieldRow {
-                            key,
-                            label: t.field_names[i],
-                            options: FIELD_DIRS
-                                .iter()
-                                .enumerate()
-                                .map(|(j, d)| Opt {
-                                    value: (*d).to_owned(),
-                                    label: t.field_dirs[j].to_owned(),
-                                    on: chosen.fields[i] == *d,
-                                })
-                                .collect(),
-                        })
-                        .collect(),
-                })
-            } else {
-                None
-            };
-            Some(FormView {
-                directions: DIRECTIONS
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| Opt {
-                        value: (*d).to_owned(),
-                        label: t.directions[i].to_owned(),
-                        on: chosen.direction == *d,
-                    })
-                    .collect(),
-                sync_since: chosen.sync_since,
-                calendar,
-                contacts,
-            })
+            Some(form_view(app, s, t, &tenant, a, &chosen).await)
         }
         _ => None,
     };
@@ -413,11 +341,120 @@ async fn render(app: &App, s: &UserSession, lang: Lang, r: Render) -> Response {
         notice: r.notice,
         error: r.error,
         back: r.back,
-        products,
+        products: product_options(t, &tenant, connected),
         reconnect: connected.is_some(),
         form,
         script: r.clean_url.then_some(CLEAN_URL_SCRIPT),
     };
+    respond(app, lang, &page, r.status, r.clean_url)
+}
+
+/// The products the connect form offers: the tenant's, those of the connection ticked.
+fn product_options(t: &SettingsTexts, tenant: &Tenant, connected: Option<&Account>) -> Vec<Opt> {
+    tenant
+        .settings
+        .products_allowed
+        .iter()
+        .map(|p| Opt {
+            value: text_of(&json!(p)),
+            label: t.product_names[match p {
+                Product::Calendar => 0,
+                Product::Contacts => 1,
+                Product::Gmail => 2,
+            }]
+            .to_owned(),
+            on: connected.is_none_or(|a| a.products.contains(p)),
+        })
+        .collect()
+}
+
+/// The settings form of a connected account, with what is `chosen`; a part Google could not
+/// list (calendars, groups) is shown as such.
+async fn form_view(
+    app: &App,
+    s: &UserSession,
+    t: &'static SettingsTexts,
+    tenant: &Tenant,
+    a: &Account,
+    chosen: &Chosen,
+) -> FormView {
+    let calendar = match a.products.contains(Product::Calendar) {
+        true => Some(match accounts::calendars(app, &s.tenant, &s.user).await {
+            Ok(list) => Some(calendar_part(t, &list, chosen)),
+            Err(e) => {
+                tracing::warn!(tenant = %s.tenant, user = %s.user, error = %e.message, "settings page: calendars not listed");
+                None
+            }
+        }),
+        false => None,
+    };
+    let contacts = match a.products.contains(Product::Contacts) {
+        true => {
+            let groups = match accounts::contact_groups(app, &s.tenant, &s.user).await {
+                Ok(list) => Some(group_options(t, tenant, &list, chosen)),
+                Err(e) => {
+                    tracing::warn!(tenant = %s.tenant, user = %s.user, error = %e.message, "settings page: contact groups not listed");
+                    None
+                }
+            };
+            Some(contacts_part(t, groups, chosen))
+        }
+        false => None,
+    };
+    FormView {
+        directions: DIRECTIONS
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Opt {
+                value: (*d).to_owned(),
+                label: t.directions[i].to_owned(),
+                on: chosen.direction == *d,
+            })
+            .collect(),
+        sync_since: chosen.sync_since.clone(),
+        calendar,
+        contacts,
+    }
+}
+
+/// The contact group and the field × direction mapping.
+fn contacts_part(
+    t: &'static SettingsTexts,
+    groups: Option<Vec<Opt>>,
+    chosen: &Chosen,
+) -> ContactsPart {
+    ContactsPart {
+        groups,
+        dirs: t.field_dirs,
+        fields: FIELDS
+            .iter()
+            .enumerate()
+            .map(|(i, key)| FieldRow {
+                key,
+                label: t.field_names[i],
+                options: FIELD_DIRS
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| Opt {
+                        value: (*d).to_owned(),
+                        label: t.field_dirs[j].to_owned(),
+                        on: chosen.fields[i] == *d,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The rendered page with its security and language headers (the address-cleaning script
+/// allowed by its hash when `clean_url`).
+fn respond(
+    app: &App,
+    lang: Lang,
+    page: &SettingsPage,
+    status: StatusCode,
+    clean_url: bool,
+) -> Response {
     let body = match page.render() {
         Ok(b) => b,
         Err(e) => {
@@ -428,12 +465,12 @@ async fn render(app: &App, s: &UserSession, lang: Lang, r: Render) -> Response {
             );
         }
     };
-    let scripts: Vec<String> = if r.clean_url {
+    let scripts: Vec<String> = if clean_url {
         vec![CLEAN_URL_HASH.clone()]
     } else {
         Vec::new()
     };
-    let mut response = (r.status, axum::response::Html(body)).into_response();
+    let mut response = (status, axum::response::Html(body)).into_response();
     pages::secure_with(&mut response, &scripts, &google_origin(app));
     language_headers(response.headers_mut(), lang);
     response

@@ -4,14 +4,14 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::App;
+use shared::calendar::channels;
+use shared::calendar::rehome;
+use shared::calendar::sync::{self as engine, SyncError};
 use shared::domain::Product;
 use shared::google::pacing::{self, Pace};
 use shared::google::GoogleError;
 use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
-use shared::services::calendar::channels;
-use shared::services::calendar::engine::{self, SyncError};
-use shared::services::calendar::rehome;
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
 use shared::services::tokens::TokenError;
@@ -319,7 +319,7 @@ async fn sync_contacts(
     deadline: Instant,
     noted: &mut Noted,
 ) -> Result<Done, JobError> {
-    let result = shared::services::contacts::engine::sync_contacts(
+    let result = shared::contacts::sync::sync_contacts(
         app,
         &job.tenant,
         &job.user,
@@ -331,7 +331,7 @@ async fn sync_contacts(
         Ok(mut report) => {
             noted.add(std::mem::take(&mut report.noted));
             tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "contacts synced");
-            if report.incomplete || report.capped {
+            if report.continuation_due() {
                 continue_later(app, job).await;
                 return Ok(Done::Partial);
             }
@@ -431,7 +431,7 @@ async fn sync_calendar(
         Ok(mut report) => {
             noted.add(std::mem::take(&mut report.noted));
             tracing::info!(tenant = %job.tenant, user = %job.user, reason = ?job.reason, ?report, "calendar synced");
-            if !report.incomplete.is_empty() || report.push_incomplete {
+            if report.continuation_due() {
                 continue_later(app, job).await;
                 return Ok(Done::Partial);
             }

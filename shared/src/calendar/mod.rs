@@ -1,6 +1,13 @@
-//! Calendar sync: the CRM's event model ([`model`]), the normalized form both sides are
-//! compared in ([`normal`]), and the pure sync decision ([`decide`]).
+//! Calendar two-way sync, the feature's one folder: the CRM's event model ([`model`]), the
+//! normalized form both sides are compared in ([`normal`]), the CRM's side of it ([`api`]:
+//! record pushes, the pair's state, acknowledgements, "sync now"), the passes that talk to
+//! Google ([`sync`], over the shared core [`crate::sync`]), push channels ([`channels`]), one
+//! event id in several calendars ([`born`]) and the move to a new main calendar ([`rehome`]).
 
-pub mod decide;
+pub mod api;
+pub mod born;
+pub mod channels;
 pub mod model;
 pub mod normal;
+pub mod rehome;
+pub mod sync;

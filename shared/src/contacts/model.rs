@@ -317,7 +317,35 @@ impl CrmContact {
         ] {
             check_opt(field, v, MAX_NAME_PART)?;
         }
+        self.validate_emails()?;
+        self.validate_phones()?;
+        if let Some(o) = &self.organization {
+            check_opt("organization.company", &o.company, MAX_NAME_PART)?;
+            check_opt("organization.title", &o.title, MAX_NAME_PART)?;
+            check_opt("organization.department", &o.department, MAX_NAME_PART)?;
+        }
+        if self.addresses.len() > MAX_ADDRESSES {
+            return Err(invalid(format!("addresses: at most {MAX_ADDRESSES}")));
+        }
+        for (i, a) in self.addresses.iter().enumerate() {
+            a.validate(&format!("addresses[{i}]."))?;
+        }
+        if let Some(notes) = &self.notes {
+            check_text("notes", notes, MAX_NOTES, true)?;
+        }
+        if self.name.is_empty()
+            && self.emails.is_empty()
+            && self.phones.is_empty()
+            && !self.has_organization()
+        {
+            return Err(invalid(
+                "a contact needs a name, an e-mail, a phone or an organization",
+            ));
+        }
+        self.validate_sync_fields()
+    }
 
+    fn validate_emails(&self) -> Result<(), ApiError> {
         if self.emails.len() > MAX_EMAILS {
             return Err(invalid(format!("emails: at most {MAX_EMAILS}")));
         }
@@ -330,8 +358,10 @@ impl CrmContact {
             }
             check_label(&format!("{p}type"), &e.kind)?;
         }
-        one_primary("emails", self.emails.iter().map(|e| e.primary))?;
+        one_primary("emails", self.emails.iter().map(|e| e.primary))
+    }
 
+    fn validate_phones(&self) -> Result<(), ApiError> {
         if self.phones.len() > MAX_PHONES {
             return Err(invalid(format!("phones: at most {MAX_PHONES}")));
         }
@@ -351,36 +381,20 @@ impl CrmContact {
                 )));
             }
         }
-        one_primary("phones", self.phones.iter().map(|p| p.primary))?;
+        one_primary("phones", self.phones.iter().map(|p| p.primary))
+    }
 
-        if let Some(o) = &self.organization {
-            check_opt("organization.company", &o.company, MAX_NAME_PART)?;
-            check_opt("organization.title", &o.title, MAX_NAME_PART)?;
-            check_opt("organization.department", &o.department, MAX_NAME_PART)?;
-        }
-
-        if self.addresses.len() > MAX_ADDRESSES {
-            return Err(invalid(format!("addresses: at most {MAX_ADDRESSES}")));
-        }
-        for (i, a) in self.addresses.iter().enumerate() {
-            a.validate(&format!("addresses[{i}]."))?;
-        }
-
-        if let Some(notes) = &self.notes {
-            check_text("notes", notes, MAX_NOTES, true)?;
-        }
-
-        let org = self.organization.as_ref().is_some_and(|o| {
+    /// Whether the organization says anything.
+    fn has_organization(&self) -> bool {
+        self.organization.as_ref().is_some_and(|o| {
             [&o.company, &o.title, &o.department]
                 .iter()
                 .any(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
-        });
-        if self.name.is_empty() && self.emails.is_empty() && self.phones.is_empty() && !org {
-            return Err(invalid(
-                "a contact needs a name, an e-mail, a phone or an organization",
-            ));
-        }
+        })
+    }
 
+    /// The fields about the sync rather than the contact: its time, version and Google link.
+    fn validate_sync_fields(&self) -> Result<(), ApiError> {
         if let Some(u) = &self.updated_at {
             if parse_instant(u).is_none() {
                 return Err(invalid("updated_at must be RFC 3339"));

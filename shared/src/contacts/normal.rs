@@ -637,22 +637,7 @@ impl NormalizedContact {
                 ..Default::default()
             })
             .collect();
-        p.addresses = n
-            .addresses
-            .iter()
-            .map(|a| Address {
-                kind: a.kind.clone(),
-                street_address: some(&a.street),
-                extended_address: some(&a.extended),
-                city: some(&a.city),
-                region: some(&a.region),
-                postal_code: some(&a.postal_code),
-                country: some(&a.country),
-                country_code: some(&a.country_code),
-                formatted_value: some(&a.formatted),
-                ..Default::default()
-            })
-            .collect();
+        p.addresses = n.addresses.iter().map(google_address).collect();
         if !n.notes.is_empty() {
             p.biographies = vec![Biography {
                 value: Some(n.notes.clone()),
@@ -660,7 +645,13 @@ impl NormalizedContact {
                 ..Default::default()
             }];
         }
-        p.client_data = base
+        p.client_data = self.client_data(link, base);
+        p
+    }
+
+    /// The person's `clientData`: what others keep there (from `base`), and the CRM link.
+    fn client_data(&self, link: &CrmLink, base: Option<&Person>) -> Vec<ClientData> {
+        let mut out: Vec<ClientData> = base
             .map(|b| {
                 b.client_data
                     .iter()
@@ -669,13 +660,13 @@ impl NormalizedContact {
                     .collect()
             })
             .unwrap_or_default();
-        p.client_data.extend([
+        out.extend([
             ClientData::new(KEY_TENANT, &link.tenant),
             ClientData::new(KEY_USER, &link.user),
             ClientData::new(KEY_CRM_ID, &link.crm_id),
             ClientData::new(KEY_KIND, self.kind.as_str()),
         ]);
-        p
+        out
     }
 
     /// The contact as the CRM receives it in the change feed (no version: the CRM gives its
@@ -736,6 +727,22 @@ impl NormalizedContact {
             updated_at: None,
             google_resource_name: None,
         }
+    }
+}
+
+/// An address as People writes it.
+fn google_address(a: &NAddress) -> Address {
+    Address {
+        kind: a.kind.clone(),
+        street_address: some(&a.street),
+        extended_address: some(&a.extended),
+        city: some(&a.city),
+        region: some(&a.region),
+        postal_code: some(&a.postal_code),
+        country: some(&a.country),
+        country_code: some(&a.country_code),
+        formatted_value: some(&a.formatted),
+        ..Default::default()
     }
 }
 

@@ -126,7 +126,7 @@ pub struct AccountSettings {
     /// Calendars that were the main calendar before the current one: they are not read any
     /// more, but the meetings the sync left there (those already over when the main calendar
     /// changed, and those Google refused to move) are still written there when the CRM edits
-    /// them. See `services::calendar::rehome`.
+    /// them. See `calendar::rehome`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub former_main_calendars: Vec<String>,
     /// A re-homing of the account's meetings into a new main calendar is under way.

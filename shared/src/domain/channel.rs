@@ -10,7 +10,7 @@ pub enum ChannelState {
     /// Not a channel: Google answered `pushNotSupportedForRequestedResource` for the
     /// calendar (holiday and other subscribed calendars, some other users' calendars). Until
     /// `expires_at` the calendar is polled and no watch is tried (see
-    /// `services::calendar::channels`).
+    /// `calendar::channels`).
     PushUnsupported,
 }
 

@@ -88,7 +88,7 @@ pub struct PairStatus {
     /// When a create of the pair's contact ended with its outcome unknown (a timeout or 5xx
     /// after which the contact was not found): Google may have made it and show it only
     /// after its write-propagation delay, so it is not created again before the next reads
-    /// had time to find it (see `services::contacts::engine`).
+    /// had time to find it (see `contacts::sync`).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

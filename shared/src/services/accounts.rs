@@ -108,7 +108,7 @@ pub fn view(a: &Account) -> AccountView {
 pub async fn live_view(app: &App, a: &Account) -> Result<AccountView, ApiError> {
     let mut v = view(a);
     if a.products.contains(Product::Calendar) {
-        v.calendars_without_push = super::calendar::channels::without_push(
+        v.calendars_without_push = crate::calendar::channels::without_push(
             app,
             &a.tenant,
             &a.user,
@@ -243,74 +243,70 @@ pub async fn patch(
             "the account is disconnected",
         ));
     }
-    let mut main = None;
-    let mut monitored = None;
+    let checked = check_patch(app, t, u, &account, &p).await?;
+    let now = app.clock.now();
+    let mut changed = Changed::default();
+    let updated = update(app, t, u, |a| {
+        changed = apply_patch(a, &p, &checked, now)?;
+        Ok(())
+    })
+    .await?;
+    if changed.status.is_some() {
+        super::feed::account_status(app, &updated, None).await?;
+    }
+    if changed.status == Some(AccountStatus::Active) {
+        // What the CRM sent while the sync was paused goes now, not at the next safety poll.
+        super::schedule::queue_pass(app, &updated, "resumed").await;
+    }
+    if checked.main.is_some() || checked.monitored.is_some() {
+        stop_unread_channels(app, &account, &updated).await?;
+    }
+    if changed.rehoming {
+        // The move starts now, not at the next safety poll.
+        super::schedule::queue_pass(app, &updated, "main_calendar").await;
+    }
+    Ok(updated)
+}
+
+/// A patch's parts checked against the user's Google account, as they are stored.
+struct Checked {
+    main: Option<String>,
+    monitored: Option<Vec<String>>,
+    group: Option<String>,
+    since: Option<OffsetDateTime>,
+}
+
+/// What a patch changed that needs more than the account write.
+#[derive(Default)]
+struct Changed {
+    /// Paused or resumed: the new status.
+    status: Option<AccountStatus>,
+    /// The main calendar changed: the meetings still ahead move (see `calendar::rehome`).
+    rehoming: bool,
+}
+
+async fn check_patch(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    account: &Account,
+    p: &AccountPatch,
+) -> Result<Checked, ApiError> {
+    let (mut main, mut monitored) = (None, None);
     if p.main_calendar.is_some() || p.monitored_calendars.is_some() {
-        require_product(&account, Product::Calendar, "calendar settings")?;
+        require_product(account, Product::Calendar, "calendar settings")?;
         let list = calendars(app, t, u).await?;
-        let find = |id: &str| {
-            list.iter()
-                .find(|c| c.id == id || (id == "primary" && c.primary == Some(true)))
-        };
         if let Some(id) = &p.main_calendar {
-            let entry = find(id).ok_or_else(|| {
-                ApiError::invalid(format!("main_calendar: the user has no calendar {id:?}"))
-            })?;
-            if !entry.writable() {
-                return Err(ApiError::invalid(format!(
-                    "main_calendar: the user cannot write to {id:?} (access role {})",
-                    entry.access_role
-                )));
-            }
-            // The primary calendar is kept as `primary`, the name the sync uses for it.
-            main = Some(if entry.primary == Some(true) {
-                "primary".to_owned()
-            } else {
-                entry.id.clone()
-            });
+            main = Some(check_main_calendar(&list, id)?);
         }
         if let Some(ids) = &p.monitored_calendars {
-            if ids.len() > MAX_MONITORED_CALENDARS {
-                return Err(ApiError::invalid(format!(
-                    "monitored_calendars holds at most {MAX_MONITORED_CALENDARS} calendars"
-                )));
-            }
-            let mut resolved = Vec::new();
-            for id in ids {
-                let entry = find(id).ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "monitored_calendars: the user has no calendar {id:?}"
-                    ))
-                })?;
-                // Free/busy only: Google lists its events without titles or guests — busy
-                // blocks, not meetings for the CRM.
-                if entry.access_role == "freeBusyReader" {
-                    return Err(ApiError::invalid(format!(
-                        "monitored_calendars: the user sees only free/busy of {id:?} (access role freeBusyReader)"
-                    )));
-                }
-                if !resolved.contains(&entry.id) {
-                    resolved.push(entry.id.clone());
-                }
-            }
-            monitored = Some(resolved);
+            monitored = Some(check_monitored(&list, ids)?);
         }
     }
     let mut group = None;
     if let Some(g) = &p.contact_group {
-        require_product(&account, Product::Contacts, "the contact group")?;
-        let groups = contact_groups(app, t, u).await?;
-        let Some(found) = groups.iter().find(|x| &x.resource_name == g) else {
-            return Err(ApiError::invalid(format!(
-                "contact_group: the user has no contact group {g:?} (use its resourceName, contactGroups/…)"
-            )));
-        };
-        if !crate::google::people::accepts_members(g, found.group_type.as_deref()) {
-            return Err(ApiError::invalid(format!(
-                "contact_group: Google does not let contacts be added to {g:?} (a deprecated system group); choose one of the user's own groups, myContacts or starred"
-            )));
-        }
-        group = Some(g.clone());
+        require_product(account, Product::Contacts, "the contact group")?;
+        group = Some(check_group(app, t, u, g).await?);
     }
     if let Some(fields) = &p.contact_fields {
         let tenant = super::tenants::get(app, t).await?;
@@ -322,72 +318,135 @@ pub async fn patch(
             .validate()?;
     }
     let since = p.sync_since.as_deref().map(parse_since).transpose()?;
-    let mut paused_changed = None;
-    let mut rehoming = false;
-    let now = app.clock.now();
-    let updated = update(app, t, u, |a| {
-        rehoming = false;
-        if let Some(m) = &main {
-            // The meetings still ahead move with the main calendar (see `calendar::rehome`).
-            let before = super::calendar::rehome::main_calendar(a);
-            super::calendar::rehome::start(a, m, now);
-            rehoming = before != *m;
-        }
-        if let Some(m) = &monitored {
-            a.settings.monitored_calendars = m.clone();
-        }
-        if let Some(d) = p.direction {
-            a.settings.direction = Some(d);
-        }
-        if let Some(s) = since {
-            a.settings.sync_since = Some(s);
-        }
-        if let Some(g) = &group {
-            a.settings.contact_group = Some(g.clone());
-        }
-        if let Some(f) = p.contact_fields {
-            a.settings.contact_fields = Some(f);
-        }
-        paused_changed = None;
-        if let Some(pause) = p.paused {
-            let event = if pause {
-                AccountEvent::Pause
-            } else {
-                AccountEvent::Resume
-            };
-            let wanted = if pause {
-                AccountStatus::Paused
-            } else {
-                AccountStatus::Active
-            };
-            if a.status != wanted {
-                a.status = a.status.on(event).map_err(|e| {
-                    ApiError::conflict(
-                        "invalid_transition",
-                        format!("cannot {}: {e}", if pause { "pause" } else { "resume" }),
-                    )
-                })?;
-                paused_changed = Some(a.status);
-            }
-        }
-        Ok(())
+    Ok(Checked {
+        main,
+        monitored,
+        group,
+        since,
     })
-    .await?;
-    if paused_changed.is_some() {
-        super::feed::account_status(app, &updated, None).await?;
+}
+
+/// The user's calendar `id` (or their primary one), as a main calendar.
+fn find_calendar<'l>(list: &'l [CalendarEntry], id: &str) -> Option<&'l CalendarEntry> {
+    list.iter()
+        .find(|c| c.id == id || (id == "primary" && c.primary == Some(true)))
+}
+
+/// A main calendar must be one the user can write to; the primary one is kept as `primary`,
+/// the name the sync uses for it.
+fn check_main_calendar(list: &[CalendarEntry], id: &str) -> Result<String, ApiError> {
+    let entry = find_calendar(list, id).ok_or_else(|| {
+        ApiError::invalid(format!("main_calendar: the user has no calendar {id:?}"))
+    })?;
+    if !entry.writable() {
+        return Err(ApiError::invalid(format!(
+            "main_calendar: the user cannot write to {id:?} (access role {})",
+            entry.access_role
+        )));
     }
-    if paused_changed == Some(AccountStatus::Active) {
-        // What the CRM sent while the sync was paused goes now, not at the next safety poll.
-        super::schedule::queue_pass(app, &updated, "resumed").await;
+    Ok(if entry.primary == Some(true) {
+        "primary".to_owned()
+    } else {
+        entry.id.clone()
+    })
+}
+
+/// Monitored calendars: at most [`MAX_MONITORED_CALENDARS`], each one the user sees in full.
+fn check_monitored(list: &[CalendarEntry], ids: &[String]) -> Result<Vec<String>, ApiError> {
+    if ids.len() > MAX_MONITORED_CALENDARS {
+        return Err(ApiError::invalid(format!(
+            "monitored_calendars holds at most {MAX_MONITORED_CALENDARS} calendars"
+        )));
     }
-    if main.is_some() || monitored.is_some() {
-        stop_unread_channels(app, &account, &updated).await?;
+    let mut resolved = Vec::new();
+    for id in ids {
+        let entry = find_calendar(list, id).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "monitored_calendars: the user has no calendar {id:?}"
+            ))
+        })?;
+        // Free/busy only: Google lists its events without titles or guests — busy blocks,
+        // not meetings for the CRM.
+        if entry.access_role == "freeBusyReader" {
+            return Err(ApiError::invalid(format!(
+                "monitored_calendars: the user sees only free/busy of {id:?} (access role freeBusyReader)"
+            )));
+        }
+        if !resolved.contains(&entry.id) {
+            resolved.push(entry.id.clone());
+        }
     }
-    if rehoming {
-        // The move starts now, not at the next safety poll.
-        super::schedule::queue_pass(app, &updated, "main_calendar").await;
+    Ok(resolved)
+}
+
+/// The contact group must be one of the user's that takes members.
+async fn check_group(app: &App, t: &TenantId, u: &UserId, g: &str) -> Result<String, ApiError> {
+    let groups = contact_groups(app, t, u).await?;
+    let Some(found) = groups.iter().find(|x| x.resource_name == g) else {
+        return Err(ApiError::invalid(format!(
+            "contact_group: the user has no contact group {g:?} (use its resourceName, contactGroups/…)"
+        )));
+    };
+    if !crate::google::people::accepts_members(g, found.group_type.as_deref()) {
+        return Err(ApiError::invalid(format!(
+            "contact_group: Google does not let contacts be added to {g:?} (a deprecated system group); choose one of the user's own groups, myContacts or starred"
+        )));
     }
-    Ok(updated)
+    Ok(g.to_owned())
+}
+
+/// Writes a checked patch on the account (inside its read–modify–write).
+fn apply_patch(
+    a: &mut Account,
+    p: &AccountPatch,
+    checked: &Checked,
+    now: OffsetDateTime,
+) -> Result<Changed, ApiError> {
+    let mut changed = Changed::default();
+    if let Some(m) = &checked.main {
+        // The meetings still ahead move with the main calendar (see `calendar::rehome`).
+        let before = crate::calendar::rehome::main_calendar(a);
+        crate::calendar::rehome::start(a, m, now);
+        changed.rehoming = before != *m;
+    }
+    if let Some(m) = &checked.monitored {
+        a.settings.monitored_calendars = m.clone();
+    }
+    if let Some(d) = p.direction {
+        a.settings.direction = Some(d);
+    }
+    if let Some(s) = checked.since {
+        a.settings.sync_since = Some(s);
+    }
+    if let Some(g) = &checked.group {
+        a.settings.contact_group = Some(g.clone());
+    }
+    if let Some(f) = &p.contact_fields {
+        a.settings.contact_fields = Some(*f);
+    }
+    if let Some(pause) = p.paused {
+        changed.status = pause_or_resume(a, pause)?;
+    }
+    Ok(changed)
+}
+
+/// Pauses or resumes the account; the new status if it changed.
+fn pause_or_resume(a: &mut Account, pause: bool) -> Result<Option<AccountStatus>, ApiError> {
+    let (event, wanted) = if pause {
+        (AccountEvent::Pause, AccountStatus::Paused)
+    } else {
+        (AccountEvent::Resume, AccountStatus::Active)
+    };
+    if a.status == wanted {
+        return Ok(None);
+    }
+    a.status = a.status.on(event).map_err(|e| {
+        ApiError::conflict(
+            "invalid_transition",
+            format!("cannot {}: {e}", if pause { "pause" } else { "resume" }),
+        )
+    })?;
+    Ok(Some(a.status))
 }
 
 /// Stops the channels of calendars the account no longer reads (dropped from the monitored
@@ -416,7 +475,7 @@ async fn stop_unread_channels(
         for ch in records.items.iter().filter(|c| {
             c.state == crate::domain::ChannelState::Active && dropped.contains(&c.calendar_id)
         }) {
-            super::calendar::channels::stop(app, token.as_ref().map(|t| &t.token), ch).await;
+            crate::calendar::channels::stop(app, token.as_ref().map(|t| &t.token), ch).await;
             tracing::info!(tenant = %after.tenant, user = %after.user, calendar = %ch.calendar_id, "channel stopped: the calendar is no longer read");
         }
         match records.next {
@@ -502,7 +561,7 @@ pub async fn disconnect(
 /// Stops every active watch channel of the user (best effort at Google; always in the store).
 async fn stop_channels(app: &App, t: &TenantId, u: &UserId) -> Result<(), ApiError> {
     let token = access_token(app, t, u).await.ok();
-    super::calendar::channels::stop_all(app, t, u, token.as_ref().map(|t| &t.token)).await?;
+    crate::calendar::channels::stop_all(app, t, u, token.as_ref().map(|t| &t.token)).await?;
     Ok(())
 }
 

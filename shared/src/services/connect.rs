@@ -17,6 +17,7 @@ use crate::google::GoogleError;
 use crate::http::ApiError;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// How long a connect link stays valid.
 pub const SESSION_TTL: time::Duration = time::Duration::minutes(10);
@@ -266,37 +267,7 @@ pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, Inval
 
 async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outcome, &'static str> {
     let (t, u) = (&session.tenant, &session.user);
-    let (client, was_refused) = super::google_client::tenant_client(app, t)
-        .await
-        .map_err(|e| e.code)?;
-    let now = app.clock.now();
-    let tokens = match app
-        .google
-        .exchange_code(
-            &client,
-            &app.config.oauth_callback_url(),
-            code,
-            &session.pkce_verifier,
-            now,
-        )
-        .await
-    {
-        Ok(tokens) => {
-            if was_refused {
-                super::google_client::client_accepted(app, t).await;
-            }
-            tokens
-        }
-        Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
-            tracing::warn!(tenant = %t, user = %u, reason, "Google refused the tenant's OAuth client at the code exchange");
-            super::google_client::client_refused(app, t, &reason).await;
-            return Err("google_client_invalid");
-        }
-        Err(e) => {
-            tracing::warn!(tenant = %t, user = %u, error = %e, "code exchange failed");
-            return Err("token_exchange_failed");
-        }
-    };
+    let (client, tokens) = exchange(app, session, code).await?;
     let granted: Vec<String> = tokens.scopes.clone().unwrap_or_else(|| {
         scopes_for(&session.products)
             .iter()
@@ -325,130 +296,221 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         tracing::error!(error = %e, "token-encryption key unavailable");
         "temporarily_unavailable"
     })?;
-
+    let grant = Grant {
+        identity,
+        tokens,
+        products,
+        granted,
+        cipher,
+    };
     for _ in 0..5 {
-        let existing = app
-            .store
-            .get_account(t, u)
-            .await
-            .map_err(|_| "temporarily_unavailable")?;
-        let (mut account, version) = match existing {
-            Some(found) => (found.value, Some(found.version)),
-            None => {
-                let tenant = super::tenants::get(app, t)
-                    .await
-                    .map_err(|_| "temporarily_unavailable")?;
-                let account = Account {
-                    id: AccountId::generate(),
-                    tenant: t.clone(),
-                    user: u.clone(),
-                    status: AccountStatus::Disconnected,
-                    google_email: None,
-                    google_subject: None,
-                    products: Products::default(),
-                    scopes: Vec::new(),
-                    refresh_token_ciphertext: None,
-                    access_token_ciphertext: None,
-                    access_token_expires_at: None,
-                    reauth_reason: None,
-                    settings: AccountSettings {
-                        direction: Some(tenant.settings.defaults.direction),
-                        sync_since: Some(
-                            now - time::Duration::days(i64::from(
-                                tenant.settings.defaults.sync_since_days,
-                            )),
-                        ),
-                        ..AccountSettings::default()
-                    },
-                    created_at: now,
-                    updated_at: now,
-                    last_sync_at: None,
-                    last_error: None,
-                    contacts_progress: None,
-                    next_sync_at: None,
-                    sync_failures: 0,
-                };
-                (account, None)
-            }
-        };
-        let other_google_account = account
-            .google_subject
-            .as_deref()
-            .is_some_and(|s| s != identity.sub);
-        if other_google_account && account.status != AccountStatus::Disconnected {
-            // A connected user (active, paused or needing reauthorization) reconnects only
-            // the Google account they have; another one needs a disconnect first.
-            tracing::warn!(tenant = %t, user = %u, "connect refused: another Google account is connected for this user");
-            discard_grant(app, t, &identity, &tokens).await;
-            return Ok(Outcome::Failed(WRONG_ACCOUNT));
-        }
-        if other_google_account {
-            // A disconnected user connects a different Google account: the previous
-            // account's pairs and cursors go first, while the account is still disconnected
-            // (no job syncs it), so a purge that fails halfway is simply done again by the
-            // retry, which still sees the other account's subject.
-            let purged = app
-                .store
-                .purge_sync_state(t, u)
-                .await
-                .map_err(|_| "temporarily_unavailable")?;
-            tracing::info!(tenant = %t, user = %u, purged, "the previous Google account's sync state purged");
-        }
-        let refresh = match (&tokens.refresh_token, other_google_account) {
-            (Some(r), _) => cipher
-                .seal(r, t, &account.id)
-                .map_err(|_| "temporarily_unavailable")?,
-            // Google omits the refresh token when it already issued one; keep ours.
-            (None, false) => account
-                .refresh_token_ciphertext
-                .clone()
-                .ok_or("no_refresh_token")?,
-            (None, true) => return Ok(Outcome::Failed("no_refresh_token")),
-        };
-        let reconnect = version.is_some();
-        account.status = account
-            .status
-            .on(AccountEvent::Connected)
-            .map_err(|_| "invalid_state")?;
-        account.google_email = Some(identity.email.clone());
-        account.google_subject = Some(identity.sub.clone());
-        account.products = products.clone();
-        account.scopes = granted.clone();
-        account.refresh_token_ciphertext = Some(refresh);
-        account.access_token_ciphertext = Some(
-            cipher
-                .seal(&tokens.access_token, t, &account.id)
-                .map_err(|_| "temporarily_unavailable")?,
-        );
-        account.access_token_expires_at = Some(tokens.expires_at);
-        account.reauth_reason = None;
-        account.last_error = None;
-        // The first pass (or the one after a reconnect) is queued at once and opens the
-        // channels: the account is claimed for it, as the scheduler claims what it queues.
-        account.next_sync_at = Some(if account.has_synced_product() {
-            now + super::schedule::CLAIM
-        } else {
-            now
-        });
-        account.sync_failures = 0;
-        account.updated_at = now;
-        match app.store.put_account(&account, version).await {
-            Ok(_) => {
-                // A different Google account starts afresh: the CRM is told, so it can drop
-                // the links its records had to the previous account's events and contacts.
-                let reason = other_google_account.then_some("google_account_changed");
-                if let Err(e) = super::feed::account_status(app, &account, reason).await {
-                    tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
-                }
-                tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
-                super::schedule::queue_pass(app, &account, "connected").await;
-                return Ok(Outcome::Connected { missing });
-            }
-            Err(StoreError::ConditionFailed) => continue,
-            Err(_) => return Err("temporarily_unavailable"),
+        match save_grant(app, session, &grant).await? {
+            Saved::Connected => return Ok(Outcome::Connected { missing }),
+            Saved::Refused(code) => return Ok(Outcome::Failed(code)),
+            Saved::Raced => continue,
         }
     }
     Err("temporarily_unavailable")
+}
+
+/// Exchanges the code for tokens with the tenant's OAuth client (a client Google refused
+/// before and now accepts is cleared; one it refuses is recorded).
+async fn exchange(
+    app: &App,
+    session: &OAuthSession,
+    code: &str,
+) -> Result<(OAuthClient, Tokens), &'static str> {
+    let (t, u) = (&session.tenant, &session.user);
+    let (client, was_refused) = super::google_client::tenant_client(app, t)
+        .await
+        .map_err(|e| e.code)?;
+    let callback = app.config.oauth_callback_url();
+    let exchanged = app.google.exchange_code(
+        &client,
+        &callback,
+        code,
+        &session.pkce_verifier,
+        app.clock.now(),
+    );
+    match exchanged.await {
+        Ok(tokens) => {
+            if was_refused {
+                super::google_client::client_accepted(app, t).await;
+            }
+            Ok((client, tokens))
+        }
+        Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
+            tracing::warn!(tenant = %t, user = %u, reason, "Google refused the tenant's OAuth client at the code exchange");
+            super::google_client::client_refused(app, t, &reason).await;
+            Err("google_client_invalid")
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %t, user = %u, error = %e, "code exchange failed");
+            Err("token_exchange_failed")
+        }
+    }
+}
+
+/// What the user granted at the consent screen, checked and ready to store.
+struct Grant {
+    identity: Identity,
+    tokens: Tokens,
+    products: Products,
+    granted: Vec<String>,
+    cipher: TokenCipher,
+}
+
+/// How writing a grant on the account went.
+enum Saved {
+    Connected,
+    /// Refused, with the outcome's code.
+    Refused(&'static str),
+    /// The account changed meanwhile: try again.
+    Raced,
+}
+
+/// Writes the grant on the user's account (made if new).
+async fn save_grant(
+    app: &App,
+    session: &OAuthSession,
+    grant: &Grant,
+) -> Result<Saved, &'static str> {
+    let (t, u) = (&session.tenant, &session.user);
+    let existing = app.store.get_account(t, u).await.map_err(unavailable)?;
+    let (mut account, version) = match existing {
+        Some(found) => (found.value, Some(found.version)),
+        None => (new_account(app, t, u).await?, None),
+    };
+    let other_google_account = account
+        .google_subject
+        .as_deref()
+        .is_some_and(|s| s != grant.identity.sub);
+    if other_google_account && account.status != AccountStatus::Disconnected {
+        // A connected user (active, paused or needing reauthorization) reconnects only the
+        // Google account they have; another one needs a disconnect first.
+        tracing::warn!(tenant = %t, user = %u, "connect refused: another Google account is connected for this user");
+        discard_grant(app, t, &grant.identity, &grant.tokens).await;
+        return Ok(Saved::Refused(WRONG_ACCOUNT));
+    }
+    if other_google_account {
+        // A disconnected user connects a different Google account: the previous account's
+        // pairs and cursors go first, while the account is still disconnected (no job syncs
+        // it), so a purge that fails halfway is simply done again by the retry, which still
+        // sees the other account's subject.
+        let purged = app
+            .store
+            .purge_sync_state(t, u)
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(tenant = %t, user = %u, purged, "the previous Google account's sync state purged");
+    }
+    let refresh = match (&grant.tokens.refresh_token, other_google_account) {
+        (Some(r), _) => grant.cipher.seal(r, t, &account.id).map_err(unavailable)?,
+        // Google omits the refresh token when it already issued one; keep ours.
+        (None, false) => account
+            .refresh_token_ciphertext
+            .clone()
+            .ok_or("no_refresh_token")?,
+        (None, true) => return Ok(Saved::Refused("no_refresh_token")),
+    };
+    connect_account(&mut account, grant, refresh, app.clock.now())?;
+    match app.store.put_account(&account, version).await {
+        Ok(_) => {
+            connected(app, &account, version.is_some(), other_google_account).await;
+            Ok(Saved::Connected)
+        }
+        Err(StoreError::ConditionFailed) => Ok(Saved::Raced),
+        Err(_) => Err("temporarily_unavailable"),
+    }
+}
+
+/// A failure of ours (the store, the key) as the outcome's code.
+fn unavailable<E>(_: E) -> &'static str {
+    "temporarily_unavailable"
+}
+
+/// A user's first account: disconnected, with the tenant's default direction and window.
+async fn new_account(app: &App, t: &TenantId, u: &UserId) -> Result<Account, &'static str> {
+    let tenant = super::tenants::get(app, t).await.map_err(unavailable)?;
+    let now = app.clock.now();
+    let defaults = &tenant.settings.defaults;
+    Ok(Account {
+        id: AccountId::generate(),
+        tenant: t.clone(),
+        user: u.clone(),
+        status: AccountStatus::Disconnected,
+        google_email: None,
+        google_subject: None,
+        products: Products::default(),
+        scopes: Vec::new(),
+        refresh_token_ciphertext: None,
+        access_token_ciphertext: None,
+        access_token_expires_at: None,
+        reauth_reason: None,
+        settings: AccountSettings {
+            direction: Some(defaults.direction),
+            sync_since: Some(now - time::Duration::days(i64::from(defaults.sync_since_days))),
+            ..AccountSettings::default()
+        },
+        created_at: now,
+        updated_at: now,
+        last_sync_at: None,
+        last_error: None,
+        contacts_progress: None,
+        next_sync_at: None,
+        sync_failures: 0,
+    })
+}
+
+/// The account connected with the grant (its sealed refresh token `refresh`).
+fn connect_account(
+    account: &mut Account,
+    grant: &Grant,
+    refresh: String,
+    now: OffsetDateTime,
+) -> Result<(), &'static str> {
+    let t = account.tenant.clone();
+    account.status = account
+        .status
+        .on(AccountEvent::Connected)
+        .map_err(|_| "invalid_state")?;
+    account.google_email = Some(grant.identity.email.clone());
+    account.google_subject = Some(grant.identity.sub.clone());
+    account.products = grant.products.clone();
+    account.scopes = grant.granted.clone();
+    account.refresh_token_ciphertext = Some(refresh);
+    account.access_token_ciphertext = Some(
+        grant
+            .cipher
+            .seal(&grant.tokens.access_token, &t, &account.id)
+            .map_err(unavailable)?,
+    );
+    account.access_token_expires_at = Some(grant.tokens.expires_at);
+    account.reauth_reason = None;
+    account.last_error = None;
+    // The first pass (or the one after a reconnect) is queued at once and opens the
+    // channels: the account is claimed for it, as the scheduler claims what it queues.
+    account.next_sync_at = Some(if account.has_synced_product() {
+        now + super::schedule::CLAIM
+    } else {
+        now
+    });
+    account.sync_failures = 0;
+    account.updated_at = now;
+    Ok(())
+}
+
+/// After the account was connected: the CRM is told, and the first pass queued. A different
+/// Google account starts afresh: the CRM is told why, so it can drop the links its records
+/// had to the previous account's events and contacts.
+async fn connected(app: &App, account: &Account, reconnect: bool, other_google_account: bool) {
+    let (t, u) = (&account.tenant, &account.user);
+    let reason = other_google_account.then_some("google_account_changed");
+    if let Err(e) = super::feed::account_status(app, account, reason).await {
+        tracing::error!(tenant = %t, user = %u, error = %e.message, "feed record not written");
+    }
+    tracing::info!(tenant = %t, user = %u, reconnect, "Google account connected");
+    super::schedule::queue_pass(app, account, "connected").await;
 }
 
 /// The outcome code when the consenting Google account is not the one the link is for.

@@ -2,9 +2,7 @@
 
 pub mod accounts;
 pub mod api_keys;
-pub mod calendar;
 pub mod connect;
-pub mod contacts;
 pub mod deliveries;
 pub mod feed;
 pub mod google_client;

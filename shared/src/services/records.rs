@@ -32,8 +32,8 @@ pub fn oversize(content: &Value) -> Option<usize> {
 /// The hash of a pair's stored CRM content (`None` if unreadable).
 pub fn content_hash(collection: Collection, content: &Value) -> Option<String> {
     match collection {
-        Collection::Calendar => super::calendar::engine::content_hash(content),
-        Collection::Contacts => super::contacts::content_hash(content),
+        Collection::Calendar => crate::calendar::sync::content_hash(content),
+        Collection::Contacts => crate::contacts::api::content_hash(content),
     }
 }
 
@@ -174,60 +174,11 @@ pub async fn store_put(
             Some(Versioned { value, version }) => (value, Some(version)),
             None => (PairStatus::new(account.id.clone(), c, crm_id.clone()), None),
         };
-        if stale(&pair, incoming) {
+        if !news(&pair, incoming) {
             return Ok((false, pair));
         }
-        let same =
-            pair.crm_deleted_at.is_none() && pair.crm_content.as_ref() == Some(&incoming.content);
-        // The same content again: nothing new — even for a tombstone, which only an edit
-        // newer than the deletion brings back (so a periodic re-push does not resurrect a
-        // record deleted in Google).
-        if same && (pair.deleted_at.is_none() || incoming.updated_at.is_none()) {
-            return Ok((false, pair));
-        }
-        if let Some(link) = &incoming.link {
-            if pair.google_id.as_deref() != Some(link.as_str()) {
-                if let Some(other) = app.store.find_pair_by_google_id(t, u, c, link).await? {
-                    if other.value.crm_id != *crm_id {
-                        return Err(ApiError::conflict(
-                            match c {
-                                Collection::Calendar => "google_event_linked",
-                                Collection::Contacts => "google_contact_linked",
-                            },
-                            format!("that Google {} is already paired (for one born in Google, use POST /v1/changes/ack)", noun(c)),
-                        ));
-                    }
-                }
-            }
-        }
-        if pair.deleted_at.is_some() {
-            pair.deleted_at = None;
-            pair.google_hash = None;
-            pair.google_etag = None;
-            pair.crm_hash = None;
-            match c {
-                // Re-created after a delete: a new Google event (a new id generation).
-                Collection::Calendar => {
-                    pair.google_id = None;
-                    pair.generation += 1;
-                }
-                // A contact outlives its pair (taken out of the group, untagged): the sync
-                // reads it again and, still there, brings the same contact back.
-                Collection::Contacts => {}
-            }
-        }
-        if pair.google_id.is_none() {
-            pair.google_id.clone_from(&incoming.link);
-        }
-        pair.crm_content = Some(incoming.content.clone());
-        pair.crm_version.clone_from(&incoming.version);
-        pair.crm_modified = Some(incoming.updated_at.unwrap_or_else(|| app.clock.now()));
-        if incoming.updated_at.is_some() {
-            pair.crm_sent_at = incoming.updated_at;
-            pair.crm_sent_hash = content_hash(c, &incoming.content);
-        }
-        pair.crm_deleted_at = None;
-        pair.last_error = None;
+        check_link(app, t, u, crm_id, &pair, incoming).await?;
+        take_put(&mut pair, incoming, app.clock.now());
         match app.store.put_dirty_pair(t, u, &pair, version).await {
             Ok(_) => return Ok((true, pair)),
             Err(StoreError::ConditionFailed) => continue,
@@ -238,6 +189,81 @@ pub async fn store_put(
         "concurrent_update",
         format!("the {} was changed concurrently; retry", noun(c)),
     ))
+}
+
+/// Whether a PUT brings the pair news: not older than what it has, and not the same content
+/// again — even for a tombstone, which only an edit newer than the deletion brings back (so
+/// a periodic re-push does not resurrect a record deleted in Google). Pure.
+fn news(pair: &PairStatus, incoming: &Incoming) -> bool {
+    if stale(pair, incoming) {
+        return false;
+    }
+    let same =
+        pair.crm_deleted_at.is_none() && pair.crm_content.as_ref() == Some(&incoming.content);
+    !(same && (pair.deleted_at.is_none() || incoming.updated_at.is_none()))
+}
+
+/// A Google record the PUT links to must not be another pair's (409).
+async fn check_link(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    crm_id: &CrmId,
+    pair: &PairStatus,
+    incoming: &Incoming,
+) -> Result<(), ApiError> {
+    let c = incoming.collection;
+    let Some(link) = incoming
+        .link
+        .as_ref()
+        .filter(|l| pair.google_id.as_deref() != Some(l.as_str()))
+    else {
+        return Ok(());
+    };
+    match app.store.find_pair_by_google_id(t, u, c, link).await? {
+        Some(other) if other.value.crm_id != *crm_id => Err(ApiError::conflict(
+            match c {
+                Collection::Calendar => "google_event_linked",
+                Collection::Contacts => "google_contact_linked",
+            },
+            format!("that Google {} is already paired (for one born in Google, use POST /v1/changes/ack)", noun(c)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The pair after a PUT it takes: the CRM's content, version and clocks; a tombstone comes
+/// back to life. Pure.
+fn take_put(pair: &mut PairStatus, incoming: &Incoming, now: OffsetDateTime) {
+    let c = incoming.collection;
+    if pair.deleted_at.is_some() {
+        pair.deleted_at = None;
+        pair.google_hash = None;
+        pair.google_etag = None;
+        pair.crm_hash = None;
+        match c {
+            // Re-created after a delete: a new Google event (a new id generation).
+            Collection::Calendar => {
+                pair.google_id = None;
+                pair.generation += 1;
+            }
+            // A contact outlives its pair (taken out of the group, untagged): the sync
+            // reads it again and, still there, brings the same contact back.
+            Collection::Contacts => {}
+        }
+    }
+    if pair.google_id.is_none() {
+        pair.google_id.clone_from(&incoming.link);
+    }
+    pair.crm_content = Some(incoming.content.clone());
+    pair.crm_version.clone_from(&incoming.version);
+    pair.crm_modified = Some(incoming.updated_at.unwrap_or(now));
+    if incoming.updated_at.is_some() {
+        pair.crm_sent_at = incoming.updated_at;
+        pair.crm_sent_hash = content_hash(c, &incoming.content);
+    }
+    pair.crm_deleted_at = None;
+    pair.last_error = None;
 }
 
 /// Records a CRM-side deletion and queues the sync that carries it out (per the tenant's
@@ -387,7 +413,7 @@ pub async fn link_google_born(
     }
     let born = match collection {
         Collection::Calendar => {
-            super::calendar::born::acknowledged(app, t, u, calendar, google_id).await?
+            crate::calendar::born::acknowledged(app, t, u, calendar, google_id).await?
         }
         Collection::Contacts => {
             app.store

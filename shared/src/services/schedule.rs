@@ -86,7 +86,7 @@ pub fn channels_healthy_until(
     channels: &[WatchChannel],
     now: OffsetDateTime,
 ) -> Option<OffsetDateTime> {
-    let renew_before = super::calendar::channels::RENEW_BEFORE;
+    let renew_before = crate::calendar::channels::RENEW_BEFORE;
     let mut until: Option<OffsetDateTime> = None;
     for calendar in calendars {
         let best = channels

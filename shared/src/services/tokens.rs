@@ -343,7 +343,7 @@ async fn mark_needs_reauth_if_held(
         super::feed::account_status(app, &account, Some(reason)).await?;
         // The grant is gone, so Google cannot be asked to stop the channels: they are marked
         // stopped here (their notifications are then refused) and expire at Google.
-        super::calendar::channels::stop_all(app, t, u, None).await?;
+        crate::calendar::channels::stop_all(app, t, u, None).await?;
     }
     Ok(())
 }

@@ -26,6 +26,57 @@ pub struct DynamoTable {
 }
 
 impl DynamoTable {
+    /// One operation of a transaction, as DynamoDB takes it.
+    fn transact_item(&self, op: &WriteOp, now: i64) -> StoreResult<TransactWriteItem> {
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
+        let write = match op {
+            WriteOp::Put(item, c) => {
+                let c = condition(*c, now);
+                TransactWriteItem::builder().put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item_to_attrs(item)))
+                        .set_condition_expression(c.expr)
+                        .set_expression_attribute_names(opt_map(c.names))
+                        .set_expression_attribute_values(opt_map(c.values))
+                        .build()
+                        .map_err(invalid)?,
+                )
+            }
+            WriteOp::Delete(key, c) => {
+                let c = condition(*c, now);
+                TransactWriteItem::builder().delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .set_condition_expression(c.expr)
+                        .set_expression_attribute_names(opt_map(c.names))
+                        .set_expression_attribute_values(opt_map(c.values))
+                        .build()
+                        .map_err(invalid)?,
+                )
+            }
+            WriteOp::Check(key, c) => {
+                let c = condition(*c, now);
+                let Some(expr) = c.expr else {
+                    return Err(StoreError::Invalid(
+                        "a condition check needs a condition".into(),
+                    ));
+                };
+                TransactWriteItem::builder().condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .condition_expression(expr)
+                        .set_expression_attribute_names(opt_map(c.names))
+                        .set_expression_attribute_values(opt_map(c.values))
+                        .build()
+                        .map_err(invalid)?,
+                )
+            }
+        };
+        Ok(write.build())
+    }
     pub fn new(client: Client, table: impl Into<String>, clock: SharedClock) -> Self {
         Self {
             client,
@@ -407,58 +458,10 @@ impl Table for DynamoTable {
     async fn transact(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
         validate_transaction(&ops)?;
         let now = self.clock.now_unix();
-        let mut writes = Vec::with_capacity(ops.len());
-        for op in &ops {
-            let invalid =
-                |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
-            let write = match op {
-                WriteOp::Put(item, c) => {
-                    let c = condition(*c, now);
-                    TransactWriteItem::builder().put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(item_to_attrs(item)))
-                            .set_condition_expression(c.expr)
-                            .set_expression_attribute_names(opt_map(c.names))
-                            .set_expression_attribute_values(opt_map(c.values))
-                            .build()
-                            .map_err(invalid)?,
-                    )
-                }
-                WriteOp::Delete(key, c) => {
-                    let c = condition(*c, now);
-                    TransactWriteItem::builder().delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key_attrs(key)))
-                            .set_condition_expression(c.expr)
-                            .set_expression_attribute_names(opt_map(c.names))
-                            .set_expression_attribute_values(opt_map(c.values))
-                            .build()
-                            .map_err(invalid)?,
-                    )
-                }
-                WriteOp::Check(key, c) => {
-                    let c = condition(*c, now);
-                    let Some(expr) = c.expr else {
-                        return Err(StoreError::Invalid(
-                            "a condition check needs a condition".into(),
-                        ));
-                    };
-                    TransactWriteItem::builder().condition_check(
-                        ConditionCheck::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key_attrs(key)))
-                            .condition_expression(expr)
-                            .set_expression_attribute_names(opt_map(c.names))
-                            .set_expression_attribute_values(opt_map(c.values))
-                            .build()
-                            .map_err(invalid)?,
-                    )
-                }
-            };
-            writes.push(write.build());
-        }
+        let writes = ops
+            .iter()
+            .map(|op| self.transact_item(op, now))
+            .collect::<StoreResult<Vec<_>>>()?;
         // The SDK retries a request whose answer it did not get; with a token, DynamoDB
         // answers a retry of a transaction that did commit with success instead of running
         // it again (where its conditions would now fail).
@@ -469,26 +472,9 @@ impl Table for DynamoTable {
             .client_request_token(ulid::Ulid::new().to_string())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = &e {
-                    let codes: Vec<&str> = c
-                        .cancellation_reasons()
-                        .iter()
-                        .filter_map(|r| r.code())
-                        .collect();
-                    if codes.contains(&"ConditionalCheckFailed") {
-                        return Err(StoreError::ConditionFailed);
-                    }
-                    if codes.contains(&"TransactionConflict") {
-                        return Err(StoreError::Conflict);
-                    }
-                }
-                Err(StoreError::backend(e))
-            }
-        }
+        result
+            .map(|_| ())
+            .map_err(|e| transaction_error(e.into_service_error()))
     }
 
     async fn add(&self, key: &Key, by: u64) -> StoreResult<u64> {
@@ -512,6 +498,28 @@ impl Table for DynamoTable {
             .and_then(|m| get_n::<u64>(m, attr::VERSION))
             .ok_or_else(|| StoreError::Corrupt(format!("{}/{}: counter", key.pk, key.sk)))
     }
+}
+
+/// A refused transaction: a condition failed, another transaction was in the way, or the
+/// backend's own failure.
+fn transaction_error(
+    e: aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> StoreError {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    if let TransactWriteItemsError::TransactionCanceledException(c) = &e {
+        let codes: Vec<&str> = c
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|r| r.code())
+            .collect();
+        if codes.contains(&"ConditionalCheckFailed") {
+            return StoreError::ConditionFailed;
+        }
+        if codes.contains(&"TransactionConflict") {
+            return StoreError::Conflict;
+        }
+    }
+    StoreError::backend(e)
 }
 
 #[cfg(test)]

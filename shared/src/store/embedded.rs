@@ -155,6 +155,81 @@ enum Entry {
     Tx(Vec<Entry>),
 }
 
+/// The log file, opened for appending and locked: one table per file (another process
+/// holding it is refused).
+fn open_locked(path: &Path) -> StoreResult<std::fs::File> {
+    let file = private_file()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .map_err(StoreError::backend)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Invalid(format!(
+            "{} is open in another table (another process?)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::backend(e)),
+    }
+}
+
+/// Loads the snapshot (if any) into `state`; its length.
+fn load_snapshot(snapshot: &Path, state: &mut State) -> StoreResult<u64> {
+    match std::fs::read(snapshot) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(bytes.len() as u64),
+        Ok(bytes) => {
+            let list: Vec<Item> =
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(snapshot, e))?;
+            for item in list {
+                state.insert(item, None);
+            }
+            Ok(bytes.len() as u64)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(StoreError::backend(e)),
+    }
+}
+
+/// Applies the log's entries to `state`; the length of what was applied. A torn end (an
+/// interrupted write) is cut off; an unreadable line before a good one is corruption.
+fn replay_log(path: &Path, file: &std::fs::File, state: &mut State) -> StoreResult<u64> {
+    let bytes = std::fs::read(path).map_err(StoreError::backend)?;
+    let mut good = 0usize; // end of the last line applied
+    let mut torn: Option<usize> = None; // first line that did not parse
+    let mut offset = 0usize;
+    for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let end = offset + line.len();
+        let parsed = match line.strip_suffix(b"\n") {
+            Some(body) => serde_json::from_slice::<Entry>(body).ok(),
+            None => None,
+        };
+        match (parsed, torn) {
+            (Some(_), Some(at)) => {
+                return Err(corrupt(
+                    path,
+                    format!("unreadable line at byte {at} before line {}", n + 1),
+                ))
+            }
+            (Some(entry), None) => {
+                state.apply(entry);
+                good = end;
+            }
+            (None, _) => torn = torn.or(Some(offset)),
+        }
+        offset = end;
+    }
+    if good < bytes.len() {
+        tracing::warn!(
+            file = %path.display(),
+            bytes = bytes.len() - good,
+            "ignoring the torn end of the embedded store's log (an interrupted write)"
+        );
+        file.set_len(good as u64).map_err(StoreError::backend)?;
+    }
+    Ok(good as u64)
+}
+
 /// The log file of the snapshot at `snapshot`: the same path with `.log` appended.
 pub fn log_path(snapshot: &Path) -> PathBuf {
     with_suffix(snapshot, ".log")
@@ -195,78 +270,17 @@ impl EmbeddedTable {
             std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
         }
         let path = log_path(&snapshot);
-        let log_file = private_file()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(StoreError::backend)?;
-        match log_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Invalid(format!(
-                    "{} is open in another table (another process?)",
-                    path.display()
-                )))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::backend(e)),
-        }
+        let log_file = open_locked(&path)?;
         // A snapshot an interrupted compaction left half-written.
         let _ = std::fs::remove_file(with_suffix(&snapshot, ".tmp"));
-
         let mut state = State::default();
-        let snapshot_len = match std::fs::read(&snapshot) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => bytes.len() as u64,
-            Ok(bytes) => {
-                let list: Vec<Item> =
-                    serde_json::from_slice(&bytes).map_err(|e| corrupt(&snapshot, e))?;
-                for item in list {
-                    state.insert(item, None);
-                }
-                bytes.len() as u64
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(StoreError::backend(e)),
-        };
-
-        let bytes = std::fs::read(&path).map_err(StoreError::backend)?;
-        let mut good = 0usize; // end of the last line applied
-        let mut torn: Option<usize> = None; // first line that did not parse
-        let mut offset = 0usize;
-        for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
-            let end = offset + line.len();
-            let parsed = match line.strip_suffix(b"\n") {
-                Some(body) => serde_json::from_slice::<Entry>(body).ok(),
-                None => None,
-            };
-            match (parsed, torn) {
-                (Some(_), Some(at)) => {
-                    return Err(corrupt(
-                        &path,
-                        format!("unreadable line at byte {at} before line {}", n + 1),
-                    ))
-                }
-                (Some(entry), None) => {
-                    state.apply(entry);
-                    good = end;
-                }
-                (None, _) => torn = torn.or(Some(offset)),
-            }
-            offset = end;
-        }
-        if good < bytes.len() {
-            tracing::warn!(
-                file = %path.display(),
-                bytes = bytes.len() - good,
-                "ignoring the torn end of the embedded store's log (an interrupted write)"
-            );
-            log_file.set_len(good as u64).map_err(StoreError::backend)?;
-        }
+        let snapshot_len = load_snapshot(&snapshot, &mut state)?;
+        let good = replay_log(&path, &log_file, &mut state)?;
         let mut log = Log {
             snapshot,
             path,
             file: log_file,
-            len: good as u64,
+            len: good,
             snapshot_len,
             compact_at: 0,
             options,

@@ -47,7 +47,7 @@
 //!     point).
 //! 16. Take from / give back to a tenant's Google call budget (a token bucket): get and put
 //!     `TENANT#{t}` / `BUDGET` under its version.
-//! 17. A calendar's listing generation (see `services::calendar::channels`): get
+//! 17. A calendar's listing generation (see `calendar::channels`): get
 //!     `LISTING#{calendar}` in the user's partition (the webhook, per notification); put it
 //!     (the worker, before a push job lists the calendar).
 //! 18. List every tenant (the operator's console): query GSI1 `TENANTS`.

@@ -560,7 +560,7 @@ impl Store {
         self.write(item, expected).await
     }
 
-    // ---- calendar listing generations (see `services::calendar::channels`) ----------------
+    // ---- calendar listing generations (see `calendar::channels`) ----------------
 
     /// How long a listing generation is kept after it was set (longer than a channel lives:
     /// one that went is as good as one never made, the webhook then queues every notification).

@@ -1,5 +1,5 @@
 //! Carrying out one pair's decision, whatever the collection: decide (the pure
-//! [`crate::calendar::decide::decide`], through the collection's inputs), write to Google or
+//! [`crate::sync::decide::decide`], through the collection's inputs), write to Google or
 //! tell the CRM, record what was written, and commit the pair after the write (with the
 //! feed record it needs, see [`super::Pass::feed`]); read a record again when Google says it
 //! changed ([`decide_fresh`]); settle Google's answer to a batched write ([`finish`]). What
@@ -7,9 +7,9 @@
 //! bodies, the feed records' kinds and data, what a pair keeps of Google's answer.
 
 use super::{conflict_data, Part, SyncError};
-use crate::calendar::decide::{Action, Decision, Side};
 use crate::domain::{ChangeKind, PairStatus};
 use crate::store::repo::Versioned;
+use crate::sync::decide::{Action, Decision, Side};
 use std::future::Future;
 use time::OffsetDateTime;
 
@@ -31,18 +31,6 @@ pub enum Pulled {
     Kept,
 }
 
-/// Counts a collection reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tally {
-    Conflict,
-    /// Written to Google.
-    Pushed,
-    /// Deleted in Google (or taken out of the synced scope) by a batched write.
-    Removed,
-    /// Left waiting by an answer (a passing failure, a part not written yet).
-    Waiting,
-}
-
 /// A record read again by its id ([`Records::fetch`]): the item, and its content when it is
 /// live and in the synced scope.
 pub type Fetched<I, C> = (Option<I>, Option<C>);
@@ -62,8 +50,6 @@ pub(crate) trait Records: Part {
     fn hash(content: &Self::Content) -> String;
     /// The CRM's content as the pair stores it.
     fn stored(pair: &PairStatus) -> Option<Self::Content>;
-
-    fn count(&mut self, what: Tally);
 
     /// Reads the pair's record again by its Google id: the item, and its content when it is
     /// live and in the synced scope.
@@ -186,7 +172,7 @@ pub(crate) async fn execute<R: Records>(
     let loaded = pair.clone();
     let d = r.decide(&mut pair, google, item, content.as_ref());
     if d.conflict {
-        r.count(Tally::Conflict);
+        r.report().conflicts += 1;
     }
     let now = r.pass().now();
     let hash = content.as_ref().map(R::hash);
@@ -226,7 +212,7 @@ pub(crate) async fn execute<R: Records>(
                 r.pass().feed(kind, &pair, data).await?;
             }
             dirty = r.written(&mut pair, &written, &content).await;
-            r.count(Tally::Pushed);
+            r.report().pushed += 1;
         }
         Action::DeleteInGoogle => {
             if let Wrote::Stale = r.delete(&pair, item).await? {
@@ -363,13 +349,10 @@ pub(crate) async fn finish<R: Records>(
     answer: Answer<R::Item>,
 ) -> Result<(), SyncError> {
     let now = r.pass().now();
-    let tally = match &answer {
-        Answer::Removed => Some(Tally::Removed),
-        Answer::Wait | Answer::Unsure => Some(Tally::Waiting),
-        _ => None,
-    };
-    if let Some(what) = tally {
-        r.count(what);
+    match &answer {
+        Answer::Removed => r.report().removed += 1,
+        Answer::Wait | Answer::Unsure => r.report().waiting += 1,
+        _ => {}
     }
     let dirty = match answered(&mut pair, &answer, now) {
         Some(dirty) => dirty,
@@ -408,9 +391,13 @@ async fn written<R: Records>(
     content: R::Content,
 ) -> Result<(), SyncError> {
     let dirty = r.written(&mut pair, &item, &content).await;
-    r.count(Tally::Pushed);
+    r.report().pushed += 1;
     if dirty {
-        r.count(Tally::Waiting);
+        // A part could not be written yet (a series' exceptions, paced): the rest follows
+        // in a continuation.
+        let report = r.report();
+        report.waiting += 1;
+        report.more_waiting = true;
     } else {
         pair.last_synced_at = Some(r.pass().now());
     }

@@ -1,7 +1,7 @@
 //! The sync core both collections share (calendar events, contacts). A pass is one machine:
 //! read Google's changes ([`read`]: the cursor, page by page, the mass-deletion [`guard`],
 //! the reconcile after a full read), decide every pair with the pure
-//! [`crate::calendar::decide::decide`], plan the CRM's waiting writes within the job's
+//! [`crate::sync::decide::decide`], plan the CRM's waiting writes within the job's
 //! Google calls ([`plan`]), send them batch by batch and commit each batch's answers before
 //! the next ([`push`]). A pair's status row is committed only after Google applied its write;
 //! what was not sent, or met a failure of the pass as a whole, stays waiting.
@@ -16,6 +16,7 @@
 //! ([`execute::finish`]). The calendar engine adds series, exceptions, privacy and channels;
 //! the contacts engine the group, memberships and the field mapping.
 
+pub mod decide;
 pub mod execute;
 pub mod guard;
 pub mod plan;
@@ -23,7 +24,6 @@ pub mod push;
 pub mod read;
 
 use crate::app::App;
-use crate::calendar::decide::{decide, Baseline, Decision, Policy, Reason, Side};
 use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, PairStatus, Tenant, TenantId, UserId,
 };
@@ -33,6 +33,7 @@ use crate::services::records;
 use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
+use crate::sync::decide::{decide, Baseline, Decision, Policy, Reason, Side};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,10 +126,84 @@ impl Noted {
     }
 }
 
+/// What a pass did, whatever it synced (logged by the worker, which queues a continuation
+/// when [`Report::continuation_due`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Google's records read (listed or looked up).
+    pub read: usize,
+    /// Writes Google applied (creates and updates).
+    pub pushed: usize,
+    /// Records deleted in Google (or, for contacts, taken out of the synced group).
+    pub removed: usize,
+    /// Records appended to the CRM's feed.
+    pub fed: usize,
+    pub conflicts: usize,
+    /// CRM changes the pass left waiting (they did not fit in the job's Google calls, or met
+    /// a passing failure).
+    pub waiting: usize,
+    /// More CRM changes wait than the pass sent (or looked at): a continuation is due.
+    pub more_waiting: bool,
+    /// Scopes (`calendar:<id>`, `contacts`) whose read stopped at the deadline: a
+    /// continuation resumes them from their cursor.
+    pub incomplete: Vec<String>,
+    /// Scopes whose deletions the mass-deletion guard held back.
+    pub blocked: Vec<String>,
+    /// Deletions made in the CRM that the guard held back (until confirmed).
+    pub crm_deletions_held: usize,
+    /// Scopes skipped for a failure of their own (shown on the account's `last_error`).
+    pub errors: Vec<String>,
+    /// What the pass leaves on the account (written by the worker with the next due time).
+    #[serde(skip)]
+    pub noted: Noted,
+}
+
+impl Report {
+    /// Whether a continuation job is due (a read stopped, or writes still wait).
+    pub fn continuation_due(&self) -> bool {
+        !self.incomplete.is_empty() || self.more_waiting
+    }
+
+    /// Whether deletions wait for the CRM's confirmation.
+    pub fn held(&self) -> bool {
+        !self.blocked.is_empty() || self.crm_deletions_held > 0
+    }
+}
+
 /// A collection's part of a pass: what the core's steps reach the pass through.
 pub(crate) trait Part: Send {
     fn pass(&self) -> &Pass<'_>;
+    fn report(&mut self) -> &mut Report;
 }
+
+/// Makes a collection's pass context (a struct holding its [`Pass`] in a `pass` field) a
+/// [`Part`], with the pass's own methods on it (`Deref` to the pass).
+macro_rules! holds_pass {
+    ($ctx:ident) => {
+        impl<'a> std::ops::Deref for $ctx<'a> {
+            type Target = $crate::sync::Pass<'a>;
+            fn deref(&self) -> &Self::Target {
+                &self.pass
+            }
+        }
+
+        impl std::ops::DerefMut for $ctx<'_> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.pass
+            }
+        }
+
+        impl $crate::sync::Part for $ctx<'_> {
+            fn pass(&self) -> &$crate::sync::Pass<'_> {
+                &self.pass
+            }
+            fn report(&mut self) -> &mut $crate::sync::Report {
+                &mut self.pass.report
+            }
+        }
+    };
+}
+pub(crate) use holds_pass;
 
 /// What every pass holds, whatever it syncs: the account, its token and policy, the full
 /// read under way, and the feed records written.
@@ -140,6 +215,8 @@ pub struct Pass<'a> {
     pub policy: Policy,
     pub collection: Collection,
     pub confirm_mass_deletion: bool,
+    /// What the pass did so far.
+    pub report: Report,
     /// While a full read is applied: its id (the pairs it sees are marked with it, so that a
     /// read resumed across runs knows what it saw before).
     full_read: Mutex<Option<String>>,
@@ -189,6 +266,7 @@ impl<'a> Pass<'a> {
             policy,
             collection,
             confirm_mass_deletion,
+            report: Report::default(),
             full_read: Mutex::new(None),
             fed: AtomicUsize::new(0),
             outbox: Mutex::new(None),
@@ -209,14 +287,11 @@ impl<'a> Pass<'a> {
         self.fed.load(Ordering::Relaxed)
     }
 
-    /// After a pass that ended in `outcome`: a token Google refused (401) is dropped, so the
-    /// next job refreshes it (and learns whether the grant is gone); what waits keeps waiting
-    /// until then.
-    pub async fn forget_refused_token<T>(
-        &self,
-        outcome: &Result<T, SyncError>,
-    ) -> Result<(), SyncError> {
-        if let Err(SyncError::Google(e)) = outcome {
+    /// Ends a pass that came to `outcome`: its report, with what every pass notes on the
+    /// account. A token Google refused (401) is dropped, so the next job refreshes it (and
+    /// learns whether the grant is gone); what waits keeps waiting until then.
+    pub async fn end(&mut self, outcome: Result<(), SyncError>) -> Result<Report, SyncError> {
+        if let Err(SyncError::Google(e)) = &outcome {
             if e.is_unauthorized() {
                 crate::services::tokens::forget_access_token(
                     self.app,
@@ -227,7 +302,11 @@ impl<'a> Pass<'a> {
                 .await?;
             }
         }
-        Ok(())
+        outcome?;
+        let mut report = std::mem::take(&mut self.report);
+        report.fed = self.fed();
+        report.noted.held = report.held();
+        Ok(report)
     }
 
     pub fn t(&self) -> &TenantId {
@@ -346,19 +425,22 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Reports deletions the guard held back: the account's `last_error` (`scope`: "calendar
+    /// Reports deletions the guard held back: the account's `last_error` (`what`: "calendar
     /// primary", "contacts"), and with `tell` a `mass_deletion_blocked` record. Told once: the
     /// caller keeps that it told with the scope's cursor (not in `last_error`, which other
     /// passes rewrite), and passes meeting the same block again only show it on the account.
     pub async fn block(
         &self,
-        scope: &str,
-        noun: &str,
-        mut data: Value,
+        held: Held,
         deletions: usize,
         pairs: usize,
         tell: bool,
     ) -> Result<(), SyncError> {
+        let Held {
+            what: scope,
+            noun,
+            mut data,
+        } = held;
         tracing::warn!(tenant = %self.t(), user = %self.u(), scope, deletions, pairs, "mass deletion held back");
         let message = format!("{scope}: {deletions} deletions held back (of {pairs} {noun}); confirm to carry them out");
         if let Some(map) = data.as_object_mut() {
@@ -389,6 +471,16 @@ impl<'a> Pass<'a> {
         .await?;
         Ok(())
     }
+}
+
+/// What a collection says of deletions the guard holds back (see [`Pass::block`]).
+pub struct Held {
+    /// The scope in words: "calendar primary", "contacts".
+    pub what: String,
+    /// What the scope holds: "events", "contacts".
+    pub noun: &'static str,
+    /// The `mass_deletion_blocked` record's data (the scope's ids).
+    pub data: Value,
 }
 
 /// A pass's own state, locked only between awaits (never held across one).

@@ -8,12 +8,12 @@
 
 use super::guard::{Guard, Window};
 use super::plan::{batches, BatchKind, WriteCost};
-use super::{decide_pair, Part, Pass, SyncError};
-use crate::calendar::decide::{Action, Decision, Policy, Reason, Side};
+use super::{decide_pair, Held, Part, Pass, SyncError};
 use crate::domain::{CrmId, Cursor, PairStatus};
 use crate::google::{pacing, GoogleError};
 use crate::services::records;
 use crate::store::repo::Versioned;
+use crate::sync::decide::{Action, Decision, Policy, Reason, Side};
 use serde_json::json;
 use std::collections::HashSet;
 use std::future::Future;
@@ -236,7 +236,7 @@ pub struct Pushed {
     pub held: usize,
 }
 
-/// Pushes what waits. A failure of the pass as a whole stops it after the batch it hit
+/// Pushes what waits (the report counts what is left waiting). A failure of the pass as a whole stops it after the batch it hit
 /// (what Google applied is committed, the rest keeps waiting) and is returned; so does the
 /// deadline, between batches.
 pub(crate) async fn push<S: Sink>(
@@ -276,6 +276,10 @@ pub(crate) async fn push<S: Sink>(
         window.close(sink.pass(), deleted).await?;
     }
     w.out.left = slots.iter().filter(|s| s.is_some()).count();
+    let report = sink.report();
+    report.waiting += w.out.left;
+    report.more_waiting |= w.out.more || w.out.left > 0;
+    report.crm_deletions_held += w.out.held;
     match stopped {
         Some(e) => Err(e),
         None => Ok(w.out),
@@ -433,11 +437,13 @@ impl CrmDeletions {
                 .count();
             held = guard.holds(deleting, live);
             if held {
-                let data = json!({"collection": pass.collection.as_str(), "deleted_in": "crm"});
-                let scope = format!("CRM deletions of {}", S::NOUN);
+                let about = Held {
+                    what: format!("CRM deletions of {}", S::NOUN),
+                    noun: S::NOUN,
+                    data: json!({"collection": pass.collection.as_str(), "deleted_in": "crm"}),
+                };
                 let tell = !cursor.block_told;
-                pass.block(&scope, S::NOUN, data, guard.total(deleting), live, tell)
-                    .await?;
+                pass.block(about, guard.total(deleting), live, tell).await?;
             }
             if held && !cursor.block_told {
                 cursor.block_told = true;
@@ -554,7 +560,7 @@ mod tests {
 
     #[test]
     fn a_decision_with_nothing_to_send_is_saved_as_such() {
-        use crate::calendar::decide::{Action, Decision, Reason};
+        use crate::sync::decide::{Action, Decision, Reason};
         let d = |action, reason| Decision {
             action,
             reason,

@@ -4,7 +4,7 @@
 //! and, at the end of a full read, the reconcile of the pairs it did not return.
 
 use super::guard::{Guard, Window};
-use super::{Part, SyncError};
+use super::{Held, Part, SyncError};
 use crate::domain::{Cursor, PairStatus};
 use crate::google::GoogleError;
 use crate::store::repo::Versioned;
@@ -57,13 +57,8 @@ pub(crate) trait Source: Part {
         true
     }
 
-    /// Reports deletions the guard held back (`tell`: in the feed too, see [`Pass::block`]).
-    fn block(
-        &mut self,
-        deletions: usize,
-        live: usize,
-        tell: bool,
-    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+    /// What the scope says of deletions the guard holds back (see [`super::Pass::block`]).
+    fn held(&self) -> Held;
 
     /// Applies a page (in order; a collection may read more per item).
     fn apply_page(
@@ -106,10 +101,15 @@ pub enum Read {
     Incomplete,
 }
 
-/// Reads the source's changes page by page until its sync token is current, or `deadline`.
+/// Reads the source's changes page by page until its sync token is current, or `deadline`
+/// (the scope is then in the report's `incomplete`).
 pub(crate) async fn read<S: Source>(src: &mut S, deadline: Instant) -> Result<Read, SyncError> {
     let outcome = read_pages(src, deadline).await;
     src.pass().set_full_read(None);
+    if let Ok(Read::Incomplete) = outcome {
+        let scope = src.scope();
+        src.report().incomplete.push(scope);
+    }
     outcome
 }
 
@@ -207,7 +207,10 @@ async fn list_page<S: Source>(
 ) -> Result<Option<Page<S::Item>>, SyncError> {
     let with_token = r.cursor.page_token.is_some() || r.cursor.sync_token.is_some();
     match src.list(&r.cursor).await {
-        Ok(page) => Ok(Some(page)),
+        Ok(page) => {
+            src.report().read += page.items.len();
+            Ok(Some(page))
+        }
         // Expired, or refused as not matching the call that gave it (Google binds page and
         // sync tokens to the request's other parameters): the read starts over in full,
         // once.
@@ -297,7 +300,12 @@ async fn hold_back<S: Source>(
     deletions: usize,
     live: usize,
 ) -> Result<(), SyncError> {
-    src.block(deletions, live, !cursor.block_told).await?;
+    let scope = src.scope();
+    src.report().blocked.push(scope);
+    let held = src.held();
+    src.pass()
+        .block(held, deletions, live, !cursor.block_told)
+        .await?;
     if cursor.block_told {
         return Ok(());
     }

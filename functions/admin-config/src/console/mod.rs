@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use session::{NoSession, Session};
 use shared::app::{App, AppState};
+use shared::calendar::api as calendar;
 use shared::clock::rfc3339;
 use shared::delivery::AttemptError;
 use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, Product, TenantId, UserId};
@@ -39,7 +40,7 @@ use shared::http::{ApiError, Caller};
 use shared::pages;
 use shared::pages::post::Form;
 use shared::services::{
-    accounts, api_keys, calendar, connect, deliveries, google_client, health, settings, tenants,
+    accounts, api_keys, connect, deliveries, google_client, health, settings, tenants,
 };
 use std::sync::LazyLock;
 

@@ -1,10 +1,7 @@
 //! Contacts two-way sync, the CRM's side of it: record pushes (`PUT`/`DELETE` of a contact or
 //! lead, and `contacts:push` for many at once), the pair's state. The pass that talks to the
-//! People API is in [`engine`].
+//! People API is in [`super::sync`].
 
-pub mod engine;
-
-use super::records;
 use crate::app::App;
 use crate::calendar::model::parse_instant;
 use crate::clock::rfc3339;
@@ -15,6 +12,7 @@ use crate::domain::{
 };
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
+use crate::services::records;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -61,7 +59,7 @@ pub fn view(p: &PairStatus) -> ContactView {
 }
 
 async fn require_account(app: &App, t: &TenantId, u: &UserId) -> Result<Account, ApiError> {
-    let account = super::accounts::get(app, t, u).await?;
+    let account = crate::services::accounts::get(app, t, u).await?;
     if account.status == AccountStatus::Disconnected {
         return Err(ApiError::conflict(
             "not_connected",

@@ -11,7 +11,7 @@
 //! gets a new id, hence a job of its own. One job queued per calendar at a time, and no
 //! notification whose change a listing might have missed is dropped.
 
-use super::engine::SyncError;
+use super::sync::SyncError;
 use crate::app::App;
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::domain::{AccountId, CalendarListing, ChannelState, TenantId, UserId, WatchChannel};

@@ -106,7 +106,6 @@ fn allowed(direction: Direction, action: Action) -> bool {
 /// The decision for one pair.
 pub fn decide(base: Baseline<'_>, crm: Side<'_>, google: Side<'_>, policy: Policy) -> Decision {
     use Side::*;
-    let changed = |now: Option<&str>, then: Option<&str>| now != then;
     let d = match (crm, google) {
         (Absent, Absent) => decision(Action::Nothing, Reason::InSync),
         (Present { .. }, Absent) => decision(Action::PushToGoogle, Reason::CrmNew),
@@ -123,72 +122,9 @@ pub fn decide(base: Baseline<'_>, crm: Side<'_>, google: Side<'_>, policy: Polic
                 hash: g,
                 modified: gm,
             },
-        ) => {
-            let crm_changed = changed(Some(c), base.crm_hash);
-            let google_changed = changed(Some(g), base.google_hash);
-            if c == g {
-                if base.crm_hash == Some(c) && base.google_hash == Some(g) {
-                    decision(Action::Nothing, Reason::InSync)
-                } else {
-                    decision(Action::Baseline, Reason::SameContent)
-                }
-            } else {
-                match (crm_changed, google_changed) {
-                    (true, false) => decision(Action::PushToGoogle, Reason::CrmChanged),
-                    (false, true) => decision(Action::PullToCrm, Reason::GoogleChanged),
-                    // Neither changed since the last sync, though the two differ (Google
-                    // stores some detail differently): nothing new to copy.
-                    (false, false) => decision(Action::Nothing, Reason::InSync),
-                    (true, true) => {
-                        let (action, reason) = match (policy.direction, policy.conflicts) {
-                            (Direction::CrmToGoogle, _) => {
-                                (Action::PushToGoogle, Reason::ConflictCrmWins)
-                            }
-                            (Direction::GoogleToCrm, _) => {
-                                (Action::PullToCrm, Reason::ConflictGoogleWins)
-                            }
-                            (_, ConflictPolicy::CrmWins) => {
-                                (Action::PushToGoogle, Reason::ConflictCrmWins)
-                            }
-                            (_, ConflictPolicy::GoogleWins) => {
-                                (Action::PullToCrm, Reason::ConflictGoogleWins)
-                            }
-                            // Ties go to the CRM: it is the system of record.
-                            (_, ConflictPolicy::LatestWins) if gm > cm => {
-                                (Action::PullToCrm, Reason::ConflictLatestWins)
-                            }
-                            (_, ConflictPolicy::LatestWins) => {
-                                (Action::PushToGoogle, Reason::ConflictLatestWins)
-                            }
-                        };
-                        Decision {
-                            action,
-                            reason,
-                            conflict: true,
-                        }
-                    }
-                }
-            }
-        }
-        (Deleted { .. }, Present { hash: g, .. }) => {
-            if base.google_hash.is_some_and(|b| b != g) {
-                // Google was edited after the last sync: the edit wins, the CRM gets it back.
-                decision(Action::PullToCrm, Reason::EditBeatsDelete)
-            } else if policy.deletions == DeletionPolicy::Propagate {
-                decision(Action::DeleteInGoogle, Reason::CrmDeleted)
-            } else {
-                decision(Action::Unlink, Reason::CrmDeleted)
-            }
-        }
-        (Present { hash: c, .. }, Deleted { .. }) => {
-            if base.crm_hash.is_some_and(|b| b != c) {
-                decision(Action::PushToGoogle, Reason::EditBeatsDelete)
-            } else if policy.deletions == DeletionPolicy::Propagate {
-                decision(Action::DeleteInCrm, Reason::GoogleDeleted)
-            } else {
-                decision(Action::Unlink, Reason::GoogleDeleted)
-            }
-        }
+        ) => both_present(base, (c, cm), (g, gm), policy),
+        (Deleted { .. }, Present { hash: g, .. }) => deleted_in_crm(base, g, policy),
+        (Present { hash: c, .. }, Deleted { .. }) => deleted_in_google(base, c, policy),
     };
     if allowed(policy.direction, d.action) {
         d
@@ -198,6 +134,77 @@ pub fn decide(base: Baseline<'_>, crm: Side<'_>, google: Side<'_>, policy: Polic
             reason: Reason::DirectionForbids,
             conflict: d.conflict,
         }
+    }
+}
+
+/// Both sides hold the record (each as its content's hash and last change).
+fn both_present(
+    base: Baseline<'_>,
+    (c, cm): (&str, OffsetDateTime),
+    (g, gm): (&str, OffsetDateTime),
+    policy: Policy,
+) -> Decision {
+    if c == g {
+        return if base.crm_hash == Some(c) && base.google_hash == Some(g) {
+            decision(Action::Nothing, Reason::InSync)
+        } else {
+            decision(Action::Baseline, Reason::SameContent)
+        };
+    }
+    match (base.crm_hash != Some(c), base.google_hash != Some(g)) {
+        (true, false) => decision(Action::PushToGoogle, Reason::CrmChanged),
+        (false, true) => decision(Action::PullToCrm, Reason::GoogleChanged),
+        // Neither changed since the last sync, though the two differ (Google stores some
+        // detail differently): nothing new to copy.
+        (false, false) => decision(Action::Nothing, Reason::InSync),
+        (true, true) => conflict(policy, cm, gm),
+    }
+}
+
+/// Both sides changed since the last sync: the direction, else the conflict policy, picks.
+fn conflict(
+    policy: Policy,
+    crm_modified: OffsetDateTime,
+    google_modified: OffsetDateTime,
+) -> Decision {
+    let (action, reason) = match (policy.direction, policy.conflicts) {
+        (Direction::CrmToGoogle, _) => (Action::PushToGoogle, Reason::ConflictCrmWins),
+        (Direction::GoogleToCrm, _) => (Action::PullToCrm, Reason::ConflictGoogleWins),
+        (_, ConflictPolicy::CrmWins) => (Action::PushToGoogle, Reason::ConflictCrmWins),
+        (_, ConflictPolicy::GoogleWins) => (Action::PullToCrm, Reason::ConflictGoogleWins),
+        // Ties go to the CRM: it is the system of record.
+        (_, ConflictPolicy::LatestWins) if google_modified > crm_modified => {
+            (Action::PullToCrm, Reason::ConflictLatestWins)
+        }
+        (_, ConflictPolicy::LatestWins) => (Action::PushToGoogle, Reason::ConflictLatestWins),
+    };
+    Decision {
+        action,
+        reason,
+        conflict: true,
+    }
+}
+
+/// Deleted in the CRM, present in Google (`g`: its hash now).
+fn deleted_in_crm(base: Baseline<'_>, g: &str, policy: Policy) -> Decision {
+    if base.google_hash.is_some_and(|b| b != g) {
+        // Google was edited after the last sync: the edit wins, the CRM gets it back.
+        decision(Action::PullToCrm, Reason::EditBeatsDelete)
+    } else if policy.deletions == DeletionPolicy::Propagate {
+        decision(Action::DeleteInGoogle, Reason::CrmDeleted)
+    } else {
+        decision(Action::Unlink, Reason::CrmDeleted)
+    }
+}
+
+/// Deleted in Google, present in the CRM (`c`: its hash now).
+fn deleted_in_google(base: Baseline<'_>, c: &str, policy: Policy) -> Decision {
+    if base.crm_hash.is_some_and(|b| b != c) {
+        decision(Action::PushToGoogle, Reason::EditBeatsDelete)
+    } else if policy.deletions == DeletionPolicy::Propagate {
+        decision(Action::DeleteInCrm, Reason::GoogleDeleted)
+    } else {
+        decision(Action::Unlink, Reason::GoogleDeleted)
     }
 }
 

@@ -11,12 +11,12 @@
 //! remembered on the account ([`crate::domain::Rehome`]) so a large account resumes where the
 //! last job stopped. A move whose commit was lost is found again by its id in B.
 
-use super::engine::{google_event_id, SyncError};
+use super::sync::{google_event_id, SyncError};
 use crate::app::App;
 use crate::calendar::model::{parse_date, parse_instant};
 use crate::calendar::normal::{Normalized, When};
 use crate::domain::{Account, Collection, PairStatus, Rehome, TenantId, UserId};
-use crate::google::batch::MAX_PARTS;
+use crate::google::batch::{BatchResponse, MAX_PARTS};
 use crate::google::calendar::{CalendarRequest, Event, SendUpdates};
 use crate::google::pacing;
 use crate::services::records;
@@ -161,7 +161,16 @@ pub async fn carry_on(
                 kept += 1;
             }
         }
-        let outcome = move_pairs(app, &token.token, t, u, &main, &from, candidates, now).await?;
+        let mover = Mover {
+            app,
+            token: &token.token,
+            t,
+            u,
+            main: &main,
+            from: &from,
+            now,
+        };
+        let outcome = mover.move_pairs(candidates).await?;
         state.moved += outcome.moved;
         if !outcome.complete {
             // The page is looked at again by the next job: what moved is in `main` by then.
@@ -191,7 +200,7 @@ async fn save(
     state: &Rehome,
     done: bool,
 ) -> Result<(), SyncError> {
-    super::super::accounts::update(app, t, u, |a| {
+    crate::services::accounts::update(app, t, u, |a| {
         if a.settings.rehome.as_ref().map(|r| r.started_at) == Some(state.started_at) {
             a.settings.rehome = (!done).then(|| state.clone());
         }
@@ -208,105 +217,146 @@ struct Moved {
     complete: bool,
 }
 
-/// Moves the candidates' events into `main`, batch by batch within the job's calls, and
-/// commits each pair Google moved.
-#[allow(clippy::too_many_arguments)]
-async fn move_pairs(
-    app: &App,
-    token: &SecretString,
-    t: &TenantId,
-    u: &UserId,
-    main: &str,
-    from: &[String],
-    candidates: Vec<String>,
+/// A move of the meetings still ahead from the former calendars (`from`) into `main`.
+struct Mover<'m> {
+    app: &'m App,
+    token: &'m SecretString,
+    t: &'m TenantId,
+    u: &'m UserId,
+    main: &'m str,
+    from: &'m [String],
     now: OffsetDateTime,
-) -> Result<Moved, SyncError> {
-    let mut out = Moved {
-        moved: 0,
-        kept: 0,
-        complete: true,
-    };
-    let mut pending = candidates.into_iter().peekable();
-    while pending.peek().is_some() {
-        let left = pacing::remaining().unwrap_or(u32::MAX) as usize;
-        if left == 0 {
-            out.complete = false;
-            return Ok(out);
-        }
-        // Read again, consistently (a pass may have written the pair since the listing).
-        let mut chunk: Vec<Versioned<PairStatus>> = Vec::new();
-        while chunk.len() < MAX_PARTS.min(left) {
-            let Some(id) = pending.next() else { break };
-            let Some(p) = app.store.get_pair(t, u, Collection::Calendar, &id).await? else {
+}
+
+impl Mover<'_> {
+    /// Moves the candidates' events into `main`, batch by batch within the job's calls, and
+    /// commits each pair Google moved.
+    async fn move_pairs(&self, candidates: Vec<String>) -> Result<Moved, SyncError> {
+        let mut out = Moved {
+            moved: 0,
+            kept: 0,
+            complete: true,
+        };
+        let mut pending = candidates.into_iter().peekable();
+        while pending.peek().is_some() {
+            let left = pacing::remaining().unwrap_or(u32::MAX) as usize;
+            if left == 0 {
+                out.complete = false;
+                return Ok(out);
+            }
+            let chunk = self.next_chunk(&mut pending, MAX_PARTS.min(left)).await?;
+            if chunk.is_empty() {
                 continue;
-            };
-            let movable = p.value.deleted_at.is_none()
-                && p.value.crm_deleted_at.is_none()
-                && p.value
-                    .container
-                    .as_deref()
-                    .is_some_and(|c| from.iter().any(|f| f == c))
-                && written_by_sync(t, u, &p.value)
-                && still_ahead(&p.value, now);
-            if movable {
+            }
+            let requests: Vec<CalendarRequest> = chunk.iter().map(|p| self.request(p)).collect();
+            let answers = self.app.google.batch(self.token, requests).await?;
+            for (p, answer) in chunk.into_iter().zip(answers) {
+                match self.moved_to(&p, answer).await? {
+                    Some(event) => {
+                        self.commit(p, event).await?;
+                        out.moved += 1;
+                    }
+                    None => out.kept += 1,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The next pairs to move, up to `n`, each read again consistently (a pass may have
+    /// written it since the listing) and still movable.
+    async fn next_chunk(
+        &self,
+        pending: &mut impl Iterator<Item = String>,
+        n: usize,
+    ) -> Result<Vec<Versioned<PairStatus>>, SyncError> {
+        let mut chunk = Vec::new();
+        while chunk.len() < n {
+            let Some(id) = pending.next() else { break };
+            let found = self
+                .app
+                .store
+                .get_pair(self.t, self.u, Collection::Calendar, &id);
+            if let Some(p) = found.await?.filter(|p| self.movable(&p.value)) {
                 chunk.push(p);
             }
         }
-        if chunk.is_empty() {
-            continue;
+        Ok(chunk)
+    }
+
+    fn movable(&self, p: &PairStatus) -> bool {
+        p.deleted_at.is_none()
+            && p.crm_deleted_at.is_none()
+            && p.container
+                .as_deref()
+                .is_some_and(|c| self.from.iter().any(|f| f == c))
+            && written_by_sync(self.t, self.u, p)
+            && still_ahead(p, self.now)
+    }
+
+    fn request(&self, p: &Versioned<PairStatus>) -> CalendarRequest {
+        CalendarRequest::move_event(
+            p.value.container.as_deref().unwrap_or_default(),
+            p.value.google_id.as_deref().unwrap_or_default(),
+            self.main,
+            // An organizer change within the user's own calendars: nothing for the guests to
+            // act on.
+            SendUpdates::None,
+        )
+    }
+
+    /// The event in `main` after Google's answer to its move; `None`: it stays where it is.
+    async fn moved_to(
+        &self,
+        p: &Versioned<PairStatus>,
+        answer: BatchResponse,
+    ) -> Result<Option<Event>, SyncError> {
+        if answer.is_success() {
+            return Ok(serde_json::from_value(answer.body).ok());
         }
-        let requests: Vec<CalendarRequest> = chunk
-            .iter()
-            .map(|p| {
-                CalendarRequest::move_event(
-                    p.value.container.as_deref().unwrap_or_default(),
-                    p.value.google_id.as_deref().unwrap_or_default(),
-                    main,
-                    // An organizer change within the user's own calendars: nothing for the
-                    // guests to act on.
-                    SendUpdates::None,
-                )
-            })
-            .collect();
-        let answers = app.google.batch(token, requests).await?;
-        for (p, answer) in chunk.into_iter().zip(answers) {
+        if answer.status == 404 {
+            // Not in the old calendar: moved by a run whose commit was lost (then it is in
+            // the main calendar already), or deleted there.
             let gid = p.value.google_id.clone().unwrap_or_default();
-            let written: Option<Event> = if answer.is_success() {
-                serde_json::from_value(answer.body).ok()
-            } else if answer.status == 404 {
-                // Not in the old calendar: moved by a run whose commit was lost (then it is in
-                // the main calendar already), or deleted there.
-                app.google
-                    .get_event(token, main, &gid)
-                    .await?
-                    .filter(|e| !e.is_cancelled())
-            } else {
-                match answer.error() {
-                    Some(e) if e.is_pass_level() => return Err(e.into()),
-                    e => {
-                        // The record's own refusal (an event whose organizer is someone else,
-                        // a calendar no longer writable): the meeting stays where it is,
-                        // still written there.
-                        let reason = e.map(|e| e.to_string()).unwrap_or_default();
-                        tracing::warn!(tenant = %t, user = %u, crm_id = %p.value.crm_id, %reason, "meeting kept in its calendar: Google refused the move");
-                        None
-                    }
-                }
-            };
-            let Some(event) = written else {
-                out.kept += 1;
-                continue;
-            };
-            let loaded = p.value.clone();
-            let mut pair = p.value;
-            pair.container = Some(main.to_owned());
-            pair.google_etag = event.etag.clone();
-            let dirty = records::waiting(&loaded);
-            records::commit(app, t, u, &loaded, pair, Some(p.version), dirty).await?;
-            out.moved += 1;
+            let found = self
+                .app
+                .google
+                .get_event(self.token, self.main, &gid)
+                .await?;
+            return Ok(found.filter(|e| !e.is_cancelled()));
+        }
+        match answer.error() {
+            Some(e) if e.is_pass_level() => Err(e.into()),
+            e => {
+                // The record's own refusal (an event whose organizer is someone else, a
+                // calendar no longer writable): the meeting stays where it is, still written
+                // there.
+                let reason = e.map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(tenant = %self.t, user = %self.u, crm_id = %p.value.crm_id, %reason, "meeting kept in its calendar: Google refused the move");
+                Ok(None)
+            }
         }
     }
-    Ok(out)
+
+    /// Commits a pair whose event is now in `main`.
+    async fn commit(&self, p: Versioned<PairStatus>, event: Event) -> Result<(), SyncError> {
+        let loaded = p.value.clone();
+        let mut pair = p.value;
+        pair.container = Some(self.main.to_owned());
+        pair.google_etag = event.etag;
+        let dirty = records::waiting(&loaded);
+        records::commit(
+            self.app,
+            self.t,
+            self.u,
+            &loaded,
+            pair,
+            Some(p.version),
+            dirty,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,7 @@
 //! Calendar two-way sync, the CRM's side of it: record pushes (`PUT`/`DELETE` of an event),
 //! the pair's state, acknowledgements of Google-born events, and "sync now". The passes that
-//! talk to Google are in [`engine`].
+//! talk to Google are in [`super::sync`].
 
-pub mod born;
-pub mod channels;
-pub mod engine;
-pub mod rehome;
-
-use super::records;
 use crate::app::App;
 use crate::calendar::model::{parse_instant, CrmEvent};
 use crate::calendar::normal::Normalized;
@@ -15,6 +9,7 @@ use crate::clock::rfc3339;
 use crate::domain::{AccountStatus, Collection, CrmId, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
+use crate::services::records;
 use serde::{Deserialize, Serialize};
 
 /// What the CRM sees of a pair.
@@ -30,7 +25,7 @@ pub struct PairView {
     pub last_error: Option<String>,
 }
 
-pub use super::records::waiting;
+pub use crate::services::records::waiting;
 
 pub fn view(p: &PairStatus) -> PairView {
     let pending = waiting(p);
@@ -59,7 +54,7 @@ async fn require_account(
     t: &TenantId,
     u: &UserId,
 ) -> Result<crate::domain::Account, ApiError> {
-    let account = super::accounts::get(app, t, u).await?;
+    let account = crate::services::accounts::get(app, t, u).await?;
     if account.status == AccountStatus::Disconnected {
         return Err(ApiError::conflict(
             "not_connected",
@@ -204,7 +199,7 @@ pub async fn sync_now(
     u: &UserId,
     confirm_mass_deletion: bool,
 ) -> Result<(), ApiError> {
-    let account = super::accounts::get(app, t, u).await?;
+    let account = crate::services::accounts::get(app, t, u).await?;
     if !account.status.syncs() {
         return Err(ApiError::conflict(
             "not_active",

@@ -3,11 +3,11 @@
 //! decide), and writing the CRM's exceptions on the instances.
 
 use super::{google_json, parse_time, Ctx};
-use crate::calendar::decide::{Action, Decision};
 use crate::calendar::normal::{instance_suffix, NException, Normalized, When};
 use crate::domain::PairStatus;
 use crate::google::calendar::{Event, ListEvents};
 use crate::google::GoogleError;
+use crate::sync::decide::{Action, Decision};
 use crate::sync::SyncError;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
