@@ -1,11 +1,13 @@
-//! The Secrets Manager and SQS FIFO adapters against moto server, over the real wire.
+//! What only the AWS adapters do, against moto server over the real wire: Secrets Manager's
+//! deployment prefix and cache, SQS FIFO's message groups and deduplication attributes. What
+//! every adapter of a port does is in `secrets_conformance` and `queue_conformance`.
 
 use secrecy::{ExposeSecret, SecretString};
 use shared::domain::{TenantId, UserId};
 use shared::queue::sqs::SqsQueue;
 use shared::queue::{dedup_id, Message, Queue, SyncJob, SyncReason};
 use shared::secrets::aws::SecretsManager;
-use shared::secrets::{Secrets, SecretsError};
+use shared::secrets::Secrets;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -100,17 +102,6 @@ async fn secrets_are_cached_for_the_ttl() {
     );
 }
 
-#[tokio::test]
-async fn secret_names_are_validated() {
-    let (s, _, _) = secrets(Duration::ZERO).await;
-    for bad in ["", "/abs", "../up", "a b", "x\ny"] {
-        assert!(
-            matches!(s.get(bad).await, Err(SecretsError::InvalidName(_))),
-            "{bad:?}"
-        );
-    }
-}
-
 fn job(tenant: &str, user: &str) -> SyncJob {
     SyncJob {
         tenant: TenantId::parse(tenant).unwrap(),
@@ -120,36 +111,6 @@ fn job(tenant: &str, user: &str) -> SyncJob {
         confirm_mass_deletion: false,
         record: None,
     }
-}
-
-async fn receive_all(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut out = Vec::new();
-    for _ in 0..20 {
-        let got = client
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        if got.is_empty() {
-            break;
-        }
-        for m in &got {
-            client
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        out.extend(got);
-    }
-    out
 }
 
 #[tokio::test]
@@ -168,7 +129,7 @@ async fn sqs_fifo_groups_by_account_in_batches() {
         .collect();
     queue.send(messages.clone()).await.unwrap();
 
-    let received = receive_all(&client, &url).await;
+    let received = crate::world::sqs_take_all(&client, &url).await;
     assert_eq!(received.len(), 23);
     let mut per_group: HashMap<String, Vec<String>> = HashMap::new();
     for m in &received {
@@ -196,19 +157,4 @@ async fn sqs_fifo_groups_by_account_in_batches() {
             .collect();
         assert_eq!(dedups, expected);
     }
-}
-
-#[tokio::test]
-async fn sqs_deduplicates_by_id() {
-    let client = aws_sdk_sqs::Client::new(&crate::world::sdk(&crate::world::moto()).await);
-    let url = crate::world::fresh_fifo_queue(&client).await;
-    let queue = SqsQueue::new(client.clone(), &url);
-    let j = job("acme", "u1");
-    let m = Message {
-        dedup_id: dedup_id(&[&j.group_id(), "slot-1"]),
-        job: j,
-    };
-    queue.send(vec![m.clone()]).await.unwrap();
-    queue.send(vec![m.clone()]).await.unwrap();
-    assert_eq!(receive_all(&client, &url).await.len(), 1);
 }

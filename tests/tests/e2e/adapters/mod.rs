@@ -1,4 +1,8 @@
-//! Adapters held to their ports: the store conformance suite on every table, and the AWS adapters (Secrets Manager, SQS FIFO) on moto.
+//! Adapters held to their ports: one conformance suite per port (store, secrets, queue), each
+//! written once and run on the embedded adapter and the AWS one; and what only the AWS
+//! adapters do (Secrets Manager's prefix and cache, SQS FIFO's groups), on moto.
 
 mod aws;
+mod queue_conformance;
+mod secrets_conformance;
 mod store_conformance;

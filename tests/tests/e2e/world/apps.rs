@@ -77,6 +77,41 @@ pub async fn fresh_fifo_queue(client: &aws_sdk_sqs::Client) -> String {
         .expect("queue url")
 }
 
+/// Every message waiting on the SQS queue at `url`, each received and then deleted (as
+/// Lambda's event source takes them).
+pub async fn sqs_take_all(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        let got = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            break;
+        }
+        for m in &got {
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        out.extend(got);
+    }
+    out
+}
+
 /// The operator key the test apps are seeded with.
 pub const OPERATOR_KEY: &str = "op_test_operator_key_0123456789abcdef";
 
