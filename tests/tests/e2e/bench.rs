@@ -21,8 +21,7 @@
 //! * Embedded store writes/s (puts, conditional puts, 2-item transactions) with 100,000
 //!   items, in memory and on file (log + compaction), and the time to reopen the file.
 
-use crate::world::{Backend, Env, CLIENT_ID};
-use secrecy::SecretString;
+use crate::world::{Backend, Env};
 use serde_json::json;
 use shared::app::{App, AppState};
 use shared::clock::{Clock, ManualClock, SharedClock};
@@ -192,11 +191,7 @@ async fn bench_change_to_crm_webhook_latency() {
     let sqs = aws_sdk_sqs::Client::new(&crate::world::sdk(&crate::world::moto()).await);
     let queue = env.app.config.queue_url.clone().unwrap();
     tokio::spawn(local_server::worker::poll_sqs(env.app.clone(), sqs, queue));
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     let mut samples = Vec::new();
     for i in 0..20 {
         let e: Event = serde_json::from_value(json!({"summary": format!("Latency {i}"),
@@ -435,11 +430,7 @@ async fn bench_child_worker_initial_sync() {
 async fn bench_worker_peak_memory() {
     let env = Env::new().await;
     env.connect("big", &["calendar"], ALICE, "").await;
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     // 10,000 events in Google, a few with attendees and descriptions.
     let mut set = tokio::task::JoinSet::new();
     for w in 0..8 {
@@ -658,13 +649,8 @@ async fn bench_backlog_drains_in_n_over_50_batches() {
     env.connect("u-alice", &["calendar"], ALICE, "").await;
     env.drain_jobs(100).await;
     let pause = async |paused: bool| {
-        env.call(
-            "PATCH",
-            "/v1/users/u-alice/google",
-            &env.sync,
-            Some(json!({ "paused": paused })),
-        )
-        .await
+        env.patch_account("u-alice", json!({ "paused": paused }))
+            .await
     };
     pause(true).await;
     let started = Instant::now();
@@ -890,11 +876,7 @@ async fn bench_store_operations_per_pass() {
         (after.0 - before.0, after.1 - before.1, after.2 - before.2)
     });
     // Busy: ten events changed in Google, read by one pass (ten pairs and feed records).
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     for i in 0..10 {
         let e: Event = serde_json::from_value(json!({
             "summary": format!("Busy {i}"),

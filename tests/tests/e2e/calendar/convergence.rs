@@ -11,7 +11,7 @@
 //! SQS would — under a per-job Google call cap of 20, 50 or 200; a failing seed is printed so
 //! it can be replayed.
 
-use crate::world::{Backend, Env, CLIENT_ID};
+use crate::world::{Backend, Env};
 use futures_util::StreamExt;
 use google_sandbox::{FaultKind, FaultSpec};
 use rand::rngs::StdRng;
@@ -70,11 +70,7 @@ impl Sim {
     async fn new(seed: u64) -> Self {
         let env = Env::new_on(Backend::Embedded).await;
         env.connect(USER, &["calendar"], ALICE, "").await;
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
         Self {
             env,
             alice,
@@ -477,14 +473,7 @@ impl Sim {
         let env = &self.env;
         futures_util::stream::iter(records.iter())
             .for_each_concurrent(16, async |(id, content)| {
-                let (s, v) = env
-                    .call(
-                        "PUT",
-                        &format!("/v1/users/{USER}/events/{id}"),
-                        &env.sync,
-                        Some(content.clone()),
-                    )
-                    .await;
+                let (s, v) = env.put_event(USER, id, content.clone()).await;
                 assert!(s == StatusCode::ACCEPTED, "PUT {id}: {s} {v}");
             })
             .await;

@@ -52,25 +52,22 @@ async fn both_connected() -> Env {
 async fn a_meeting_between_two_connected_users_reaches_the_crm_once() {
     let env = both_connected().await;
     let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-1",
-            &env.sync,
-            Some(json!({
+        .put_event(
+            "u-alice",
+            "MTG-1",
+            json!({
                 "type": "meeting",
                 "title": "Pipeline review",
                 "start": {"date_time": "2030-04-01T09:00:00Z"},
                 "end": {"date_time": "2030-04-01T10:00:00Z"},
                 "time_zone": "UTC",
                 "attendees": [{"email": BOB}],
-            })),
+            }),
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     env.drain_jobs(100).await;
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/MTG-1", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "MTG-1").await;
     let gid = v["google_event_id"].as_str().unwrap().to_owned();
     // Google put the invitation into Bob's calendar, under the same id.
     let copy = env
@@ -88,18 +85,17 @@ async fn a_meeting_between_two_connected_users_reaches_the_crm_once() {
     env.drain_jobs(100).await;
     // Alice edits the meeting in the CRM; Bob's copy follows; Bob's sync reads it again.
     let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-1",
-            &env.sync,
-            Some(json!({
+        .put_event(
+            "u-alice",
+            "MTG-1",
+            json!({
                 "type": "meeting",
                 "title": "Pipeline review (room 2)",
                 "start": {"date_time": "2030-04-01T09:00:00Z"},
                 "end": {"date_time": "2030-04-01T10:00:00Z"},
                 "time_zone": "UTC",
                 "attendees": [{"email": BOB}],
-            })),
+            }),
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
@@ -152,12 +148,7 @@ async fn one_event_in_two_calendars_of_a_user_is_one_record() {
     env.drain_jobs(100).await;
     let team = env.sandbox.add_calendar(ALICE, "Team", "UTC");
     let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/users/u-alice/google",
-            &env.sync,
-            Some(json!({ "monitored_calendars": [team] })),
-        )
+        .patch_account("u-alice", json!({ "monitored_calendars": [team] }))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let alice = token(&env, ALICE);
@@ -176,22 +167,19 @@ async fn one_event_in_two_calendars_of_a_user_is_one_record() {
     }
     // Alice's own CRM meeting, whose id also shows up in the team calendar.
     let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-7",
-            &env.sync,
-            Some(json!({
+        .put_event(
+            "u-alice",
+            "MTG-7",
+            json!({
                 "type": "meeting", "title": "Board prep",
                 "start": {"date_time": "2030-04-03T09:00:00Z"},
                 "end": {"date_time": "2030-04-03T10:00:00Z"}, "time_zone": "UTC",
-            })),
+            }),
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     env.drain_jobs(100).await;
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/MTG-7", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "MTG-7").await;
     let own = v["google_event_id"].as_str().unwrap().to_owned();
     env.app
         .google
@@ -264,9 +252,7 @@ async fn one_event_in_two_calendars_of_a_user_is_one_record() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["items"][0]["result"], "linked", "{v}");
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/OFF-1", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "OFF-1").await;
     assert_eq!(v["google_event_id"], id, "{v}");
 }
 
@@ -342,24 +328,21 @@ async fn a_series_split_in_google_names_the_crm_meeting_it_came_from() {
     env.connect("u-alice", &["calendar"], ALICE, "").await;
     env.drain_jobs(100).await;
     let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-S",
-            &env.sync,
-            Some(json!({
+        .put_event(
+            "u-alice",
+            "MTG-S",
+            json!({
                 "type": "meeting", "title": "Weekly sync",
                 "start": {"date_time": "2030-04-01T09:00:00Z"},
                 "end": {"date_time": "2030-04-01T09:30:00Z"}, "time_zone": "UTC",
                 "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"],
-            })),
+            }),
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     env.drain_jobs(100).await;
     let alice = token(&env, ALICE);
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/MTG-S", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "MTG-S").await;
     let gid = v["google_event_id"].as_str().unwrap().to_owned();
     let original = env
         .app
@@ -410,9 +393,7 @@ async fn a_series_split_in_google_names_the_crm_meeting_it_came_from() {
         created[0]
     );
     // The CRM meeting itself stays paired with the original series.
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/MTG-S", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "MTG-S").await;
     assert_eq!(v["google_event_id"], gid.as_str(), "{v}");
 }
 

@@ -2,7 +2,7 @@
 //! Google → CRM → Google (compared in the normalized form, and with no write caused by the
 //! echo).
 
-use crate::world::{Env, CLIENT_ID};
+use crate::world::Env;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -99,11 +99,7 @@ fn corpus() -> Vec<(&'static str, Value)> {
 async fn setup() -> (Env, SecretString) {
     let env = Env::new().await;
     env.connect(USER, &["calendar"], ALICE, "").await;
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     (env, alice)
 }
 
@@ -140,14 +136,7 @@ async fn crm_to_google_to_crm() {
     let (env, alice) = setup().await;
     run(&env, SyncReason::Scheduled).await;
     for (i, (name, e)) in corpus().into_iter().enumerate() {
-        let (s, v) = env
-            .call(
-                "PUT",
-                &format!("/v1/users/{USER}/events/FID-{i}"),
-                &env.sync,
-                Some(e),
-            )
-            .await;
+        let (s, v) = env.put_event(USER, &format!("FID-{i}"), e).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{name}: {v}");
     }
     run(&env, SyncReason::RecordChange).await;
@@ -192,13 +181,7 @@ async fn crm_to_google_to_crm() {
     // And the CRM pushing the same records again writes nothing to Google.
     env.sandbox.clear_request_log();
     for (i, (_, e)) in corpus().into_iter().enumerate() {
-        env.call(
-            "PUT",
-            &format!("/v1/users/{USER}/events/FID-{i}"),
-            &env.sync,
-            Some(e),
-        )
-        .await;
+        env.put_event(USER, &format!("FID-{i}"), e).await;
     }
     run(&env, SyncReason::RecordChange).await;
     let writes = env
@@ -300,12 +283,7 @@ async fn google_to_crm_to_google() {
     env.sandbox.clear_request_log();
     for (i, r) in created.iter().enumerate() {
         let (s, v) = env
-            .call(
-                "PUT",
-                &format!("/v1/users/{USER}/events/G-{i}"),
-                &env.sync,
-                Some(r["data"]["event"].clone()),
-            )
+            .put_event(USER, &format!("G-{i}"), r["data"]["event"].clone())
             .await;
         assert!(s.is_success(), "{v}");
     }

@@ -2,8 +2,7 @@
 //! receives the text they show, and its echo is no write that would flatten Google's rich
 //! text (embedded store).
 
-use crate::world::{Backend, Env, CLIENT_ID};
-use secrecy::SecretString;
+use crate::world::{Backend, Env};
 use serde_json::json;
 use shared::google::calendar::SendUpdates;
 use shared::queue::SyncReason;
@@ -16,20 +15,15 @@ async fn an_html_description_reaches_the_crm_as_text_and_its_echo_writes_nothing
     let env = Env::new_on(Backend::Embedded).await;
     let q = env.connect(USER, &["calendar"], ALICE, "").await;
     assert_eq!(q["google_connect"], "connected");
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     env.run_job(USER, SyncReason::Scheduled).await;
     let (s, v) = env
-        .call(
-            "PUT",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &env.sync,
-            Some(json!({"title": "Review", "description": "Agenda",
+        .put_event(
+            USER,
+            "MTG-1",
+            json!({"title": "Review", "description": "Agenda",
                         "start": {"date_time": "2026-06-10T09:00:00Z"},
-                        "end": {"date_time": "2026-06-10T10:00:00Z"}, "time_zone": "UTC"})),
+                        "end": {"date_time": "2026-06-10T10:00:00Z"}, "time_zone": "UTC"}),
         )
         .await;
     assert!(s.is_success(), "{v}");
@@ -66,14 +60,7 @@ async fn an_html_description_reaches_the_crm_as_text_and_its_echo_writes_nothing
     let mut echo = update["data"]["event"].clone();
     echo.as_object_mut().unwrap().remove("updated_at");
     env.sandbox.clear_request_log();
-    let (s, v) = env
-        .call(
-            "PUT",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &env.sync,
-            Some(echo),
-        )
-        .await;
+    let (s, v) = env.put_event(USER, "MTG-1", echo).await;
     assert!(s.is_success(), "{v}");
     env.run_job(USER, SyncReason::RecordChange).await;
     let writes = env

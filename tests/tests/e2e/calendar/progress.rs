@@ -35,12 +35,7 @@ async fn backlog_drains(n: usize, limits: Limits, paused: bool) -> (Calls, usize
         env.sandbox.clear_request_log();
         let pause = async |paused: bool| {
             let (s, v) = env
-                .call(
-                    "PATCH",
-                    "/v1/users/u-alice/google",
-                    &env.sync,
-                    Some(json!({ "paused": paused })),
-                )
+                .patch_account("u-alice", json!({ "paused": paused }))
                 .await;
             assert_eq!(s, StatusCode::OK, "{v}");
         };
@@ -65,14 +60,7 @@ async fn backlog_drains(n: usize, limits: Limits, paused: bool) -> (Calls, usize
         assert_eq!(events.len(), n, "one Google event per CRM meeting");
         assert_eq!(ids.len(), n);
         for i in (0..n).step_by(97) {
-            let (_, v) = env
-                .call(
-                    "GET",
-                    &format!("/v1/users/u-alice/events/MTG-{i}"),
-                    &env.sync,
-                    None,
-                )
-                .await;
+            let (_, v) = env.event("u-alice", &format!("MTG-{i}")).await;
             assert_eq!(v["state"], "synced", "MTG-{i}: {v}");
         }
         (calls(&env), jobs)
@@ -131,9 +119,7 @@ async fn a_meeting_put_while_the_grant_is_dead_is_pushed_after_reconnecting() {
     env.sandbox.revoke_user_grants(ALICE);
     put_meetings(&env, "u-alice", "MTG", 3).await;
     env.drain_jobs(100).await;
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/MTG-1", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "MTG-1").await;
     assert_ne!(v["state"], "synced", "{v}");
     assert!(
         v["last_error"].is_null(),
@@ -162,12 +148,7 @@ async fn a_monitored_calendar_that_disappears_is_reported_and_skipped() {
     env.connect("u-alice", &["calendar"], ALICE, "").await;
     let team = env.sandbox.add_calendar(ALICE, "Team", "Europe/Paris");
     let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/users/u-alice/google",
-            &env.sync,
-            Some(json!({ "monitored_calendars": [team] })),
-        )
+        .patch_account("u-alice", json!({ "monitored_calendars": [team] }))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     env.drain_jobs(100).await;
@@ -281,14 +262,7 @@ async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
     env.drain_jobs(100).await;
     let mut first = crate::world::backlog::meeting(0);
     first["updated_at"] = json!("2020-01-01T10:00:00Z");
-    let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-0",
-            &env.sync,
-            Some(first),
-        )
-        .await;
+    let (s, v) = env.put_event("u-alice", "MTG-0", first).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     env.drain_jobs(100).await;
     let u = UserId::parse("u-alice").unwrap();
@@ -311,14 +285,7 @@ async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
     let mut late = crate::world::backlog::meeting(0);
     late["title"] = json!("Edited in the CRM at 10:03");
     late["updated_at"] = json!("2020-01-01T10:03:00Z");
-    let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-0",
-            &env.sync,
-            Some(late),
-        )
-        .await;
+    let (s, v) = env.put_event("u-alice", "MTG-0", late).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     shared::services::records::commit(
         &env.app,
@@ -368,9 +335,7 @@ async fn two_edits_with_the_same_updated_at_are_two_jobs() {
         let mut m = crate::world::backlog::meeting(0);
         m["title"] = json!(title);
         m["updated_at"] = json!("2027-01-01T10:00:00Z");
-        let (s, v) = env
-            .call("PUT", "/v1/users/u-alice/events/MTG-0", &env.sync, Some(m))
-            .await;
+        let (s, v) = env.put_event("u-alice", "MTG-0", m).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{title}: {v}");
         // (Google's push notifications of our own writes may queue more.)
         assert!(env.drain_jobs(100).await >= 1, "{title}: its own job");

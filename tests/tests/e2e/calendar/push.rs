@@ -6,9 +6,8 @@
 use crate::world::push::{
     alice_token, feed_until, pushed, sixteen_edits_within_a_second, timed, titled, PUSH_WAIT,
 };
-use crate::world::{Backend, Env, CLIENT_ID};
+use crate::world::{Backend, Env};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::domain::{ChannelState, UserId};
 use shared::google::calendar::{Event, SendUpdates};
@@ -81,11 +80,7 @@ async fn a_change_in_google_is_pushed_queued_and_synced() {
 
     // The user adds an event in Google: Google posts to the webhook, which queues a sync of
     // that calendar.
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     let e: Event = serde_json::from_value(json!({"summary": "Pushed", "start": {"date": "2027-02-01"}, "end": {"date": "2027-02-02"}})).unwrap();
     let e = env
         .app
@@ -274,12 +269,7 @@ async fn a_calendar_dropped_from_the_settings_has_its_channel_stopped() {
     env.connect(USER, &["calendar"], ALICE, "").await;
     let team = env.sandbox.add_calendar(ALICE, "Team", "Europe/Paris");
     let (s, v) = env
-        .call(
-            "PATCH",
-            &format!("/v1/users/{USER}/google"),
-            &env.sync,
-            Some(json!({"monitored_calendars": [team]})),
-        )
+        .patch_account(USER, json!({"monitored_calendars": [team]}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     env.run_job(USER, SyncReason::Scheduled).await;
@@ -309,12 +299,7 @@ async fn a_calendar_dropped_from_the_settings_has_its_channel_stopped() {
     // The user stops monitoring the team calendar: its channel is stopped at Google and in
     // the store at once (its notifications are refused from now on); primary's stays.
     let (s, v) = env
-        .call(
-            "PATCH",
-            &format!("/v1/users/{USER}/google"),
-            &env.sync,
-            Some(json!({"monitored_calendars": []})),
-        )
+        .patch_account(USER, json!({"monitored_calendars": []}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let open = channels(&env).await;
@@ -324,12 +309,7 @@ async fn a_calendar_dropped_from_the_settings_has_its_channel_stopped() {
 
     // The main calendar moves to the team calendar: primary is no longer read.
     let (s, v) = env
-        .call(
-            "PATCH",
-            &format!("/v1/users/{USER}/google"),
-            &env.sync,
-            Some(json!({"main_calendar": team})),
-        )
+        .patch_account(USER, json!({"main_calendar": team}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(channels(&env).await.is_empty());

@@ -3,7 +3,7 @@
 //! compared with those the pair last saw, and a change there is a conflict for the tenant's
 //! policy. Attendees' answers are no such change (embedded store, Google sandbox).
 
-use crate::world::{Backend, Env, CLIENT_ID};
+use crate::world::{Backend, Env};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -23,11 +23,7 @@ impl Cal {
         let env = Env::new_on(Backend::Embedded).await;
         let q = env.connect(USER, &["calendar"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
         let cal = Self { env, alice };
         cal.env.run_job(USER, SyncReason::Scheduled).await;
         cal

@@ -52,27 +52,13 @@ async fn live_events(env: &Env, calendar: &str) -> Vec<shared::google::calendar:
 }
 
 async fn pair(env: &Env, crm_id: &str) -> Value {
-    let (s, v) = env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/events/{crm_id}"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let (s, v) = env.event(USER, crm_id).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v
 }
 
 async fn put(env: &Env, crm_id: &str, body: Value) {
-    let (s, v) = env
-        .call(
-            "PUT",
-            &format!("/v1/users/{USER}/events/{crm_id}"),
-            &env.sync,
-            Some(body),
-        )
-        .await;
+    let (s, v) = env.put_event(USER, crm_id, body).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
 }
 
@@ -110,12 +96,7 @@ async fn a_new_main_calendar_takes_the_meetings_still_ahead_with_it() {
         // The user picks a team calendar as the main calendar.
         let team = env.sandbox.add_calendar(ALICE, "Team", "UTC");
         let (s, v) = env
-            .call(
-                "PATCH",
-                &format!("/v1/users/{USER}/google"),
-                &env.sync,
-                Some(json!({ "main_calendar": team })),
-            )
+            .patch_account(USER, json!({ "main_calendar": team }))
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert!(env.stored_account(USER).await.settings.rehome.is_some());
@@ -284,12 +265,7 @@ async fn a_new_field_mapping_or_group_starts_a_fresh_people_read() {
     assert!(!lists().is_empty());
 
     let (s, v) = env
-        .call(
-            "PATCH",
-            &format!("/v1/users/{USER}/google"),
-            &env.sync,
-            Some(json!({"contact_fields": {"phones": "off"}})),
-        )
+        .patch_account(USER, json!({"contact_fields": {"phones": "off"}}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     env.sandbox.clear_request_log();

@@ -1,7 +1,7 @@
 //! Calendar two-way sync end to end: CRM pushes through the public API, Google edits through
 //! the Google sandbox, the worker's passes, the change feed — on DynamoDB Local and moto.
 
-use crate::world::{Env, CLIENT_ID};
+use crate::world::Env;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -30,11 +30,7 @@ impl Cal {
         env.set_defaults(defaults).await;
         let q = env.connect(USER, &["calendar"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
         // The first pass: the initial (empty) read of the calendar.
         let cal = Self { env, alice };
         cal.run(SyncReason::Scheduled).await;
@@ -50,14 +46,7 @@ impl Cal {
     }
 
     async fn put(&self, crm_id: &str, event: Value) -> (StatusCode, Value) {
-        self.env
-            .call(
-                "PUT",
-                &format!("/v1/users/{USER}/events/{crm_id}"),
-                &self.env.sync,
-                Some(event),
-            )
-            .await
+        self.env.put_event(USER, crm_id, event).await
     }
 
     async fn google_events(&self) -> Vec<Event> {
@@ -449,14 +438,7 @@ async fn deletions_unlink_by_default_and_propagate_when_asked() {
     let cal = Cal::with_settings(json!({"deletion_policy": "propagate"})).await;
     cal.put("MTG-1", meeting("Goes away")).await;
     cal.run(SyncReason::RecordChange).await;
-    cal.env
-        .call(
-            "DELETE",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &cal.env.sync,
-            None,
-        )
-        .await;
+    cal.env.delete_event(USER, "MTG-1").await;
     cal.run(SyncReason::RecordChange).await;
     assert!(cal.google_events().await.is_empty());
     // A late retry of the old PUT cannot resurrect it.
@@ -476,14 +458,7 @@ async fn an_edit_beats_a_delete() {
     // Google edits, the CRM deletes before it heard: the edit wins, the CRM gets it back.
     cal.edit_in_google(&e.id, &json!({"summary": "Contested (edited)"}))
         .await;
-    cal.env
-        .call(
-            "DELETE",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &cal.env.sync,
-            None,
-        )
-        .await;
+    cal.env.delete_event(USER, "MTG-1").await;
     cal.run(SyncReason::Push).await;
     assert_eq!(cal.google_events().await.len(), 1, "not deleted");
     let feed = cal.feed().await;

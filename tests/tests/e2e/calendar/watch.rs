@@ -41,7 +41,6 @@ async fn the_sync_message_that_beats_the_watch_answer_is_acknowledged() {
 /// becomes watchable gets its channel then.
 #[tokio::test]
 async fn a_calendar_without_push_is_polled_and_not_rewatched_every_pass() {
-    use secrecy::SecretString;
     use shared::google::calendar::{Event, SendUpdates};
 
     const USER: &str = "u-nopush";
@@ -51,12 +50,7 @@ async fn a_calendar_without_push_is_polled_and_not_rewatched_every_pass() {
     let holidays = env.sandbox.add_calendar(ALICE, "Holidays", "UTC");
     env.sandbox.set_push_supported(&holidays, false);
     let (s, v) = env
-        .call(
-            "PATCH",
-            &format!("/v1/users/{USER}/google"),
-            &env.sync,
-            Some(serde_json::json!({"monitored_calendars": [holidays]})),
-        )
+        .patch_account(USER, serde_json::json!({"monitored_calendars": [holidays]}))
         .await;
     assert_eq!(s, reqwest::StatusCode::OK, "{v}");
     let watches = |env: &Env, calendar: &str| {
@@ -85,11 +79,7 @@ async fn a_calendar_without_push_is_polled_and_not_rewatched_every_pass() {
     assert_eq!(account["last_error"], serde_json::Value::Null, "{account}");
 
     // A holiday appears: the next (polling) pass brings it, and does not ask to watch again.
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        crate::world::CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
     let e: Event = serde_json::from_value(serde_json::json!({"summary": "Founders' day", "start": {"date": "2027-03-01"}, "end": {"date": "2027-03-02"}})).unwrap();
     let made = env
         .app

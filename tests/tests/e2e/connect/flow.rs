@@ -140,19 +140,12 @@ async fn admin_settings_are_validated_and_the_webhook_secret_shown_once() {
         json!(["calendar", "contacts", "gmail"])
     );
 
-    let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/admin/settings",
-            &env.admin,
-            Some(json!({
+    let (s, v) = env.patch_settings(json!({
                 "products_allowed": ["calendar", "contacts"],
                 "defaults": {"conflict_policy": "crm_wins", "event_colors": {"call": "11"}, "sync_since_days": 60},
                 "allowed_return_urls": [RETURN_URL],
                 "webhook_url": "https://crm.example.com/hooks/google"
-            })),
-        )
-        .await;
+            })).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let secret = v["webhook_signing_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
@@ -178,9 +171,7 @@ async fn admin_settings_are_validated_and_the_webhook_secret_shown_once() {
         json!({"webhook_url": "ftp://x.example"}),
         json!({"products_allowed": ["fax"]}),
     ] {
-        let (s, v) = env
-            .call("PATCH", "/v1/admin/settings", &env.admin, Some(bad.clone()))
-            .await;
+        let (s, v) = env.patch_settings(bad.clone()).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad} → {v}");
     }
     // Nothing of the rejected patches stuck; gmail is not allowed, so a gmail connect is refused.
@@ -207,14 +198,7 @@ async fn admin_settings_are_validated_and_the_webhook_secret_shown_once() {
     assert_eq!(v["error"]["code"], "product_not_allowed");
 
     // Removing the webhook removes its secret.
-    let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/admin/settings",
-            &env.admin,
-            Some(json!({"webhook_url": null})),
-        )
-        .await;
+    let (s, v) = env.patch_settings(json!({"webhook_url": null})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["webhook_secret_set"], false);
 }
@@ -709,14 +693,7 @@ async fn settings_are_checked_against_what_google_has() {
         .unwrap()
         .to_owned();
 
-    let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/users/u1/google",
-            &env.sync,
-            Some(json!({"main_calendar": "primary", "monitored_calendars": [team], "direction": "google_to_crm", "sync_since": "2026-01-01", "contact_group": group})),
-        )
-        .await;
+    let (s, v) = env.patch_account("u1", json!({"main_calendar": "primary", "monitored_calendars": [team], "direction": "google_to_crm", "sync_since": "2026-01-01", "contact_group": group})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["settings"]["main_calendar"], "primary");
     assert_eq!(v["settings"]["monitored_calendars"], json!([team]));
@@ -730,9 +707,7 @@ async fn settings_are_checked_against_what_google_has() {
         json!({"direction": "sideways"}),
         json!({"unknown": 1}),
     ] {
-        let (s, v) = env
-            .call("PATCH", "/v1/users/u1/google", &env.sync, Some(bad.clone()))
-            .await;
+        let (s, v) = env.patch_account("u1", bad.clone()).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad} → {v}");
     }
     let (_, v) = env.account("u1").await;
@@ -742,22 +717,8 @@ async fn settings_are_checked_against_what_google_has() {
     );
 
     // Pause and resume.
-    let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/users/u1/google",
-            &env.sync,
-            Some(json!({"paused": true})),
-        )
-        .await;
+    let (s, v) = env.patch_account("u1", json!({"paused": true})).await;
     assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("paused")));
-    let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/users/u1/google",
-            &env.sync,
-            Some(json!({"paused": false})),
-        )
-        .await;
+    let (s, v) = env.patch_account("u1", json!({"paused": false})).await;
     assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("active")));
 }

@@ -43,12 +43,7 @@ async fn no_token_secret_or_key_reaches_the_logs() {
 
     let env = Env::new().await;
     let (_, settings) = env
-        .call(
-            "PATCH",
-            "/v1/admin/settings",
-            &env.admin,
-            Some(json!({"webhook_url": "https://crm.example.com/hook"})),
-        )
+        .patch_settings(json!({"webhook_url": "https://crm.example.com/hook"}))
         .await;
     let webhook_secret = settings["webhook_signing_secret"]
         .as_str()

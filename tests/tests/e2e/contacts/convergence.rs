@@ -11,7 +11,7 @@
 //! call caps of 20, 50 and 200. A failing seed is
 //! printed with its operations so it can be replayed (`SEED=n`); `SEEDS=n` runs more seeds.
 
-use crate::world::{Backend, Env, CLIENT_ID};
+use crate::world::{Backend, Env};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -20,9 +20,7 @@ use serde_json::{json, Value};
 use shared::contacts::model::CrmContact;
 use shared::contacts::normal::NormalizedContact;
 use shared::domain::Collection;
-use shared::google::people::{
-    EmailAddress, ListConnections, Membership, Name, Person, PersonField,
-};
+use shared::google::people::{EmailAddress, Membership, Name, Person, PersonField};
 use shared::queue::SyncReason;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,11 +66,7 @@ impl Sim {
     async fn new(seed: u64) -> Self {
         let env = Env::new_on(Backend::Embedded).await;
         env.connect(USER, &["contacts"], ALICE, "").await;
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/contacts"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CONTACTS_SCOPE);
         env.run_job(USER, SyncReason::Scheduled).await;
         let group = env.account(USER).await.1["settings"]["contact_group"]
             .as_str()
@@ -143,26 +137,7 @@ impl Sim {
     }
 
     async fn people(&self) -> Vec<Person> {
-        let mut out = Vec::new();
-        let mut params = ListConnections {
-            person_fields: PersonField::ALL.to_vec(),
-            page_size: Some(1000),
-            ..Default::default()
-        };
-        loop {
-            let page = self
-                .env
-                .app
-                .google
-                .list_connections(&self.alice, &params)
-                .await
-                .unwrap();
-            out.extend(page.connections);
-            match page.next_page_token {
-                Some(t) => params.page_token = Some(t),
-                None => return out,
-            }
-        }
+        self.env.all_google_contacts(&self.alice).await
     }
 
     fn live_crm(&self) -> Vec<String> {

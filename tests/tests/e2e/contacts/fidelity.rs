@@ -2,7 +2,7 @@
 //! answer was lost, renamed contacts, profile data, bound tokens — the user's contacts are
 //! neither duplicated nor polluted (embedded store; no emulators needed).
 
-use crate::world::{Backend, Env, CLIENT_ID};
+use crate::world::{Backend, Env};
 use google_sandbox::{FaultKind, FaultSpec};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -24,11 +24,7 @@ impl World {
         let env = Env::new_on(Backend::Embedded).await;
         let q = env.connect(USER, &["contacts"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/contacts"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CONTACTS_SCOPE);
         let w = Self { env, alice };
         w.run().await;
         w
@@ -67,26 +63,7 @@ impl World {
 
     /// Every contact in alice's address book (contact sources only).
     async fn google(&self) -> Vec<Person> {
-        let mut out = Vec::new();
-        let mut params = ListConnections {
-            person_fields: PersonField::ALL.to_vec(),
-            page_size: Some(1000),
-            ..Default::default()
-        };
-        loop {
-            let page = self
-                .env
-                .app
-                .google
-                .list_connections(&self.alice, &params)
-                .await
-                .unwrap();
-            out.extend(page.connections);
-            match page.next_page_token {
-                Some(t) => params.page_token = Some(t),
-                None => return out,
-            }
-        }
+        self.env.all_google_contacts(&self.alice).await
     }
 
     /// Google contacts carrying the CRM link of `crm_id`.
@@ -507,13 +484,8 @@ async fn only_a_group_google_lets_contacts_join_can_be_the_synced_group() {
     let choose = |group: &'static str| {
         let env = &w.env;
         async move {
-            env.call(
-                "PATCH",
-                &format!("/v1/users/{USER}/google"),
-                &env.sync,
-                Some(json!({ "contact_group": group })),
-            )
-            .await
+            env.patch_account(USER, json!({ "contact_group": group }))
+                .await
         }
     };
     // A deprecated system group: Google refuses to add members, so every create would fail.
@@ -539,21 +511,12 @@ async fn only_a_group_google_lets_contacts_join_can_be_the_synced_group() {
 async fn a_group_named_like_the_tenants_but_for_case_is_the_synced_group() {
     let env = Env::new_on(Backend::Embedded).await;
     let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/admin/settings",
-            &env.admin,
-            Some(json!({"defaults": {"contact_group_name": "CRM Contacts"}})),
-        )
+        .patch_settings(json!({"defaults": {"contact_group_name": "CRM Contacts"}}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let q = env.connect(USER, &["contacts"], ALICE, "").await;
     assert_eq!(q["google_connect"], "connected");
-    let alice = SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/contacts"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CONTACTS_SCOPE);
     // The user already has "crm contacts": creating "CRM Contacts" is refused (409).
     let theirs = env
         .app

@@ -11,12 +11,12 @@
 //! embedded adapters.
 
 use crate::world::backlog::{drain_until, waiting_in};
-use crate::world::{Backend, Env, CLIENT_ID};
+use crate::world::{Backend, Env};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::domain::{Collection, UserId};
-use shared::google::people::{ListConnections, Membership, Name, Person, PersonField};
+use shared::google::people::{Membership, Name, Person, PersonField};
 use shared::services::quota::{with_limits, Limits};
 
 const ALICE: &str = "alice@example.com";
@@ -49,34 +49,12 @@ async fn push(env: &Env, from: usize, to: usize, note: &str) {
 }
 
 fn alice(env: &Env) -> SecretString {
-    SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/contacts"],
-    ))
+    env.google_token(ALICE, crate::world::CONTACTS_SCOPE)
 }
 
 async fn google(env: &Env) -> Vec<Person> {
     let alice = alice(env);
-    let mut out = Vec::new();
-    let mut params = ListConnections {
-        person_fields: PersonField::ALL.to_vec(),
-        page_size: Some(1000),
-        ..Default::default()
-    };
-    loop {
-        let page = env
-            .app
-            .google
-            .list_connections(&alice, &params)
-            .await
-            .unwrap();
-        out.extend(page.connections);
-        match page.next_page_token {
-            Some(t) => params.page_token = Some(t),
-            None => return out,
-        }
-    }
+    env.all_google_contacts(&alice).await
 }
 
 fn requests(env: &Env, path: &str) -> usize {
@@ -88,14 +66,7 @@ fn requests(env: &Env, path: &str) -> usize {
 }
 
 async fn state(env: &Env, crm_id: &str) -> Value {
-    let (_, v) = env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/{crm_id}"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = env.contact(USER, crm_id).await;
     v
 }
 

@@ -2,15 +2,13 @@
 //! pushes), Google edits through the sandbox's People API, the worker's passes, the change
 //! feed — on DynamoDB Local and moto.
 
-use crate::world::{Env, CLIENT_ID};
+use crate::world::Env;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::contacts::model::CrmContact;
 use shared::contacts::normal::{FieldMapping, NormalizedContact};
-use shared::google::people::{
-    ClientData, EmailAddress, ListConnections, Membership, Name, Person, PersonField,
-};
+use shared::google::people::{ClientData, EmailAddress, Membership, Name, Person, PersonField};
 use shared::queue::SyncReason;
 
 const USER: &str = "u-carla";
@@ -36,11 +34,7 @@ impl World {
         env.set_defaults(defaults).await;
         let q = env.connect(USER, &["contacts"], ALICE, "").await;
         assert_eq!(q["google_connect"], "connected");
-        let alice = SecretString::from(env.sandbox.issue_access_token(
-            CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/contacts"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CONTACTS_SCOPE);
         let w = Self { env, alice };
         w.run(SyncReason::Scheduled).await;
         w
@@ -51,14 +45,7 @@ impl World {
     }
 
     async fn put(&self, crm_id: &str, contact: Value) -> (StatusCode, Value) {
-        self.env
-            .call(
-                "PUT",
-                &format!("/v1/users/{USER}/contacts/{crm_id}"),
-                &self.env.sync,
-                Some(contact),
-            )
-            .await
+        self.env.put_contact(USER, crm_id, contact).await
     }
 
     async fn account(&self) -> Value {
@@ -74,26 +61,7 @@ impl World {
 
     /// Every contact in alice's address book.
     async fn google(&self) -> Vec<Person> {
-        let mut out = Vec::new();
-        let mut params = ListConnections {
-            person_fields: fields(),
-            page_size: Some(1000),
-            ..Default::default()
-        };
-        loop {
-            let page = self
-                .env
-                .app
-                .google
-                .list_connections(&self.alice, &params)
-                .await
-                .unwrap();
-            out.extend(page.connections);
-            match page.next_page_token {
-                Some(t) => params.page_token = Some(t),
-                None => return out,
-            }
-        }
+        self.env.google_contacts(&self.alice, fields()).await
     }
 
     async fn feed(&self) -> Vec<Value> {
@@ -102,27 +70,12 @@ impl World {
 
     /// The CRM's view of one of its contacts.
     async fn contact(&self, crm_id: &str) -> (StatusCode, Value) {
-        self.env
-            .call(
-                "GET",
-                &format!("/v1/users/{USER}/contacts/{crm_id}"),
-                &self.env.sync,
-                None,
-            )
-            .await
+        self.env.contact(USER, crm_id).await
     }
 
     /// The CRM deletes one of its contacts.
     async fn delete(&self, crm_id: &str) -> StatusCode {
-        self.env
-            .call(
-                "DELETE",
-                &format!("/v1/users/{USER}/contacts/{crm_id}"),
-                &self.env.sync,
-                None,
-            )
-            .await
-            .0
+        self.env.delete_contact(USER, crm_id).await.0
     }
 
     /// Alice edits a contact in Google (the `update` fields of `person`); what Google holds

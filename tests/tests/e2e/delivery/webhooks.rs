@@ -697,12 +697,7 @@ async fn a_record_written_outside_a_sync_job_is_delivered_at_once() {
     let env = Env::new_on(Backend::Local).await;
     let receiver = Receiver::start().await;
     let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/admin/settings",
-            &env.admin,
-            Some(json!({ "webhook_url": receiver.url })),
-        )
+        .patch_settings(json!({ "webhook_url": receiver.url }))
         .await;
     assert_eq!(s.as_u16(), 200, "{v}");
     env.connect("u-dana", &["calendar"], "alice@example.com", "")

@@ -30,13 +30,12 @@ fn calendar_calls(env: &Env) -> usize {
 
 async fn meeting(env: &Env) {
     let (s, v) = env
-        .call(
-            "PUT",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &env.sync,
-            Some(json!({"title": "Kick-off",
+        .put_event(
+            USER,
+            "MTG-1",
+            json!({"title": "Kick-off",
                         "start": {"date_time": "2026-06-10T09:00:00Z"},
-                        "end": {"date_time": "2026-06-10T10:00:00Z"}, "time_zone": "UTC"})),
+                        "end": {"date_time": "2026-06-10T10:00:00Z"}, "time_zone": "UTC"}),
         )
         .await;
     assert!(s.is_success(), "{v}");
@@ -56,26 +55,12 @@ async fn calendar_usage_limits_pause_the_account_for_an_hour() {
     let account = env.stored_account(USER).await;
     assert_eq!(account.next_sync_at, Some(now + time::Duration::hours(1)));
     // The CRM's meeting still waits (nothing lost).
-    let (_, v) = env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = env.event(USER, "MTG-1").await;
     assert_eq!(v["state"], "pending", "{v}");
     // Lifted: the next run carries it.
     env.sandbox.clear_faults();
     env.run_job(USER, SyncReason::Scheduled).await;
-    let (_, v) = env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = env.event(USER, "MTG-1").await;
     assert_eq!(v["state"], "synced", "{v}");
 }
 
@@ -109,13 +94,6 @@ async fn a_rate_limit_is_retried_with_backoff() {
             .count(2),
     );
     env.run_job(USER, SyncReason::Scheduled).await;
-    let (_, v) = env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/events/MTG-1"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let (_, v) = env.event(USER, "MTG-1").await;
     assert_eq!(v["state"], "synced", "{v}");
 }

@@ -91,12 +91,7 @@ async fn a_full_read_whose_parameters_change_between_pages_starts_over_cleanly()
     // The user moves the start of the sync: the full read's `timeMin` changes, so Google
     // refuses the stored page token.
     let (s, v) = env
-        .call(
-            "PATCH",
-            &format!("/v1/users/{USER}/google"),
-            &env.sync,
-            Some(json!({"sync_since": "2026-06-01"})),
-        )
+        .patch_account(USER, json!({"sync_since": "2026-06-01"}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     env.sandbox.clear_request_log();
@@ -149,18 +144,11 @@ async fn an_attendees_answer_on_their_copy_reaches_the_organizers_crm_meeting() 
         })
     };
     let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-R",
-            &env.sync,
-            Some(meeting("Quarterly review")),
-        )
+        .put_event("u-alice", "MTG-R", meeting("Quarterly review"))
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     env.drain_jobs(100).await;
-    let (_, v) = env
-        .call("GET", "/v1/users/u-alice/events/MTG-R", &env.sync, None)
-        .await;
+    let (_, v) = env.event("u-alice", "MTG-R").await;
     let gid = v["google_event_id"].as_str().unwrap().to_owned();
     env.run_job("u-bob", shared::queue::SyncReason::Manual)
         .await;
@@ -220,12 +208,7 @@ async fn an_attendees_answer_on_their_copy_reaches_the_organizers_crm_meeting() 
 
     // Alice's next CRM edit (with the CRM's copy of the guests, no answers) keeps Bob's.
     let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/users/u-alice/events/MTG-R",
-            &env.sync,
-            Some(meeting("Quarterly review (room 4)")),
-        )
+        .put_event("u-alice", "MTG-R", meeting("Quarterly review (room 4)"))
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     env.drain_jobs(100).await;
@@ -260,25 +243,14 @@ fn lead(given: &str) -> Value {
 }
 
 async fn put_contact(env: &Env, user: &str, crm_id: &str, given: &str) {
-    let (s, v) = env
-        .call(
-            "PUT",
-            &format!("/v1/users/{user}/contacts/{crm_id}"),
-            &env.sync,
-            Some(lead(given)),
-        )
-        .await;
+    let (s, v) = env.put_contact(user, crm_id, lead(given)).await;
     assert!(s.is_success(), "{v}");
 }
 
 /// Alice's Google contacts carrying each CRM id, as Google's direct reads show them.
 async fn copies_in_google(env: &Env) -> std::collections::BTreeMap<String, usize> {
     use shared::google::people::{ListConnections, PersonField};
-    let alice = secrecy::SecretString::from(env.sandbox.issue_access_token(
-        crate::world::CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/contacts"],
-    ));
+    let alice = env.google_token(ALICE, crate::world::CONTACTS_SCOPE);
     // Lists lag behind writes: wait the delay out on the sandbox's clock first.
     env.sandbox.set_people_propagation_delay(0);
     let mut out = std::collections::BTreeMap::new();
@@ -366,14 +338,7 @@ async fn a_lost_create_answer_is_found_after_googles_propagation_delay_not_made_
         .await;
     assert_eq!(creates(&env), 1, "a create is made once");
     for id in ["C-1", "C-2"] {
-        let (_, v) = env
-            .call(
-                "GET",
-                &format!("/v1/users/{USER}/contacts/{id}"),
-                &env.sync,
-                None,
-            )
-            .await;
+        let (_, v) = env.contact(USER, id).await;
         assert_eq!(v["state"], "synced", "{id}: {v}");
     }
     let copies = copies_in_google(&env).await;
@@ -492,19 +457,8 @@ async fn a_crm_deletion_of_a_contact_only_in_the_synced_group_keeps_it_in_my_con
         .await;
     let (_, account) = env.account(USER).await;
     let group = account["contacts"]["group"].as_str().unwrap().to_owned();
-    let alice = secrecy::SecretString::from(env.sandbox.issue_access_token(
-        crate::world::CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/contacts"],
-    ));
-    let (_, v) = env
-        .call(
-            "GET",
-            &format!("/v1/users/{USER}/contacts/C-1"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let alice = env.google_token(ALICE, crate::world::CONTACTS_SCOPE);
+    let (_, v) = env.contact(USER, "C-1").await;
     let rn = v["google_resource_name"]
         .as_str()
         .unwrap_or_default()
@@ -523,14 +477,7 @@ async fn a_crm_deletion_of_a_contact_only_in_the_synced_group_keeps_it_in_my_con
     env.run_job(USER, shared::queue::SyncReason::Scheduled)
         .await;
     // The CRM deletes it (the tenant's policy: out of the group, the contact stays).
-    let (s, v) = env
-        .call(
-            "DELETE",
-            &format!("/v1/users/{USER}/contacts/C-1"),
-            &env.sync,
-            None,
-        )
-        .await;
+    let (s, v) = env.delete_contact(USER, "C-1").await;
     assert!(s.is_success(), "{v}");
     env.run_job(USER, shared::queue::SyncReason::Scheduled)
         .await;

@@ -573,11 +573,7 @@ mod with_google {
             .await;
         let w = w(&env).await;
         // Jane's calendar is busy: 600 events, three pages for the first read.
-        let alice = secrecy::SecretString::from(env.sandbox.issue_access_token(
-            crate::world::CLIENT_ID,
-            ALICE,
-            &["https://www.googleapis.com/auth/calendar"],
-        ));
+        let alice = env.google_token(ALICE, crate::world::CALENDAR_SCOPE);
         for i in 0..600 {
             let e: shared::google::calendar::Event = serde_json::from_value(json!({
                 "summary": format!("Busy {i}"),

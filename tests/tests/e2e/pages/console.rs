@@ -644,12 +644,7 @@ async fn the_deliveries_page_shows_what_the_crm_refuses_and_what_is_parked() {
     );
     let hook = crate::world::serve(refusing).await;
     let (s, v) = env
-        .call(
-            "PATCH",
-            "/v1/admin/settings",
-            &env.admin,
-            Some(json!({"webhook_url": format!("{hook}/hook")})),
-        )
+        .patch_settings(json!({"webhook_url": format!("{hook}/hook")}))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     env.connect("u1", &["calendar"], "alice@example.com", "")

@@ -2,7 +2,7 @@
 //! the progress tests and the benchmark).
 #![allow(dead_code)]
 
-use super::{Env, CLIENT_ID};
+use super::Env;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -125,11 +125,7 @@ pub async fn describe_waiting(env: &Env, user: &str, collection: Collection) -> 
 }
 
 pub fn token(env: &Env, email: &str) -> SecretString {
-    SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        email,
-        &["https://www.googleapis.com/auth/calendar"],
-    ))
+    env.google_token(email, super::CALENDAR_SCOPE)
 }
 
 pub struct Calls {

@@ -1,15 +1,19 @@
 //! The one world every end-to-end test starts from: the Google sandbox, the product on the
 //! adapters the test chooses (DynamoDB Local and moto, or the embedded ones), a tenant with its
 //! Google client and keys ([`Env`]), and typed helpers for what a CRM, an admin or a browser
-//! does with it. `apps` builds the product on each set of adapters; `backlog` and `push` are
-//! the worlds the progress and push tests share.
+//! does with it (`requests`: `env.put_event(user, id, body)`, `env.contact(user, id)`,
+//! `env.patch_settings(patch)`, `env.google_token(email, scope)`, …). `apps` builds the
+//! product on each set of adapters; `backlog` and `push` are the worlds the progress and push
+//! tests share.
 #![allow(dead_code)]
 
 mod apps;
 pub mod backlog;
 pub mod push;
+mod requests;
 
 pub use apps::*;
+pub use requests::*;
 
 use google_sandbox::{Sandbox, SandboxConfig};
 use reqwest::StatusCode;
@@ -78,12 +82,7 @@ impl Env {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let (s, v) = env
-            .call(
-                "PATCH",
-                "/v1/admin/settings",
-                &env.admin,
-                Some(json!({"allowed_return_urls": [RETURN_URL]})),
-            )
+            .patch_settings(json!({"allowed_return_urls": [RETURN_URL]}))
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         env
@@ -193,28 +192,14 @@ impl Env {
         if defaults == json!({}) {
             return;
         }
-        let (s, v) = self
-            .call(
-                "PATCH",
-                "/v1/admin/settings",
-                &self.admin,
-                Some(json!({ "defaults": defaults })),
-            )
-            .await;
+        let (s, v) = self.patch_settings(json!({ "defaults": defaults })).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
     /// The CRM pauses or resumes a user's sync; whether it could (an account that lost its
     /// grant while paused cannot resume until it reconnects: 409).
     pub async fn set_paused(&self, user: &str, paused: bool) -> bool {
-        let (s, v) = self
-            .call(
-                "PATCH",
-                &format!("/v1/users/{user}/google"),
-                &self.sync,
-                Some(json!({ "paused": paused })),
-            )
-            .await;
+        let (s, v) = self.patch_account(user, json!({ "paused": paused })).await;
         assert!(s.is_success() || s == StatusCode::CONFLICT, "{v}");
         s.is_success()
     }
@@ -223,7 +208,7 @@ impl Env {
     /// Google: a fresh token of the user's own for `scope`.
     pub fn revoke_grants(&self, email: &str, scope: &str) -> secrecy::SecretString {
         self.sandbox.revoke_user_grants(email);
-        secrecy::SecretString::from(self.sandbox.issue_access_token(CLIENT_ID, email, &[scope]))
+        self.google_token(email, scope)
     }
 
     /// On the embedded adapters: runs the jobs the product queued (and those they queue in

@@ -2,7 +2,7 @@
 //! scheduler, no manual sync; waits on the feed, each bounded.
 #![allow(dead_code)]
 
-use super::{Backend, Env, CLIENT_ID};
+use super::{Backend, Env};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::domain::{ChannelState, UserId};
@@ -18,11 +18,7 @@ pub const PUSH_WAIT: Duration = Duration::from_secs(10);
 
 /// A token of alice's, as Google Calendar's own UI would act.
 pub fn alice_token(env: &Env) -> SecretString {
-    SecretString::from(env.sandbox.issue_access_token(
-        CLIENT_ID,
-        ALICE,
-        &["https://www.googleapis.com/auth/calendar"],
-    ))
+    env.google_token(ALICE, super::CALENDAR_SCOPE)
 }
 
 /// A one-hour event on the given day of March 2030.

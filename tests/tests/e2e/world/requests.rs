@@ -1,0 +1,148 @@
+//! Typed helpers for the requests tests make again and again: the CRM's (with the sync key),
+//! the admin's (with the admin key), and Google's side as the user's own apps act on it. Each
+//! returns what the product answered, for the test to assert on; a test that needs another
+//! key or a raw request uses [`Env::call`].
+
+use super::{Env, CLIENT_ID};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::Value;
+use shared::google::people::{ListConnections, Person, PersonField};
+
+/// The Calendar scope, as Google Calendar's own UI holds it.
+pub const CALENDAR_SCOPE: &str = "https://www.googleapis.com/auth/calendar";
+/// The Contacts scope, as Google Contacts' own UI holds it.
+pub const CONTACTS_SCOPE: &str = "https://www.googleapis.com/auth/contacts";
+
+impl Env {
+    // ---- the CRM ----------------------------------------------------------------------------
+
+    /// The CRM creates or replaces `user`'s event `crm_id` (`PUT /v1/users/{user}/events/{id}`).
+    pub async fn put_event(&self, user: &str, crm_id: &str, event: Value) -> (StatusCode, Value) {
+        self.call(
+            "PUT",
+            &format!("/v1/users/{user}/events/{crm_id}"),
+            &self.sync,
+            Some(event),
+        )
+        .await
+    }
+
+    /// The CRM reads `user`'s event `crm_id` and its sync state.
+    pub async fn event(&self, user: &str, crm_id: &str) -> (StatusCode, Value) {
+        self.call(
+            "GET",
+            &format!("/v1/users/{user}/events/{crm_id}"),
+            &self.sync,
+            None,
+        )
+        .await
+    }
+
+    /// The CRM deletes `user`'s event `crm_id`.
+    pub async fn delete_event(&self, user: &str, crm_id: &str) -> (StatusCode, Value) {
+        self.call(
+            "DELETE",
+            &format!("/v1/users/{user}/events/{crm_id}"),
+            &self.sync,
+            None,
+        )
+        .await
+    }
+
+    /// The CRM creates or replaces `user`'s contact `crm_id`.
+    pub async fn put_contact(
+        &self,
+        user: &str,
+        crm_id: &str,
+        contact: Value,
+    ) -> (StatusCode, Value) {
+        self.call(
+            "PUT",
+            &format!("/v1/users/{user}/contacts/{crm_id}"),
+            &self.sync,
+            Some(contact),
+        )
+        .await
+    }
+
+    /// The CRM reads `user`'s contact `crm_id` and its sync state.
+    pub async fn contact(&self, user: &str, crm_id: &str) -> (StatusCode, Value) {
+        self.call(
+            "GET",
+            &format!("/v1/users/{user}/contacts/{crm_id}"),
+            &self.sync,
+            None,
+        )
+        .await
+    }
+
+    /// The CRM deletes `user`'s contact `crm_id`.
+    pub async fn delete_contact(&self, user: &str, crm_id: &str) -> (StatusCode, Value) {
+        self.call(
+            "DELETE",
+            &format!("/v1/users/{user}/contacts/{crm_id}"),
+            &self.sync,
+            None,
+        )
+        .await
+    }
+
+    /// The CRM changes `user`'s sync settings (`PATCH /v1/users/{user}/google`).
+    pub async fn patch_account(&self, user: &str, patch: Value) -> (StatusCode, Value) {
+        self.call(
+            "PATCH",
+            &format!("/v1/users/{user}/google"),
+            &self.sync,
+            Some(patch),
+        )
+        .await
+    }
+
+    // ---- the tenant's admin -----------------------------------------------------------------
+
+    /// The admin changes the tenant's settings (`PATCH /v1/admin/settings`).
+    pub async fn patch_settings(&self, patch: Value) -> (StatusCode, Value) {
+        self.call("PATCH", "/v1/admin/settings", &self.admin, Some(patch))
+            .await
+    }
+
+    // ---- Google, as the user's own apps act on it -------------------------------------------
+
+    /// A token of `email`'s own for `scope` (what Google Calendar's or Contacts' UI acts with).
+    pub fn google_token(&self, email: &str, scope: &str) -> SecretString {
+        SecretString::from(self.sandbox.issue_access_token(CLIENT_ID, email, &[scope]))
+    }
+
+    /// Every contact in the address book behind `token` (contact sources), with `fields`.
+    pub async fn google_contacts(
+        &self,
+        token: &SecretString,
+        fields: Vec<PersonField>,
+    ) -> Vec<Person> {
+        let mut out = Vec::new();
+        let mut params = ListConnections {
+            person_fields: fields,
+            page_size: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = self
+                .app
+                .google
+                .list_connections(token, &params)
+                .await
+                .unwrap();
+            out.extend(page.connections);
+            match page.next_page_token {
+                Some(t) => params.page_token = Some(t),
+                None => return out,
+            }
+        }
+    }
+
+    /// [`Env::google_contacts`] with every field.
+    pub async fn all_google_contacts(&self, token: &SecretString) -> Vec<Person> {
+        self.google_contacts(token, PersonField::ALL.to_vec()).await
+    }
+}
