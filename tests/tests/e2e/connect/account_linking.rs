@@ -22,16 +22,7 @@ async fn link_without_hint(env: &Env, user: &str, return_url: bool) -> String {
     if return_url {
         body["return_url"] = json!(RETURN_URL);
     }
-    let (s, v) = env
-        .call(
-            "POST",
-            &format!("/v1/users/{user}/google/connect"),
-            &env.sync,
-            Some(body),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["authorization_url"].as_str().unwrap().to_owned()
+    env.connect_link(user, body).await
 }
 
 /// The link opened by whoever has it, who consents with their own Google account.

@@ -112,14 +112,7 @@ async fn admin_registers_the_google_client_in_both_forms() {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad} → {v}");
     }
     // Fields form replaces the client; a sync key may not touch it.
-    let (s, _) = env
-        .call(
-            "PUT",
-            "/v1/admin/google-client",
-            &env.admin,
-            Some(json!({"client_id": CLIENT_ID, "client_secret": "GOCSPX-new"})),
-        )
-        .await;
+    let (s, _) = env.put_google_client(CLIENT_ID, "GOCSPX-new").await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = env
         .call("GET", "/v1/admin/google-client", &env.sync, None)
@@ -179,13 +172,7 @@ async fn admin_settings_are_validated_and_the_webhook_secret_shown_once() {
         .call("GET", "/v1/admin/settings", &env.admin, None)
         .await;
     assert_eq!(v["defaults"]["sync_since_days"], 60);
-    env.call(
-        "PUT",
-        "/v1/admin/google-client",
-        &env.admin,
-        Some(json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
-    )
-    .await;
+    env.put_google_client(CLIENT_ID, CLIENT_SECRET).await;
     let (s, v) = env
         .call(
             "POST",

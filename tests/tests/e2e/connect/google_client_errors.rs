@@ -43,14 +43,7 @@ async fn a_wrong_client_secret_is_the_admins_to_fix_and_users_stay_connected() {
     let feed_before = env.changes().await.len();
 
     // The admin uploads a wrong secret; the cached access tokens run out.
-    let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/admin/google-client",
-            &env.admin,
-            Some(json!({"client_id": CLIENT_ID, "client_secret": "GOCSPX-wrong"})),
-        )
-        .await;
+    let (s, v) = env.put_google_client(CLIENT_ID, "GOCSPX-wrong").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     advance(&env, 120);
 
@@ -87,14 +80,7 @@ async fn a_wrong_client_secret_is_the_admins_to_fix_and_users_stay_connected() {
     );
 
     // The admin fixes the secret: both users work again at once, without reconnecting.
-    let (s, v) = env
-        .call(
-            "PUT",
-            "/v1/admin/google-client",
-            &env.admin,
-            Some(json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
-        )
-        .await;
+    let (s, v) = env.put_google_client(CLIENT_ID, CLIENT_SECRET).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "ok");
     for user in ["u1", "u2"] {

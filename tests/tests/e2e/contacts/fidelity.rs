@@ -85,12 +85,7 @@ impl World {
     }
 
     fn requests(&self, method: &str, path: &str) -> usize {
-        self.env
-            .sandbox
-            .request_log()
-            .iter()
-            .filter(|r| r.method == method && r.path == path)
-            .count()
+        self.env.google_requests(method, path)
     }
 }
 

@@ -3,76 +3,19 @@
 //! tokens, recurrence exceptions, extended properties, the batch endpoint and the retry
 //! policy. Every test runs with tiny retry delays.
 
-use google_sandbox::{FaultKind, FaultSpec, LoggedRequest, RunningSandbox, Sandbox, SandboxConfig};
+use crate::world::google_client::{fast, ClientEnv as Env, ALICE, CLIENT};
+use google_sandbox::{FaultKind, FaultSpec};
 use secrecy::SecretString;
 use serde_json::json;
-use shared::config::GoogleEndpoints;
 use shared::google::batch::{BatchRequest, MAX_PARTS};
 use shared::google::calendar::{
     Event, EventDateTime, ExtendedProperties, ListEvents, SendUpdates, WatchRequest,
 };
-use shared::google::retry::{with_policy, RetryPolicy};
-use shared::google::{Google, GoogleError};
+use shared::google::GoogleError;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-const ALICE: &str = "alice@example.com";
-const CLIENT: &str = "test-client.apps.googleusercontent.com";
-const CALENDAR: &str = "https://www.googleapis.com/auth/calendar";
 const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
-
-struct Env {
-    running: RunningSandbox,
-    google: Google,
-    token: SecretString,
-}
-
-impl Env {
-    async fn new() -> Self {
-        // The watch test's address is plain http on loopback.
-        let sandbox = Sandbox::new(SandboxConfig {
-            allow_http_push: true,
-            ..SandboxConfig::default()
-        });
-        sandbox.add_user(ALICE, "Alice");
-        let running = sandbox
-            .serve("127.0.0.1:0".parse().expect("loopback address"))
-            .await
-            .expect("sandbox serves");
-        let token = running
-            .sandbox
-            .issue_access_token(CLIENT, ALICE, &[CALENDAR]);
-        let google = Google::new(GoogleEndpoints::single_host(&running.base_url));
-        Env {
-            running,
-            google,
-            token: SecretString::from(token),
-        }
-    }
-
-    fn log(&self) -> Vec<LoggedRequest> {
-        self.running.sandbox.request_log()
-    }
-
-    fn count(&self, method: &str, path: &str) -> usize {
-        self.log()
-            .iter()
-            .filter(|r| r.method == method && r.path == path)
-            .count()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.running.shutdown();
-    }
-}
-
-/// Runs a test body under the test retry policy (1–4 ms backoff, 5 attempts).
-async fn fast<F: Future>(body: F) -> F::Output {
-    with_policy(RetryPolicy::for_tests(5), body).await
-}
 
 /// A base32hex event id (Calendar's alphabet is 0-9a-v).
 fn event_id(tag: &str, n: usize) -> String {
@@ -103,7 +46,7 @@ fn events_path(id: &str) -> String {
 
 #[tokio::test]
 async fn idempotent_insert_etags_and_deletes() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let id = event_id("a", 1);
@@ -210,7 +153,7 @@ async fn idempotent_insert_etags_and_deletes() {
 
 #[tokio::test]
 async fn pages_sync_tokens_and_full_sync_required() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         for n in 0..7 {
@@ -334,7 +277,7 @@ async fn pages_sync_tokens_and_full_sync_required() {
 
 #[tokio::test]
 async fn recurring_event_with_an_exception() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         // Inside the sandbox's expansion horizon (two years from its clock).
@@ -406,7 +349,7 @@ async fn recurring_event_with_an_exception() {
 
 #[tokio::test]
 async fn private_extended_properties_round_trip_and_filter() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         for (n, crm) in ["deal-1", "deal 2&x=y", "deal-1"].iter().enumerate() {
@@ -459,7 +402,7 @@ async fn private_extended_properties_round_trip_and_filter() {
 
 #[tokio::test]
 async fn batch_of_120_inserts_costs_three_requests() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let events: Vec<Event> = (0..120)
@@ -534,7 +477,7 @@ async fn batch_of_120_inserts_costs_three_requests() {
 
 #[tokio::test]
 async fn batch_request_failures_are_retried_as_a_whole() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         env.running.sandbox.inject_fault(
@@ -578,7 +521,7 @@ async fn batch_request_failures_are_retried_as_a_whole() {
 
 #[tokio::test]
 async fn transient_errors_are_retried_with_backoff() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let path = "/calendar/v3/calendars/alice%40example.com/events";
@@ -671,7 +614,7 @@ async fn transient_errors_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn permanent_errors_are_not_retried() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let readonly = SecretString::from(
             env.running
@@ -698,7 +641,7 @@ async fn permanent_errors_are_not_retried() {
 
 #[tokio::test]
 async fn watch_opens_a_channel() {
-    let env = Env::new().await;
+    let env = Env::calendar().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let watch = WatchRequest {

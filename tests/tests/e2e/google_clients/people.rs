@@ -4,72 +4,17 @@
 //! expiry), contact groups and their members, retries of 429 and 503. Every test runs with
 //! tiny retry delays.
 
-use google_sandbox::{FaultKind, FaultSpec, LoggedRequest, RunningSandbox, Sandbox, SandboxConfig};
-use secrecy::SecretString;
+use crate::world::google_client::{fast, ClientEnv as Env, ALICE};
+use google_sandbox::{FaultKind, FaultSpec};
 use serde_json::json;
-use shared::config::GoogleEndpoints;
 use shared::contacts::model::CrmContact;
 use shared::contacts::normal::{CrmLink, FieldMapping, NormalizedContact, KEY_CRM_ID};
 use shared::google::people::{
     ClientData, EmailAddress, ListConnections, Membership, Name, Person, PersonField,
     MAX_BATCH_CONTACTS,
 };
-use shared::google::retry::{with_policy, RetryPolicy};
-use shared::google::{Google, GoogleError};
+use shared::google::GoogleError;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-
-const ALICE: &str = "alice@example.com";
-const CLIENT: &str = "test-client.apps.googleusercontent.com";
-const CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
-
-struct Env {
-    running: RunningSandbox,
-    google: Google,
-    token: SecretString,
-}
-
-impl Env {
-    async fn new() -> Self {
-        let sandbox = Sandbox::new(SandboxConfig::default());
-        sandbox.add_user(ALICE, "Alice");
-        let running = sandbox
-            .serve("127.0.0.1:0".parse().expect("loopback address"))
-            .await
-            .expect("sandbox serves");
-        let token = running
-            .sandbox
-            .issue_access_token(CLIENT, ALICE, &[CONTACTS]);
-        let google = Google::new(GoogleEndpoints::single_host(&running.base_url));
-        Env {
-            running,
-            google,
-            token: SecretString::from(token),
-        }
-    }
-
-    fn log(&self) -> Vec<LoggedRequest> {
-        self.running.sandbox.request_log()
-    }
-
-    fn count(&self, method: &str, path: &str) -> usize {
-        self.log()
-            .iter()
-            .filter(|r| r.method == method && r.path == path)
-            .count()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.running.shutdown();
-    }
-}
-
-/// Runs a test body under the test retry policy (1–4 ms backoff, 5 attempts).
-async fn fast<F: Future>(body: F) -> F::Output {
-    with_policy(RetryPolicy::for_tests(5), body).await
-}
 
 fn read() -> Vec<PersonField> {
     PersonField::ALL.to_vec()
@@ -122,7 +67,7 @@ async fn read_all(
 
 #[tokio::test]
 async fn batch_create_chunks_by_200_and_incremental_reads_see_changes_and_deletions() {
-    let env = Env::new().await;
+    let env = Env::people().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let persons: Vec<Person> = (0..450)
@@ -235,7 +180,7 @@ async fn batch_create_chunks_by_200_and_incremental_reads_see_changes_and_deleti
 
 #[tokio::test]
 async fn updates_carry_etags_and_a_stale_etag_is_a_conflict() {
-    let env = Env::new().await;
+    let env = Env::people().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let persons: Vec<Person> = (0..205)
@@ -326,7 +271,7 @@ async fn updates_carry_etags_and_a_stale_etag_is_a_conflict() {
 
 #[tokio::test]
 async fn the_contact_mapping_round_trips_through_google() {
-    let env = Env::new().await;
+    let env = Env::people().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let c: CrmContact = serde_json::from_value(json!({
@@ -403,7 +348,7 @@ async fn the_contact_mapping_round_trips_through_google() {
 
 #[tokio::test]
 async fn contact_groups_and_their_members() {
-    let env = Env::new().await;
+    let env = Env::people().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let group = g
@@ -482,7 +427,7 @@ async fn contact_groups_and_their_members() {
 
 #[tokio::test]
 async fn rate_limits_and_outages_are_retried() {
-    let env = Env::new().await;
+    let env = Env::people().await;
     fast(async {
         let (g, t) = (&env.google, &env.token);
         let sandbox = &env.running.sandbox;

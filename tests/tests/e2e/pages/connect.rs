@@ -17,16 +17,7 @@ async fn bare_link(env: &Env, user: &str, products: &[&str], hint: Option<&str>)
     if let Some(h) = hint {
         body["login_hint"] = json!(h);
     }
-    let (s, v) = env
-        .call(
-            "POST",
-            &format!("/v1/users/{user}/google/connect"),
-            &env.sync,
-            Some(body),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["authorization_url"].as_str().unwrap().to_owned()
+    env.connect_link(user, body).await
 }
 
 struct Page {

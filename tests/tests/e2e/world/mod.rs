@@ -9,6 +9,7 @@
 
 mod apps;
 pub mod backlog;
+pub mod google_client;
 pub mod push;
 mod requests;
 
@@ -72,14 +73,7 @@ impl Env {
     /// [`Env::new`] on the given adapters.
     pub async fn new_on(backend: Backend) -> Self {
         let env = Self::bare_on(backend).await;
-        let (s, v) = env
-            .call(
-                "PUT",
-                "/v1/admin/google-client",
-                &env.admin,
-                Some(json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
-            )
-            .await;
+        let (s, v) = env.put_google_client(CLIENT_ID, CLIENT_SECRET).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let (s, v) = env
             .patch_settings(json!({"allowed_return_urls": [RETURN_URL]}))
@@ -277,16 +271,11 @@ impl Env {
 
     /// Asks for a connect link.
     pub async fn link(&self, user: &str, products: &[&str], hint: &str) -> String {
-        let (s, v) = self
-            .call(
-                "POST",
-                &format!("/v1/users/{user}/google/connect"),
-                &self.sync,
-                Some(json!({"products": products, "return_url": RETURN_URL, "login_hint": hint})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v["authorization_url"].as_str().unwrap().to_owned()
+        self.connect_link(
+            user,
+            json!({"products": products, "return_url": RETURN_URL, "login_hint": hint}),
+        )
+        .await
     }
 
     /// Google's consent answered by the simulated user; returns where Google sends the browser.

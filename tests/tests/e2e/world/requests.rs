@@ -99,7 +99,33 @@ impl Env {
         .await
     }
 
+    /// The CRM asks for a connect link for `user` (`POST /v1/users/{user}/google/connect`
+    /// with `body`); returns the Google authorization URL.
+    pub async fn connect_link(&self, user: &str, body: Value) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                &format!("/v1/users/{user}/google/connect"),
+                &self.sync,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["authorization_url"].as_str().unwrap().to_owned()
+    }
+
     // ---- the tenant's admin -----------------------------------------------------------------
+
+    /// The admin registers the tenant's Google OAuth client (`PUT /v1/admin/google-client`).
+    pub async fn put_google_client(&self, client_id: &str, secret: &str) -> (StatusCode, Value) {
+        self.call(
+            "PUT",
+            "/v1/admin/google-client",
+            &self.admin,
+            Some(serde_json::json!({"client_id": client_id, "client_secret": secret})),
+        )
+        .await
+    }
 
     /// The admin changes the tenant's settings (`PATCH /v1/admin/settings`).
     pub async fn patch_settings(&self, patch: Value) -> (StatusCode, Value) {
@@ -108,6 +134,15 @@ impl Env {
     }
 
     // ---- Google, as the user's own apps act on it -------------------------------------------
+
+    /// How many `method` requests to exactly `path` Google has had (the sandbox's log).
+    pub fn google_requests(&self, method: &str, path: &str) -> usize {
+        self.sandbox
+            .request_log()
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
 
     /// A token of `email`'s own for `scope` (what Google Calendar's or Contacts' UI acts with).
     pub fn google_token(&self, email: &str, scope: &str) -> SecretString {
