@@ -13,20 +13,9 @@ const RATE: &str = "5/10";
 
 #[test]
 fn a_tenants_burst_is_throttled_and_others_are_not() {
-    let name = "api::tenant_throttling::burst_in_a_throttled_process";
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--ignored", "--nocapture"])
-        .env("TENANT_API_RATE", RATE)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("test {name} ... ok")) && stdout.contains("1 passed"),
-        "the burst ran: {stdout}\n{stderr}"
+    crate::world::run_in_own_process(
+        "api::tenant_throttling::burst_in_a_throttled_process",
+        &[("TENANT_API_RATE", RATE)],
     );
 }
 

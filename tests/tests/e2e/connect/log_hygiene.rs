@@ -35,19 +35,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 
 #[test]
 fn no_token_secret_or_key_reaches_the_logs() {
-    let name = "connect::log_hygiene::captured_in_a_process_of_its_own";
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--ignored", "--nocapture"])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("test {name} ... ok")) && stdout.contains("1 passed"),
-        "the lifecycle ran: {stdout}\n{stderr}"
+    crate::world::run_in_own_process(
+        "connect::log_hygiene::captured_in_a_process_of_its_own",
+        &[],
     );
 }
 

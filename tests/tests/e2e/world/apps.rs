@@ -112,6 +112,27 @@ pub async fn sqs_take_all(
     out
 }
 
+/// Runs the ignored test `name` (its full path) alone in a process of its own — this test
+/// binary, started again with `vars` set — and asserts it ran and passed: for a test that needs
+/// process-wide state of its own (an environment variable the product reads once, the global
+/// log subscriber) while the other tests share this process.
+pub fn run_in_own_process(name: &str, vars: &[(&str, &str)]) {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([name, "--exact", "--ignored", "--nocapture"])
+        .envs(vars.iter().copied())
+        .output()
+        .expect("start this test binary");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("test {name} ... ok")) && stdout.contains("1 passed"),
+        "{name} ran: {stdout}\n{stderr}"
+    );
+}
+
 /// The operator key the test apps are seeded with.
 pub const OPERATOR_KEY: &str = "op_test_operator_key_0123456789abcdef";
 
