@@ -8,7 +8,7 @@
 # sets the records per run, 2,000 by default), a 10,000-meeting backlog for one user (batch
 # requests against ceil(N/50), 409s; BENCH_BACKLOG sets N), and the store operations per
 # idle and busy pass (the cost model in docs/benchmarks.md). Runs the ignored `bench_*` cases of
-# tests/tests/bench.rs through the test command (moto, DynamoDB Local and the Google sandbox
+# tests/tests/e2e/bench.rs through the test command (moto, DynamoDB Local and the Google sandbox
 # in a private network namespace) and prints lines starting with BENCH.
 #
 #   infra/scripts/bench.sh              debug build (what the figures in docs/benchmarks.md use)
@@ -32,4 +32,4 @@ if [[ "${1:-}" == "--sizes" ]]; then
   done
   exit 0
 fi
-exec "$ROOT/infra/scripts/test.sh" "$@" -p e2e-tests --test bench -- --ignored --nocapture --test-threads=1 bench_
+exec "$ROOT/infra/scripts/test.sh" "$@" -p e2e-tests --test e2e -- --ignored --nocapture --test-threads=1 bench::bench_

@@ -7,15 +7,15 @@
 //!
 //! `BENCH_EVENTS` (default 1000) sets how many events each direction moves.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/e2e/world/mod.rs"]
+mod world;
 
-use common::world::{Env, CLIENT_ID};
 use secrecy::SecretString;
 use serde_json::json;
 use shared::google::calendar::{Event, SendUpdates};
 use shared::queue::SyncReason;
 use std::time::Instant;
+use world::{Env, CLIENT_ID};
 
 const USER: &str = "u-bench";
 

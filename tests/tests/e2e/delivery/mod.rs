@@ -1,0 +1,3 @@
+//! Outbound webhooks to the CRM.
+
+mod webhooks;
