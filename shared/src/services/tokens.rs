@@ -1,5 +1,6 @@
 //! The token lifecycle: a valid access token for an account, refreshed at most once at a time
-//! per account in this process and cached (sealed) in the store for every other instance;
+//! per account by one [`App`] ([`RefreshLocks`]: a Lambda instance, or the local server) and
+//! cached (sealed) in the store for every other instance;
 //! permanent OAuth errors move the account to `needs_reauth` and tell the CRM; transient ones
 //! are retried with backoff.
 
@@ -13,7 +14,7 @@ use crate::http::ApiError;
 use crate::store::repo::Versioned;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 /// A cached token is used while it has at least this much life left.
@@ -93,14 +94,18 @@ pub fn google_error(e: GoogleError) -> ApiError {
     }
 }
 
-fn lock_for(key: String) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let mut locks = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    locks.retain(|_, l| Arc::strong_count(l) > 1);
-    locks.entry(key).or_default().clone()
+/// One lock per account whose token is being refreshed, so that concurrent requests of one
+/// App refresh once and the others reuse the result. Held by the [`App`]; a lock is dropped
+/// from the map once nobody waits on it.
+#[derive(Debug, Default)]
+pub struct RefreshLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl RefreshLocks {
+    fn lock_for(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key).or_default().clone()
+    }
 }
 
 async fn cipher(app: &App) -> Result<TokenCipher, ApiError> {
@@ -151,8 +156,8 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     if let Some(hit) = cached(app, &cipher, &load(app, t, u).await?.value) {
         return Ok(hit);
     }
-    // One refresh at a time per account in this process; others wait and reuse its result.
-    let lock = lock_for(format!("{t}/{u}"));
+    // One refresh at a time per account in this App; others wait and reuse its result.
+    let lock = app.refresh_locks.lock_for(format!("{t}/{u}"));
     let _guard = lock.lock().await;
     let current = load(app, t, u).await?;
     if let Some(hit) = cached(app, &cipher, &current.value) {
@@ -230,7 +235,7 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     .transpose()
     .map_err(|e| ApiError::internal(&e, false))?;
     if resealed {
-        crate::metrics::count("TokensResealed", &[], 1);
+        app.metrics.count("TokensResealed", &[], 1);
     }
     let expires_at = tokens.expires_at;
     let account = super::accounts::update(app, t, u, |a| {
@@ -339,7 +344,7 @@ async fn mark_needs_reauth_if_held(
     .await?;
     if changed {
         tracing::warn!(tenant = %t, user = %u, reason, "account needs reauthorization");
-        crate::metrics::count("AccountsNeedsReauth", &[], 1);
+        app.metrics.count("AccountsNeedsReauth", &[], 1);
         super::feed::account_status(app, &account, Some(reason)).await?;
         // The grant is gone, so Google cannot be asked to stop the channels: they are marked
         // stopped here (their notifications are then refused) and expire at Google.
