@@ -118,3 +118,61 @@ impl App {
         Ok(Self::on_aws(config, &sdk))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::GoogleEndpoints;
+    use crate::queue::inprocess::InProcessQueue;
+    use crate::secrets::embedded::EmbeddedSecrets;
+    use crate::store::embedded::EmbeddedTable;
+
+    fn app() -> App {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let config = Config {
+            table_name: "embedded".into(),
+            secrets_prefix: "embedded/".into(),
+            queue_url: None,
+            public_base_url: "http://127.0.0.1:1".into(),
+            google: GoogleEndpoints::single_host("http://127.0.0.1:1"),
+        };
+        let (queue, _) = InProcessQueue::new();
+        App::new(
+            config,
+            Store::new(Arc::new(EmbeddedTable::in_memory(clock.clone()))),
+            Arc::new(EmbeddedSecrets::in_memory()),
+            Arc::new(queue),
+            clock,
+        )
+    }
+
+    /// Two Apps in one process (two tests, two simulated instances) share no state: what one
+    /// counts, the other does not flush; a refresh one holds does not block the other's.
+    #[tokio::test]
+    async fn two_apps_in_one_process_share_nothing() {
+        let (one, other) = (app(), app());
+        assert!(
+            Arc::ptr_eq(&one.google.metrics, &one.metrics),
+            "Google counts into its App"
+        );
+        assert!(!Arc::ptr_eq(&one.metrics, &other.metrics));
+        one.metrics.count("SyncsRun", &[("Outcome", "complete")], 1);
+        assert_eq!(other.metrics.take(), crate::metrics::Snapshot::default());
+        assert_eq!(
+            one.metrics
+                .take()
+                .count("SyncsRun", &[("Outcome", "complete")]),
+            1.0
+        );
+
+        let held = one.refresh_locks.lock_for("t/u".into());
+        let _guard = held.lock().await;
+        assert!(one.refresh_locks.lock_for("t/u".into()).try_lock().is_err());
+        assert!(other
+            .refresh_locks
+            .lock_for("t/u".into())
+            .try_lock()
+            .is_ok());
+    }
+}

@@ -101,7 +101,7 @@ pub fn google_error(e: GoogleError) -> ApiError {
 pub struct RefreshLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
 impl RefreshLocks {
-    fn lock_for(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock_for(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
         locks.retain(|_, l| Arc::strong_count(l) > 1);
         locks.entry(key).or_default().clone()
