@@ -1,6 +1,7 @@
 //! AWS SDK configuration, built once per cold start.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+pub use aws_config::SdkConfig;
+use aws_config::{BehaviorVersion, Region};
 
 /// The SDK configuration from the environment (Lambda's credentials and region; honours
 /// `AWS_ENDPOINT_URL` for moto or DynamoDB Local).

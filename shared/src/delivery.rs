@@ -453,22 +453,37 @@ pub fn webhook_client(
     builder.build().map_err(DeliveryError::Client)
 }
 
-/// The process's webhook HTTP client: public addresses only, unless the deployment itself is
-/// local (its CRM then runs on this machine too).
-fn http_client(local: bool) -> Result<&'static reqwest::Client, DeliveryError> {
-    static PUBLIC: OnceLock<reqwest::Client> = OnceLock::new();
-    static LOCAL: OnceLock<reqwest::Client> = OnceLock::new();
-    let cell = if local { &LOCAL } else { &PUBLIC };
-    if let Some(client) = cell.get() {
-        return Ok(client);
+/// The deployment's webhook HTTP client, held by the [`App`]: public addresses only, unless
+/// the deployment itself is local (its CRM then runs on this machine too). Built at the first
+/// delivery (functions that never deliver never build it), then reused by every run of that
+/// App.
+#[derive(Debug)]
+pub struct WebhookClient {
+    local: bool,
+    client: OnceLock<reqwest::Client>,
+}
+
+impl WebhookClient {
+    /// The client for a deployment at `public_base_url`.
+    pub fn for_deployment(public_base_url: &str) -> Self {
+        Self {
+            local: is_loopback(public_base_url),
+            client: OnceLock::new(),
+        }
     }
-    let resolver: Option<Arc<dyn reqwest::dns::Resolve>> = if local {
-        None
-    } else {
-        Some(Arc::new(PublicOnly::system()))
-    };
-    let client = webhook_client(resolver)?;
-    Ok(cell.get_or_init(|| client))
+
+    fn get(&self) -> Result<reqwest::Client, DeliveryError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client.clone());
+        }
+        let resolver: Option<Arc<dyn reqwest::dns::Resolve>> = if self.local {
+            None
+        } else {
+            Some(Arc::new(PublicOnly::system()))
+        };
+        let client = webhook_client(resolver)?;
+        Ok(self.client.get_or_init(|| client).clone())
+    }
 }
 
 /// Delivers the tenant's pending change records to its webhook with the default options.
@@ -632,7 +647,7 @@ pub async fn redeliver(app: &App, tenant: &TenantId, id: &str) -> Result<Attempt
 /// Where and how a tenant's records are sent: its webhook URL, its signing secret, and the
 /// client for its kind of deployment.
 pub(crate) struct Target {
-    client: &'static reqwest::Client,
+    client: reqwest::Client,
     url: reqwest::Url,
     secret: SecretString,
 }
@@ -653,7 +668,7 @@ impl Target {
         // The address is checked again here (a URL stored before today's rules, an IP
         // literal, which no resolver sees); names are checked at connect time by the
         // client's resolver.
-        let local = is_loopback(&app.config.public_base_url);
+        let local = app.webhooks.local;
         server_url("webhook_url", &url, local).map_err(|_| DeliveryError::InvalidUrl)?;
         let url = reqwest::Url::parse(&url).map_err(|_| DeliveryError::InvalidUrl)?;
         let secret = app
@@ -663,7 +678,7 @@ impl Target {
             .ok_or(DeliveryError::MissingSecret)?;
         signing_key(secret.expose_secret())?;
         Ok(Some(Self {
-            client: http_client(local)?,
+            client: app.webhooks.get()?,
             url,
             secret,
         }))
@@ -924,7 +939,7 @@ async fn run(
                     // Refused for too long: parked, and the records after it go on.
                     Some(true) => {
                         tracing::warn!(tenant = %tenant, record = %record.id, "webhook record parked after repeated refusals (it stays in the pull feed)");
-                        crate::metrics::count("DeliveriesParked", &[], 1);
+                        app.metrics.count("DeliveriesParked", &[], 1);
                         report.parked += 1;
                     }
                     Some(false) => {

@@ -1,10 +1,12 @@
-//! Metrics as CloudWatch Embedded Metric Format (EMF) lines: the functions count into a
-//! process-wide registry and [`flush`] at the end of each invocation writes one JSON line per
-//! dimension set to stdout, which Lambda sends to CloudWatch Logs, where CloudWatch turns it
-//! into metrics (no SDK call, no extra latency, no extra crate).
+//! Metrics as CloudWatch Embedded Metric Format (EMF) lines: the functions count into their
+//! [`App`](crate::app::App)'s registry ([`Metrics`], built once with it) and
+//! [`Metrics::flush`] at the end of each invocation writes one JSON line per dimension set to
+//! stdout, which Lambda sends to CloudWatch Logs, where CloudWatch turns it into metrics (no
+//! SDK call, no extra latency, no extra crate). Two Apps in one process (tests) count apart.
 //!
 //! Namespace `CrmGoogleSync` (or `METRICS_NAMESPACE`); every metric has the dimension
-//! `Function` (the function's logical name, set once by its `main`), plus its own:
+//! `Function` (the function's logical name, set once by its `main` with
+//! [`Metrics::set_function`]), plus its own:
 //!
 //! | metric | unit | dimensions | from |
 //! |---|---|---|---|
@@ -22,7 +24,7 @@
 //! | `AccountsEnqueued`, `AccountsSpread`, `SchedulerStoppedEarly`, `SchedulerRunTime` | Count / Milliseconds | | scheduler |
 //!
 //! Lines are written only in Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) or with
-//! `CGS_METRICS=emf`; elsewhere [`flush`] just empties the registry.
+//! `CGS_METRICS=emf`; elsewhere [`Metrics::flush`] just empties the registry.
 
 use crate::google::GoogleError;
 use serde_json::{json, Map, Value};
@@ -60,63 +62,93 @@ impl Snapshot {
     }
 }
 
-static REGISTRY: Mutex<Snapshot> = Mutex::new(Snapshot(BTreeMap::new()));
-static FUNCTION: OnceLock<String> = OnceLock::new();
-
-/// Names the function every flushed line is attributed to (once, in `main`).
-pub fn set_function(name: &str) {
-    let _ = FUNCTION.set(name.to_owned());
+/// A registry of what was counted since the last flush, and the function it is attributed to.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    registry: Mutex<Snapshot>,
+    function: OnceLock<String>,
 }
 
-fn record(name: &'static str, dims: &[(&'static str, &str)], sample: Sample) {
-    let dims: Dims = dims.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
-    let metrics = reg.0.entry(dims).or_default();
-    match (metrics.get_mut(name), sample) {
-        (Some(Sample::Count(n)), Sample::Count(m)) => *n += m,
-        (Some(Sample::Millis(v)), Sample::Millis(m)) => v.extend(m),
-        (_, sample) => {
-            metrics.insert(name, sample);
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the function every flushed line is attributed to (once, in `main`).
+    pub fn set_function(&self, name: &str) {
+        let _ = self.function.set(name.to_owned());
+    }
+
+    fn record(&self, name: &'static str, dims: &[(&'static str, &str)], sample: Sample) {
+        let dims: Dims = dims.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let metrics = reg.0.entry(dims).or_default();
+        match (metrics.get_mut(name), sample) {
+            (Some(Sample::Count(n)), Sample::Count(m)) => *n += m,
+            (Some(Sample::Millis(v)), Sample::Millis(m)) => v.extend(m),
+            (_, sample) => {
+                metrics.insert(name, sample);
+            }
         }
     }
-}
 
-/// Adds `n` to a counter.
-pub fn count(name: &'static str, dims: &[(&'static str, &str)], n: u64) {
-    record(name, dims, Sample::Count(n as f64));
-}
+    /// Adds `n` to a counter.
+    pub fn count(&self, name: &'static str, dims: &[(&'static str, &str)], n: u64) {
+        self.record(name, dims, Sample::Count(n as f64));
+    }
 
-/// Records one duration, in milliseconds.
-pub fn millis(name: &'static str, dims: &[(&'static str, &str)], ms: f64) {
-    record(name, dims, Sample::Millis(vec![ms]));
-}
+    /// Records one duration, in milliseconds.
+    pub fn millis(&self, name: &'static str, dims: &[(&'static str, &str)], ms: f64) {
+        self.record(name, dims, Sample::Millis(vec![ms]));
+    }
 
-/// Empties the registry, returning what it held.
-pub fn take() -> Snapshot {
-    std::mem::take(&mut *REGISTRY.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Empties the registry, returning what it held.
+    pub fn take(&self) -> Snapshot {
+        std::mem::take(&mut *self.registry.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Writes what was recorded as EMF lines to stdout (in Lambda) and empties the registry.
+    pub fn flush(&self) {
+        let snapshot = self.take();
+        if snapshot.0.is_empty() || !enabled() {
+            return;
+        }
+        let namespace =
+            std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "CrmGoogleSync".to_owned());
+        let function = self.function.get().map(String::as_str).unwrap_or("local");
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let lines = render(&namespace, function, now_ms, &snapshot);
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
+    /// Counts one Google request and how it ended.
+    pub fn google_call(&self, method: &'static str, result: &Result<(), &GoogleError>) {
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(GoogleError::Paced(_)) => "paced",
+            Err(GoogleError::Transient(m))
+                if m.contains("429") || m.contains("RateLimit") || m.contains("rateLimit") =>
+            {
+                "rate_limited"
+            }
+            Err(GoogleError::Transient(_)) => "server_error",
+            Err(_) => "client_error",
+        };
+        self.count(
+            "GoogleCalls",
+            &[("Method", method), ("Outcome", outcome)],
+            1,
+        );
+    }
 }
 
 fn enabled() -> bool {
     std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
         || std::env::var("CGS_METRICS").is_ok_and(|v| v.eq_ignore_ascii_case("emf"))
-}
-
-/// Writes what was recorded as EMF lines to stdout (in Lambda) and empties the registry.
-pub fn flush() {
-    let snapshot = take();
-    if snapshot.0.is_empty() || !enabled() {
-        return;
-    }
-    let namespace =
-        std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "CrmGoogleSync".to_owned());
-    let function = FUNCTION.get().map(String::as_str).unwrap_or("local");
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let lines = render(&namespace, function, now_ms, &snapshot);
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for line in lines {
-        let _ = writeln!(out, "{line}");
-    }
 }
 
 /// Pure: the EMF lines of a snapshot, one per dimension set. A set with a `Method` dimension
@@ -217,26 +249,6 @@ pub fn google_method(method: &reqwest::Method, url: &str) -> &'static str {
     "other"
 }
 
-/// Counts one Google request and how it ended.
-pub fn google_call(method: &'static str, result: &Result<(), &GoogleError>) {
-    let outcome = match result {
-        Ok(()) => "ok",
-        Err(GoogleError::Paced(_)) => "paced",
-        Err(GoogleError::Transient(m))
-            if m.contains("429") || m.contains("RateLimit") || m.contains("rateLimit") =>
-        {
-            "rate_limited"
-        }
-        Err(GoogleError::Transient(_)) => "server_error",
-        Err(_) => "client_error",
-    };
-    count(
-        "GoogleCalls",
-        &[("Method", method), ("Outcome", outcome)],
-        1,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +285,20 @@ mod tests {
             ),
             "batch"
         );
+    }
+
+    #[test]
+    fn registries_count_apart_and_flush_empties_them() {
+        let (one, other) = (Metrics::new(), Metrics::new());
+        one.count("SyncsRun", &[("Outcome", "complete")], 2);
+        one.count("SyncsRun", &[("Outcome", "complete")], 1);
+        other.millis("QueueLag", &[], 5.0);
+        let got = one.take();
+        assert_eq!(got.count("SyncsRun", &[("Outcome", "complete")]), 3.0);
+        assert_eq!(got.count("QueueLag", &[]), 0.0);
+        assert_eq!(one.take(), Snapshot::default(), "taken once");
+        other.flush();
+        assert_eq!(other.take(), Snapshot::default(), "flushed, so empty");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    shared::metrics::set_function("admin-config");
     let app = shared::app::App::from_env().await?;
+    app.metrics.set_function("admin-config");
     lambda_http::run(admin_config::router(std::sync::Arc::new(app))).await
 }

@@ -9,7 +9,6 @@ use axum::Router;
 use shared::app::AppState;
 use shared::calendar::channels::{self, Notification, Outcome};
 use shared::http::ApiError;
-use shared::metrics;
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -40,7 +39,8 @@ async fn notification(
         header(&headers, "x-goog-resource-id"),
         header(&headers, "x-goog-resource-state"),
     ) else {
-        metrics::count("NotificationsDropped", &[("Reason", "malformed")], 1);
+        app.metrics
+            .count("NotificationsDropped", &[("Reason", "malformed")], 1);
         return Err(ApiError::bad_request(
             "invalid_notification",
             "missing X-Goog-Channel-ID, X-Goog-Resource-ID or X-Goog-Resource-State",
@@ -62,7 +62,7 @@ async fn notification(
         Outcome::Unknown => ("NotificationsDropped", "Reason", "unknown"),
         Outcome::Forged => ("NotificationsDropped", "Reason", "forged"),
     };
-    metrics::count(metric, &[(dim, value)], 1);
+    app.metrics.count(metric, &[(dim, value)], 1);
     match outcome {
         Outcome::Handshake | Outcome::Queued => Ok(http::StatusCode::NO_CONTENT),
         Outcome::Unknown => Err(ApiError::not_found("unknown or stopped channel")),

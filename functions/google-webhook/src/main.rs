@@ -3,8 +3,8 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    shared::metrics::set_function("google-webhook");
     let app = shared::app::App::from_env().await?;
+    app.metrics.set_function("google-webhook");
     app.config.require_queue_url()?;
     lambda_http::run(google_webhook::router(std::sync::Arc::new(app))).await
 }

@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    shared::metrics::set_function("oauth-callback");
     let app = shared::app::App::from_env().await?;
+    app.metrics.set_function("oauth-callback");
     lambda_http::run(oauth_callback::router(std::sync::Arc::new(app))).await
 }

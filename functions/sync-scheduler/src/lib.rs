@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 use shared::app::App;
-use shared::metrics;
 use shared::services::schedule::{self, RunReport};
 use std::time::{Duration, Instant};
 
@@ -38,15 +37,18 @@ pub async fn handle(
         run,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    metrics::count("AccountsEnqueued", &[], report.run.enqueued as u64);
-    metrics::count("AccountsSpread", &[], report.run.spread as u64);
-    metrics::count(
+    app.metrics
+        .count("AccountsEnqueued", &[], report.run.enqueued as u64);
+    app.metrics
+        .count("AccountsSpread", &[], report.run.spread as u64);
+    app.metrics.count(
         "SchedulerStoppedEarly",
         &[],
         u64::from(report.run.stopped_early),
     );
-    metrics::millis("SchedulerRunTime", &[], report.elapsed_ms as f64);
-    metrics::flush();
+    app.metrics
+        .millis("SchedulerRunTime", &[], report.elapsed_ms as f64);
+    app.metrics.flush();
     tracing::info!(
         enqueued = report.run.enqueued,
         found = report.run.found,

@@ -10,7 +10,6 @@ use shared::calendar::sync::{self as engine, SyncError};
 use shared::domain::Product;
 use shared::google::pacing::{self, Pace};
 use shared::google::GoogleError;
-use shared::metrics;
 use shared::queue::{SyncJob, SyncReason};
 use shared::services::quota;
 use shared::services::schedule::{self, RunOutcome};
@@ -65,7 +64,7 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
             .cloned()
             .unwrap_or_default();
         if let Some(lag) = queue_lag_ms(&message) {
-            metrics::millis("QueueLag", &[], lag);
+            app.metrics.millis("QueueLag", &[], lag);
         }
         let retry_in = if failed_groups.contains(&group) {
             // Behind a failed job of the same account: comes back with it, in order.
@@ -99,7 +98,7 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
             response.batch_item_failures.push(failure);
         }
     }
-    metrics::flush();
+    app.metrics.flush();
     response
 }
 
@@ -143,13 +142,13 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
     };
     if !account.value.status.syncs() {
         tracing::info!(tenant = %job.tenant, user = %job.user, status = ?account.value.status, "account not active; job dropped");
-        metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
+        app.metrics.count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
     }
     let tenant = app.store.get_tenant(&job.tenant).await?;
     let Some(tenant) = tenant.filter(|t| !t.value.settings.sync_paused) else {
         tracing::info!(tenant = %job.tenant, "sync paused for the tenant; job dropped");
-        metrics::count("SyncsRun", &[("Outcome", "dropped")], 1);
+        app.metrics.count("SyncsRun", &[("Outcome", "dropped")], 1);
         return Ok(());
     };
     // One worker per account at a time, even outside FIFO ordering (a redelivery racing a
@@ -161,7 +160,7 @@ pub async fn run(app: &App, job: &SyncJob, deadline: Instant) -> Result<(), JobE
         .acquire_lease(&job.tenant, &job.user, &holder, until)
         .await?
     {
-        metrics::count("SyncsRun", &[("Outcome", "busy")], 1);
+        app.metrics.count("SyncsRun", &[("Outcome", "busy")], 1);
         return Err(JobError::Busy);
     }
     let mut noted = Noted::default();
@@ -254,7 +253,7 @@ async fn record(
         Err(JobError::Busy | JobError::Malformed(_)) => (None, "busy"),
         Err(_) => (Some(RunOutcome::Failed(None)), "retry"),
     };
-    metrics::count("SyncsRun", &[("Outcome", label)], 1);
+    app.metrics.count("SyncsRun", &[("Outcome", label)], 1);
     if let Some(outcome) = outcome {
         if let Err(e) = schedule::record_run(app, account, outcome, noted).await {
             let (t, u) = (&account.tenant, &account.user);
@@ -291,7 +290,8 @@ async fn deliver(app: &App, job: &SyncJob, deadline: Instant) {
     }
     match shared::delivery::deliver_pending(app, &job.tenant, budget).await {
         Ok(report) if report.delivered > 0 || report.failures > 0 => {
-            metrics::count("ChangesDelivered", &[], report.delivered as u64);
+            app.metrics
+                .count("ChangesDelivered", &[], report.delivered as u64);
             tracing::info!(tenant = %job.tenant, delivered = report.delivered, failures = report.failures, outcome = ?report.outcome, "webhook delivery");
         }
         Ok(_) => {}

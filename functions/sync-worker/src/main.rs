@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    shared::metrics::set_function("sync-worker");
     let app = Arc::new(shared::app::App::from_env().await?);
+    app.metrics.set_function("sync-worker");
     app.config.require_queue_url()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();

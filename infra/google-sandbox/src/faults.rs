@@ -230,74 +230,29 @@ pub fn push_fate(st: &mut SandboxState, user: &str) -> PushFate {
 pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
     let people = surface == Surface::People;
     match spec.kind {
-        FaultKind::RateLimitExceeded => {
-            let e = ApiError::new(
-                surface,
-                StatusCode::FORBIDDEN,
-                "rateLimitExceeded",
-                "Rate Limit Exceeded",
-            )
-            .with_domain("usageLimits");
-            if people {
-                e.with_info("RATE_LIMIT_EXCEEDED")
-            } else {
-                e
-            }
-        }
-        FaultKind::UserRateLimitExceeded => {
-            let e = ApiError::new(
-                surface,
-                StatusCode::FORBIDDEN,
-                "userRateLimitExceeded",
-                "User Rate Limit Exceeded",
-            )
-            .with_domain("usageLimits");
-            if people {
-                e.with_info("RATE_LIMIT_EXCEEDED")
-            } else {
-                e
-            }
-        }
-        FaultKind::TooManyRequests => {
-            let e = ApiError::new(
-                surface,
-                StatusCode::TOO_MANY_REQUESTS,
-                "rateLimitExceeded",
-                "Rate Limit Exceeded",
-            )
-            .with_domain("usageLimits")
-            .with_header(
-                header::RETRY_AFTER,
-                spec.retry_after_secs.unwrap_or(1).to_string(),
-            );
-            if people {
-                e.with_info("RATE_LIMIT_EXCEEDED")
-            } else {
-                e
-            }
-        }
-        // People has no such reasons: its quotas answer 429 RESOURCE_EXHAUSTED.
-        FaultKind::QuotaExceeded | FaultKind::DailyLimitExceeded if people => ApiError::new(
+        FaultKind::RateLimitExceeded => rate_limited(
+            surface,
+            StatusCode::FORBIDDEN,
+            "rateLimitExceeded",
+            "Rate Limit Exceeded",
+        ),
+        FaultKind::UserRateLimitExceeded => rate_limited(
+            surface,
+            StatusCode::FORBIDDEN,
+            "userRateLimitExceeded",
+            "User Rate Limit Exceeded",
+        ),
+        FaultKind::TooManyRequests => rate_limited(
             surface,
             StatusCode::TOO_MANY_REQUESTS,
             "rateLimitExceeded",
-            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per user' of service 'people.googleapis.com'.",
+            "Rate Limit Exceeded",
         )
-        .with_info("RATE_LIMIT_EXCEEDED"),
-        FaultKind::QuotaExceeded => ApiError::new(
-            surface,
-            StatusCode::FORBIDDEN,
-            "quotaExceeded",
-            "Calendar usage limits exceeded.",
-        )
-        .with_domain("usageLimits"),
-        FaultKind::DailyLimitExceeded => ApiError::new(
-            surface,
-            StatusCode::FORBIDDEN,
-            "dailyLimitExceeded",
-            "Daily Limit Exceeded",
-        )
-        .with_domain("usageLimits"),
+        .with_header(
+            header::RETRY_AFTER,
+            spec.retry_after_secs.unwrap_or(1).to_string(),
+        ),
+        FaultKind::QuotaExceeded | FaultKind::DailyLimitExceeded => quota_error(spec.kind, surface),
         FaultKind::InternalError => ApiError::new(
             surface,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -319,6 +274,35 @@ pub fn error_for(spec: &FaultSpec, surface: Surface) -> ApiError {
             "The service is currently unavailable.",
         ),
     }
+}
+
+/// A rate limit, in the `usageLimits` domain; People adds its `RATE_LIMIT_EXCEEDED` ErrorInfo.
+fn rate_limited(surface: Surface, status: StatusCode, reason: &str, message: &str) -> ApiError {
+    let e = ApiError::new(surface, status, reason, message).with_domain("usageLimits");
+    if surface == Surface::People {
+        e.with_info("RATE_LIMIT_EXCEEDED")
+    } else {
+        e
+    }
+}
+
+/// Calendar's quota errors (403 `quotaExceeded`, `dailyLimitExceeded`). People has no such
+/// reasons: its quotas answer 429 RESOURCE_EXHAUSTED.
+fn quota_error(kind: FaultKind, surface: Surface) -> ApiError {
+    if surface == Surface::People {
+        return ApiError::new(
+            surface,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rateLimitExceeded",
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per user' of service 'people.googleapis.com'.",
+        )
+        .with_info("RATE_LIMIT_EXCEEDED");
+    }
+    let (reason, message) = match kind {
+        FaultKind::DailyLimitExceeded => ("dailyLimitExceeded", "Daily Limit Exceeded"),
+        _ => ("quotaExceeded", "Calendar usage limits exceeded."),
+    };
+    ApiError::new(surface, StatusCode::FORBIDDEN, reason, message).with_domain("usageLimits")
 }
 
 /// Successful JSON API responses: applies the `fields` selection and sets `ETag` from the

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -78,6 +78,57 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
 /// redirect URI, which Google never redirects to) or a redirect carrying `error=`.
 #[allow(clippy::result_large_err)]
 fn validate(st: &SandboxState, p: &Params) -> Result<AuthRequest, Response> {
+    let (client_id, redirect_uri) = registered_redirect(st, p)?;
+    let state = p.get("state").map(str::to_string);
+    let redirect_error = |error: &str, desc: &str| {
+        let mut pairs = vec![("error", error), ("error_description", desc)];
+        if let Some(s) = state.as_deref() {
+            pairs.push(("state", s));
+        }
+        redirect_with(redirect_uri, &pairs)
+    };
+    match p.get("response_type") {
+        Some("code") => {}
+        None => {
+            return Err(error_page(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Required parameter is missing: response_type",
+            ))
+        }
+        Some(_) => {
+            return Err(redirect_error(
+                "unsupported_response_type",
+                "Invalid response_type",
+            ))
+        }
+    }
+    let scopes = requested_scopes(p)?;
+    let challenge = code_challenge(p).map_err(|desc| redirect_error("invalid_request", desc))?;
+    Ok(AuthRequest {
+        client_id: client_id.to_string(),
+        redirect_uri: redirect_uri.to_string(),
+        scopes,
+        state,
+        offline: p.get("access_type") == Some("offline"),
+        force_consent: p
+            .get("prompt")
+            .is_some_and(|v| v.split([' ', '+']).any(|x| x == "consent")),
+        include_granted_scopes: p.flag("include_granted_scopes"),
+        login_hint: p.non_empty("login_hint").map(str::to_string),
+        challenge,
+        nonce: p.non_empty("nonce").map(str::to_string),
+        raw: p.clone(),
+    })
+}
+
+/// The client and its redirect URI, as registered; else the error page Google shows (it never
+/// redirects to a URI it does not know).
+#[allow(clippy::result_large_err)]
+fn registered_redirect<'p>(
+    st: &SandboxState,
+    p: &'p Params,
+) -> Result<(&'p str, &'p str), Response> {
     let client_id = p.non_empty("client_id").ok_or_else(|| {
         error_page(
             StatusCode::BAD_REQUEST,
@@ -106,30 +157,12 @@ fn validate(st: &SandboxState, p: &Params) -> Result<AuthRequest, Response> {
             "You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy. The redirect URI is not registered for this client.",
         ));
     }
-    let state = p.get("state").map(str::to_string);
-    let redirect_error = |error: &str, desc: &str| {
-        let mut pairs = vec![("error", error), ("error_description", desc)];
-        if let Some(s) = state.as_deref() {
-            pairs.push(("state", s));
-        }
-        redirect_with(redirect_uri, &pairs)
-    };
-    match p.get("response_type") {
-        Some("code") => {}
-        None => {
-            return Err(error_page(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Required parameter is missing: response_type",
-            ))
-        }
-        Some(_) => {
-            return Err(redirect_error(
-                "unsupported_response_type",
-                "Invalid response_type",
-            ))
-        }
-    }
+    Ok((client_id, redirect_uri))
+}
+
+/// `scope`, normalized; at least one.
+#[allow(clippy::result_large_err)]
+fn requested_scopes(p: &Params) -> Result<Vec<String>, Response> {
     let scopes: Vec<String> = p
         .get("scope")
         .unwrap_or("")
@@ -144,37 +177,22 @@ fn validate(st: &SandboxState, p: &Params) -> Result<AuthRequest, Response> {
             "Missing required parameter: scope",
         ));
     }
-    let challenge = match p.non_empty("code_challenge") {
-        None => None,
-        Some(c) => {
-            let method = p.get("code_challenge_method").unwrap_or("plain");
-            if method != "S256" && method != "plain" {
-                return Err(redirect_error(
-                    "invalid_request",
-                    "Invalid code_challenge_method",
-                ));
-            }
-            if !(43..=128).contains(&c.len()) {
-                return Err(redirect_error("invalid_request", "Invalid code_challenge"));
-            }
-            Some((c.to_string(), method.to_string()))
-        }
+    Ok(scopes)
+}
+
+/// The PKCE challenge and its method (`plain` unless given), if any; else what is wrong.
+fn code_challenge(p: &Params) -> Result<Option<(String, String)>, &'static str> {
+    let Some(c) = p.non_empty("code_challenge") else {
+        return Ok(None);
     };
-    Ok(AuthRequest {
-        client_id: client_id.to_string(),
-        redirect_uri: redirect_uri.to_string(),
-        scopes,
-        state,
-        offline: p.get("access_type") == Some("offline"),
-        force_consent: p
-            .get("prompt")
-            .is_some_and(|v| v.split([' ', '+']).any(|x| x == "consent")),
-        include_granted_scopes: p.flag("include_granted_scopes"),
-        login_hint: p.non_empty("login_hint").map(str::to_string),
-        challenge,
-        nonce: p.non_empty("nonce").map(str::to_string),
-        raw: p.clone(),
-    })
+    let method = p.get("code_challenge_method").unwrap_or("plain");
+    if method != "S256" && method != "plain" {
+        return Err("Invalid code_challenge_method");
+    }
+    if !(43..=128).contains(&c.len()) {
+        return Err("Invalid code_challenge");
+    }
+    Ok(Some((c.to_string(), method.to_string())))
 }
 
 fn approve(sandbox: &Sandbox, req: &AuthRequest, user: &str) -> Response {
@@ -542,53 +560,71 @@ fn token_inner(sandbox: &Sandbox, headers: &HeaderMap, p: &Params) -> Result<Val
     }
     let client_id = client_auth(&st, headers, p)?;
     if grant_type == "refresh_token" {
-        let rt = p.non_empty("refresh_token").ok_or_else(|| {
-            OAuthError::invalid_request("Missing required parameter: refresh_token")
-        })?;
-        let stored = st
-            .refresh_tokens
-            .get(rt)
-            .cloned()
-            .ok_or_else(|| OAuthError::invalid_grant("Token has been expired or revoked."))?;
-        if stored.client_id != client_id {
-            // Google: a refresh token presented by another client than the one it was
-            // issued to.
+        refresh_grant(sandbox, &mut st, p, &client_id)
+    } else {
+        code_grant(sandbox, &mut st, p, &client_id, now)
+    }
+}
+
+/// `grant_type=refresh_token`: a new access token for the grant, for all its scopes or the
+/// subset asked for.
+fn refresh_grant(
+    sandbox: &Sandbox,
+    st: &mut SandboxState,
+    p: &Params,
+    client_id: &str,
+) -> Result<Value, OAuthError> {
+    let rt = p
+        .non_empty("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: refresh_token"))?;
+    let stored = st
+        .refresh_tokens
+        .get(rt)
+        .cloned()
+        .ok_or_else(|| OAuthError::invalid_grant("Token has been expired or revoked."))?;
+    if stored.client_id != client_id {
+        // Google: a refresh token presented by another client than the one it was issued to.
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "Unauthorized",
+        ));
+    }
+    let mut scopes = stored.scopes.clone();
+    if let Some(requested) = p.non_empty("scope") {
+        let wanted: BTreeSet<String> = requested
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(scopes::normalize)
+            .collect();
+        if !wanted.is_subset(&stored.scopes) {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                "Unauthorized",
+                "invalid_scope",
+                "Some requested scopes were invalid.",
             ));
         }
-        let mut scopes = stored.scopes.clone();
-        if let Some(requested) = p.non_empty("scope") {
-            let wanted: BTreeSet<String> = requested
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(scopes::normalize)
-                .collect();
-            if !wanted.is_subset(&stored.scopes) {
-                return Err(OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    "Some requested scopes were invalid.",
-                ));
-            }
-            scopes = wanted;
-        }
-        let (access, ttl) = issue_access(sandbox, &mut st, &stored.user, &client_id, &scopes);
-        let mut v = json!({
-            "access_token": access,
-            "expires_in": ttl,
-            "scope": scopes.iter().cloned().collect::<Vec<_>>().join(" "),
-            "token_type": "Bearer",
-        });
-        if scopes.contains("openid") {
-            if let Some(id) = id_token(sandbox, &st, &stored.user, &client_id, &scopes, None) {
-                v["id_token"] = json!(id);
-            }
-        }
-        return Ok(v);
+        scopes = wanted;
     }
+    let mut v = access_answer(sandbox, st, &stored.user, client_id, &scopes);
+    if scopes.contains("openid") {
+        if let Some(id) = id_token(sandbox, st, &stored.user, client_id, &scopes, None) {
+            v["id_token"] = json!(id);
+        }
+    }
+    Ok(v)
+}
+
+/// `grant_type=authorization_code`: the code (once, unexpired, for this client and redirect
+/// URI, with its PKCE verifier) for an access token, a refresh token if offline access was
+/// asked for, and an ID token with `openid`.
+fn code_grant(
+    sandbox: &Sandbox,
+    st: &mut SandboxState,
+    p: &Params,
+    client_id: &str,
+    now: Timestamp,
+) -> Result<Value, OAuthError> {
     let code = p
         .non_empty("code")
         .ok_or_else(|| OAuthError::invalid_request("Missing required parameter: code"))?;
@@ -617,38 +653,43 @@ fn token_inner(sandbox: &Sandbox, headers: &HeaderMap, p: &Params) -> Result<Val
             return Err(OAuthError::invalid_grant("Invalid code verifier."));
         }
     }
-    let (access, ttl) = issue_access(sandbox, &mut st, &stored.user, &client_id, &stored.scopes);
-    let mut v = json!({
-        "access_token": access,
-        "expires_in": ttl,
-        "scope": stored.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
-        "token_type": "Bearer",
-    });
+    let mut v = access_answer(sandbox, st, &stored.user, client_id, &stored.scopes);
     if stored.offline {
         let refresh = format!("1//0{}", ids::token(48));
         st.refresh_tokens.insert(
             refresh.clone(),
             RefreshToken {
                 user: stored.user.clone(),
-                client_id: client_id.clone(),
+                client_id: client_id.to_string(),
                 scopes: stored.scopes.clone(),
             },
         );
         v["refresh_token"] = json!(refresh);
     }
     if stored.scopes.contains("openid") {
-        if let Some(id) = id_token(
-            sandbox,
-            &st,
-            &stored.user,
-            &client_id,
-            &stored.scopes,
-            stored.nonce.as_deref(),
-        ) {
+        let nonce = stored.nonce.as_deref();
+        if let Some(id) = id_token(sandbox, st, &stored.user, client_id, &stored.scopes, nonce) {
             v["id_token"] = json!(id);
         }
     }
     Ok(v)
+}
+
+/// A new access token for `user`'s grant of `scopes`, as the token endpoint answers it.
+fn access_answer(
+    sandbox: &Sandbox,
+    st: &mut SandboxState,
+    user: &str,
+    client_id: &str,
+    scopes: &BTreeSet<String>,
+) -> Value {
+    let (access, ttl) = issue_access(sandbox, st, user, client_id, scopes);
+    json!({
+        "access_token": access,
+        "expires_in": ttl,
+        "scope": scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+        "token_type": "Bearer",
+    })
 }
 
 /// Revokes the grant of `user` (for one client, or all clients).

@@ -53,7 +53,6 @@ fn bad(reason: &str, message: &str) -> ApiError {
     ApiError::new(Surface::Calendar, StatusCode::BAD_REQUEST, reason, message)
 }
 
-/// events.watch
 /// events.watch. The channel's `sync` message goes out at once; the caller answers the watch
 /// call only after its first delivery attempt (the returned [`tokio::sync::Notify`]), as
 /// Google warns can happen: "it's possible to receive the sync message even before you
@@ -64,46 +63,16 @@ pub fn watch(
     calendar_id: &str,
     body: &[u8],
 ) -> Result<(Value, Arc<tokio::sync::Notify>), ApiError> {
-    let req = crate::calendar::events::parse_body(body)?;
-    let id = req
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("required", "Required channel id"))?
-        .to_string();
-    match req.get("type").and_then(Value::as_str) {
-        Some("web_hook" | "webhook") => {}
-        _ => return Err(bad("invalid", "Invalid value for: type")),
-    }
-    let address = req
-        .get("address")
-        .and_then(Value::as_str)
-        .filter(|a| {
-            a.starts_with("https://")
-                || (a.starts_with("http://") && sandbox.config().allow_http_push)
-        })
-        .ok_or_else(|| bad("push.webhookUrlNotHttps", "WebHook callback must be HTTPS."))?
-        .to_string();
-    let token = req.get("token").and_then(Value::as_str).map(str::to_string);
-    let ttl = match req.get("params").and_then(|p| p.get("ttl")) {
-        None => sandbox.config().channel_default_ttl_secs,
-        Some(v) => v
-            .as_str()
-            .and_then(|s| s.parse::<i64>().ok())
-            .or_else(|| v.as_i64())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| bad("invalid", "Invalid value for: params.ttl"))?
-            .min(30 * 24 * 3600),
-    };
+    let req = WatchRequest::parse(sandbox, body)?;
     let now = sandbox.now();
     let expiration = now
-        .checked_add(SignedDuration::from_secs(ttl))
+        .checked_add(SignedDuration::from_secs(req.ttl))
         .unwrap_or(Timestamp::MAX);
     let mut st = sandbox.state();
-    if st.channels.contains_key(&id) {
+    if st.channels.contains_key(&req.id) {
         return Err(bad(
             "channelIdNotUnique",
-            &format!("Channel id {id} not unique"),
+            &format!("Channel id {} not unique", req.id),
         ));
     }
     let cal = st
@@ -131,11 +100,11 @@ pub fn watch(
         first.clone(),
     ));
     let channel = ChannelState {
-        id: id.clone(),
-        resource_id: resource_id.clone(),
-        resource_uri: resource_uri.clone(),
-        token: token.clone(),
-        address,
+        id: req.id.clone(),
+        resource_id,
+        resource_uri,
+        token: req.token,
+        address: req.address,
         expiration,
         calendar_id: calendar_id.to_string(),
         owner: user.to_string(),
@@ -145,18 +114,75 @@ pub fn watch(
     };
     let sync = notification(&channel, "sync");
     let _ = channel.sender.send(sync);
-    st.channels.insert(id.clone(), channel);
+    let out = channel_resource(&channel);
+    st.channels.insert(req.id, channel);
+    Ok((out, first))
+}
+
+/// What an events.watch body asks for, checked as Google checks it.
+struct WatchRequest {
+    id: String,
+    address: String,
+    token: Option<String>,
+    /// Seconds the channel lives (`params.ttl`, at most 30 days).
+    ttl: i64,
+}
+
+impl WatchRequest {
+    fn parse(sandbox: &Sandbox, body: &[u8]) -> Result<Self, ApiError> {
+        let req = crate::calendar::events::parse_body(body)?;
+        let id = req
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("required", "Required channel id"))?
+            .to_string();
+        match req.get("type").and_then(Value::as_str) {
+            Some("web_hook" | "webhook") => {}
+            _ => return Err(bad("invalid", "Invalid value for: type")),
+        }
+        let address = req
+            .get("address")
+            .and_then(Value::as_str)
+            .filter(|a| {
+                a.starts_with("https://")
+                    || (a.starts_with("http://") && sandbox.config().allow_http_push)
+            })
+            .ok_or_else(|| bad("push.webhookUrlNotHttps", "WebHook callback must be HTTPS."))?
+            .to_string();
+        let token = req.get("token").and_then(Value::as_str).map(str::to_string);
+        let ttl = match req.get("params").and_then(|p| p.get("ttl")) {
+            None => sandbox.config().channel_default_ttl_secs,
+            Some(v) => v
+                .as_str()
+                .and_then(|s| s.parse::<i64>().ok())
+                .or_else(|| v.as_i64())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("invalid", "Invalid value for: params.ttl"))?
+                .min(30 * 24 * 3600),
+        };
+        Ok(Self {
+            id,
+            address,
+            token,
+            ttl,
+        })
+    }
+}
+
+/// The `api#channel` resource events.watch answers.
+fn channel_resource(channel: &ChannelState) -> Value {
     let mut out = json!({
         "kind": "api#channel",
-        "id": id,
-        "resourceId": resource_id,
-        "resourceUri": resource_uri,
-        "expiration": expiration.as_millisecond().to_string(),
+        "id": channel.id,
+        "resourceId": channel.resource_id,
+        "resourceUri": channel.resource_uri,
+        "expiration": channel.expiration.as_millisecond().to_string(),
     });
-    if let Some(t) = token {
+    if let Some(t) = &channel.token {
         out["token"] = json!(t);
     }
-    Ok((out, first))
+    out
 }
 
 fn notification(ch: &ChannelState, state: &'static str) -> Notification {

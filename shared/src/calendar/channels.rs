@@ -165,7 +165,7 @@ pub async fn ensure(
         Ok(made) => made,
         Err(e) if is_push_unsupported(&e) => {
             tracing::info!(tenant = %t, user = %u, calendar, "Google does not support push for this calendar; it is polled");
-            crate::metrics::count("ChannelsUnsupported", &[], 1);
+            app.metrics.count("ChannelsUnsupported", &[], 1);
             let marker = WatchChannel {
                 id: unsupported_id(t, u, calendar),
                 tenant: t.clone(),
@@ -217,9 +217,9 @@ pub async fn ensure(
         put_marker(app, &marker).await?;
     }
     tracing::info!(tenant = %t, user = %u, calendar, "push channel opened");
-    crate::metrics::count("ChannelsOpened", &[], 1);
+    app.metrics.count("ChannelsOpened", &[], 1);
     if !current.is_empty() {
-        crate::metrics::count("ChannelRenewals", &[], 1);
+        app.metrics.count("ChannelRenewals", &[], 1);
     }
     // The new channel works: the old ones can go.
     for old in current {

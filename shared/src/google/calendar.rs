@@ -530,11 +530,12 @@ impl Google {
     ) -> Result<Answer, GoogleError> {
         let label = crate::metrics::google_method(&method, url);
         if let Err(e) = super::pacing::admit(weight).await {
-            crate::metrics::google_call(label, &Err(&e));
+            self.metrics.google_call(label, &Err(&e));
             return Err(e);
         }
         let result = self.send_unpaced(token, method, url, headers, body).await;
-        crate::metrics::google_call(label, &result.as_ref().map(|_| ()));
+        self.metrics
+            .google_call(label, &result.as_ref().map(|_| ()));
         result
     }
 

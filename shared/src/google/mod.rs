@@ -11,6 +11,8 @@ pub mod people;
 pub mod retry;
 
 use crate::config::GoogleEndpoints;
+use crate::metrics::Metrics;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Google, as the product reaches it.
@@ -18,9 +20,12 @@ use std::time::Duration;
 pub struct Google {
     pub(crate) http: reqwest::Client,
     pub endpoints: GoogleEndpoints,
+    /// Where every REST call is counted (`GoogleCalls`): the App's registry.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Google {
+    /// A client counting its calls into a registry of its own (see [`Self::counting_into`]).
     pub fn new(endpoints: GoogleEndpoints) -> Self {
         let http = reqwest::Client::builder()
             // OAuth endpoints must never be followed through redirects (oauth2-rs advice),
@@ -31,7 +36,17 @@ impl Google {
             .user_agent(concat!("crm-google-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, endpoints }
+        Self {
+            http,
+            endpoints,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// This client, counting its calls into `metrics` (the App's).
+    pub fn counting_into(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 

@@ -20,6 +20,11 @@
 //!   is still reserved before it is sent, so the tenant's rate holds exactly as before.
 //!
 //! Outside a pacer (the HTTP API's live calendar list, the OAuth flows) calls are not paced.
+//!
+//! The pacer is the state of one job, not of the process: it lives in a task-local scope
+//! around the job's passes (set by the worker, the one caller of [`paced`]), not in the
+//! [`App`](crate::app::App) — two jobs running side by side in one App (the local server)
+//! each have their own cap and their own reservation.
 
 use super::GoogleError;
 use async_trait::async_trait;

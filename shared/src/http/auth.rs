@@ -88,8 +88,7 @@ impl Caller {
         if !constant_time_eq(key.hash.as_bytes(), key_hash(&id, secret).as_bytes()) {
             return Err(invalid());
         }
-        let local = crate::services::validate::is_loopback(&app.config.public_base_url);
-        super::throttle::admit(&key.tenant, local)?;
+        app.throttle.admit(&key.tenant, &app.metrics)?;
         Ok(Caller {
             tenant: key.tenant,
             key_id: key.id,

@@ -24,12 +24,18 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .layer(axum::middleware::map_response(flush_metrics))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            flush_metrics,
+        ))
         .with_state(state)
 }
 
 /// One Lambda invocation is one request: its metrics are flushed with the answer.
-async fn flush_metrics(response: axum::response::Response) -> axum::response::Response {
-    crate::metrics::flush();
+async fn flush_metrics(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    app.metrics.flush();
     response
 }

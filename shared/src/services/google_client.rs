@@ -105,7 +105,7 @@ pub async fn client_refused(app: &App, tenant: &TenantId, error: &str) {
         Ok((_, first)) => {
             if first {
                 tracing::error!(tenant = %tenant, error, "Google refuses the tenant's OAuth client; the admin must fix it");
-                crate::metrics::count("GoogleClientRefused", &[], 1);
+                app.metrics.count("GoogleClientRefused", &[], 1);
             }
         }
         Err(e) => {
@@ -123,7 +123,7 @@ pub async fn client_accepted(app: &App, tenant: &TenantId) {
     match result {
         Ok((_, true)) => {
             tracing::info!(tenant = %tenant, "Google accepts the tenant's OAuth client again");
-            crate::metrics::count("GoogleClientHealed", &[], 1);
+            app.metrics.count("GoogleClientHealed", &[], 1);
         }
         Ok(_) => {}
         Err(e) => {

@@ -1,11 +1,12 @@
 //! The token lifecycle: a valid access token for an account, refreshed at most once at a time
-//! per account in this process and cached (sealed) in the store for every other instance;
+//! per account by one [`App`] ([`RefreshLocks`]: a Lambda instance, or the local server) and
+//! cached (sealed) in the store for every other instance;
 //! permanent OAuth errors move the account to `needs_reauth` and tell the CRM; transient ones
 //! are retried with backoff.
 
 use crate::app::App;
 use crate::crypto::TokenCipher;
-use crate::domain::{Account, AccountEvent, AccountStatus, TenantId, UserId};
+use crate::domain::{Account, AccountEvent, AccountId, AccountStatus, TenantId, UserId};
 use crate::google::oauth::{is_client_error, OAuthClient};
 use crate::google::retry::{with_retry, RetryPolicy};
 use crate::google::GoogleError;
@@ -13,7 +14,7 @@ use crate::http::ApiError;
 use crate::store::repo::Versioned;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 /// A cached token is used while it has at least this much life left.
@@ -93,14 +94,18 @@ pub fn google_error(e: GoogleError) -> ApiError {
     }
 }
 
-fn lock_for(key: String) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let mut locks = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    locks.retain(|_, l| Arc::strong_count(l) > 1);
-    locks.entry(key).or_default().clone()
+/// One lock per account whose token is being refreshed, so that concurrent requests of one
+/// App refresh once and the others reuse the result. Held by the [`App`]; a lock is dropped
+/// from the map once nobody waits on it.
+#[derive(Debug, Default)]
+pub struct RefreshLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl RefreshLocks {
+    pub(crate) fn lock_for(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key).or_default().clone()
+    }
 }
 
 async fn cipher(app: &App) -> Result<TokenCipher, ApiError> {
@@ -151,8 +156,8 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
     if let Some(hit) = cached(app, &cipher, &load(app, t, u).await?.value) {
         return Ok(hit);
     }
-    // One refresh at a time per account in this process; others wait and reuse its result.
-    let lock = lock_for(format!("{t}/{u}"));
+    // One refresh at a time per account in this App; others wait and reuse its result.
+    let lock = app.refresh_locks.lock_for(format!("{t}/{u}"));
     let _guard = lock.lock().await;
     let current = load(app, t, u).await?;
     if let Some(hit) = cached(app, &cipher, &current.value) {
@@ -163,20 +168,47 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         .refresh_token_ciphertext
         .as_deref()
         .ok_or(TokenError::NotConnected)?;
-    let (cipher, refresh_token) = match cipher.open(sealed, t, &current.value.id) {
-        Ok(token) => (cipher, token),
-        // Sealed with a key added after this instance loaded the set: load it again.
+    let id = &current.value.id;
+    let (cipher, refresh_token) = open_refresh_token(app, cipher, sealed, t, id).await?;
+    let tokens = refresh_grant(app, t, u, sealed, &refresh_token).await?;
+    let grant = (sealed, &refresh_token);
+    store_refreshed(app, &cipher, (t, u, id), grant, tokens).await
+}
+
+/// The account's refresh token, and the key set that opened it (loaded again if it was
+/// sealed with a key added after this instance loaded the set).
+async fn open_refresh_token(
+    app: &App,
+    cipher: TokenCipher,
+    sealed: &str,
+    t: &TenantId,
+    id: &AccountId,
+) -> Result<(TokenCipher, SecretString), TokenError> {
+    match cipher.open(sealed, t, id) {
+        Ok(token) => Ok((cipher, token)),
         Err(crate::crypto::CryptoError::UnknownKey(_)) => {
             let fresh = TokenCipher::reload(app.secrets.as_ref())
                 .await
                 .map_err(|e| ApiError::internal(&e, true))?;
             let token = fresh
-                .open(sealed, t, &current.value.id)
+                .open(sealed, t, id)
                 .map_err(|e| ApiError::internal(&e, false))?;
-            (fresh, token)
+            Ok((fresh, token))
         }
-        Err(e) => return Err(ApiError::internal(&e, false).into()),
-    };
+        Err(e) => Err(ApiError::internal(&e, false).into()),
+    }
+}
+
+/// Refreshes at Google with the tenant's OAuth client. A refused client is told apart from
+/// a refused grant: the first is the admin's to fix (the account keeps its status), the
+/// second moves the account to `needs_reauth` (if `sealed` is still its grant).
+async fn refresh_grant(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    sealed: &str,
+    refresh_token: &SecretString,
+) -> Result<crate::google::oauth::Tokens, TokenError> {
     let (client, was_refused) = match super::google_client::tenant_client(app, t).await {
         Ok(found) => found,
         Err(e) if e.code == "google_client_invalid" => {
@@ -185,52 +217,61 @@ pub async fn access_token(app: &App, t: &TenantId, u: &UserId) -> Result<AccessT
         Err(e) => return Err(e.into()),
     };
     let redirect = app.config.oauth_callback_url();
-
     let policy = RetryPolicy::current().with_max_attempts(REFRESH_ATTEMPTS);
-    let mut refreshed = refresh(app, &policy, &client, &redirect, &refresh_token).await;
+    let mut refreshed = refresh(app, &policy, &client, &redirect, refresh_token).await;
     if matches!(&refreshed, Err(GoogleError::Reauth(r)) if is_client_error(r)) {
         // The secret this process cached may be one the admin rotated away minutes ago:
         // read it again and try once more before blaming the client.
         let fresh = super::google_client::fresh_oauth_client(app, t).await?;
-        refreshed = refresh(app, &policy, &fresh, &redirect, &refresh_token).await;
+        refreshed = refresh(app, &policy, &fresh, &redirect, refresh_token).await;
     }
-    let tokens = match refreshed {
+    match refreshed {
         Ok(tokens) => {
             if was_refused {
                 super::google_client::client_accepted(app, t).await;
             }
-            tokens
+            Ok(tokens)
         }
         Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
             // The tenant's client, not this user's grant: the account keeps its status.
             super::google_client::client_refused(app, t, &reason).await;
-            return Err(TokenError::ClientRefused(reason));
+            Err(TokenError::ClientRefused(reason))
         }
         Err(GoogleError::Reauth(reason)) => {
             // Only if the refresh token that failed is still the stored one: a reconnect
             // that stored a new grant meanwhile wins.
             mark_needs_reauth_if_held(app, t, u, &reason, Some(sealed)).await?;
-            return Err(TokenError::NeedsReauth(reason));
+            Err(TokenError::NeedsReauth(reason))
         }
-        Err(e) => return Err(TokenError::Google(e)),
-    };
+        Err(e) => Err(TokenError::Google(e)),
+    }
+}
 
+/// Seals and stores on the account what a refresh of the grant (`sealed`, `refresh_token`
+/// opened) gave.
+async fn store_refreshed(
+    app: &App,
+    cipher: &TokenCipher,
+    (t, u, id): (&TenantId, &UserId, &AccountId),
+    (sealed, refresh_token): (&str, &SecretString),
+    tokens: crate::google::oauth::Tokens,
+) -> Result<AccessToken, TokenError> {
     let access_sealed = cipher
-        .seal(&tokens.access_token, t, &current.value.id)
+        .seal(&tokens.access_token, t, id)
         .map_err(|e| ApiError::internal(&e, false))?;
     // A new refresh token from Google, or the stored one sealed with a key that is no longer
     // the current one: sealed with the current key, so old keys can be retired.
     let resealed = !cipher.is_current(sealed);
     let refresh_sealed = match (&tokens.refresh_token, resealed) {
         (Some(r), _) => Some(r),
-        (None, true) => Some(&refresh_token),
+        (None, true) => Some(refresh_token),
         (None, false) => None,
     }
-    .map(|r| cipher.seal(r, t, &current.value.id))
+    .map(|r| cipher.seal(r, t, id))
     .transpose()
     .map_err(|e| ApiError::internal(&e, false))?;
     if resealed {
-        crate::metrics::count("TokensResealed", &[], 1);
+        app.metrics.count("TokensResealed", &[], 1);
     }
     let expires_at = tokens.expires_at;
     let account = super::accounts::update(app, t, u, |a| {
@@ -339,7 +380,7 @@ async fn mark_needs_reauth_if_held(
     .await?;
     if changed {
         tracing::warn!(tenant = %t, user = %u, reason, "account needs reauthorization");
-        crate::metrics::count("AccountsNeedsReauth", &[], 1);
+        app.metrics.count("AccountsNeedsReauth", &[], 1);
         super::feed::account_status(app, &account, Some(reason)).await?;
         // The grant is gone, so Google cannot be asked to stop the channels: they are marked
         // stopped here (their notifications are then refused) and expire at Google.

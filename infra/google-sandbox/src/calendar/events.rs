@@ -104,46 +104,11 @@ impl Changed {
 /// cancelled when its event is, or when the attendee is taken off the list. Returns the
 /// calendars whose copy changed.
 fn sync_copies(st: &mut State, now: Timestamp, organizer_cal: &str, id: &str) -> Vec<String> {
-    let Some(cal) = st.calendars.get(organizer_cal) else {
+    let Some(source) = CopySource::of(st, organizer_cal, id) else {
         return Vec::new();
     };
-    let Some(ev) = cal.events.get(id) else {
-        return Vec::new();
-    };
-    let organizer = ev
-        .body
-        .get("organizer")
-        .and_then(|o| o.get("email"))
-        .and_then(Value::as_str);
-    if organizer.is_some_and(|o| o != organizer_cal) {
-        // Itself an attendee's copy: only the organizer's event propagates.
-        return Vec::new();
-    }
-    let body = ev.body.clone();
-    let live = !ev.is_cancelled();
-    let owner = cal.owner.clone();
-    let invited: Vec<String> = body
-        .get("attendees")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.get("email").and_then(Value::as_str))
-        .map(str::to_lowercase)
-        .filter(|e| *e != owner && *e != organizer_cal)
-        .collect();
-    // Attendees' primary calendars (a user's primary calendar id is their email).
-    let targets: Vec<String> = st
-        .calendars
-        .values()
-        .filter(|c| c.id == c.owner && c.id != owner)
-        .filter(|c| {
-            invited.contains(&c.id.to_lowercase())
-                || c.events.get(id).is_some_and(|e| !e.is_cancelled())
-        })
-        .map(|c| c.id.clone())
-        .collect();
     let mut changed = Vec::new();
-    for target in targets {
+    for target in source.targets(st, id) {
         let Some(tcal) = st.calendars.get_mut(&target) else {
             continue;
         };
@@ -158,83 +123,9 @@ fn sync_copies(st: &mut State, now: Timestamp, organizer_cal: &str, id: &str) ->
             // An event of the attendee's own under this id: not a copy.
             continue;
         }
-        if live && invited.contains(&target.to_lowercase()) {
-            let mut copy = body.clone();
-            let own_private = existing
-                .as_ref()
-                .and_then(|b| b.get("extendedProperties"))
-                .and_then(|p| p.get("private"))
-                .cloned();
-            let shared = copy
-                .get("extendedProperties")
-                .and_then(|p| p.get("shared"))
-                .cloned();
-            let mut props = Map::new();
-            if let Some(p) = own_private {
-                props.insert("private".into(), p);
-            }
-            if let Some(sh) = shared {
-                props.insert("shared".into(), sh);
-            }
-            if props.is_empty() {
-                copy.remove("extendedProperties");
-            } else {
-                copy.insert("extendedProperties".into(), Value::Object(props));
-            }
-            if let Some(Value::Object(o)) = copy.get_mut("organizer") {
-                o.remove("self");
-            }
-            if let Some(Value::Object(c)) = copy.get_mut("creator") {
-                c.remove("self");
-            }
-            let kept_response = existing
-                .as_ref()
-                .and_then(|b| b.get("attendees"))
-                .and_then(Value::as_array)
-                .and_then(|list| {
-                    list.iter()
-                        .find(|a| a.get("self") == Some(&json!(true)))
-                        .and_then(|a| a.get("responseStatus"))
-                        .cloned()
-                });
-            if let Some(Value::Array(attendees)) = copy.get_mut("attendees") {
-                for a in attendees.iter_mut() {
-                    let me = a
-                        .get("email")
-                        .and_then(Value::as_str)
-                        .is_some_and(|e| e.eq_ignore_ascii_case(&target));
-                    if let Some(o) = a.as_object_mut() {
-                        o.remove("self");
-                        if me {
-                            o.insert("self".into(), json!(true));
-                            if let Some(r) = &kept_response {
-                                o.insert("responseStatus".into(), r.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            let eid =
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{id} {target}"));
-            copy.insert(
-                "htmlLink".into(),
-                json!(format!("https://www.google.com/calendar/event?eid={eid}")),
-            );
-            match tcal.events.get_mut(id) {
-                Some(e) => e.body = copy,
-                None => {
-                    tcal.next_order += 1;
-                    let order = tcal.next_order;
-                    tcal.events.insert(
-                        id.to_string(),
-                        StoredEvent {
-                            body: copy,
-                            mod_seq: 0,
-                            order,
-                        },
-                    );
-                }
-            }
+        if source.live && source.invited.contains(&target.to_lowercase()) {
+            let copy = attendee_copy(&source.body, existing.as_ref(), id, &target);
+            put_event(tcal, id, copy);
         } else if let Some(e) = tcal.events.get_mut(id).filter(|e| !e.is_cancelled()) {
             e.body.insert("status".into(), json!("cancelled"));
         } else {
@@ -244,6 +135,158 @@ fn sync_copies(st: &mut State, now: Timestamp, organizer_cal: &str, id: &str) ->
         changed.push(target);
     }
     changed
+}
+
+/// The organizer's event that [`sync_copies`] propagates.
+struct CopySource {
+    body: Map<String, Value>,
+    live: bool,
+    /// The organizer's calendar's owner.
+    owner: String,
+    /// The attendees other than the organizer, lowercased.
+    invited: Vec<String>,
+}
+
+impl CopySource {
+    /// The event `id` of `organizer_cal`, unless it is itself an attendee's copy.
+    fn of(st: &State, organizer_cal: &str, id: &str) -> Option<Self> {
+        let cal = st.calendars.get(organizer_cal)?;
+        let ev = cal.events.get(id)?;
+        let organizer = ev
+            .body
+            .get("organizer")
+            .and_then(|o| o.get("email"))
+            .and_then(Value::as_str);
+        if organizer.is_some_and(|o| o != organizer_cal) {
+            // Itself an attendee's copy: only the organizer's event propagates.
+            return None;
+        }
+        let owner = cal.owner.clone();
+        let invited = ev
+            .body
+            .get("attendees")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("email").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .filter(|e| *e != owner && *e != organizer_cal)
+            .collect();
+        Some(Self {
+            body: ev.body.clone(),
+            live: !ev.is_cancelled(),
+            owner,
+            invited,
+        })
+    }
+
+    /// Attendees' primary calendars (a user's primary calendar id is their email) that are
+    /// invited, or hold a live copy to cancel.
+    fn targets(&self, st: &State, id: &str) -> Vec<String> {
+        st.calendars
+            .values()
+            .filter(|c| c.id == c.owner && c.id != self.owner)
+            .filter(|c| {
+                self.invited.contains(&c.id.to_lowercase())
+                    || c.events.get(id).is_some_and(|e| !e.is_cancelled())
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+}
+
+/// The attendee `target`'s copy of the organizer's `body`, over the copy it had (`existing`):
+/// its own private properties and response kept, the shared ones and the rest the organizer's.
+fn attendee_copy(
+    body: &Map<String, Value>,
+    existing: Option<&Map<String, Value>>,
+    id: &str,
+    target: &str,
+) -> Map<String, Value> {
+    let mut copy = body.clone();
+    let own_private = existing
+        .and_then(|b| b.get("extendedProperties"))
+        .and_then(|p| p.get("private"))
+        .cloned();
+    let shared = copy
+        .get("extendedProperties")
+        .and_then(|p| p.get("shared"))
+        .cloned();
+    let mut props = Map::new();
+    if let Some(p) = own_private {
+        props.insert("private".into(), p);
+    }
+    if let Some(sh) = shared {
+        props.insert("shared".into(), sh);
+    }
+    if props.is_empty() {
+        copy.remove("extendedProperties");
+    } else {
+        copy.insert("extendedProperties".into(), Value::Object(props));
+    }
+    if let Some(Value::Object(o)) = copy.get_mut("organizer") {
+        o.remove("self");
+    }
+    if let Some(Value::Object(c)) = copy.get_mut("creator") {
+        c.remove("self");
+    }
+    mark_self(&mut copy, existing, target);
+    let eid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{id} {target}"));
+    copy.insert(
+        "htmlLink".into(),
+        json!(format!("https://www.google.com/calendar/event?eid={eid}")),
+    );
+    copy
+}
+
+/// The attendee `target` is `self` on its copy, with the response it gave on the one before.
+fn mark_self(copy: &mut Map<String, Value>, existing: Option<&Map<String, Value>>, target: &str) {
+    let kept_response = existing
+        .and_then(|b| b.get("attendees"))
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .find(|a| a.get("self") == Some(&json!(true)))
+                .and_then(|a| a.get("responseStatus"))
+                .cloned()
+        });
+    let Some(Value::Array(attendees)) = copy.get_mut("attendees") else {
+        return;
+    };
+    for a in attendees.iter_mut() {
+        let me = a
+            .get("email")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.eq_ignore_ascii_case(target));
+        if let Some(o) = a.as_object_mut() {
+            o.remove("self");
+            if me {
+                o.insert("self".into(), json!(true));
+                if let Some(r) = &kept_response {
+                    o.insert("responseStatus".into(), r.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Stores an event: over the one before under its id, or as a new event of the calendar.
+fn put_event(tcal: &mut Calendar, id: &str, body: Map<String, Value>) {
+    match tcal.events.get_mut(id) {
+        Some(e) => e.body = body,
+        None => {
+            tcal.next_order += 1;
+            let order = tcal.next_order;
+            tcal.events.insert(
+                id.to_string(),
+                StoredEvent {
+                    body,
+                    mod_seq: 0,
+                    order,
+                },
+            );
+        }
+    }
 }
 
 /// [`sync_copies`] for an event and its materialized exceptions.
@@ -341,6 +384,22 @@ fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 
 /// Validates a complete event body; returns its start and end.
 fn validate(body: &mut Map<String, Value>, cal_tz: &str) -> Result<(When, When), ApiError> {
+    let (start, end) = validate_times(body, cal_tz)?;
+    if let Some(rec) = body.get("recurrence") {
+        let lines = string_array(rec).ok_or_else(|| invalid("Invalid recurrence rule."))?;
+        if !start.is_date() && body.get("start").and_then(|s| s.get("timeZone")).is_none() {
+            return Err(required("Missing time zone definition for start time."));
+        }
+        Recurrence::parse(&lines, &recurrence_tz(&start, cal_tz)).map_err(|m| invalid(&m))?;
+    }
+    validate_enums(body)?;
+    validate_attendees(body)?;
+    Ok((start, end))
+}
+
+/// `start` and `end`: both there, of one kind (dates or date-times), in order; a zoned
+/// date-time is written back in its canonical form.
+fn validate_times(body: &mut Map<String, Value>, cal_tz: &str) -> Result<(When, When), ApiError> {
     let start_v = body
         .get("start")
         .ok_or_else(|| required("Missing start time."))?;
@@ -373,37 +432,29 @@ fn validate(body: &mut Map<String, Value>, cal_tz: &str) -> Result<(When, When),
         )
         .with_location("parameter", "timeMax"));
     }
-    if let Some(rec) = body.get("recurrence") {
-        let lines = string_array(rec).ok_or_else(|| invalid("Invalid recurrence rule."))?;
-        if !start.is_date() && body.get("start").and_then(|s| s.get("timeZone")).is_none() {
-            return Err(required("Missing time zone definition for start time."));
-        }
-        Recurrence::parse(&lines, &tz).map_err(|m| invalid(&m))?;
-    }
+    Ok((start, end))
+}
+
+/// The properties with a fixed set of values, and `extendedProperties`' shape.
+fn validate_enums(body: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(color) = str_field(body, "colorId") {
         if !matches!(color.parse::<u8>(), Ok(1..=11)) {
             return Err(invalid("Invalid value for: colorId"));
         }
     }
-    if let Some(status) = body.get("status") {
-        if !matches!(
-            status.as_str(),
-            Some("confirmed" | "tentative" | "cancelled")
-        ) {
-            return Err(invalid("Invalid value for: status"));
-        }
-    }
-    if let Some(vis) = body.get("visibility") {
-        if !matches!(
-            vis.as_str(),
-            Some("default" | "public" | "private" | "confidential")
-        ) {
-            return Err(invalid("Invalid value for: visibility"));
-        }
-    }
-    if let Some(t) = body.get("transparency") {
-        if !matches!(t.as_str(), Some("opaque" | "transparent")) {
-            return Err(invalid("Invalid value for: transparency"));
+    let allowed: [(&str, &[&str]); 3] = [
+        ("status", &["confirmed", "tentative", "cancelled"]),
+        (
+            "visibility",
+            &["default", "public", "private", "confidential"],
+        ),
+        ("transparency", &["opaque", "transparent"]),
+    ];
+    for (key, values) in allowed {
+        if let Some(v) = body.get(key) {
+            if !v.as_str().is_some_and(|v| values.contains(&v)) {
+                return Err(invalid(&format!("Invalid value for: {key}")));
+            }
         }
     }
     if let Some(ext) = body.get("extendedProperties") {
@@ -418,27 +469,33 @@ fn validate(body: &mut Map<String, Value>, cal_tz: &str) -> Result<(When, When),
             return Err(invalid("Invalid value for: extendedProperties"));
         }
     }
-    if let Some(attendees) = body.get_mut("attendees") {
-        let list = attendees
-            .as_array_mut()
+    Ok(())
+}
+
+/// Every attendee has an e-mail and a known response (`needsAction` when it gives none).
+fn validate_attendees(body: &mut Map<String, Value>) -> Result<(), ApiError> {
+    let Some(attendees) = body.get_mut("attendees") else {
+        return Ok(());
+    };
+    let list = attendees
+        .as_array_mut()
+        .ok_or_else(|| invalid("Invalid value for: attendees"))?;
+    for a in list.iter_mut() {
+        let obj = a
+            .as_object_mut()
             .ok_or_else(|| invalid("Invalid value for: attendees"))?;
-        for a in list.iter_mut() {
-            let obj = a
-                .as_object_mut()
-                .ok_or_else(|| invalid("Invalid value for: attendees"))?;
-            if !obj.get("email").is_some_and(Value::is_string) {
-                return Err(required("Missing attendee email."));
+        if !obj.get("email").is_some_and(Value::is_string) {
+            return Err(required("Missing attendee email."));
+        }
+        match obj.get("responseStatus").and_then(Value::as_str) {
+            None => {
+                obj.insert("responseStatus".into(), json!("needsAction"));
             }
-            match obj.get("responseStatus").and_then(Value::as_str) {
-                None => {
-                    obj.insert("responseStatus".into(), json!("needsAction"));
-                }
-                Some("needsAction" | "declined" | "tentative" | "accepted") => {}
-                Some(_) => return Err(invalid("Invalid attendee responseStatus.")),
-            }
+            Some("needsAction" | "declined" | "tentative" | "accepted") => {}
+            Some(_) => return Err(invalid("Invalid attendee responseStatus.")),
         }
     }
-    Ok((start, end))
+    Ok(())
 }
 
 /// An attendee a write names without `responseStatus` keeps the response Google holds for
@@ -754,25 +811,13 @@ pub fn modify_with(
     patch.remove("id");
     patch.remove("recurringEventId");
     patch.remove("originalStartTime");
-    let (current, exists) = match cal.events.get(event_id) {
-        Some(ev) => (ev.body.clone(), true),
-        None => (find_instance(cal, event_id).ok_or_else(not_found)?, false),
+    let current = match cal.events.get(event_id) {
+        Some(ev) => ev.body.clone(),
+        None => find_instance(cal, event_id).ok_or_else(not_found)?,
     };
     let etag = current.get("etag").and_then(Value::as_str).unwrap_or("");
     check_if_match(if_match, etag)?;
-    let mut next = if replace {
-        let mut fresh = patch;
-        for keep in ["recurringEventId", "originalStartTime", "iCalUID"] {
-            if let Some(v) = current.get(keep) {
-                fresh.entry(keep).or_insert(v.clone());
-            }
-        }
-        fresh
-    } else {
-        let mut merged = current.clone();
-        merge(&mut merged, patch);
-        merged
-    };
+    let mut next = modified_body(&current, patch, replace);
     keep_responses(&current, &mut next);
     validate(&mut next, &cal.time_zone)?;
     let created = current
@@ -780,71 +825,23 @@ pub fn modify_with(
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| rfc3339_millis(now));
-    let old_seq = current.get("sequence").and_then(Value::as_i64).unwrap_or(0);
-    let client_seq = next
-        .get("sequence")
-        .and_then(Value::as_i64)
-        .unwrap_or(old_seq);
-    let bump = i64::from(significant_change(&current, &next));
-    next.insert("sequence".into(), json!(client_seq.max(old_seq + bump)));
+    next_sequence(&current, &mut next);
     if next.get("recurringEventId").is_some() {
         next.remove("recurrence");
     }
     finalize(&mut next, cal, event_id, &created, now);
     // An attendee's copy keeps naming its organizer (and creator): the attendee's write
     // changes their copy, not who organizes the event.
-    let organizer = current.get("organizer").cloned();
-    let copy = organizer
-        .as_ref()
-        .and_then(|o| o.get("email"))
-        .and_then(Value::as_str)
-        .is_some_and(|o| o != calendar_id);
-    // The attendee's own answer, before and after this write of their copy.
+    let copy = organizer_of(&current).is_some_and(|o| o != calendar_id);
     let rsvp = if copy {
         let me = cal.owner.clone();
-        let before = own_response(&current, &me);
-        let after = own_response(&next, &me);
-        match (organizer_of(&current), after) {
-            (Some(org), Some(after)) if before.as_deref() != Some(after.as_str()) => {
-                Some((org, me, after))
-            }
-            _ => None,
-        }
+        let rsvp = changed_response(&current, &next, &me);
+        keep_organizer(&current, &mut next, &me);
+        rsvp
     } else {
         None
     };
-    if copy {
-        for keep in ["organizer", "creator"] {
-            if let Some(v) = current.get(keep) {
-                next.insert(keep.into(), v.clone());
-            }
-        }
-        let me = cal.owner.clone();
-        if let Some(Value::Array(attendees)) = next.get_mut("attendees") {
-            for a in attendees.iter_mut() {
-                let mine = a.get("email").and_then(Value::as_str) == Some(me.as_str());
-                if let (true, Some(o)) = (mine, a.as_object_mut()) {
-                    o.remove("organizer");
-                }
-            }
-        }
-    }
-    if exists {
-        if let Some(ev) = cal.events.get_mut(event_id) {
-            ev.body = next;
-        }
-    } else {
-        cal.next_order += 1;
-        let order = cal.next_order;
-        cal.events.insert(
-            event_id.to_string(),
-            StoredEvent {
-                body: next,
-                mod_seq: 0,
-                order,
-            },
-        );
-    }
+    put_event(cal, event_id, next);
     touch(cal, event_id, now);
     let out = cal
         .events
@@ -860,6 +857,69 @@ pub fn modify_with(
         }
     }
     Ok((out, Changed::of(calendar_id, copies)))
+}
+
+/// The event after a write: `patch` merged into `current`, or (`replace`) `patch` alone with
+/// the identity an instance keeps.
+fn modified_body(
+    current: &Map<String, Value>,
+    patch: Map<String, Value>,
+    replace: bool,
+) -> Map<String, Value> {
+    if !replace {
+        let mut merged = current.clone();
+        merge(&mut merged, patch);
+        return merged;
+    }
+    let mut fresh = patch;
+    for keep in ["recurringEventId", "originalStartTime", "iCalUID"] {
+        if let Some(v) = current.get(keep) {
+            fresh.entry(keep).or_insert(v.clone());
+        }
+    }
+    fresh
+}
+
+/// `sequence`: the client's if it sent one, never lower than before, and one up after a
+/// significant change (time, recurrence…).
+fn next_sequence(current: &Map<String, Value>, next: &mut Map<String, Value>) {
+    let old_seq = current.get("sequence").and_then(Value::as_i64).unwrap_or(0);
+    let client_seq = next
+        .get("sequence")
+        .and_then(Value::as_i64)
+        .unwrap_or(old_seq);
+    let bump = i64::from(significant_change(current, next));
+    next.insert("sequence".into(), json!(client_seq.max(old_seq + bump)));
+}
+
+/// On an attendee's (`me`) copy: their answer if this write changed it, as (organizer's
+/// calendar, attendee, response) for the organizer's event.
+fn changed_response(
+    current: &Map<String, Value>,
+    next: &Map<String, Value>,
+    me: &str,
+) -> Option<(String, String, String)> {
+    let before = own_response(current, me);
+    let after = own_response(next, me)?;
+    let org = organizer_of(current)?;
+    (before.as_deref() != Some(after.as_str())).then(|| (org, me.to_string(), after))
+}
+
+/// An attendee's (`me`) write of their copy keeps its organizer and creator.
+fn keep_organizer(current: &Map<String, Value>, next: &mut Map<String, Value>, me: &str) {
+    for keep in ["organizer", "creator"] {
+        if let Some(v) = current.get(keep) {
+            next.insert(keep.into(), v.clone());
+        }
+    }
+    if let Some(Value::Array(attendees)) = next.get_mut("attendees") {
+        for a in attendees.iter_mut() {
+            let mine = a.get("email").and_then(Value::as_str) == Some(me);
+            if let (true, Some(o)) = (mine, a.as_object_mut()) {
+                o.remove("organizer");
+            }
+        }
+    }
 }
 
 /// The organizer's calendar an event names (`organizer.email`).
@@ -1010,31 +1070,7 @@ pub fn move_event(
     destination: &str,
 ) -> Result<(Value, Vec<Changed>), ApiError> {
     let src = st.calendars.get(source).ok_or_else(not_found)?;
-    let Some(stored) = src.events.get(event_id).filter(|e| !e.is_cancelled()) else {
-        if find_instance(src, event_id).is_some() {
-            return Err(cannot_move_instance());
-        }
-        return Err(not_found());
-    };
-    if stored.recurring_event_id().is_some() {
-        return Err(cannot_move_instance());
-    }
-    if str_field(&stored.body, "eventType").is_some_and(|t| t != "default") {
-        return Err(invalid("This event type cannot be moved."));
-    }
-    let organizer = stored
-        .body
-        .get("organizer")
-        .and_then(|o| o.get("email"))
-        .and_then(Value::as_str);
-    if organizer.is_some_and(|o| o != source) {
-        return Err(ApiError::new(
-            S,
-            StatusCode::FORBIDDEN,
-            "forbiddenForNonOrganizer",
-            "The operation can only be performed by the organizer of the event.",
-        ));
-    }
+    let stored = movable(src, source, event_id)?;
     if source == destination {
         return Ok((Value::Object(stored.body.clone()), Vec::new()));
     }
@@ -1057,24 +1093,85 @@ pub fn move_event(
             "The requested identifier already exists.",
         ));
     }
-    let mut moved = Vec::new();
-    {
-        let src = calendar_mut(st, source)?;
-        for id in &ids {
-            if let Some(ev) = src.events.get_mut(id) {
-                let mut stub = Map::new();
-                for keep in ["kind", "id", "recurringEventId", "originalStartTime"] {
-                    if let Some(v) = ev.body.get(keep) {
-                        stub.insert(keep.into(), v.clone());
-                    }
-                }
-                stub.insert("status".into(), json!("cancelled"));
-                moved.push((id.clone(), std::mem::replace(&mut ev.body, stub)));
-            }
-            touch(src, id, now);
-        }
-    }
+    let moved = take_from_source(calendar_mut(st, source)?, &ids, now);
     let dst = calendar_mut(st, destination)?;
+    put_at_destination(dst, moved, now);
+    let out = dst
+        .events
+        .get(event_id)
+        .map(|e| Value::Object(e.body.clone()))
+        .unwrap_or(Value::Null);
+    // The attendees' copies now name the new organizer.
+    let copies = sync_copies_of_series(st, now, destination, event_id);
+    Ok((
+        out,
+        vec![
+            Changed::of(source, Vec::new()),
+            Changed::of(destination, copies),
+        ],
+    ))
+}
+
+/// The live event `event_id` of `source` if Google would move it: not an instance, of the
+/// default type, organized by `source`.
+fn movable<'a>(
+    src: &'a Calendar,
+    source: &str,
+    event_id: &str,
+) -> Result<&'a StoredEvent, ApiError> {
+    let Some(stored) = src.events.get(event_id).filter(|e| !e.is_cancelled()) else {
+        if find_instance(src, event_id).is_some() {
+            return Err(cannot_move_instance());
+        }
+        return Err(not_found());
+    };
+    if stored.recurring_event_id().is_some() {
+        return Err(cannot_move_instance());
+    }
+    if str_field(&stored.body, "eventType").is_some_and(|t| t != "default") {
+        return Err(invalid("This event type cannot be moved."));
+    }
+    if organizer_of(&stored.body).is_some_and(|o| o != source) {
+        return Err(ApiError::new(
+            S,
+            StatusCode::FORBIDDEN,
+            "forbiddenForNonOrganizer",
+            "The operation can only be performed by the organizer of the event.",
+        ));
+    }
+    Ok(stored)
+}
+
+/// Leaves a cancelled stub of each moved event in the source calendar (what a sync of it
+/// then reports); returns the bodies that move.
+fn take_from_source(
+    src: &mut Calendar,
+    ids: &[String],
+    now: Timestamp,
+) -> Vec<(String, Map<String, Value>)> {
+    let mut moved = Vec::new();
+    for id in ids {
+        if let Some(ev) = src.events.get_mut(id) {
+            let mut stub = Map::new();
+            for keep in ["kind", "id", "recurringEventId", "originalStartTime"] {
+                if let Some(v) = ev.body.get(keep) {
+                    stub.insert(keep.into(), v.clone());
+                }
+            }
+            stub.insert("status".into(), json!("cancelled"));
+            moved.push((id.clone(), std::mem::replace(&mut ev.body, stub)));
+        }
+        touch(src, id, now);
+    }
+    moved
+}
+
+/// The moved events, new in the destination calendar.
+fn put_at_destination(
+    dst: &mut Calendar,
+    moved: Vec<(String, Map<String, Value>)>,
+    now: Timestamp,
+) {
     for (id, mut body) in moved {
         let created = str_field(&body, "created")
             .map(str::to_string)
@@ -1092,20 +1189,6 @@ pub fn move_event(
         );
         touch(dst, &id, now);
     }
-    let out = dst
-        .events
-        .get(event_id)
-        .map(|e| Value::Object(e.body.clone()))
-        .unwrap_or(Value::Null);
-    // The attendees' copies now name the new organizer.
-    let copies = sync_copies_of_series(st, now, destination, event_id);
-    Ok((
-        out,
-        vec![
-            Changed::of(source, Vec::new()),
-            Changed::of(destination, copies),
-        ],
-    ))
 }
 
 fn cannot_move_instance() -> ApiError {
@@ -1291,186 +1374,30 @@ pub fn list(
 ) -> Result<Value, ApiError> {
     let cal = st.calendars.get(calendar_id).ok_or_else(not_found)?;
     let max = max_results(p, 250, 2500)?;
-    let single = p.flag("singleEvents");
-    let show_deleted = p.flag("showDeleted");
     // A page token is bound to the call that minted it: the same calendar and the same other
     // parameters (as People documents for its lists; a page token sent with a changed
     // `timeMin`, `showDeleted`, `maxResults`, sync token… is refused).
     let collection = format!("cal:{}:events?{}", cal.id, call_signature(p));
-    let cursor = match p.non_empty("pageToken") {
-        Some(t) => Some(
-            st.page_tokens
-                .get(t)
-                .filter(|c| c.collection == collection)
-                .cloned()
-                .ok_or_else(|| {
-                    invalid("Invalid page token value.").with_location("parameter", "pageToken")
-                })?,
-        ),
-        None => None,
-    };
-    let since = match p.non_empty("syncToken") {
-        Some(token) => {
-            if let Some(bad) = SYNC_FORBIDDEN.iter().find(|k| p.has(k)) {
-                return Err(invalid(&format!(
-                    "The parameter {bad} cannot be used together with syncToken."
-                ))
-                .with_location("parameter", "syncToken"));
-            }
-            Some(sync_since(st, cal, token)?)
-        }
-        None => None,
-    };
-    let since = cursor.as_ref().and_then(|c| c.since).or(since);
-    let order_by = p.non_empty("orderBy");
-    match order_by {
-        None | Some("updated") => {}
-        Some("startTime") if single => {}
-        Some("startTime") => {
-            return Err(invalid(
-                "The requested ordering is not available for the particular query.",
-            )
-            .with_location("parameter", "orderBy"))
-        }
-        Some(_) => {
-            return Err(invalid("Invalid value for: orderBy").with_location("parameter", "orderBy"))
-        }
-    }
-    let time_min = parse_time_param(p, "timeMin")?;
-    let time_max = parse_time_param(p, "timeMax")?;
-    if let (Some(a), Some(b)) = (time_min, time_max) {
-        if b <= a {
-            return Err(ApiError::new(
-                S,
-                StatusCode::BAD_REQUEST,
-                "timeRangeEmpty",
-                "The specified time range is empty.",
-            )
-            .with_location("parameter", "timeMax"));
-        }
-    }
-    let updated_min = parse_time_param(p, "updatedMin")?;
-    let ical = p.non_empty("iCalUID");
-    let private = p.get_all("privateExtendedProperty");
-    let shared = p.get_all("sharedExtendedProperty");
-    let q = p.non_empty("q");
-    let horizon = time_max.unwrap_or_else(|| horizon_after(now, horizon_days));
-
-    let passes = |body: &Map<String, Value>| -> bool {
-        ical.is_none_or(|u| str_field(body, "iCalUID") == Some(u))
-            && ext_matches(body, "private", &private)
-            && ext_matches(body, "shared", &shared)
-            && q.is_none_or(|q| text_matches(body, q))
-            && updated_min.is_none_or(|m| {
-                str_field(body, "updated")
-                    .and_then(|u| u.parse::<Timestamp>().ok())
-                    .is_some_and(|u| u >= m)
-            })
-    };
-    let key_of = |ev_order: u64, mod_seq: u64, body: &Map<String, Value>| -> SortKey {
-        let id = str_field(body, "id").unwrap_or("").to_string();
-        if since.is_some() {
-            (i128::from(mod_seq), start_ms(body, &cal.time_zone), id)
-        } else {
-            match order_by {
-                Some("startTime") => (start_ms(body, &cal.time_zone), 0, id),
-                Some("updated") => (updated_ms(body), 0, id),
-                _ => (i128::from(ev_order), start_ms(body, &cal.time_zone), id),
-            }
-        }
-    };
-
-    let mut items: Vec<(SortKey, Value)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for ev in cal.events.values() {
-        if let Some(s) = since {
-            if ev.mod_seq <= s {
-                continue;
-            }
-        }
-        let body = &ev.body;
-        let is_exception = ev.recurring_event_id().is_some();
-        let master_cancelled = ev
-            .recurring_event_id()
-            .and_then(|m| cal.events.get(m))
-            .is_some_and(StoredEvent::is_cancelled);
-        let is_master = body.get("recurrence").is_some();
-        if since.is_some() {
-            if single && is_master && !ev.is_cancelled() {
-                for inst in expand(cal, ev, horizon) {
-                    let k = key_of(ev.order, ev.mod_seq, &inst);
-                    if seen.insert(k.2.clone()) {
-                        items.push((k, Value::Object(inst)));
-                    }
-                }
-            } else if seen.insert(str_field(body, "id").unwrap_or("").to_string()) {
-                items.push((
-                    key_of(ev.order, ev.mod_seq, body),
-                    Value::Object(body.clone()),
-                ));
-            }
-            continue;
-        }
-        if single {
-            if is_exception {
-                continue;
-            }
-            if is_master && !ev.is_cancelled() {
-                for inst in expand(cal, ev, horizon) {
-                    let cancelled = inst.get("status").and_then(Value::as_str) == Some("cancelled");
-                    if cancelled && !show_deleted {
-                        continue;
-                    }
-                    if !overlaps(event_range(&inst, &cal.time_zone), time_min, time_max)
-                        || !passes(&inst)
-                    {
-                        continue;
-                    }
-                    let k = key_of(ev.order, ev.mod_seq, &inst);
-                    items.push((k, Value::Object(inst)));
-                }
-                continue;
-            }
-            if ev.is_cancelled() && !show_deleted {
-                continue;
-            }
-        } else {
-            if master_cancelled && !show_deleted {
-                continue;
-            }
-            if ev.is_cancelled() && !is_exception && !show_deleted {
-                continue;
-            }
-        }
-        let in_window = if is_master && !single {
-            time_min.is_none() && time_max.is_none()
-                || expand(cal, ev, horizon)
-                    .iter()
-                    .any(|i| overlaps(event_range(i, &cal.time_zone), time_min, time_max))
-        } else {
-            overlaps(event_range(body, &cal.time_zone), time_min, time_max)
-        };
-        if !in_window || !passes(body) {
-            continue;
-        }
-        items.push((
-            key_of(ev.order, ev.mod_seq, body),
-            Value::Object(body.clone()),
-        ));
-    }
+    let cursor = page_cursor(st, p, &collection)?;
+    let query = ListQuery::parse(
+        st,
+        cal,
+        p,
+        cursor.as_ref(),
+        horizon_after(now, horizon_days),
+    )?;
+    let items = list_items(cal, &query);
     let snapshot = cursor.as_ref().map(|c| c.snapshot_seq).unwrap_or(cal.seq);
     let (page, next_key) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), max);
     let mut out = envelope(cal, page);
-    let epoch = cal.sync_epoch;
-    let cal_id = cal.id.clone();
-    let owner = cal.owner.clone();
+    let (epoch, cal_id, owner) = (cal.sync_epoch, cal.id.clone(), cal.owner.clone());
     match next_key {
         Some(after) => {
             let token = st.issue_page_token(PageCursor {
                 collection,
                 after,
                 snapshot_seq: snapshot,
-                since,
+                since: query.since,
             });
             out.insert("nextPageToken".into(), json!(token));
         }
@@ -1486,6 +1413,245 @@ pub fn list(
         }
     }
     Ok(Value::Object(out))
+}
+
+/// The cursor of the `pageToken` sent, if any: refused unless minted by this very call.
+fn page_cursor(st: &State, p: &Params, collection: &str) -> Result<Option<PageCursor>, ApiError> {
+    let Some(t) = p.non_empty("pageToken") else {
+        return Ok(None);
+    };
+    st.page_tokens
+        .get(t)
+        .filter(|c| c.collection == collection)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| invalid("Invalid page token value.").with_location("parameter", "pageToken"))
+}
+
+/// What an events.list call asks for, checked in the order Google checks it.
+struct ListQuery<'p> {
+    single: bool,
+    show_deleted: bool,
+    order_by: Option<&'p str>,
+    time_min: Option<Timestamp>,
+    time_max: Option<Timestamp>,
+    updated_min: Option<Timestamp>,
+    ical: Option<&'p str>,
+    private: Vec<&'p str>,
+    shared: Vec<&'p str>,
+    q: Option<&'p str>,
+    /// Only what changed after this sequence (a sync token's, or the page's).
+    since: Option<u64>,
+    /// How far recurring series are expanded.
+    horizon: Timestamp,
+}
+
+impl<'p> ListQuery<'p> {
+    fn parse(
+        st: &State,
+        cal: &Calendar,
+        p: &'p Params,
+        cursor: Option<&PageCursor>,
+        default_horizon: Timestamp,
+    ) -> Result<Self, ApiError> {
+        let since = match p.non_empty("syncToken") {
+            Some(token) => {
+                if let Some(bad) = SYNC_FORBIDDEN.iter().find(|k| p.has(k)) {
+                    return Err(invalid(&format!(
+                        "The parameter {bad} cannot be used together with syncToken."
+                    ))
+                    .with_location("parameter", "syncToken"));
+                }
+                Some(sync_since(st, cal, token)?)
+            }
+            None => None,
+        };
+        let single = p.flag("singleEvents");
+        let order_by = list_order(p, single)?;
+        let (time_min, time_max) = time_window(p)?;
+        Ok(Self {
+            single,
+            show_deleted: p.flag("showDeleted"),
+            order_by,
+            time_min,
+            time_max,
+            updated_min: parse_time_param(p, "updatedMin")?,
+            ical: p.non_empty("iCalUID"),
+            private: p.get_all("privateExtendedProperty"),
+            shared: p.get_all("sharedExtendedProperty"),
+            q: p.non_empty("q"),
+            since: cursor.and_then(|c| c.since).or(since),
+            horizon: time_max.unwrap_or(default_horizon),
+        })
+    }
+
+    /// The filters other than the time window.
+    fn passes(&self, body: &Map<String, Value>) -> bool {
+        self.ical
+            .is_none_or(|u| str_field(body, "iCalUID") == Some(u))
+            && ext_matches(body, "private", &self.private)
+            && ext_matches(body, "shared", &self.shared)
+            && self.q.is_none_or(|q| text_matches(body, q))
+            && self.updated_min.is_none_or(|m| {
+                str_field(body, "updated")
+                    .and_then(|u| u.parse::<Timestamp>().ok())
+                    .is_some_and(|u| u >= m)
+            })
+    }
+
+    /// Where an item sorts (and pages): by change for a sync, else by the order asked for.
+    fn key(&self, cal: &Calendar, ev: &StoredEvent, body: &Map<String, Value>) -> SortKey {
+        let id = str_field(body, "id").unwrap_or("").to_string();
+        if self.since.is_some() {
+            return (i128::from(ev.mod_seq), start_ms(body, &cal.time_zone), id);
+        }
+        match self.order_by {
+            Some("startTime") => (start_ms(body, &cal.time_zone), 0, id),
+            Some("updated") => (updated_ms(body), 0, id),
+            _ => (i128::from(ev.order), start_ms(body, &cal.time_zone), id),
+        }
+    }
+
+    fn in_window(&self, cal: &Calendar, body: &Map<String, Value>) -> bool {
+        overlaps(
+            event_range(body, &cal.time_zone),
+            self.time_min,
+            self.time_max,
+        )
+    }
+}
+
+/// `orderBy`: `startTime` only with `singleEvents`.
+fn list_order(p: &Params, single: bool) -> Result<Option<&str>, ApiError> {
+    let order_by = p.non_empty("orderBy");
+    match order_by {
+        None | Some("updated") => Ok(order_by),
+        Some("startTime") if single => Ok(order_by),
+        Some("startTime") => Err(invalid(
+            "The requested ordering is not available for the particular query.",
+        )
+        .with_location("parameter", "orderBy")),
+        Some(_) => Err(invalid("Invalid value for: orderBy").with_location("parameter", "orderBy")),
+    }
+}
+
+/// `timeMin` and `timeMax`, refused when the range they make is empty.
+fn time_window(p: &Params) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError> {
+    let time_min = parse_time_param(p, "timeMin")?;
+    let time_max = parse_time_param(p, "timeMax")?;
+    if let (Some(a), Some(b)) = (time_min, time_max) {
+        if b <= a {
+            return Err(ApiError::new(
+                S,
+                StatusCode::BAD_REQUEST,
+                "timeRangeEmpty",
+                "The specified time range is empty.",
+            )
+            .with_location("parameter", "timeMax"));
+        }
+    }
+    Ok((time_min, time_max))
+}
+
+/// Every item of the calendar the query selects, with its sort key.
+fn list_items(cal: &Calendar, q: &ListQuery) -> Vec<(SortKey, Value)> {
+    let mut items = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for ev in cal.events.values() {
+        match q.since {
+            Some(s) if ev.mod_seq <= s => {}
+            Some(_) => changed_items(cal, q, ev, &mut seen, &mut items),
+            None => window_items(cal, q, ev, &mut items),
+        }
+    }
+    items
+}
+
+/// A sync: an event changed since the token, cancelled ones too; with `singleEvents`, a
+/// live series as its instances. No filter applies (Google refuses them with a sync token).
+fn changed_items(
+    cal: &Calendar,
+    q: &ListQuery,
+    ev: &StoredEvent,
+    seen: &mut std::collections::HashSet<String>,
+    items: &mut Vec<(SortKey, Value)>,
+) {
+    let body = &ev.body;
+    if q.single && body.get("recurrence").is_some() && !ev.is_cancelled() {
+        for inst in expand(cal, ev, q.horizon) {
+            let k = q.key(cal, ev, &inst);
+            if seen.insert(k.2.clone()) {
+                items.push((k, Value::Object(inst)));
+            }
+        }
+    } else if seen.insert(str_field(body, "id").unwrap_or("").to_string()) {
+        items.push((q.key(cal, ev, body), Value::Object(body.clone())));
+    }
+}
+
+/// A listing: an event in the time window that passes the filters (cancelled ones only with
+/// `showDeleted`, except the cancelled exceptions of a live series, which Google lists).
+fn window_items(
+    cal: &Calendar,
+    q: &ListQuery,
+    ev: &StoredEvent,
+    items: &mut Vec<(SortKey, Value)>,
+) {
+    let body = &ev.body;
+    let is_exception = ev.recurring_event_id().is_some();
+    let is_master = body.get("recurrence").is_some();
+    if q.single {
+        if is_exception {
+            return;
+        }
+        if is_master && !ev.is_cancelled() {
+            instance_items(cal, q, ev, items);
+            return;
+        }
+        if ev.is_cancelled() && !q.show_deleted {
+            return;
+        }
+    } else {
+        let master_cancelled = ev
+            .recurring_event_id()
+            .and_then(|m| cal.events.get(m))
+            .is_some_and(StoredEvent::is_cancelled);
+        if master_cancelled && !q.show_deleted {
+            return;
+        }
+        if ev.is_cancelled() && !is_exception && !q.show_deleted {
+            return;
+        }
+    }
+    let in_window = if is_master && !q.single {
+        q.time_min.is_none() && q.time_max.is_none()
+            || expand(cal, ev, q.horizon)
+                .iter()
+                .any(|i| q.in_window(cal, i))
+    } else {
+        q.in_window(cal, body)
+    };
+    if in_window && q.passes(body) {
+        items.push((q.key(cal, ev, body), Value::Object(body.clone())));
+    }
+}
+
+/// With `singleEvents`: a live series' instances in the window that pass the filters.
+fn instance_items(
+    cal: &Calendar,
+    q: &ListQuery,
+    ev: &StoredEvent,
+    items: &mut Vec<(SortKey, Value)>,
+) {
+    for inst in expand(cal, ev, q.horizon) {
+        let cancelled = inst.get("status").and_then(Value::as_str) == Some("cancelled");
+        if cancelled && !q.show_deleted {
+            continue;
+        }
+        if q.in_window(cal, &inst) && q.passes(&inst) {
+            items.push((q.key(cal, ev, &inst), Value::Object(inst)));
+        }
+    }
 }
 
 /// events.instances

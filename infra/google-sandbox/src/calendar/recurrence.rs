@@ -172,6 +172,9 @@ fn parse_basic_datetime(s: &str) -> Option<(DateTime, bool)> {
     Some((date.to_datetime(time), utc))
 }
 
+/// What Google answers for any RRULE it cannot read.
+const BAD_RULE: &str = "Invalid recurrence rule.";
+
 fn parse_rule(body: &str) -> Result<Rule, String> {
     let mut rule = Rule {
         freq: Freq::Daily,
@@ -184,89 +187,81 @@ fn parse_rule(body: &str) -> Result<Rule, String> {
     };
     let mut freq = None;
     for part in body.split(';').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or("Invalid recurrence rule.")?;
+        let (k, v) = part.split_once('=').ok_or(BAD_RULE)?;
         match k {
-            "FREQ" => {
-                freq = Some(match v {
-                    "DAILY" => Freq::Daily,
-                    "WEEKLY" => Freq::Weekly,
-                    "MONTHLY" => Freq::Monthly,
-                    "YEARLY" => Freq::Yearly,
-                    _ => return Err("Invalid recurrence rule.".into()),
-                })
-            }
-            "INTERVAL" => {
-                rule.interval = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or("Invalid recurrence rule.")?
-            }
-            "COUNT" => {
-                rule.count = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or("Invalid recurrence rule.")?,
-                )
-            }
-            "UNTIL" => {
-                rule.until = Some(if let Some(d) = parse_basic_date(v) {
-                    Until::Date(d)
-                } else {
-                    let (dt, _) = parse_basic_datetime(v).ok_or("Invalid recurrence rule.")?;
-                    Until::At(
-                        dt.to_zoned(TimeZone::UTC)
-                            .map_err(|_| "Invalid recurrence rule.")?
-                            .timestamp(),
-                    )
-                })
-            }
-            "BYDAY" => {
-                for item in v.split(',') {
-                    let split = item.len().saturating_sub(2);
-                    let (ord, code) = item.split_at(split);
-                    let wd = weekday(code).ok_or("Invalid recurrence rule.")?;
-                    let ord = if ord.is_empty() {
-                        None
-                    } else {
-                        let n: i8 = ord.parse().map_err(|_| "Invalid recurrence rule.")?;
-                        if n == 0 || !(-5..=5).contains(&n) {
-                            return Err("Invalid recurrence rule.".into());
-                        }
-                        Some(n)
-                    };
-                    rule.by_day.push((ord, wd));
-                }
-            }
-            "BYMONTHDAY" => {
-                for item in v.split(',') {
-                    let n: i8 = item.parse().map_err(|_| "Invalid recurrence rule.")?;
-                    if n == 0 || !(-31..=31).contains(&n) {
-                        return Err("Invalid recurrence rule.".into());
-                    }
-                    rule.by_month_day.push(n);
-                }
-            }
-            "BYMONTH" => {
-                for item in v.split(',') {
-                    let n: i8 = item.parse().map_err(|_| "Invalid recurrence rule.")?;
-                    if !(1..=12).contains(&n) {
-                        return Err("Invalid recurrence rule.".into());
-                    }
-                    rule.by_month.push(n);
-                }
-            }
+            "FREQ" => freq = Some(parse_freq(v)?),
+            "INTERVAL" => rule.interval = v.parse().ok().filter(|n| *n >= 1).ok_or(BAD_RULE)?,
+            "COUNT" => rule.count = Some(v.parse().ok().filter(|n| *n >= 1).ok_or(BAD_RULE)?),
+            "UNTIL" => rule.until = Some(parse_until(v)?),
+            "BYDAY" => rule.by_day.extend(parse_by_day(v)?),
+            "BYMONTHDAY" => rule
+                .by_month_day
+                .extend(parse_numbers(v, |n| n != 0 && (-31..=31).contains(&n))?),
+            "BYMONTH" => rule
+                .by_month
+                .extend(parse_numbers(v, |n| (1..=12).contains(&n))?),
             "WKST" | "BYSETPOS" | "BYHOUR" | "BYMINUTE" | "BYSECOND" | "BYYEARDAY" | "BYWEEKNO" => {
             }
-            _ => return Err("Invalid recurrence rule.".into()),
+            _ => return Err(BAD_RULE.into()),
         }
     }
-    rule.freq = freq.ok_or("Invalid recurrence rule.")?;
+    rule.freq = freq.ok_or(BAD_RULE)?;
     if rule.count.is_some() && rule.until.is_some() {
-        return Err("Invalid recurrence rule.".into());
+        return Err(BAD_RULE.into());
     }
     Ok(rule)
+}
+
+fn parse_freq(v: &str) -> Result<Freq, String> {
+    match v {
+        "DAILY" => Ok(Freq::Daily),
+        "WEEKLY" => Ok(Freq::Weekly),
+        "MONTHLY" => Ok(Freq::Monthly),
+        "YEARLY" => Ok(Freq::Yearly),
+        _ => Err(BAD_RULE.into()),
+    }
+}
+
+/// `UNTIL`: a date, or a date-time (UTC with `Z`, else read as UTC).
+fn parse_until(v: &str) -> Result<Until, String> {
+    if let Some(d) = parse_basic_date(v) {
+        return Ok(Until::Date(d));
+    }
+    let (dt, _) = parse_basic_datetime(v).ok_or(BAD_RULE)?;
+    Ok(Until::At(
+        dt.to_zoned(TimeZone::UTC)
+            .map_err(|_| BAD_RULE)?
+            .timestamp(),
+    ))
+}
+
+/// `BYDAY`: weekdays, each with an optional ordinal in ±1..=5 (`2TU`, `-1FR`).
+fn parse_by_day(v: &str) -> Result<Vec<(Option<i8>, Weekday)>, String> {
+    v.split(',')
+        .map(|item| {
+            let split = item.len().saturating_sub(2);
+            let (ord, code) = item.split_at(split);
+            let wd = weekday(code).ok_or(BAD_RULE)?;
+            if ord.is_empty() {
+                return Ok((None, wd));
+            }
+            let n: i8 = ord.parse().map_err(|_| BAD_RULE)?;
+            if n == 0 || !(-5..=5).contains(&n) {
+                return Err(BAD_RULE.into());
+            }
+            Ok((Some(n), wd))
+        })
+        .collect()
+}
+
+/// A comma-separated list of numbers, each one `valid`.
+fn parse_numbers(v: &str, valid: impl Fn(i8) -> bool) -> Result<Vec<i8>, String> {
+    v.split(',')
+        .map(|item| match item.parse::<i8>() {
+            Ok(n) if valid(n) => Ok(n),
+            _ => Err(BAD_RULE.into()),
+        })
+        .collect()
 }
 
 fn parse_dates(header: &str, values: &str, tz: &TimeZone) -> Result<Vec<When>, String> {

@@ -3,7 +3,7 @@
 
 pub(crate) mod model;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -251,26 +251,7 @@ fn list_connections(
     config: &SandboxConfig,
     p: &Params,
 ) -> Result<Value, ApiError> {
-    let mask = parse_mask(
-        p.get("personFields")
-            .or_else(|| p.get("requestMask.includeField")),
-        "personFields",
-        read_mask(),
-    )?;
-    let size = page_size(p, 100, 1000)?;
-    let sources = Sources::of_query(p)?;
-    let sort = p.get("sortOrder").unwrap_or("LAST_MODIFIED_ASCENDING");
-    if !matches!(
-        sort,
-        "LAST_MODIFIED_ASCENDING"
-            | "LAST_MODIFIED_DESCENDING"
-            | "FIRST_NAME_ASCENDING"
-            | "LAST_NAME_ASCENDING"
-    ) {
-        return Err(invalid(&format!(
-            "Invalid value at 'sort_order': \"{sort}\""
-        )));
-    }
+    let read = ConnectionsRead::parse(p)?;
     let collection = format!("people:{user}");
     let page_collection = format!("people:{user}:connections");
     let SandboxState {
@@ -282,83 +263,77 @@ fn list_connections(
         ..
     } = st;
     let book = address_books.get_mut(user).ok_or_else(not_found)?;
-    // The parameters tokens are bound to: a sync token to the read's shape, a page token to
-    // every other parameter of the call (the sync token included).
-    let mut fields = mask.clone();
-    fields.sort();
-    fields.dedup();
-    let shape = format!(
-        "personFields={}&sources={}&sortOrder={sort}",
-        fields.join(","),
-        sources.key()
-    );
-    let call = format!(
-        "{shape}&pageSize={size}&syncToken={}&requestSyncToken={}",
-        p.non_empty("syncToken").unwrap_or(""),
-        p.flag("requestSyncToken")
-    );
-    let mut full_sync_at = now;
-    let cursor = match p.non_empty("pageToken") {
-        Some(t) => {
-            let c = page_tokens
-                .get(t)
-                .filter(|c| c.collection == page_collection)
-                .cloned()
-                .ok_or_else(|| invalid("Page token is invalid."))?;
-            if let Some(bound) = people_tokens.get(t) {
-                if bound.params != call {
-                    return Err(invalid(
-                        "Request parameters do not match the first call that provided the page token.",
-                    ));
-                }
-                full_sync_at = bound.full_sync_at;
-            }
-            Some(c)
-        }
-        None => None,
-    };
-    let ttl = SignedDuration::from_secs(config.people_sync_token_ttl_secs);
-    let since = match p.non_empty("syncToken") {
-        Some(t) => match (sync_tokens.get(t), people_tokens.get(t)) {
-            (Some(c), bound)
-                if c.collection == collection
-                    && c.epoch == book.sync_epoch
-                    // "Sync tokens expire 7 days after the full sync": the chain's full read,
-                    // however often it was followed incrementally since.
-                    && now.duration_since(bound.map_or(c.issued_at, |b| b.full_sync_at)) < ttl =>
-            {
-                if let Some(b) = bound {
-                    if b.params != shape {
-                        return Err(invalid(
-                            "Request parameters do not match the first call that provided the sync token.",
-                        ));
-                    }
-                    if cursor.is_none() {
-                        full_sync_at = b.full_sync_at;
-                    }
-                }
-                Some(c.seq)
-            }
-            _ => return Err(expired_sync_token()),
-        },
-        None => None,
-    };
+    let (cursor, page_full_sync) =
+        connections_cursor(page_tokens, people_tokens, p, &page_collection, &read.call)?;
+    let (since, chain_full_sync) = connections_since(
+        (sync_tokens, people_tokens),
+        p,
+        (&collection, book),
+        now,
+        SignedDuration::from_secs(config.people_sync_token_ttl_secs),
+        &read.shape,
+    )?;
+    // The chain's full read: the page's if a page token was sent, else the sync token's.
+    let full_sync_at = cursor
+        .as_ref()
+        .map_or(chain_full_sync, |_| page_full_sync)
+        .unwrap_or(now);
     let since = cursor.as_ref().and_then(|c| c.since).or(since);
     let want_sync = p.flag("requestSyncToken") || since.is_some();
-    // The write-propagation delay: writes younger than it are not shown yet, and the sync
-    // token stops before the first of them, so a later read reports them (none is lost).
-    let visible = match SignedDuration::from_secs(*delay) {
-        d if d.is_zero() => book.seq,
-        d => book
-            .persons
-            .values()
-            .filter(|person| now.duration_since(person.updated) < d)
-            .map(|person| person.mod_seq.saturating_sub(1))
-            .min()
-            .unwrap_or(book.seq),
+    let visible = visible_seq(book, now, *delay);
+    let items = connection_items(book, &read, since, visible);
+    let total = items.len();
+    let snapshot = cursor
+        .as_ref()
+        .map(|c| c.snapshot_seq)
+        .unwrap_or(visible)
+        .min(visible);
+    let (page, next) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), read.size);
+    let mut out = connections_envelope(page, total);
+    let (token, bound, name) = match next {
+        Some(after) => {
+            let token = crate::ids::token(18);
+            let cursor = PageCursor {
+                collection: page_collection,
+                after,
+                snapshot_seq: snapshot,
+                since,
+            };
+            page_tokens.insert(token.clone(), cursor);
+            (token, read.call, "nextPageToken")
+        }
+        None if want_sync => {
+            let token = crate::ids::token(18);
+            let cursor = SyncCursor {
+                owner: user.to_string(),
+                collection,
+                seq: snapshot,
+                epoch: book.sync_epoch,
+                issued_at: now,
+            };
+            sync_tokens.insert(token.clone(), cursor);
+            (token, read.shape, "nextSyncToken")
+        }
+        None => return Ok(Value::Object(out)),
     };
-    let items: Vec<(SortKey, Value)> = book
-        .persons
+    let params = PeopleToken {
+        params: bound,
+        full_sync_at,
+    };
+    people_tokens.insert(token.clone(), params);
+    out.insert(name.into(), json!(token));
+    Ok(Value::Object(out))
+}
+
+/// The contacts a read returns (up to `visible`): those changed since `since`, deleted ones
+/// included, or else every live one.
+fn connection_items(
+    book: &AddressBook,
+    read: &ConnectionsRead,
+    since: Option<u64>,
+    visible: u64,
+) -> Vec<(SortKey, Value)> {
+    book.persons
         .values()
         .filter(|person| person.mod_seq <= visible)
         .filter(|person| match since {
@@ -367,69 +342,154 @@ fn list_connections(
         })
         .map(|person| {
             (
-                person_key(person, sort, since.is_some()),
-                render(person, book, &mask, sources, since.is_some()),
+                person_key(person, read.sort, since.is_some()),
+                render(person, book, &read.mask, read.sources, since.is_some()),
             )
         })
-        .collect();
-    let total = items.len();
-    let snapshot = cursor
-        .as_ref()
-        .map(|c| c.snapshot_seq)
-        .unwrap_or(visible)
-        .min(visible);
-    let (page, next) = crate::paging::paginate(items, cursor.as_ref().map(|c| &c.after), size);
+        .collect()
+}
+
+fn connections_envelope(page: Vec<Value>, total: usize) -> Map<String, Value> {
     let mut out = Map::new();
     if !page.is_empty() {
         out.insert("connections".into(), Value::Array(page));
     }
     out.insert("totalPeople".into(), json!(total));
     out.insert("totalItems".into(), json!(total));
-    match next {
-        Some(after) => {
-            let token = crate::ids::token(18);
-            page_tokens.insert(
-                token.clone(),
-                PageCursor {
-                    collection: page_collection,
-                    after,
-                    snapshot_seq: snapshot,
-                    since,
-                },
-            );
-            people_tokens.insert(
-                token.clone(),
-                PeopleToken {
-                    params: call,
-                    full_sync_at,
-                },
-            );
-            out.insert("nextPageToken".into(), json!(token));
+    out
+}
+
+/// What a people.connections.list call reads, checked, and the parameters its tokens are
+/// bound to: a sync token to the read's shape, a page token to every other parameter of the
+/// call (the sync token included).
+struct ConnectionsRead<'p> {
+    mask: Vec<String>,
+    size: usize,
+    sources: Sources,
+    sort: &'p str,
+    shape: String,
+    call: String,
+}
+
+impl<'p> ConnectionsRead<'p> {
+    fn parse(p: &'p Params) -> Result<Self, ApiError> {
+        let mask = parse_mask(
+            p.get("personFields")
+                .or_else(|| p.get("requestMask.includeField")),
+            "personFields",
+            read_mask(),
+        )?;
+        let size = page_size(p, 100, 1000)?;
+        let sources = Sources::of_query(p)?;
+        let sort = p.get("sortOrder").unwrap_or("LAST_MODIFIED_ASCENDING");
+        if !matches!(
+            sort,
+            "LAST_MODIFIED_ASCENDING"
+                | "LAST_MODIFIED_DESCENDING"
+                | "FIRST_NAME_ASCENDING"
+                | "LAST_NAME_ASCENDING"
+        ) {
+            return Err(invalid(&format!(
+                "Invalid value at 'sort_order': \"{sort}\""
+            )));
         }
-        None if want_sync => {
-            let token = crate::ids::token(18);
-            sync_tokens.insert(
-                token.clone(),
-                SyncCursor {
-                    owner: user.to_string(),
-                    collection,
-                    seq: snapshot,
-                    epoch: book.sync_epoch,
-                    issued_at: now,
-                },
-            );
-            people_tokens.insert(
-                token.clone(),
-                PeopleToken {
-                    params: shape,
-                    full_sync_at,
-                },
-            );
-            out.insert("nextSyncToken".into(), json!(token));
-        }
-        None => {}
+        let mut fields = mask.clone();
+        fields.sort();
+        fields.dedup();
+        let shape = format!(
+            "personFields={}&sources={}&sortOrder={sort}",
+            fields.join(","),
+            sources.key()
+        );
+        let call = format!(
+            "{shape}&pageSize={size}&syncToken={}&requestSyncToken={}",
+            p.non_empty("syncToken").unwrap_or(""),
+            p.flag("requestSyncToken")
+        );
+        Ok(Self {
+            mask,
+            size,
+            sources,
+            sort,
+            shape,
+            call,
+        })
     }
-    Ok(Value::Object(out))
+}
+
+/// The cursor of the `pageToken` sent, refused unless minted by a call with the same
+/// parameters; and the full read of its chain, if it is bound to one.
+fn connections_cursor(
+    page_tokens: &HashMap<String, PageCursor>,
+    people_tokens: &HashMap<String, PeopleToken>,
+    p: &Params,
+    page_collection: &str,
+    call: &str,
+) -> Result<(Option<PageCursor>, Option<Timestamp>), ApiError> {
+    let Some(t) = p.non_empty("pageToken") else {
+        return Ok((None, None));
+    };
+    let c = page_tokens
+        .get(t)
+        .filter(|c| c.collection == page_collection)
+        .cloned()
+        .ok_or_else(|| invalid("Page token is invalid."))?;
+    let Some(bound) = people_tokens.get(t) else {
+        return Ok((Some(c), None));
+    };
+    if bound.params != call {
+        return Err(invalid(
+            "Request parameters do not match the first call that provided the page token.",
+        ));
+    }
+    Ok((Some(c), Some(bound.full_sync_at)))
+}
+
+/// The sequence the `syncToken` sent reads on from, and the full read of its chain; 400
+/// `EXPIRED_SYNC_TOKEN` once it is unknown, of another epoch, or 7 days past that full read.
+fn connections_since(
+    (sync_tokens, people_tokens): (&HashMap<String, SyncCursor>, &HashMap<String, PeopleToken>),
+    p: &Params,
+    (collection, book): (&str, &AddressBook),
+    now: Timestamp,
+    ttl: SignedDuration,
+    shape: &str,
+) -> Result<(Option<u64>, Option<Timestamp>), ApiError> {
+    let Some(t) = p.non_empty("syncToken") else {
+        return Ok((None, None));
+    };
+    match (sync_tokens.get(t), people_tokens.get(t)) {
+        (Some(c), bound)
+            if c.collection == collection
+                && c.epoch == book.sync_epoch
+                // "Sync tokens expire 7 days after the full sync": the chain's full read,
+                // however often it was followed incrementally since.
+                && now.duration_since(bound.map_or(c.issued_at, |b| b.full_sync_at)) < ttl =>
+        {
+            if bound.is_some_and(|b| b.params != shape) {
+                return Err(invalid(
+                    "Request parameters do not match the first call that provided the sync token.",
+                ));
+            }
+            Ok((Some(c.seq), bound.map(|b| b.full_sync_at)))
+        }
+        _ => Err(expired_sync_token()),
+    }
+}
+
+/// The write-propagation delay: writes younger than it are not shown yet, and the sync token
+/// stops before the first of them, so a later read reports them (none is lost).
+fn visible_seq(book: &AddressBook, now: Timestamp, delay_secs: i64) -> u64 {
+    match SignedDuration::from_secs(delay_secs) {
+        d if d.is_zero() => book.seq,
+        d => book
+            .persons
+            .values()
+            .filter(|person| now.duration_since(person.updated) < d)
+            .map(|person| person.mod_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(book.seq),
+    }
 }
 
 async fn connections_list(
@@ -936,48 +996,60 @@ async fn members_modify(
                     "Cannot modify the members of this system contact group.",
                 ));
             }
-            let mut not_found_names = Vec::new();
-            let mut cannot_remove = Vec::new();
-            let mut changed: BTreeSet<String> = BTreeSet::new();
-            for rn in &add {
-                match book.persons.get_mut(rn).filter(|p| !p.deleted) {
-                    Some(p) => {
-                        if p.groups.insert(id.clone()) {
-                            changed.insert(rn.clone());
-                        }
-                    }
-                    None => not_found_names.push(rn.clone()),
-                }
-            }
-            for rn in &remove {
-                match book.persons.get_mut(rn).filter(|p| !p.deleted) {
-                    Some(p) => {
-                        if p.groups.contains(&id) && p.groups.len() == 1 {
-                            cannot_remove.push(rn.clone());
-                        } else if p.groups.remove(&id) {
-                            changed.insert(rn.clone());
-                        }
-                    }
-                    None => not_found_names.push(rn.clone()),
-                }
-            }
-            for rn in &changed {
-                touch(book, rn, now);
-            }
-            if !changed.is_empty() {
-                if let Some(g) = book.groups.get_mut(&id) {
-                    g.etag = model::new_etag();
-                    g.updated = now;
-                }
-            }
-            let mut out = json!({});
-            if !not_found_names.is_empty() {
-                out["notFoundResourceNames"] = json!(not_found_names);
-            }
-            if !cannot_remove.is_empty() {
-                out["canNotRemoveLastContactGroupResourceNames"] = json!(cannot_remove);
-            }
-            Ok(out)
+            Ok(modify_members(book, now, &id, &add, &remove))
         }),
     )
+}
+
+/// Adds and removes the members of group `id` (a contact's last group is not removed); the
+/// answer names what was not found and what could not be removed.
+fn modify_members(
+    book: &mut AddressBook,
+    now: Timestamp,
+    id: &str,
+    add: &[String],
+    remove: &[String],
+) -> Value {
+    let mut not_found_names = Vec::new();
+    let mut cannot_remove = Vec::new();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    for rn in add {
+        match book.persons.get_mut(rn).filter(|p| !p.deleted) {
+            Some(p) => {
+                if p.groups.insert(id.to_string()) {
+                    changed.insert(rn.clone());
+                }
+            }
+            None => not_found_names.push(rn.clone()),
+        }
+    }
+    for rn in remove {
+        match book.persons.get_mut(rn).filter(|p| !p.deleted) {
+            Some(p) => {
+                if p.groups.contains(id) && p.groups.len() == 1 {
+                    cannot_remove.push(rn.clone());
+                } else if p.groups.remove(id) {
+                    changed.insert(rn.clone());
+                }
+            }
+            None => not_found_names.push(rn.clone()),
+        }
+    }
+    for rn in &changed {
+        touch(book, rn, now);
+    }
+    if !changed.is_empty() {
+        if let Some(g) = book.groups.get_mut(id) {
+            g.etag = model::new_etag();
+            g.updated = now;
+        }
+    }
+    let mut out = json!({});
+    if !not_found_names.is_empty() {
+        out["notFoundResourceNames"] = json!(not_found_names);
+    }
+    if !cannot_remove.is_empty() {
+        out["canNotRemoveLastContactGroupResourceNames"] = json!(cannot_remove);
+    }
+    out
 }

@@ -183,11 +183,11 @@ pub fn new_etag() -> String {
     format!("%{}", crate::ids::token(24))
 }
 
-/// Validates a `Person` request body; returns the writable fields and group ids named in
-/// `memberships`.
 /// A validated person body: writable fields, and the group ids of `memberships` if given.
 pub type ParsedPerson = (Map<String, Value>, Option<BTreeSet<String>>);
 
+/// Validates a `Person` request body; returns the writable fields and group ids named in
+/// `memberships`.
 pub fn parse_person(body: &Value, book: &AddressBook) -> Result<ParsedPerson, ApiError> {
     parse_person_of(body, book, &BTreeSet::new())
 }
@@ -212,69 +212,80 @@ pub fn parse_person_of(
                 "Invalid JSON payload received. Unknown name \"{k}\" at 'person': Cannot find field."
             )));
         }
-        let items = v.as_array().ok_or_else(|| {
-            invalid(&format!(
-                "Invalid value at 'person.{k}', expected a list of objects."
-            ))
-        })?;
-        let mut clean = Vec::new();
-        for item in items {
+        let clean = field_items(k, v)?;
+        if k == "memberships" {
+            groups = Some(membership_groups(&clean, book, already)?);
+            continue;
+        }
+        if k == "clientData"
+            && !clean
+                .iter()
+                .all(|m| m.get("key").is_some_and(Value::is_string))
+        {
+            return Err(invalid("clientData.key is required."));
+        }
+        fields.insert(k.clone(), Value::Array(clean));
+    }
+    Ok((fields, groups))
+}
+
+/// A field's items: a list of objects, their `metadata` (Google's to set) dropped.
+fn field_items(k: &str, v: &Value) -> Result<Vec<Value>, ApiError> {
+    let items = v.as_array().ok_or_else(|| {
+        invalid(&format!(
+            "Invalid value at 'person.{k}', expected a list of objects."
+        ))
+    })?;
+    items
+        .iter()
+        .map(|item| {
             let mut m = item
                 .as_object()
                 .cloned()
                 .ok_or_else(|| invalid(&format!("Invalid value at 'person.{k}'.")))?;
             m.remove("metadata");
-            clean.push(Value::Object(m));
-        }
-        if k == "memberships" {
-            let mut set = BTreeSet::new();
-            for m in &clean {
-                let g = m.get("contactGroupMembership");
-                let id = g
-                    .and_then(|g| g.get("contactGroupResourceName"))
+            Ok(Value::Object(m))
+        })
+        .collect()
+}
+
+/// The group ids `memberships` name: groups of the book, and no system group a contact may
+/// not be added to (unless it is already in it).
+fn membership_groups(
+    memberships: &[Value],
+    book: &AddressBook,
+    already: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let mut set = BTreeSet::new();
+    for m in memberships {
+        let g = m.get("contactGroupMembership");
+        let id = g
+            .and_then(|g| g.get("contactGroupResourceName"))
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("contactGroups/"))
+            .or_else(|| {
+                g.and_then(|g| g.get("contactGroupId"))
                     .and_then(Value::as_str)
-                    .and_then(|r| r.strip_prefix("contactGroups/"))
-                    .or_else(|| {
-                        g.and_then(|g| g.get("contactGroupId"))
-                            .and_then(Value::as_str)
-                    })
-                    .ok_or_else(|| {
-                        invalid("Invalid membership: contactGroupMembership required.")
-                    })?;
-                match book.groups.get(id) {
-                    None => {
-                        return Err(invalid(&format!(
-                            "Contact group not found: contactGroups/{id}"
-                        )))
-                    }
-                    // "Only user group or 'myContacts' or 'starred' system groups memberships
-                    // can be added" (a membership already held may stay).
-                    Some(g)
-                        if g.system
-                            && !MEMBER_SYSTEM_GROUPS.contains(&id)
-                            && !already.contains(id) =>
-                    {
-                        return Err(invalid(&format!(
-                            "Cannot add contacts to deprecated system contact group: contactGroups/{id}"
-                        )))
-                    }
-                    Some(_) => {}
-                }
-                set.insert(id.to_string());
+            })
+            .ok_or_else(|| invalid("Invalid membership: contactGroupMembership required."))?;
+        match book.groups.get(id) {
+            None => {
+                return Err(invalid(&format!(
+                    "Contact group not found: contactGroups/{id}"
+                )))
             }
-            groups = Some(set);
-            continue;
-        }
-        if k == "clientData" {
-            for m in &clean {
-                if !m.get("key").is_some_and(Value::is_string) {
-                    return Err(invalid("clientData.key is required."));
-                }
+            // "Only user group or 'myContacts' or 'starred' system groups memberships can be
+            // added" (a membership already held may stay).
+            Some(g) if g.system && !MEMBER_SYSTEM_GROUPS.contains(&id) && !already.contains(id) => {
+                return Err(invalid(&format!(
+                    "Cannot add contacts to deprecated system contact group: contactGroups/{id}"
+                )))
             }
+            Some(_) => {}
         }
-        fields.insert(k.clone(), Value::Array(clean));
+        set.insert(id.to_string());
     }
-    Ok((fields, groups))
+    Ok(set)
 }
 
 fn capitalize(s: &str) -> String {
