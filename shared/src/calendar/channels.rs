@@ -125,8 +125,64 @@ pub async fn ensure(
     calendar: &str,
 ) -> Result<(), SyncError> {
     let now = app.clock.now();
-    let mut current = Vec::new();
-    let mut unsupported: Option<WatchChannel> = None;
+    let (current, unsupported) = channels_of(app, t, u, calendar).await?;
+    if current.iter().any(|c| c.expires_at - now > RENEW_BEFORE) {
+        return Ok(());
+    }
+    if unsupported.as_ref().is_some_and(|c| c.expires_at > now) {
+        // Google said it cannot watch this calendar: polled until the recheck.
+        return Ok(());
+    }
+    let secret = random_token(32);
+    let request = WatchRequest {
+        id: format!("{CHANNEL_PREFIX}{}", random_token(18)),
+        token: SecretString::from(secret.clone()),
+        address: app.config.google_webhook_url(),
+        ttl_secs: Some(CHANNEL_TTL_SECS),
+    };
+    let mut channel = WatchChannel {
+        id: unsupported_id(t, u, calendar),
+        tenant: t.clone(),
+        user: u.clone(),
+        account: account.clone(),
+        calendar_id: calendar.to_owned(),
+        resource_id: String::new(),
+        token_hash: String::new(),
+        expires_at: now + PUSH_RECHECK,
+        state: ChannelState::PushUnsupported,
+    };
+    let made = match app.google.watch_events(token, calendar, &request).await {
+        Ok(made) => made,
+        Err(e) if is_push_unsupported(&e) => {
+            tracing::info!(tenant = %t, user = %u, calendar, "Google does not support push for this calendar; it is polled");
+            app.metrics.count("ChannelsUnsupported", &[], 1);
+            put_marker(app, &channel).await?;
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no push channel; the calendar is polled");
+            return Ok(());
+        }
+    };
+    channel.id = made.id;
+    channel.resource_id = made.resource_id;
+    channel.token_hash = sha256_hex(secret.as_bytes());
+    channel.state = ChannelState::Active;
+    channel.expires_at = made
+        .expiration_ms
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .unwrap_or(now + time::Duration::seconds(CHANNEL_TTL_SECS as i64));
+    opened(app, token, channel, current, unsupported).await
+}
+
+/// The calendar's active channels, and its "push unsupported" marker if any.
+async fn channels_of(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    calendar: &str,
+) -> Result<(Vec<WatchChannel>, Option<WatchChannel>), SyncError> {
+    let (mut current, mut unsupported) = (Vec::new(), None);
     let mut page: Option<String> = None;
     loop {
         let records = app.store.list_channels(t, u, 100, page.as_deref()).await?;
@@ -143,63 +199,20 @@ pub async fn ensure(
         }
         match records.next {
             Some(next) => page = Some(next),
-            None => break,
+            None => return Ok((current, unsupported)),
         }
     }
-    if current.iter().any(|c| c.expires_at - now > RENEW_BEFORE) {
-        return Ok(());
-    }
-    if unsupported.as_ref().is_some_and(|c| c.expires_at > now) {
-        // Google said it cannot watch this calendar: polled until the recheck.
-        return Ok(());
-    }
-    let secret = random_token(32);
-    let id = format!("{CHANNEL_PREFIX}{}", random_token(18));
-    let request = WatchRequest {
-        id: id.clone(),
-        token: SecretString::from(secret.clone()),
-        address: app.config.google_webhook_url(),
-        ttl_secs: Some(CHANNEL_TTL_SECS),
-    };
-    let made = match app.google.watch_events(token, calendar, &request).await {
-        Ok(made) => made,
-        Err(e) if is_push_unsupported(&e) => {
-            tracing::info!(tenant = %t, user = %u, calendar, "Google does not support push for this calendar; it is polled");
-            app.metrics.count("ChannelsUnsupported", &[], 1);
-            let marker = WatchChannel {
-                id: unsupported_id(t, u, calendar),
-                tenant: t.clone(),
-                user: u.clone(),
-                account: account.clone(),
-                calendar_id: calendar.to_owned(),
-                resource_id: String::new(),
-                token_hash: String::new(),
-                expires_at: now + PUSH_RECHECK,
-                state: ChannelState::PushUnsupported,
-            };
-            put_marker(app, &marker).await?;
-            return Ok(());
-        }
-        Err(e) => {
-            tracing::warn!(tenant = %t, user = %u, calendar, error = %e, "no push channel; the calendar is polled");
-            return Ok(());
-        }
-    };
-    let expires_at = made
-        .expiration_ms
-        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
-        .unwrap_or(now + time::Duration::seconds(CHANNEL_TTL_SECS as i64));
-    let channel = WatchChannel {
-        id: made.id,
-        tenant: t.clone(),
-        user: u.clone(),
-        account: account.clone(),
-        calendar_id: calendar.to_owned(),
-        resource_id: made.resource_id,
-        token_hash: sha256_hex(secret.as_bytes()),
-        expires_at,
-        state: ChannelState::Active,
-    };
+}
+
+/// Records a channel Google just opened; the channels it replaces are stopped.
+async fn opened(
+    app: &App,
+    token: &SecretString,
+    channel: WatchChannel,
+    current: Vec<WatchChannel>,
+    unsupported: Option<WatchChannel>,
+) -> Result<(), SyncError> {
+    let (t, u, calendar) = (&channel.tenant, &channel.user, channel.calendar_id.as_str());
     // The calendar was just read: its notifications may collapse from here on (a generation
     // it already has is kept). Without one nothing collapses and nothing is lost, so a
     // failure here only costs jobs.
