@@ -59,3 +59,64 @@ pub mod services;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layers {
+    //! Dependencies run one way: `domain` ← `store` ← `google` ← the features (see
+    //! docs/architecture.md, "Layers"). A layer's code (not its docs) names no module above it.
+
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Each layer and the crate modules its code may name (besides itself).
+    const LAYERS: &[(&str, &[&str])] = &[
+        ("domain", &[]),
+        ("store", &["domain", "clock", "crypto"]),
+        ("google", &["domain", "clock", "config", "metrics"]),
+    ];
+
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The crate modules named by the code of the files under `dir` (comments left out).
+    fn named(dir: &Path) -> BTreeSet<(String, String)> {
+        let mut paths = Vec::new();
+        files(dir, &mut paths);
+        let mut out = BTreeSet::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for (i, _) in line.match_indices("crate::") {
+                    let module: String = line[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    out.insert((module, path.display().to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dependencies_run_one_way() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut upward = Vec::new();
+        for (layer, allowed) in LAYERS {
+            for (module, file) in named(&src.join(layer)) {
+                if module != *layer && !allowed.contains(&module.as_str()) {
+                    upward.push(format!("{file} names crate::{module}"));
+                }
+            }
+        }
+        assert!(upward.is_empty(), "imports that point up: {upward:#?}");
+    }
+}

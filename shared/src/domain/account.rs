@@ -122,7 +122,7 @@ pub struct AccountSettings {
     pub contact_group: Option<String>,
     /// The user's overrides of the tenant's contact field mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact_fields: Option<crate::contacts::normal::FieldMappingPatch>,
+    pub contact_fields: Option<super::field_mapping::FieldMappingPatch>,
     /// Calendars that were the main calendar before the current one: they are not read any
     /// more, but the meetings the sync left there (those already over when the main calendar
     /// changed, and those Google refused to move) are still written there when the CRM edits

@@ -28,9 +28,9 @@ pub struct Cursor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<String>,
     /// The deletions this scope let through lately (the mass-deletion guard's window, see
-    /// [`crate::sync::guard::Window`]).
+    /// [`Window`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletions: Option<crate::sync::guard::Window>,
+    pub deletions: Option<Window>,
     /// The guard's block of this scope was reported (a `mass_deletion_blocked` record): told
     /// once, until the deletions are confirmed or no longer held back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -129,4 +129,13 @@ mod tests {
         c.page_token = Some("p2".into());
         assert!(!c.idle_page(false, now), "a read in progress is recorded");
     }
+}
+
+/// The deletions a scope let through lately: since `since` (the first of them), `count`
+/// (what the mass-deletion guard, [`crate::sync::guard`], counts over the last hour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub count: usize,
 }

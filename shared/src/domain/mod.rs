@@ -5,10 +5,13 @@ pub mod account;
 pub mod api_key;
 pub mod channel;
 pub mod cursor;
+pub mod delivery;
 pub mod feed;
+pub mod field_mapping;
 pub mod ids;
 pub mod oauth_session;
 pub mod pair;
+pub mod quota;
 pub mod settings;
 pub mod tenant;
 

@@ -74,7 +74,7 @@ pub struct ConnectionDefaults {
     pub guest_notifications: GuestNotifications,
     /// Which contact fields sync, and which way (users may override it).
     #[serde(default)]
-    pub contact_fields: crate::contacts::normal::FieldMapping,
+    pub contact_fields: super::field_mapping::FieldMapping,
     /// How often an account is read when push does not cover it (contacts always; calendars
     /// without a healthy channel), in minutes: 10 to 1440.
     #[serde(default = "default_poll_minutes")]
@@ -103,7 +103,7 @@ impl Default for ConnectionDefaults {
             event_colors: BTreeMap::new(),
             contact_group_name: "CRM".to_owned(),
             guest_notifications: GuestNotifications::None,
-            contact_fields: crate::contacts::normal::FieldMapping::default(),
+            contact_fields: super::field_mapping::FieldMapping::default(),
             poll_interval_minutes: default_poll_minutes(),
         }
     }

@@ -37,7 +37,7 @@ pub struct ClientRefusal {
     /// When Google first refused it.
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
-    /// When Google last refused it (calls wait [`crate::services::google_client::RECHECK`]
+    /// When Google last refused it (calls wait the OAuth client settings' `RECHECK`
     /// after this before one tries again).
     #[serde(with = "time::serde::rfc3339")]
     pub last_refused_at: OffsetDateTime,

@@ -948,7 +948,7 @@ impl Store {
     pub async fn get_delivery_cursor(
         &self,
         t: &TenantId,
-    ) -> StoreResult<Option<Versioned<crate::delivery::DeliveryCursor>>> {
+    ) -> StoreResult<Option<Versioned<crate::domain::delivery::DeliveryCursor>>> {
         self.get_as(&keys::delivery_cursor(t)).await
     }
 
@@ -956,7 +956,7 @@ impl Store {
     /// version is what makes the delivery lease exclusive.
     pub async fn put_delivery_cursor(
         &self,
-        cursor: &crate::delivery::DeliveryCursor,
+        cursor: &crate::domain::delivery::DeliveryCursor,
         expected: Option<u64>,
     ) -> StoreResult<u64> {
         let item = Item::new(keys::delivery_cursor(&cursor.tenant), to_data(cursor)?);
@@ -1019,14 +1019,14 @@ impl Store {
     pub async fn get_budget(
         &self,
         t: &TenantId,
-    ) -> StoreResult<Option<Versioned<crate::services::quota::Bucket>>> {
+    ) -> StoreResult<Option<Versioned<crate::domain::quota::Bucket>>> {
         self.get_as(&keys::budget(t)).await
     }
 
     pub async fn put_budget(
         &self,
         t: &TenantId,
-        bucket: &crate::services::quota::Bucket,
+        bucket: &crate::domain::quota::Bucket,
         expected: Option<u64>,
     ) -> StoreResult<u64> {
         self.write(Item::new(keys::budget(t), to_data(bucket)?), expected)

@@ -7,7 +7,6 @@
 //! deletion per push job, is held back like one on a single page; nothing is deleted until the
 //! CRM confirms. Pure: the read feeds it counts, it says whether to hold back.
 
-use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 /// A pass stops deleting and reports when it would delete at least this many of a scope's
@@ -18,13 +17,7 @@ pub const MASS_DELETION_SHARE: f64 = 0.3;
 /// …counting the deletions let through in this long before it.
 pub const MASS_DELETION_WINDOW: Duration = Duration::hours(1);
 
-/// The deletions a scope let through lately: since `since` (the first of them), `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Window {
-    #[serde(with = "time::serde::rfc3339")]
-    pub since: OffsetDateTime,
-    pub count: usize,
-}
+pub use crate::domain::cursor::Window;
 
 impl Window {
     /// The deletions that still count at `now`.
