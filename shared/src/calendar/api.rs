@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::calendar::model::{parse_instant, CrmEvent};
 use crate::calendar::normal::Normalized;
 use crate::clock::rfc3339;
-use crate::domain::{AccountStatus, Collection, CrmId, PairStatus, TenantId, UserId};
+use crate::domain::{AccountStatus, Collection, CrmId, PairState, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::services::records;
@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Serialize)]
 pub struct PairView {
     pub crm_id: String,
-    /// `synced`, `pending` (waiting for the worker), `deleted`, or `error`.
-    pub state: &'static str,
+    pub state: PairState,
     pub google_event_id: Option<String>,
     pub calendar_id: Option<String>,
     pub crm_version: Option<String>,
@@ -28,19 +27,9 @@ pub struct PairView {
 pub use crate::services::records::waiting;
 
 pub fn view(p: &PairStatus) -> PairView {
-    let pending = waiting(p);
-    let state = if p.deleted_at.is_some() {
-        "deleted"
-    } else if p.last_error.is_some() {
-        "error"
-    } else if pending {
-        "pending"
-    } else {
-        "synced"
-    };
     PairView {
         crm_id: p.crm_id.to_string(),
-        state,
+        state: records::state(p),
         google_event_id: p.google_id.clone(),
         calendar_id: p.container.clone(),
         crm_version: p.crm_version.clone(),
@@ -149,10 +138,7 @@ pub struct AckResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub google_resource_name: Option<String>,
     pub crm_id: String,
-    /// `linked`, `already_linked`, `unknown` (no such Google-born record), `deleted` (deleted
-    /// in Google before the acknowledgement), or `conflict` (the CRM id is already paired
-    /// with another Google record).
-    pub result: &'static str,
+    pub result: records::AckOutcome,
 }
 
 /// Links Google-born events and contacts to the CRM ids the CRM gave them, so the CRM's next

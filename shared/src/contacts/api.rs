@@ -8,7 +8,7 @@ use crate::clock::rfc3339;
 use crate::contacts::model::CrmContact;
 use crate::contacts::normal::NormalizedContact;
 use crate::domain::{
-    Account, AccountStatus, Collection, CrmId, PairStatus, Product, TenantId, UserId,
+    Account, AccountStatus, Collection, CrmId, PairState, PairStatus, Product, TenantId, UserId,
 };
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
@@ -30,8 +30,7 @@ pub fn content_hash(v: &Value) -> Option<String> {
 #[derive(Debug, Serialize)]
 pub struct ContactView {
     pub crm_id: String,
-    /// `synced`, `pending` (waiting for the worker), `deleted`, or `error`.
-    pub state: &'static str,
+    pub state: PairState,
     pub google_resource_name: Option<String>,
     pub crm_version: Option<String>,
     pub last_synced_at: Option<String>,
@@ -39,18 +38,9 @@ pub struct ContactView {
 }
 
 pub fn view(p: &PairStatus) -> ContactView {
-    let state = if p.deleted_at.is_some() {
-        "deleted"
-    } else if p.last_error.is_some() {
-        "error"
-    } else if records::waiting(p) {
-        "pending"
-    } else {
-        "synced"
-    };
     ContactView {
         crm_id: p.crm_id.to_string(),
-        state,
+        state: records::state(p),
         google_resource_name: p.google_id.clone(),
         crm_version: p.crm_version.clone(),
         last_synced_at: p.last_synced_at.map(rfc3339),

@@ -25,7 +25,7 @@ pub use cursor::Cursor;
 pub use feed::{ChangeKind, ChangeRecord};
 pub use ids::{AccountId, ApiKeyId, CrmId, IdError, TenantId, UserId};
 pub use oauth_session::OAuthSession;
-pub use pair::{Collection, PairStatus};
+pub use pair::{Collection, PairState, PairStatus};
 pub use settings::{
     ConflictPolicy, ConnectionDefaults, DeletionPolicy, Direction, GoogleQuota, GuestNotifications,
     PrivateEventPolicy, TenantSettings,

@@ -133,3 +133,15 @@ impl PairStatus {
         }
     }
 }
+
+/// Where a pair stands, as the CRM sees it (`state` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairState {
+    Synced,
+    /// The CRM's side waits for the worker.
+    Pending,
+    Deleted,
+    /// The record's own failure (`last_error`).
+    Error,
+}

@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::clock::rfc3339;
-use crate::domain::{Account, Collection, CrmId, PairStatus, TenantId, UserId};
+use crate::domain::{Account, Collection, CrmId, PairState, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::store::repo::Versioned;
@@ -45,6 +45,19 @@ pub fn waiting(p: &PairStatus) -> bool {
                 .as_ref()
                 .and_then(|c| content_hash(p.collection, c))
                 != p.crm_hash)
+}
+
+/// Where the pair stands for the CRM: deleted, in error, waiting for the worker, or synced.
+pub fn state(p: &PairStatus) -> PairState {
+    if p.deleted_at.is_some() {
+        PairState::Deleted
+    } else if p.last_error.is_some() {
+        PairState::Error
+    } else if waiting(p) {
+        PairState::Pending
+    } else {
+        PairState::Synced
+    }
 }
 
 fn noun(c: Collection) -> &'static str {
@@ -390,6 +403,20 @@ pub async fn commit(
     Err(StoreError::Conflict)
 }
 
+/// What became of an acknowledgement of a Google-born record (`result` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckOutcome {
+    Linked,
+    AlreadyLinked,
+    /// No such Google-born record.
+    Unknown,
+    /// Deleted in Google before the acknowledgement.
+    Deleted,
+    /// The CRM id is already paired with another Google record.
+    Conflict,
+}
+
 /// Gives a Google-born pair of `collection` the CRM id the CRM created for it.
 pub async fn link_google_born(
     app: &App,
@@ -399,16 +426,16 @@ pub async fn link_google_born(
     google_id: &str,
     calendar: Option<&str>,
     crm_id: &CrmId,
-) -> Result<&'static str, ApiError> {
+) -> Result<AckOutcome, ApiError> {
     if let Some(existing) = app
         .store
         .get_pair(t, u, collection, crm_id.as_str())
         .await?
     {
         return Ok(if existing.value.google_id.as_deref() == Some(google_id) {
-            "already_linked"
+            AckOutcome::AlreadyLinked
         } else {
-            "conflict"
+            AckOutcome::Conflict
         });
     }
     let born = match collection {
@@ -422,7 +449,7 @@ pub async fn link_google_born(
         }
     };
     let Some(born) = born else {
-        return Ok("unknown");
+        return Ok(AckOutcome::Unknown);
     };
     // Gone from Google (or out of the contact group) before the CRM named it: the name is
     // kept all the same, so that should the record come back (put back into the group,
@@ -432,9 +459,9 @@ pub async fn link_google_born(
     linked.crm_id = crm_id.clone();
     linked.google_born = false;
     match app.store.rekey_pair(t, u, &born, &linked).await {
-        Ok(()) if deleted => Ok("deleted"),
-        Ok(()) => Ok("linked"),
-        Err(StoreError::ConditionFailed) => Ok("conflict"),
+        Ok(()) if deleted => Ok(AckOutcome::Deleted),
+        Ok(()) => Ok(AckOutcome::Linked),
+        Err(StoreError::ConditionFailed) => Ok(AckOutcome::Conflict),
         Err(e) => Err(e.into()),
     }
 }
