@@ -1,7 +1,7 @@
 //! A CRM meeting or call as the CRM sends it (`PUT /v1/users/{user}/events/{crm_id}`),
 //! validated strictly at the edge.
 
-use crate::http::ApiError;
+use crate::domain::validate::Invalid;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -182,8 +182,8 @@ pub const MAX_ATTENDEES: usize = 500;
 pub const MAX_RECURRENCE_LINES: usize = 50;
 pub const MAX_EXCEPTIONS: usize = 200;
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::invalid(msg)
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
 }
 
 /// Parses a date `YYYY-MM-DD`.
@@ -202,7 +202,7 @@ pub fn valid_time_zone(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && jiff::tz::TimeZone::get(name).is_ok()
 }
 
-fn check_time(field: &str, t: &EventTime) -> Result<(), ApiError> {
+fn check_time(field: &str, t: &EventTime) -> Result<(), Invalid> {
     match (&t.date, &t.date_time) {
         (Some(d), None) => parse_date(d)
             .map(|_| ())
@@ -218,7 +218,7 @@ fn check_time(field: &str, t: &EventTime) -> Result<(), ApiError> {
     }
 }
 
-fn clean_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
+fn clean_text(field: &str, v: &str, max: usize) -> Result<(), Invalid> {
     if v.chars().count() > max {
         return Err(invalid(format!("{field} is longer than {max} characters")));
     }
@@ -231,7 +231,7 @@ fn clean_text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
 }
 
 /// A start and an end: both dates or both date-times, the end after the start.
-fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), ApiError> {
+fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), Invalid> {
     check_time(&format!("{prefix}start"), start)?;
     check_time(&format!("{prefix}end"), end)?;
     match (&start.date, &end.date, &start.date_time, &end.date_time) {
@@ -256,7 +256,7 @@ fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), Ap
     Ok(())
 }
 
-fn check_attendees(prefix: &str, attendees: &[Attendee]) -> Result<(), ApiError> {
+fn check_attendees(prefix: &str, attendees: &[Attendee]) -> Result<(), Invalid> {
     if attendees.len() > MAX_ATTENDEES {
         return Err(invalid(format!(
             "{prefix}attendees: at most {MAX_ATTENDEES}"
@@ -264,7 +264,7 @@ fn check_attendees(prefix: &str, attendees: &[Attendee]) -> Result<(), ApiError>
     }
     let mut seen = std::collections::HashSet::new();
     for a in attendees {
-        crate::services::validate::email(&format!("{prefix}attendees[].email"), &a.email)?;
+        crate::domain::validate::email(&format!("{prefix}attendees[].email"), &a.email)?;
         if !seen.insert(a.email.to_lowercase()) {
             return Err(invalid(format!(
                 "{prefix}attendees: {} appears twice",
@@ -279,7 +279,7 @@ fn check_attendees(prefix: &str, attendees: &[Attendee]) -> Result<(), ApiError>
 }
 
 impl CrmEvent {
-    fn validate_exceptions(&self) -> Result<(), ApiError> {
+    fn validate_exceptions(&self) -> Result<(), Invalid> {
         if self.exceptions.is_empty() {
             return Ok(());
         }
@@ -359,7 +359,7 @@ impl CrmEvent {
     }
 
     /// Strict validation: what Google would refuse, or would silently change, is refused here.
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.title.trim().is_empty() {
             return Err(invalid("title must not be empty"));
         }

@@ -3,7 +3,7 @@
 //! here, with a message naming the field.
 
 use crate::calendar::model::parse_instant;
-use crate::http::ApiError;
+use crate::domain::validate::Invalid;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -168,13 +168,13 @@ pub const MAX_NOTES: usize = 8192;
 pub const MAX_LABEL: usize = 64;
 pub const MAX_PHONE: usize = 64;
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::invalid(msg)
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
 }
 
 /// Length in characters and no control characters (line breaks and tabs only where
 /// `multiline`).
-fn check_text(field: &str, v: &str, max: usize, multiline: bool) -> Result<(), ApiError> {
+fn check_text(field: &str, v: &str, max: usize, multiline: bool) -> Result<(), Invalid> {
     if v.chars().count() > max {
         return Err(invalid(format!("{field} is longer than {max} characters")));
     }
@@ -185,14 +185,14 @@ fn check_text(field: &str, v: &str, max: usize, multiline: bool) -> Result<(), A
     Ok(())
 }
 
-fn check_opt(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+fn check_opt(field: &str, v: &Option<String>, max: usize) -> Result<(), Invalid> {
     match v {
         Some(s) => check_text(field, s, max, false),
         None => Ok(()),
     }
 }
 
-fn check_label(field: &str, v: &Option<String>) -> Result<(), ApiError> {
+fn check_label(field: &str, v: &Option<String>) -> Result<(), Invalid> {
     if let Some(l) = v {
         if l.trim().is_empty() {
             return Err(invalid(format!(
@@ -206,7 +206,7 @@ fn check_label(field: &str, v: &Option<String>) -> Result<(), ApiError> {
 
 /// A phone number: digits with the usual separators, an optional leading `+`, and an
 /// extension (`x`, `ext`, `;ext=`, `,` pauses).
-fn check_phone(field: &str, number: &str) -> Result<(), ApiError> {
+fn check_phone(field: &str, number: &str) -> Result<(), Invalid> {
     let n = number.trim();
     let digits = n.chars().filter(char::is_ascii_digit).count();
     let ok = digits >= 2
@@ -227,7 +227,7 @@ fn check_phone(field: &str, number: &str) -> Result<(), ApiError> {
 }
 
 /// At most one entry of a list marked primary.
-fn one_primary(field: &str, flags: impl Iterator<Item = bool>) -> Result<(), ApiError> {
+fn one_primary(field: &str, flags: impl Iterator<Item = bool>) -> Result<(), Invalid> {
     if flags.filter(|p| *p).count() > 1 {
         return Err(invalid(format!("{field}: at most one can be primary")));
     }
@@ -264,7 +264,7 @@ impl CrmAddress {
             .any(|p| p.as_deref().is_some_and(|s| !s.trim().is_empty()))
     }
 
-    fn validate(&self, p: &str) -> Result<(), ApiError> {
+    fn validate(&self, p: &str) -> Result<(), Invalid> {
         for (name, v) in [
             ("street", &self.street),
             ("extended", &self.extended),
@@ -305,7 +305,7 @@ impl CrmAddress {
 
 impl CrmContact {
     /// Strict validation: what Google would refuse, or would silently change, is refused here.
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let n = &self.name;
         for (field, v) in [
             ("name.prefix", &n.prefix),
@@ -345,14 +345,14 @@ impl CrmContact {
         self.validate_sync_fields()
     }
 
-    fn validate_emails(&self) -> Result<(), ApiError> {
+    fn validate_emails(&self) -> Result<(), Invalid> {
         if self.emails.len() > MAX_EMAILS {
             return Err(invalid(format!("emails: at most {MAX_EMAILS}")));
         }
         let mut seen = HashSet::new();
         for (i, e) in self.emails.iter().enumerate() {
             let p = format!("emails[{i}].");
-            crate::services::validate::email(&format!("{p}address"), e.address.trim())?;
+            crate::domain::validate::email(&format!("{p}address"), e.address.trim())?;
             if !seen.insert(e.address.trim().to_lowercase()) {
                 return Err(invalid(format!("emails: {} appears twice", e.address)));
             }
@@ -361,7 +361,7 @@ impl CrmContact {
         one_primary("emails", self.emails.iter().map(|e| e.primary))
     }
 
-    fn validate_phones(&self) -> Result<(), ApiError> {
+    fn validate_phones(&self) -> Result<(), Invalid> {
         if self.phones.len() > MAX_PHONES {
             return Err(invalid(format!("phones: at most {MAX_PHONES}")));
         }
@@ -394,7 +394,7 @@ impl CrmContact {
     }
 
     /// The fields about the sync rather than the contact: its time, version and Google link.
-    fn validate_sync_fields(&self) -> Result<(), ApiError> {
+    fn validate_sync_fields(&self) -> Result<(), Invalid> {
         if let Some(u) = &self.updated_at {
             if parse_instant(u).is_none() {
                 return Err(invalid("updated_at must be RFC 3339"));

@@ -19,11 +19,11 @@
 use super::model::{
     ContactKind, CrmAddress, CrmContact, CrmEmail, CrmName, CrmOrganization, CrmPhone,
 };
+use crate::domain::validate::Invalid;
 use crate::google::people::{
     Address, Biography, ClientData, EmailAddress, Name, Organization, Person, PersonField,
     PhoneNumber,
 };
-use crate::http::ApiError;
 use serde::{Deserialize, Serialize};
 
 /// `clientData` keys the product owns on a contact.
@@ -167,10 +167,10 @@ impl FieldMapping {
     }
 
     /// A mapping that syncs nothing is refused (switch the contacts product off instead).
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.fields().iter().all(|(d, _)| *d == Dir::Off) {
-            return Err(ApiError::invalid(
-                "field_mapping: every field is off; at least one field must sync",
+            return Err(Invalid(
+                "field_mapping: every field is off; at least one field must sync".into(),
             ));
         }
         Ok(())
@@ -1075,11 +1075,7 @@ mod tests {
             addresses: Dir::Off,
             notes: Dir::Off,
         };
-        assert!(off
-            .validate()
-            .unwrap_err()
-            .message
-            .contains("at least one field"));
+        assert!(off.validate().unwrap_err().0.contains("at least one field"));
         assert!(serde_json::from_value::<FieldMapping>(json!({"fax": "off"})).is_err());
         assert!(serde_json::from_value::<FieldMapping>(json!({"names": "sideways"})).is_err());
         assert_eq!(

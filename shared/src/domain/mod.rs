@@ -14,6 +14,7 @@ pub mod pair;
 pub mod quota;
 pub mod settings;
 pub mod tenant;
+pub mod validate;
 
 pub use account::{
     Account, AccountEvent, AccountSettings, AccountStatus, ContactsProgress, Product, Products,

@@ -147,3 +147,9 @@ impl From<crate::queue::QueueError> for ApiError {
         Self::internal(&e, true)
     }
 }
+
+impl From<crate::domain::validate::Invalid> for ApiError {
+    fn from(e: crate::domain::validate::Invalid) -> Self {
+        ApiError::invalid(e.0)
+    }
+}

@@ -288,21 +288,7 @@ pub fn return_url_allowed(allowed: &[String], candidate: &Url) -> bool {
     })
 }
 
-/// An e-mail address as a login hint or identity: one `@`, no spaces, at most 254 characters.
-pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
-    let ok = value.len() <= 254
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-        && value
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(ApiError::invalid(format!(
-            "{field} must be an e-mail address"
-        )))
-    }
-}
+pub use crate::domain::validate::email;
 
 #[cfg(test)]
 mod tests {
