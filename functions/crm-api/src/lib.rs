@@ -12,7 +12,7 @@ use shared::contacts::api as contacts;
 use shared::contacts::model::CrmContact;
 use shared::domain::{CrmId, UserId};
 use shared::http::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, SyncCaller};
-use shared::services::{accounts, connect, feed, settings_link};
+use shared::services::{accounts, connect, feed, gmail, settings_link};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -131,10 +131,8 @@ async fn gmail_token(
     SyncCaller(caller): SyncCaller,
     State(app): State<AppState>,
     ApiPath(user): ApiPath<UserId>,
-) -> Result<Json<accounts::GmailToken>, ApiError> {
-    Ok(Json(
-        accounts::gmail_token(&app, &caller.tenant, &user).await?,
-    ))
+) -> Result<Json<gmail::GmailToken>, ApiError> {
+    Ok(Json(gmail::gmail_token(&app, &caller.tenant, &user).await?))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod connect;
 pub mod deliveries;
 pub mod feed;
+pub mod gmail;
 pub mod google_client;
 pub mod health;
 pub mod quota;
