@@ -22,7 +22,9 @@ use shared::clock::rfc3339;
 use shared::delivery::Attempt;
 use shared::domain::{Account, ApiKey, ApiKeyId, ApiKeyScope, TenantId, UserId};
 use shared::http::{AdminCaller, ApiError, ApiJson, ApiPath, ApiQuery, OperatorCaller};
-use shared::services::{accounts, api_keys, deliveries, google_client, health, settings, tenants};
+use shared::services::{
+    accounts, api_keys, deliveries, health, oauth_client_settings, settings, tenants,
+};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
 /// local server).
@@ -235,8 +237,10 @@ async fn list_accounts(
 async fn get_google_client(
     AdminCaller(caller): AdminCaller,
     axum::extract::State(app): axum::extract::State<AppState>,
-) -> Result<Json<google_client::GoogleClientView>, ApiError> {
-    Ok(Json(google_client::get(&app, &caller.tenant).await?))
+) -> Result<Json<oauth_client_settings::GoogleClientView>, ApiError> {
+    Ok(Json(
+        oauth_client_settings::get(&app, &caller.tenant).await?,
+    ))
 }
 
 /// Accepts `{client_id, client_secret}` or Google's downloaded `client_secret.json` as is.
@@ -244,8 +248,10 @@ async fn put_google_client(
     AdminCaller(caller): AdminCaller,
     axum::extract::State(app): axum::extract::State<AppState>,
     ApiJson(body): ApiJson<serde_json::Value>,
-) -> Result<Json<google_client::GoogleClientView>, ApiError> {
-    Ok(Json(google_client::put(&app, &caller.tenant, body).await?))
+) -> Result<Json<oauth_client_settings::GoogleClientView>, ApiError> {
+    Ok(Json(
+        oauth_client_settings::put(&app, &caller.tenant, body).await?,
+    ))
 }
 
 async fn get_settings(

@@ -367,7 +367,7 @@ async fn pass_failed(app: &App, job: &SyncJob, what: &str, e: SyncError) -> Resu
             // change; the account waits, and tries again once the admin may have fixed it.
             tracing::warn!(tenant = %job.tenant, user = %job.user, what, error, "Google refuses the tenant's OAuth client; the account waits");
             Ok(Done::Deferred(
-                app.clock.now() + shared::services::google_client::RECHECK,
+                app.clock.now() + shared::services::oauth_client_settings::RECHECK,
             ))
         }
         e if e.is_transient() => Err(e.into()),

@@ -9,7 +9,7 @@ use shared::app::App;
 use shared::crypto::{random_token, TokenCipher};
 use shared::domain::{ApiKeyScope, TenantId};
 use shared::secrets::names;
-use shared::services::{api_keys, google_client, tenants};
+use shared::services::{api_keys, oauth_client_settings, tenants};
 use std::path::Path;
 
 pub const DEMO_TENANT: &str = "demo";
@@ -56,7 +56,7 @@ pub async fn seed(app: &App, data_dir: &Path, sandbox: bool) -> Result<DemoCrede
                 "client_id": SANDBOX_CLIENT_ID,
                 "client_secret": SANDBOX_CLIENT_SECRET,
             });
-            google_client::put(app, &tenant, body)
+            oauth_client_settings::put(app, &tenant, body)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }

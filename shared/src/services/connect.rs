@@ -123,7 +123,7 @@ async fn begin(
         .as_deref()
         .map(|h| email("login_hint", h))
         .transpose()?;
-    let client = super::google_client::oauth_client(app, t).await?;
+    let client = super::oauth_client_settings::oauth_client(app, t).await?;
     let state = random_token(32);
     let auth = app
         .google
@@ -321,7 +321,7 @@ async fn exchange(
     code: &str,
 ) -> Result<(OAuthClient, Tokens), &'static str> {
     let (t, u) = (&session.tenant, &session.user);
-    let (client, was_refused) = super::google_client::tenant_client(app, t)
+    let (client, was_refused) = super::oauth_client_settings::tenant_client(app, t)
         .await
         .map_err(|e| e.code)?;
     let callback = app.config.oauth_callback_url();
@@ -335,13 +335,13 @@ async fn exchange(
     match exchanged.await {
         Ok(tokens) => {
             if was_refused {
-                super::google_client::client_accepted(app, t).await;
+                super::oauth_client_settings::client_accepted(app, t).await;
             }
             Ok((client, tokens))
         }
         Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
             tracing::warn!(tenant = %t, user = %u, reason, "Google refused the tenant's OAuth client at the code exchange");
-            super::google_client::client_refused(app, t, &reason).await;
+            super::oauth_client_settings::client_refused(app, t, &reason).await;
             Err("google_client_invalid")
         }
         Err(e) => {

@@ -54,7 +54,7 @@ impl From<TokenError> for ApiError {
                 "needs_reauth",
                 format!("Google refused the grant ({reason}); the user must reconnect"),
             ),
-            TokenError::ClientRefused(error) => super::google_client::refused_error(&error),
+            TokenError::ClientRefused(error) => super::oauth_client_settings::refused_error(&error),
             TokenError::Google(e) => google_error(e),
             TokenError::Api(e) => e,
         }
@@ -209,7 +209,7 @@ async fn refresh_grant(
     sealed: &str,
     refresh_token: &SecretString,
 ) -> Result<crate::google::oauth::Tokens, TokenError> {
-    let (client, was_refused) = match super::google_client::tenant_client(app, t).await {
+    let (client, was_refused) = match super::oauth_client_settings::tenant_client(app, t).await {
         Ok(found) => found,
         Err(e) if e.code == "google_client_invalid" => {
             return Err(TokenError::ClientRefused(e.message))
@@ -222,19 +222,19 @@ async fn refresh_grant(
     if matches!(&refreshed, Err(GoogleError::Reauth(r)) if is_client_error(r)) {
         // The secret this process cached may be one the admin rotated away minutes ago:
         // read it again and try once more before blaming the client.
-        let fresh = super::google_client::fresh_oauth_client(app, t).await?;
+        let fresh = super::oauth_client_settings::fresh_oauth_client(app, t).await?;
         refreshed = refresh(app, &policy, &fresh, &redirect, refresh_token).await;
     }
     match refreshed {
         Ok(tokens) => {
             if was_refused {
-                super::google_client::client_accepted(app, t).await;
+                super::oauth_client_settings::client_accepted(app, t).await;
             }
             Ok(tokens)
         }
         Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
             // The tenant's client, not this user's grant: the account keeps its status.
-            super::google_client::client_refused(app, t, &reason).await;
+            super::oauth_client_settings::client_refused(app, t, &reason).await;
             Err(TokenError::ClientRefused(reason))
         }
         Err(GoogleError::Reauth(reason)) => {

@@ -40,7 +40,7 @@ use shared::http::{ApiError, Caller};
 use shared::pages;
 use shared::pages::post::Form;
 use shared::services::{
-    accounts, api_keys, connect, deliveries, google_client, health, settings, tenants,
+    accounts, api_keys, connect, deliveries, health, oauth_client_settings, settings, tenants,
 };
 use std::sync::LazyLock;
 
@@ -357,7 +357,7 @@ struct Done {
 struct ClientPage {
     page: Chrome,
     csrf: String,
-    view: google_client::GoogleClientView,
+    view: oauth_client_settings::GoogleClientView,
     client_id: String,
 }
 
@@ -369,7 +369,7 @@ async fn render_client(
     error: Option<String>,
     client_id: Option<String>,
 ) -> Response {
-    let view = match google_client::get(app, &s.tenant).await {
+    let view = match oauth_client_settings::get(app, &s.tenant).await {
         Ok(v) => v,
         Err(e) => return error_page(Some(s), e),
     };
@@ -411,7 +411,7 @@ async fn client_save(State(app): State<AppState>, Posted(s, form): Posted) -> Re
         Ok(json!({"client_id": typed_id, "client_secret": form.text("client_secret")}))
     };
     let result = match body {
-        Ok(b) => google_client::put(&app, &s.tenant, b)
+        Ok(b) => oauth_client_settings::put(&app, &s.tenant, b)
             .await
             .map_err(|e| e.message),
         Err(msg) => Err(msg),

@@ -580,7 +580,12 @@ async fn a_client_google_refuses_is_shown_broken_with_what_to_do() {
         .body
         .contains("<span class=\"badge ok\" id=\"client-status\">working</span>"));
     // What the code exchange or a refresh records when Google refuses the client itself.
-    shared::services::google_client::client_refused(&env.app, &env.tenant, "invalid_client").await;
+    shared::services::oauth_client_settings::client_refused(
+        &env.app,
+        &env.tenant,
+        "invalid_client",
+    )
+    .await;
     let a = b.get("/admin/google-client").await;
     assert!(
         a.body
