@@ -26,9 +26,9 @@ impl Dir {
 }
 
 /// Which contact fields sync, and which way (tenant default, then the user's overrides:
-/// `FieldMapping::overlay` in [`crate::contacts::normal`]). Every field syncs both ways unless set otherwise. The CRM
-/// link and kind (`clientData`) always travel to Google; group membership is the sync's own
-/// business, not a mapped field.
+/// `FieldMapping::overlay` in [`crate::contacts::normal`]). Every field syncs both ways
+/// unless set otherwise. The CRM link and kind (`clientData`) always travel to Google; group
+/// membership is the sync's own business, not a mapped field.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FieldMapping {

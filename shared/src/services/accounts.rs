@@ -1,5 +1,6 @@
 //! A CRM user's Google connection: status and settings (validated against what Google really
-//! has), the live calendar and contact-group lists, and disconnect (Gmail tokens: [`super::gmail`]).
+//! has), the live calendar and contact-group lists, and disconnect (Gmail tokens are
+//! [`super::gmail`]'s).
 
 use super::tokens::{access_token, google_error};
 use crate::app::App;

@@ -1,20 +1,22 @@
 //! The sync core both collections share (calendar events, contacts). A pass is one machine:
 //! read Google's changes ([`read`]: the cursor, page by page, the mass-deletion [`guard`],
-//! the reconcile after a full read), decide every pair with the pure
-//! [`crate::sync::decide::decide`], plan the CRM's waiting writes within the job's
-//! Google calls ([`plan`]), send them batch by batch and commit each batch's answers before
-//! the next ([`push`]). A pair's status row is committed only after Google applied its write;
-//! what was not sent, or met a failure of the pass as a whole, stays waiting.
+//! the reconcile after a full read), decide every pair with the pure [`decide::decide`],
+//! plan the CRM's waiting writes within the job's Google calls ([`plan`]), send them batch
+//! by batch and commit each batch's answers before the next ([`push`]). A pair's status row
+//! is committed only after Google applied its write; what was not sent, or met a failure of
+//! the pass as a whole, stays waiting. Every pass counts into one [`Report`] and ends the
+//! same way ([`Pass::end`]).
 //!
 //! What differs between collections is behind three small traits over one [`Part`] of a
 //! pass: a [`read::Source`] (how a page is listed, which items end a pair, how one item is
 //! found), an [`execute::Records`] (Google's calls and bodies for one record, the feed
 //! records' kinds and data) and a [`push::Sink`] (which write a decided waiting pair needs,
 //! which batch it goes in, how a batch is sent and its answers read). The core decides,
-//! carries decisions out, reads records again when Google says they changed ([`execute::decide_fresh`]),
-//! starts every waiting pair's plan ([`push::decide_waiting`]) and settles every answer
-//! ([`execute::finish`]). The calendar engine adds series, exceptions, privacy and channels;
-//! the contacts engine the group, memberships and the field mapping.
+//! carries decisions out, reads records again when Google says they changed
+//! ([`execute::decide_fresh`]), starts every waiting pair's plan ([`push::decide_waiting`])
+//! and settles every answer ([`execute::finish`]). The calendar's part
+//! ([`crate::calendar::sync`]) adds series, exceptions, privacy and channels; the contacts'
+//! ([`crate::contacts::sync`]) the group, memberships and the field mapping.
 
 pub mod decide;
 pub mod execute;

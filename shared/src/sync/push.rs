@@ -236,9 +236,9 @@ pub struct Pushed {
     pub held: usize,
 }
 
-/// Pushes what waits (the report counts what is left waiting). A failure of the pass as a whole stops it after the batch it hit
-/// (what Google applied is committed, the rest keeps waiting) and is returned; so does the
-/// deadline, between batches.
+/// Pushes what waits (the report counts what is left waiting). A failure of the pass as a
+/// whole stops it after the batch it hit (what Google applied is committed, the rest keeps
+/// waiting) and is returned; so does the deadline, between batches.
 pub(crate) async fn push<S: Sink>(
     sink: &mut S,
     record: Option<&CrmId>,
