@@ -1,7 +1,7 @@
 //! A CRM meeting or call as the CRM sends it (`PUT /v1/users/{user}/events/{crm_id}`),
 //! validated strictly at the edge.
 
-use crate::domain::validate::Invalid;
+use crate::domain::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -181,10 +181,6 @@ pub const MAX_LOCATION: usize = 1024;
 pub const MAX_ATTENDEES: usize = 500;
 pub const MAX_RECURRENCE_LINES: usize = 50;
 pub const MAX_EXCEPTIONS: usize = 200;
-
-fn invalid(msg: impl Into<String>) -> Invalid {
-    Invalid(msg.into())
-}
 
 /// Parses a date `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Option<time::Date> {

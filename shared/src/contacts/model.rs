@@ -3,7 +3,7 @@
 //! here, with a message naming the field.
 
 use crate::calendar::model::parse_instant;
-use crate::domain::validate::Invalid;
+use crate::domain::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -167,10 +167,6 @@ pub const MAX_ADDRESS_PART: usize = 512;
 pub const MAX_NOTES: usize = 8192;
 pub const MAX_LABEL: usize = 64;
 pub const MAX_PHONE: usize = 64;
-
-fn invalid(msg: impl Into<String>) -> Invalid {
-    Invalid(msg.into())
-}
 
 /// Length in characters and no control characters (line breaks and tabs only where
 /// `multiline`).

@@ -19,7 +19,7 @@
 use super::model::{
     ContactKind, CrmAddress, CrmContact, CrmEmail, CrmName, CrmOrganization, CrmPhone,
 };
-use crate::domain::validate::Invalid;
+use crate::domain::validate::{invalid, Invalid};
 use crate::google::people::{
     Address, Biography, ClientData, EmailAddress, Name, Organization, Person, PersonField,
     PhoneNumber,
@@ -169,8 +169,8 @@ impl FieldMapping {
     /// A mapping that syncs nothing is refused (switch the contacts product off instead).
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.fields().iter().all(|(d, _)| *d == Dir::Off) {
-            return Err(Invalid(
-                "field_mapping: every field is off; at least one field must sync".into(),
+            return Err(invalid(
+                "field_mapping: every field is off; at least one field must sync",
             ));
         }
         Ok(())

@@ -6,6 +6,11 @@
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// A refusal saying why.
+pub fn invalid(why: impl Into<String>) -> Invalid {
+    Invalid(why.into())
+}
+
 /// An e-mail address as a login hint or identity: one `@`, no spaces, at most 254 characters.
 pub fn email(field: &str, value: &str) -> Result<String, Invalid> {
     let ok = value.len() <= 254
@@ -16,6 +21,6 @@ pub fn email(field: &str, value: &str) -> Result<String, Invalid> {
     if ok {
         Ok(value.to_owned())
     } else {
-        Err(Invalid(format!("{field} must be an e-mail address")))
+        Err(invalid(format!("{field} must be an e-mail address")))
     }
 }
