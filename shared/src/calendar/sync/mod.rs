@@ -243,9 +243,8 @@ async fn run_pass(
             calendars.retain(|c| c == only || (only == "primary" && *c == ctx.main_calendar));
         }
         for cal in calendars {
-            let read = read_calendar(ctx, &cal, deadline).await;
-            ctx.pass.set_full_read(None);
-            match read {
+            // (The read clears its full-read mark however it ends.)
+            match read_calendar(ctx, &cal, deadline).await {
                 Ok(()) => {}
                 Err(e) if e.is_pass_level() => return Err(e),
                 // This calendar's own failure (a monitored calendar the user can no longer
