@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::calendar::model::{parse_instant, CrmEvent};
 use crate::calendar::normal::Normalized;
 use crate::clock::rfc3339;
-use crate::domain::{AccountStatus, Collection, CrmId, PairState, PairStatus, TenantId, UserId};
+use crate::domain::{Collection, CrmId, PairState, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::services::records;
@@ -38,27 +38,6 @@ pub fn view(p: &PairStatus) -> PairView {
     }
 }
 
-async fn require_account(
-    app: &App,
-    t: &TenantId,
-    u: &UserId,
-) -> Result<crate::domain::Account, ApiError> {
-    let account = crate::services::accounts::get(app, t, u).await?;
-    if account.status == AccountStatus::Disconnected {
-        return Err(ApiError::conflict(
-            "not_connected",
-            "the user's Google account is disconnected",
-        ));
-    }
-    if !account.products.contains(crate::domain::Product::Calendar) {
-        return Err(ApiError::conflict(
-            "product_not_connected",
-            "the user's connection does not include the calendar",
-        ));
-    }
-    Ok(account)
-}
-
 /// Accepts a CRM event: stores it as the CRM side of its pair (marked for the worker) and
 /// queues a sync (see [`records::put`]).
 pub async fn put(
@@ -69,7 +48,7 @@ pub async fn put(
     event: CrmEvent,
 ) -> Result<(bool, PairView), ApiError> {
     event.validate()?;
-    let account = require_account(app, t, u).await?;
+    let account = records::require_account(app, t, u, Collection::Calendar).await?;
     let content = serde_json::to_value(Normalized::from_crm(&event))
         .map_err(|e| ApiError::internal(&e, false))?;
     let incoming = records::Incoming {
@@ -91,7 +70,7 @@ pub async fn delete(
     u: &UserId,
     crm_id: &CrmId,
 ) -> Result<PairView, ApiError> {
-    require_account(app, t, u).await?;
+    records::require_account(app, t, u, Collection::Calendar).await?;
     let pair = records::delete(app, t, u, Collection::Calendar, crm_id).await?;
     Ok(view(&pair))
 }

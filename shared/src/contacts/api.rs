@@ -7,9 +7,7 @@ use crate::calendar::model::parse_instant;
 use crate::clock::rfc3339;
 use crate::contacts::model::CrmContact;
 use crate::contacts::normal::NormalizedContact;
-use crate::domain::{
-    Account, AccountStatus, Collection, CrmId, PairState, PairStatus, Product, TenantId, UserId,
-};
+use crate::domain::{Collection, CrmId, PairState, PairStatus, TenantId, UserId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::services::records;
@@ -48,23 +46,6 @@ pub fn view(p: &PairStatus) -> ContactView {
     }
 }
 
-async fn require_account(app: &App, t: &TenantId, u: &UserId) -> Result<Account, ApiError> {
-    let account = crate::services::accounts::get(app, t, u).await?;
-    if account.status == AccountStatus::Disconnected {
-        return Err(ApiError::conflict(
-            "not_connected",
-            "the user's Google account is disconnected",
-        ));
-    }
-    if !account.products.contains(Product::Contacts) {
-        return Err(ApiError::conflict(
-            "product_not_connected",
-            "the user's connection does not include contacts",
-        ));
-    }
-    Ok(account)
-}
-
 fn incoming(contact: &CrmContact) -> Result<records::Incoming, ApiError> {
     contact.validate()?;
     Ok(records::Incoming {
@@ -87,7 +68,7 @@ pub async fn put(
     contact: CrmContact,
 ) -> Result<(bool, ContactView), ApiError> {
     let incoming = incoming(&contact)?;
-    let account = require_account(app, t, u).await?;
+    let account = records::require_account(app, t, u, Collection::Contacts).await?;
     let (changed, pair) = records::put(app, t, u, &account, crm_id, incoming).await?;
     Ok((changed, view(&pair)))
 }
@@ -100,7 +81,7 @@ pub async fn delete(
     u: &UserId,
     crm_id: &CrmId,
 ) -> Result<ContactView, ApiError> {
-    require_account(app, t, u).await?;
+    records::require_account(app, t, u, Collection::Contacts).await?;
     let pair = records::delete(app, t, u, Collection::Contacts, crm_id).await?;
     Ok(view(&pair))
 }
@@ -170,7 +151,7 @@ pub async fn push(
             .map_err(|e| ApiError::invalid(format!("contacts[{i}]: {}", e.message)))?;
         prepared.push((&item.crm_id, incoming));
     }
-    let account = require_account(app, t, u).await?;
+    let account = records::require_account(app, t, u, Collection::Contacts).await?;
     // Stored a few at a time (each record is a read and a conditional write): 1,000 records
     // take about a fiftieth of what one after the other would, well inside the API
     // function's timeout.

@@ -5,7 +5,9 @@
 
 use crate::app::App;
 use crate::clock::rfc3339;
-use crate::domain::{Account, Collection, CrmId, PairState, PairStatus, TenantId, UserId};
+use crate::domain::{
+    Account, AccountStatus, Collection, CrmId, PairState, PairStatus, Product, TenantId, UserId,
+};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::store::repo::Versioned;
@@ -58,6 +60,34 @@ pub fn state(p: &PairStatus) -> PairState {
     } else {
         PairState::Synced
     }
+}
+
+/// The user's account, connected with the collection's product: what a CRM write to the
+/// collection needs (409 otherwise).
+pub async fn require_account(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    c: Collection,
+) -> Result<Account, ApiError> {
+    let account = crate::services::accounts::get(app, t, u).await?;
+    if account.status == AccountStatus::Disconnected {
+        return Err(ApiError::conflict(
+            "not_connected",
+            "the user's Google account is disconnected",
+        ));
+    }
+    let (product, what) = match c {
+        Collection::Calendar => (Product::Calendar, "the calendar"),
+        Collection::Contacts => (Product::Contacts, "contacts"),
+    };
+    if !account.products.contains(product) {
+        return Err(ApiError::conflict(
+            "product_not_connected",
+            format!("the user's connection does not include {what}"),
+        ));
+    }
+    Ok(account)
 }
 
 fn noun(c: Collection) -> &'static str {
