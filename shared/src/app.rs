@@ -72,7 +72,7 @@ impl App {
         let local = is_loopback(&config.public_base_url);
         Self {
             google: Google::new(config.google.clone()).counting_into(metrics.clone()),
-            webhooks: WebhookClient::for_deployment(&config.public_base_url),
+            webhooks: WebhookClient::for_deployment(local),
             throttle: Throttle::from_env(local),
             refresh_locks: RefreshLocks::default(),
             metrics,

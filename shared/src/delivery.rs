@@ -62,7 +62,7 @@
 use crate::app::App;
 use crate::domain::{ChangeKind, ChangeRecord, TenantId};
 use crate::secrets::{names, SecretsError};
-use crate::services::validate::{is_loopback, server_url, PublicOnly};
+use crate::services::validate::{server_url, PublicOnly};
 use crate::store::StoreError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -424,10 +424,11 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    /// The client for a deployment at `public_base_url`.
-    pub fn for_deployment(public_base_url: &str) -> Self {
+    /// The client for a deployment; `local`: it runs on loopback (the local server), so
+    /// webhooks to this machine are allowed.
+    pub fn for_deployment(local: bool) -> Self {
         Self {
-            local: is_loopback(public_base_url),
+            local,
             client: OnceLock::new(),
         }
     }
