@@ -115,9 +115,7 @@ fn sync_copies(st: &mut State, now: Timestamp, organizer_cal: &str, id: &str) ->
         let existing = tcal.events.get(id).map(|e| e.body.clone());
         let own_event = existing
             .as_ref()
-            .and_then(|b| b.get("organizer"))
-            .and_then(|o| o.get("email"))
-            .and_then(Value::as_str)
+            .and_then(organizer_of)
             .is_some_and(|o| o == target);
         if own_event {
             // An event of the attendee's own under this id: not a copy.
@@ -152,12 +150,7 @@ impl CopySource {
     fn of(st: &State, organizer_cal: &str, id: &str) -> Option<Self> {
         let cal = st.calendars.get(organizer_cal)?;
         let ev = cal.events.get(id)?;
-        let organizer = ev
-            .body
-            .get("organizer")
-            .and_then(|o| o.get("email"))
-            .and_then(Value::as_str);
-        if organizer.is_some_and(|o| o != organizer_cal) {
+        if organizer_of(&ev.body).is_some_and(|o| o != organizer_cal) {
             // Itself an attendee's copy: only the organizer's event propagates.
             return None;
         }

@@ -240,7 +240,8 @@ fn parse_by_day(v: &str) -> Result<Vec<(Option<i8>, Weekday)>, String> {
     v.split(',')
         .map(|item| {
             let split = item.len().saturating_sub(2);
-            let (ord, code) = item.split_at(split);
+            // (Not on a character boundary: not a weekday code either.)
+            let (ord, code) = item.split_at_checked(split).ok_or(BAD_RULE)?;
             let wd = weekday(code).ok_or(BAD_RULE)?;
             if ord.is_empty() {
                 return Ok((None, wd));
@@ -522,5 +523,22 @@ pub fn shifted_end(start: &When, dur: (SignedDuration, i64)) -> When {
     match start {
         When::Date(d) => When::Date(add_days(*d, dur.1).unwrap_or(*d)),
         When::At(z) => When::At(z.checked_add(dur.0).unwrap_or_else(|_| z.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byday_that_is_not_a_weekday_is_refused_not_a_panic() {
+        assert_eq!(
+            parse_by_day("2TU,-1FR").unwrap(),
+            vec![(Some(2), Weekday::Tuesday), (Some(-1), Weekday::Friday)]
+        );
+        // The last two bytes of "éa" split the "é": refused like any bad rule.
+        for bad in ["éa", "1é", "XX", "0MO", "6MO"] {
+            assert!(parse_by_day(bad).is_err(), "{bad}");
+        }
     }
 }
