@@ -24,12 +24,12 @@ pub struct PairView {
     pub last_error: Option<String>,
 }
 
-pub use crate::services::records::waiting;
+pub use crate::sync::pair::waiting;
 
 pub fn view(p: &PairStatus) -> PairView {
     PairView {
         crm_id: p.crm_id.to_string(),
-        state: records::state(p),
+        state: crate::sync::pair::state(p),
         google_event_id: p.google_id.clone(),
         calendar_id: p.container.clone(),
         crm_version: p.crm_version.clone(),

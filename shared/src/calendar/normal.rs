@@ -747,6 +747,13 @@ impl Normalized {
     }
 }
 
+/// The hash of stored normalized content (`None` if unreadable).
+pub fn content_hash(v: &Value) -> Option<String> {
+    serde_json::from_value::<Normalized>(v.clone())
+        .ok()
+        .map(|n| n.hash())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,6 @@ use crate::domain::{Account, Collection, PairStatus, Rehome, TenantId, UserId};
 use crate::google::batch::{BatchResponse, MAX_PARTS};
 use crate::google::calendar::{CalendarRequest, Event, SendUpdates};
 use crate::google::pacing;
-use crate::services::records;
 use crate::services::tokens::access_token;
 use crate::store::repo::Versioned;
 use secrecy::SecretString;
@@ -200,13 +199,13 @@ async fn save(
     state: &Rehome,
     done: bool,
 ) -> Result<(), SyncError> {
-    crate::services::accounts::update(app, t, u, |a| {
-        if a.settings.rehome.as_ref().map(|r| r.started_at) == Some(state.started_at) {
-            a.settings.rehome = (!done).then(|| state.clone());
-        }
-        Ok(())
-    })
-    .await?;
+    app.store
+        .update_account(t, u, app.clock.now(), |a| {
+            if a.settings.rehome.as_ref().map(|r| r.started_at) == Some(state.started_at) {
+                a.settings.rehome = (!done).then(|| state.clone());
+            }
+        })
+        .await?;
     Ok(())
 }
 
@@ -344,9 +343,9 @@ impl Mover<'_> {
         let mut pair = p.value;
         pair.container = Some(self.main.to_owned());
         pair.google_etag = event.etag;
-        let dirty = records::waiting(&loaded);
-        records::commit(
-            self.app,
+        let dirty = crate::sync::pair::waiting(&loaded);
+        crate::sync::pair::commit(
+            &self.app.store,
             self.t,
             self.u,
             &loaded,

@@ -12,17 +12,9 @@ use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
 use crate::services::records;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// How many records one `contacts:push` request may carry (more: several requests).
 pub const MAX_PUSH: usize = 1000;
-
-/// The hash of a pair's stored CRM content (`None` if unreadable).
-pub fn content_hash(v: &Value) -> Option<String> {
-    serde_json::from_value::<NormalizedContact>(v.clone())
-        .ok()
-        .map(|n| n.hash())
-}
 
 /// What the CRM sees of a contact pair.
 #[derive(Debug, Serialize)]
@@ -38,7 +30,7 @@ pub struct ContactView {
 pub fn view(p: &PairStatus) -> ContactView {
     ContactView {
         crm_id: p.crm_id.to_string(),
-        state: records::state(p),
+        state: crate::sync::pair::state(p),
         google_resource_name: p.google_id.clone(),
         crm_version: p.crm_version.clone(),
         last_synced_at: p.last_synced_at.map(rfc3339),
@@ -162,7 +154,7 @@ pub async fn push(
             .map(|(crm_id, incoming)| records::store_put(app, t, u, &account, crm_id, incoming));
         for put in futures_util::future::join_all(puts).await {
             let (changed, pair) = put?;
-            stored.push((changed, records::waiting(&pair)));
+            stored.push((changed, crate::sync::pair::waiting(&pair)));
         }
     }
     let accepted = stored.iter().filter(|(changed, _)| *changed).count();

@@ -680,6 +680,13 @@ fn google_address(a: &NAddress) -> Address {
     }
 }
 
+/// The hash of a contact pair's stored CRM content (`None` if unreadable).
+pub fn content_hash(v: &serde_json::Value) -> Option<String> {
+    serde_json::from_value::<NormalizedContact>(v.clone())
+        .ok()
+        .map(|n| n.hash())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

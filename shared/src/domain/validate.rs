@@ -24,3 +24,44 @@ pub fn email(field: &str, value: &str) -> Result<String, Invalid> {
         Err(invalid(format!("{field} must be an e-mail address")))
     }
 }
+
+/// A display name (a tenant's, an API key's): trimmed, 1 to 200 characters, no control
+/// characters.
+pub fn name(field: &str, value: &str) -> Result<String, Invalid> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{field} must be 1 to 200 characters without control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_trimmed_and_bounded() {
+        assert_eq!(name("name", "  Acme  ").unwrap(), "Acme");
+        assert_eq!(name("name", &"é".repeat(200)).unwrap().chars().count(), 200);
+        for bad in ["", "   ", "a\u{7}b", &"x".repeat(201)] {
+            let e = name("name", bad).unwrap_err();
+            assert!(e.0.starts_with("name must be 1 to 200"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_email_has_one_at_and_a_dotted_domain() {
+        assert!(email("login_hint", "ana@example.com").is_ok());
+        for bad in [
+            "ana",
+            "@example.com",
+            "ana@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(email("login_hint", bad).is_err(), "{bad:?}");
+        }
+    }
+}

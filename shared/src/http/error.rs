@@ -125,7 +125,7 @@ impl From<crate::store::StoreError> for ApiError {
                 "record_too_large",
                 format!(
                     "the record is larger than the product stores (at most {} KB once normalized)",
-                    crate::services::records::MAX_RECORD_BYTES / 1024
+                    crate::sync::pair::MAX_RECORD_BYTES / 1024
                 ),
             ),
             e => {
@@ -151,5 +151,28 @@ impl From<crate::queue::QueueError> for ApiError {
 impl From<crate::domain::validate::Invalid> for ApiError {
     fn from(e: crate::domain::validate::Invalid) -> Self {
         ApiError::invalid(e.0)
+    }
+}
+
+impl From<std::convert::Infallible> for ApiError {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
+}
+
+impl<E: Into<ApiError>> From<crate::store::repo::AccountUpdateError<E>> for ApiError {
+    fn from(e: crate::store::repo::AccountUpdateError<E>) -> Self {
+        use crate::store::repo::AccountUpdateError;
+        match e {
+            AccountUpdateError::Missing => {
+                ApiError::not_found("no Google account is connected for this user")
+            }
+            AccountUpdateError::Refused(e) => e.into(),
+            AccountUpdateError::Store(crate::store::StoreError::Conflict) => ApiError::conflict(
+                "concurrent_update",
+                "the account was changed concurrently; retry",
+            ),
+            AccountUpdateError::Store(e) => e.into(),
+        }
     }
 }

@@ -13,38 +13,25 @@ use crate::domain::{
 use crate::google::api::CalendarEntry;
 use crate::google::people::ContactGroup;
 use crate::http::ApiError;
-use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 const MAX_MONITORED_CALENDARS: usize = 50;
 
-/// Read-modify-write of an account under optimistic concurrency, retried on a lost race.
+/// Read-modify-write of an account (see [`Store::update_account`]), in the API's errors.
+///
+/// [`Store::update_account`]: crate::store::repo::Store::update_account
 pub async fn update(
     app: &App,
     t: &TenantId,
     u: &UserId,
-    mut change: impl FnMut(&mut Account) -> Result<(), ApiError>,
+    change: impl FnMut(&mut Account) -> Result<(), ApiError>,
 ) -> Result<Account, ApiError> {
-    for _ in 0..5 {
-        let current =
-            app.store.get_account(t, u).await?.ok_or_else(|| {
-                ApiError::not_found("no Google account is connected for this user")
-            })?;
-        let mut account = current.value;
-        change(&mut account)?;
-        account.updated_at = app.clock.now();
-        match app.store.put_account(&account, Some(current.version)).await {
-            Ok(_) => return Ok(account),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(
-        "concurrent_update",
-        "the account was changed concurrently; retry",
-    ))
+    Ok(app
+        .store
+        .try_update_account(t, u, app.clock.now(), change)
+        .await?)
 }
 
 /// What the CRM sees of an account (never a token).

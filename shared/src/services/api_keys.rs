@@ -37,7 +37,7 @@ pub async fn create(
     name: &str,
     scope: ApiKeyScope,
 ) -> Result<CreatedKey, ApiError> {
-    let name = crate::services::tenants::validate_name("name", name)?;
+    let name = crate::domain::validate::name("name", name)?;
     let created = build(app, tenant, &name, scope);
     for _ in 0..5 {
         let result = if scope == ApiKeyScope::Admin {

@@ -413,13 +413,14 @@ pub async fn queue_pass(app: &App, account: &Account, why: &str) {
     if let Err(e) = app.queue.send(vec![message]).await {
         tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "pass not queued; due at the next scheduler run");
         let now = app.clock.now();
-        let due = super::accounts::update(app, &account.tenant, &account.user, |a| {
-            a.next_sync_at = Some(now);
-            Ok(())
-        })
-        .await;
+        let due = app
+            .store
+            .update_account(&account.tenant, &account.user, now, |a| {
+                a.next_sync_at = Some(now);
+            })
+            .await;
         if let Err(e) = due {
-            tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e.message, "account not made due; the claim expires by itself");
+            tracing::warn!(tenant = %account.tenant, user = %account.user, error = %e, "account not made due; the claim expires by itself");
         }
     }
 }
@@ -448,21 +449,23 @@ pub async fn record_run(
         _ => None,
     };
     let phase = phase(t, u);
-    super::accounts::update(app, t, u, |a| {
-        noted.apply(a);
-        let healthy_until = match (&channels, a.products.contains(Product::Contacts)) {
-            (Some(channels), false) => channels_healthy_until(&read_calendars(a), channels, now),
-            _ => None,
-        };
-        record(
-            a,
-            outcome,
-            now,
-            after_success(now, phase, healthy_until, outcome.poll()),
-        );
-        Ok(())
-    })
-    .await?;
+    app.store
+        .update_account(t, u, now, |a| {
+            noted.apply(a);
+            let healthy_until = match (&channels, a.products.contains(Product::Contacts)) {
+                (Some(channels), false) => {
+                    channels_healthy_until(&read_calendars(a), channels, now)
+                }
+                _ => None,
+            };
+            record(
+                a,
+                outcome,
+                now,
+                after_success(now, phase, healthy_until, outcome.poll()),
+            );
+        })
+        .await?;
     Ok(())
 }
 

@@ -11,20 +11,9 @@ pub struct NewTenant {
     pub name: String,
 }
 
-/// Validates a display name (tenant, key): 1–200 characters, no control characters.
-pub fn validate_name(field: &str, name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "{field} must be 1 to 200 characters without control characters"
-        )));
-    }
-    Ok(name.to_owned())
-}
-
 /// Creates a tenant with default settings and its first admin key (shown once).
 pub async fn create(app: &App, new: NewTenant) -> Result<(Tenant, CreatedKey), ApiError> {
-    let name = validate_name("name", &new.name)?;
+    let name = crate::domain::validate::name("name", &new.name)?;
     let tenant = Tenant {
         id: new.id.unwrap_or_else(TenantId::generate),
         name,

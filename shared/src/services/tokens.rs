@@ -274,20 +274,22 @@ async fn store_refreshed(
         app.metrics.count("TokensResealed", &[], 1);
     }
     let expires_at = tokens.expires_at;
-    let account = super::accounts::update(app, t, u, |a| {
-        // Only over the grant this refresh used: a reconnect meanwhile (perhaps of another
-        // Google account) stored a newer one, whose tokens stay untouched.
-        if a.refresh_token_ciphertext.as_deref() != Some(sealed) {
-            return Ok(());
-        }
-        a.access_token_ciphertext = Some(access_sealed.clone());
-        a.access_token_expires_at = Some(expires_at);
-        if let Some(r) = &refresh_sealed {
-            a.refresh_token_ciphertext = Some(r.clone());
-        }
-        Ok(())
-    })
-    .await?;
+    let account = app
+        .store
+        .update_account(t, u, app.clock.now(), |a| {
+            // Only over the grant this refresh used: a reconnect meanwhile (perhaps of another
+            // Google account) stored a newer one, whose tokens stay untouched.
+            if a.refresh_token_ciphertext.as_deref() != Some(sealed) {
+                return;
+            }
+            a.access_token_ciphertext = Some(access_sealed.clone());
+            a.access_token_expires_at = Some(expires_at);
+            if let Some(r) = &refresh_sealed {
+                a.refresh_token_ciphertext = Some(r.clone());
+            }
+        })
+        .await
+        .map_err(ApiError::from)?;
     Ok(AccessToken {
         token: tokens.access_token,
         expires_at,
@@ -320,19 +322,19 @@ pub async fn forget_access_token(
     refused: &SecretString,
 ) -> Result<(), ApiError> {
     let cipher = cipher(app).await?;
-    super::accounts::update(app, t, u, |a| {
-        let same = a
-            .access_token_ciphertext
-            .as_deref()
-            .and_then(|sealed| cipher.open(sealed, &a.tenant, &a.id).ok())
-            .is_some_and(|held| held.expose_secret() == refused.expose_secret());
-        if same {
-            a.access_token_ciphertext = None;
-            a.access_token_expires_at = None;
-        }
-        Ok(())
-    })
-    .await?;
+    app.store
+        .update_account(t, u, app.clock.now(), |a| {
+            let same = a
+                .access_token_ciphertext
+                .as_deref()
+                .and_then(|sealed| cipher.open(sealed, &a.tenant, &a.id).ok())
+                .is_some_and(|held| held.expose_secret() == refused.expose_secret());
+            if same {
+                a.access_token_ciphertext = None;
+                a.access_token_expires_at = None;
+            }
+        })
+        .await?;
     Ok(())
 }
 
@@ -357,7 +359,7 @@ async fn mark_needs_reauth_if_held(
     failed: Option<&str>,
 ) -> Result<(), ApiError> {
     let mut changed = false;
-    let account = super::accounts::update(app, t, u, |a| {
+    let account = app.store.try_update_account(t, u, app.clock.now(), |a| -> Result<(), ApiError> {
         changed = false;
         if a.status == AccountStatus::NeedsReauth || a.status == AccountStatus::Disconnected {
             return Ok(());

@@ -25,6 +25,24 @@ pub struct Records<T> {
     pub next: Option<String>,
 }
 
+/// How many times [`Store::update_account`] reads the account again after losing a race.
+const ACCOUNT_UPDATE_ATTEMPTS: u32 = 5;
+
+/// Why [`Store::update_account`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountUpdateError<E> {
+    /// No account is stored for the user.
+    #[error("no Google account is connected for this user")]
+    Missing,
+    /// The change itself refused (its own error).
+    #[error(transparent)]
+    Refused(E),
+    /// The store failed, or the account kept changing under the update
+    /// ([`StoreError::Conflict`]).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// How many times an append takes new numbers when readers voided the ones it had (each
 /// time means its writes came later than the feed's grace: not something that repeats).
 const FEED_APPEND_ATTEMPTS: u32 = 8;
@@ -300,6 +318,50 @@ impl Store {
     /// Creates (`expected = None`) or updates an account under optimistic concurrency.
     pub async fn put_account(&self, account: &Account, expected: Option<u64>) -> StoreResult<u64> {
         self.write(Self::account_item(account)?, expected).await
+    }
+
+    /// Read-modify-write of an account under optimistic concurrency: `change` is applied to
+    /// the account as stored (again after a lost race, so it must be repeatable), stamped
+    /// `now`, and written back under the version it was read at.
+    pub async fn update_account(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        now: OffsetDateTime,
+        mut change: impl FnMut(&mut Account),
+    ) -> Result<Account, AccountUpdateError<std::convert::Infallible>> {
+        self.try_update_account(tenant, user, now, |a| {
+            change(a);
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`Store::update_account`] with a change that may refuse (its error is
+    /// [`AccountUpdateError::Refused`], and nothing is written).
+    pub async fn try_update_account<E>(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        now: OffsetDateTime,
+        mut change: impl FnMut(&mut Account) -> Result<(), E>,
+    ) -> Result<Account, AccountUpdateError<E>> {
+        for _ in 0..ACCOUNT_UPDATE_ATTEMPTS {
+            let current = self
+                .get_account(tenant, user)
+                .await?
+                .ok_or(AccountUpdateError::Missing)?;
+            let mut account = current.value;
+            change(&mut account).map_err(AccountUpdateError::Refused)?;
+            account.updated_at = now;
+            match self.put_account(&account, Some(current.version)).await {
+                Ok(_) => return Ok(account),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Written under the update every time: a passing condition, retried by the caller.
+        Err(StoreError::Conflict.into())
     }
 
     pub async fn list_accounts(
@@ -1031,5 +1093,59 @@ impl Store {
     ) -> StoreResult<u64> {
         self.write(Item::new(keys::budget(t), to_data(bucket)?), expected)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::store::embedded::EmbeddedTable;
+    use std::sync::Arc;
+
+    fn store() -> Store {
+        Store::new(Arc::new(EmbeddedTable::in_memory(Arc::new(SystemClock))))
+    }
+
+    fn account() -> Account {
+        serde_json::from_value(serde_json::json!({
+            "id": "01J00000000000000000000000", "tenant": "acme", "user": "u1",
+            "status": "active", "products": ["calendar"],
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_account_update_is_written_once_refused_or_missing_writes_nothing() {
+        let store = store();
+        let a = account();
+        let (t, u) = (a.tenant.clone(), a.user.clone());
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(400);
+        assert!(matches!(
+            store.update_account(&t, &u, now, |_| {}).await,
+            Err(AccountUpdateError::Missing)
+        ));
+        store.put_account(&a, None).await.unwrap();
+        let refused = store
+            .try_update_account(&t, &u, now, |a| {
+                a.last_error = Some("changed".into());
+                Err("no")
+            })
+            .await;
+        assert!(matches!(refused, Err(AccountUpdateError::Refused("no"))));
+        let stored = store.get_account(&t, &u).await.unwrap().unwrap();
+        assert_eq!((stored.value.last_error, stored.version), (None, 1));
+
+        let updated = store
+            .update_account(&t, &u, now, |a| a.last_error = Some("seen".into()))
+            .await
+            .unwrap();
+        let stored = store.get_account(&t, &u).await.unwrap().unwrap();
+        assert_eq!(stored.value, updated);
+        assert_eq!(
+            (stored.value.last_error.as_deref(), stored.value.updated_at),
+            (Some("seen"), now)
+        );
     }
 }

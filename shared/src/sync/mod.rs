@@ -21,6 +21,7 @@
 pub mod decide;
 pub mod execute;
 pub mod guard;
+pub mod pair;
 pub mod plan;
 pub mod push;
 pub mod read;
@@ -30,14 +31,13 @@ use crate::domain::{
     Account, ChangeKind, ChangeRecord, Collection, PairStatus, Tenant, TenantId, UserId,
 };
 use crate::google::GoogleError;
-use crate::http::ApiError;
-use crate::services::records;
 use crate::services::tokens::{access_token, TokenError};
-use crate::store::repo::Versioned;
+use crate::store::repo::{AccountUpdateError, Versioned};
 use crate::store::StoreError;
 use crate::sync::decide::{decide, Baseline, Decision, Policy, Reason, Side};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use time::OffsetDateTime;
@@ -50,8 +50,25 @@ pub enum SyncError {
     Google(#[from] GoogleError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Api(#[from] ApiError),
+    /// The account's tenant is gone (deleted while a job was queued).
+    #[error("the tenant no longer exists")]
+    TenantGone,
+    /// A record's Google body could not be built from its stored content.
+    #[error("the Google body could not be built: {0}")]
+    Body(String),
+    /// Every id an insert may use is taken in Google by an event it cannot reuse.
+    #[error("could not find a free event id")]
+    NoFreeId,
+}
+
+impl From<AccountUpdateError<Infallible>> for SyncError {
+    fn from(e: AccountUpdateError<Infallible>) -> Self {
+        match e {
+            AccountUpdateError::Missing => SyncError::Token(TokenError::NotConnected),
+            AccountUpdateError::Store(e) => SyncError::Store(e),
+            AccountUpdateError::Refused(e) => match e {},
+        }
+    }
 }
 
 impl SyncError {
@@ -60,7 +77,7 @@ impl SyncError {
         match self {
             SyncError::Google(e) => e.is_transient(),
             SyncError::Token(TokenError::Google(e)) => e.is_transient(),
-            SyncError::Token(TokenError::Api(e)) | SyncError::Api(e) => e.status.is_server_error(),
+            SyncError::Token(TokenError::Api(e)) => e.status.is_server_error(),
             SyncError::Store(e) => e.is_retryable(),
             _ => false,
         }
@@ -72,7 +89,8 @@ impl SyncError {
             SyncError::Google(e) => e.is_pass_level(),
             SyncError::Token(_) => true,
             SyncError::Store(e) => e.is_retryable(),
-            SyncError::Api(e) => e.status.is_server_error(),
+            SyncError::TenantGone => true,
+            SyncError::Body(_) | SyncError::NoFreeId => false,
         }
     }
 
@@ -82,7 +100,8 @@ impl SyncError {
             SyncError::Token(e) => e.to_string(),
             SyncError::Google(e) => e.to_string(),
             SyncError::Store(_) => "the store was unavailable; the sync will be retried".into(),
-            SyncError::Api(e) => e.message.clone(),
+            SyncError::TenantGone | SyncError::NoFreeId => self.to_string(),
+            SyncError::Body(_) => "the record could not be sent to Google".into(),
         }
     }
 }
@@ -252,7 +271,12 @@ impl<'a> Pass<'a> {
         confirm_mass_deletion: bool,
     ) -> Result<Pass<'a>, SyncError> {
         let token = access_token(app, t, u).await?;
-        let tenant = crate::services::tenants::get(app, t).await?;
+        let tenant = app
+            .store
+            .get_tenant(t)
+            .await?
+            .ok_or(SyncError::TenantGone)?
+            .value;
         let account = token.account.clone();
         let defaults = &tenant.settings.defaults;
         let policy = Policy {
@@ -301,7 +325,8 @@ impl<'a> Pass<'a> {
                     self.u(),
                     &self.token,
                 )
-                .await?;
+                .await
+                .map_err(TokenError::Api)?;
             }
         }
         outcome?;
@@ -367,12 +392,21 @@ impl<'a> Pass<'a> {
             .collect();
         self.app.store.append_changes(&mut records).await?;
         for (loaded, pair, version, dirty) in outbox.commits {
-            records::commit(self.app, self.t(), self.u(), &loaded, pair, version, dirty).await?;
+            pair::commit(
+                &self.app.store,
+                self.t(),
+                self.u(),
+                &loaded,
+                pair,
+                version,
+                dirty,
+            )
+            .await?;
         }
         Ok(())
     }
 
-    /// Saves a pair after its decision was carried out (see [`records::commit`]); while a
+    /// Saves a pair after its decision was carried out (see [`pair::commit`]); while a
     /// page's records are held, a pair they tell of is committed after them.
     pub async fn commit(
         &self,
@@ -388,7 +422,16 @@ impl<'a> Pass<'a> {
             }
             _ => pair,
         };
-        Ok(records::commit(self.app, self.t(), self.u(), loaded, pair, version, dirty).await?)
+        Ok(pair::commit(
+            &self.app.store,
+            self.t(),
+            self.u(),
+            loaded,
+            pair,
+            version,
+            dirty,
+        )
+        .await?)
     }
 
     /// Commits a waiting pair after `change`, out of the waiting set.
@@ -466,11 +509,12 @@ impl<'a> Pass<'a> {
         if self.account.last_error.as_deref() == Some(message.as_str()) {
             return Ok(());
         }
-        crate::services::accounts::update(self.app, self.t(), self.u(), |a| {
-            a.last_error = Some(message.clone());
-            Ok(())
-        })
-        .await?;
+        self.app
+            .store
+            .update_account(self.t(), self.u(), self.now(), |a| {
+                a.last_error = Some(message.clone());
+            })
+            .await?;
         Ok(())
     }
 }

@@ -11,7 +11,6 @@ use super::plan::{batches, BatchKind, WriteCost};
 use super::{decide_pair, Held, Part, Pass, SyncError};
 use crate::domain::{CrmId, Cursor, PairStatus};
 use crate::google::{pacing, GoogleError};
-use crate::services::records;
 use crate::store::repo::Versioned;
 use crate::sync::decide::{Action, Decision, Policy, Reason, Side};
 use serde_json::json;
@@ -336,7 +335,7 @@ async fn collect_record<S: Sink>(
         .store
         .get_pair(pass.t(), pass.u(), pass.collection, id.as_str());
     // Committed by an earlier job already: nothing to send.
-    if let Some(v) = found.await?.filter(|v| records::waiting(&v.value)) {
+    if let Some(v) = found.await?.filter(|v| super::pair::waiting(&v.value)) {
         if let Some(p) = sink.plan(v.value, v.version).await? {
             let cost = S::batch_of(&p);
             w.add(p, cost);

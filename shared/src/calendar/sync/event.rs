@@ -10,8 +10,6 @@ use crate::calendar::normal::Normalized;
 use crate::domain::{ChangeKind, PairStatus};
 use crate::google::calendar::Event;
 use crate::google::GoogleError;
-use crate::http::ApiError;
-use crate::services::records;
 use crate::sync::decide::{Action, Decision, Reason, Side};
 use crate::sync::execute::{Pulled, Records, Wrote};
 use crate::sync::{conflict_data, decide_pair, Part, Pass, Report};
@@ -156,7 +154,7 @@ impl Records for On<'_, '_> {
         let (calendar, now) = (self.calendar, self.ctx.now());
         let google_hash = Some(content.hash());
         let stored = serde_json::to_value(&content).unwrap_or(Value::Null);
-        if let Some(bytes) = records::oversize(&stored) {
+        if let Some(bytes) = crate::sync::pair::oversize(&stored) {
             // Larger than the product keeps (a huge series with many per-occurrence
             // attendee lists): reported on the pair, which keeps its last content; the
             // pass goes on, and a later, smaller version of the event syncs again.
@@ -167,7 +165,7 @@ impl Records for On<'_, '_> {
             pair.last_error = Some(format!(
                 "the Google event is {} KB once normalized; at most {} KB is synced",
                 bytes.div_ceil(1024),
-                records::MAX_RECORD_BYTES / 1024
+                crate::sync::pair::MAX_RECORD_BYTES / 1024
             ));
             return Ok(Pulled::Kept);
         }
@@ -350,7 +348,7 @@ pub(super) async fn insert(
         let mut body = ctx.google_body(pair, content);
         body.insert("id".into(), json!(id));
         let event: Event = serde_json::from_value(Value::Object(body.clone()))
-            .map_err(|e| ApiError::internal(&e, false))?;
+            .map_err(|e| SyncError::Body(e.to_string()))?;
         match ctx
             .app
             .google
@@ -383,8 +381,5 @@ pub(super) async fn insert(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(SyncError::Api(ApiError::conflict(
-        "insert_conflict",
-        "could not find a free event id",
-    )))
+    Err(SyncError::NoFreeId)
 }

@@ -6,6 +6,7 @@
 //! exceptions, private events, event bodies and the derived event ids.
 
 use crate::app::App;
+use crate::calendar::normal::content_hash;
 use crate::calendar::normal::{Normalized, PROP_CRM_ID, PROP_TENANT, PROP_TYPE, PROP_USER};
 use crate::domain::{
     Collection, CrmId, Direction, GuestNotifications, PairStatus, TenantId, UserId,
@@ -49,13 +50,6 @@ fn stored(pair: &PairStatus) -> Option<Normalized> {
     pair.crm_content
         .clone()
         .and_then(|v| serde_json::from_value::<Normalized>(v).ok())
-}
-
-/// The hash of stored normalized content (`None` if unreadable).
-pub fn content_hash(v: &Value) -> Option<String> {
-    serde_json::from_value::<Normalized>(v.clone())
-        .ok()
-        .map(|n| n.hash())
 }
 
 /// The Google event id of a CRM record: base32hex (Google's alphabet for client ids) of a

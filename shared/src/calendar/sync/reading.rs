@@ -7,7 +7,6 @@ use crate::calendar::normal::{Normalized, When, PROP_CRM_ID, PROP_TENANT, PROP_U
 use crate::domain::{Collection, CrmId, Cursor, PairStatus, PrivateEventPolicy};
 use crate::google::calendar::{Event, ListEvents};
 use crate::google::GoogleError;
-use crate::services::records;
 use crate::store::repo::Versioned;
 use crate::store::StoreError;
 use crate::sync::execute;
@@ -457,5 +456,5 @@ fn already_applied(ctx: &Ctx<'_>, calendar: &str, event: &Event, pair: &PairStat
         && pair.google_id.as_deref() == Some(event.id.as_str())
         && pair.container.as_deref() == Some(calendar)
         && !ctx.series_news.contains(&event.id)
-        && !records::waiting(pair)
+        && !crate::sync::pair::waiting(pair)
 }

@@ -7,7 +7,6 @@ use crate::domain::PairStatus;
 use crate::google::batch::{BatchResponse, MAX_PARTS};
 use crate::google::calendar::{CalendarRequest, Event};
 use crate::google::GoogleError;
-use crate::http::ApiError;
 use crate::store::repo::Versioned;
 use crate::sync::decide::{Action, Decision, Policy, Side};
 use crate::sync::execute::{self, Answer};
@@ -190,7 +189,7 @@ fn request_for(
             let id = google_event_id(ctx.t(), ctx.u(), &pair.crm_id, pair.generation);
             body.insert("id".into(), json!(id));
             let event: Event = serde_json::from_value(Value::Object(body))
-                .map_err(|e| ApiError::internal(&e, false))?;
+                .map_err(|e| SyncError::Body(e.to_string()))?;
             Some(CalendarRequest::insert_event(calendar, &event, send)?)
         }
         (Action::DeleteInGoogle, _, Some(gid)) => {

@@ -54,7 +54,7 @@ fn record_written(ctx: &Ctx<'_>, pair: &mut PairStatus, written: &Person) {
     pair.crm_hash = pair
         .crm_content
         .as_ref()
-        .and_then(crate::contacts::api::content_hash);
+        .and_then(crate::contacts::normal::content_hash);
     pair.deleted_at = None;
     pair.last_error = None;
 }
@@ -118,7 +118,7 @@ impl Records for Ctx<'_> {
         let crm_hash = pair
             .crm_content
             .as_ref()
-            .and_then(crate::contacts::api::content_hash);
+            .and_then(crate::contacts::normal::content_hash);
         crate::sync::decide_pair(pair, crm_hash.as_deref(), google, policy)
     }
 
@@ -132,7 +132,7 @@ impl Records for Ctx<'_> {
         pair.crm_hash = pair
             .crm_content
             .as_ref()
-            .and_then(crate::contacts::api::content_hash);
+            .and_then(crate::contacts::normal::content_hash);
         pair.google_hash = hash;
         pair.google_etag = person.and_then(|p| p.etag.clone());
     }

@@ -116,11 +116,11 @@ async fn ensure_group(
         },
     };
     let chosen = group.clone();
-    crate::services::accounts::update(app, &tenant.id, &account.user, |a| {
-        a.settings.contact_group.get_or_insert(chosen.clone());
-        Ok(())
-    })
-    .await?;
+    app.store
+        .update_account(&tenant.id, &account.user, app.clock.now(), |a| {
+            a.settings.contact_group.get_or_insert(chosen.clone());
+        })
+        .await?;
     Ok(group)
 }
 

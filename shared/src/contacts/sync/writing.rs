@@ -90,7 +90,7 @@ impl Sink for Ctx<'_> {
     fn crm_hash(pair: &PairStatus) -> Option<String> {
         pair.crm_content
             .as_ref()
-            .and_then(crate::contacts::api::content_hash)
+            .and_then(crate::contacts::normal::content_hash)
     }
 
     fn policy(&self, _pair: &PairStatus) -> Policy {

@@ -277,7 +277,7 @@ async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
     let mut pulled = loaded.value.clone();
     let mut content = pulled.crm_content.clone().unwrap();
     content["title"] = json!("Edited in Google at 10:05");
-    let google_hash = shared::calendar::sync::content_hash(&content);
+    let google_hash = shared::calendar::normal::content_hash(&content);
     pulled.crm_content = Some(content);
     pulled.crm_hash = google_hash.clone();
     pulled.google_hash = google_hash;
@@ -287,8 +287,8 @@ async fn a_crm_put_racing_a_pull_is_decided_by_the_conflict_policy() {
     late["updated_at"] = json!("2020-01-01T10:03:00Z");
     let (s, v) = env.put_event("u-alice", "MTG-0", late).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    shared::services::records::commit(
-        &env.app,
+    shared::sync::pair::commit(
+        &env.app.store,
         &env.tenant,
         &u,
         &loaded.value,

@@ -308,8 +308,8 @@ async fn a_commit_merge_keeps_what_the_full_read_saw() {
     put(&env, "MTG-1", edit).await;
     let mut pair = loaded.value.clone();
     pair.seen_in_read = Some("read-1".into());
-    shared::services::records::commit(
-        &env.app,
+    shared::sync::pair::commit(
+        &env.app.store,
         &env.tenant,
         &u,
         &loaded.value,
