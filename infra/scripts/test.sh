@@ -187,6 +187,10 @@ run_browser_tests() {
       node --test --test-concurrency=1 --test-reporter=spec pages.test.js settings.test.js)
   brc=$?
   set -e
+  if ((brc != 0)); then
+    log "browser tests failed; the local server's passes, warnings and errors (last 80):"
+    grep -E 'WARN|ERROR| synced ' "$LOGS/local-server.log" | tail -n 80 >&2 || true
+  fi
   kill "$pid" 2>/dev/null || true
   rm -rf "$data"
   return "$brc"

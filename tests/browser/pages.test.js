@@ -150,14 +150,15 @@ test('a user who cancels sees it in Japanese, and the used link then says it exp
   await page.setExtraHTTPHeaders({});
 });
 
-/// Polls `check` (an async predicate) every 200 ms for up to `seconds`.
-async function eventually(what, check, seconds = 60) {
+/// Polls `check` (an async predicate) every 200 ms for up to `seconds`; on timeout, fails
+/// with what `seen` (an async function) then answers, to say where things stood.
+async function eventually(what, check, seconds = 60, seen = async () => '') {
   const until = Date.now() + seconds * 1000;
   while (Date.now() < until) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  assert.fail(`not within ${seconds} s: ${what}`);
+  assert.fail(`not within ${seconds} s: ${what}; ${await seen()}`);
 }
 
 test('an admin sees an account in error on its page and confirms a held-back mass deletion', async () => {
@@ -179,8 +180,10 @@ test('an admin sees an account in error on its page and confirms a held-back mas
 
   // A CRM bug deletes them all at once: the guard holds the deletions back.
   for (const id of ids) assert.equal((await api('DELETE', `/v1/users/${USER}/events/${id}`, sync)).status, 202);
-  await eventually('the deletions held back', async () =>
-    (await api('GET', `/v1/admin/accounts/${USER}`, ADMIN)).body.health.held_deletions.length > 0);
+  const account = async () => (await api('GET', `/v1/admin/accounts/${USER}`, ADMIN)).body;
+  const states = async () => JSON.stringify(await Promise.all(ids.map(state)));
+  await eventually('the deletions held back', async () => (await account()).health.held_deletions.length > 0,
+    60, async () => `the account: ${JSON.stringify(await account())}; the meetings: ${await states()}`);
 
   await page.goto(`${API}/admin/accounts`);
   await page.locator(`tr[data-user="${USER}"]`).getByRole('link', { name: USER }).click();
