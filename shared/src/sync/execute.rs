@@ -6,8 +6,9 @@
 //! differs between events and contacts is behind [`Records`]: the Google calls and their
 //! bodies, the feed records' kinds and data, what a pair keeps of Google's answer.
 
-use super::{conflict_data, Part, SyncError};
-use crate::domain::{ChangeKind, PairStatus};
+use super::feed::{Change, Conflict, Winner};
+use super::{Part, SyncError};
+use crate::domain::PairStatus;
 use crate::store::repo::Versioned;
 use crate::sync::decide::{Action, Decision, Side};
 use std::future::Future;
@@ -206,10 +207,10 @@ pub(crate) async fn execute<R: Records>(
                 },
                 None => r.create(&mut pair, &content).await?,
             };
-            if d.conflict {
-                let data = conflict_data(&d, "crm");
-                let kind = ChangeKind::ConflictResolved;
-                r.pass().feed(kind, &pair, data).await?;
+            if let Some(conflict) = Conflict::of(&d, Winner::Crm) {
+                r.pass()
+                    .feed(Change::ConflictResolved(conflict), &pair)
+                    .await?;
             }
             dirty = r.written(&mut pair, &written, &content).await;
             r.report().pushed += 1;

@@ -20,6 +20,7 @@
 
 pub mod decide;
 pub mod execute;
+pub mod feed;
 pub mod guard;
 pub mod pair;
 pub mod plan;
@@ -34,7 +35,7 @@ use crate::google::GoogleError;
 use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::{AccountUpdateError, Versioned};
 use crate::store::StoreError;
-use crate::sync::decide::{decide, Baseline, Decision, Policy, Reason, Side};
+use crate::sync::decide::{decide, Baseline, Decision, Policy, Side};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -349,12 +350,8 @@ impl<'a> Pass<'a> {
     }
 
     /// Tells the CRM about a pair (its CRM id unless Google-born, its Google id).
-    pub async fn feed(
-        &self,
-        kind: ChangeKind,
-        pair: &PairStatus,
-        data: Value,
-    ) -> Result<(), SyncError> {
+    pub async fn feed(&self, change: feed::Change, pair: &PairStatus) -> Result<(), SyncError> {
+        let (kind, data) = (change.kind(), change.data());
         let mut record =
             ChangeRecord::new(self.t().clone(), self.u().clone(), kind, data, self.now());
         record.crm_id = (!pair.crm_id.is_google_born()).then(|| pair.crm_id.to_string());
@@ -555,18 +552,6 @@ pub fn decide_pair(
         google_hash: pair.google_hash.as_deref(),
     };
     decide(base, crm, google, policy)
-}
-
-/// What a feed record says of a conflict the policy settled.
-pub fn conflict_data(d: &Decision, winner: &str) -> Value {
-    json!({
-        "winner": winner,
-        "policy": match d.reason {
-            Reason::ConflictCrmWins => "crm_wins",
-            Reason::ConflictGoogleWins => "google_wins",
-            _ => "latest_wins",
-        },
-    })
 }
 
 /// Whether the full read `read` has not yet seen the pair; `false` outside a full read.

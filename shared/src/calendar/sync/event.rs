@@ -7,12 +7,13 @@ use super::{
     resources_of, stored, write_exceptions, Ctx, SyncError,
 };
 use crate::calendar::normal::Normalized;
-use crate::domain::{ChangeKind, PairStatus};
+use crate::domain::PairStatus;
 use crate::google::calendar::Event;
 use crate::google::GoogleError;
 use crate::sync::decide::{Action, Decision, Reason, Side};
 use crate::sync::execute::{Pulled, Records, Wrote};
-use crate::sync::{conflict_data, decide_pair, Part, Pass, Report};
+use crate::sync::feed::{Change, Conflict, EndReason, EventChanged, EventEnded, Winner};
+use crate::sync::{decide_pair, Part, Pass, Report};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -172,31 +173,28 @@ impl Records for On<'_, '_> {
         let created = pair.crm_content.is_none();
         pair.google_id = event.map(|e| e.id.clone()).or(pair.google_id.take());
         pair.container = Some(calendar.to_owned());
-        let mut data = json!({
-            "calendar_id": calendar,
-            "event": content.to_crm(),
-            "html_link": event.and_then(|e| e.html_link.clone()),
-            "google_updated": event.and_then(|e| e.updated.clone()),
-            "conflict": d.conflict.then(|| conflict_data(d, "google")),
-            "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
-        });
-        if let Some(from) = self
-            .ctx
-            .born_from
-            .take()
-            .filter(|_| created && pair.google_born)
-        {
-            data["from_crm_id"] = json!(from);
-        }
-        let kind = if created || d.reason == Reason::EditBeatsDelete {
-            ChangeKind::EventCreated
+        let data = EventChanged {
+            calendar_id: calendar.to_owned(),
+            event: content.to_crm(),
+            html_link: event.and_then(|e| e.html_link.clone()),
+            google_updated: event.and_then(|e| e.updated.clone()),
+            conflict: Conflict::of(d, Winner::Google),
+            edit_beat_delete: d.reason == Reason::EditBeatsDelete,
+            from_crm_id: self
+                .ctx
+                .born_from
+                .take()
+                .filter(|_| created && pair.google_born),
+        };
+        let change = if created || d.reason == Reason::EditBeatsDelete {
+            Change::EventCreated(data)
         } else {
-            ChangeKind::EventUpdated
+            Change::EventUpdated(data)
         };
         if d.reason == Reason::EditBeatsDelete {
             pair.crm_deleted_at = None;
         }
-        self.ctx.pass.feed(kind, pair, data).await?;
+        self.ctx.pass.feed(change, pair).await?;
         pair.google_occurrences = content.occurrences_hash();
         pair.crm_content = serde_json::to_value(&content).ok();
         pair.crm_hash.clone_from(&google_hash);
@@ -289,16 +287,21 @@ impl Records for On<'_, '_> {
         action: Action,
         _event: Option<&Event>,
     ) -> Result<(), SyncError> {
-        let calendar = self.calendar;
-        let (kind, data) = if action == Action::DeleteInCrm {
-            (ChangeKind::EventDeleted, json!({"calendar_id": calendar}))
+        let calendar_id = self.calendar.to_owned();
+        let change = if action == Action::DeleteInCrm {
+            Change::EventDeleted(EventEnded {
+                calendar_id,
+                reason: None,
+            })
         } else if pair.crm_deleted_at.is_none() {
-            let data = json!({"calendar_id": calendar, "reason": "deleted_in_google"});
-            (ChangeKind::EventUnlinked, data)
+            Change::EventUnlinked(EventEnded {
+                calendar_id,
+                reason: Some(EndReason::DeletedInGoogle),
+            })
         } else {
             return Ok(());
         };
-        self.ctx.pass.feed(kind, pair, data).await
+        self.ctx.pass.feed(change, pair).await
     }
 }
 

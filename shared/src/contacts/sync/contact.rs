@@ -3,12 +3,12 @@
 
 use super::{create_memberships, google_modified, Ctx, REMOVE_REFUSED};
 use crate::contacts::normal::{FieldMapping, Flow, NormalizedContact};
-use crate::domain::{ChangeKind, DeletionPolicy, PairStatus};
+use crate::domain::{DeletionPolicy, PairStatus};
 use crate::google::people::{Membership, Person, PersonField};
 use crate::sync::decide::{Action, Decision, Reason, Side};
 use crate::sync::execute::{Pulled, Records, Wrote};
-use crate::sync::{conflict_data, SyncError};
-use serde_json::json;
+use crate::sync::feed::{Change, Conflict, ContactChanged, ContactEnded, EndReason, Winner};
+use crate::sync::SyncError;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -147,24 +147,22 @@ impl Records for Ctx<'_> {
         let now = self.now();
         let created = pair.crm_content.is_none() || d.reason == Reason::EditBeatsDelete;
         let merged = merged_for_crm(&self.mapping, crm_content(pair), &google);
-        let data = json!({
-            "contact": merged.to_crm(),
-            "contact_group": self.group,
-            // When Google last changed it: a CRM holding a newer edit of its own can tell
-            // this record is superseded (its edit is pushed, and wins as the later one).
-            "google_updated": person
+        let data = ContactChanged {
+            contact: merged.to_crm(),
+            contact_group: self.group.clone(),
+            google_updated: person
                 .and_then(google_modified)
                 .and_then(|t| t.format(&Rfc3339).ok()),
-            "conflict": d.conflict.then(|| conflict_data(d, "google")),
-            "edit_beat_delete": d.reason == Reason::EditBeatsDelete,
-        });
-        pair.crm_deleted_at = None;
-        let kind = if created {
-            ChangeKind::ContactCreated
-        } else {
-            ChangeKind::ContactUpdated
+            conflict: Conflict::of(d, Winner::Google),
+            edit_beat_delete: d.reason == Reason::EditBeatsDelete,
         };
-        self.pass.feed(kind, pair, data).await?;
+        pair.crm_deleted_at = None;
+        let change = if created {
+            Change::ContactCreated(data)
+        } else {
+            Change::ContactUpdated(data)
+        };
+        self.pass.feed(change, pair).await?;
         // What the CRM keeps that Google lacks (its kind, fields that only travel to
         // Google): the record goes back to Google with it. A Google-born contact the CRM
         // has not acknowledged yet has nothing of the CRM's to add.
@@ -262,14 +260,11 @@ impl Records for Ctx<'_> {
         pair.google_etag = person.and_then(|p| p.etag.clone());
         let group = self.group.clone();
         if action == Action::DeleteInCrm {
-            return self
-                .pass
-                .feed(
-                    ChangeKind::ContactDeleted,
-                    pair,
-                    json!({"contact_group": group}),
-                )
-                .await;
+            let ended = ContactEnded {
+                contact_group: group,
+                reason: None,
+            };
+            return self.pass.feed(Change::ContactDeleted(ended), pair).await;
         }
         if pair.crm_deleted_at.is_some() {
             // Deleted in the CRM: out of the group, the contact itself stays in Google.
@@ -293,16 +288,14 @@ impl Records for Ctx<'_> {
             return Ok(());
         }
         let reason = if person.is_some_and(Person::is_deleted) {
-            "deleted_in_google"
+            EndReason::DeletedInGoogle
         } else {
-            "removed_from_group"
+            EndReason::RemovedFromGroup
         };
-        self.pass
-            .feed(
-                ChangeKind::ContactUntag,
-                pair,
-                json!({"contact_group": group, "reason": reason}),
-            )
-            .await
+        let ended = ContactEnded {
+            contact_group: group,
+            reason: Some(reason),
+        };
+        self.pass.feed(Change::ContactUntag(ended), pair).await
     }
 }
