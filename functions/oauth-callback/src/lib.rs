@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use shared::app::AppState;
 use shared::domain::Product;
 use shared::pages::{self, Lang};
-use shared::services::connect::{self, CallbackParams, Outcome};
+use shared::services::connect::{self, CallbackParams, ConnectError, Outcome};
 use texts::{texts, Message, Texts};
 
 /// This function's routes, to serve alone ([`router`]) or merged with the others (the
@@ -57,11 +57,30 @@ impl PageKind {
             Outcome::Connected { missing } if missing.is_empty() => PageKind::Connected,
             Outcome::Connected { missing } => PageKind::Partial(missing.clone()),
             Outcome::Denied => PageKind::Denied,
-            Outcome::Failed(connect::WRONG_ACCOUNT) => PageKind::WrongAccount,
-            Outcome::Failed(connect::EMAIL_NOT_VERIFIED) => PageKind::EmailNotVerified,
-            Outcome::Failed(connect::ACCOUNT_IN_USE) => PageKind::AccountInUse,
-            Outcome::Failed("google_client_invalid") => PageKind::ClientBroken,
-            Outcome::Failed(reason) => PageKind::Failed(reason),
+            Outcome::Failed(error) => Self::failed(*error),
+        }
+    }
+
+    /// The page of a failed callback: its own for what the user can act on, else the
+    /// generic failure with the error's code.
+    fn failed(error: ConnectError) -> Self {
+        match error {
+            ConnectError::WrongAccount => PageKind::WrongAccount,
+            ConnectError::EmailNotVerified => PageKind::EmailNotVerified,
+            ConnectError::AccountInUse => PageKind::AccountInUse,
+            ConnectError::GoogleClientInvalid => PageKind::ClientBroken,
+            ConnectError::GoogleClientMissing
+            | ConnectError::TenantNotFound
+            | ConnectError::InsufficientScopes
+            | ConnectError::IdentityUnavailable
+            | ConnectError::TemporarilyUnavailable
+            | ConnectError::Unavailable
+            | ConnectError::Internal
+            | ConnectError::GoogleError
+            | ConnectError::MissingCode
+            | ConnectError::TokenExchangeFailed
+            | ConnectError::NoRefreshToken
+            | ConnectError::InvalidState => PageKind::Failed(error.code()),
         }
     }
 
@@ -72,10 +91,10 @@ impl PageKind {
             PageKind::Partial(_) => "partial",
             PageKind::Denied => "denied",
             PageKind::Expired => "expired",
-            PageKind::WrongAccount => connect::WRONG_ACCOUNT,
-            PageKind::EmailNotVerified => connect::EMAIL_NOT_VERIFIED,
-            PageKind::AccountInUse => connect::ACCOUNT_IN_USE,
-            PageKind::ClientBroken => "google_client_invalid",
+            PageKind::WrongAccount => ConnectError::WrongAccount.code(),
+            PageKind::EmailNotVerified => ConnectError::EmailNotVerified.code(),
+            PageKind::AccountInUse => ConnectError::AccountInUse.code(),
+            PageKind::ClientBroken => ConnectError::GoogleClientInvalid.code(),
             PageKind::Failed(_) => "error",
         }
     }
@@ -115,13 +134,11 @@ impl PageKind {
                     .collect(),
             },
             "denied" => Outcome::Denied,
-            "error" => Outcome::Failed(match error.unwrap_or("") {
-                connect::WRONG_ACCOUNT => connect::WRONG_ACCOUNT,
-                connect::EMAIL_NOT_VERIFIED => connect::EMAIL_NOT_VERIFIED,
-                connect::ACCOUNT_IN_USE => connect::ACCOUNT_IN_USE,
-                "google_client_invalid" => "google_client_invalid",
-                _ => "error",
-            }),
+            // An unknown code is a generic failure, never echoed.
+            "error" => match error.and_then(ConnectError::from_code) {
+                Some(error) => Outcome::Failed(error),
+                None => return Some(PageKind::Failed("error")),
+            },
             _ => return None,
         };
         Some(PageKind::of(&outcome))
@@ -326,8 +343,16 @@ mod tests {
         );
         assert_eq!(q(Some("denied"), None, None), Some(PageKind::Denied));
         assert_eq!(
-            q(Some("error"), None, Some(connect::ACCOUNT_IN_USE)),
+            q(Some("error"), None, Some("google_account_in_use")),
             Some(PageKind::AccountInUse)
+        );
+        assert_eq!(
+            q(Some("error"), None, Some("google_client_invalid")),
+            Some(PageKind::ClientBroken)
+        );
+        assert_eq!(
+            q(Some("error"), None, Some("token_exchange_failed")),
+            Some(PageKind::Failed("token_exchange_failed"))
         );
         // An unknown code is a generic failure, never echoed.
         assert_eq!(

@@ -19,11 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .as_millis() as u64;
         let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
         let deadline = Instant::now() + left;
-        async move {
-            sync_scheduler::handle(&app, event.payload, deadline)
-                .await
-                .map_err(|e| e.message)
-        }
+        async move { sync_scheduler::handle(&app, event.payload, deadline).await }
     }))
     .await
 }

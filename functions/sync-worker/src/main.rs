@@ -2,6 +2,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,9 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .as_millis() as u64;
         let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
         let deadline = Instant::now() + left;
-        async move {
-            Ok::<_, lambda_runtime::Error>(sync_worker::handle(&app, event.payload, deadline).await)
-        }
+        // No invocation fails as a whole: a job's failure is its message's, in the partial
+        // batch response (so the runtime has no Diagnostic to report).
+        async move { Ok::<_, Infallible>(sync_worker::handle(&app, event.payload, deadline).await) }
     }))
     .await
 }

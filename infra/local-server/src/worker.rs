@@ -83,7 +83,7 @@ pub async fn tick_scheduler(app: AppState, every: Duration) {
         let event = serde_json::json!({"trigger": "local-schedule"});
         let deadline = std::time::Instant::now() + every;
         if let Err(e) = sync_scheduler::handle(&app, event, deadline).await {
-            tracing::warn!(error = %e.message, "scheduler run failed");
+            tracing::warn!(error = %e, "scheduler run failed");
         }
     }
 }

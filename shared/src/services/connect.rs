@@ -173,7 +173,7 @@ pub enum Outcome {
         missing: Vec<Product>,
     },
     Denied,
-    Failed(&'static str),
+    Failed(ConnectError),
 }
 
 impl Outcome {
@@ -183,6 +183,124 @@ impl Outcome {
             Outcome::Connected { .. } => "partial",
             Outcome::Denied => "denied",
             Outcome::Failed(_) => "error",
+        }
+    }
+}
+
+/// Why a callback did not connect the account. Its [`code`](Self::code) is the CRM's
+/// contract: the `error=` of the return URL, and the code the page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The consenting Google account is not the one the link is for (its `login_hint`), or
+    /// not the one the user has connected.
+    #[error("not the Google account this link is for")]
+    WrongAccount,
+    /// Google has not verified the account's e-mail address.
+    #[error("Google has not verified the account's e-mail address")]
+    EmailNotVerified,
+    /// The Google account is already connected to another CRM user of the tenant.
+    #[error("the Google account is connected to another CRM user")]
+    AccountInUse,
+    /// Google refused the tenant's OAuth client (now, or recently enough not to ask again).
+    #[error("Google refused the tenant's OAuth client")]
+    GoogleClientInvalid,
+    /// The tenant's admin has not set a Google OAuth client.
+    #[error("the tenant has no Google OAuth client")]
+    GoogleClientMissing,
+    /// The session's tenant is gone.
+    #[error("tenant not found")]
+    TenantNotFound,
+    /// The user granted none of the products asked for.
+    #[error("none of the products' scopes were granted")]
+    InsufficientScopes,
+    /// Who consented could not be read (ID token or userinfo).
+    #[error("the Google identity could not be read")]
+    IdentityUnavailable,
+    /// A failure of ours (the store, the token key) or a race lost too often: try again.
+    #[error("temporarily unavailable")]
+    TemporarilyUnavailable,
+    /// A backing service of ours is unavailable (reading the tenant's OAuth client).
+    #[error("a backing service is unavailable")]
+    Unavailable,
+    /// An internal failure reading the tenant's OAuth client.
+    #[error("internal error")]
+    Internal,
+    /// Google's callback carried an error other than the user's refusal.
+    #[error("Google returned an error")]
+    GoogleError,
+    /// Google's callback carried neither a code nor an error.
+    #[error("the callback has no code")]
+    MissingCode,
+    /// Google refused the code exchange (not the client).
+    #[error("the code exchange failed")]
+    TokenExchangeFailed,
+    /// Google sent no refresh token and there is none to keep.
+    #[error("Google sent no refresh token")]
+    NoRefreshToken,
+    /// The account's status does not allow connecting it.
+    #[error("the account cannot be connected in its state")]
+    InvalidState,
+}
+
+impl ConnectError {
+    /// Every error, for [`from_code`](Self::from_code) and the tests.
+    pub const ALL: [ConnectError; 16] = [
+        Self::WrongAccount,
+        Self::EmailNotVerified,
+        Self::AccountInUse,
+        Self::GoogleClientInvalid,
+        Self::GoogleClientMissing,
+        Self::TenantNotFound,
+        Self::InsufficientScopes,
+        Self::IdentityUnavailable,
+        Self::TemporarilyUnavailable,
+        Self::Unavailable,
+        Self::Internal,
+        Self::GoogleError,
+        Self::MissingCode,
+        Self::TokenExchangeFailed,
+        Self::NoRefreshToken,
+        Self::InvalidState,
+    ];
+
+    /// The wire code (the return URL's `error=`, the page's code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::WrongAccount => "wrong_google_account",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::AccountInUse => "google_account_in_use",
+            Self::GoogleClientInvalid => "google_client_invalid",
+            Self::GoogleClientMissing => "google_client_missing",
+            Self::TenantNotFound => "not_found",
+            Self::InsufficientScopes => "insufficient_scopes",
+            Self::IdentityUnavailable => "identity_unavailable",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+            Self::GoogleError => "google_error",
+            Self::MissingCode => "missing_code",
+            Self::TokenExchangeFailed => "token_exchange_failed",
+            Self::NoRefreshToken => "no_refresh_token",
+            Self::InvalidState => "invalid_state",
+        }
+    }
+
+    /// The error whose [`code`](Self::code) this is (a return URL's `error=` read back).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.code() == code)
+    }
+
+    /// Why the tenant's OAuth client could not be had ([`tenant_client`]'s refusal, by its
+    /// code; any other is internal: a store or secrets failure).
+    ///
+    /// [`tenant_client`]: super::oauth_client_settings::tenant_client
+    fn of_client(e: ApiError) -> Self {
+        match e.code {
+            "google_client_invalid" => Self::GoogleClientInvalid,
+            "google_client_missing" => Self::GoogleClientMissing,
+            "not_found" => Self::TenantNotFound,
+            "unavailable" => Self::Unavailable,
+            _ => Self::Internal,
         }
     }
 }
@@ -219,7 +337,7 @@ fn redirect_to(return_url: &str, user: &UserId, outcome: &Outcome) -> Option<Str
                 q.append_pair("missing", &names.join(","));
             }
             Outcome::Failed(reason) => {
-                q.append_pair("error", reason);
+                q.append_pair("error", reason.code());
             }
             _ => {}
         }
@@ -240,7 +358,7 @@ pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, Inval
         Err(e) => {
             tracing::error!(error = %e, "reading the OAuth session failed");
             return Ok(Finished {
-                outcome: Outcome::Failed("temporarily_unavailable"),
+                outcome: Outcome::Failed(ConnectError::TemporarilyUnavailable),
                 user: None,
                 redirect: None,
             });
@@ -248,11 +366,11 @@ pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, Inval
     };
     let outcome = match (&params.error, &params.code) {
         (Some(e), _) if e == "access_denied" => Outcome::Denied,
-        (Some(_), _) => Outcome::Failed("google_error"),
+        (Some(_), _) => Outcome::Failed(ConnectError::GoogleError),
         (None, Some(code)) if !code.is_empty() => complete(app, &session, code)
             .await
             .unwrap_or_else(Outcome::Failed),
-        (None, _) => Outcome::Failed("missing_code"),
+        (None, _) => Outcome::Failed(ConnectError::MissingCode),
     };
     tracing::info!(tenant = %session.tenant, user = %session.user, outcome = outcome.code(), "connect finished");
     Ok(Finished {
@@ -265,7 +383,7 @@ pub async fn finish(app: &App, params: CallbackParams) -> Result<Finished, Inval
     })
 }
 
-async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outcome, &'static str> {
+async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outcome, ConnectError> {
     let (t, u) = (&session.tenant, &session.user);
     let (client, tokens) = exchange(app, session, code).await?;
     let granted: Vec<String> = tokens.scopes.clone().unwrap_or_else(|| {
@@ -276,7 +394,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
     });
     let products = granted_products(&session.products, &granted);
     if products.is_empty() {
-        return Ok(Outcome::Failed("insufficient_scopes"));
+        return Ok(Outcome::Failed(ConnectError::InsufficientScopes));
     }
     let missing: Vec<Product> = session
         .products
@@ -285,16 +403,16 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
         .collect();
     let identity = identity_of(app, &client, &tokens).await.map_err(|e| {
         tracing::warn!(tenant = %t, user = %u, error = e, "reading the Google identity failed");
-        "identity_unavailable"
+        ConnectError::IdentityUnavailable
     })?;
     if let Some(refused) = refusal(app, session, &identity).await? {
-        tracing::warn!(tenant = %t, user = %u, refused, "connect refused: not the Google account this link is for");
+        tracing::warn!(tenant = %t, user = %u, refused = refused.code(), "connect refused: not the Google account this link is for");
         discard_grant(app, t, &identity, &tokens).await;
         return Ok(Outcome::Failed(refused));
     }
     let cipher = TokenCipher::load(app.secrets.as_ref()).await.map_err(|e| {
         tracing::error!(error = %e, "token-encryption key unavailable");
-        "temporarily_unavailable"
+        ConnectError::TemporarilyUnavailable
     })?;
     let grant = Grant {
         identity,
@@ -310,7 +428,7 @@ async fn complete(app: &App, session: &OAuthSession, code: &str) -> Result<Outco
             Saved::Raced => continue,
         }
     }
-    Err("temporarily_unavailable")
+    Err(ConnectError::TemporarilyUnavailable)
 }
 
 /// Exchanges the code for tokens with the tenant's OAuth client (a client Google refused
@@ -319,11 +437,11 @@ async fn exchange(
     app: &App,
     session: &OAuthSession,
     code: &str,
-) -> Result<(OAuthClient, Tokens), &'static str> {
+) -> Result<(OAuthClient, Tokens), ConnectError> {
     let (t, u) = (&session.tenant, &session.user);
     let (client, was_refused) = super::oauth_client_settings::tenant_client(app, t)
         .await
-        .map_err(|e| e.code)?;
+        .map_err(ConnectError::of_client)?;
     let callback = app.config.oauth_callback_url();
     let exchanged = app.google.exchange_code(
         &client,
@@ -342,11 +460,11 @@ async fn exchange(
         Err(GoogleError::Reauth(reason)) if is_client_error(&reason) => {
             tracing::warn!(tenant = %t, user = %u, reason, "Google refused the tenant's OAuth client at the code exchange");
             super::oauth_client_settings::client_refused(app, t, &reason).await;
-            Err("google_client_invalid")
+            Err(ConnectError::GoogleClientInvalid)
         }
         Err(e) => {
             tracing::warn!(tenant = %t, user = %u, error = %e, "code exchange failed");
-            Err("token_exchange_failed")
+            Err(ConnectError::TokenExchangeFailed)
         }
     }
 }
@@ -363,8 +481,8 @@ struct Grant {
 /// How writing a grant on the account went.
 enum Saved {
     Connected,
-    /// Refused, with the outcome's code.
-    Refused(&'static str),
+    /// Refused, with why.
+    Refused(ConnectError),
     /// The account changed meanwhile: try again.
     Raced,
 }
@@ -374,7 +492,7 @@ async fn save_grant(
     app: &App,
     session: &OAuthSession,
     grant: &Grant,
-) -> Result<Saved, &'static str> {
+) -> Result<Saved, ConnectError> {
     let (t, u) = (&session.tenant, &session.user);
     let existing = app.store.get_account(t, u).await.map_err(unavailable)?;
     let (mut account, version) = match existing {
@@ -390,7 +508,7 @@ async fn save_grant(
         // Google account they have; another one needs a disconnect first.
         tracing::warn!(tenant = %t, user = %u, "connect refused: another Google account is connected for this user");
         discard_grant(app, t, &grant.identity, &grant.tokens).await;
-        return Ok(Saved::Refused(WRONG_ACCOUNT));
+        return Ok(Saved::Refused(ConnectError::WrongAccount));
     }
     if other_google_account {
         // A disconnected user connects a different Google account: the previous account's
@@ -410,8 +528,8 @@ async fn save_grant(
         (None, false) => account
             .refresh_token_ciphertext
             .clone()
-            .ok_or("no_refresh_token")?,
-        (None, true) => return Ok(Saved::Refused("no_refresh_token")),
+            .ok_or(ConnectError::NoRefreshToken)?,
+        (None, true) => return Ok(Saved::Refused(ConnectError::NoRefreshToken)),
     };
     connect_account(&mut account, grant, refresh, app.clock.now())?;
     match app.store.put_account(&account, version).await {
@@ -420,17 +538,17 @@ async fn save_grant(
             Ok(Saved::Connected)
         }
         Err(StoreError::ConditionFailed) => Ok(Saved::Raced),
-        Err(_) => Err("temporarily_unavailable"),
+        Err(_) => Err(ConnectError::TemporarilyUnavailable),
     }
 }
 
-/// A failure of ours (the store, the key) as the outcome's code.
-fn unavailable<E>(_: E) -> &'static str {
-    "temporarily_unavailable"
+/// A failure of ours (the store, the key) as the outcome's error.
+fn unavailable<E>(_: E) -> ConnectError {
+    ConnectError::TemporarilyUnavailable
 }
 
 /// A user's first account: disconnected, with the tenant's default direction and window.
-async fn new_account(app: &App, t: &TenantId, u: &UserId) -> Result<Account, &'static str> {
+async fn new_account(app: &App, t: &TenantId, u: &UserId) -> Result<Account, ConnectError> {
     let tenant = super::tenants::get(app, t).await.map_err(unavailable)?;
     let now = app.clock.now();
     let defaults = &tenant.settings.defaults;
@@ -468,12 +586,12 @@ fn connect_account(
     grant: &Grant,
     refresh: String,
     now: OffsetDateTime,
-) -> Result<(), &'static str> {
+) -> Result<(), ConnectError> {
     let t = account.tenant.clone();
     account.status = account
         .status
         .on(AccountEvent::Connected)
-        .map_err(|_| "invalid_state")?;
+        .map_err(|_| ConnectError::InvalidState)?;
     account.google_email = Some(grant.identity.email.clone());
     account.google_subject = Some(grant.identity.sub.clone());
     account.products = grant.products.clone();
@@ -513,13 +631,6 @@ async fn connected(app: &App, account: &Account, reconnect: bool, other_google_a
     super::schedule::queue_pass(app, account, "connected").await;
 }
 
-/// The outcome code when the consenting Google account is not the one the link is for.
-pub const WRONG_ACCOUNT: &str = "wrong_google_account";
-/// The outcome code when Google has not verified the account's e-mail address.
-pub const EMAIL_NOT_VERIFIED: &str = "email_not_verified";
-/// The outcome code when the Google account is already connected to another CRM user.
-pub const ACCOUNT_IN_USE: &str = "google_account_in_use";
-
 /// Who consented: the ID token of the code exchange (Google sends it for the `openid` scope),
 /// else the userinfo endpoint.
 async fn identity_of(app: &App, client: &OAuthClient, tokens: &Tokens) -> Result<Identity, String> {
@@ -541,34 +652,34 @@ async fn refusal(
     app: &App,
     session: &OAuthSession,
     identity: &Identity,
-) -> Result<Option<&'static str>, &'static str> {
+) -> Result<Option<ConnectError>, ConnectError> {
     if identity.email_verified != Some(true) {
-        return Ok(Some(EMAIL_NOT_VERIFIED));
+        return Ok(Some(ConnectError::EmailNotVerified));
     }
     if let Some(expected) = &session.expected_email {
         if !same_google_email(expected, &identity.email) {
-            return Ok(Some(WRONG_ACCOUNT));
+            return Ok(Some(ConnectError::WrongAccount));
         }
     }
     if holder_of(app, &session.tenant, &identity.sub)
         .await?
         .is_some_and(|holder| holder != session.user)
     {
-        return Ok(Some(ACCOUNT_IN_USE));
+        return Ok(Some(ConnectError::AccountInUse));
     }
     Ok(None)
 }
 
 /// The CRM user of the tenant whose connected (not disconnected) account is this Google
 /// account, if any.
-async fn holder_of(app: &App, t: &TenantId, sub: &str) -> Result<Option<UserId>, &'static str> {
+async fn holder_of(app: &App, t: &TenantId, sub: &str) -> Result<Option<UserId>, ConnectError> {
     let mut page: Option<String> = None;
     loop {
         let found = app
             .store
             .list_accounts(t, 500, page.as_deref())
             .await
-            .map_err(|_| "temporarily_unavailable")?;
+            .map_err(unavailable)?;
         if let Some(a) = found.items.iter().find(|a| {
             a.status != AccountStatus::Disconnected && a.google_subject.as_deref() == Some(sub)
         }) {
@@ -600,5 +711,72 @@ async fn discard_grant(app: &App, t: &TenantId, identity: &Identity, tokens: &To
         Err(_) => {
             tracing::warn!(tenant = %t, "could not check the refused grant's account; not revoked")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_keep_their_wire_codes_and_read_back() {
+        let codes: Vec<&str> = ConnectError::ALL.iter().map(|e| e.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "wrong_google_account",
+                "email_not_verified",
+                "google_account_in_use",
+                "google_client_invalid",
+                "google_client_missing",
+                "not_found",
+                "insufficient_scopes",
+                "identity_unavailable",
+                "temporarily_unavailable",
+                "unavailable",
+                "internal",
+                "google_error",
+                "missing_code",
+                "token_exchange_failed",
+                "no_refresh_token",
+                "invalid_state",
+            ]
+        );
+        for e in ConnectError::ALL {
+            assert_eq!(ConnectError::from_code(e.code()), Some(e));
+        }
+        assert_eq!(ConnectError::from_code("error"), None);
+        assert_eq!(ConnectError::from_code("<script>"), None);
+    }
+
+    #[test]
+    fn the_tenant_client_refusals_keep_their_codes() {
+        let missing = ApiError::conflict("google_client_missing", "no client");
+        let refused = super::super::oauth_client_settings::refused_error("invalid_client");
+        let gone = ApiError::not_found("tenant not found");
+        let down = ApiError::internal(&StoreError::ConditionFailed, true);
+        for (e, code) in [
+            (missing, "google_client_missing"),
+            (refused, "google_client_invalid"),
+            (gone, "not_found"),
+            (down, "unavailable"),
+        ] {
+            assert_eq!(e.code, code);
+            assert_eq!(ConnectError::of_client(e).code(), code);
+        }
+    }
+
+    #[test]
+    fn a_failed_callback_sends_its_code_to_the_return_url() {
+        let user = UserId::parse("u1").unwrap();
+        let to = redirect_to(
+            "https://crm.example/back?a=1",
+            &user,
+            &Outcome::Failed(ConnectError::AccountInUse),
+        );
+        assert_eq!(
+            to.as_deref(),
+            Some("https://crm.example/back?a=1&google_connect=error&user=u1&error=google_account_in_use")
+        );
     }
 }
