@@ -1,10 +1,10 @@
 //! The tenant's change feed: what the CRM must learn about, in order.
 
 use crate::app::App;
-use crate::domain::{Account, AccountStatus, ChangeKind, ChangeRecord, TenantId};
+use crate::domain::{Account, AccountStatus, ChangeKind, ChangeRecord, Products, TenantId};
 use crate::http::ApiError;
 use crate::queue::{dedup_id, Message, SyncJob, SyncReason};
-use serde_json::json;
+use serde::Serialize;
 
 /// Appends a record — the feed gives it its id (the tenant's next number, as a ULID-shaped
 /// string), so the feed is ordered by when records took their numbers — and asks the worker
@@ -47,29 +47,33 @@ pub async fn append(
     Ok(record)
 }
 
+/// An `account_status_changed` record's data.
+#[derive(Debug, Serialize)]
+struct StatusChanged<'a> {
+    status: AccountStatus,
+    reason: Option<&'a str>,
+    google_email: Option<&'a str>,
+    products: &'a Products,
+}
+
 /// Tells the CRM an account changed state (connected, needs reconnecting, disconnected).
 pub async fn account_status(
     app: &App,
     account: &Account,
     reason: Option<&str>,
 ) -> Result<ChangeRecord, ApiError> {
-    let status = match account.status {
-        AccountStatus::Active => "active",
-        AccountStatus::NeedsReauth => "needs_reauth",
-        AccountStatus::Paused => "paused",
-        AccountStatus::Disconnected => "disconnected",
+    let data = StatusChanged {
+        status: account.status,
+        reason,
+        google_email: account.google_email.as_deref(),
+        products: &account.products,
     };
     append(
         app,
         &account.tenant,
         &account.user,
         ChangeKind::AccountStatusChanged,
-        json!({
-            "status": status,
-            "reason": reason,
-            "google_email": account.google_email,
-            "products": account.products,
-        }),
+        serde_json::to_value(data).map_err(|e| ApiError::internal(&e, false))?,
     )
     .await
 }

@@ -1,4 +1,4 @@
-//! What a pass tells the CRM of a pair, typed: each [`Change`] is one kind of feed record
+//! What a pass tells the CRM, typed: each [`Change`] is one kind of feed record
 //! with its data, serialized once into the record (`data` in `docs/openapi.yaml`'s
 //! `ChangeRecord`). A renamed field is a compile error here, not a silent break of the CRM's
 //! contract; the unit tests pin the JSON the CRM reads.
@@ -25,6 +25,8 @@ pub enum Change {
     ContactUntag(ContactEnded),
     /// The CRM's side won a conflict and went to Google.
     ConflictResolved(Conflict),
+    /// The mass-deletion guard held a scope's deletions back.
+    MassDeletionBlocked(DeletionsHeld),
 }
 
 impl Change {
@@ -39,6 +41,7 @@ impl Change {
             Change::ContactDeleted(_) => ChangeKind::ContactDeleted,
             Change::ContactUntag(_) => ChangeKind::ContactUntag,
             Change::ConflictResolved(_) => ChangeKind::ConflictResolved,
+            Change::MassDeletionBlocked(_) => ChangeKind::MassDeletionBlocked,
         }
     }
 
@@ -50,6 +53,7 @@ impl Change {
             Change::ContactCreated(d) | Change::ContactUpdated(d) => serde_json::to_value(d),
             Change::ContactDeleted(d) | Change::ContactUntag(d) => serde_json::to_value(d),
             Change::ConflictResolved(d) => serde_json::to_value(d),
+            Change::MassDeletionBlocked(d) => serde_json::to_value(d),
         };
         // Plain structs of strings, numbers and the CRM's records: nothing that can fail.
         data.unwrap_or(Value::Null)
@@ -83,14 +87,12 @@ pub struct Conflict {
 impl Conflict {
     /// The conflict `d` decided for `winner`, if `d` was one.
     pub fn of(d: &Decision, winner: Winner) -> Option<Self> {
-        d.conflict.then(|| Conflict {
-            winner,
-            policy: match d.reason {
-                Reason::ConflictCrmWins => ConflictPolicy::CrmWins,
-                Reason::ConflictGoogleWins => ConflictPolicy::GoogleWins,
-                _ => ConflictPolicy::LatestWins,
-            },
-        })
+        let policy = match d.reason {
+            Reason::ConflictCrmWins => ConflictPolicy::CrmWins,
+            Reason::ConflictGoogleWins => ConflictPolicy::GoogleWins,
+            _ => ConflictPolicy::LatestWins,
+        };
+        d.conflict.then_some(Conflict { winner, policy })
     }
 }
 
@@ -146,6 +148,47 @@ pub struct ContactEnded {
     pub reason: Option<EndReason>,
 }
 
+/// Whose deletions the guard holds back, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HeldScope {
+    /// Google's deletions in a calendar.
+    Calendar { calendar_id: String },
+    /// Google's deletions in (or removals from) the contact group.
+    Contacts { contact_group: String },
+    /// The CRM's deletions of a collection ("calendar", "contacts").
+    Crm {
+        collection: &'static str,
+        deleted_in: &'static str,
+    },
+}
+
+impl HeldScope {
+    pub fn crm(collection: crate::domain::Collection) -> Self {
+        HeldScope::Crm {
+            collection: collection.as_str(),
+            deleted_in: "crm",
+        }
+    }
+}
+
+/// Deletions held back (`mass_deletion_blocked`): where, how many of how many, and how the
+/// CRM carries them out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletionsHeld {
+    #[serde(flatten)]
+    pub scope: HeldScope,
+    pub deletions: usize,
+    pub pairs: usize,
+    pub resume: &'static str,
+}
+
+impl DeletionsHeld {
+    /// How the CRM confirms.
+    pub const RESUME: &'static str =
+        "POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +220,31 @@ mod tests {
             ..conflict(Reason::ConflictGoogleWins)
         };
         assert_eq!(Conflict::of(&calm, Winner::Google), None);
+    }
+
+    #[test]
+    fn held_deletions_say_where_how_many_and_how_to_resume() {
+        let held = Change::MassDeletionBlocked(DeletionsHeld {
+            scope: HeldScope::crm(crate::domain::Collection::Contacts),
+            deletions: 30,
+            pairs: 31,
+            resume: DeletionsHeld::RESUME,
+        });
+        assert_eq!(held.kind(), ChangeKind::MassDeletionBlocked);
+        assert_eq!(
+            held.data(),
+            json!({
+                "collection": "contacts", "deleted_in": "crm", "deletions": 30, "pairs": 31,
+                "resume": "POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}",
+            })
+        );
+        let calendar = HeldScope::Calendar {
+            calendar_id: "primary".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(calendar).unwrap(),
+            json!({"calendar_id": "primary"})
+        );
     }
 
     #[test]

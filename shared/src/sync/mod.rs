@@ -28,16 +28,13 @@ pub mod push;
 pub mod read;
 
 use crate::app::App;
-use crate::domain::{
-    Account, ChangeKind, ChangeRecord, Collection, PairStatus, Tenant, TenantId, UserId,
-};
+use crate::domain::{Account, ChangeRecord, Collection, PairStatus, Tenant, TenantId, UserId};
 use crate::google::GoogleError;
 use crate::services::tokens::{access_token, TokenError};
 use crate::store::repo::{AccountUpdateError, Versioned};
 use crate::store::StoreError;
 use crate::sync::decide::{decide, Baseline, Decision, Policy, Side};
 use secrecy::SecretString;
-use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -481,24 +478,22 @@ impl<'a> Pass<'a> {
         let Held {
             what: scope,
             noun,
-            mut data,
+            scope: at,
         } = held;
         tracing::warn!(tenant = %self.t(), user = %self.u(), scope, deletions, pairs, "mass deletion held back");
         let message = format!("{scope}: {deletions} deletions held back (of {pairs} {noun}); confirm to carry them out");
-        if let Some(map) = data.as_object_mut() {
-            map.insert("deletions".into(), json!(deletions));
-            map.insert("pairs".into(), json!(pairs));
-            map.insert(
-                "resume".into(),
-                json!("POST /v1/users/{user}/sync with {\"confirm_mass_deletion\": true}"),
-            );
-        }
         if tell {
+            let change = feed::Change::MassDeletionBlocked(feed::DeletionsHeld {
+                scope: at,
+                deletions,
+                pairs,
+                resume: feed::DeletionsHeld::RESUME,
+            });
             let mut record = ChangeRecord::new(
                 self.t().clone(),
                 self.u().clone(),
-                ChangeKind::MassDeletionBlocked,
-                data,
+                change.kind(),
+                change.data(),
                 self.now(),
             );
             self.app.store.append_change(&mut record).await?;
@@ -522,8 +517,8 @@ pub struct Held {
     pub what: String,
     /// What the scope holds: "events", "contacts".
     pub noun: &'static str,
-    /// The `mass_deletion_blocked` record's data (the scope's ids).
-    pub data: Value,
+    /// Where, for the `mass_deletion_blocked` record.
+    pub scope: feed::HeldScope,
 }
 
 /// A pass's own state, locked only between awaits (never held across one).
@@ -563,6 +558,7 @@ pub fn unseen_by_full_read(read: Option<&str>, pair: &PairStatus) -> bool {
 mod tests {
     use super::*;
     use crate::domain::ContactsProgress;
+    use serde_json::json;
 
     fn account() -> Account {
         serde_json::from_value(json!({

@@ -13,7 +13,6 @@ use crate::domain::{CrmId, Cursor, PairStatus};
 use crate::google::{pacing, GoogleError};
 use crate::store::repo::Versioned;
 use crate::sync::decide::{Action, Decision, Policy, Reason, Side};
-use serde_json::json;
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Instant;
@@ -439,7 +438,7 @@ impl CrmDeletions {
                 let about = Held {
                     what: format!("CRM deletions of {}", S::NOUN),
                     noun: S::NOUN,
-                    data: json!({"collection": pass.collection.as_str(), "deleted_in": "crm"}),
+                    scope: super::feed::HeldScope::crm(pass.collection),
                 };
                 let tell = !cursor.block_told;
                 pass.block(about, guard.total(deleting), live, tell).await?;

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 use crate::sync::execute;
 use crate::sync::read::{self, Page, Source};
 use crate::sync::{Held, Part, Pass, Report};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Instant;
 use time::format_description::well_known::Rfc3339;
@@ -121,7 +121,9 @@ impl Source for CalendarRead<'_, '_> {
         Held {
             what: format!("calendar {}", self.calendar),
             noun: "events",
-            data: json!({ "calendar_id": self.calendar }),
+            scope: crate::sync::feed::HeldScope::Calendar {
+                calendar_id: self.calendar.to_owned(),
+            },
         }
     }
 

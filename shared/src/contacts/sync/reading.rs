@@ -11,7 +11,6 @@ use crate::store::repo::Versioned;
 use crate::sync::execute;
 use crate::sync::read::{Page, Source};
 use crate::sync::{Held, SyncError};
-use serde_json::json;
 
 const SCOPE: &str = "contacts";
 
@@ -85,7 +84,9 @@ impl Source for Ctx<'_> {
         Held {
             what: "contacts".into(),
             noun: "contacts",
-            data: json!({ "contact_group": self.group }),
+            scope: crate::sync::feed::HeldScope::Contacts {
+                contact_group: self.group.clone(),
+            },
         }
     }
 
