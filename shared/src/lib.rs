@@ -32,7 +32,8 @@
 //!   [`google`] (the Google client: OAuth, Calendar, People, batch, pacing, retries).
 //! * [`sync`]: the sync core both collections share; [`calendar`] and [`contacts`]: one
 //!   folder per synced feature.
-//! * [`delivery`]: signed webhook deliveries of the feed.
+//! * [`delivery`]: signed webhook deliveries of the feed, one file per step (`sign`,
+//!   `payload`, `client`, `target`, `lease`, `run`, `by_hand`).
 //! * [`crypto`] (token encryption, key hashing), [`config`], [`telemetry`], [`metrics`]
 //!   (CloudWatch Embedded Metric Format), [`clock`].
 //! * [`http`]: what every HTTP function shares: JSON errors, the auth layer, app state.
