@@ -143,19 +143,9 @@ impl Held {
         let mut next = self.cursor.clone();
         next.lease = None;
         next.updated_at = app.clock.now();
-        match app
-            .store
-            .put_delivery_cursor(&next, Some(self.version))
-            .await
-        {
-            Ok(version) => {
-                self.cursor = next;
-                self.version = version;
-            }
-            Err(StoreError::ConditionFailed) => {}
-            Err(e) => {
-                tracing::warn!(tenant = %self.cursor.tenant, error = %e, "could not release the webhook delivery lease")
-            }
+        // `Ok(false)`: taken over meanwhile, nothing of ours left to free.
+        if let Err(e) = self.save(app, next).await {
+            tracing::warn!(tenant = %self.cursor.tenant, error = %e, "could not release the webhook delivery lease")
         }
     }
 }
