@@ -59,3 +59,37 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// The monotonic instant of a wall-clock deadline in epoch milliseconds (a Lambda
+/// invocation's `context.deadline`); a deadline already past is now.
+pub fn instant_at_epoch_ms(deadline_ms: u64) -> std::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let left = u128::from(deadline_ms).saturating_sub(now_ms);
+    let left = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX));
+    std::time::Instant::now() + left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn a_deadline_in_epoch_milliseconds_becomes_an_instant() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let soon = instant_at_epoch_ms(now_ms + 30_000);
+        let left = soon.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(29) && left <= Duration::from_secs(30),
+            "{left:?}"
+        );
+        let past = instant_at_epoch_ms(now_ms.saturating_sub(5_000));
+        assert!(past <= Instant::now() + Duration::from_millis(5));
+    }
+}

@@ -2,7 +2,6 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -12,13 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     app.config.require_queue_url()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
-        // The invocation's deadline (epoch milliseconds) as an Instant.
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        let deadline = Instant::now() + left;
+        let deadline = shared::clock::instant_at_epoch_ms(event.context.deadline);
         async move { sync_scheduler::handle(&app, event.payload, deadline).await }
     }))
     .await

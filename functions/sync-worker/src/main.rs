@@ -4,7 +4,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -14,13 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     app.config.require_queue_url()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
-        // The invocation's deadline (epoch milliseconds) as an Instant.
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        let deadline = Instant::now() + left;
+        let deadline = shared::clock::instant_at_epoch_ms(event.context.deadline);
         // No invocation fails as a whole: a job's failure is its message's, in the partial
         // batch response (so the runtime has no Diagnostic to report).
         async move { Ok::<_, Infallible>(sync_worker::handle(&app, event.payload, deadline).await) }
