@@ -820,7 +820,7 @@ async fn main() {
     let endpoints = env("GOOGLE_BASE_URL")
         .map(|b| GoogleEndpoints::single_host(&b))
         .unwrap_or_default();
-    let google = Google::new(endpoints);
+    let google = Google::new(endpoints, Default::default());
     let client = OAuthClient {
         client_id: id,
         client_secret: SecretString::from(secret),

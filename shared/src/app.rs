@@ -71,7 +71,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let local = is_loopback(&config.public_base_url);
         Self {
-            google: Google::new(config.google.clone()).counting_into(metrics.clone()),
+            google: Google::new(config.google.clone(), metrics.clone()),
             webhooks: WebhookClient::for_deployment(local),
             throttle: Throttle::from_env(local),
             refresh_locks: RefreshLocks::default(),

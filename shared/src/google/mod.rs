@@ -25,8 +25,11 @@ pub struct Google {
 }
 
 impl Google {
-    /// A client counting its calls into a registry of its own (see [`Self::counting_into`]).
-    pub fn new(endpoints: GoogleEndpoints) -> Self {
+    /// A client counting its calls into `metrics` (the App's registry, flushed with the
+    /// App's). Redirects are never followed: a client that cannot be built so (no TLS
+    /// backend) is a broken deployment, refused at start-up rather than replaced by one that
+    /// follows them.
+    pub fn new(endpoints: GoogleEndpoints, metrics: Arc<Metrics>) -> Self {
         let http = reqwest::Client::builder()
             // OAuth endpoints must never be followed through redirects (oauth2-rs advice),
             // and no Google API we call redirects.
@@ -35,18 +38,12 @@ impl Google {
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("crm-google-sync/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .expect("the Google HTTP client builds (a TLS backend is available)");
         Self {
             http,
             endpoints,
-            metrics: Arc::default(),
+            metrics,
         }
-    }
-
-    /// This client, counting its calls into `metrics` (the App's).
-    pub fn counting_into(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 }
 

@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn authorization_url_has_everything_google_needs() {
-        let g = Google::new(GoogleEndpoints::default());
+        let g = Google::new(GoogleEndpoints::default(), Default::default());
         let client = OAuthClient {
             client_id: "123-abc.apps.googleusercontent.com".into(),
             client_secret: SecretString::from("s3cret"),

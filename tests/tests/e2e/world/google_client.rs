@@ -47,7 +47,10 @@ impl ClientEnv {
             .await
             .expect("sandbox serves");
         let token = running.sandbox.issue_access_token(CLIENT, ALICE, &[scope]);
-        let google = Google::new(GoogleEndpoints::single_host(&running.base_url));
+        let google = Google::new(
+            GoogleEndpoints::single_host(&running.base_url),
+            Default::default(),
+        );
         Self {
             running,
             google,
