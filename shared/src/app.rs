@@ -50,6 +50,9 @@ pub struct App {
     pub webhooks: WebhookClient,
     /// The per-tenant API throttle (`TENANT_API_RATE`, [`crate::http::throttle`]).
     pub throttle: Throttle,
+    /// The deployment runs on this machine (its public URL is on loopback: the local server):
+    /// webhooks to loopback are allowed and cookies are not `Secure`.
+    pub local: bool,
 }
 
 pub type AppState = Arc<App>;
@@ -75,6 +78,7 @@ impl App {
             webhooks: WebhookClient::for_deployment(local),
             throttle: Throttle::from_env(local),
             refresh_locks: RefreshLocks::default(),
+            local,
             metrics,
             config,
             store,

@@ -32,7 +32,7 @@ pub fn webhook_client(
 /// App.
 #[derive(Debug)]
 pub struct WebhookClient {
-    pub(super) local: bool,
+    local: bool,
     client: OnceLock<reqwest::Client>,
 }
 

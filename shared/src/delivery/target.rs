@@ -33,7 +33,7 @@ impl Target {
         // The address is checked again here (a URL stored before today's rules, an IP
         // literal, which no resolver sees); names are checked at connect time by the
         // client's resolver.
-        let local = app.webhooks.local;
+        let local = app.local;
         server_url("webhook_url", &url, local).map_err(|_| DeliveryError::InvalidUrl)?;
         let url = reqwest::Url::parse(&url).map_err(|_| DeliveryError::InvalidUrl)?;
         let secret = app

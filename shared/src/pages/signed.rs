@@ -93,11 +93,7 @@ pub fn set_cookie(
     value: Option<&str>,
     ttl: time::Duration,
 ) -> String {
-    let secure = if crate::services::validate::is_loopback(&app.config.public_base_url) {
-        ""
-    } else {
-        "; Secure"
-    };
+    let secure = if app.local { "" } else { "; Secure" };
     let (value, age) = match value {
         Some(v) => (v, ttl.whole_seconds()),
         None => ("", 0),

@@ -228,8 +228,7 @@ pub async fn patch(
 ) -> Result<SettingsView, ApiError> {
     let candidate = new_signing_secret();
     let secret_name = names::webhook_signing(tenant);
-    let local = super::validate::is_loopback(&app.config.public_base_url);
-    if let (Some(Some(url)), false) = (&patch.webhook_url, local) {
+    if let (Some(Some(url)), false) = (&patch.webhook_url, app.local) {
         // What the name resolves to now; deliveries check again at every connection.
         super::validate::resolves_publicly(
             "webhook_url",
@@ -239,7 +238,7 @@ pub async fn patch(
         .await?;
     }
     let (saved, (new_secret, removed)) = super::tenants::update(app, tenant, |t| {
-        apply(&mut t.settings, &patch, &candidate, &secret_name, local)
+        apply(&mut t.settings, &patch, &candidate, &secret_name, app.local)
     })
     .await?;
     if let Some(secret) = &new_secret {
