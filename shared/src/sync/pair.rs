@@ -84,34 +84,7 @@ pub async fn commit(
             // Re-keyed or gone (an acknowledgement raced us): nothing left to merge into.
             return Ok(());
         };
-        let crm_moved = fresh.value.crm_content != loaded.crm_content
-            || fresh.value.crm_deleted_at != loaded.crm_deleted_at
-            || fresh.value.generation != loaded.generation;
-        if crm_moved {
-            // The pass brought Google's content to the CRM side (a pull) while the CRM sent a
-            // change of its own: neither is the other's baseline. The pair keeps the CRM's
-            // old baseline and forgets Google's, so the next pass reads the Google record
-            // again and decides the two changes by the conflict policy (the CRM's change is
-            // not simply pushed over Google's newer one).
-            let pulled = pair.crm_content != loaded.crm_content;
-            let mut merged = fresh.value;
-            merged.google_id = pair.google_id.clone();
-            merged.google_etag = pair.google_etag.clone();
-            merged.container = pair.container.clone();
-            merged.google_resources = pair.google_resources.clone();
-            if pulled {
-                merged.crm_hash = loaded.crm_hash.clone();
-                merged.google_hash = None;
-            } else {
-                merged.google_hash = pair.google_hash.clone();
-                merged.crm_hash = pair.crm_hash.clone();
-            }
-            merged.last_synced_at = pair.last_synced_at;
-            // What the pass's full read saw (or reconcile would read the pair again).
-            merged.seen_in_read = pair.seen_in_read.clone();
-            if merged.generation < pair.generation {
-                merged.generation = pair.generation;
-            }
+        if let Some(merged) = merged(&fresh.value, loaded, &pair) {
             pair = merged;
             dirty = true;
         }
@@ -119,4 +92,106 @@ pub async fn commit(
     }
     // The row kept changing under the pass: a passing condition, retried with the job.
     Err(StoreError::Conflict)
+}
+
+/// Pure: what a pass saves when the row it loaded (`loaded`) has become `fresh` under it and
+/// the pass made it `pair`. `None`: the CRM side did not move (the pass's row is saved on
+/// the fresh version as it is). Otherwise the fresh row with the pass's Google side: when the
+/// pass pulled Google's content to the CRM side while the CRM sent a change of its own,
+/// neither is the other's baseline, so the pair keeps the CRM's old baseline and forgets
+/// Google's; the next pass reads the Google record again and decides the two changes by the
+/// conflict policy (the CRM's change is not simply pushed over Google's newer one).
+pub fn merged(fresh: &PairStatus, loaded: &PairStatus, pair: &PairStatus) -> Option<PairStatus> {
+    let crm_moved = fresh.crm_content != loaded.crm_content
+        || fresh.crm_deleted_at != loaded.crm_deleted_at
+        || fresh.generation != loaded.generation;
+    if !crm_moved {
+        return None;
+    }
+    let pulled = pair.crm_content != loaded.crm_content;
+    let mut merged = fresh.clone();
+    merged.google_id.clone_from(&pair.google_id);
+    merged.google_etag.clone_from(&pair.google_etag);
+    merged.container.clone_from(&pair.container);
+    merged.google_resources.clone_from(&pair.google_resources);
+    if pulled {
+        merged.crm_hash.clone_from(&loaded.crm_hash);
+        merged.google_hash = None;
+    } else {
+        merged.google_hash.clone_from(&pair.google_hash);
+        merged.crm_hash.clone_from(&pair.crm_hash);
+    }
+    merged.last_synced_at = pair.last_synced_at;
+    // What the pass's full read saw (or reconcile would read the pair again).
+    merged.seen_in_read.clone_from(&pair.seen_in_read);
+    merged.generation = merged.generation.max(pair.generation);
+    Some(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pair() -> PairStatus {
+        let mut p = PairStatus::new(
+            crate::domain::AccountId::generate(),
+            Collection::Contacts,
+            crate::domain::CrmId::parse("C-1").unwrap(),
+        );
+        p.crm_content = Some(json!({"title": "CRM v1"}));
+        p.crm_hash = Some("h1".into());
+        p.google_hash = Some("g1".into());
+        p
+    }
+
+    #[test]
+    fn a_row_the_crm_left_alone_is_saved_as_the_pass_made_it() {
+        let loaded = pair();
+        let mut done = loaded.clone();
+        done.google_etag = Some("e2".into());
+        assert_eq!(merged(&loaded.clone(), &loaded, &done), None);
+    }
+
+    #[test]
+    fn a_push_raced_by_a_crm_edit_keeps_the_edit_waiting() {
+        let loaded = pair();
+        let mut fresh = loaded.clone();
+        fresh.crm_content = Some(json!({"title": "CRM v2"}));
+        let mut pushed = loaded.clone();
+        pushed.google_id = Some("ev1".into());
+        pushed.google_hash = Some("g2".into());
+        pushed.crm_hash = Some("h1-sent".into());
+        let m = merged(&fresh, &loaded, &pushed).unwrap();
+        assert_eq!(
+            m.crm_content, fresh.crm_content,
+            "the CRM's newer edit stays"
+        );
+        assert_eq!(m.google_id.as_deref(), Some("ev1"));
+        assert_eq!(
+            (m.crm_hash.as_deref(), m.google_hash.as_deref()),
+            (Some("h1-sent"), Some("g2"))
+        );
+        assert!(
+            waiting(&m),
+            "the CRM's edit is not its baseline: it still waits"
+        );
+    }
+
+    #[test]
+    fn a_pull_raced_by_a_crm_edit_forgets_googles_baseline() {
+        let loaded = pair();
+        let mut fresh = loaded.clone();
+        fresh.crm_content = Some(json!({"title": "CRM v2"}));
+        let mut pulled = loaded.clone();
+        pulled.crm_content = Some(json!({"title": "Google v2"}));
+        pulled.google_hash = Some("g2".into());
+        pulled.crm_hash = Some("g2".into());
+        pulled.generation = 3;
+        let m = merged(&fresh, &loaded, &pulled).unwrap();
+        assert_eq!(m.crm_content, fresh.crm_content);
+        assert_eq!(m.crm_hash.as_deref(), Some("h1"), "the CRM's old baseline");
+        assert_eq!(m.google_hash, None, "Google's read again, then decided");
+        assert_eq!(m.generation, 3);
+    }
 }
