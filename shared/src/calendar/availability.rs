@@ -94,9 +94,9 @@ fn check(req: AvailabilityRequest) -> Result<Query, ApiError> {
         )));
     }
     let zone_name = req.time_zone.unwrap_or_else(|| "UTC".to_owned());
-    let zone = TimeZone::get(&zone_name)
-        .ok()
-        .filter(|_| valid_time_zone(&zone_name))
+    let zone = Some(&zone_name)
+        .filter(|name| valid_time_zone(name))
+        .and_then(|name| TimeZone::get(name).ok())
         .ok_or_else(|| {
             ApiError::invalid(format!("time_zone {zone_name:?} is not an IANA time zone"))
         })?;
