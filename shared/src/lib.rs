@@ -3,8 +3,9 @@
 //! # Code map: what to open, in order, for each kind of change
 //!
 //! * **An HTTP route** (`/v1/...`): the function's `lib.rs` under `functions/` (its
-//!   `routes()`), then the use case it calls: [`calendar::api`], [`contacts::api`] or one
-//!   of [`services`]; errors are [`http::ApiError`], the contract is `docs/openapi.yaml`.
+//!   `routes()`), then the use case it calls: [`calendar::api`],
+//!   [`calendar::availability`], [`contacts::api`] or one of [`services`]; errors are
+//!   [`http::ApiError`], the contract is `docs/openapi.yaml`.
 //! * **How a calendar event or a contact syncs**: the feature's folder ([`calendar`],
 //!   [`contacts`]: `model` (the CRM's record), `normal` (what both sides are compared in),
 //!   `sync/` (the pass: `reading`, then `event`/`contact`, then `writing`)), over the shared

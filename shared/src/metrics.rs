@@ -224,6 +224,9 @@ pub fn google_method(method: &reqwest::Method, url: &str) -> &'static str {
     if path.contains("/calendarList") {
         return "calendarList.list";
     }
+    if path.ends_with("/freeBusy") {
+        return "freebusy.query";
+    }
     if let Some(rest) = after("events") {
         return match (m, rest) {
             ("GET", []) => "events.list",

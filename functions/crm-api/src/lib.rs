@@ -1,5 +1,5 @@
 //! `crm-api`: the CRM backend's data plane (sync-scoped keys). Connect links, account
-//! status and settings, record pushes, the change feed, Gmail tokens.
+//! status and settings, record pushes, the change feed, Gmail tokens, availability.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shared::app::AppState;
 use shared::calendar::api as calendar;
+use shared::calendar::availability;
 use shared::calendar::model::CrmEvent;
 use shared::contacts::api as contacts;
 use shared::contacts::model::CrmContact;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/users/{user}/settings-link", post(settings_link))
         .route("/v1/changes", get(list_changes))
         .route("/v1/users/{user}/sync", post(sync_now))
+        .route("/v1/users/{user}/availability", post(availability))
         .route(
             "/v1/users/{user}/events/{crm_id}",
             get(get_event).put(put_event).delete(delete_event),
@@ -163,6 +165,18 @@ async fn list_changes(
     let next = items.last().map(|r| r.id.clone()).or(params.after);
     Ok(Json(
         serde_json::json!({ "items": items, "next_cursor": next }),
+    ))
+}
+
+/// The busy intervals of the user's calendars over a window (Google's `freebusy.query`).
+async fn availability(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<UserId>,
+    ApiJson(req): ApiJson<availability::AvailabilityRequest>,
+) -> Result<Json<availability::Availability>, ApiError> {
+    Ok(Json(
+        availability::query(&app, &caller.tenant, &user, req).await?,
     ))
 }
 

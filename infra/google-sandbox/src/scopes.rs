@@ -58,6 +58,13 @@ pub const CHANNELS_STOP: &[&str] = &[
     "calendar.events.readonly",
     "calendar.readonly",
 ];
+/// `freebusy.query`.
+pub const FREEBUSY: &[&str] = &[
+    "calendar",
+    "calendar.events.freebusy",
+    "calendar.freebusy",
+    "calendar.readonly",
+];
 pub const CONTACTS_READ: &[&str] = &["contacts", "contacts.readonly"];
 pub const CONTACTS_WRITE: &[&str] = &["contacts"];
 pub const USERINFO: &[&str] = &["openid", "userinfo.email", "userinfo.profile"];

@@ -1,5 +1,5 @@
 //! Calendar v3 events (list with sync and page tokens, get, insert, patch, delete,
-//! instances, watch), shaped after Google's discovery document
+//! instances, watch) and `freebusy.query`, shaped after Google's discovery document
 //! (`infra/google-sandbox/discovery/calendar.v3.json`). Every call goes through the one retry policy
 //! ([`super::retry`]); every request is a [`CalendarRequest`], so the same request can be sent
 //! alone or as a part of a batch ([`super::batch`]).
@@ -733,6 +733,82 @@ impl Google {
             resource_id: got.resource_id,
             expiration_ms: got.expiration.and_then(|e| e.parse().ok()),
         })
+    }
+}
+
+/// `FreeBusyRequest` (groups are not asked for: the product names calendars).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FreeBusyRequest {
+    /// RFC 3339 with an offset.
+    pub time_min: String,
+    /// RFC 3339 with an offset; exclusive.
+    pub time_max: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar_expansion_max: Option<u32>,
+    pub items: Vec<FreeBusyRequestItem>,
+}
+
+/// `FreeBusyRequestItem`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FreeBusyRequestItem {
+    pub id: String,
+}
+
+/// `FreeBusyResponse`: one `FreeBusyCalendar` per id asked for, keyed by that id.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FreeBusyResponse {
+    pub time_min: Option<String>,
+    pub time_max: Option<String>,
+    pub calendars: BTreeMap<String, FreeBusyCalendar>,
+}
+
+/// `FreeBusyCalendar`: busy periods, or the errors of a calendar Google could not answer.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FreeBusyCalendar {
+    pub busy: Vec<TimePeriod>,
+    pub errors: Vec<FreeBusyError>,
+}
+
+/// `TimePeriod`: `start` inclusive, `end` exclusive (RFC 3339).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimePeriod {
+    pub start: String,
+    pub end: String,
+}
+
+/// `Error` of a `FreeBusyCalendar` (`notFound`, `tooManyCalendarsRequested`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct FreeBusyError {
+    pub domain: String,
+    pub reason: String,
+}
+
+impl Google {
+    /// `freebusy.query`, through the same retry and pacing as every Calendar call. A
+    /// calendar Google cannot answer comes back with `errors`, not as a failed call.
+    pub async fn free_busy(
+        &self,
+        token: &SecretString,
+        request: &FreeBusyRequest,
+    ) -> Result<FreeBusyResponse, GoogleError> {
+        let body = serde_json::to_value(request).map_err(|e| GoogleError::Rejected {
+            status: 0,
+            reason: format!("request not serializable: {e}"),
+        })?;
+        let request = CalendarRequest {
+            method: Method::POST,
+            target: "/calendar/v3/freeBusy".to_owned(),
+            body: Some(body),
+            if_match: None,
+        };
+        self.execute_json(token, &request).await
     }
 }
 

@@ -743,6 +743,24 @@ fn expand(cal: &Calendar, master: &StoredEvent, until: Timestamp) -> Vec<Map<Str
         .collect()
 }
 
+/// Every occurrence the calendar holds up to `until`, cancelled ones included: single events
+/// as stored, live series as their instances (exceptions substituted, as `singleEvents`
+/// lists them).
+pub fn occurrences(cal: &Calendar, until: Timestamp) -> Vec<Map<String, Value>> {
+    let mut out = Vec::new();
+    for ev in cal.events.values() {
+        if ev.recurring_event_id().is_some() {
+            continue;
+        }
+        if ev.body.get("recurrence").is_some() && !ev.is_cancelled() {
+            out.extend(expand(cal, ev, until));
+        } else {
+            out.push(ev.body.clone());
+        }
+    }
+    out
+}
+
 /// Finds an instance (materialized or virtual) of a recurring event by id.
 fn find_instance(cal: &Calendar, id: &str) -> Option<Map<String, Value>> {
     let (master_id, suffix) = split_instance_id(id)?;
@@ -1215,7 +1233,8 @@ fn max_results(p: &Params, default: usize, max: usize) -> Result<usize, ApiError
     }
 }
 
-fn event_range(body: &Map<String, Value>, cal_tz: &str) -> Option<(Timestamp, Timestamp)> {
+/// Where an event body starts and ends (all-day dates at midnight in the calendar's zone).
+pub fn event_range(body: &Map<String, Value>, cal_tz: &str) -> Option<(Timestamp, Timestamp)> {
     let tz = TimeZone::get(cal_tz).unwrap_or(TimeZone::UTC);
     let s = parse_event_time(body.get("start")?, cal_tz).ok()?;
     let e = parse_event_time(body.get("end")?, cal_tz).ok()?;
@@ -1534,16 +1553,20 @@ fn time_window(p: &Params) -> Result<(Option<Timestamp>, Option<Timestamp>), Api
     let time_max = parse_time_param(p, "timeMax")?;
     if let (Some(a), Some(b)) = (time_min, time_max) {
         if b <= a {
-            return Err(ApiError::new(
-                S,
-                StatusCode::BAD_REQUEST,
-                "timeRangeEmpty",
-                "The specified time range is empty.",
-            )
-            .with_location("parameter", "timeMax"));
+            return Err(time_range_empty().with_location("parameter", "timeMax"));
         }
     }
     Ok((time_min, time_max))
+}
+
+/// 400 `timeRangeEmpty`: a `timeMax` at or before its `timeMin` (events.list, freeBusy).
+pub fn time_range_empty() -> ApiError {
+    ApiError::new(
+        S,
+        StatusCode::BAD_REQUEST,
+        "timeRangeEmpty",
+        "The specified time range is empty.",
+    )
 }
 
 /// Every item of the calendar the query selects, with its sort key.

@@ -1,6 +1,8 @@
-//! Calendar v3 under `/calendar/v3/`: calendarList, calendars, colors, events, watch.
+//! Calendar v3 under `/calendar/v3/`: calendarList, calendars, colors, events, watch,
+//! freeBusy.
 
 pub mod events;
+pub mod freebusy;
 pub mod recurrence;
 
 use std::collections::BTreeMap;
@@ -53,6 +55,7 @@ pub fn routes() -> Router<Sandbox> {
             post(events_move),
         )
         .route("/calendar/v3/channels/stop", post(channels_stop))
+        .route("/calendar/v3/freeBusy", post(free_busy))
 }
 
 /// Creates a calendar (primary calendars use the owner's email as id).
@@ -491,4 +494,13 @@ async fn channels_stop(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `freebusy.query` (see [`freebusy`]).
+async fn free_busy(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
+    let c = match caller(&sandbox, &headers, scopes::FREEBUSY) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    reply(freebusy::query(&sandbox.state(), &c.user, &body))
 }

@@ -876,3 +876,84 @@ async fn an_attendees_response_on_their_copy_reaches_the_organizers_event() {
     assert_eq!(response_of(&bobs, "carol@example.com"), "declined");
     assert_eq!(response_of(&bobs, BOB), "accepted");
 }
+
+#[tokio::test]
+async fn free_busy_takes_the_free_busy_scopes_and_answers_the_discovery_schema() {
+    let app = spawn().await;
+    let token = app.token_all(ALICE).await;
+    let event = json!({
+        "summary": "Busy",
+        "start": {"dateTime": "2030-03-04T10:00:00+01:00"},
+        "end": {"dateTime": "2030-03-04T11:00:00+01:00"},
+    });
+    app.ok(
+        "calendar.events.insert",
+        Method::POST,
+        "/calendar/v3/calendars/primary/events",
+        &token,
+        Some(&event),
+    )
+    .await;
+    let query = json!({
+        "timeMin": "2030-03-04T00:00:00Z",
+        "timeMax": "2030-03-05T00:00:00Z",
+        "items": [{"id": "primary"}, {"id": BOB}],
+    });
+    for scope in [
+        "calendar.freebusy",
+        "calendar.events.freebusy",
+        "calendar.readonly",
+    ] {
+        let t = app
+            .token(ALICE, &format!("https://www.googleapis.com/auth/{scope}"))
+            .await;
+        let got = app
+            .ok(
+                "calendar.freebusy.query",
+                Method::POST,
+                "/calendar/v3/freeBusy",
+                &t,
+                Some(&query),
+            )
+            .await;
+        assert_eq!(got["kind"], "calendar#freeBusy");
+        assert_eq!(
+            got["calendars"]["primary"]["busy"],
+            json!([{"start": "2030-03-04T09:00:00Z", "end": "2030-03-04T10:00:00Z"}])
+        );
+        assert_eq!(got["calendars"][BOB]["errors"][0]["reason"], "notFound");
+    }
+    let events_only = app
+        .token(
+            ALICE,
+            "https://www.googleapis.com/auth/calendar.events.owned",
+        )
+        .await;
+    let (status, body) = app
+        .api(
+            "calendar.freebusy.query",
+            Method::POST,
+            "/calendar/v3/freeBusy",
+            &events_only,
+            Some(&query),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(reason(&body), "insufficientPermissions");
+    let too_long = json!({"timeMin": "2030-01-01T00:00:00Z", "timeMax": "2030-04-02T00:00:00Z"});
+    let (status, body) = app
+        .api(
+            "calendar.freebusy.query",
+            Method::POST,
+            "/calendar/v3/freeBusy",
+            &token,
+            Some(&too_long),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reason(&body), "timeRangeTooLong");
+    assert_eq!(
+        body["error"]["message"],
+        "The requested time range is too long."
+    );
+}

@@ -55,6 +55,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/users/{user}/google/calendars"),
     ("GET", "/v1/users/{user}/google/contact-groups"),
     ("POST", "/v1/users/{user}/sync"),
+    ("POST", "/v1/users/{user}/availability"),
     ("GET", "/v1/users/{user}/events/{crm_id}"),
     ("PUT", "/v1/users/{user}/events/{crm_id}"),
     ("DELETE", "/v1/users/{user}/events/{crm_id}"),

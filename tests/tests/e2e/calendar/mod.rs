@@ -1,5 +1,6 @@
-//! Calendar two-way sync end to end: passes, push, progress, fidelity, series, RSVPs, copies, deletions, settings changes.
+//! Calendar two-way sync end to end: passes, push, progress, fidelity, series, RSVPs, copies, deletions, settings changes, availability.
 
+mod availability;
 mod convergence;
 mod event_copies;
 mod fidelity;

@@ -1,7 +1,7 @@
 //! The product's Calendar client (`shared::google::{calendar, batch, retry}`) against the
 //! Google sandbox over real HTTP: idempotent inserts, etags, deletes, pagination and sync
 //! tokens, recurrence exceptions, extended properties, the batch endpoint and the retry
-//! policy. Every test runs with tiny retry delays.
+//! policy, `freebusy.query`. Every test runs with tiny retry delays.
 
 use crate::world::google_client::{fast, ClientEnv as Env, ALICE, CLIENT};
 use google_sandbox::{FaultKind, FaultSpec};
@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use shared::google::batch::{BatchRequest, MAX_PARTS};
 use shared::google::calendar::{
-    Event, EventDateTime, ExtendedProperties, ListEvents, SendUpdates, WatchRequest,
+    Event, EventDateTime, ExtendedProperties, FreeBusyRequest, FreeBusyRequestItem, ListEvents,
+    SendUpdates, WatchRequest,
 };
 use shared::google::GoogleError;
 use std::collections::BTreeMap;
@@ -665,6 +666,73 @@ async fn watch_opens_a_channel() {
         g.stop_channel(t, &channel.id, &channel.resource_id)
             .await
             .expect("stop");
+    })
+    .await;
+}
+
+fn free_busy_request(min: &str, max: &str, ids: &[&str]) -> FreeBusyRequest {
+    FreeBusyRequest {
+        time_min: min.into(),
+        time_max: max.into(),
+        time_zone: Some("Europe/Berlin".into()),
+        calendar_expansion_max: None,
+        items: ids
+            .iter()
+            .map(|id| FreeBusyRequestItem { id: (*id).into() })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn free_busy_answers_busy_periods_per_calendar_through_the_retry_path() {
+    let env = Env::calendar().await;
+    fast(async {
+        let (g, t) = (&env.google, &env.token);
+        g.insert_event(t, ALICE, &meeting(&event_id("fb", 1), "Busy"), SendUpdates::None)
+            .await
+            .expect("insert");
+        env.running.sandbox.inject_fault(
+            FaultSpec::new(FaultKind::Unavailable)
+                .path_prefix("/calendar/v3/freeBusy")
+                .count(1),
+        );
+        let request = free_busy_request(
+            "2030-03-04T00:00:00+01:00",
+            "2030-03-05T00:00:00+01:00",
+            &["primary", "bob@example.com"],
+        );
+        let got = g.free_busy(t, &request).await.expect("freeBusy after a retry");
+        assert_eq!(env.count("POST", "/calendar/v3/freeBusy"), 2);
+        let primary = &got.calendars["primary"];
+        assert!(primary.errors.is_empty());
+        assert_eq!(primary.busy.len(), 1);
+        assert_eq!(primary.busy[0].start, "2030-03-04T09:00:00Z");
+        assert_eq!(primary.busy[0].end, "2030-03-04T10:00:00Z");
+        assert_eq!(got.calendars["bob@example.com"].errors[0].reason, "notFound");
+
+        // Google's bounds are a 400 of the whole query, not retried.
+        let too_long = free_busy_request("2030-01-01T00:00:00Z", "2030-04-02T00:00:00Z", &["primary"]);
+        let refused = g.free_busy(t, &too_long).await;
+        assert!(
+            matches!(refused, Err(GoogleError::Rejected { status: 400, ref reason }) if reason == "timeRangeTooLong"),
+            "{refused:?}"
+        );
+        let freebusy_only = SecretString::from(env.running.sandbox.issue_access_token(
+            CLIENT,
+            ALICE,
+            &["https://www.googleapis.com/auth/calendar.freebusy"],
+        ));
+        assert!(g.free_busy(&freebusy_only, &request).await.is_ok());
+        let events_only = SecretString::from(env.running.sandbox.issue_access_token(
+            CLIENT,
+            ALICE,
+            &["https://www.googleapis.com/auth/calendar.events.owned"],
+        ));
+        let refused = g.free_busy(&events_only, &request).await;
+        assert!(
+            matches!(refused, Err(GoogleError::Rejected { status: 403, ref reason }) if reason == "insufficientPermissions"),
+            "{refused:?}"
+        );
     })
     .await;
 }
