@@ -260,7 +260,7 @@ pub(crate) async fn push<S: Sink>(
     let left = pacing::remaining().unwrap_or(u32::MAX);
     let plan = batches(&w.writes, S::KINDS, left);
     let mut slots: Vec<Option<S::Planned>> = w.planned.into_iter().map(Some).collect();
-    let (mut stopped, mut deleted) = (None, 0);
+    let (mut stopped, mut deleted, mut failed) = (None, 0, None);
     for b in plan {
         if stopped.is_some() || Instant::now() >= deadline {
             break;
@@ -268,10 +268,21 @@ pub(crate) async fn push<S: Sink>(
         let batch: Vec<S::Planned> = b.items.iter().filter_map(|&i| slots[i].take()).collect();
         w.out.sent += batch.len();
         deleted += batch.iter().filter(|p| S::deletes(p)).count();
-        stopped = sink.send(b.kind, batch).await?;
+        match sink.send(b.kind, batch).await {
+            Ok(s) => stopped = s,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
     }
+    // The deletions sent count in the guard's window even when the pass fails after them
+    // (Google may have applied them): a failure must not let a burst through piecemeal.
     if let Some(window) = window.as_mut() {
         window.close(sink.pass(), deleted).await?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     w.out.left = slots.iter().filter(|s| s.is_some()).count();
     let report = sink.report();
