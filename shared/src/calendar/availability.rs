@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::calendar::model::valid_time_zone;
-use crate::domain::{AccountStatus, Collection, TenantId, UserId};
+use crate::domain::{Collection, TenantId, UserId};
 use crate::google::calendar::TimePeriod;
 use crate::google::calendar::{FreeBusyCalendar, FreeBusyRequest, FreeBusyRequestItem};
 use crate::http::ApiError;
@@ -186,7 +186,11 @@ fn answer(q: &Query, ids: &[String], got: &BTreeMap<String, FreeBusyCalendar>) -
             }
             found => CalendarBusy {
                 busy: Vec::new(),
-                error: Some(found.map_or("google_error", |c| error_code(&c.errors[0].reason))),
+                error: Some(
+                    found
+                        .and_then(|c| c.errors.first())
+                        .map_or("google_error", |e| error_code(&e.reason)),
+                ),
             },
         };
         calendars.insert(id.clone(), entry);
@@ -201,7 +205,8 @@ fn answer(q: &Query, ids: &[String], got: &BTreeMap<String, FreeBusyCalendar>) -
 }
 
 /// The user's availability over the window (404 for a user of no account in the caller's
-/// tenant, 409 without the calendar product or when the account must reconnect).
+/// tenant, 409 without the calendar product or, from the access token, when the account must
+/// reconnect).
 pub async fn query(
     app: &App,
     t: &TenantId,
@@ -210,12 +215,6 @@ pub async fn query(
 ) -> Result<Availability, ApiError> {
     let q = check(req)?;
     let account = records::require_account(app, t, u, Collection::Calendar).await?;
-    if account.status == AccountStatus::NeedsReauth {
-        return Err(ApiError::conflict(
-            "needs_reauth",
-            "Google refused the grant; the user must reconnect",
-        ));
-    }
     let ids = q
         .calendars
         .clone()
