@@ -480,10 +480,8 @@ fn id_token(
     if scopes.contains(&format!("{}userinfo.email", scopes::PREFIX)) {
         claims["email"] = json!(u.email);
         claims["email_verified"] = json!(u.email_verified);
-        if let Some((_, domain)) = u.email.rsplit_once('@') {
-            if domain != "gmail.com" && domain != "googlemail.com" {
-                claims["hd"] = json!(domain);
-            }
+        if let Some(domain) = crate::state::hosted_domain(&u.email) {
+            claims["hd"] = json!(domain);
         }
     }
     if scopes.contains(&format!("{}userinfo.profile", scopes::PREFIX)) {

@@ -43,6 +43,15 @@ pub struct User {
     pub email_verified: bool,
 }
 
+/// The Workspace domain of an address (the ID token's `hd`): none for a consumer account
+/// (`gmail.com`, `googlemail.com`).
+pub fn hosted_domain(email: &str) -> Option<&str> {
+    email
+        .rsplit_once('@')
+        .map(|(_, domain)| domain)
+        .filter(|d| !matches!(*d, "gmail.com" | "googlemail.com"))
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthCode {
     pub client_id: String,

@@ -7,6 +7,7 @@
 //! * `calendarExpansionMax` is at most [`MAX_CALENDARS`] (400 `invalid` above it): the items
 //!   past the cap are answered `tooManyCalendarsRequested`, the others computed. A calendar
 //!   the caller cannot see is answered `notFound` with `busy: []`; neither fails the query.
+//!   The primary calendars of the caller's own Workspace domain are seen (free/busy only).
 //! * Busy: the opaque, non-cancelled occurrences (series expanded, exceptions substituted)
 //!   the calendar's owner has not declined, all-day ones in the calendar's zone, clipped to
 //!   the window and merged where they overlap or touch.
@@ -21,7 +22,7 @@ use super::events::{event_range, occurrences, parse_body, resolve_calendar, time
 use super::recurrence::time_zone;
 use crate::clock::rfc3339_millis;
 use crate::errors::{ApiError, Surface};
-use crate::state::{Calendar, State};
+use crate::state::{hosted_domain, Calendar, State};
 
 /// The longest window Google answers (cal.com issues #11704 and #11962 observed the cap).
 pub const MAX_WINDOW_DAYS: i64 = 90;
@@ -157,11 +158,22 @@ fn calendar_error(reason: &str) -> Value {
     json!({"errors": [{"domain": "global", "reason": reason}], "busy": []})
 }
 
+/// A colleague's primary calendar: Workspace shares at least free/busy within the domain
+/// by default (internal sharing), so a user sees the busy times of another user of their
+/// hosted domain; a consumer account or another domain sees nothing (`notFound`).
+fn colleague<'a>(st: &'a State, user: &str, id: &str) -> Option<&'a Calendar> {
+    let domain = hosted_domain(user)?;
+    st.calendars
+        .get(id)
+        .filter(|cal| cal.id == cal.owner && hosted_domain(&cal.owner) == Some(domain))
+}
+
 /// One calendar's entry of the answer.
 fn entry(st: &State, user: &str, id: &str, min: Timestamp, max: Timestamp) -> Value {
     let cal = resolve_calendar(st, user, id)
         .ok()
-        .and_then(|real| st.calendars.get(&real));
+        .and_then(|real| st.calendars.get(&real))
+        .or_else(|| colleague(st, user, id));
     match cal {
         Some(cal) => {
             let spans: Vec<Value> = busy(cal, min, max)
@@ -211,14 +223,15 @@ mod tests {
         let mut st = State::new(3600);
         let now: Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
         super::super::create_calendar(&mut st, ME, ME, "Me", "Europe/Berlin", now);
-        super::super::create_calendar(
-            &mut st,
-            "other@example.com",
-            "other@example.com",
-            "O",
-            "UTC",
-            now,
-        );
+        for (id, owner) in [
+            ("other@example.com", "other@example.com"),
+            ("outsider@elsewhere.org", "outsider@elsewhere.org"),
+            ("team@example.com", "other@example.com"),
+            ("a@gmail.com", "a@gmail.com"),
+            ("b@gmail.com", "b@gmail.com"),
+        ] {
+            super::super::create_calendar(&mut st, id, owner, "O", "UTC", now);
+        }
         st
     }
 
@@ -314,10 +327,25 @@ mod tests {
             cals["c49@example.com"]["errors"][0],
             json!({"domain": "global", "reason": "tooManyCalendarsRequested"})
         );
-        // Another user's calendar is not visible to the caller.
-        let other = ask(&st, window_body(DAY.0, DAY.1, &["other@example.com"])).unwrap();
+        // A colleague's primary calendar is seen; another domain's, or a colleague's
+        // secondary calendar, is not; consumer accounts see each other's nothing.
+        let ids = ["other@example.com", "outsider@elsewhere.org", "team@example.com"];
+        let other = ask(&st, window_body(DAY.0, DAY.1, &ids)).unwrap();
+        assert_eq!(other["calendars"]["other@example.com"], json!({"busy": []}));
+        for unseen in &ids[1..] {
+            assert_eq!(
+                other["calendars"][unseen]["errors"][0]["reason"],
+                "notFound"
+            );
+        }
+        let consumer = query(
+            &st,
+            "a@gmail.com",
+            window_body(DAY.0, DAY.1, &["b@gmail.com"]).to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(
-            other["calendars"]["other@example.com"]["errors"][0]["reason"],
+            consumer["calendars"]["b@gmail.com"]["errors"][0]["reason"],
             "notFound"
         );
         let mut capped = window_body(DAY.0, DAY.1, &["primary", ME]);
