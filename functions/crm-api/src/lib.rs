@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/changes", get(list_changes))
         .route("/v1/users/{user}/sync", post(sync_now))
         .route("/v1/users/{user}/availability", post(availability))
+        .route("/v1/availability", post(team_availability))
         .route(
             "/v1/users/{user}/events/{crm_id}",
             get(get_event).put(put_event).delete(delete_event),
@@ -177,6 +178,17 @@ async fn availability(
 ) -> Result<Json<availability::Availability>, ApiError> {
     Ok(Json(
         availability::query(&app, &caller.tenant, &user, req).await?,
+    ))
+}
+
+/// The busy intervals of several of the tenant's users and e-mail addresses at once.
+async fn team_availability(
+    SyncCaller(caller): SyncCaller,
+    State(app): State<AppState>,
+    ApiJson(req): ApiJson<availability::team::TeamRequest>,
+) -> Result<Json<availability::team::TeamAvailability>, ApiError> {
+    Ok(Json(
+        availability::team::query(&app, &caller.tenant, req).await?,
     ))
 }
 

@@ -2,7 +2,7 @@
 //! has), the live calendar and contact-group lists, and disconnect (Gmail tokens are
 //! [`super::gmail`]'s).
 
-use super::tokens::{access_token, google_error};
+use super::tokens::{access_token, google_error, with_access_token};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::contacts::normal::FieldMappingPatch;
@@ -135,11 +135,11 @@ pub async fn calendars(
         Product::Calendar,
         "listing calendars",
     )?;
-    let token = access_token(app, t, u).await?;
-    app.google
-        .calendar_list(&token.token)
-        .await
-        .map_err(google_error)
+    with_access_token(app, t, u, |token| async move {
+        app.google.calendar_list(&token).await
+    })
+    .await?
+    .map_err(google_error)
 }
 
 /// A contact group as the CRM sees it (`GET /v1/users/{user}/google/contact-groups`): the
@@ -177,12 +177,11 @@ pub async fn contact_groups(
         Product::Contacts,
         "listing contact groups",
     )?;
-    let token = access_token(app, t, u).await?;
-    let groups = app
-        .google
-        .contact_groups(&token.token)
-        .await
-        .map_err(google_error)?;
+    let groups = with_access_token(app, t, u, |token| async move {
+        app.google.contact_groups(&token).await
+    })
+    .await?
+    .map_err(google_error)?;
     Ok(groups.into_iter().map(ContactGroupInfo::from).collect())
 }
 

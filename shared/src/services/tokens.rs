@@ -312,6 +312,32 @@ async fn refresh(
     .await
 }
 
+/// Calls Google with the account's access token. A token Google refuses (401: revoked
+/// with the grant, or expired early) is dropped and the call made once more with a fresh
+/// one, so a dead grant is found at once (`NeedsReauth`, the account marked) instead of
+/// answering Google's 401 as if it were about the request.
+pub async fn with_access_token<T, F, Fut>(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    call: F,
+) -> Result<Result<T, GoogleError>, TokenError>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: std::future::Future<Output = Result<T, GoogleError>>,
+{
+    let own = |token: &SecretString| SecretString::from(token.expose_secret());
+    let token = access_token(app, t, u).await?;
+    match call(own(&token.token)).await {
+        Err(e) if e.is_unauthorized() => {
+            forget_access_token(app, t, u, &token.token).await?;
+            let token = access_token(app, t, u).await?;
+            Ok(call(own(&token.token)).await)
+        }
+        answered => Ok(answered),
+    }
+}
+
 /// Forgets the account's cached access token after Google refused it (401): the next job
 /// refreshes it, and finds out whether the grant itself is gone. The token is kept if it was
 /// replaced meanwhile (a refresh or a reconnect).

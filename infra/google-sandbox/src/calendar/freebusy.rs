@@ -329,7 +329,11 @@ mod tests {
         );
         // A colleague's primary calendar is seen; another domain's, or a colleague's
         // secondary calendar, is not; consumer accounts see each other's nothing.
-        let ids = ["other@example.com", "outsider@elsewhere.org", "team@example.com"];
+        let ids = [
+            "other@example.com",
+            "outsider@elsewhere.org",
+            "team@example.com",
+        ];
         let other = ask(&st, window_body(DAY.0, DAY.1, &ids)).unwrap();
         assert_eq!(other["calendars"]["other@example.com"], json!({"busy": []}));
         for unseen in &ids[1..] {
@@ -341,7 +345,9 @@ mod tests {
         let consumer = query(
             &st,
             "a@gmail.com",
-            window_body(DAY.0, DAY.1, &["b@gmail.com"]).to_string().as_bytes(),
+            window_body(DAY.0, DAY.1, &["b@gmail.com"])
+                .to_string()
+                .as_bytes(),
         )
         .unwrap();
         assert_eq!(

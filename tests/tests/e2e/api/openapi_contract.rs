@@ -56,6 +56,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/users/{user}/google/contact-groups"),
     ("POST", "/v1/users/{user}/sync"),
     ("POST", "/v1/users/{user}/availability"),
+    ("POST", "/v1/availability"),
     ("GET", "/v1/users/{user}/events/{crm_id}"),
     ("PUT", "/v1/users/{user}/events/{crm_id}"),
     ("DELETE", "/v1/users/{user}/events/{crm_id}"),
@@ -574,6 +575,30 @@ fn source_routes(source: &str, file: &str) -> Vec<(String, String)> {
         rest = i;
     }
     out
+}
+
+/// Each route has its own API Gateway route in the SAM template (one the template leaves
+/// out would still reach crm-api through `$default`, but another function's would not, and
+/// per-route throttling and metrics need the key).
+#[test]
+fn the_sam_template_routes_every_route() {
+    let path = repo_root().join("template.yaml");
+    let template = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let keys = set(template.lines().filter_map(|line| {
+        let key = line.trim().strip_prefix("RouteKey: ")?;
+        let (method, path) = key.split_once(' ')?;
+        Some((method.to_owned(), path.to_owned()))
+    }));
+    let unrouted: Vec<_> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .filter(|route| !keys.contains(route))
+        .collect();
+    assert!(
+        unrouted.is_empty(),
+        "routes template.yaml has no RouteKey for: {unrouted:?}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Availability for scheduling (`POST /v1/users/{user}/availability`) against the sandbox's
 //! `freebusy.query`: busy from meetings synced from the CRM and events made in Google, a
 //! series expanded, transparent and cancelled events free, the asked time zone, each 422,
-//! a calendar the user cannot see, tenant isolation and the calendar product.
+//! a calendar the user cannot see, tenant isolation and the calendar product; the
+//! tenant-level form (`POST /v1/availability`: several users and e-mails); a dead grant.
 
 use crate::world::{Backend, Env};
 use serde_json::{json, Value};
@@ -195,16 +196,17 @@ async fn refusals_are_422_naming_the_field_and_unseen_calendars_an_error_of_thei
         assert!(message.contains(field), "{body}: {message}");
     }
 
-    env.sandbox.add_user("bob.avail@example.com", "Bob");
+    // Outside alice's Workspace domain: not shared with her.
+    env.sandbox.add_user("bob.avail@elsewhere.org", "Bob");
     let (s, v) = ask(
         &env,
         json!({"time_min": DAY.0, "time_max": DAY.1,
-               "calendars": ["primary", "bob.avail@example.com"]}),
+               "calendars": ["primary", "bob.avail@elsewhere.org"]}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
-        v["calendars"]["bob.avail@example.com"],
+        v["calendars"]["bob.avail@elsewhere.org"],
         json!({"busy": [], "error": "not_found"})
     );
     assert_eq!(v["calendars"]["primary"], json!({"busy": []}));
@@ -256,4 +258,205 @@ async fn another_tenants_user_is_404_and_an_account_without_the_calendar_is_409(
         .await;
     assert_eq!(s, 409, "{v}");
     assert_eq!(v["error"]["code"], "product_not_connected");
+}
+
+async fn ask_team(env: &Env, key: &str, body: Value) -> (http::StatusCode, Value) {
+    env.call("POST", "/v1/availability", key, Some(body)).await
+}
+
+/// One timed event in `email`'s primary calendar, made in Google by its owner.
+async fn busy_in_google(env: &Env, email: &str, start: &str, end: &str) {
+    let token = env.google_token(email, "https://www.googleapis.com/auth/calendar");
+    env.app
+        .google
+        .insert_event(
+            &token,
+            "primary",
+            &google_event(start, end, json!({})),
+            SendUpdates::None,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_team_is_asked_at_once_each_user_with_their_own_grant_and_emails_as_one_of_them() {
+    let env = connected().await;
+    env.sandbox.add_user("dave.avail@example.com", "Dave");
+    let q = env
+        .connect("u-avail-dave", &["calendar"], "dave.avail@example.com", "")
+        .await;
+    assert_eq!(q["google_connect"], "connected");
+    // A colleague of theirs the CRM does not know, and someone outside the domain.
+    env.sandbox.add_user("erin.avail@example.com", "Erin");
+    env.sandbox.add_user("finn.avail@elsewhere.org", "Finn");
+    busy_in_google(&env, ALICE, "2027-01-11T09:00:00Z", "2027-01-11T10:00:00Z").await;
+    busy_in_google(
+        &env,
+        "dave.avail@example.com",
+        "2027-01-11T09:30:00Z",
+        "2027-01-11T11:00:00Z",
+    )
+    .await;
+    busy_in_google(
+        &env,
+        "erin.avail@example.com",
+        "2027-01-11T14:00:00Z",
+        "2027-01-11T15:00:00Z",
+    )
+    .await;
+    busy_in_google(
+        &env,
+        "finn.avail@elsewhere.org",
+        "2027-01-11T16:00:00Z",
+        "2027-01-11T17:00:00Z",
+    )
+    .await;
+    let (s, v) = ask_team(
+        &env,
+        &env.sync,
+        json!({"time_min": DAY.0, "time_max": DAY.1, "time_zone": "Europe/Berlin",
+               "users": [USER, "u-avail-dave", "u-avail-nobody"],
+               "emails": ["Erin.Avail@example.com", "finn.avail@elsewhere.org"],
+               "emails_as": USER}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["time_zone"], "Europe/Berlin");
+    assert_eq!(
+        periods(&v["users"][USER]["busy"]),
+        vec![pair(
+            "2027-01-11T10:00:00+01:00",
+            "2027-01-11T11:00:00+01:00"
+        )],
+        "{v}"
+    );
+    assert_eq!(
+        periods(&v["users"]["u-avail-dave"]["calendars"]["primary"]["busy"]),
+        vec![pair(
+            "2027-01-11T10:30:00+01:00",
+            "2027-01-11T12:00:00+01:00"
+        )]
+    );
+    assert_eq!(
+        v["users"]["u-avail-nobody"],
+        json!({"busy": [], "error": "not_found"})
+    );
+    assert_eq!(
+        periods(&v["emails"]["erin.avail@example.com"]["busy"]),
+        vec![pair(
+            "2027-01-11T15:00:00+01:00",
+            "2027-01-11T16:00:00+01:00"
+        )]
+    );
+    assert_eq!(
+        v["emails"]["finn.avail@elsewhere.org"],
+        json!({"busy": [], "error": "not_found"})
+    );
+    // Everyone's busy time, merged: when nobody asked is free.
+    assert_eq!(
+        periods(&v["busy"]),
+        vec![
+            pair("2027-01-11T10:00:00+01:00", "2027-01-11T12:00:00+01:00"),
+            pair("2027-01-11T15:00:00+01:00", "2027-01-11T16:00:00+01:00"),
+        ]
+    );
+
+    for (body, field) in [
+        (
+            json!({"time_min": DAY.0, "time_max": DAY.1}),
+            "users or emails",
+        ),
+        (
+            json!({"time_min": DAY.0, "time_max": DAY.1, "emails": ["erin.avail@example.com"]}),
+            "emails_as",
+        ),
+        (
+            json!({"time_min": DAY.0, "time_max": DAY.1,
+                   "users": (0..21).map(|i| format!("u{i}")).collect::<Vec<_>>()}),
+            "users",
+        ),
+        (json!({"time_min": DAY.0, "users": [USER]}), "time_max"),
+    ] {
+        let (s, v) = ask_team(&env, &env.sync, body.clone()).await;
+        assert_eq!(s, 422, "{body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_key_sees_none_of_this_tenants_users() {
+    let env = connected().await;
+    let (_, other_admin) = env.other_tenant("Other team").await;
+    let (s, key) = env
+        .call(
+            "POST",
+            "/v1/admin/api-keys",
+            &other_admin,
+            Some(json!({"name": "other sync", "scope": "sync"})),
+        )
+        .await;
+    assert!(s.is_success(), "{key}");
+    let other_sync = key["key_secret"].as_str().unwrap();
+    busy_in_google(&env, ALICE, "2027-01-11T09:00:00Z", "2027-01-11T10:00:00Z").await;
+    let (s, v) = ask_team(
+        &env,
+        other_sync,
+        json!({"time_min": DAY.0, "time_max": DAY.1, "users": [USER],
+               "emails": [ALICE], "emails_as": USER}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["users"][USER], json!({"busy": [], "error": "not_found"}));
+    assert_eq!(
+        v["emails"][ALICE],
+        json!({"busy": [], "error": "not_found"})
+    );
+    assert_eq!(v["busy"], json!([]));
+}
+
+#[tokio::test]
+async fn a_dead_grant_is_409_needs_reauth_alone_and_the_users_own_error_in_a_team() {
+    let env = connected().await;
+    let window = json!({"time_min": DAY.0, "time_max": DAY.1});
+    let (s, v) = ask(&env, window.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    env.revoke_grants(ALICE, "https://www.googleapis.com/auth/calendar");
+    let (s, v) = ask(&env, window).await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "needs_reauth", "{v}");
+    let (s, v) = ask_team(
+        &env,
+        &env.sync,
+        json!({"time_min": DAY.0, "time_max": DAY.1, "users": [USER],
+               "emails": ["erin.avail@example.com"], "emails_as": USER}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["users"][USER],
+        json!({"busy": [], "error": "needs_reauth"})
+    );
+    assert_eq!(
+        v["emails"]["erin.avail@example.com"],
+        json!({"busy": [], "error": "needs_reauth"})
+    );
+}
+
+#[tokio::test]
+async fn listing_calendars_on_a_dead_grant_is_409_needs_reauth_not_googles_401() {
+    let env = connected().await;
+    let path = format!("/v1/users/{USER}/google/calendars");
+    let (s, v) = env.call("GET", &path, &env.sync, None).await;
+    assert_eq!(s, 200, "{v}");
+    // The access token the product holds is still within its hour: Google refuses it.
+    env.revoke_grants(ALICE, "https://www.googleapis.com/auth/calendar");
+    let (s, v) = env.call("GET", &path, &env.sync, None).await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "needs_reauth", "{v}");
+    let (_, account) = env.account(USER).await;
+    assert_eq!(account["status"], "needs_reauth", "{account}");
 }

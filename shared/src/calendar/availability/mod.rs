@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod team;
+
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,7 @@ use crate::domain::{Collection, TenantId, UserId};
 use crate::google::calendar::TimePeriod;
 use crate::google::calendar::{FreeBusyCalendar, FreeBusyRequest, FreeBusyRequestItem};
 use crate::http::ApiError;
-use crate::services::tokens::{access_token, google_error};
+use crate::services::tokens::{google_error, with_access_token};
 use crate::services::{records, schedule};
 
 /// Google answers windows of at most 90 days (`timeRangeTooLong` past it).
@@ -82,9 +84,14 @@ fn instant(field: &str, value: Option<&str>) -> Result<Timestamp, ApiError> {
         })
 }
 
-fn check(req: AvailabilityRequest) -> Result<Query, ApiError> {
-    let min = instant("time_min", req.time_min.as_deref())?;
-    let max = instant("time_max", req.time_max.as_deref())?;
+/// The window and the zone, checked against Google's bounds; no calendars yet.
+fn window(
+    time_min: Option<&str>,
+    time_max: Option<&str>,
+    time_zone: Option<String>,
+) -> Result<Query, ApiError> {
+    let min = instant("time_min", time_min)?;
+    let max = instant("time_max", time_max)?;
     if max <= min {
         return Err(ApiError::invalid("time_max must be after time_min"));
     }
@@ -93,13 +100,28 @@ fn check(req: AvailabilityRequest) -> Result<Query, ApiError> {
             "time_min to time_max spans at most {MAX_WINDOW_DAYS} days"
         )));
     }
-    let zone_name = req.time_zone.unwrap_or_else(|| "UTC".to_owned());
+    let zone_name = time_zone.unwrap_or_else(|| "UTC".to_owned());
     let zone = Some(&zone_name)
         .filter(|name| valid_time_zone(name))
         .and_then(|name| TimeZone::get(name).ok())
         .ok_or_else(|| {
             ApiError::invalid(format!("time_zone {zone_name:?} is not an IANA time zone"))
         })?;
+    Ok(Query {
+        min,
+        max,
+        zone_name,
+        zone,
+        calendars: None,
+    })
+}
+
+fn check(req: AvailabilityRequest) -> Result<Query, ApiError> {
+    let q = window(
+        req.time_min.as_deref(),
+        req.time_max.as_deref(),
+        req.time_zone,
+    )?;
     if let Some(ids) = &req.calendars {
         if ids.is_empty() || ids.len() > MAX_CALENDARS {
             return Err(ApiError::invalid(format!(
@@ -111,11 +133,8 @@ fn check(req: AvailabilityRequest) -> Result<Query, ApiError> {
         }
     }
     Ok(Query {
-        min,
-        max,
-        zone_name,
-        zone,
         calendars: req.calendars,
+        ..q
     })
 }
 
@@ -172,6 +191,22 @@ fn periods(spans: &[(Timestamp, Timestamp)], zone: &TimeZone) -> Vec<Period> {
 
 /// The answer from Google's, for the ids asked for (one Google left out is an error).
 fn answer(q: &Query, ids: &[String], got: &BTreeMap<String, FreeBusyCalendar>) -> Availability {
+    let (all, calendars) = per_calendar(q, ids, got);
+    Availability {
+        time_min: format_in(q.min, &q.zone),
+        time_max: format_in(q.max, &q.zone),
+        time_zone: q.zone_name.clone(),
+        busy: periods(&merge(all), &q.zone),
+        calendars,
+    }
+}
+
+/// Each id's answer, and the busy spans of all of them (unmerged).
+fn per_calendar(
+    q: &Query,
+    ids: &[String],
+    got: &BTreeMap<String, FreeBusyCalendar>,
+) -> (Vec<(Timestamp, Timestamp)>, BTreeMap<String, CalendarBusy>) {
     let mut all = Vec::new();
     let mut calendars = BTreeMap::new();
     for id in ids {
@@ -195,13 +230,7 @@ fn answer(q: &Query, ids: &[String], got: &BTreeMap<String, FreeBusyCalendar>) -
         };
         calendars.insert(id.clone(), entry);
     }
-    Availability {
-        time_min: format_in(q.min, &q.zone),
-        time_max: format_in(q.max, &q.zone),
-        time_zone: q.zone_name.clone(),
-        busy: periods(&merge(all), &q.zone),
-        calendars,
-    }
+    (all, calendars)
 }
 
 /// The user's availability over the window (404 for a user of no account in the caller's
@@ -219,7 +248,18 @@ pub async fn query(
         .calendars
         .clone()
         .unwrap_or_else(|| schedule::read_calendars(&account));
-    let token = access_token(app, t, u).await?;
+    let got = free_busy(app, t, u, &q, &ids).await?;
+    Ok(answer(&q, &ids, &got))
+}
+
+/// One `freebusy.query` over `ids` with the user's own access token.
+async fn free_busy(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    q: &Query,
+    ids: &[String],
+) -> Result<BTreeMap<String, FreeBusyCalendar>, ApiError> {
     let request = FreeBusyRequest {
         time_min: q.min.to_string(),
         time_max: q.max.to_string(),
@@ -230,12 +270,13 @@ pub async fn query(
             .map(|id| FreeBusyRequestItem { id: id.clone() })
             .collect(),
     };
-    let got = app
-        .google
-        .free_busy(&token.token, &request)
-        .await
-        .map_err(google_error)?;
-    Ok(answer(&q, &ids, &got.calendars))
+    let request = &request;
+    let got = with_access_token(app, t, u, |token| async move {
+        app.google.free_busy(&token, request).await
+    })
+    .await?
+    .map_err(google_error)?;
+    Ok(got.calendars)
 }
 
 #[cfg(test)]
