@@ -1,4 +1,4 @@
-//! A CRM meeting or call as the CRM sends it (`PUT /v1/users/{user}/events/{crm_id}`),
+//! A CRM meeting, call or task as the CRM sends it (`PUT /v1/users/{user}/events/{crm_id}`),
 //! validated strictly at the edge.
 
 use crate::domain::validate::{invalid, Invalid};
@@ -12,22 +12,25 @@ pub enum EventKind {
     #[default]
     Meeting,
     Call,
+    /// A to-do with a due date or time: a calendar item that does not make its owner busy,
+    /// its title marked `✓` in Google once done (see `CrmEvent::done`).
+    Task,
 }
 
 impl EventKind {
+    /// Every kind, in the order the console shows them.
+    pub const ALL: [EventKind; 3] = [EventKind::Meeting, EventKind::Call, EventKind::Task];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Meeting => "meeting",
             EventKind::Call => "call",
+            EventKind::Task => "task",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "meeting" => Some(EventKind::Meeting),
-            "call" => Some(EventKind::Call),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -104,7 +107,7 @@ pub struct Attendee {
 }
 
 /// A start or end: a date (all-day, end exclusive) or an instant with its UTC offset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventTime {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,7 +152,11 @@ pub struct CrmEvent {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// A task's due date (all-day) or due time.
     pub start: EventTime,
+    /// Required but for a task, whose end defaults to its due date's next day (a due date)
+    /// or to its due time (a due time: an item of no length).
+    #[serde(default, skip_serializing_if = "EventTime::is_empty")]
     pub end: EventTime,
     /// IANA time zone of a timed event (`Europe/Paris`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +171,10 @@ pub struct CrmEvent {
     pub exceptions: Vec<CrmException>,
     #[serde(default)]
     pub visibility: Visibility,
+    /// A task is done (only tasks: in Google its title starts with `✓ `, which a Google user
+    /// may add or remove to tick it or not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
     /// The CRM's own version of the record (any string that changes with each edit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -186,6 +197,12 @@ pub const MAX_EXCEPTIONS: usize = 200;
 pub fn parse_date(s: &str) -> Option<time::Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, &format).ok()
+}
+
+/// Writes a date `YYYY-MM-DD`.
+pub fn format_date(d: time::Date) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    d.format(&format).unwrap_or_default()
 }
 
 /// Parses an RFC 3339 instant with an explicit offset.
@@ -227,7 +244,23 @@ fn clean_text(field: &str, v: &str, max: usize) -> Result<(), Invalid> {
 }
 
 /// A start and an end: both dates or both date-times, the end after the start.
+impl EventTime {
+    pub fn is_empty(&self) -> bool {
+        self.date.is_none() && self.date_time.is_none()
+    }
+}
+
 fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), Invalid> {
+    check_span_of(prefix, start, end, false)
+}
+
+/// A span's checks; `instant_ok`: a timed span may be of no length (a task due at a time).
+fn check_span_of(
+    prefix: &str,
+    start: &EventTime,
+    end: &EventTime,
+    instant_ok: bool,
+) -> Result<(), Invalid> {
     check_time(&format!("{prefix}start"), start)?;
     check_time(&format!("{prefix}end"), end)?;
     match (&start.date, &end.date, &start.date_time, &end.date_time) {
@@ -239,7 +272,8 @@ fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), In
             }
         }
         (None, None, Some(s), Some(e)) => {
-            if parse_instant(e) <= parse_instant(s) {
+            let (s, e) = (parse_instant(s), parse_instant(e));
+            if e < s || (e == s && !instant_ok) {
                 return Err(invalid(format!("{prefix}end must be after {prefix}start")));
             }
         }
@@ -354,6 +388,21 @@ impl CrmEvent {
         Ok(())
     }
 
+    /// The end, or a task's when the CRM left it out: the day after a due date, the due time
+    /// itself.
+    pub fn end_or_due(&self) -> EventTime {
+        if !self.end.is_empty() || self.kind != EventKind::Task {
+            return self.end.clone();
+        }
+        match &self.start.date {
+            Some(d) => EventTime {
+                date: parse_date(d).and_then(|d| d.next_day()).map(format_date),
+                date_time: None,
+            },
+            None => self.start.clone(),
+        }
+    }
+
     /// Strict validation: what Google would refuse, or would silently change, is refused here.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.title.trim().is_empty() {
@@ -366,7 +415,15 @@ impl CrmEvent {
         if let Some(l) = &self.location {
             clean_text("location", l, MAX_LOCATION)?;
         }
-        check_span("", &self.start, &self.end)?;
+        if self.done && self.kind != EventKind::Task {
+            return Err(invalid("done is for tasks (type task) only"));
+        }
+        let task = self.kind == EventKind::Task;
+        if task && self.end.is_empty() {
+            check_time("start", &self.start)?;
+        } else {
+            check_span_of("", &self.start, &self.end_or_due(), task)?;
+        }
         if let Some(tz) = &self.time_zone {
             if !valid_time_zone(tz) {
                 return Err(invalid(format!(
@@ -556,5 +613,39 @@ mod tests {
             serde_json::json!({"title": "x", "start": {}, "end": {}, "bogus": 1})
         )
         .is_err());
+    }
+
+    #[test]
+    fn tasks_take_a_due_date_or_time_and_only_tasks_are_done() {
+        let task = |v: serde_json::Value| serde_json::from_value::<CrmEvent>(v).unwrap();
+        let due_date = task(serde_json::json!({
+            "type": "task", "title": "Send the quote", "start": {"date": "2026-03-31"},
+            "done": true
+        }));
+        assert!(due_date.validate().is_ok());
+        assert_eq!(due_date.end_or_due().date.as_deref(), Some("2026-04-01"));
+        let due_time = task(serde_json::json!({
+            "type": "task", "title": "Call back", "start": {"date_time": "2026-03-31T15:00:00Z"}
+        }));
+        assert!(due_time.validate().is_ok());
+        assert_eq!(due_time.end_or_due(), due_time.start);
+        // A meeting still needs its end, after its start; and is never done.
+        let mut no_end = meeting();
+        no_end.end = EventTime::default();
+        assert!(no_end.validate().unwrap_err().to_string().contains("end"));
+        let mut instant = meeting();
+        instant.end = instant.start.clone();
+        assert!(instant.validate().is_err());
+        let mut done = meeting();
+        done.done = true;
+        assert!(done.validate().unwrap_err().to_string().contains("done"));
+        let bad_due = task(serde_json::json!({
+            "type": "task", "title": "x", "start": {"date": "2026-02-30"}
+        }));
+        assert!(bad_due
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("start"));
     }
 }

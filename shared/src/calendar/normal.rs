@@ -53,6 +53,23 @@ pub struct Normalized {
     /// of the JSON when empty, so the hash of a plain event is what it always was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exceptions: Vec<NException>,
+    /// A task is done. Left out of the JSON when false, so the hash of a meeting, or of a
+    /// task not done, is what it always was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
+}
+
+/// What marks a done task's title in Google: the product writes `✓ `; a Google user who
+/// types `✓` or `✔` at the start of the title ticks it, one who removes it unticks it.
+pub const DONE_MARK: &str = "\u{2713} ";
+const DONE_MARKS: [char; 2] = ['\u{2713}', '\u{2714}'];
+
+/// A task's title as Google shows it, read back: (the title, done).
+fn task_title(summary: &str) -> (String, bool) {
+    match summary.trim().strip_prefix(DONE_MARKS) {
+        Some(rest) => (rest.trim().to_owned(), true),
+        None => (summary.trim().to_owned(), false),
+    }
 }
 
 /// One occurrence of a series that differs from the rule, in canonical form: only what
@@ -358,7 +375,7 @@ impl Normalized {
             description: text(e.description.as_deref()),
             location: text(e.location.as_deref()),
             start: when_from_crm(&e.start),
-            end: when_from_crm(&e.end),
+            end: when_from_crm(&e.end_or_due()),
             time_zone: match &e.start.date_time {
                 Some(_) => e.time_zone.clone(),
                 None => None,
@@ -367,6 +384,7 @@ impl Normalized {
             recurrence: normalize_recurrence(&e.recurrence),
             visibility: e.visibility,
             exceptions: Vec::new(),
+            done: e.done,
         }
         .with_exceptions(e.exceptions.iter().map(|x| {
             move |series: &Normalized| {
@@ -526,12 +544,19 @@ impl Normalized {
             .as_array()
             .map(|l| l.iter().filter_map(s).collect())
             .unwrap_or_default();
+        let kind = g["extendedProperties"]["private"][PROP_TYPE]
+            .as_str()
+            .and_then(EventKind::parse)
+            .unwrap_or_default();
+        let summary = g["summary"].as_str().unwrap_or("");
+        let (title, done) = match kind {
+            EventKind::Task => task_title(summary),
+            _ => (summary.trim().to_owned(), false),
+        };
         Self {
-            kind: g["extendedProperties"]["private"][PROP_TYPE]
-                .as_str()
-                .and_then(EventKind::parse)
-                .unwrap_or_default(),
-            title: g["summary"].as_str().unwrap_or("").trim().to_owned(),
+            kind,
+            title,
+            done,
             description: description_text(g["description"].as_str()),
             location: text(g["location"].as_str()),
             start: when(&g["start"]),
@@ -663,7 +688,12 @@ impl Normalized {
     /// the CRM's responses: the engine drops other people's ([`Self::leave_rsvps_to_google`]).
     pub fn to_google(&self) -> Map<String, Value> {
         let mut m = Map::new();
-        m.insert("summary".into(), json!(self.title));
+        let summary = if self.done {
+            format!("{DONE_MARK}{}", self.title)
+        } else {
+            self.title.clone()
+        };
+        m.insert("summary".into(), json!(summary));
         m.insert("description".into(), json!(self.description));
         m.insert("location".into(), json!(self.location));
         m.insert("start".into(), self.google_time(&self.start));
@@ -697,6 +727,10 @@ impl Normalized {
             },
         );
         m.insert("visibility".into(), json!(self.visibility.as_str()));
+        if self.kind == EventKind::Task {
+            // A to-do does not make its owner busy (freebusy, scheduling screens).
+            m.insert("transparency".into(), json!("transparent"));
+        }
         m
     }
 
@@ -740,6 +774,7 @@ impl Normalized {
                 })
                 .collect(),
             visibility: self.visibility,
+            done: self.done,
             version: None,
             updated_at: None,
             google_event_id: None,
@@ -760,6 +795,32 @@ mod tests {
 
     fn crm(v: Value) -> CrmEvent {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_done_task_is_ticked_in_googles_title_and_read_back() {
+        let task = crm(json!({"type": "task", "title": "Send the quote",
+                              "start": {"date": "2026-03-31"}, "done": true}));
+        let n = Normalized::from_crm(&task);
+        assert_eq!(n.end, When::Date("2026-04-01".into()));
+        let mut g = Value::Object(n.to_google());
+        assert_eq!(g["summary"], "\u{2713} Send the quote");
+        assert_eq!(g["transparency"], "transparent");
+        g["extendedProperties"] = json!({"private": {PROP_TYPE: "task"}});
+        assert_eq!(Normalized::from_google(&g), n);
+        // Unticked in Google: the mark removed; ticked with the heavy check mark.
+        g["summary"] = json!("Send the quote");
+        assert!(!Normalized::from_google(&g).done);
+        g["summary"] = json!("\u{2714}Send the quote");
+        let ticked = Normalized::from_google(&g);
+        assert!(ticked.done && ticked.title == "Send the quote");
+        // A meeting's title is its own, mark or not; its hash has no `done`.
+        g["extendedProperties"] = json!({"private": {PROP_TYPE: "meeting"}});
+        let meeting = Normalized::from_google(&g);
+        assert!(!meeting.done && meeting.title.starts_with('\u{2714}'));
+        assert!(!serde_json::to_string(&meeting).unwrap().contains("done"));
+        assert!(meeting.to_google().get("transparency").is_none());
+        assert!(n.to_crm().done);
     }
 
     #[test]

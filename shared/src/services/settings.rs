@@ -19,8 +19,6 @@ use std::collections::BTreeMap;
 
 /// Google Calendar's event colour ids (`colors.get`, `event`): "1" to "11".
 const EVENT_COLOR_IDS: std::ops::RangeInclusive<u8> = 1..=11;
-/// CRM event types a colour can be set for.
-pub const EVENT_TYPES: &[&str] = &["meeting", "call"];
 const MAX_RETURN_URLS: usize = 20;
 
 #[derive(Debug, Serialize)]
@@ -172,9 +170,9 @@ fn apply_defaults(d: &mut ConnectionDefaults, p: &DefaultsPatch) -> Result<(), A
     }
     if let Some(colors) = p.event_colors.clone() {
         for (kind, color) in &colors {
-            if !EVENT_TYPES.contains(&kind.as_str()) {
+            if crate::calendar::model::EventKind::parse(kind).is_none() {
                 return Err(ApiError::invalid(format!(
-                    "defaults.event_colors: unknown event type {kind:?} (expected meeting or call)"
+                    "defaults.event_colors: unknown event type {kind:?} (expected meeting, call or task)"
                 )));
             }
             if !color

@@ -33,6 +33,7 @@ use serde_json::{json, Map, Value};
 use session::{NoSession, Session};
 use shared::app::{App, AppState};
 use shared::calendar::api as calendar;
+use shared::calendar::model::EventKind;
 use shared::clock::rfc3339;
 use shared::delivery::AttemptError;
 use shared::domain::{Account, AccountStatus, ApiKeyId, ApiKeyScope, Product, TenantId, UserId};
@@ -591,8 +592,9 @@ impl SettingsForm {
             sync_since_days: get("sync_since_days"),
             poll_interval_minutes: get("poll_interval_minutes"),
             contact_group_name: get("contact_group_name"),
-            colors: settings::EVENT_TYPES
+            colors: EventKind::ALL
                 .iter()
+                .map(|kind| kind.as_str())
                 .map(|kind| {
                     let current = get(&format!("color.{kind}"));
                     ColorChoice {
@@ -689,10 +691,10 @@ fn settings_patch(form: &Form) -> Result<settings::SettingsPatch, String> {
         json!(form.text("contact_group_name")),
     );
     let mut colors = Map::new();
-    for kind in settings::EVENT_TYPES {
+    for kind in EventKind::ALL.map(EventKind::as_str) {
         let c = form.text(&format!("color.{kind}"));
         if !c.is_empty() {
-            colors.insert((*kind).into(), json!(c));
+            colors.insert(kind.into(), json!(c));
         }
     }
     defaults.insert("event_colors".into(), Value::Object(colors));

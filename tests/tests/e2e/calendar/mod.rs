@@ -1,4 +1,4 @@
-//! Calendar two-way sync end to end: passes, push, progress, fidelity, series, RSVPs, copies, deletions, settings changes, availability.
+//! Calendar two-way sync end to end: passes, push, progress, fidelity, series, RSVPs, copies, deletions, settings changes, availability, tasks.
 
 mod availability;
 mod convergence;
@@ -12,4 +12,5 @@ mod rsvp;
 mod series_edits;
 mod settings_changes;
 mod sync;
+mod tasks;
 mod watch;
