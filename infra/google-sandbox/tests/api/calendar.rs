@@ -877,6 +877,10 @@ async fn an_attendees_response_on_their_copy_reaches_the_organizers_event() {
     assert_eq!(response_of(&bobs, BOB), "accepted");
 }
 
+/// Another domain's calendar: not shared with alice (her own domain's primary calendars are,
+/// free/busy only, as Workspace's internal sharing has it).
+const OUTSIDER: &str = "bob@elsewhere.org";
+
 #[tokio::test]
 async fn free_busy_takes_the_free_busy_scopes_and_answers_the_discovery_schema() {
     let app = spawn().await;
@@ -897,7 +901,7 @@ async fn free_busy_takes_the_free_busy_scopes_and_answers_the_discovery_schema()
     let query = json!({
         "timeMin": "2030-03-04T00:00:00Z",
         "timeMax": "2030-03-05T00:00:00Z",
-        "items": [{"id": "primary"}, {"id": BOB}],
+        "items": [{"id": "primary"}, {"id": OUTSIDER}],
     });
     for scope in [
         "calendar.freebusy",
@@ -921,7 +925,10 @@ async fn free_busy_takes_the_free_busy_scopes_and_answers_the_discovery_schema()
             got["calendars"]["primary"]["busy"],
             json!([{"start": "2030-03-04T09:00:00Z", "end": "2030-03-04T10:00:00Z"}])
         );
-        assert_eq!(got["calendars"][BOB]["errors"][0]["reason"], "notFound");
+        assert_eq!(
+            got["calendars"][OUTSIDER]["errors"][0]["reason"],
+            "notFound"
+        );
     }
     let events_only = app
         .token(
