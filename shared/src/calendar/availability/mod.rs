@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 
-pub mod team;
-
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -21,6 +19,8 @@ use crate::google::calendar::{FreeBusyCalendar, FreeBusyRequest, FreeBusyRequest
 use crate::http::ApiError;
 use crate::services::tokens::{google_error, with_access_token};
 use crate::services::{records, schedule};
+
+pub mod team;
 
 /// Google answers windows of at most 90 days (`timeRangeTooLong` past it).
 pub const MAX_WINDOW_DAYS: i64 = 90;

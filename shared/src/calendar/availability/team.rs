@@ -14,13 +14,12 @@ use super::{format_in, MAX_CALENDARS};
 use super::{free_busy, merge, per_calendar, periods, window, CalendarBusy, Period, Query};
 use crate::app::App;
 use crate::domain::{Collection, TenantId, UserId};
+use crate::google::calendar::FreeBusyCalendar;
 use crate::http::ApiError;
 use crate::services::{records, schedule};
 
 /// Users a call may name: each is one Google call, made at once.
 pub const MAX_USERS: usize = 20;
-/// The longest address Google takes as a calendar id here (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
 
 /// What the CRM asks: the window and zone as in the one-user form, the tenant's users and
 /// the e-mail addresses, and whose Google account asks about the e-mails.
@@ -75,19 +74,9 @@ fn user_id(field: &str, value: &str) -> Result<UserId, ApiError> {
         .map_err(|_| ApiError::invalid(format!("{field}: {value:?} is not a valid user id")))
 }
 
+/// An address as the domain checks one, in lower case (Google's calendar ids for people).
 fn email(value: &str) -> Result<String, ApiError> {
-    let plausible = value.len() <= MAX_EMAIL
-        && value
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
-    if plausible {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err(ApiError::invalid(format!(
-            "emails: {value:?} is not an e-mail address"
-        )))
-    }
+    Ok(crate::domain::validate::email("emails[]", value)?.to_ascii_lowercase())
 }
 
 /// Each distinct value once, in the order given.
@@ -150,6 +139,24 @@ fn own_error<T>(result: Result<T, ApiError>) -> Result<Result<T, &'static str>, 
 
 type Spans = Vec<(Timestamp, Timestamp)>;
 
+/// One `freebusy.query` as user `u` (over `ids`, or the calendars the sync reads): Google's
+/// answer with the ids asked, or the code the one-user form would have answered.
+async fn asked_as(
+    app: &App,
+    t: &TenantId,
+    u: &UserId,
+    q: &Query,
+    ids: Option<&[String]>,
+) -> Result<Result<(Vec<String>, BTreeMap<String, FreeBusyCalendar>), &'static str>, ApiError> {
+    let account = match own_error(records::require_account(app, t, u, Collection::Calendar).await)?
+    {
+        Ok(account) => account,
+        Err(code) => return Ok(Err(code)),
+    };
+    let ids = ids.map_or_else(|| schedule::read_calendars(&account), <[String]>::to_vec);
+    Ok(own_error(free_busy(app, t, u, q, &ids).await)?.map(|got| (ids, got)))
+}
+
 /// One user's calendars, as the sync reads them, and their busy spans.
 async fn one_user(
     app: &App,
@@ -157,15 +164,7 @@ async fn one_user(
     u: &UserId,
     q: &Query,
 ) -> Result<(UserBusy, Spans), ApiError> {
-    let account = records::require_account(app, t, u, Collection::Calendar).await;
-    let got = match own_error(account)? {
-        Ok(account) => {
-            let ids = schedule::read_calendars(&account);
-            own_error(free_busy(app, t, u, q, &ids).await)?.map(|got| (ids, got))
-        }
-        Err(code) => Err(code),
-    };
-    Ok(match got {
+    Ok(match asked_as(app, t, u, q, None).await? {
         Ok((ids, got)) => {
             let (spans, calendars) = per_calendar(q, &ids, &got);
             let spans = merge(spans);
@@ -196,31 +195,24 @@ async fn emails(
     team: &Team,
 ) -> Result<(BTreeMap<String, CalendarBusy>, Spans), ApiError> {
     let q = &team.query;
-    let account = records::require_account(app, t, asker, Collection::Calendar).await;
-    let asked = match own_error(account)? {
-        Ok(_) => own_error(free_busy(app, t, asker, q, &team.emails).await)?,
-        Err(code) => Err(code),
-    };
-    Ok(match asked {
-        Ok(got) => {
-            let (spans, calendars) = per_calendar(q, &team.emails, &got);
-            (calendars, spans)
-        }
-        Err(code) => {
-            let calendars = team
-                .emails
-                .iter()
-                .map(|e| {
+    Ok(
+        match asked_as(app, t, asker, q, Some(&team.emails)).await? {
+            Ok((ids, got)) => {
+                let (spans, calendars) = per_calendar(q, &ids, &got);
+                (calendars, spans)
+            }
+            Err(code) => {
+                let unasked = |e: &String| {
                     let busy = CalendarBusy {
                         busy: Vec::new(),
                         error: Some(code),
                     };
                     (e.clone(), busy)
-                })
-                .collect();
-            (calendars, Vec::new())
-        }
-    })
+                };
+                (team.emails.iter().map(unasked).collect(), Vec::new())
+            }
+        },
+    )
 }
 
 /// The team's availability over the window: 422 for a bad request, else 200 with each
