@@ -116,6 +116,13 @@ pub struct EventTime {
     pub date_time: Option<String>,
 }
 
+impl EventTime {
+    /// Neither a date nor a date-time: left out (a task's end).
+    pub fn is_empty(&self) -> bool {
+        self.date.is_none() && self.date_time.is_none()
+    }
+}
+
 /// A change to one occurrence of a recurring series: moved, edited or cancelled. Fields left
 /// out are the series' own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,16 +200,18 @@ pub const MAX_ATTENDEES: usize = 500;
 pub const MAX_RECURRENCE_LINES: usize = 50;
 pub const MAX_EXCEPTIONS: usize = 200;
 
+/// A calendar date as the API and Google write it: `YYYY-MM-DD`.
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
 /// Parses a date `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Option<time::Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &format).ok()
+    time::Date::parse(s, DATE).ok()
 }
 
 /// Writes a date `YYYY-MM-DD`.
 pub fn format_date(d: time::Date) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    d.format(&format).unwrap_or_default()
+    d.format(DATE).unwrap_or_default()
 }
 
 /// Parses an RFC 3339 instant with an explicit offset.
@@ -244,12 +253,6 @@ fn clean_text(field: &str, v: &str, max: usize) -> Result<(), Invalid> {
 }
 
 /// A start and an end: both dates or both date-times, the end after the start.
-impl EventTime {
-    pub fn is_empty(&self) -> bool {
-        self.date.is_none() && self.date_time.is_none()
-    }
-}
-
 fn check_span(prefix: &str, start: &EventTime, end: &EventTime) -> Result<(), Invalid> {
     check_span_of(prefix, start, end, false)
 }

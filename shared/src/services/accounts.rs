@@ -190,10 +190,9 @@ fn parse_since(v: &str) -> Result<OffsetDateTime, ApiError> {
     if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
         return Ok(t);
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(v, &format)
+    crate::calendar::model::parse_date(v)
         .map(|d| d.midnight().assume_utc())
-        .map_err(|_| {
+        .ok_or_else(|| {
             ApiError::invalid("sync_since must be a date (2026-01-31) or an RFC 3339 date-time")
         })
 }
