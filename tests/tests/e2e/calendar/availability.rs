@@ -215,17 +215,7 @@ async fn refusals_are_422_naming_the_field_and_unseen_calendars_an_error_of_thei
 #[tokio::test]
 async fn another_tenants_user_is_404_and_an_account_without_the_calendar_is_409() {
     let env = connected().await;
-    let (_, other_admin) = env.other_tenant("Other availability").await;
-    let (s, key) = env
-        .call(
-            "POST",
-            "/v1/admin/api-keys",
-            &other_admin,
-            Some(json!({"name": "other sync", "scope": "sync"})),
-        )
-        .await;
-    assert!(s.is_success(), "{key}");
-    let other_sync = key["key_secret"].as_str().unwrap();
+    let other_sync = &env.other_tenant_sync_key("Other availability").await;
     let window = json!({"time_min": DAY.0, "time_max": DAY.1});
     let (s, v) = env
         .call(
@@ -390,17 +380,7 @@ async fn a_team_is_asked_at_once_each_user_with_their_own_grant_and_emails_as_on
 #[tokio::test]
 async fn another_tenants_key_sees_none_of_this_tenants_users() {
     let env = connected().await;
-    let (_, other_admin) = env.other_tenant("Other team").await;
-    let (s, key) = env
-        .call(
-            "POST",
-            "/v1/admin/api-keys",
-            &other_admin,
-            Some(json!({"name": "other sync", "scope": "sync"})),
-        )
-        .await;
-    assert!(s.is_success(), "{key}");
-    let other_sync = key["key_secret"].as_str().unwrap();
+    let other_sync = &env.other_tenant_sync_key("Other team").await;
     busy_in_google(&env, ALICE, "2027-01-11T09:00:00Z", "2027-01-11T10:00:00Z").await;
     let (s, v) = ask_team(
         &env,

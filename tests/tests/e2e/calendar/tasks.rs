@@ -140,7 +140,7 @@ async fn a_task_ticked_or_unticked_in_google_reaches_the_crm() {
         let (_, view) = env.event(USER, "TSK-2").await;
         assert_eq!(view["state"], "synced", "{view}");
     }
-    // The CRM's next edit keeps what Google said and is not a conflict.
+    // Ticking and unticking are Google's edits the CRM had not touched: no conflict.
     let feed = env.changes().await;
     assert!(
         feed.iter().all(|r| r["data"]["conflict"].is_null()),

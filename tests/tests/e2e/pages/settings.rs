@@ -573,31 +573,11 @@ async fn a_link_reaches_its_own_user_and_tenant_only() {
     let env = Env::new_on(Backend::Embedded).await;
     env.connect("u1", &["calendar"], ALICE, "").await;
     // Tenant U, on the same deployment: its CRM asks for a link for its own "u1".
-    let (_, admin_u) = env.other_tenant("Umbrella").await;
-    let (_, sync_u) = env
-        .call(
-            "POST",
-            "/v1/admin/api-keys",
-            &admin_u,
-            Some(json!({"name": "crm", "scope": "sync"})),
-        )
-        .await;
-    let (s, v) = settings_link(
-        &env,
-        sync_u["key_secret"].as_str().unwrap(),
-        "u1",
-        json!({}),
-    )
-    .await;
+    let sync_u = env.other_tenant_sync_key("Umbrella").await;
+    let (s, v) = settings_link(&env, &sync_u, "u1", json!({})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // Tenant U's allow-list is empty: T's return URL is not U's.
-    let (s, _) = settings_link(
-        &env,
-        sync_u["key_secret"].as_str().unwrap(),
-        "u1",
-        json!({"return_url": RETURN_URL}),
-    )
-    .await;
+    let (s, _) = settings_link(&env, &sync_u, "u1", json!({"return_url": RETURN_URL})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     let before = api_view(&env, "u1").await;

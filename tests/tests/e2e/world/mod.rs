@@ -269,6 +269,22 @@ impl Env {
         )
     }
 
+    /// A second tenant on the same deployment and a sync-scoped API key of its own: its CRM,
+    /// for tests that try to cross the tenant boundary.
+    pub async fn other_tenant_sync_key(&self, name: &str) -> String {
+        let (_, admin) = self.other_tenant(name).await;
+        let (s, key) = self
+            .call(
+                "POST",
+                "/v1/admin/api-keys",
+                &admin,
+                Some(json!({"name": "other sync", "scope": "sync"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}");
+        key["key_secret"].as_str().unwrap().to_owned()
+    }
+
     /// Asks for a connect link.
     pub async fn link(&self, user: &str, products: &[&str], hint: &str) -> String {
         self.connect_link(
