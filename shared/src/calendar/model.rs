@@ -421,12 +421,10 @@ impl CrmEvent {
         if self.done && self.kind != EventKind::Task {
             return Err(invalid("done is for tasks (type task) only"));
         }
+        // A task's end, left out, is its due date's next day or its due time: checked too
+        // (a due date of 9999-12-31 has no next day).
         let task = self.kind == EventKind::Task;
-        if task && self.end.is_empty() {
-            check_time("start", &self.start)?;
-        } else {
-            check_span_of("", &self.start, &self.end_or_due(), task)?;
-        }
+        check_span_of("", &self.start, &self.end_or_due(), task)?;
         if let Some(tz) = &self.time_zone {
             if !valid_time_zone(tz) {
                 return Err(invalid(format!(
@@ -642,6 +640,10 @@ mod tests {
         let mut done = meeting();
         done.done = true;
         assert!(done.validate().unwrap_err().to_string().contains("done"));
+        let last_day = task(serde_json::json!({
+            "type": "task", "title": "x", "start": {"date": "9999-12-31"}
+        }));
+        assert!(last_day.validate().is_err());
         let bad_due = task(serde_json::json!({
             "type": "task", "title": "x", "start": {"date": "2026-02-30"}
         }));
