@@ -421,10 +421,16 @@ impl CrmEvent {
         if self.done && self.kind != EventKind::Task {
             return Err(invalid("done is for tasks (type task) only"));
         }
-        // A task's end, left out, is its due date's next day or its due time: checked too
-        // (a due date of 9999-12-31 has no next day).
+        // A task's end, left out, is its due date's next day or its due time: checked too.
         let task = self.kind == EventKind::Task;
-        check_span_of("", &self.start, &self.end_or_due(), task)?;
+        let end = self.end_or_due();
+        if task && end.is_empty() && self.start.date.is_some() {
+            check_time("start", &self.start)?;
+            return Err(invalid(
+                "start.date is the last day there is: a task needs a next day",
+            ));
+        }
+        check_span_of("", &self.start, &end, task)?;
         if let Some(tz) = &self.time_zone {
             if !valid_time_zone(tz) {
                 return Err(invalid(format!(
@@ -643,7 +649,11 @@ mod tests {
         let last_day = task(serde_json::json!({
             "type": "task", "title": "x", "start": {"date": "9999-12-31"}
         }));
-        assert!(last_day.validate().is_err());
+        assert!(last_day
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("start.date"));
         let bad_due = task(serde_json::json!({
             "type": "task", "title": "x", "start": {"date": "2026-02-30"}
         }));
